@@ -1,0 +1,51 @@
+# byflyt: two commands do everything on a fresh clone: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export BYFLYT_DATA_DIR ?= $(CURDIR)/.byflyt
+KAFKA_LIBS := $(BYFLYT_DATA_DIR)/kafka/libs
+MVN_FLAGS := -q -B -f deploy/kafka/pom.xml
+
+.PHONY: install install-python install-kafka install-system test lint types pytest demo bench clean
+
+install: install-system install-python install-kafka ## everything the tests and the demo need
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install-python: $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+
+# Idempotent: the jars land once; a marker holds the pom's hash so a second run downloads nothing.
+install-kafka: $(KAFKA_LIBS)/.pom-sha
+$(KAFKA_LIBS)/.pom-sha: deploy/kafka/pom.xml
+	mkdir -p $(KAFKA_LIBS)
+	mvn $(MVN_FLAGS) dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(KAFKA_LIBS)
+	sha256sum deploy/kafka/pom.xml > $@
+
+# PostgreSQL (store tests) and Prometheus/promtool/Alertmanager (alert tests) from Debian.
+install-system:
+	deploy/install-system.sh
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types:
+	$(BIN)/mypy byflyt models connectors streams
+
+pytest:
+	$(BIN)/python -m pytest
+
+test: install lint types pytest
+
+demo: install
+	$(BIN)/byflyt demo
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,3 @@
+"""byflyt: hourly cycling and transit volumes per kommune, from live mobility feeds."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Allow ``python -m byflyt``."""
+
+from byflyt.cli import main
+
+main()

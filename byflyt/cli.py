@@ -1,0 +1,162 @@
+"""The ``byflyt`` command line: one entry point for brokers, workers, connectors and queries."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from byflyt.broker import LocalBroker
+from byflyt.errors import BrokerError, ConfigError
+from byflyt.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="byflyt",
+    help="Hourly cycling and transit volumes per kommune, from live mobility feeds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+broker_app = typer.Typer(help="Run the embedded single-node Kafka (KRaft) broker.", no_args_is_help=True)
+topics_app = typer.Typer(help="Create and inspect byflyt's Kafka topics.", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+app.add_typer(topics_app, name="topics")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one line on stderr and exit."""
+    typer.echo(f"byflyt: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_from(**overrides: object) -> Settings:
+    """Load settings (environment, .env, then ``overrides``), failing with one line if wrong."""
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        # kafka-python logs every refused connection while a broker starts; that is expected.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # Settings are validated up front so every command fails the same way on bad config.
+    settings_from()
+
+
+# -- broker ----------------------------------------------------------------------------------
+PortOpt = Annotated[int | None, typer.Option("--port", help="Client port (default 9092).")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Broker storage folder (default <BYFLYT_DATA_DIR>/broker)."),
+]
+
+
+def _local_broker(port: int | None, data_dir: Path | None) -> tuple[Settings, LocalBroker]:
+    settings = settings_from(broker_port=port)
+    broker_dir = data_dir.resolve() if data_dir else settings.broker_dir
+    broker = LocalBroker(broker_dir, settings.kafka_libs_dir, settings.broker_port)
+    return settings, broker
+
+
+@broker_app.command("start")
+def broker_start(port: PortOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Start the local broker in the background; returns once it answers."""
+    settings, broker = _local_broker(port, data_dir)
+    if not settings.uses_local_broker:
+        fail(
+            f"BYFLYT_KAFKA_BOOTSTRAP is set ({settings.kafka_bootstrap}): nothing local to start; "
+            "unset it to use the embedded broker"
+        )
+    try:
+        status = broker.start()
+    except BrokerError as exc:
+        fail(str(exc), code=1)
+    typer.echo(status.describe())
+
+
+@broker_app.command("stop")
+def broker_stop(port: PortOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Stop the local broker and wait until its port is closed."""
+    _, broker = _local_broker(port, data_dir)
+    typer.echo(broker.stop().describe())
+
+
+@broker_app.command("status")
+def broker_status(port: PortOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Say whether the local broker runs, and where."""
+    _, broker = _local_broker(port, data_dir)
+    status = broker.status()
+    typer.echo(status.describe())
+    if not status.running:
+        raise typer.Exit(3)
+
+
+# -- topics ----------------------------------------------------------------------------------
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create byflyt's topics (partitions, compaction); existing topics are left as they are."""
+    from byflyt.kafka import create_topics
+
+    settings = settings_from()
+    try:
+        result = create_topics(settings)
+    except BrokerError as exc:
+        fail(str(exc), code=1)
+    for name, what in sorted(result.items()):
+        typer.echo(f"{what:8} {name}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """List byflyt's topics with their key, value shape and cleanup policy."""
+    from byflyt.models.topics import ALL_TOPICS
+
+    settings = settings_from()
+    for spec in ALL_TOPICS:
+        policy = "compact" if spec.compacted else "delete"
+        typer.echo(f"{settings.topic(spec.name):28} {policy:8} key={spec.key} value={spec.value}")
+
+
+# -- worker ----------------------------------------------------------------------------------
+@app.command("worker")
+def worker(
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Process what is in the topics now, then exit 0.")
+    ] = False,
+    web_port: Annotated[
+        int | None, typer.Option("--web-port", help="Port of the worker's web server.")
+    ] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="faust log level.")] = "warning",
+) -> None:
+    """Run the stream-processing worker (faust) of every pipeline."""
+    from byflyt.kafka import create_topics
+    from byflyt.streams.pipelines import registrars
+    from byflyt.streams.worker import run_worker
+
+    settings = settings_from()
+    try:
+        create_topics(settings)
+    except BrokerError as exc:
+        fail(str(exc), code=1)
+    run_worker(settings, registrars(), drain=drain, web_port=web_port, loglevel=loglevel)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"byflyt: configuration error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Connectors: poll a source, validate, produce to Kafka, checkpoint, back off."""

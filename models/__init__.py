@@ -1,0 +1,1 @@
+"""Pydantic models of what flows, the topic catalogue, and the kommune/region registry."""

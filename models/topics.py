@@ -1,0 +1,54 @@
+"""The topic catalogue: every Kafka topic byflyt uses, with its key, shape and retention.
+
+Names here are logical; the configured ``BYFLYT_TOPIC_PREFIX`` is added in one place
+(:meth:`byflyt.settings.Settings.topic`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its logical name, what its key and value are, and how it is kept."""
+
+    name: str
+    key: str
+    value: str
+    compacted: bool = False
+    partitions: int | None = None  # None: the configured default
+    config: dict[str, str] = field(default_factory=dict)
+
+    def kafka_config(self) -> dict[str, str]:
+        """Topic-level Kafka configuration."""
+        conf = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if not self.compacted:
+            conf["retention.ms"] = str(90 * 24 * 3600 * 1000)
+        conf.update(self.config)
+        return conf
+
+
+BIKE_POINTS = TopicSpec("bike.points", "source:point_id", "CountPoint", compacted=True)
+BIKE_COUNTS = TopicSpec("bike.counts", "source:point_id", "CountObservation")
+TRIP_UPDATES = TopicSpec("transit.trip-updates", "feed:service_date:trip_id", "TripState")
+STOP_CALLS = TopicSpec("transit.stop-calls", "kommune_nr", "StopCall")
+VOLUMES_HOURLY = TopicSpec(
+    "volumes.hourly", "kommune_nr|mode|metric|hour", "HourlyVolume", compacted=True
+)
+SENSORS_STATUS = TopicSpec("sensors.status", "source:point_id", "SensorStatus", compacted=True)
+CHECKPOINTS = TopicSpec(
+    "connector.checkpoints", "connector:source:item", "Checkpoint", compacted=True, partitions=1
+)
+DLQ = TopicSpec("dlq.rejected", "source", "Rejected")
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    BIKE_POINTS,
+    BIKE_COUNTS,
+    TRIP_UPDATES,
+    STOP_CALLS,
+    VOLUMES_HOURLY,
+    SENSORS_STATUS,
+    CHECKPOINTS,
+    DLQ,
+)

@@ -1,0 +1,106 @@
+"""``byflyt worker --drain``: process everything that is in the input topics, then exit 0.
+
+The drain check is deliberately external to faust's internals: it compares the consumer
+group's committed offsets (what Kafka itself records as done) with the log-end offsets of every
+partition the worker consumes, repartition topics included. When they agree on two consecutive
+checks, every registered sink is flushed, offsets are committed once more and the worker stops.
+Because offsets are committed only after agents have processed their records (and faust
+flushes the producer before it commits), "committed == end" means the results are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import faust
+from kafka.structs import TopicPartition
+
+from byflyt.kafka import admin, end_offsets
+from byflyt.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Flush = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class DrainState:
+    """What the drain loop saw last; exposed for logs and tests."""
+
+    checks: int = 0
+    lag: dict[str, int] = field(default_factory=dict)
+    done: bool = False
+
+
+def _lag(
+    ends: dict[TopicPartition, int], committed: dict[TopicPartition, int]
+) -> dict[str, int]:
+    lag: dict[str, int] = {}
+    for tp, end in ends.items():
+        behind = end - committed.get(tp, 0)
+        if behind > 0:
+            lag[f"{tp.topic}[{tp.partition}]"] = behind
+    return lag
+
+
+def group_lag(settings: Settings, group_id: str, topics: set[str]) -> dict[str, int]:
+    """Records per partition that ``group_id`` has not yet committed, for ``topics``."""
+    ends = end_offsets(settings, topics)
+    client = admin(settings)
+    try:
+        offsets = client.list_consumer_group_offsets(group_id)
+    finally:
+        client.close()
+    committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+    return _lag(ends, committed)
+
+
+def install_drain(
+    app: faust.App,
+    settings: Settings,
+    *,
+    on_done: Callable[[], None],
+    flushes: list[Flush] | None = None,
+    interval: float = 0.5,
+    stable_checks: int = 2,
+) -> DrainState:
+    """Add the drain loop to ``app``; ``on_done`` is called once everything is processed."""
+    state = DrainState()
+    flush_all = flushes or []
+
+    @app.task
+    async def drain_loop() -> None:
+        loop = asyncio.get_running_loop()
+        quiet = 0
+        while True:
+            await asyncio.sleep(interval)
+            if app.rebalancing or not app.consumer.assignment():
+                quiet = 0
+                continue
+            topics = {
+                tp.topic
+                for tp in app.consumer.assignment()
+                if not tp.topic.endswith("-changelog")
+            }
+            for flush in flush_all:
+                await flush()
+            await app.consumer.commit()
+            lag = await loop.run_in_executor(
+                None, group_lag, settings, app.conf.id, topics
+            )
+            state.checks += 1
+            state.lag = lag
+            quiet = quiet + 1 if not lag else 0
+            if quiet >= stable_checks:
+                for flush in flush_all:
+                    await flush()
+                await app.consumer.commit()
+                state.done = True
+                log.info("drained after %d checks", state.checks)
+                on_done()
+                return
+
+    return state

@@ -1,0 +1,62 @@
+"""Run a faust worker of byflyt's app: forever, or once through everything (``--drain``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+import faust
+from mode.utils.futures import maybe_cancel
+
+from byflyt.settings import Settings
+from byflyt.streams.app import AgentRegistrar, create_app
+from byflyt.streams.drain import Flush, install_drain
+
+log = logging.getLogger(__name__)
+
+
+def build_worker(
+    settings: Settings,
+    registrars: Iterable[AgentRegistrar],
+    *,
+    drain: bool = False,
+    web_port: int | None = None,
+    loglevel: str = "warning",
+    app_id: str | None = None,
+) -> tuple[faust.App, faust.Worker]:
+    """Create the app, let each registrar add its agents, and wrap it in a worker."""
+    app = create_app(settings, app_id=app_id, drain=drain, web_port=web_port)
+    flushes: list[Flush] = []
+    for register in registrars:
+        flush = register(app, settings)
+        if flush is not None:
+            flushes.append(flush)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    if drain:
+
+        def stop() -> None:
+            asyncio.ensure_future(_stop(worker))
+
+        install_drain(app, settings, on_done=stop, flushes=flushes)
+    return app, worker
+
+
+async def _stop(worker: faust.Worker) -> None:
+    await worker.stop()
+    maybe_cancel(worker._starting_fut)  # noqa: SLF001 - mode's own signal handler does this
+
+
+def run_worker(
+    settings: Settings,
+    registrars: Iterable[AgentRegistrar],
+    *,
+    drain: bool = False,
+    web_port: int | None = None,
+    loglevel: str = "warning",
+) -> None:
+    """Run the worker until stopped (or, with ``drain``, until everything is processed)."""
+    _, worker = build_worker(
+        settings, registrars, drain=drain, web_port=web_port, loglevel=loglevel
+    )
+    worker.execute_from_commandline()
