@@ -11,6 +11,8 @@ import typer
 
 from byflyt.broker import LocalBroker
 from byflyt.errors import BrokerError, ConfigError
+from byflyt.ingest_cli import ingest_app
+from byflyt.query_cli import query_app
 from byflyt.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -24,6 +26,8 @@ broker_app = typer.Typer(help="Run the embedded single-node Kafka (KRaft) broker
 topics_app = typer.Typer(help="Create and inspect byflyt's Kafka topics.", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(query_app, name="query")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

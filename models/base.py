@@ -1,0 +1,56 @@
+"""Shared field types: aware UTC datetimes, kommune numbers, modes, and the JSON wire format."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+
+from byflyt.models.kommuner import normalise_kommune_nr
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("datetime must be timezone-aware (naive times are ambiguous)")
+    return value.astimezone(UTC)
+
+
+def iso_z(value: datetime) -> str:
+    """An aware datetime as ISO 8601 UTC with a ``Z``: ``2025-10-26T01:00:00Z``."""
+    text = value.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+UtcDatetime = Annotated[
+    datetime, AfterValidator(_aware_utc), PlainSerializer(iso_z, return_type=str, when_used="json")
+]
+"""A timezone-aware datetime, normalised to UTC, written as ``…Z`` in JSON."""
+
+KommuneNr = Annotated[str, BeforeValidator(normalise_kommune_nr)]
+"""A 4-character kommune number ("0301"); integers such as 301 are accepted and padded."""
+
+Mode = Literal[
+    "bicycle", "pedestrian", "rail", "bus", "coach", "metro", "tram", "ferry", "air", "taxi",
+    "other", "all",
+]
+
+
+class WireModel(BaseModel):
+    """A frozen model that travels through Kafka as JSON bytes."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def to_bytes(self) -> bytes:
+        """The JSON encoding used on every topic."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> Self:
+        """Parse and validate (raises :class:`pydantic.ValidationError`)."""
+        return cls.model_validate_json(raw)
+
+
+def hour_floor(value: datetime) -> datetime:
+    """The start of the UTC hour that contains ``value``."""
+    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

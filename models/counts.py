@@ -1,0 +1,65 @@
+"""What the counter connectors produce: counting points and their count observations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from byflyt.models.base import KommuneNr, Mode, UtcDatetime, WireModel
+
+MAX_INTERVAL = timedelta(hours=1)
+
+
+class CountPoint(WireModel):
+    """A counting point (a bike counter, a traffic registration point) and its data span."""
+
+    source: str = Field(min_length=1, max_length=64)
+    point_id: str = Field(min_length=1, max_length=128)
+    name: str = ""
+    kommune_nr: KommuneNr
+    mode: Mode = "bicycle"
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    first_data: UtcDatetime | None = None
+    latest_data: UtcDatetime | None = None
+    operational_status: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The Kafka key: ``source:point_id``."""
+        return f"{self.source}:{self.point_id}"
+
+
+class CountObservation(WireModel):
+    """A count over an interval of at most one hour, with the coverage the source reports.
+
+    ``volume`` is None when the source has no count for the interval (coverage 0): missing is
+    never zero.
+    """
+
+    source: str = Field(min_length=1, max_length=64)
+    point_id: str = Field(min_length=1, max_length=128)
+    kommune_nr: KommuneNr
+    mode: Mode = "bicycle"
+    start: UtcDatetime
+    end: UtcDatetime
+    volume: int | None = Field(default=None, ge=0, le=1_000_000)
+    coverage: float = Field(ge=0, le=100)
+    retrieved_at: UtcDatetime | None = None
+    kind: Literal["count"] = "count"
+
+    @model_validator(mode="after")
+    def _check_interval(self) -> CountObservation:
+        length = self.end - self.start
+        if length <= timedelta(0):
+            raise ValueError(f"interval end {self.end} is not after start {self.start}")
+        if length > MAX_INTERVAL:
+            raise ValueError(f"interval {self.start}–{self.end} is longer than one hour")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The Kafka key: ``source:point_id`` (observations of a point stay in order)."""
+        return f"{self.source}:{self.point_id}"

@@ -1,0 +1,1 @@
+"""The SQL store (SQLAlchemy Core; SQLite by default, PostgreSQL in deployments)."""
