@@ -29,7 +29,11 @@ class Rejected(WireModel):
     """A record that failed validation, kept with its reason in the dead-letter topic."""
 
     source: str
-    reason: str = Field(min_length=1)
+    code: str = Field(
+        min_length=1, max_length=48, pattern=r"^[a-z0-9_]+$",
+        description="short, bounded reason code (a metric label), e.g. invalid_json",
+    )
+    reason: str = Field(min_length=1, description="what is wrong, for a person")
     stage: str = Field(description="connector or agent that rejected it")
     raw: str = ""
     context: dict[str, str] = Field(default_factory=dict)
@@ -39,6 +43,7 @@ class Rejected(WireModel):
     def of(
         cls,
         source: str,
+        code: str,
         reason: str,
         stage: str,
         raw: bytes | str | None = None,
@@ -47,6 +52,7 @@ class Rejected(WireModel):
         """A rejection stamped now, with the raw payload bounded."""
         return cls(
             source=source,
+            code=code,
             reason=reason,
             stage=stage,
             raw=bounded(raw),

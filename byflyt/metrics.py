@@ -1,0 +1,106 @@
+"""Every Prometheus metric byflyt exports, defined in one place.
+
+Names follow Prometheus conventions (``byflyt_`` prefix, base units, ``_total`` counters).
+Labels have bounded cardinality: source, connector, agent, kommune, mode, reason code — never
+a trip id or a raw error text. The registry is injectable: tests build ``Metrics(registry)`` on
+a fresh ``CollectorRegistry`` and read values with ``registry.get_sample_value``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """The metric families, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
+        # -- connectors ----------------------------------------------------------------------
+        self.polls = Counter(
+            "byflyt_connector_polls_total",
+            "Polls of a source by a connector, by outcome (ok, retry, failed).",
+            ["connector", "source", "outcome"],
+            registry=registry,
+        )
+        self.produced = Counter(
+            "byflyt_connector_records_total",
+            "Records a connector produced to Kafka, by topic.",
+            ["connector", "source", "topic"],
+            registry=registry,
+        )
+        self.http_errors = Counter(
+            "byflyt_http_errors_total",
+            "HTTP errors from sources, by status class (4xx, 5xx, timeout, network).",
+            ["source", "status_class"],
+            registry=registry,
+        )
+        self.last_data = Gauge(
+            "byflyt_source_last_data_timestamp_seconds",
+            "Event time (Unix seconds) of the newest data seen from a source.",
+            ["source"],
+            registry=registry,
+        )
+        self.point_last_data = Gauge(
+            "byflyt_point_last_data_timestamp_seconds",
+            "Event time (Unix seconds) of the newest data seen from a counting point.",
+            ["source", "point", "kommune"],
+            registry=registry,
+        )
+        # -- rejected input --------------------------------------------------------------------
+        self.rejected = Counter(
+            "byflyt_rejected_total",
+            "Records sent to the dead-letter topic, by source, stage and reason code.",
+            ["source", "stage", "reason"],
+            registry=registry,
+        )
+        # -- agents ----------------------------------------------------------------------------
+        self.agent_records = Counter(
+            "byflyt_agent_records_total",
+            "Records an agent consumed (in) or produced (out).",
+            ["agent", "direction"],
+            registry=registry,
+        )
+        self.processing_seconds = Histogram(
+            "byflyt_processing_seconds",
+            "Seconds an agent spent on one batch of records.",
+            ["agent"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=registry,
+        )
+        self.observations = Counter(
+            "byflyt_observations_total",
+            "Count observations aggregated, by mode and kommune.",
+            ["mode", "kommune"],
+            registry=registry,
+        )
+        self.volume = Gauge(
+            "byflyt_volume",
+            "Hourly volume per kommune and mode for the current and previous hour.",
+            ["kommune", "mode", "metric", "hour"],
+            registry=registry,
+        )
+        # -- store -----------------------------------------------------------------------------
+        self.store_writes = Counter(
+            "byflyt_store_writes_total",
+            "Rows upserted into (or deleted from) the SQL store, by table.",
+            ["table"],
+            registry=registry,
+        )
+        self.store_failures = Counter(
+            "byflyt_store_failures_total",
+            "Failed store transactions, by table.",
+            ["table"],
+            registry=registry,
+        )
+
+
+_default: Metrics | None = None
+
+
+def default_metrics() -> Metrics:
+    """The process-wide metrics on the default registry (created once)."""
+    global _default  # noqa: PLW0603 - one registry per process is Prometheus' model
+    if _default is None:
+        _default = Metrics()
+    return _default

@@ -1,0 +1,1 @@
+"""PostgreSQL fixture: placeholder until the store issue's real PostgreSQL fixture lands."""
