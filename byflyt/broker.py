@@ -83,6 +83,7 @@ class LocalBroker:
         self.pid_file = broker_dir / "broker.pid"
         self.state_file = broker_dir / "broker.json"
         self.properties = broker_dir / "server.properties"
+        self._proc: subprocess.Popen[bytes] | None = None
 
     # -- public ----------------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT_S) -> BrokerStatus:
@@ -125,6 +126,7 @@ class LocalBroker:
             proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
             )
+        self._proc = proc
         self.pid_file.write_text(str(proc.pid))
         self._wait_ready(proc, timeout)
         return self.status()
@@ -145,6 +147,9 @@ class LocalBroker:
             deadline = time.monotonic() + timeout
             while not _port_free(port) and time.monotonic() < deadline:
                 time.sleep(0.2)
+        if self._proc is not None:
+            self._proc.wait(timeout=10)
+            self._proc = None
         self.pid_file.unlink(missing_ok=True)
         return self.status()
 
@@ -231,8 +236,7 @@ class LocalBroker:
             "format",
             "--config",
             str(self.properties),
-            "--cluster-id",
-            str(cluster_id),
+            f"--cluster-id={cluster_id}",  # ids may start with "-": keep it one argument
             "--ignore-formatted",
         ]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
@@ -289,6 +293,12 @@ def _cluster_id() -> str:
 
 
 def _answers_metadata(port: int) -> bool:
+    # A plain TCP connect first: kafka-python's client logs and retries every refused attempt.
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            pass
+    except OSError:
+        return False
     try:
         client = KafkaAdminClient(
             bootstrap_servers=f"127.0.0.1:{port}",

@@ -35,11 +35,13 @@ def create_app(
     every half second so the drain check sees progress promptly.
     """
     app_name = app_id or settings.app_id
+    datadir = settings.data_dir / "faust" / app_name
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{server}" for server in settings.bootstrap_servers.split(",")]
     conf: dict[str, Any] = {
         "broker": brokers,
         "store": "memory://",
-        "datadir": str(settings.data_dir / "faust" / app_name),
+        "datadir": str(datadir),
         "topic_partitions": settings.topic_partitions,
         "topic_allow_declare": True,
         "web_enabled": web_enabled,

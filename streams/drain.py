@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import faust
 from kafka.structs import TopicPartition
 
-from byflyt.kafka import admin, end_offsets
+from byflyt.kafka import consumer
 from byflyt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,13 +48,20 @@ def _lag(
 
 def group_lag(settings: Settings, group_id: str, topics: set[str]) -> dict[str, int]:
     """Records per partition that ``group_id`` has not yet committed, for ``topics``."""
-    ends = end_offsets(settings, topics)
-    client = admin(settings)
+    # A consumer that names the group but never subscribes: it only reads committed offsets.
+    cons = consumer(settings, group_id=group_id)
     try:
-        offsets = client.list_consumer_group_offsets(group_id)
+        parts = [
+            TopicPartition(topic, p)
+            for topic in sorted(topics)
+            for p in sorted(cons.partitions_for_topic(topic) or ())
+        ]
+        if not parts:
+            return {}
+        ends = cons.end_offsets(parts)
+        committed = {tp: offset for tp in parts if (offset := cons.committed(tp)) is not None}
     finally:
-        client.close()
-    committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        cons.close()
     return _lag(ends, committed)
 
 
