@@ -31,6 +31,9 @@ class TopicSpec:
 
 BIKE_POINTS = TopicSpec("bike.points", "source:point_id", "CountPoint", compacted=True)
 BIKE_COUNTS = TopicSpec("bike.counts", "source:point_id", "CountObservation")
+BIKE_COUNTS_BY_KOMMUNE = TopicSpec(
+    "bike.counts.by-kommune", "kommune_nr", "CountObservation (validated, repartitioned)"
+)
 TRIP_UPDATES = TopicSpec("transit.trip-updates", "feed:service_date:trip_id", "TripState")
 STOP_CALLS = TopicSpec("transit.stop-calls", "kommune_nr", "StopCall")
 VOLUMES_HOURLY = TopicSpec(
@@ -45,6 +48,7 @@ DLQ = TopicSpec("dlq.rejected", "source", "Rejected")
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     BIKE_POINTS,
     BIKE_COUNTS,
+    BIKE_COUNTS_BY_KOMMUNE,
     TRIP_UPDATES,
     STOP_CALLS,
     VOLUMES_HOURLY,
