@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import yaml
 from typer.main import get_command
 
@@ -17,11 +16,12 @@ def cli_paths() -> set[tuple[str, ...]]:
     root = get_command(app)
     paths: set[tuple[str, ...]] = set()
 
-    def walk(command: click.Command, prefix: tuple[str, ...]) -> None:
-        if not isinstance(command, click.Group):
+    def walk(command: object, prefix: tuple[str, ...]) -> None:
+        commands = getattr(command, "commands", None)  # only groups have subcommands
+        if commands is None:
             paths.add(prefix)
             return
-        for name, sub in command.commands.items():
+        for name, sub in commands.items():
             walk(sub, (*prefix, name))
 
     walk(root, ())
