@@ -123,7 +123,7 @@ class LocalBroker:
             str(self.properties),
         ]
         with self.out_file.open("ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
             )
         self._proc = proc
@@ -194,7 +194,7 @@ class LocalBroker:
         self.properties.write_text(
             "\n".join(
                 [
-                    "# Written by `byflyt broker start`: a single-node KRaft broker for local runs.",
+                    "# Written by `byflyt broker start`: single-node KRaft broker, local runs.",
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
@@ -239,7 +239,7 @@ class LocalBroker:
             f"--cluster-id={cluster_id}",  # ids may start with "-": keep it one argument
             "--ignore-formatted",
         ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BrokerError(f"formatting the broker storage failed: {done.stderr.strip()[-500:]}")
         state = self._state()

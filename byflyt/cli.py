@@ -22,7 +22,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-broker_app = typer.Typer(help="Run the embedded single-node Kafka (KRaft) broker.", no_args_is_help=True)
+broker_app = typer.Typer(
+    help="Run the embedded single-node Kafka (KRaft) broker.", no_args_is_help=True
+)
 topics_app = typer.Typer(help="Create and inspect byflyt's Kafka topics.", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")

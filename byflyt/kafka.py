@@ -16,8 +16,8 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import TopicPartition
 
 from byflyt.errors import BrokerError
-from byflyt.settings import Settings
 from byflyt.models.topics import ALL_TOPICS, TopicSpec
+from byflyt.settings import Settings
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:
@@ -73,9 +73,7 @@ def admin(settings: Settings) -> KafkaAdminClient:
         ) from exc
 
 
-def create_topics(
-    settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS
-) -> dict[str, str]:
+def create_topics(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS) -> dict[str, str]:
     """Create the topics that are missing; existing ones keep their data. Idempotent.
 
     Returns what happened per topic name: ``created`` or ``exists``.

@@ -100,7 +100,7 @@ _default: Metrics | None = None
 
 def default_metrics() -> Metrics:
     """The process-wide metrics on the default registry (created once)."""
-    global _default  # noqa: PLW0603 - one registry per process is Prometheus' model
+    global _default
     if _default is None:
         _default = Metrics()
     return _default

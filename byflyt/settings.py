@@ -82,9 +82,7 @@ class Settings(BaseSettings):
         servers = [s.strip() for s in value.removeprefix("kafka://").split(",")]
         for server in servers:
             if not _HOSTPORT.match(server):
-                raise ValueError(
-                    f"{server!r} is not host:port; write e.g. kafka1:9092,kafka2:9092"
-                )
+                raise ValueError(f"{server!r} is not host:port; write e.g. kafka1:9092,kafka2:9092")
         return ",".join(servers)
 
     @field_validator("store_url")
@@ -102,12 +100,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_security(self) -> Settings:
-        if self.kafka_security_protocol.startswith("SASL_"):
-            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username):
-                raise ValueError(
-                    "kafka_security_protocol SASL_* needs BYFLYT_KAFKA_SASL_MECHANISM and "
-                    "BYFLYT_KAFKA_SASL_USERNAME (and _PASSWORD)"
-                )
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username
+        ):
+            raise ValueError(
+                "kafka_security_protocol SASL_* needs BYFLYT_KAFKA_SASL_MECHANISM and "
+                "BYFLYT_KAFKA_SASL_USERNAME (and _PASSWORD)"
+            )
         if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
             raise ValueError(f"kafka_ssl_cafile {self.kafka_ssl_cafile} is not a readable file")
         return self

@@ -31,8 +31,18 @@ KommuneNr = Annotated[str, BeforeValidator(normalise_kommune_nr)]
 """A 4-character kommune number ("0301"); integers such as 301 are accepted and padded."""
 
 Mode = Literal[
-    "bicycle", "pedestrian", "rail", "bus", "coach", "metro", "tram", "ferry", "air", "taxi",
-    "other", "all",
+    "bicycle",
+    "pedestrian",
+    "rail",
+    "bus",
+    "coach",
+    "metro",
+    "tram",
+    "ferry",
+    "air",
+    "taxi",
+    "other",
+    "all",
 ]
 
 

@@ -30,7 +30,9 @@ class Rejected(WireModel):
 
     source: str
     code: str = Field(
-        min_length=1, max_length=48, pattern=r"^[a-z0-9_]+$",
+        min_length=1,
+        max_length=48,
+        pattern=r"^[a-z0-9_]+$",
         description="short, bounded reason code (a metric label), e.g. invalid_json",
     )
     reason: str = Field(min_length=1, description="what is wrong, for a person")

@@ -71,14 +71,16 @@ def _parse_regions(data: dict[str, object], origin: str) -> dict[str, Region]:
             continue
         if not isinstance(raw, dict) or not isinstance(raw.get("kommuner"), list):
             raise ConfigError(
-                "BYFLYT_REGIONS_FILE", f"region {key!r} in {origin} has no kommuner list",
+                "BYFLYT_REGIONS_FILE",
+                f"region {key!r} in {origin} has no kommuner list",
                 'give {"name": ..., "kommuner": ["3403", ...]}',
             )
         kommuner = tuple(normalise_kommune_nr(k) for k in raw["kommuner"])
         unknown = [k for k in kommuner if k not in known]
         if unknown:
             raise ConfigError(
-                "BYFLYT_REGIONS_FILE", f"region {key!r} in {origin} names unknown kommuner {unknown}",
+                "BYFLYT_REGIONS_FILE",
+                f"region {key!r} in {origin} names unknown kommuner {unknown}",
                 "use 2024 kommune numbers",
             )
         counties = raw.get("counties") or sorted({k[:2] for k in kommuner})
@@ -86,7 +88,7 @@ def _parse_regions(data: dict[str, object], origin: str) -> dict[str, Region]:
             key=key,
             name=str(raw.get("name", key)),
             kommuner=kommuner,
-            counties=tuple(str(c).zfill(2) for c in counties),  # type: ignore[union-attr]
+            counties=tuple(str(c).zfill(2) for c in counties),
             note=str(raw.get("note", "")),
         )
     return regions

@@ -22,8 +22,8 @@ class HourlyVolume(WireModel):
 
     @field_validator("hour_start")
     @classmethod
-    def _whole_hour(cls, value: object) -> object:
-        if hasattr(value, "minute") and (value.minute or value.second or value.microsecond):
+    def _whole_hour(cls, value: datetime) -> datetime:
+        if value.minute or value.second or value.microsecond:
             raise ValueError("hour_start must be a whole UTC hour")
         return value
 

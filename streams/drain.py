@@ -35,9 +35,7 @@ class DrainState:
     done: bool = False
 
 
-def _lag(
-    ends: dict[TopicPartition, int], committed: dict[TopicPartition, int]
-) -> dict[str, int]:
+def _lag(ends: dict[TopicPartition, int], committed: dict[TopicPartition, int]) -> dict[str, int]:
     lag: dict[str, int] = {}
     for tp, end in ends.items():
         behind = end - committed.get(tp, 0)
@@ -88,16 +86,12 @@ def install_drain(
                 quiet = 0
                 continue
             topics = {
-                tp.topic
-                for tp in app.consumer.assignment()
-                if not tp.topic.endswith("-changelog")
+                tp.topic for tp in app.consumer.assignment() if not tp.topic.endswith("-changelog")
             }
             for flush in flush_all:
                 await flush()
             await app.consumer.commit()
-            lag = await loop.run_in_executor(
-                None, group_lag, settings, app.conf.id, topics
-            )
+            lag = await loop.run_in_executor(None, group_lag, settings, app.conf.id, topics)
             state.checks += 1
             state.lag = lag
             quiet = quiet + 1 if not lag else 0

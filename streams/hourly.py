@@ -34,7 +34,7 @@ def aggregate_counts(
     coverage = sum(float(state[1] or 0.0) for state in points.values()) / len(points)
     return HourlyVolume(
         kommune_nr=kommune_nr,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         metric=metric,
         hour_start=hour_start,
         value=float(sum(volumes)),

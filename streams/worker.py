@@ -26,7 +26,8 @@ def build_worker(
     app_id: str | None = None,
 ) -> tuple[faust.App, faust.Worker]:
     """Create the app, let each registrar add its agents, and wrap it in a worker."""
-    app = create_app(settings, app_id=app_id, drain=drain, web_port=web_port)
+    # A one-shot drain serves nothing: no web port to collide with other runs.
+    app = create_app(settings, app_id=app_id, drain=drain, web_port=web_port, web_enabled=not drain)
     flushes: list[Flush] = []
     for register in registrars:
         flush = register(app, settings)
@@ -34,9 +35,10 @@ def build_worker(
             flushes.append(flush)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     if drain:
+        stopping: list[asyncio.Future[None]] = []
 
         def stop() -> None:
-            asyncio.ensure_future(_stop(worker))
+            stopping.append(asyncio.ensure_future(_stop(worker)))
 
         install_drain(app, settings, on_done=stop, flushes=flushes)
     return app, worker
@@ -44,7 +46,7 @@ def build_worker(
 
 async def _stop(worker: faust.Worker) -> None:
     await worker.stop()
-    maybe_cancel(worker._starting_fut)  # noqa: SLF001 - mode's own signal handler does this
+    maybe_cancel(worker._starting_fut)
 
 
 def run_worker(

@@ -17,9 +17,21 @@ REPO = Path(__file__).resolve().parent.parent
 def test_wheel_installs_into_a_clean_venv(tmp_path: Path) -> None:
     wheel_dir = tmp_path / "wheels"
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "-w", str(wheel_dir), str(REPO)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheel_dir),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next(wheel_dir.glob("byflyt-*.whl"))
@@ -29,7 +41,10 @@ def test_wheel_installs_into_a_clean_venv(tmp_path: Path) -> None:
     python = target / "bin" / "python"
     installed = subprocess.run(
         [str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert installed.returncode == 0, installed.stderr[-2000:]
     # The dependencies come from the project's venv (already resolved from the constraints);
@@ -42,21 +57,29 @@ def test_wheel_installs_into_a_clean_venv(tmp_path: Path) -> None:
         "import importlib.util, byflyt, byflyt.models.counts, byflyt.streams.app, "
         "byflyt.connectors, byflyt.store\n"
         "assert 'site-packages' in byflyt.__file__, byflyt.__file__\n"
-        "assert str(byflyt.__file__).startswith(%r), byflyt.__file__\n"
+        f"assert str(byflyt.__file__).startswith({str(target)!r}), byflyt.__file__\n"
         "for bare in ('models', 'streams', 'connectors', 'store', 'samples', 'deploy'):\n"
         "    assert importlib.util.find_spec(bare) is None, bare\n"
         "from byflyt.models.kommuner import kommune_name\n"
         "assert kommune_name('3403') == 'Hamar'\n"
-    ) % str(target)
+    )
     checked = subprocess.run(
-        [str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-        timeout=120, check=False,
+        [str(python), "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert checked.returncode == 0, checked.stderr[-2000:]
 
     helped = subprocess.run(
-        [str(target / "bin" / "byflyt"), "--help"], cwd=tmp_path, capture_output=True,
-        text=True, timeout=120, check=False,
+        [str(target / "bin" / "byflyt"), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert helped.returncode == 0, helped.stderr
     for command in ("broker", "topics", "worker", "ingest", "query"):
