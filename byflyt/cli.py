@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from byflyt.broker import LocalBroker
-from byflyt.errors import BrokerError, ConfigError
+from byflyt.errors import BrokerError, ByflytError, ConfigError
 from byflyt.ingest_cli import ingest_app
 from byflyt.query_cli import query_app
 from byflyt.settings import Settings, load_settings
@@ -157,6 +157,21 @@ def worker(
     except BrokerError as exc:
         fail(str(exc), code=1)
     run_worker(settings, registrars(), drain=drain, web_port=web_port, loglevel=loglevel)
+
+
+@app.command("demo")
+def demo(
+    keep_broker: Annotated[
+        bool, typer.Option("--keep-broker", help="Leave the local broker running afterwards.")
+    ] = False,
+) -> None:
+    """Run the cycling pipeline end to end on a synthetic Mjøsbyen week."""
+    from byflyt.demo import run_demo
+
+    try:
+        run_demo(settings_from(), keep_broker=keep_broker)
+    except (BrokerError, ByflytError) as exc:
+        fail(str(exc), code=1)
 
 
 def main() -> None:
