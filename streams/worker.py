@@ -9,9 +9,11 @@ from collections.abc import Iterable
 import faust
 from mode.utils.futures import maybe_cancel
 
+from byflyt.metrics import default_metrics
 from byflyt.settings import Settings
 from byflyt.streams.app import AgentRegistrar, create_app
 from byflyt.streams.drain import Flush, install_drain
+from byflyt.streams.web import add_metrics_view
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ def build_worker(
     """Create the app, let each registrar add its agents, and wrap it in a worker."""
     # A one-shot drain serves nothing: no web port to collide with other runs.
     app = create_app(settings, app_id=app_id, drain=drain, web_port=web_port, web_enabled=not drain)
+    if not drain:
+        add_metrics_view(app, default_metrics().registry)
     flushes: list[Flush] = []
     for register in registrars:
         flush = register(app, settings)
