@@ -1,1 +1,6 @@
 """The SQL store (SQLAlchemy Core; SQLite by default, PostgreSQL in deployments)."""
+
+from byflyt.store.schema import SCHEMA_VERSION, UtcDateTime
+from byflyt.store.store import Outage, PointHour, Store, VolumeKey
+
+__all__ = ["SCHEMA_VERSION", "Outage", "PointHour", "Store", "UtcDateTime", "VolumeKey"]

@@ -101,8 +101,6 @@ class CountAggregator:
             "count-hours",
             default=None,
             partitions=BIKE_COUNTS_BY_KOMMUNE.partitions or settings.topic_partitions,
-            key_serializer="json",
-            value_serializer="json",
             help="kommune|mode|hour → {point: [volume, coverage]}: each point's latest value.",
         )
         self.counts = topic(app, settings, BIKE_COUNTS)

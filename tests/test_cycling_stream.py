@@ -82,9 +82,14 @@ def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     )
 
 
-def drain(env: dict[str, str]) -> None:
-    proc = worker(env, "--drain")
-    _, err = proc.communicate(timeout=240)
+def drain(env: dict[str, str], timeout: float = 240) -> None:
+    proc = worker(env, "--drain", "--loglevel", "info")
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"worker --drain did not finish in {timeout}s:\n{err[-4000:]}")
     assert proc.returncode == 0, err[-3000:]
 
 

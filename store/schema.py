@@ -1,0 +1,218 @@
+"""The store's tables, its UTC timestamp type, and versioned schema creation and migration.
+
+A new database gets the whole current schema and is stamped with :data:`SCHEMA_VERSION`. An
+existing one at an older version gets the functions in :data:`MIGRATIONS` for every newer
+version, in order, in the same transaction as the stamp. To change the schema: edit the tables
+below, bump :data:`SCHEMA_VERSION`, and add ``MIGRATIONS[n]`` that brings a version ``n - 1``
+database to the same shape (for instance ``ALTER TABLE … ADD COLUMN``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from byflyt.errors import ConfigError
+
+SCHEMA_VERSION = 1
+"""The version of the tables defined in this module."""
+
+Migration = Callable[[Connection], None]
+"""Brings a database from version ``n - 1`` to version ``n`` (n is its key in MIGRATIONS)."""
+
+MIGRATIONS: Mapping[int, Migration] = {}
+"""Upgrade steps keyed by the version they produce; version 1 is the baseline (no steps yet)."""
+
+# Any constant works; it only has to be the same in every byflyt process.
+_PG_SCHEMA_LOCK = 0x6279_666C_7974
+
+
+def to_utc(value: object) -> datetime:
+    """``value`` as an aware UTC datetime; a naive datetime is a programming error."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()} given to the store: add a timezone")
+    return value.astimezone(UTC)
+
+
+def format_utc(value: datetime) -> str:
+    """The fixed-width text SQLite stores: ``2025-10-26T01:00:00.000000Z`` (sorts as time)."""
+    return to_utc(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend.
+
+    PostgreSQL stores ``TIMESTAMP WITH TIME ZONE``; SQLite, which has no time type, stores
+    :func:`format_utc` text, whose string order is time order. Values read back are aware UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """Fixed-width text on SQLite, ``timestamptz`` elsewhere."""
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(27))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        """Check awareness, convert to UTC (and to text on SQLite)."""
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return format_utc(value)
+        return to_utc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Aware UTC, whatever the session's time zone."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return to_utc(datetime.fromisoformat(value))
+        return to_utc(value)
+
+
+def _key(length: int) -> TypeEngine[str]:
+    # Byte order ("C") on PostgreSQL, as SQLite and Python sort: the same ORDER BY everywhere.
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+metadata = MetaData()
+
+points = Table(
+    "points",
+    metadata,
+    Column("source", _key(64), primary_key=True),
+    Column("point_id", _key(128), primary_key=True),
+    Column("name", Text, nullable=False, default=""),
+    Column("kommune_nr", _key(4), nullable=False),
+    Column("mode", _key(16), nullable=False),
+    Column("lat", Double),
+    Column("lon", Double),
+    Column("first_data", UtcDateTime),
+    Column("latest_data", UtcDateTime),
+    Column("operational_status", Text),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+point_hourly = Table(
+    "point_hourly",
+    metadata,
+    Column("source", _key(64), primary_key=True),
+    Column("point_id", _key(128), primary_key=True),
+    Column("hour_start", UtcDateTime, primary_key=True),
+    Column("kommune_nr", _key(4), nullable=False),
+    Column("mode", _key(16), nullable=False),
+    Column("volume", Integer),
+    Column("coverage", Double, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_point_hourly_hour", "hour_start"),
+)
+
+kommune_hourly = Table(
+    "kommune_hourly",
+    metadata,
+    Column("kommune_nr", _key(4), primary_key=True),
+    Column("mode", _key(16), primary_key=True),
+    Column("metric", _key(64), primary_key=True),
+    Column("hour_start", UtcDateTime, primary_key=True),
+    Column("value", Double, nullable=False),
+    Column("coverage", Double, nullable=False),
+    Column("n_sources", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_kommune_hourly_mode_metric_hour", "mode", "metric", "hour_start"),
+)
+
+outages = Table(
+    "outages",
+    metadata,
+    Column("source", _key(64), primary_key=True),
+    Column("point_id", _key(128), primary_key=True),
+    Column("kind", _key(32), primary_key=True),
+    Column("started", UtcDateTime, primary_key=True),
+    Column("ended", UtcDateTime),
+    Column("kommune_nr", _key(4)),
+    Column("details", Text, nullable=False, default=""),
+)
+
+flows_hourly = Table(
+    "flows_hourly",
+    metadata,
+    Column("from_kommune", _key(4), primary_key=True),
+    Column("to_kommune", _key(4), primary_key=True),
+    Column("mode", _key(16), primary_key=True),
+    Column("hour_start", UtcDateTime, primary_key=True),
+    Column("trips", Integer, nullable=False),
+    Column("occupancy", Text),
+)
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
+
+
+def stored_version(conn: Connection) -> int:
+    """The schema version recorded in the database (0 when it has none yet)."""
+    schema_version.create(conn, checkfirst=True)
+    return conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one()
+
+
+def ensure_schema(
+    conn: Connection,
+    *,
+    version: int = SCHEMA_VERSION,
+    migrations: Mapping[int, Migration] = MIGRATIONS,
+) -> int:
+    """Create or migrate the schema inside the caller's write transaction; return the version.
+
+    Several processes may start at once: PostgreSQL serialises them with an advisory lock,
+    SQLite with the caller's ``BEGIN IMMEDIATE``.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
+    current = stored_version(conn)
+    if current > version:
+        raise ConfigError(
+            "BYFLYT_STORE_URL",
+            f"the store's schema is version {current}, newer than this byflyt knows ({version})",
+            "upgrade byflyt, or point it at another database",
+        )
+    now = datetime.now(UTC)
+    if current == 0:
+        metadata.create_all(conn, checkfirst=True)
+        conn.execute(schema_version.insert(), {"version": version, "applied_at": now})
+        return version
+    for step in range(current + 1, version + 1):
+        if step not in migrations:
+            raise ConfigError(
+                "BYFLYT_STORE_URL",
+                f"no migration from schema version {step - 1} to {step}",
+                "this is a bug in byflyt: report it",
+            )
+        migrations[step](conn)
+        conn.execute(schema_version.insert(), {"version": step, "applied_at": now})
+    return version

@@ -1,0 +1,403 @@
+"""The SQL store: natural-key upserts of points, point-hours and kommune-hours, and queries.
+
+Every write is one transaction; batches go through ``executemany`` of the dialect's
+``INSERT … ON CONFLICT DO UPDATE`` in chunks, so a replay or a correction rewrites the same rows
+and never adds. Within one call the last row given for a key wins, and rows are written in key
+order, so concurrent PostgreSQL writers lock rows in the same order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Connection, Select, Table, delete, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from byflyt.errors import RetriableError
+from byflyt.metrics import Metrics
+from byflyt.models.base import hour_floor
+from byflyt.models.counts import CountObservation, CountPoint
+from byflyt.models.volumes import HourlyVolume
+from byflyt.settings import Settings
+from byflyt.store.engine import WRITE, create_store_engine, describe, is_retriable
+from byflyt.store.schema import (
+    ensure_schema,
+    kommune_hourly,
+    outages,
+    point_hourly,
+    to_utc,
+)
+from byflyt.store.schema import points as points_table
+
+CHUNK_ROWS = 1000
+"""Rows per ``executemany`` (and keys per ``DELETE … IN``) within one transaction."""
+
+VolumeKey = tuple[str, str, str, datetime]
+"""The natural key of a kommune-hour: ``(kommune_nr, mode, metric, hour_start)``."""
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PointHour:
+    """One counting point's stored hour: its latest volume (None: no count) and coverage."""
+
+    source: str
+    point_id: str
+    hour_start: datetime
+    kommune_nr: str
+    mode: str
+    volume: int | None
+    coverage: float
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A period when a point or feed was silent, flat or short of coverage."""
+
+    source: str
+    point_id: str
+    kind: str
+    started: datetime
+    ended: datetime | None
+    kommune_nr: str | None
+    details: str
+
+    @property
+    def is_open(self) -> bool:
+        """True while the outage has not ended."""
+        return self.ended is None
+
+
+class Store:
+    """The SQL store behind the sinks, ``byflyt query``, the API and the reports.
+
+    Thread-safe: each call takes its own pooled connection and transaction.
+    """
+
+    def __init__(self, url: str, *, metrics: Metrics | None = None) -> None:
+        """Connect to ``url`` and create or migrate the schema."""
+        self.url = url
+        self.metrics = metrics if metrics is not None else Metrics(CollectorRegistry())
+        self.engine = create_store_engine(url)
+        self._writer = self.engine.execution_options(**{WRITE: True})
+        self._dialect = self.engine.dialect.name
+        try:
+            with self._write("schema_version") as conn:
+                ensure_schema(conn)
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, metrics: Metrics | None = None) -> Store:
+        """The store ``settings`` name (``BYFLYT_STORE_URL`` or the SQLite file in the data dir)."""
+        return cls(settings.database_url, metrics=metrics)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({describe(self.url)!r})"
+
+    # -- transactions ------------------------------------------------------------------------
+    @contextmanager
+    def _write(self, table: str) -> Iterator[Connection]:
+        """One write transaction; failures are counted and transient ones made retriable."""
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            self.metrics.store_failures.labels(table=table).inc()
+            if is_retriable(exc, self._dialect):
+                raise RetriableError(
+                    f"store write to {table} failed: {exc.__class__.__name__}: {_reason(exc)}",
+                    url=describe(self.url),
+                ) from exc
+            raise
+        except Exception:
+            self.metrics.store_failures.labels(table=table).inc()
+            raise
+
+    def _read(self, query: Select[*tuple[Any, ...]]) -> list[Any]:
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(query).all())
+        except SQLAlchemyError as exc:
+            if is_retriable(exc, self._dialect):
+                raise RetriableError(
+                    f"store read failed: {exc.__class__.__name__}: {_reason(exc)}",
+                    url=describe(self.url),
+                ) from exc
+            raise
+
+    def _upsert(self, conn: Connection, table: Table, rows: list[Row]) -> None:
+        if not rows:
+            return
+        keys = [c.name for c in table.primary_key]
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        stmt = insert(table)
+        changes: dict[str, Any] = {
+            c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys
+        }
+        if table is outages:
+            # Closing an outage without knowing its kommune keeps the kommune already stored.
+            changes["kommune_nr"] = func.coalesce(stmt.excluded.kommune_nr, outages.c.kommune_nr)
+        upsert = stmt.on_conflict_do_update(index_elements=keys, set_=changes)
+        for i in range(0, len(rows), CHUNK_ROWS):
+            conn.execute(upsert, rows[i : i + CHUNK_ROWS])
+
+    def _write_rows(self, table: Table, rows: Iterable[Row]) -> int:
+        latest = _latest_by_key(table, rows)
+        if not latest:
+            return 0
+        with self._write(table.name) as conn:
+            self._upsert(conn, table, latest)
+        self.metrics.store_writes.labels(table=table.name).inc(len(latest))
+        return len(latest)
+
+    # -- writes ------------------------------------------------------------------------------
+    def upsert_points(self, points: Iterable[CountPoint]) -> int:
+        """Insert or replace counting points; return how many distinct points were written."""
+        now = datetime.now(UTC)
+        return self._write_rows(
+            points_table,
+            ({**p.model_dump(include=_POINT_FIELDS), "updated_at": now} for p in points),
+        )
+
+    def upsert_point_hourly(self, observations: Iterable[CountObservation]) -> int:
+        """Store each point's latest observation per UTC hour (key: source, point, hour).
+
+        An observation shorter than an hour lands in the hour its interval starts in, and the
+        last one given for an hour replaces earlier ones. Returns the number of point-hours.
+        """
+        now = datetime.now(UTC)
+        rows = (
+            {
+                "source": o.source,
+                "point_id": o.point_id,
+                "hour_start": hour_floor(o.start),
+                "kommune_nr": o.kommune_nr,
+                "mode": o.mode,
+                "volume": o.volume,
+                "coverage": o.coverage,
+                "updated_at": now,
+            }
+            for o in observations
+        )
+        return self._write_rows(point_hourly, rows)
+
+    def upsert_kommune_hourly(self, rows: Iterable[HourlyVolume]) -> int:
+        """Insert or replace kommune-hour values; return how many were written."""
+        now = datetime.now(UTC)
+        return self._write_rows(kommune_hourly, (_volume_row(r, now) for r in rows))
+
+    def delete_kommune_hourly(self, keys: Iterable[VolumeKey]) -> int:
+        """Delete kommune-hours by ``(kommune_nr, mode, metric, hour_start)``; return how many."""
+        unique = _unique_keys(keys)
+        if not unique:
+            return 0
+        with self._write(kommune_hourly.name) as conn:
+            deleted = self._delete(conn, unique)
+        self.metrics.store_writes.labels(table=kommune_hourly.name).inc(deleted)
+        return deleted
+
+    def write_hourly(self, upserts: Iterable[HourlyVolume], deletes: Iterable[VolumeKey]) -> None:
+        """Apply a batch of kommune-hour deletes and upserts in one transaction (all or none).
+
+        Deletes go first, so a key given in both ends up with the upserted value.
+        """
+        now = datetime.now(UTC)
+        rows = _latest_by_key(kommune_hourly, (_volume_row(r, now) for r in upserts))
+        gone = _unique_keys(deletes)
+        if not rows and not gone:
+            return
+        with self._write(kommune_hourly.name) as conn:
+            deleted = self._delete(conn, gone)
+            self._upsert(conn, kommune_hourly, rows)
+        self.metrics.store_writes.labels(table=kommune_hourly.name).inc(len(rows) + deleted)
+
+    def _delete(self, conn: Connection, keys: list[VolumeKey]) -> int:
+        c = kommune_hourly.c
+        columns = tuple_(c.kommune_nr, c.mode, c.metric, c.hour_start)
+        deleted = 0
+        for i in range(0, len(keys), CHUNK_ROWS):
+            result = conn.execute(
+                delete(kommune_hourly).where(columns.in_(keys[i : i + CHUNK_ROWS]))
+            )
+            deleted += result.rowcount
+        return deleted
+
+    def upsert_outage(
+        self,
+        source: str,
+        point_id: str,
+        kind: str,
+        started: datetime,
+        ended: datetime | None,
+        kommune_nr: str | None = None,
+        details: str = "",
+    ) -> None:
+        """Open (``ended`` None) or close an outage, keyed by source, point, kind and start."""
+        row = {
+            "source": source,
+            "point_id": point_id,
+            "kind": kind,
+            "started": to_utc(started),
+            "ended": None if ended is None else to_utc(ended),
+            "kommune_nr": kommune_nr,
+            "details": details,
+        }
+        self._write_rows(outages, [row])
+
+    # -- queries -----------------------------------------------------------------------------
+    def query_hourly(
+        self,
+        *,
+        kommuner: Sequence[str] | None = None,
+        mode: str | None = None,
+        metric: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[HourlyVolume]:
+        """Kommune-hours with ``start <= hour_start < end``, by kommune, mode, metric, hour.
+
+        ``None`` means no filter; an empty ``kommuner`` matches nothing.
+        """
+        c = kommune_hourly.c
+        query = select(
+            c.kommune_nr, c.mode, c.metric, c.hour_start, c.value, c.coverage, c.n_sources
+        ).order_by(c.kommune_nr, c.mode, c.metric, c.hour_start)
+        query = _filter(query, kommune_hourly, kommuner, mode, start, end)
+        if metric is not None:
+            query = query.where(c.metric == metric)
+        return [HourlyVolume(**row._mapping) for row in self._read(query)]
+
+    def query_points(
+        self, *, kommuner: Sequence[str] | None = None, mode: str | None = None
+    ) -> list[CountPoint]:
+        """Counting points, by source and point id."""
+        c = points_table.c
+        query = select(*(c[name] for name in sorted(_POINT_FIELDS))).order_by(c.source, c.point_id)
+        query = _filter(query, points_table, kommuner, mode, None, None)
+        return [CountPoint(**row._mapping) for row in self._read(query)]
+
+    def query_point_hourly(
+        self,
+        *,
+        kommuner: Sequence[str] | None = None,
+        mode: str | None = None,
+        source: str | None = None,
+        point_ids: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[PointHour]:
+        """Point-hours with ``start <= hour_start < end``, by source, point and hour."""
+        c = point_hourly.c
+        query = select(
+            c.source, c.point_id, c.hour_start, c.kommune_nr, c.mode, c.volume, c.coverage
+        ).order_by(c.source, c.point_id, c.hour_start)
+        query = _filter(query, point_hourly, kommuner, mode, start, end)
+        if source is not None:
+            query = query.where(c.source == source)
+        if point_ids is not None:
+            query = query.where(c.point_id.in_(_strings(point_ids, "point_ids")))
+        return [PointHour(**row._mapping) for row in self._read(query)]
+
+    def query_outages(
+        self, *, kommuner: Sequence[str] | None = None, open_only: bool = False
+    ) -> list[Outage]:
+        """Outages by start time; ``open_only`` keeps those not ended yet."""
+        c = outages.c
+        query = select(
+            c.source, c.point_id, c.kind, c.started, c.ended, c.kommune_nr, c.details
+        ).order_by(c.started, c.source, c.point_id, c.kind)
+        query = _filter(query, outages, kommuner, None, None, None)
+        if open_only:
+            query = query.where(c.ended.is_(None))
+        return [Outage(**row._mapping) for row in self._read(query)]
+
+
+_POINT_FIELDS = {
+    "source",
+    "point_id",
+    "name",
+    "kommune_nr",
+    "mode",
+    "lat",
+    "lon",
+    "first_data",
+    "latest_data",
+    "operational_status",
+}
+
+
+def _volume_row(row: HourlyVolume, now: datetime) -> Row:
+    return {
+        "kommune_nr": row.kommune_nr,
+        "mode": row.mode,
+        "metric": row.metric,
+        "hour_start": row.hour_start,
+        "value": row.value,
+        "coverage": row.coverage,
+        "n_sources": row.n_sources,
+        "updated_at": now,
+    }
+
+
+def _latest_by_key(table: Table, rows: Iterable[Row]) -> list[Row]:
+    """One row per primary key (the last given), in key order."""
+    keys = [c.name for c in table.primary_key]
+    latest = {tuple(row[k] for k in keys): row for row in rows}
+    return [latest[key] for key in sorted(latest)]
+
+
+def _unique_keys(keys: Iterable[VolumeKey]) -> list[VolumeKey]:
+    return sorted({(k, mode, metric, to_utc(hour)) for k, mode, metric, hour in keys})
+
+
+def _strings(values: Sequence[str], name: str) -> list[str]:
+    if isinstance(values, str):
+        raise TypeError(f"{name} must be a sequence of strings, not the string {values!r}")
+    return list(values)
+
+
+def _filter(
+    query: Select[*tuple[Any, ...]],
+    table: Table,
+    kommuner: Sequence[str] | None,
+    mode: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Select[*tuple[Any, ...]]:
+    """The filters every query shares; ``start``/``end`` bound ``hour_start`` half-open."""
+    if kommuner is not None:
+        query = query.where(table.c.kommune_nr.in_(_strings(kommuner, "kommuner")))
+    if mode is not None:
+        query = query.where(table.c.mode == mode)
+    if start is not None:
+        query = query.where(table.c.hour_start >= to_utc(start))
+    if end is not None:
+        query = query.where(table.c.hour_start < to_utc(end))
+    return query
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0][:300]
