@@ -11,6 +11,7 @@ import typer
 
 from byflyt.broker import LocalBroker
 from byflyt.errors import BrokerError, ByflytError, ConfigError
+from byflyt.gtfs_cli import gtfs_app, stops_app
 from byflyt.ingest_cli import ingest_app
 from byflyt.query_cli import query_app
 from byflyt.settings import Settings, load_settings
@@ -29,6 +30,8 @@ topics_app = typer.Typer(help="Create and inspect byflyt's Kafka topics.", no_ar
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(gtfs_app, name="gtfs")
+app.add_typer(stops_app, name="stops")
 app.add_typer(query_app, name="query")
 
 

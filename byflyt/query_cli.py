@@ -1,7 +1,382 @@
-"""``byflyt query …``: read hourly aggregates from the store."""
+"""``byflyt query …``: read hourly aggregates from the store, as a table, CSV or JSON.
+
+Times on the command line are ISO 8601 with an offset (``2025-10-26T02:00+01:00``,
+``2025-10-26T01:00Z``) or a date (``2025-10-26``), which means midnight in Europe/Oslo. A time
+without an offset is ambiguous (02:00 happens twice on 26 October) and is refused. Ranges are
+half-open, ``[from, to)``. CSV and JSON give UTC hours; the table shows Europe/Oslo beside UTC.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn, get_args
+from zoneinfo import ZoneInfo
+
 import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from byflyt.errors import ConfigError, RetriableError
+from byflyt.models.base import Mode, hour_floor, iso_z
+from byflyt.models.kommuner import get_region, kommune_name, normalise_kommune_nr
+from byflyt.models.volumes import HourlyVolume
+from byflyt.settings import Settings
 
 query_app = typer.Typer(help="Query hourly aggregates from the store.", no_args_is_help=True)
+
+LOCAL = ZoneInfo("Europe/Oslo")
+HOURLY_FIELDS = (
+    "kommune_nr",
+    "kommune",
+    "mode",
+    "metric",
+    "hour_start",
+    "value",
+    "coverage",
+    "n_sources",
+)
+"""The columns of ``query hourly`` CSV and JSON (a contract: scripts read them by name)."""
+DAILY_FIELDS = ("kommune_nr", "kommune", "mode", "metric", "date", "value", "coverage", "hours")
+"""The columns of ``query daily`` CSV and JSON."""
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class Format(StrEnum):
+    """Output formats."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def parse_when(text: str) -> datetime:
+    """An aware UTC datetime from ISO 8601 with an offset, or a date (Europe/Oslo midnight).
+
+    Raises :class:`ValueError` with a message fit for the user.
+    """
+    value = text.strip()
+    if _DATE.match(value):
+        day = date.fromisoformat(value)
+        return datetime(day.year, day.month, day.day, tzinfo=LOCAL).astimezone(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a date (2025-10-26) nor an ISO 8601 time "
+            "(2025-10-26T02:00+01:00, 2025-10-26T01:00Z)"
+        ) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(
+            f"{text!r} has no UTC offset, so it is ambiguous: add one, "
+            f"e.g. {value}+01:00 or {value}Z"
+        )
+    return parsed.astimezone(UTC)
+
+
+def number(value: float) -> int | float:
+    """``153.0`` as ``153``; fractions stay as they are."""
+    return int(value) if float(value).is_integer() else value
+
+
+def hourly_record(row: HourlyVolume) -> dict[str, Any]:
+    """One ``query hourly`` row with the contract's fields, in the contract's order."""
+    return {
+        "kommune_nr": row.kommune_nr,
+        "kommune": kommune_name(row.kommune_nr),
+        "mode": row.mode,
+        "metric": row.metric,
+        "hour_start": iso_z(row.hour_start),
+        "value": number(row.value),
+        "coverage": number(round(row.coverage, 2)),
+        "n_sources": row.n_sources,
+    }
+
+
+@dataclass(frozen=True)
+class DailyTotal:
+    """A kommune's total of one metric over one Europe/Oslo day.
+
+    ``hours`` counts the hours with a value; ``coverage`` is the mean hourly coverage over
+    every hour of the day inside the queried range (23, 24 or 25 for whole days), an hour
+    without a value counting 0: missing hours lower the coverage, never the value silently.
+    """
+
+    kommune_nr: str
+    mode: str
+    metric: str
+    date: date
+    value: float
+    coverage: float
+    hours: int
+
+    def record(self) -> dict[str, Any]:
+        """The row with :data:`DAILY_FIELDS`."""
+        return {
+            "kommune_nr": self.kommune_nr,
+            "kommune": kommune_name(self.kommune_nr),
+            "mode": self.mode,
+            "metric": self.metric,
+            "date": self.date.isoformat(),
+            "value": number(self.value),
+            "coverage": number(self.coverage),
+            "hours": self.hours,
+        }
+
+
+def local_day_hours(start: datetime, end: datetime) -> Counter[date]:
+    """How many UTC hours ``h`` with ``start <= h < end`` fall on each Europe/Oslo date."""
+    hour = hour_floor(start)
+    if hour < start:
+        hour += timedelta(hours=1)
+    counts: Counter[date] = Counter()
+    while hour < end:
+        counts[hour.astimezone(LOCAL).date()] += 1
+        hour += timedelta(hours=1)
+    return counts
+
+
+def daily_totals(rows: Iterable[HourlyVolume], start: datetime, end: datetime) -> list[DailyTotal]:
+    """Sum hourly rows (all within ``[start, end)``) into Europe/Oslo days."""
+    day_hours = local_day_hours(start, end)
+    groups: dict[tuple[str, str, str, date], list[HourlyVolume]] = defaultdict(list)
+    for row in rows:
+        day = row.hour_start.astimezone(LOCAL).date()
+        groups[(row.kommune_nr, row.mode, row.metric, day)].append(row)
+    return [
+        DailyTotal(
+            kommune_nr=kommune_nr,
+            mode=mode,
+            metric=metric,
+            date=day,
+            value=sum(r.value for r in members),
+            coverage=round(sum(r.coverage for r in members) / day_hours[day], 2),
+            hours=len(members),
+        )
+        for (kommune_nr, mode, metric, day), members in sorted(groups.items())
+    ]
+
+
+# -- output ----------------------------------------------------------------------------------
+def _csv(fields: Sequence[str], records: Iterable[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    typer.echo(buffer.getvalue(), nl=False)
+
+
+def _json(records: list[dict[str, Any]]) -> None:
+    typer.echo(json.dumps(records, ensure_ascii=False, indent=2))
+
+
+def _print_table(table: Table) -> None:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped or captured: never wrap or cut a row to an assumed 80 columns.
+        console = Console(highlight=False, width=400)
+    console.print(table)
+
+
+def _local(hour: datetime) -> str:
+    # With its offset, so the two 02:00 hours of the autumn change read differently.
+    return hour.astimezone(LOCAL).isoformat(sep=" ", timespec="minutes")
+
+
+def _hourly_table(rows: list[HourlyVolume]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for name in ("kommune_nr", "kommune", "mode", "metric", "hour (UTC)", "local (Europe/Oslo)"):
+        table.add_column(name, no_wrap=True)
+    for name in ("value", "coverage", "n_sources"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in rows:
+        record = hourly_record(row)
+        table.add_row(
+            row.kommune_nr,
+            record["kommune"],
+            row.mode,
+            row.metric,
+            row.hour_start.strftime("%Y-%m-%d %H:%MZ"),
+            _local(row.hour_start),
+            str(record["value"]),
+            str(record["coverage"]),
+            str(row.n_sources),
+        )
+    return table
+
+
+def _daily_table(totals: list[DailyTotal]) -> Table:
+    kinds = {(t.mode, t.metric) for t in totals}
+    # One mode and metric (the usual case) goes in the title instead of two constant columns.
+    title = " · ".join(next(iter(kinds))) if len(kinds) == 1 else None
+    fields = [f for f in DAILY_FIELDS if title is None or f not in ("mode", "metric")]
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, title=title)
+    for name in fields:
+        right = name in ("value", "coverage", "hours")
+        table.add_column(name, justify="right" if right else "left", no_wrap=True)
+    for total in totals:
+        record = total.record()
+        table.add_row(*(str(record[f]) for f in fields))
+    return table
+
+
+# -- commands --------------------------------------------------------------------------------
+def _fail(message: str, code: int = 2) -> NoReturn:
+    from byflyt.cli import fail  # cli imports this module at load time
+
+    fail(message, code)
+
+
+def _settings() -> Settings:
+    from byflyt.cli import settings_from
+
+    return settings_from()
+
+
+def _range(from_: str, to: str) -> tuple[datetime, datetime]:
+    bounds = []
+    for option, text in (("--from", from_), ("--to", to)):
+        try:
+            bounds.append(parse_when(text))
+        except ValueError as exc:
+            _fail(f"{option}: {exc}")
+    start, end = bounds
+    if start >= end:
+        _fail(f"--from {from_} is not before --to {to}: the range [from, to) would be empty")
+    return start, end
+
+
+def _kommuner(
+    settings: Settings, region: str | None, kommuner: list[str] | None
+) -> list[str] | None:
+    """The kommuner to query: the region's, narrowed by ``--kommune``; None means all."""
+    chosen: list[str] | None = None
+    if kommuner:
+        try:
+            chosen = [normalise_kommune_nr(int(k) if k.isdigit() else k) for k in kommuner]
+        except ValueError as exc:
+            _fail(f"--kommune: {exc}")
+    key = region or settings.region
+    if not key:
+        return chosen
+    try:
+        members = get_region(key, settings.regions_file).kommuner
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}")
+    if chosen is None:
+        return list(members)
+    outside = [k for k in chosen if k not in members]
+    if outside:
+        _fail(f"--kommune {', '.join(outside)} is not in region {key!r}; drop --region to use it")
+    return chosen
+
+
+def _query(
+    settings: Settings,
+    kommuner: list[str] | None,
+    mode: str | None,
+    metric: str | None,
+    start: datetime,
+    end: datetime,
+) -> list[HourlyVolume]:
+    # Imported here: SQLAlchemy would slow every other byflyt command's start.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from byflyt.store import Store
+
+    if mode is not None and mode not in get_args(Mode):
+        _fail(f"--mode {mode!r} is unknown: use one of {', '.join(get_args(Mode))}")
+    try:
+        with Store.from_settings(settings) as store:
+            return store.query_hourly(
+                kommuner=kommuner, mode=mode, metric=metric, start=start, end=end
+            )
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}")
+    except (RetriableError, SQLAlchemyError) as exc:
+        _fail(f"cannot read the store: {exc}", code=1)
+
+
+RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region", metavar="REGION", help="Region key, e.g. mjosbyen (default BYFLYT_REGION)."
+    ),
+]
+KommuneOpt = Annotated[
+    list[str] | None,
+    typer.Option("--kommune", metavar="NR", help="Kommune number, e.g. 3403; repeat for more."),
+]
+ModeOpt = Annotated[
+    str | None, typer.Option("--mode", metavar="MODE", help="e.g. bicycle (default: all).")
+]
+FromOpt = Annotated[
+    str,
+    typer.Option(
+        "--from",
+        metavar="TIME",
+        help="Start, inclusive: 2025-10-26 (Oslo midnight) or ISO with offset.",
+    ),
+]
+ToOpt = Annotated[
+    str, typer.Option("--to", metavar="TIME", help="End, exclusive; same forms as --from.")
+]
+FormatOpt = Annotated[Format, typer.Option("--format", help="table, csv or json.")]
+
+
+@query_app.command("hourly")
+def hourly(
+    from_: FromOpt,
+    to: ToOpt,
+    region: RegionOpt = None,
+    kommune: KommuneOpt = None,
+    mode: ModeOpt = None,
+    metric: Annotated[
+        str | None, typer.Option("--metric", metavar="METRIC", help="e.g. volume (default: all).")
+    ] = None,
+    output: FormatOpt = Format.table,
+) -> None:
+    """Hourly values per kommune in [from, to), with coverage and the number of sources."""
+    settings = _settings()
+    start, end = _range(from_, to)
+    rows = _query(settings, _kommuner(settings, region, kommune), mode, metric, start, end)
+    if output is Format.csv:
+        _csv(HOURLY_FIELDS, (hourly_record(r) for r in rows))
+    elif output is Format.json:
+        _json([hourly_record(r) for r in rows])
+    else:
+        _print_table(_hourly_table(rows))
+
+
+@query_app.command("daily")
+def daily(
+    from_: FromOpt,
+    to: ToOpt,
+    region: RegionOpt = None,
+    kommune: KommuneOpt = None,
+    mode: ModeOpt = None,
+    metric: Annotated[
+        str, typer.Option("--metric", metavar="METRIC", help="The metric to total.")
+    ] = "volume",
+    output: FormatOpt = Format.table,
+) -> None:
+    """Daily totals per kommune (Europe/Oslo days: 23, 24 or 25 hours) with mean coverage."""
+    settings = _settings()
+    start, end = _range(from_, to)
+    rows = _query(settings, _kommuner(settings, region, kommune), mode, metric, start, end)
+    totals = daily_totals(rows, start, end)
+    if output is Format.csv:
+        _csv(DAILY_FIELDS, (t.record() for t in totals))
+    elif output is Format.json:
+        _json([t.record() for t in totals])
+    else:
+        _print_table(_daily_table(totals))

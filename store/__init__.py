@@ -1,6 +1,7 @@
 """The SQL store (SQLAlchemy Core; SQLite by default, PostgreSQL in deployments)."""
 
+from byflyt.store.rows import Outage, PointHour, VolumeKey
 from byflyt.store.schema import SCHEMA_VERSION, UtcDateTime
-from byflyt.store.store import Outage, PointHour, Store, VolumeKey
+from byflyt.store.store import Store
 
 __all__ = ["SCHEMA_VERSION", "Outage", "PointHour", "Store", "UtcDateTime", "VolumeKey"]

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
-from byflyt.errors import ConfigError
+from byflyt.errors import ConfigError, RetriableError
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long a SQLite writer waits for another writer's lock (override: ``?timeout=`` in the URL)."""
@@ -96,3 +96,10 @@ def is_retriable(exc: BaseException, dialect: str) -> bool:
         message = str(exc.orig if isinstance(exc, DBAPIError) else exc).lower()
         return isinstance(exc, OperationalError) and any(w in message for w in _SQLITE_RETRIABLE)
     return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def retriable(exc: BaseException, what: str, url: str) -> RetriableError:
+    """A :class:`RetriableError` for ``exc`` (raise it ``from exc``), naming the store."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    reason = str(orig).strip().splitlines()[0][:300] if str(orig).strip() else type(orig).__name__
+    return RetriableError(f"{what} failed: {type(orig).__name__}: {reason}", url=describe(url))

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    inspect,
     select,
     text,
 )
@@ -177,7 +178,8 @@ schema_version = Table(
 
 def stored_version(conn: Connection) -> int:
     """The schema version recorded in the database (0 when it has none yet)."""
-    schema_version.create(conn, checkfirst=True)
+    if not inspect(conn).has_table(schema_version.name):
+        return 0
     return conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -20,60 +19,35 @@ from sqlalchemy import Connection, Select, Table, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from byflyt.errors import RetriableError
 from byflyt.metrics import Metrics
 from byflyt.models.base import hour_floor
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
-from byflyt.store.engine import WRITE, create_store_engine, describe, is_retriable
+from byflyt.store.engine import WRITE, create_store_engine, describe, is_retriable, retriable
+from byflyt.store.rows import (
+    POINT_FIELDS,
+    Outage,
+    PointHour,
+    Row,
+    VolumeKey,
+    latest_by_key,
+    unique_keys,
+    volume_row,
+)
 from byflyt.store.schema import (
+    SCHEMA_VERSION,
     ensure_schema,
     kommune_hourly,
     outages,
     point_hourly,
+    stored_version,
     to_utc,
 )
 from byflyt.store.schema import points as points_table
 
 CHUNK_ROWS = 1000
 """Rows per ``executemany`` (and keys per ``DELETE … IN``) within one transaction."""
-
-VolumeKey = tuple[str, str, str, datetime]
-"""The natural key of a kommune-hour: ``(kommune_nr, mode, metric, hour_start)``."""
-
-Row = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class PointHour:
-    """One counting point's stored hour: its latest volume (None: no count) and coverage."""
-
-    source: str
-    point_id: str
-    hour_start: datetime
-    kommune_nr: str
-    mode: str
-    volume: int | None
-    coverage: float
-
-
-@dataclass(frozen=True)
-class Outage:
-    """A period when a point or feed was silent, flat or short of coverage."""
-
-    source: str
-    point_id: str
-    kind: str
-    started: datetime
-    ended: datetime | None
-    kommune_nr: str | None
-    details: str
-
-    @property
-    def is_open(self) -> bool:
-        """True while the outage has not ended."""
-        return self.ended is None
 
 
 class Store:
@@ -90,11 +64,23 @@ class Store:
         self._writer = self.engine.execution_options(**{WRITE: True})
         self._dialect = self.engine.dialect.name
         try:
-            with self._write("schema_version") as conn:
-                ensure_schema(conn)
+            self._open_schema()
         except BaseException:
             self.engine.dispose()
             raise
+
+    def _open_schema(self) -> None:
+        # Read first: readers (queries, the API) should not queue for SQLite's write lock.
+        try:
+            with self.engine.connect() as conn:
+                current = stored_version(conn)
+        except SQLAlchemyError as exc:
+            if is_retriable(exc, self._dialect):
+                raise retriable(exc, "opening the store", self.url) from exc
+            raise
+        if current != SCHEMA_VERSION:
+            with self._write("schema_version") as conn:
+                ensure_schema(conn)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, metrics: Metrics | None = None) -> Store:
@@ -126,10 +112,7 @@ class Store:
         except SQLAlchemyError as exc:
             self.metrics.store_failures.labels(table=table).inc()
             if is_retriable(exc, self._dialect):
-                raise RetriableError(
-                    f"store write to {table} failed: {exc.__class__.__name__}: {_reason(exc)}",
-                    url=describe(self.url),
-                ) from exc
+                raise retriable(exc, f"store write to {table}", self.url) from exc
             raise
         except Exception:
             self.metrics.store_failures.labels(table=table).inc()
@@ -141,10 +124,7 @@ class Store:
                 return list(conn.execute(query).all())
         except SQLAlchemyError as exc:
             if is_retriable(exc, self._dialect):
-                raise RetriableError(
-                    f"store read failed: {exc.__class__.__name__}: {_reason(exc)}",
-                    url=describe(self.url),
-                ) from exc
+                raise retriable(exc, "store read", self.url) from exc
             raise
 
     def _upsert(self, conn: Connection, table: Table, rows: list[Row]) -> None:
@@ -164,7 +144,7 @@ class Store:
             conn.execute(upsert, rows[i : i + CHUNK_ROWS])
 
     def _write_rows(self, table: Table, rows: Iterable[Row]) -> int:
-        latest = _latest_by_key(table, rows)
+        latest = latest_by_key(table, rows)
         if not latest:
             return 0
         with self._write(table.name) as conn:
@@ -178,7 +158,7 @@ class Store:
         now = datetime.now(UTC)
         return self._write_rows(
             points_table,
-            ({**p.model_dump(include=_POINT_FIELDS), "updated_at": now} for p in points),
+            ({**p.model_dump(include=POINT_FIELDS), "updated_at": now} for p in points),
         )
 
     def upsert_point_hourly(self, observations: Iterable[CountObservation]) -> int:
@@ -206,11 +186,11 @@ class Store:
     def upsert_kommune_hourly(self, rows: Iterable[HourlyVolume]) -> int:
         """Insert or replace kommune-hour values; return how many were written."""
         now = datetime.now(UTC)
-        return self._write_rows(kommune_hourly, (_volume_row(r, now) for r in rows))
+        return self._write_rows(kommune_hourly, (volume_row(r, now) for r in rows))
 
     def delete_kommune_hourly(self, keys: Iterable[VolumeKey]) -> int:
         """Delete kommune-hours by ``(kommune_nr, mode, metric, hour_start)``; return how many."""
-        unique = _unique_keys(keys)
+        unique = unique_keys(keys)
         if not unique:
             return 0
         with self._write(kommune_hourly.name) as conn:
@@ -224,8 +204,8 @@ class Store:
         Deletes go first, so a key given in both ends up with the upserted value.
         """
         now = datetime.now(UTC)
-        rows = _latest_by_key(kommune_hourly, (_volume_row(r, now) for r in upserts))
-        gone = _unique_keys(deletes)
+        rows = latest_by_key(kommune_hourly, (volume_row(r, now) for r in upserts))
+        gone = unique_keys(deletes)
         if not rows and not gone:
             return
         with self._write(kommune_hourly.name) as conn:
@@ -294,7 +274,7 @@ class Store:
     ) -> list[CountPoint]:
         """Counting points, by source and point id."""
         c = points_table.c
-        query = select(*(c[name] for name in sorted(_POINT_FIELDS))).order_by(c.source, c.point_id)
+        query = select(*(c[name] for name in sorted(POINT_FIELDS))).order_by(c.source, c.point_id)
         query = _filter(query, points_table, kommuner, mode, None, None)
         return [CountPoint(**row._mapping) for row in self._read(query)]
 
@@ -334,44 +314,6 @@ class Store:
         return [Outage(**row._mapping) for row in self._read(query)]
 
 
-_POINT_FIELDS = {
-    "source",
-    "point_id",
-    "name",
-    "kommune_nr",
-    "mode",
-    "lat",
-    "lon",
-    "first_data",
-    "latest_data",
-    "operational_status",
-}
-
-
-def _volume_row(row: HourlyVolume, now: datetime) -> Row:
-    return {
-        "kommune_nr": row.kommune_nr,
-        "mode": row.mode,
-        "metric": row.metric,
-        "hour_start": row.hour_start,
-        "value": row.value,
-        "coverage": row.coverage,
-        "n_sources": row.n_sources,
-        "updated_at": now,
-    }
-
-
-def _latest_by_key(table: Table, rows: Iterable[Row]) -> list[Row]:
-    """One row per primary key (the last given), in key order."""
-    keys = [c.name for c in table.primary_key]
-    latest = {tuple(row[k] for k in keys): row for row in rows}
-    return [latest[key] for key in sorted(latest)]
-
-
-def _unique_keys(keys: Iterable[VolumeKey]) -> list[VolumeKey]:
-    return sorted({(k, mode, metric, to_utc(hour)) for k, mode, metric, hour in keys})
-
-
 def _strings(values: Sequence[str], name: str) -> list[str]:
     if isinstance(values, str):
         raise TypeError(f"{name} must be a sequence of strings, not the string {values!r}")
@@ -396,8 +338,3 @@ def _filter(
     if end is not None:
         query = query.where(table.c.hour_start < to_utc(end))
     return query
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    return str(orig if orig is not None else exc).strip().splitlines()[0][:300]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import faust
 from kafka.structs import TopicPartition
 
-from byflyt.kafka import consumer
+from byflyt.kafka import admin, end_offsets
 from byflyt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,20 +46,15 @@ def _lag(ends: dict[TopicPartition, int], committed: dict[TopicPartition, int]) 
 
 def group_lag(settings: Settings, group_id: str, topics: set[str]) -> dict[str, int]:
     """Records per partition that ``group_id`` has not yet committed, for ``topics``."""
-    # A consumer that names the group but never subscribes: it only reads committed offsets.
-    cons = consumer(settings, group_id=group_id)
+    ends = end_offsets(settings, topics)
+    if not ends:
+        return {}
+    client = admin(settings)
     try:
-        parts = [
-            TopicPartition(topic, p)
-            for topic in sorted(topics)
-            for p in sorted(cons.partitions_for_topic(topic) or ())
-        ]
-        if not parts:
-            return {}
-        ends = cons.end_offsets(parts)
-        committed = {tp: offset for tp in parts if (offset := cons.committed(tp)) is not None}
+        offsets = client.list_group_offsets({group_id: None}).get(group_id, {})
     finally:
-        cons.close()
+        client.close()
+    committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
     return _lag(ends, committed)
 
 
@@ -85,15 +80,22 @@ def install_drain(
             if app.rebalancing or not app.consumer.assignment():
                 quiet = 0
                 continue
+            # The agents' input topics only: changelogs and faust's leader topic are not
+            # consumed by the group, so they never have committed offsets.
             topics = {
-                tp.topic for tp in app.consumer.assignment() if not tp.topic.endswith("-changelog")
+                name
+                for agent in app.agents.values()
+                for name in getattr(agent.channel, "topics", ())
             }
+            # Flush so the agents ack what they hold; faust's own commit loop (every 0.5 s in
+            # drain mode) then commits. Committing here as well races with that loop.
             for flush in flush_all:
                 await flush()
-            await app.consumer.commit()
             lag = await loop.run_in_executor(None, group_lag, settings, app.conf.id, topics)
             state.checks += 1
             state.lag = lag
+            if state.checks % 20 == 0:
+                log.info("draining: %d records behind: %s", sum(lag.values()), lag)
             quiet = quiet + 1 if not lag else 0
             if quiet >= stable_checks:
                 for flush in flush_all:

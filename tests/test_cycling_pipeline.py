@@ -22,6 +22,7 @@ import pytest
 from byflyt.models.kommuner import get_region, kommune_name
 from byflyt.samples.trafikkdata import TrafikkdataDataset, mjosbyen_week
 from byflyt.samples.trafikkdata_server import TrafikkdataServer
+from tests.test_cycling_stream import RESTART_STALL
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +69,7 @@ def expected_csv_rows(dataset: TrafikkdataDataset) -> list[tuple[object, ...]]:
     return rows
 
 
-def byflyt(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+def byflyt(env: dict[str, str], *args: str, timeout: float = 150) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "byflyt", *args],
         env=env,
@@ -100,6 +101,7 @@ def env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str,
     return worker_env
 
 
+@RESTART_STALL
 def test_week_with_corrections_equals_the_rules(env: dict[str, str]) -> None:
     v1, v2 = mjosbyen_week(1), mjosbyen_week(2)
     assert v2.corrected

@@ -1,0 +1,116 @@
+"""``byflyt gtfs …`` and ``byflyt stops …``: load a static GTFS feed, list stops it cannot place.
+
+A loaded feed is saved under ``<BYFLYT_DATA_DIR>/gtfs/<feed>/`` so workers read it without the
+zip (see :meth:`byflyt.connectors.gtfs_static.StaticFeed.save`).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
+from byflyt.errors import ConfigError, RetriableError
+from byflyt.models.geo import KommuneLocator
+from byflyt.models.kommuner import get_region
+from byflyt.settings import Settings
+
+gtfs_app = typer.Typer(
+    help="Load static GTFS feeds: stops placed in kommuner, routes, trips, schedules.",
+    no_args_is_help=True,
+)
+stops_app = typer.Typer(help="Inspect transit stops and their kommuner.", no_args_is_help=True)
+
+_FEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+
+FeedOpt = Annotated[
+    str, typer.Option("--feed", help="Feed name, e.g. inn (letters, digits, '.', '_', '-').")
+]
+
+
+def feed_dir(settings: Settings, feed: str) -> Path:
+    """Where the static feed named ``feed`` is saved: ``<data_dir>/gtfs/<feed>``."""
+    if not _FEED_NAME.match(feed):
+        raise ConfigError(
+            "--feed", f"{feed!r} is not a feed name", "use letters, digits, '.', '_' and '-'"
+        )
+    return settings.data_dir / "gtfs" / feed
+
+
+@gtfs_app.command("load")
+def gtfs_load(
+    feed: FeedOpt,
+    source: Annotated[str, typer.Option("--zip", help="GTFS zip: a file path or an http(s) URL.")],
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="Region key (default BYFLYT_REGION; unset: all of Norway)."),
+    ] = None,
+    all_norway: Annotated[
+        bool, typer.Option("--all-norway", help="Keep every trip, ignoring BYFLYT_REGION.")
+    ] = False,
+    overrides: Annotated[
+        Path | None,
+        typer.Option("--overrides", help="CSV stop_id,kommune_nr that wins over the geometry."),
+    ] = None,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", min=1, help="stop_times rows read at a time.")
+    ] = 500_000,
+) -> None:
+    """Load a GTFS zip for a region, place its stops in kommuner and save it for the workers."""
+    from byflyt.cli import fail, settings_from
+
+    settings = settings_from()
+    region_key = None if all_norway else (region or settings.region)
+    try:
+        target = feed_dir(settings, feed)
+        chosen = get_region(region_key, settings.regions_file) if region_key else None
+        locator = KommuneLocator.from_settings(settings, overrides=overrides)
+        static = load_gtfs(
+            source,
+            feed=feed,
+            region=chosen,
+            locator=locator,
+            chunk_rows=chunk_rows,
+            headers={"ET-Client-Name": settings.client_name},
+        )
+        static.save(target)
+    except ConfigError as exc:
+        fail(str(exc))
+    except RetriableError as exc:
+        fail(f"{exc} (a temporary failure: try again later)", code=1)
+    unplaced = len(static.unknown_stops())
+    span = static.date_range()
+    typer.echo(f"feed {feed}: {chosen.name if chosen else 'all of Norway'}, from {source}")
+    typer.echo(
+        f"stops        {len(static.stops)} ({len(static.stops) - unplaced} placed, "
+        f"{unplaced} unplaced)"
+    )
+    typer.echo(f"trips        {len(static.trips)} kept")
+    typer.echo(f"stop_times   {len(static.stop_times)} kept")
+    if span is None:
+        typer.echo("service days none")
+    else:
+        dates = static.service_days["service_date"].nunique()
+        typer.echo(f"service days {span[0]} – {span[1]} ({dates} dates)")
+    typer.echo(f"saved to     {target}")
+    if unplaced:
+        typer.echo(f"list unplaced stops: byflyt stops unknown --feed {feed}")
+
+
+@stops_app.command("unknown")
+def stops_unknown(feed: FeedOpt) -> None:
+    """List the stops of a loaded feed that are in no kommune, as CSV: stop_id,stop_name,lat,lon."""
+    from byflyt.cli import fail, settings_from
+
+    settings = settings_from()
+    try:
+        static = StaticFeed.load(feed_dir(settings, feed))
+    except ConfigError as exc:
+        fail(str(exc))
+    buffer = io.StringIO()
+    static.unknown_stops().to_csv(buffer, index=False, lineterminator="\n")
+    typer.echo(buffer.getvalue(), nl=False)

@@ -1,0 +1,198 @@
+"""HTTP for connectors: one function classifies every response or failure, one backs off.
+
+:func:`classify` decides, from a response or an httpx exception, whether a request worked, may
+work if tried again (timeouts, connection errors, 408, 429, 5xx — with ``Retry-After`` read as
+seconds or as an HTTP date) or never will (any other 4xx, a redirect, an unsupported URL).
+:func:`send` applies it at the boundary, turning failures into :class:`HTTPRetriableError` or
+:class:`SourceError` with the URL, status and status class attached. :class:`Backoff` is
+exponential back-off with full jitter that honours the source's ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, NoReturn
+
+import httpx
+
+from byflyt.errors import ByflytError, RetriableError
+
+Verdict = Literal["ok", "retriable", "fatal"]
+StatusClass = Literal["3xx", "4xx", "5xx", "timeout", "network", "invalid_body", "graphql"]
+"""Metric label of a failure: an HTTP status class, a transport failure, or an unusable 200."""
+
+_RETRIABLE_4XX = frozenset({408, 429})
+_HINTS = {
+    400: "the request is wrong: a bug in the connector or a change in the source's API",
+    401: "the source wants credentials: check the client settings",
+    403: "the source refuses this client: check BYFLYT_CLIENT_NAME and the source's terms",
+    404: "nothing answers at this URL: check --endpoint",
+    405: "the URL does not take this method: check --endpoint",
+    410: "this URL or method is gone: check --endpoint",
+}
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What a response or failure means for the caller.
+
+    ``status_class`` is the bounded metric label (None when the request worked); ``retry_after``
+    is the wait in seconds the source asked for, when it asked.
+    """
+
+    verdict: Verdict
+    status: int | None = None
+    status_class: StatusClass | None = None
+    retry_after: float | None = None
+    detail: str = ""
+
+
+class SourceError(ByflytError):
+    """A request the source refused for good: retrying will not help, the item fails."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        status_class: StatusClass | None = None,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.status_class = status_class
+        super().__init__(message)
+
+
+class HTTPRetriableError(RetriableError):
+    """A transient HTTP failure, with the status class it is counted under."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int | None,
+        status_class: StatusClass,
+        retry_after: float | None,
+    ) -> None:
+        self.status_class = status_class
+        super().__init__(message, url=url, status=status, retry_after=retry_after)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; "-0000" parses as naive
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify(
+    outcome: httpx.Response | httpx.HTTPError, now: datetime | None = None
+) -> Classification:
+    """Classify a response or an httpx exception as ok, retriable or fatal."""
+    if isinstance(outcome, httpx.HTTPStatusError):
+        outcome = outcome.response
+    if isinstance(outcome, httpx.Response):
+        return _classify_status(outcome, now)
+    name = type(outcome).__name__
+    if isinstance(outcome, httpx.TimeoutException):
+        return Classification("retriable", status_class="timeout", detail=f"{name}: {outcome}")
+    if isinstance(outcome, httpx.UnsupportedProtocol | httpx.TooManyRedirects):
+        return Classification("fatal", detail=f"{name}: {outcome}")
+    return Classification("retriable", status_class="network", detail=f"{name}: {outcome}")
+
+
+def _classify_status(response: httpx.Response, now: datetime | None) -> Classification:
+    status = response.status_code
+    reason = f"HTTP {status} {response.reason_phrase}".rstrip()
+    if 200 <= status < 300:
+        return Classification("ok", status=status)
+    if status == 429 or status >= 500 or status in _RETRIABLE_4XX:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+        status_class: StatusClass = "5xx" if status >= 500 else "4xx"
+        return Classification("retriable", status, status_class, retry_after, reason)
+    if 300 <= status < 400:
+        where = response.headers.get("Location", "?")
+        return Classification("fatal", status, "3xx", detail=f"{reason} to {where}")
+    hint = _HINTS.get(status, "the source refused the request")
+    return Classification("fatal", status, "4xx", detail=f"{reason}: {hint}")
+
+
+def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """Send a request; a successful response is returned, anything else raised as ours.
+
+    Raises :class:`HTTPRetriableError` (back off and retry) or :class:`SourceError` (give up).
+    """
+    outcome: httpx.Response | httpx.HTTPError
+    try:
+        outcome = client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        verdict = classify(exc)
+        _raise(verdict, method, url, exc)
+    verdict = classify(outcome)
+    if verdict.verdict == "ok":
+        return outcome
+    _raise(verdict, method, url, None)
+
+
+def _raise(
+    verdict: Classification, method: str, url: str, cause: httpx.HTTPError | None
+) -> NoReturn:
+    message = f"{method} {url}: {verdict.detail}"
+    if verdict.verdict == "retriable":
+        assert verdict.status_class is not None
+        raise HTTPRetriableError(
+            message,
+            url=url,
+            status=verdict.status,
+            status_class=verdict.status_class,
+            retry_after=verdict.retry_after,
+        ) from cause
+    raise SourceError(
+        message, url=url, status=verdict.status, status_class=verdict.status_class
+    ) from cause
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential back-off with full jitter, capped, honouring the source's ``Retry-After``.
+
+    ``attempts`` is how many times a request is tried in all. Before retry ``n`` (0-based) the
+    wait is uniform in ``[0, min(cap, base * 2**n)]``, but never shorter than ``retry_after``
+    (itself capped at ``max_retry_after``, so a broken header cannot stall a connector).
+    """
+
+    base: float = 1.0
+    cap: float = 60.0
+    attempts: int = 5
+    max_retry_after: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.cap < self.base or self.attempts < 1:
+            raise ValueError(f"invalid back-off {self}: need 0 < base <= cap and attempts >= 1")
+
+    def ceiling(self, retry: int) -> float:
+        """The longest jittered wait before retry ``retry`` (0-based)."""
+        return min(self.cap, self.base * 2 ** min(retry, 62))
+
+    def delay(
+        self, retry: int, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float:
+        """Seconds to wait before retry ``retry`` (0-based)."""
+        jittered = (rng or random).uniform(0.0, self.ceiling(retry))
+        if retry_after is None:
+            return jittered
+        return max(min(retry_after, self.max_retry_after), jittered)

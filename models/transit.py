@@ -1,0 +1,100 @@
+"""What the transit pipeline produces: stop calls; GTFS route types as modes; GTFS midnight."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+
+from byflyt.models.base import KommuneNr, Mode, UtcDatetime, WireModel
+
+CallStatus = Literal["served", "cancelled", "skipped"]
+
+# Extended (Hierarchical Vehicle Type) route types, as Entur publishes them: inclusive ranges.
+# Air covers 1100–1114 (the HVT air sub-types), not only 1100, so a feed that sends a sub-type
+# is still counted as air rather than as "other".
+_EXTENDED_RANGES: tuple[tuple[int, int, Mode], ...] = (
+    (100, 117, "rail"),
+    (200, 209, "coach"),
+    (400, 405, "metro"),
+    (700, 716, "bus"),
+    (800, 800, "bus"),
+    (900, 906, "tram"),
+    (1000, 1021, "ferry"),
+    (1100, 1114, "air"),
+    (1200, 1200, "ferry"),
+    (1300, 1307, "other"),
+    (1400, 1400, "other"),
+    (1500, 1507, "taxi"),
+)
+
+_BASIC: dict[int, Mode] = {
+    0: "tram",
+    1: "metro",
+    2: "rail",
+    3: "bus",
+    4: "ferry",
+    5: "tram",  # cable tram
+    6: "other",  # aerial lift, gondola
+    7: "other",  # funicular
+    11: "bus",  # trolleybus
+    12: "rail",  # monorail
+}
+
+
+def gtfs_midnight(service_date: date, tz: ZoneInfo) -> datetime:
+    """The instant a service day's GTFS times count from: local noon minus 12 hours, in UTC.
+
+    The GTFS reference measures stop times "from noon minus 12h" of the service day in the
+    agency timezone. That is local midnight except on daylight-saving change days; in
+    Europe/Oslo on the 23-hour day (2025-03-30) it is 23:00 the evening before, on the 25-hour
+    day (2025-10-26) 01:00 CEST, i.e. 2025-10-25T23:00Z. The 12 hours are elapsed time, so the
+    subtraction is done in UTC (aware datetimes with the same tzinfo subtract wall-clock time).
+    """
+    noon = datetime.combine(service_date, time(12), tzinfo=tz)
+    return noon.astimezone(UTC) - timedelta(hours=12)
+
+
+def mode_for_route_type(route_type: int) -> Mode:
+    """The byflyt mode of a GTFS ``route_type``, basic (0–12) or extended (100–1507).
+
+    Entur uses the extended types (700 bus, 701 regional bus, 106 regional rail, 714 rail
+    replacement bus, 1000 water transport …). Anything not listed maps to ``"other"``.
+    """
+    basic = _BASIC.get(route_type)
+    if basic is not None:
+        return basic
+    for low, high, mode in _EXTENDED_RANGES:
+        if low <= route_type <= high:
+            return mode
+    return "other"
+
+
+class StopCall(WireModel):
+    """One call of a trip at a stop on a service date: scheduled, and what happened if known.
+
+    A call is identified by ``feed:service_date:trip_id:stop_sequence`` (see :attr:`key`), so
+    however many polls repeat it, it counts once.
+    """
+
+    feed: str = Field(min_length=1, max_length=64)
+    service_date: date
+    trip_id: str = Field(min_length=1, max_length=256)
+    route_id: str = Field(min_length=1, max_length=256)
+    mode: Mode
+    stop_id: str = Field(min_length=1, max_length=256)
+    stop_sequence: int = Field(ge=0)
+    kommune_nr: KommuneNr | None = None
+    scheduled: UtcDatetime
+    actual: UtcDatetime | None = None
+    delay_seconds: int | None = None
+    status: CallStatus = "served"
+    vehicle_id: str | None = None
+    occupancy: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The call's identity: ``feed:service_date:trip_id:stop_sequence``."""
+        return f"{self.feed}:{self.service_date.isoformat()}:{self.trip_id}:{self.stop_sequence}"

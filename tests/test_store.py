@@ -1,0 +1,408 @@
+"""The SQL store on a real SQLite file and a real PostgreSQL: schema, upserts, time, queries."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import event, insert, inspect, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
+
+from byflyt.errors import ConfigError, RetriableError
+from byflyt.metrics import Metrics
+from byflyt.models.counts import CountObservation, CountPoint
+from byflyt.models.volumes import HourlyVolume
+from byflyt.settings import Settings
+from byflyt.store import SCHEMA_VERSION, Outage, PointHour, Store
+from byflyt.store.engine import is_retriable
+from byflyt.store.schema import ensure_schema, outages, schema_version
+
+OSLO = ZoneInfo("Europe/Oslo")
+# 2025-10-26: Oslo's clocks go from 03:00 CEST back to 02:00 CET, so 02:00 local happens twice:
+# 00:00Z (02:00+02:00) and 01:00Z (02:00+01:00).
+DST_END = datetime(2025, 10, 26, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'nested' / 'byflyt.sqlite'}"
+    return str(request.getfixturevalue("pg_store_url"))
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def store(store_url: str, registry: CollectorRegistry) -> Iterator[Store]:
+    with Store(store_url, metrics=Metrics(registry)) as opened:
+        yield opened
+
+
+def vol(
+    kommune: str = "3403",
+    hour: datetime = DST_END,
+    value: float = 10.0,
+    *,
+    mode: str = "bicycle",
+    metric: str = "volume",
+    coverage: float = 100.0,
+    n_sources: int = 1,
+) -> HourlyVolume:
+    return HourlyVolume(
+        kommune_nr=kommune,
+        mode=mode,
+        metric=metric,
+        hour_start=hour,
+        value=value,
+        coverage=coverage,
+        n_sources=n_sources,
+    )
+
+
+def obs(
+    point: str, start: datetime, volume: int | None, *, minutes: int = 60, coverage: float = 100.0
+) -> CountObservation:
+    return CountObservation(
+        source="trafikkdata",
+        point_id=point,
+        kommune_nr="3403",
+        start=start,
+        end=start + timedelta(minutes=minutes),
+        volume=volume,
+        coverage=coverage,
+    )
+
+
+def writes(registry: CollectorRegistry, table: str) -> float:
+    return registry.get_sample_value("byflyt_store_writes_total", {"table": table}) or 0.0
+
+
+def failures(registry: CollectorRegistry, table: str) -> float:
+    return registry.get_sample_value("byflyt_store_failures_total", {"table": table}) or 0.0
+
+
+# -- schema ----------------------------------------------------------------------------------
+def test_schema_is_created_once_and_reopening_keeps_the_data(store_url: str) -> None:
+    with Store(store_url) as first:
+        first.upsert_kommune_hourly([vol()])
+    with Store(store_url) as second:
+        assert second.query_hourly() == [vol()]
+        names = set(inspect(second.engine).get_table_names())
+        with second.engine.connect() as conn:
+            versions = conn.execute(select(schema_version.c.version)).scalars().all()
+        indexes = {
+            tuple(ix["column_names"])
+            for table in ("kommune_hourly", "point_hourly")
+            for ix in inspect(second.engine).get_indexes(table)
+        }
+    assert {"points", "point_hourly", "kommune_hourly", "outages", "flows_hourly"} <= names
+    assert versions == [SCHEMA_VERSION]
+    assert {("mode", "metric", "hour_start"), ("hour_start",)} <= indexes
+
+
+def test_migrations_run_once_in_order_and_a_newer_schema_is_refused(store: Store) -> None:
+    applied: list[int] = []
+
+    def add_note(conn: Any) -> None:
+        applied.append(2)
+        conn.execute(text("ALTER TABLE flows_hourly ADD COLUMN note TEXT"))
+
+    for _ in range(2):
+        with store.engine.begin() as conn:
+            assert ensure_schema(conn, version=2, migrations={2: add_note}) == 2
+    assert applied == [2]
+    columns = {c["name"] for c in inspect(store.engine).get_columns("flows_hourly")}
+    assert "note" in columns
+    with pytest.raises(ConfigError, match="newer than this byflyt"):
+        Store(store.url)
+
+
+def test_sqlite_pragmas_and_parent_folder(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "byflyt.sqlite"
+    with Store(f"sqlite:///{path}") as store, store.engine.connect() as conn:
+        pragmas = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
+    assert path.is_file()
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "foreign_keys": 1,
+        "busy_timeout": 30000,
+    }
+
+
+def test_from_settings_uses_the_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", store_url=None)
+    with Store.from_settings(settings) as store:
+        store.upsert_kommune_hourly([vol()])
+    assert (tmp_path / "data" / "byflyt.sqlite").is_file()
+
+
+# -- upserts ---------------------------------------------------------------------------------
+def test_upserting_twice_converges(store: Store, registry: CollectorRegistry) -> None:
+    rows = [vol(k, DST_END + timedelta(hours=h), h) for k in ("3403", "3407") for h in range(5)]
+    assert store.upsert_kommune_hourly(rows) == 10
+    first = store.query_hourly()
+    assert store.upsert_kommune_hourly(reversed(rows)) == 10
+    assert store.query_hourly() == first == sorted(rows, key=lambda r: r.key)
+    assert writes(registry, "kommune_hourly") == 20
+
+
+def test_a_correction_replaces_and_the_last_row_of_a_batch_wins(store: Store) -> None:
+    store.upsert_kommune_hourly([vol(value=10)])
+    store.upsert_kommune_hourly([vol(value=12, coverage=87.5, n_sources=2)])
+    assert store.query_hourly() == [vol(value=12, coverage=87.5, n_sources=2)]
+    assert store.upsert_kommune_hourly([vol(value=1), vol(value=2), vol(value=3)]) == 1
+    assert [r.value for r in store.query_hourly()] == [3.0]
+
+
+def test_delete_removes_only_the_given_keys(store: Store, registry: CollectorRegistry) -> None:
+    hours = [DST_END + timedelta(hours=h) for h in range(3)]
+    store.upsert_kommune_hourly([vol(hour=h) for h in hours])
+    keys = [("3403", "bicycle", "volume", hours[0]), ("3403", "bicycle", "volume", hours[0])]
+    missing = ("3403", "bicycle", "volume", hours[0] - timedelta(hours=5))
+    assert store.delete_kommune_hourly([*keys, missing]) == 1
+    assert store.delete_kommune_hourly([missing]) == 0
+    assert [r.hour_start for r in store.query_hourly()] == hours[1:]
+    assert writes(registry, "kommune_hourly") == 4
+
+
+def test_write_hourly_applies_deletes_and_upserts(store: Store) -> None:
+    old, new = vol(hour=DST_END), vol(hour=DST_END + timedelta(hours=1))
+    store.upsert_kommune_hourly([old])
+    store.write_hourly([new], [("3403", "bicycle", "volume", DST_END)])
+    assert store.query_hourly() == [new]
+
+
+def test_write_hourly_is_one_transaction(store: Store, registry: CollectorRegistry) -> None:
+    kept = vol(hour=DST_END)
+    store.upsert_kommune_hourly([kept])
+    good = [vol("3407", DST_END + timedelta(hours=h)) for h in range(2500)]
+    # Unvalidated on purpose: the database itself rejects it (value is NOT NULL), after the
+    # delete and the first chunks of the batch have been executed.
+    bad = HourlyVolume.model_construct(**{**vol("3420").model_dump(), "value": None})
+    with pytest.raises(IntegrityError):
+        store.write_hourly([*good, bad], [("3403", "bicycle", "volume", DST_END)])
+    assert store.query_hourly() == [kept]
+    assert failures(registry, "kommune_hourly") == 1
+    assert writes(registry, "kommune_hourly") == 1
+
+
+def test_big_batches_are_chunked_executemany(store: Store) -> None:
+    calls: list[int] = []
+
+    def count(conn: Any, clause: Any, multiparams: Any, params: Any, options: Any) -> None:
+        calls.append(len(multiparams))
+
+    rows = [vol("3403", DST_END + timedelta(hours=h), h) for h in range(5000)]
+    event.listen(store.engine, "before_execute", count)
+    try:
+        assert store.upsert_kommune_hourly(rows) == 5000
+    finally:
+        event.remove(store.engine, "before_execute", count)
+    assert len(store.query_hourly()) == 5000
+    assert len(calls) <= 6  # five chunks of 1000 rows (plus the BEGIN on SQLite)
+
+
+def test_concurrent_writers_converge(store_url: str) -> None:
+    rows = [vol(k, DST_END + timedelta(hours=h), h) for k in ("3403", "3407") for h in range(300)]
+    errors: list[BaseException] = []
+
+    shared = Store(store_url)
+
+    def writer(seed: int) -> None:
+        # Even threads open their own store, like separate processes; odd ones share one.
+        try:
+            mine = Store(store_url) if seed % 2 == 0 else shared
+            for i in range(5):
+                batch = rows[(seed * 37 + i * 53) % 300 :] + rows[: (seed * 11) % 200]
+                mine.write_hourly(batch, [])
+                mine.query_hourly(kommuner=["3403"])
+            if mine is not shared:
+                mine.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert shared.query_hourly() == sorted(rows, key=lambda r: r.key)
+    shared.close()
+
+
+# -- time ------------------------------------------------------------------------------------
+def test_aware_utc_round_trip_through_the_repeated_local_hour(store: Store) -> None:
+    hours = [DST_END + timedelta(hours=h) for h in range(-2, 3)]
+    store.upsert_kommune_hourly([vol(hour=h, value=i) for i, h in enumerate(hours)])
+    back = store.query_hourly()
+    assert [r.hour_start for r in back] == hours
+    assert all(r.hour_start.tzinfo is UTC for r in back)
+    local = [r.hour_start.astimezone(OSLO) for r in back]
+    assert [t.strftime("%H:%M%z") for t in local[2:]] == ["02:00+0200", "02:00+0100", "03:00+0100"]
+
+
+def test_local_times_are_stored_as_utc(store: Store) -> None:
+    # The second 02:00 in Oslo (fold=1) is 01:00Z; the store converts it, not the caller.
+    second_two = datetime(2025, 10, 26, 2, tzinfo=OSLO, fold=1)
+    store.upsert_outage("trafikkdata", "P1", "silent", second_two, None, "3403")
+    (outage,) = store.query_outages()
+    assert outage.started == datetime(2025, 10, 26, 1, tzinfo=UTC)
+    assert outage.started.tzinfo is UTC
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    naive = datetime(2025, 10, 26, 1)  # noqa: DTZ001 - the point of the test
+    with pytest.raises(ValueError, match="naive"):
+        store.query_hourly(start=naive)
+    with pytest.raises(ValueError, match="naive"):
+        store.delete_kommune_hourly([("3403", "bicycle", "volume", naive)])
+    with pytest.raises(ValueError, match="naive"):
+        store.upsert_outage("s", "p", "silent", naive, None)
+    row = {"source": "s", "point_id": "p", "kind": "silent", "started": naive, "details": ""}
+    with pytest.raises(StatementError, match="naive"), store.engine.begin() as conn:
+        conn.execute(insert(outages), row)
+
+
+# -- queries ---------------------------------------------------------------------------------
+def test_query_filters_and_half_open_range(store: Store) -> None:
+    hours = [DST_END + timedelta(hours=h) for h in range(4)]
+    rows = [
+        *(vol("3403", h, 1) for h in hours),
+        *(vol("3407", h, 2) for h in hours),
+        vol("3403", hours[0], 5, mode="pedestrian"),
+        vol("3403", hours[0], 0.5, metric="mean_speed"),
+    ]
+    store.upsert_kommune_hourly(rows)
+    window = store.query_hourly(start=hours[1], end=hours[3], kommuner=["3407"])
+    assert [r.hour_start for r in window] == hours[1:3]
+    assert len(store.query_hourly(mode="bicycle", metric="volume")) == 8
+    assert [r.value for r in store.query_hourly(mode="pedestrian")] == [5.0]
+    assert [r.metric for r in store.query_hourly(kommuner=["3403"], end=hours[1])] == [
+        "mean_speed",
+        "volume",
+        "volume",
+    ]
+    assert store.query_hourly(kommuner=[]) == []
+    assert store.query_hourly(start=hours[3], end=hours[3]) == []
+    with pytest.raises(TypeError, match="sequence of strings"):
+        store.query_hourly(kommuner="3403")
+
+
+def test_point_hours_keep_the_latest_per_utc_hour(
+    store: Store, registry: CollectorRegistry
+) -> None:
+    quarter = DST_END + timedelta(minutes=15)
+    observations = [
+        obs("P1", DST_END, 10),
+        obs("P1", DST_END, 12),  # a correction of the same hour
+        obs("P1", quarter, 4, minutes=15),  # a sub-hour interval lands in its start hour
+        obs("P2", DST_END, None, coverage=0.0),  # missing stays missing, never zero
+        obs("P2", DST_END + timedelta(hours=1), 7),
+    ]
+    assert store.upsert_point_hourly(observations) == 3
+    store.upsert_point_hourly(observations[:1])  # a late replay of an old value replaces too
+    assert store.query_point_hourly() == [
+        PointHour("trafikkdata", "P1", DST_END, "3403", "bicycle", 10, 100.0),
+        PointHour("trafikkdata", "P2", DST_END, "3403", "bicycle", None, 0.0),
+        PointHour("trafikkdata", "P2", DST_END + timedelta(hours=1), "3403", "bicycle", 7, 100.0),
+    ]
+    assert [p.point_id for p in store.query_point_hourly(point_ids=["P2"], start=DST_END)] == [
+        "P2",
+        "P2",
+    ]
+    assert store.query_point_hourly(kommuner=["3407"]) == []
+    assert store.query_point_hourly(source="other") == []
+    assert len(store.query_point_hourly(end=DST_END + timedelta(hours=1))) == 2
+    assert writes(registry, "point_hourly") == 4
+
+
+def test_points_upsert_and_query(store: Store) -> None:
+    point = CountPoint(
+        source="trafikkdata",
+        point_id="12345V1234",
+        name="Hamar stasjon",
+        kommune_nr="3403",
+        lat=60.79,
+        lon=11.07,
+        first_data=datetime(2020, 1, 1, tzinfo=OSLO),
+        latest_data=DST_END,
+        operational_status="OPERATIONAL",
+    )
+    other = point.model_copy(update={"point_id": "2", "kommune_nr": "3407", "mode": "pedestrian"})
+    assert store.upsert_points([point, other]) == 2
+    renamed = point.model_copy(update={"name": "Hamar st.", "latest_data": None})
+    store.upsert_points([renamed])
+    assert store.query_points() == [renamed, other]
+    assert store.query_points(kommuner=["3403"]) == [renamed]
+    assert store.query_points(mode="pedestrian") == [other]
+    assert store.query_points()[0].first_data == datetime(2019, 12, 31, 23, tzinfo=UTC)
+
+
+def test_outages_open_and_close(store: Store) -> None:
+    start = DST_END - timedelta(hours=6)
+    store.upsert_outage("trafikkdata", "P1", "silent", start, None, "3403", "no data for 6 h")
+    store.upsert_outage("trafikkdata", "P2", "flat", start + timedelta(hours=1), None, "3407")
+    assert [o.point_id for o in store.query_outages(open_only=True)] == ["P1", "P2"]
+    # Closing without the kommune keeps the stored one.
+    store.upsert_outage("trafikkdata", "P1", "silent", start, DST_END, None, "back")
+    assert store.query_outages(open_only=True) == [
+        Outage("trafikkdata", "P2", "flat", start + timedelta(hours=1), None, "3407", "")
+    ]
+    (closed,) = store.query_outages(kommuner=["3403"])
+    assert closed == Outage("trafikkdata", "P1", "silent", start, DST_END, "3403", "back")
+    assert not closed.is_open
+    assert len(store.query_outages()) == 2
+
+
+# -- failures --------------------------------------------------------------------------------
+def test_a_locked_sqlite_database_is_retriable(tmp_path: Path) -> None:
+    path = tmp_path / "byflyt.sqlite"
+    registry = CollectorRegistry()
+    with Store(f"sqlite:///{path}?timeout=0.2", metrics=Metrics(registry)) as store:
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            with pytest.raises(RetriableError, match="locked") as caught:
+                store.upsert_kommune_hourly([vol()])
+        finally:
+            holder.close()
+        assert isinstance(caught.value.__cause__, OperationalError)
+        assert failures(registry, "kommune_hourly") == 1
+        store.upsert_kommune_hourly([vol()])  # the lock is gone: the retry succeeds
+        assert store.query_hourly() == [vol()]
+
+
+def test_sql_mistakes_on_sqlite_are_not_retriable(tmp_path: Path) -> None:
+    # sqlite3 raises OperationalError for a missing table too; retrying that would loop forever.
+    with (
+        Store(f"sqlite:///{tmp_path / 'byflyt.sqlite'}") as store,
+        store.engine.connect() as conn,
+        pytest.raises(OperationalError) as caught,
+    ):
+        conn.execute(text("SELECT * FROM missing"))
+    assert not is_retriable(caught.value, "sqlite")
+
+
+def test_an_unreachable_postgresql_is_retriable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+psycopg://byflyt@127.0.0.1:{port}/byflyt?connect_timeout=2"
+    with pytest.raises(RetriableError, match="opening the store failed"):
+        Store(url)
