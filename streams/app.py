@@ -17,6 +17,7 @@ from faust.types.auth import CredentialsT
 from byflyt.kafka import ssl_context
 from byflyt.models.topics import TopicSpec
 from byflyt.settings import Settings
+from byflyt.streams.consumer import App
 
 AgentRegistrar = Callable[[faust.App, Settings], "Callable[[], Awaitable[None]] | None"]
 
@@ -60,7 +61,7 @@ def create_app(
     credentials = _credentials(settings)
     if credentials is not None:
         conf["broker_credentials"] = credentials
-    return faust.App(app_name, **conf)
+    return App(app_name, **conf)
 
 
 def _credentials(settings: Settings) -> CredentialsT | None:

@@ -22,7 +22,6 @@ import pytest
 from byflyt.models.kommuner import get_region, kommune_name
 from byflyt.samples.trafikkdata import TrafikkdataDataset, mjosbyen_week
 from byflyt.samples.trafikkdata_server import TrafikkdataServer
-from tests.test_cycling_stream import RESTART_STALL
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -101,7 +100,6 @@ def env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str,
     return worker_env
 
 
-@RESTART_STALL
 def test_week_with_corrections_equals_the_rules(env: dict[str, str]) -> None:
     v1, v2 = mjosbyen_week(1), mjosbyen_week(2)
     assert v2.corrected

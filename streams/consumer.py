@@ -1,0 +1,102 @@
+"""A faust app whose consumer cannot lose records around a seek to committed offsets.
+
+faust-streaming 0.15 has a race in table recovery. When a worker starts on a group that already
+has committed offsets and non-empty changelogs, recovery starts the fetcher to read the
+changelogs, resumes the stream partitions and then seeks them to their committed offsets, in a
+separate task. A batch the fetcher starts in between is still being handed to the streams while
+the seek resets the read offsets; each of its records moves the read offset forward again, the
+fetcher then discards the re-fetched records as already read, and offset bookkeeping for the
+partition goes wrong. A record is never processed, or the partition's commits stall for good.
+(Seen as a restarted ``worker --drain`` that lost a correction or never finished;
+``tests/test_cycling_stream.py`` reproduced it in about one run in three.)
+
+The fix closes the window. Before seeking, the consumer pauses the stream partitions it is
+about to seek, waits until the batch in flight (if any) has been handed over completely, and
+holds off commits; after the seek, it resumes the partitions. Records handed over before the
+seek are fetched again after it and processed twice, which the agents tolerate: their state is
+keyed by the record, so a repeat replaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP, Message
+from faust.types.transports import TransportT
+
+log = logging.getLogger(__name__)
+
+# A batch cannot take longer than this to hand over unless a stream is stuck; the seek then goes
+# ahead (as faust would) rather than hang the worker.
+BATCH_HANDOVER_TIMEOUT_S = 60.0
+
+
+class SeekSafeConsumer(aiokafka_driver.Consumer):
+    """The aiokafka consumer; seeks wait for a quiet fetcher and exclude commits."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batch_idle = asyncio.Event()
+        self._batch_idle.set()
+        self._batch_task: asyncio.Task[Any] | None = None
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """The next batch, marked as in flight until its last record has been handed over."""
+        self._batch_idle.clear()
+        self._batch_task = asyncio.current_task()
+        try:
+            async for item in super().getmany(timeout):
+                yield item
+        finally:
+            self._batch_task = None
+            self._batch_idle.set()
+
+    async def perform_seek(self) -> None:
+        """Seek every partition to its committed offset with nothing in flight."""
+        if self._batch_task is not None and self._batch_task is asyncio.current_task():
+            # faust seeks from inside getmany when the flow is stopped: nothing else in flight.
+            await super().perform_seek()
+            return
+        streams = {
+            tp for tp in self._get_active_partitions() if not self._is_changelog_tp(tp)
+        }
+        self.pause_partitions(streams)
+        try:
+            await self._wait_batch_handed_over()
+            await self.maybe_wait_for_commit_to_finish()
+            self._commit_fut = asyncio.get_running_loop().create_future()
+            try:
+                await super().perform_seek()
+            finally:
+                fut, self._commit_fut = self._commit_fut, None
+                if not fut.done():
+                    fut.set_result(None)
+        finally:
+            self.resume_partitions(streams)
+
+    async def _wait_batch_handed_over(self) -> None:
+        try:
+            await asyncio.wait_for(self._batch_idle.wait(), BATCH_HANDOVER_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "a fetched batch was not handed over in %.0f s; seeking anyway",
+                BATCH_HANDOVER_TIMEOUT_S,
+            )
+
+
+class SeekSafeTransport(aiokafka_driver.Transport):
+    """The aiokafka transport with :class:`SeekSafeConsumer`."""
+
+    Consumer = SeekSafeConsumer
+
+
+class App(faust.App):
+    """faust's App with the seek-safe consumer transport."""
+
+    def _new_transport(self) -> TransportT:
+        return SeekSafeTransport(self.conf.broker_consumer, self)
