@@ -62,9 +62,7 @@ class SeekSafeConsumer(aiokafka_driver.Consumer):
             # faust seeks from inside getmany when the flow is stopped: nothing else in flight.
             await super().perform_seek()
             return
-        streams = {
-            tp for tp in self._get_active_partitions() if not self._is_changelog_tp(tp)
-        }
+        streams = {tp for tp in self._get_active_partitions() if not self._is_changelog_tp(tp)}
         self.pause_partitions(streams)
         try:
             await self._wait_batch_handed_over()
