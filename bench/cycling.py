@@ -32,7 +32,7 @@ KOMMUNER = ("3403", "3405", "3407", "3411", "3412", "3413", "3420", "3442", "344
 
 def produce_observations(settings: Settings, n: int, points: int = 200) -> None:
     """N observations: ``points`` synthetic points, consecutive hours from 2025-01-01."""
-    prod = producer(settings, linger_ms=50, batch_size=256 * 1024, compression_type="lz4")
+    prod = producer(settings, linger_ms=50, batch_size=256 * 1024)
     topic = settings.topic(BIKE_COUNTS.name)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     retrieved = datetime(2025, 12, 1, tzinfo=UTC)

@@ -36,6 +36,7 @@ BIKE_COUNTS_BY_KOMMUNE = TopicSpec(
 )
 TRIP_UPDATES = TopicSpec("transit.trip-updates", "feed:service_date:trip_id", "TripState")
 STOP_CALLS = TopicSpec("transit.stop-calls", "kommune_nr", "StopCall")
+VEHICLES = TopicSpec("transit.vehicles", "feed:vehicle_id", "VehicleSeen")
 VOLUMES_HOURLY = TopicSpec(
     "volumes.hourly", "kommune_nr|mode|metric|hour", "HourlyVolume", compacted=True
 )
@@ -51,6 +52,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     BIKE_COUNTS_BY_KOMMUNE,
     TRIP_UPDATES,
     STOP_CALLS,
+    VEHICLES,
     VOLUMES_HOURLY,
     SENSORS_STATUS,
     CHECKPOINTS,

@@ -98,3 +98,71 @@ class StopCall(WireModel):
     def key(self) -> str:
         """The call's identity: ``feed:service_date:trip_id:stop_sequence``."""
         return f"{self.feed}:{self.service_date.isoformat()}:{self.trip_id}:{self.stop_sequence}"
+
+
+CallRealtime = Literal["scheduled", "skipped", "no_data"]
+TripStatus = Literal["scheduled", "added", "cancelled", "vanished"]
+
+
+class CallState(WireModel):
+    """One scheduled call of a trip as the latest snapshot tells it.
+
+    ``scheduled`` is the departure (the arrival at the trip's last stop). ``delay_seconds`` is
+    the delay that applies to this call (given for it, or propagated from the previous update
+    along the trip, GTFS-realtime semantics); None when the feed says nothing that reaches this
+    call. ``actual`` is the feed's absolute time when it gives one, else scheduled + delay, else
+    None. ``realtime`` is ``skipped`` for a SKIPPED stop, ``no_data`` for NO_DATA.
+    """
+
+    stop_sequence: int = Field(ge=0)
+    stop_id: str = Field(min_length=1, max_length=256)
+    kommune_nr: KommuneNr | None = None
+    scheduled: UtcDatetime
+    delay_seconds: int | None = None
+    actual: UtcDatetime | None = None
+    realtime: CallRealtime = "scheduled"
+
+
+class TripState(WireModel):
+    """A trip of one service date as one accepted GTFS-realtime snapshot describes it.
+
+    The connector resolves each TripUpdate against the static feed and sends the whole trip,
+    every scheduled call in order (stops outside the region too), to ``transit.trip-updates``
+    keyed by :attr:`key`. ``snapshot_at`` is the feed header's timestamp. A trip that was in the
+    previous snapshot and is missing from this one is sent once with status ``vanished``
+    (FULL_DATASET: the feed no longer tells anything about it) and its last known calls.
+    """
+
+    feed: str = Field(min_length=1, max_length=64)
+    snapshot_at: UtcDatetime
+    service_date: date
+    trip_id: str = Field(min_length=1, max_length=256)
+    route_id: str = Field(min_length=1, max_length=256)
+    mode: Mode
+    status: TripStatus = "scheduled"
+    vehicle_id: str | None = None
+    occupancy: str | None = None
+    calls: list[CallState] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The trip's identity: ``feed:service_date:trip_id``."""
+        return f"{self.feed}:{self.service_date.isoformat()}:{self.trip_id}"
+
+
+class VehicleSeen(WireModel):
+    """One VehiclePosition of an accepted snapshot, placed in a kommune (None: outside all)."""
+
+    feed: str = Field(min_length=1, max_length=64)
+    snapshot_at: UtcDatetime
+    seen_at: UtcDatetime
+    vehicle_id: str = Field(min_length=1, max_length=256)
+    trip_id: str | None = None
+    mode: Mode = "other"
+    kommune_nr: KommuneNr | None = None
+    occupancy: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``feed:vehicle_id``."""
+        return f"{self.feed}:{self.vehicle_id}"
