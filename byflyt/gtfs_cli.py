@@ -7,17 +7,15 @@ zip (see :meth:`byflyt.connectors.gtfs_static.StaticFeed.save`).
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
+from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, load_gtfs
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import get_region
-from byflyt.settings import Settings
 
 gtfs_app = typer.Typer(
     help="Load static GTFS feeds: stops placed in kommuner, routes, trips, schedules.",
@@ -25,20 +23,10 @@ gtfs_app = typer.Typer(
 )
 stops_app = typer.Typer(help="Inspect transit stops and their kommuner.", no_args_is_help=True)
 
-_FEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 
 FeedOpt = Annotated[
     str, typer.Option("--feed", help="Feed name, e.g. inn (letters, digits, '.', '_', '-').")
 ]
-
-
-def feed_dir(settings: Settings, feed: str) -> Path:
-    """Where the static feed named ``feed`` is saved: ``<data_dir>/gtfs/<feed>``."""
-    if not _FEED_NAME.match(feed):
-        raise ConfigError(
-            "--feed", f"{feed!r} is not a feed name", "use letters, digits, '.', '_' and '-'"
-        )
-    return settings.data_dir / "gtfs" / feed
 
 
 @gtfs_app.command("load")

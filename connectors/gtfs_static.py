@@ -35,11 +35,13 @@ from byflyt.errors import ConfigError, RetriableError
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import Region
 from byflyt.models.transit import gtfs_midnight, mode_for_route_type
+from byflyt.settings import Settings
 
 DEFAULT_TIMEZONE = "Europe/Oslo"
 FORMAT_VERSION = 1
 _TIME = re.compile(r"^\s*(\d{1,3}):([0-5]\d):([0-5]\d)\s*$")
 _COLON = ord(":") - ord("0")
+_FEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -232,6 +234,15 @@ class StaticFeed:
                 f"no readable static GTFS feed in {directory}: {exc}",
                 "run `byflyt gtfs load --feed NAME --zip PATH|URL` first",
             ) from exc
+
+
+def feed_dir(settings: Settings, feed: str) -> Path:
+    """Where the static feed named ``feed`` is saved: ``<data_dir>/gtfs/<feed>``."""
+    if not _FEED_NAME.match(feed):
+        raise ConfigError(
+            "--feed", f"{feed!r} is not a feed name", "use letters, digits, '.', '_' and '-'"
+        )
+    return settings.data_dir / "gtfs" / feed
 
 
 def load_gtfs(

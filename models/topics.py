@@ -37,6 +37,9 @@ BIKE_COUNTS_BY_KOMMUNE = TopicSpec(
 TRIP_UPDATES = TopicSpec("transit.trip-updates", "feed:service_date:trip_id", "TripState")
 STOP_CALLS = TopicSpec("transit.stop-calls", "kommune_nr", "StopCall")
 VEHICLES = TopicSpec("transit.vehicles", "feed:vehicle_id", "VehicleSeen")
+TRANSIT_FACTS = TopicSpec(
+    "transit.facts.by-kommune", "kommune_nr", "TransitFact (calls, coverage, crossings, vehicles)"
+)
 VOLUMES_HOURLY = TopicSpec(
     "volumes.hourly", "kommune_nr|mode|metric|hour", "HourlyVolume", compacted=True
 )
@@ -53,6 +56,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TRIP_UPDATES,
     STOP_CALLS,
     VEHICLES,
+    TRANSIT_FACTS,
     VOLUMES_HOURLY,
     SENSORS_STATUS,
     CHECKPOINTS,

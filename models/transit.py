@@ -166,3 +166,49 @@ class VehicleSeen(WireModel):
     def key(self) -> str:
         """``feed:vehicle_id``."""
         return f"{self.feed}:{self.vehicle_id}"
+
+
+class FlowHour(WireModel):
+    """Vehicle trips that crossed from one kommune to another in one UTC hour, by mode.
+
+    These are vehicle trips, not passengers: the open feeds publish no passenger counts.
+    ``occupancy`` lists the occupancy levels the feed reported for those trips, if any.
+    """
+
+    from_kommune: KommuneNr
+    to_kommune: KommuneNr
+    mode: Mode
+    hour_start: UtcDatetime
+    trips: int = Field(ge=0)
+    occupancy: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``from|to|mode|hour``."""
+        return f"{self.from_kommune}|{self.to_kommune}|{self.mode}|{self.hour_start.isoformat()}"
+
+
+FactKind = Literal["call", "reported", "out", "in", "vehicle"]
+
+
+class TransitFact(WireModel):
+    """One fact about a kommune-hour, repartitioned by kommune for the hourly aggregation.
+
+    ``call``: a final stop call (``id`` = call key) at the hour of its actual time (scheduled
+    for cancelled or skipped calls); ``reported``: a scheduled call whose trip the feed reported
+    on, at the hour of its scheduled time (coverage); ``out``/``in``: a trip crossing to or from
+    ``other_kommune`` (``id`` = crossing key); ``vehicle``: a vehicle seen (``id`` = vehicle id).
+    Every fact has an identity, so a repeated fact replaces itself instead of counting twice.
+    """
+
+    kind: FactKind
+    feed: str = Field(min_length=1, max_length=64)
+    kommune_nr: KommuneNr
+    mode: Mode
+    hour_start: UtcDatetime
+    id: str = Field(min_length=1, max_length=600)
+    trip_id: str | None = None
+    status: CallStatus | None = None
+    delay_seconds: int | None = None
+    other_kommune: KommuneNr | None = None
+    occupancy: str | None = None

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from byflyt.metrics import Metrics
 from byflyt.models.base import hour_floor
 from byflyt.models.counts import CountObservation, CountPoint
+from byflyt.models.transit import FlowHour
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store.engine import WRITE, create_store_engine, describe, is_retriable, retriable
@@ -38,6 +39,7 @@ from byflyt.store.rows import (
 from byflyt.store.schema import (
     SCHEMA_VERSION,
     ensure_schema,
+    flows_hourly,
     kommune_hourly,
     outages,
     point_hourly,
@@ -213,6 +215,19 @@ class Store:
             self._upsert(conn, kommune_hourly, rows)
         self.metrics.store_writes.labels(table=kommune_hourly.name).inc(len(rows) + deleted)
 
+    def write_transit(self, hourly: Iterable[HourlyVolume], flows: Iterable[FlowHour]) -> None:
+        """Upsert transit kommune-hours and kommune-to-kommune flows in one transaction."""
+        now = datetime.now(UTC)
+        rows = latest_by_key(kommune_hourly, (volume_row(r, now) for r in hourly))
+        flow_rows = latest_by_key(flows_hourly, (f.model_dump() for f in flows))
+        if not rows and not flow_rows:
+            return
+        with self._write(kommune_hourly.name) as conn:
+            self._upsert(conn, kommune_hourly, rows)
+            self._upsert(conn, flows_hourly, flow_rows)
+        self.metrics.store_writes.labels(table=kommune_hourly.name).inc(len(rows))
+        self.metrics.store_writes.labels(table=flows_hourly.name).inc(len(flow_rows))
+
     def _delete(self, conn: Connection, keys: list[VolumeKey]) -> int:
         c = kommune_hourly.c
         columns = tuple_(c.kommune_nr, c.mode, c.metric, c.hour_start)
@@ -299,6 +314,25 @@ class Store:
         if point_ids is not None:
             query = query.where(c.point_id.in_(_strings(point_ids, "point_ids")))
         return [PointHour(**row._mapping) for row in self._read(query)]
+
+    def query_flows(
+        self,
+        *,
+        kommuner: Sequence[str] | None = None,
+        mode: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[FlowHour]:
+        """Flows with either end in ``kommuner`` (None: all), ``start <= hour_start < end``."""
+        c = flows_hourly.c
+        query = select(
+            c.from_kommune, c.to_kommune, c.mode, c.hour_start, c.trips, c.occupancy
+        ).order_by(c.hour_start, c.from_kommune, c.to_kommune, c.mode)
+        if kommuner is not None:
+            chosen = _strings(kommuner, "kommuner")
+            query = query.where(c.from_kommune.in_(chosen) | c.to_kommune.in_(chosen))
+        query = _filter(query, flows_hourly, None, mode, start, end)
+        return [FlowHour(**row._mapping) for row in self._read(query)]
 
     def query_outages(
         self, *, kommuner: Sequence[str] | None = None, open_only: bool = False

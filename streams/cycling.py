@@ -216,7 +216,7 @@ class CountAggregator:
 
     async def reject(self, raw: bytes | None, exc: Exception, stage: str) -> None:
         """Send a record that failed validation to the dead-letter topic."""
-        reason = _reason(exc)
+        reason = reason_of(exc)
         rejected = Rejected.of("bike.counts", "invalid_observation", reason, stage, raw)
         self.metrics.rejected.labels("bike.counts", stage, "invalid_observation").inc()
         await self.dlq.send(key=b"bike.counts", value=rejected.to_bytes())
@@ -232,7 +232,8 @@ def _volume_key(natural: VolumeKey) -> bytes:
     return f"{kommune_nr}|{mode}|{metric}|{iso_z(hour)}".encode()
 
 
-def _reason(exc: Exception) -> str:
+def reason_of(exc: Exception) -> str:
+    """A short, bounded reason for a record that failed validation."""
     if isinstance(exc, ValidationError):
         return "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()

@@ -1,0 +1,536 @@
+"""The transit pipeline's agents: trip states → final stop calls → hourly metrics per kommune.
+
+``derive_calls`` reads ``transit.trip-updates`` (one :class:`TripState` per trip and accepted
+snapshot, keyed by trip) and keeps, in the faust table ``trip-calls``, which calls of each trip
+are final. A call becomes final once: when its actual time (departure; arrival at the last stop)
+lies before the snapshot's timestamp (served), when the trip is cancelled or the call skipped,
+or when the trip vanished from a FULL_DATASET feed after its last call's time (its remaining
+calls were served). A trip that vanishes before that leaves its open calls uncounted. A served
+call whose nearest earlier served call lies in another kommune is a crossing, timed at the
+departure from that call. Each final call goes out once as a :class:`StopCall` on
+``transit.stop-calls`` and, with crossings and coverage markers, as :class:`TransitFact` on
+``transit.facts.by-kommune``. Replays are harmless: state is keyed by the call.
+
+``vehicles_seen`` turns ``transit.vehicles`` into ``vehicle`` facts.
+
+``aggregate_transit`` keeps, in the table ``transit-hours`` keyed ``kommune|mode|hour``, every
+fact by its identity, recomputes the hour's metrics (``departures``, ``cancelled_calls``,
+``trips``, ``delay_seconds_sum``, ``delay_count``, ``on_time_calls``, ``trips_out``,
+``trips_in``, ``vehicles_active``) and flows, and writes them to ``volumes.hourly`` and the
+store before acknowledging its input, as the cycling aggregation does. Coverage is the share of
+the hour's scheduled calls (static feed) whose trip the feed reported on at all.
+
+All state expires by event time (service date or hour), never by the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import faust
+import pandas as pd
+from pydantic import ValidationError
+
+from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
+from byflyt.errors import ConfigError
+from byflyt.metrics import Metrics, default_metrics
+from byflyt.models.base import hour_floor, iso_z
+from byflyt.models.envelope import Rejected
+from byflyt.models.topics import (
+    DLQ,
+    STOP_CALLS,
+    TRANSIT_FACTS,
+    TRIP_UPDATES,
+    VEHICLES,
+    VOLUMES_HOURLY,
+)
+from byflyt.models.transit import (
+    CallState,
+    FlowHour,
+    StopCall,
+    TransitFact,
+    TripState,
+    VehicleSeen,
+)
+from byflyt.models.volumes import HourlyVolume
+from byflyt.settings import Settings
+from byflyt.store import Store
+from byflyt.streams.app import topic
+from byflyt.streams.cycling import BATCH_MAX, FLUSH_INTERVAL_S, manual_acks, reason_of
+
+log = logging.getLogger(__name__)
+
+ON_TIME = (-60, 180)  # served with delay in [−60 s, +180 s)
+TRIP_RETENTION = timedelta(days=3)
+CALL_METRICS = (
+    "departures",
+    "cancelled_calls",
+    "trips",
+    "delay_seconds_sum",
+    "delay_count",
+    "on_time_calls",
+)
+
+
+# -- deriving final calls ------------------------------------------------------------------------
+def call_key(trip: TripState, call: CallState) -> str:
+    """``feed:service_date:trip_id:stop_sequence``, as :attr:`StopCall.key`."""
+    return f"{trip.key}:{call.stop_sequence}"
+
+
+def _when(call: CallState) -> datetime:
+    """The call's actual time, or its scheduled time when the feed gave nothing for it."""
+    return call.actual or call.scheduled
+
+
+def final_calls(
+    trip: TripState, done: dict[str, list[Any]]
+) -> list[tuple[CallState, str, datetime | None]]:
+    """Calls of ``trip`` that become final with this state: (call, status, actual time).
+
+    ``done`` maps stop_sequence (as text) of calls already final to their record; they are
+    skipped. Pure: the caller records the result.
+    """
+    out: list[tuple[CallState, str, datetime | None]] = []
+    if not trip.calls:
+        return out
+    finished = trip.status == "vanished" and trip.snapshot_at > _when(trip.calls[-1])
+    for call in trip.calls:
+        if str(call.stop_sequence) in done:
+            continue
+        if trip.status == "cancelled":
+            out.append((call, "cancelled", None))
+        elif call.realtime == "skipped":
+            out.append((call, "skipped", None))
+        elif trip.status == "vanished":
+            if finished:
+                out.append((call, "served", _when(call)))
+        elif _when(call) < trip.snapshot_at:
+            out.append((call, "served", _when(call)))
+    return out
+
+
+@dataclass
+class TripDeriver:
+    """State and fact-building of ``derive_calls`` (one per worker)."""
+
+    table: Any
+    dates: dict[str, date] = field(default_factory=dict)
+    newest: date | None = None
+
+    def apply(self, trip: TripState) -> tuple[list[StopCall], list[TransitFact]]:
+        """Record what ``trip`` makes final; return the stop calls and facts to send."""
+        state: dict[str, Any] | None = self.table.get(trip.key)
+        facts: list[TransitFact] = []
+        if state is None:
+            state = {"date": trip.service_date.isoformat(), "done": {}}
+            facts.extend(_reported(trip))
+        done: dict[str, list[Any]] = dict(state["done"])
+        calls: list[StopCall] = []
+        for call, status, actual in final_calls(trip, done):
+            record = StopCall(
+                feed=trip.feed,
+                service_date=trip.service_date,
+                trip_id=trip.trip_id,
+                route_id=trip.route_id,
+                mode=trip.mode,
+                stop_id=call.stop_id,
+                stop_sequence=call.stop_sequence,
+                kommune_nr=call.kommune_nr,
+                scheduled=call.scheduled,
+                actual=actual,
+                delay_seconds=call.delay_seconds if status == "served" else None,
+                status=status,
+                vehicle_id=trip.vehicle_id,
+                occupancy=trip.occupancy,
+            )
+            calls.append(record)
+            if record.kommune_nr is not None:
+                facts.append(_call_fact(trip, record))
+            if status == "served" and actual is not None:
+                facts.extend(_crossing(trip, call, actual, done))
+            done[str(call.stop_sequence)] = [
+                status,
+                call.kommune_nr,
+                iso_z(actual) if actual else None,
+            ]
+        if calls or facts or trip.key not in self.table:
+            self.table[trip.key] = {"date": state["date"], "done": done}
+            self._expire(trip.key, trip.service_date)
+        return calls, facts
+
+    def _expire(self, key: str, service_date: date) -> None:
+        if not self.dates and len(self.table):
+            self.dates = {
+                k: date.fromisoformat(v["date"]) for k, v in self.table.items() if v is not None
+            }
+        self.dates[key] = service_date
+        if self.newest is None or service_date > self.newest:
+            self.newest = service_date
+            horizon = self.newest - TRIP_RETENTION
+            for old in [k for k, d in self.dates.items() if d < horizon]:
+                del self.dates[old]
+                if old in self.table:
+                    del self.table[old]
+
+
+def _reported(trip: TripState) -> list[TransitFact]:
+    """Coverage markers: every scheduled call of a trip the feed reported on, once."""
+    return [
+        TransitFact(
+            kind="reported",
+            feed=trip.feed,
+            kommune_nr=call.kommune_nr,
+            mode=trip.mode,
+            hour_start=hour_floor(call.scheduled),
+            id=call_key(trip, call),
+            trip_id=trip.trip_id,
+        )
+        for call in trip.calls
+        if call.kommune_nr is not None
+    ]
+
+
+def _call_fact(trip: TripState, call: StopCall) -> TransitFact:
+    assert call.kommune_nr is not None
+    return TransitFact(
+        kind="call",
+        feed=trip.feed,
+        kommune_nr=call.kommune_nr,
+        mode=trip.mode,
+        hour_start=hour_floor(call.actual or call.scheduled),
+        id=call.key,
+        trip_id=trip.trip_id,
+        status=call.status,
+        delay_seconds=call.delay_seconds,
+        occupancy=trip.occupancy,
+    )
+
+
+def _crossing(
+    trip: TripState, call: CallState, actual: datetime, done: dict[str, list[Any]]
+) -> list[TransitFact]:
+    """The crossing into ``call``'s kommune from the trip's previous served call, if any.
+
+    The previous served call is the nearest earlier one placed in a kommune: a stop the
+    locator could not place does not hide that the trip went from A to B.
+    """
+    earlier = [
+        c for c in trip.calls if c.stop_sequence < call.stop_sequence
+    ]  # static order: sequences increase along the trip
+    for previous in reversed(earlier):
+        record = done.get(str(previous.stop_sequence))
+        # Calls not served, and served calls at stops placed in no kommune, are passed over.
+        if record is None or record[0] != "served" or record[1] is None:
+            continue
+        from_kommune, departed = record[1], record[2]
+        if call.kommune_nr is None or from_kommune == call.kommune_nr:
+            return []
+        at = hour_floor(datetime.fromisoformat(departed)) if departed else hour_floor(actual)
+        ident = f"{trip.key}:{previous.stop_sequence}>{call.stop_sequence}"
+        common = {"feed": trip.feed, "mode": trip.mode, "hour_start": at, "id": ident}
+        return [
+            TransitFact(
+                kind="out", kommune_nr=from_kommune, other_kommune=call.kommune_nr, **common
+            ),
+            TransitFact(
+                kind="in", kommune_nr=call.kommune_nr, other_kommune=from_kommune, **common
+            ),
+        ]
+    return []
+
+
+# -- hourly aggregation --------------------------------------------------------------------------
+def hour_metrics(cell: dict[str, Any]) -> dict[str, tuple[float, int]]:
+    """Metric → (value, n_sources) of one kommune-hour cell (see the module docstring)."""
+    out: dict[str, tuple[float, int]] = {}
+    calls: dict[str, list[Any]] = cell.get("c", {})
+    if calls:
+        served = [v for v in calls.values() if v[0] == "served"]
+        delays = [v[1] for v in served if v[1] is not None]
+        trips = len({v[2] for v in calls.values()})
+        out["departures"] = (len(served), trips)
+        out["cancelled_calls"] = (len(calls) - len(served), trips)
+        out["trips"] = (len({v[2] for v in served}), trips)
+        out["delay_seconds_sum"] = (float(sum(delays)), trips)
+        out["delay_count"] = (len(delays), trips)
+        on_time = sum(1 for d in delays if ON_TIME[0] <= d < ON_TIME[1])
+        out["on_time_calls"] = (on_time, trips)
+    for kind, metric in (("o", "trips_out"), ("i", "trips_in"), ("v", "vehicles_active")):
+        items = cell.get(kind, {})
+        if items:
+            out[metric] = (len(items), len(items))
+    return out
+
+
+class ScheduledCalls:
+    """Scheduled calls per (kommune, mode, UTC hour) from the static feeds, loaded on demand."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.feeds: dict[str, StaticFeed | None] = {}
+        self.loaded: dict[str, set[date]] = {}
+        self.counts: dict[tuple[str, str, str, datetime], int] = {}
+
+    def count(self, feed: str, kommune_nr: str, mode: str, hour: datetime) -> int | None:
+        """How many calls ``feed`` schedules in the kommune-hour; None without a static feed."""
+        static = self._feed(feed)
+        if static is None:
+            return None
+        local = hour.astimezone(static.timezone).date()
+        for day in (local - timedelta(days=1), local):
+            if day not in self.loaded.setdefault(feed, set()):
+                self._load(feed, static, day)
+        return self.counts.get((feed, kommune_nr, mode, hour), 0)
+
+    def _feed(self, feed: str) -> StaticFeed | None:
+        if feed not in self.feeds:
+            try:
+                self.feeds[feed] = StaticFeed.load(feed_dir(self.settings, feed))
+            except ConfigError as exc:
+                log.warning("no static feed %r for coverage: %s", feed, exc)
+                self.feeds[feed] = None
+        return self.feeds[feed]
+
+    def _load(self, feed: str, static: StaticFeed, day: date) -> None:
+        self.loaded[feed].add(day)
+        calls = static.scheduled_calls(day)
+        if calls.empty:
+            return
+        when = calls["scheduled_departure"].fillna(calls["scheduled_arrival"])
+        frame = pd.DataFrame(
+            {"kommune_nr": calls["kommune_nr"], "mode": calls["mode"], "hour": when.dt.floor("h")}
+        ).dropna()
+        for (kommune_nr, mode, hour), n in (
+            frame.groupby(["kommune_nr", "mode", "hour"]).size().items()
+        ):
+            key = (feed, str(kommune_nr), str(mode), hour.to_pydatetime().astimezone(UTC))
+            self.counts[key] = self.counts.get(key, 0) + int(n)
+
+
+@dataclass
+class _Pending:
+    events: list[faust.EventT] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+    since: float = field(default_factory=time.monotonic)
+
+
+class TransitAggregator:
+    """State, flushing and expiry of the hourly transit aggregation (one per worker)."""
+
+    def __init__(self, app: faust.App, settings: Settings, store: Store, metrics: Metrics) -> None:
+        self.app = app
+        self.store = store
+        self.metrics = metrics
+        self.retention = timedelta(days=settings.hour_retention_days)
+        self.table = app.Table(
+            "transit-hours",
+            default=None,
+            partitions=settings.topic_partitions,
+            help="kommune|mode|hour → facts by identity: calls, coverage, crossings, vehicles.",
+        )
+        self.scheduled = ScheduledCalls(settings)
+        self.volumes = topic(app, settings, VOLUMES_HOURLY)
+        self.pending = _Pending()
+        self.lock = asyncio.Lock()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byflyt-transit")
+        self.newest: dict[str, datetime] = {}
+
+    def apply(self, fact: TransitFact) -> str:
+        """Record ``fact`` in its kommune-hour cell; return the cell key."""
+        key = f"{fact.kommune_nr}|{fact.mode}|{iso_z(fact.hour_start)}"
+        cell: dict[str, Any] = {k: dict(v) for k, v in (self.table.get(key) or {}).items()}
+        if fact.kind == "call":
+            cell.setdefault("c", {})[fact.id] = [fact.status, fact.delay_seconds, fact.trip_id]
+        elif fact.kind == "reported":
+            cell.setdefault("r", {})[fact.id] = 1
+        elif fact.kind == "out":
+            cell.setdefault("o", {})[fact.id] = fact.other_kommune
+        elif fact.kind == "in":
+            cell.setdefault("i", {})[fact.id] = fact.other_kommune
+        else:
+            cell.setdefault("v", {})[fact.id] = fact.occupancy
+        cell.setdefault("f", {})[fact.feed] = 1
+        self.table[key] = cell
+        self._expire(fact.kommune_nr, fact.hour_start)
+        return key
+
+    def _expire(self, kommune_nr: str, hour: datetime) -> None:
+        newest = self.newest.get(kommune_nr)
+        if newest is not None and hour <= newest:
+            return
+        self.newest[kommune_nr] = hour
+        horizon = hour - self.retention
+        prefix = f"{kommune_nr}|"
+        for key in [k for k in self.table if k.startswith(prefix)]:
+            if datetime.fromisoformat(key.rsplit("|", 1)[1]) < horizon:
+                del self.table[key]
+
+    def rows(self, key: str) -> tuple[list[HourlyVolume], list[FlowHour]]:
+        """The kommune-hour's metric rows and the flows leaving it."""
+        kommune_nr, mode, hour_text = key.split("|")
+        hour = datetime.fromisoformat(hour_text)
+        cell: dict[str, Any] = self.table.get(key) or {}
+        coverage = self._coverage(cell, kommune_nr, mode, hour)
+        rows = [
+            HourlyVolume(
+                kommune_nr=kommune_nr,
+                mode=mode,
+                metric=metric,
+                hour_start=hour,
+                value=value,
+                coverage=coverage,
+                n_sources=n,
+            )
+            for metric, (value, n) in hour_metrics(cell).items()
+        ]
+        targets: dict[str, int] = {}
+        for other in cell.get("o", {}).values():
+            targets[other] = targets.get(other, 0) + 1
+        flows = [
+            FlowHour(
+                from_kommune=kommune_nr,
+                to_kommune=other,
+                mode=mode,
+                hour_start=hour,
+                trips=n,
+            )
+            for other, n in sorted(targets.items())
+        ]
+        return rows, flows
+
+    def _coverage(self, cell: dict[str, Any], kommune_nr: str, mode: str, hour: datetime) -> float:
+        scheduled = 0
+        for feed in cell.get("f", {}):
+            count = self.scheduled.count(feed, kommune_nr, mode, hour)
+            scheduled += count or 0
+        if scheduled == 0:
+            return 100.0
+        return round(min(100.0, 100.0 * len(cell.get("r", {})) / scheduled), 2)
+
+    def due(self) -> bool:
+        """Whether the pending batch should be written now."""
+        size = len(self.pending.events)
+        return size >= BATCH_MAX or (
+            size > 0 and time.monotonic() - self.pending.since >= FLUSH_INTERVAL_S
+        )
+
+    async def flush(self) -> None:
+        """Write pending kommune-hours to the output topic and the store, then ack."""
+        async with self.lock:
+            pending, self.pending = self.pending, _Pending()
+            if not pending.events:
+                return
+            started = time.perf_counter()
+            rows: list[HourlyVolume] = []
+            flows: list[FlowHour] = []
+            for key in sorted(pending.dirty):
+                hour_rows, hour_flows = self.rows(key)
+                rows.extend(hour_rows)
+                flows.extend(hour_flows)
+            for row in rows:
+                await self.volumes.send(key=row.key.encode(), value=row.to_bytes())
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.executor, self.store.write_transit, rows, flows)
+            for event in pending.events:
+                event.ack()
+            self.metrics.agent_records.labels("aggregate_transit", "out").inc(len(rows))
+            self.metrics.processing_seconds.labels("aggregate_transit").observe(
+                time.perf_counter() - started
+            )
+
+
+def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]]:
+    """Add the transit agents to ``app``; return the flush the drain calls."""
+    metrics = default_metrics()
+    store = Store.from_settings(settings, metrics=metrics)
+    agg = TransitAggregator(app, settings, store, metrics)
+    trips = topic(app, settings, TRIP_UPDATES)
+    vehicles = topic(app, settings, VEHICLES)
+    facts = topic(app, settings, TRANSIT_FACTS)
+    stop_calls = topic(app, settings, STOP_CALLS)
+    dlq = topic(app, settings, DLQ)
+    deriver = TripDeriver(
+        app.Table(
+            "trip-calls",
+            default=None,
+            partitions=settings.topic_partitions,
+            help="feed:service_date:trip_id → the trip's final calls (status, kommune, actual).",
+        )
+    )
+
+    async def reject(source: str, raw: bytes | None, exc: Exception, stage: str) -> None:
+        rejected = Rejected.of(source, "invalid_record", reason_of(exc), stage, raw)
+        metrics.rejected.labels(source, stage, "invalid_record").inc()
+        await dlq.send(key=source.encode(), value=rejected.to_bytes())
+
+    async def send_facts(items: list[TransitFact]) -> None:
+        for fact in items:
+            await facts.send(key=fact.kommune_nr.encode(), value=fact.to_bytes())
+
+    @app.agent(trips, name="derive_calls")
+    async def derive_calls(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            metrics.agent_records.labels("derive_calls", "in").inc()
+            try:
+                trip = TripState.from_bytes(event.value)
+            except (ValidationError, ValueError) as exc:
+                await reject("transit.trip-updates", event.value, exc, "derive_calls")
+                continue
+            calls, new_facts = deriver.apply(trip)
+            for call in calls:
+                key = (call.kommune_nr or "none").encode()
+                await stop_calls.send(key=key, value=call.to_bytes())
+            await send_facts(new_facts)
+            metrics.agent_records.labels("derive_calls", "out").inc(len(calls))
+
+    @app.agent(vehicles, name="vehicles_seen")
+    async def vehicles_seen(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                seen = VehicleSeen.from_bytes(event.value)
+            except (ValidationError, ValueError) as exc:
+                await reject("transit.vehicles", event.value, exc, "vehicles_seen")
+                continue
+            if seen.kommune_nr is None:
+                continue
+            fact = TransitFact(
+                kind="vehicle",
+                feed=seen.feed,
+                kommune_nr=seen.kommune_nr,
+                mode=seen.mode,
+                hour_start=hour_floor(seen.seen_at),
+                id=seen.vehicle_id,
+                trip_id=seen.trip_id,
+                occupancy=seen.occupancy,
+            )
+            await send_facts([fact])
+
+    @app.agent(facts, name="aggregate_transit")
+    async def aggregate(stream: faust.StreamT[bytes]) -> None:
+        async for event in manual_acks(stream).events():
+            try:
+                fact = TransitFact.from_bytes(event.value)
+            except (ValidationError, ValueError) as exc:
+                await reject("transit.facts", event.value, exc, "aggregate_transit")
+                event.ack()
+                continue
+            agg.pending.dirty.add(agg.apply(fact))
+            agg.pending.events.append(event)
+            metrics.agent_records.labels("aggregate_transit", "in").inc()
+            if agg.due():
+                await agg.flush()
+
+    @app.timer(FLUSH_INTERVAL_S)
+    async def flush_idle() -> None:
+        if agg.due():
+            await agg.flush()
+
+    return agg.flush
