@@ -380,3 +380,105 @@ def daily(
         _json([t.record() for t in totals])
     else:
         _print_table(_daily_table(totals))
+
+
+# -- flows -----------------------------------------------------------------------------------
+FLOWS_FIELDS = ("from", "from_name", "to", "to_name", "mode", "hour_start", "vehicle_trips")
+"""The columns of ``query flows`` CSV and JSON. ``hour_start`` is empty when summed."""
+FLOWS_NOTICE = (
+    "Vehicle trips (kjøretøyturer), not passengers: the open feeds publish no passenger counts."
+)
+OUTSIDE = "outside"
+
+
+class Level(StrEnum):
+    """How ``query flows`` groups the ends of a crossing."""
+
+    kommune = "kommune"
+    region = "region"
+
+
+def flow_records(
+    flows: Iterable[Any], members: set[str] | None, level: Level, per_hour: bool
+) -> list[dict[str, Any]]:
+    """Rows of the flow matrix: kommune to kommune, or the region's in and out.
+
+    At the region level a crossing with exactly one end in the region counts as in or out
+    (``outside`` names the other side); crossings inside the region or wholly outside it are
+    not region flows. Without ``per_hour`` the hours of the range are summed.
+    """
+    totals: Counter[tuple[str, str, str, str]] = Counter()
+    for flow in flows:
+        a, b = flow.from_kommune, flow.to_kommune
+        if level is Level.region:
+            if members is None or (a in members) == (b in members):
+                continue
+            a, b = ("region", OUTSIDE) if a in members else (OUTSIDE, "region")
+        hour = iso_z(flow.hour_start) if per_hour else ""
+        totals[(hour, a, b, flow.mode)] += flow.trips
+    return [
+        {
+            "from": a,
+            "from_name": _end_name(a),
+            "to": b,
+            "to_name": _end_name(b),
+            "mode": mode,
+            "hour_start": hour,
+            "vehicle_trips": n,
+        }
+        for (hour, a, b, mode), n in sorted(totals.items())
+    ]
+
+
+def _end_name(end: str) -> str:
+    if end in ("region", OUTSIDE):
+        return end
+    return kommune_name(end) or ""
+
+
+@query_app.command("flows")
+def flows(
+    from_: FromOpt,
+    to: ToOpt,
+    region: RegionOpt = None,
+    level: Annotated[
+        Level, typer.Option("--level", help="kommune (matrix) or region (in and out).")
+    ] = Level.kommune,
+    mode: ModeOpt = None,
+    per_hour: Annotated[
+        bool, typer.Option("--per-hour", help="One row per hour instead of range totals.")
+    ] = False,
+    output: FormatOpt = Format.table,
+) -> None:
+    """Transit vehicle trips between kommuner (or in and out of a region) in [from, to)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from byflyt.store import Store
+
+    settings = _settings()
+    start, end = _range(from_, to)
+    members = _kommuner(settings, region, None)
+    if level is Level.region and members is None:
+        _fail("--level region needs --region (or BYFLYT_REGION): which region's in and out?")
+    if mode is not None and mode not in get_args(Mode):
+        _fail(f"--mode {mode!r} is unknown: use one of {', '.join(get_args(Mode))}")
+    try:
+        with Store.from_settings(settings) as store:
+            found = store.query_flows(kommuner=members, mode=mode, start=start, end=end)
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}")
+    except (RetriableError, SQLAlchemyError) as exc:
+        _fail(f"cannot read the store: {exc}", code=1)
+    records = flow_records(found, set(members) if members else None, level, per_hour)
+    if output is Format.csv:
+        _csv(FLOWS_FIELDS, records)
+    elif output is Format.json:
+        _json(records)
+    else:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, caption=FLOWS_NOTICE)
+        for name in FLOWS_FIELDS:
+            right = name == "vehicle_trips"
+            table.add_column(name, justify="right" if right else "left", no_wrap=True)
+        for record in records:
+            table.add_row(*(str(record[f]) for f in FLOWS_FIELDS))
+        _print_table(table)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +24,8 @@ from tests.kafka_util import produce, read_all
 from tests.test_cycling_stream import drain
 
 T0 = datetime(2025, 10, 27, 7, tzinfo=UTC)
+BYFLYT = (sys.executable, "-m", "byflyt")
+DAY = ("--from", "2025-10-27", "--to", "2025-10-28")
 
 
 def call(seq: int, minutes: int, kommune: str | None, delay: int | None = 0) -> CallState:
@@ -195,3 +201,36 @@ def test_trip_states_give_calls_metrics_and_flows(
         assert by_metric[(b, "trips_in")] >= 1
     # The feed reported on the whole trip and only it: coverage is that trip's share.
     assert all(0 < row.coverage <= 100 for row in rows)
+
+    # The region's in and out: the trip leaves Mjøsbyen for Gran (3446) once.
+    out = subprocess.run(
+        [
+            *BYFLYT,
+            "query",
+            "flows",
+            "--region",
+            "mjosbyen",
+            "--level",
+            "region",
+            *DAY,
+            "--format",
+            "csv",
+        ],
+        env=worker_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    records = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [(r["from"], r["to"], r["vehicle_trips"]) for r in records] == [
+        ("region", "outside", "1")
+    ]
+    table = subprocess.run(
+        [*BYFLYT, "query", "flows", *DAY],
+        env=worker_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "not passengers" in table
+    assert "Gran" in table
