@@ -47,6 +47,20 @@ class Metrics:
             ["source", "point", "kommune"],
             registry=registry,
         )
+        self.snapshots = Counter(
+            "byflyt_gtfs_rt_snapshots_total",
+            "GTFS-realtime snapshots read, by kind (trip_updates, vehicle_positions) and outcome "
+            "(accepted, repeated, not_modified, rejected).",
+            ["source", "kind", "outcome"],
+            registry=registry,
+        )
+        self.feed_warnings = Counter(
+            "byflyt_gtfs_rt_warnings_total",
+            "GTFS-realtime validation warnings (not rejects): missing_vehicle_id, "
+            "stale_entity, stale_feed.",
+            ["source", "warning"],
+            registry=registry,
+        )
         # -- rejected input --------------------------------------------------------------------
         self.rejected = Counter(
             "byflyt_rejected_total",

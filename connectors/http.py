@@ -11,6 +11,7 @@ exponential back-off with full jitter that honours the source's ``Retry-After``.
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -131,9 +132,17 @@ def _classify_status(response: httpx.Response, now: datetime | None) -> Classifi
     return Classification("fatal", status, "4xx", detail=f"{reason}: {hint}")
 
 
-def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+def send(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    also_ok: Collection[int] = (),
+    **kwargs: Any,
+) -> httpx.Response:
     """Send a request; a successful response is returned, anything else raised as ours.
 
+    Statuses in ``also_ok`` are returned too (``304 Not Modified`` to a conditional GET).
     Raises :class:`HTTPRetriableError` (back off and retry) or :class:`SourceError` (give up).
     """
     outcome: httpx.Response | httpx.HTTPError
@@ -142,6 +151,8 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Re
     except httpx.HTTPError as exc:
         verdict = classify(exc)
         _raise(verdict, method, url, exc)
+    if outcome.status_code in also_ok:
+        return outcome
     verdict = classify(outcome)
     if verdict.verdict == "ok":
         return outcome

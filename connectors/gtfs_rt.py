@@ -1,0 +1,732 @@
+"""GTFS-realtime (protobuf): TripUpdates as whole-trip states, VehiclePositions in kommuner.
+
+Each poll fetches one snapshot per feed URL (VehiclePositions first, so their occupancy can be
+copied into the trips of the TripUpdates that follow) with ``ET-Client-Name`` and a conditional
+GET (``If-None-Match``/``If-Modified-Since`` from the previous answer; 304: nothing new). A
+replay plays recorded ``*.pb`` files in name order, one file a poll, telling trip updates and
+vehicle positions apart by their entities (a file with neither: by "vehicle" in its name).
+
+Validation follows the MobilityData GTFS-realtime validator. A snapshot that does not parse,
+has no header timestamp, lies more than 60 s in the future (wall clock, in replays too:
+recordings lie in the past) or is older than the last one accepted is rejected whole
+(``invalid_snapshot``); one with the same timestamp as the last accepted is a repeat: counted,
+nothing produced. The last accepted timestamp of each kind is the checkpoint, in Kafka, so a
+restart keeps the rule. An entity is rejected alone (``invalid_entity``) for stop time updates
+out of ``stop_sequence`` order, absolute times that decrease, a trip or stop unknown to the
+static feed (ADDED trips may be unknown) or a stop that is not on its trip. Missing vehicle
+ids, entities older than the header by more than two intervals and a feed older than two
+intervals (live only: a recording is old by nature) are warnings, counted, not rejects.
+
+Every accepted TripUpdate becomes a :class:`~byflyt.models.transit.TripState`: the whole trip
+from the static feed, each call with the delay that reaches it under GTFS-realtime propagation
+(its own update, else the nearest previous one; NO_DATA stops propagation, SKIPPED does not;
+``trip_update.delay`` before the first update). Entur's ``stop_sequence`` is a synthetic
+counter, so an update is matched by ``stop_sequence`` only when that call has the same stop,
+else by ``stop_id`` searching forward from the last matched call. For FULL_DATASET feeds a
+trip in the previous accepted snapshot but missing from this one is sent once more as
+``vanished``. That previous set lives in memory: after a restart the first snapshot has none,
+so trips that vanished while the connector was down are not reported.
+
+The shared :class:`~byflyt.connectors.base.ConnectorRunner` runs it (producer, dead-letter
+topic, checkpoints, back-off); :class:`SnapshotRunner` only adds a limit on the number of polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import pandas as pd
+from google.protobuf.message import DecodeError
+from google.transit import gtfs_realtime_pb2 as rt
+from kafka import KafkaProducer
+
+from byflyt.connectors.base import (
+    Call,
+    Connector,
+    ConnectorRunner,
+    Discovery,
+    PollResult,
+    Record,
+    RunStats,
+)
+from byflyt.connectors.gtfs_static import StaticFeed
+from byflyt.connectors.http import send
+from byflyt.errors import ConfigError
+from byflyt.metrics import Metrics, default_metrics
+from byflyt.models.base import iso_z
+from byflyt.models.envelope import Rejected
+from byflyt.models.geo import KommuneLocator
+from byflyt.models.topics import TRIP_UPDATES, VEHICLES
+from byflyt.models.transit import CallRealtime, CallState, TripState, TripStatus, VehicleSeen
+from byflyt.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["trip_updates", "vehicle_positions"]
+FUTURE_TOLERANCE = timedelta(seconds=60)
+DEFAULT_INTERVAL = timedelta(seconds=10)
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min)?\s*$")
+_ENTITY_DATE = re.compile(r"-(\d{4}-\d{2}-\d{2})$")  # Entur: "<trip_id>-<YYYY-MM-DD>"
+
+_STU = rt.TripUpdate.StopTimeUpdate
+_TRIP = rt.TripDescriptor
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_interval(text: str) -> timedelta:
+    """A ``--interval``: ``10s``, ``1m`` or plain seconds; anything else is a ConfigError."""
+    match = _INTERVAL.match(text)
+    seconds = 0.0
+    if match:
+        seconds = float(match[1]) * (60 if match[2] in ("m", "min") else 1)
+    if seconds <= 0:
+        raise ConfigError("--interval", f"{text!r} is not a positive interval", "write 10s or 1m")
+    return timedelta(seconds=seconds)
+
+
+def check_sources(
+    trip_updates: str | None, vehicle_positions: str | None, replay: Path | None
+) -> None:
+    """Refuse (ConfigError) what cannot work: both or neither of URLs and replay, bad URLs."""
+    if (trip_updates is None) == (replay is None):
+        raise ConfigError(
+            "--trip-updates",
+            "give either a TripUpdates URL or --replay DIR" + (", not both" if replay else ""),
+            "e.g. --trip-updates https://api.entur.io/realtime/v1/gtfs-rt/trip-updates",
+        )
+    if replay is not None and vehicle_positions is not None:
+        raise ConfigError(
+            "--vehicle-positions",
+            "is for live feeds; a replay tells vehicle positions apart by content",
+            "drop --vehicle-positions, or put the recorded files in the --replay folder",
+        )
+    for option, url in (
+        ("--trip-updates", trip_updates),
+        ("--vehicle-positions", vehicle_positions),
+    ):
+        if url is not None:
+            _check_url(option, url)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one poll reads: a feed URL (live) or a recorded file and its bytes (replay)."""
+
+    kind: Kind
+    location: str
+    data: bytes | None = None
+
+
+class _EntityRejected(Exception):
+    """An entity breaks a rule: it goes to the dead-letter topic, the snapshot goes on."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        self.rule = rule
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _has(message: Any, name: str) -> bool:
+    return bool(message.HasField(name))
+
+
+def _event_time(event: Any) -> int | None:
+    return int(event.time) if _has(event, "time") and event.time else None
+
+
+def _event_delay(event: Any) -> int | None:
+    return int(event.delay) if _has(event, "delay") else None
+
+
+def _instant(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _first(values: Iterable[int | None]) -> int | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _aware(value: Any) -> datetime | None:
+    return None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+
+
+def _check_url(option: str, url: str) -> None:
+    try:
+        parsed = httpx.URL(url) if "://" in url else None
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(option, f"{url!r} is not an http(s) URL", "give the feed's full URL")
+
+
+class GtfsRtConnector(Connector[Snapshot]):
+    """A GTFS-realtime feed resolved against its static feed (see the module docstring).
+
+    Give ``trip_updates`` (and optionally ``vehicle_positions``) URLs, or a ``replay`` folder
+    of ``*.pb`` files (``polls`` limits how many are played). ``interval`` is the poll interval
+    the staleness warnings are measured in; ``clock`` gives "now" for the future and age
+    checks; ``locator`` places vehicles (default: from the settings' kommune GeoJSON).
+    """
+
+    name = "gtfs-rt"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        static: StaticFeed,
+        trip_updates: str | None = None,
+        vehicle_positions: str | None = None,
+        replay: Path | None = None,
+        polls: int | None = None,
+        interval: timedelta = DEFAULT_INTERVAL,
+        timeout: float = 10.0,
+        clock: Callable[[], datetime] = _utc_now,
+        metrics: Metrics | None = None,
+        locator: KommuneLocator | None = None,
+    ) -> None:
+        check_sources(trip_updates, vehicle_positions, replay)
+        self.feed = static.feed
+        self.source = f"gtfs-rt:{static.feed}"
+        self.static = static
+        self.recordings = _read(_replay_files(replay, polls)) if replay is not None else []
+        self.urls: list[tuple[Kind, str]] = []
+        if vehicle_positions is not None:
+            self.urls.append(("vehicle_positions", vehicle_positions))
+        if trip_updates is not None:
+            self.urls.append(("trip_updates", trip_updates))
+        self.replay = replay is not None
+        self.interval = interval
+        self.clock = clock
+        self.metrics = metrics or default_metrics()
+        if locator is None and (vehicle_positions is not None or replay is not None):
+            locator = KommuneLocator.from_settings(settings)
+        self.locator = locator
+        self._client = httpx.Client(
+            headers={"ET-Client-Name": settings.client_name}, timeout=httpx.Timeout(timeout)
+        )
+        self._validators: dict[str, dict[str, str]] = {}
+        self._trips: dict[str, TripState] = {}
+        self._occupancy: dict[str, str] = {}
+        trips = static.trips
+        self._trip_service = dict(zip(trips["trip_id"], trips["service_id"], strict=True))
+        self._trip_route = dict(zip(trips["trip_id"], trips["route_id"], strict=True))
+        self._route_mode = dict(zip(static.routes["route_id"], static.routes["mode"], strict=True))
+        stops = static.stops
+        self._stop_kommune: dict[str, str | None] = {
+            str(s): (None if pd.isna(k) else str(k))
+            for s, k in zip(stops["stop_id"], stops["kommune_nr"], strict=True)
+        }
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
+    def item_id(self, item: Snapshot) -> str:
+        """The kind of snapshot: each kind keeps its own last accepted timestamp."""
+        return item.kind
+
+    def discover(self, call: Call) -> Discovery[Snapshot]:
+        """The feed URLs of one poll, or every recorded file of a replay, in order."""
+        if not self.replay:
+            return Discovery(items=[Snapshot(kind, url) for kind, url in self.urls])
+        return Discovery(
+            items=[Snapshot(_kind_of(data, p.name), str(p), data) for p, data in self.recordings]
+        )
+
+    # -- one snapshot ------------------------------------------------------------------------
+    def poll(self, item: Snapshot, position: str | None, call: Call) -> PollResult:
+        """Fetch (or read) one snapshot, validate it and resolve its entities."""
+        data = item.data
+        if data is None:
+            data = call(partial(self._fetch, item.location), f"{item.kind} {item.location}")
+            if data is None:
+                self._count_snapshot(item.kind, "not_modified")
+                return PollResult(records=[], counts=Counter(not_modified=1))
+        message = rt.FeedMessage()
+        try:
+            message.ParseFromString(data)
+        except DecodeError as exc:
+            return self._reject_snapshot(
+                item, "parse", f"does not parse as a FeedMessage: {exc}", data
+            )
+        header = message.header
+        if not _has(message, "header") or not _has(header, "timestamp") or not header.timestamp:
+            return self._reject_snapshot(item, "no_header", "has no header timestamp", data)
+        taken = _instant(header.timestamp)
+        now = self.clock()
+        if taken > now + FUTURE_TOLERANCE:
+            reason = f"header timestamp {iso_z(taken)} is more than 60 s after now ({iso_z(now)})"
+            return self._reject_snapshot(item, "future_timestamp", reason, data)
+        last = datetime.fromisoformat(position) if position else None
+        if last is not None and taken < last:
+            reason = (
+                f"header timestamp {iso_z(taken)} is older than the last accepted snapshot "
+                f"({iso_z(last)})"
+            )
+            return self._reject_snapshot(item, "older_than_last", reason, data)
+        if last is not None and taken == last:
+            self._count_snapshot(item.kind, "repeated")
+            return PollResult(records=[], counts=Counter(repeated=1))
+        if not self.replay and now - taken > 2 * self.interval:
+            self._warn("stale_feed")
+        records: list[Record] = []
+        rejected: list[Rejected] = []
+        counts: Counter[str] = Counter(snapshots=1)
+        self._vehicles(message, taken, records, rejected, counts)
+        if item.kind == "trip_updates":
+            self._trip_updates(message, taken, records, rejected, counts)
+        self._count_snapshot(item.kind, "accepted")
+        return PollResult(
+            records=records,
+            rejected=rejected,
+            checkpoint=iso_z(taken),
+            last_data=taken,
+            counts=counts,
+        )
+
+    def _fetch(self, url: str) -> bytes | None:
+        """One conditional GET: the body, or None when the feed answers 304 Not Modified."""
+        response = send(
+            self._client, "GET", url, also_ok=(304,), headers=self._validators.get(url, {})
+        )
+        if response.status_code == 304:
+            return None
+        validators = {}
+        if etag := response.headers.get("ETag"):
+            validators["If-None-Match"] = etag
+        if modified := response.headers.get("Last-Modified"):
+            validators["If-Modified-Since"] = modified
+        self._validators[url] = validators
+        return response.content
+
+    def _reject_snapshot(self, item: Snapshot, rule: str, problem: str, raw: bytes) -> PollResult:
+        self._count_snapshot(item.kind, "rejected")
+        reason = f"{rule}: the {item.kind} snapshot {problem}"
+        rejected = self.reject(
+            "invalid_snapshot", reason, raw, rule=rule, kind=item.kind, location=item.location
+        )
+        return PollResult(records=[], rejected=[rejected], counts=Counter(rejected_snapshots=1))
+
+    def _reject_entity(self, entity: Any, exc: _EntityRejected, **context: str) -> Rejected:
+        return self.reject(
+            "invalid_entity",
+            f"{exc.rule}: {exc.reason}",
+            entity.SerializePartialToString(),
+            rule=exc.rule,
+            entity_id=entity.id,
+            **context,
+        )
+
+    def _count_snapshot(self, kind: Kind, outcome: str) -> None:
+        self.metrics.snapshots.labels(self.source, kind, outcome).inc()
+
+    def _warn(self, warning: str) -> None:
+        self.metrics.feed_warnings.labels(self.source, warning).inc()
+
+    def _stale(self, entity_timestamp: int, taken: datetime) -> bool:
+        return taken - _instant(entity_timestamp) > 2 * self.interval
+
+    # -- vehicle positions -------------------------------------------------------------------
+    def _vehicles(
+        self,
+        message: Any,
+        taken: datetime,
+        records: list[Record],
+        rejected: list[Rejected],
+        counts: Counter[str],
+    ) -> None:
+        occupancy: dict[str, str] = {}
+        seen = False
+        for entity in message.entity:
+            if not _has(entity, "vehicle"):
+                continue
+            seen = True
+            position = entity.vehicle
+            vehicle_id = position.vehicle.id if _has(position, "vehicle") else ""
+            if not vehicle_id:
+                self._warn("missing_vehicle_id")
+                vehicle_id = entity.id
+            if not vehicle_id:
+                problem = _EntityRejected("no_vehicle_id", "neither a vehicle id nor an entity id")
+                rejected.append(self._reject_entity(entity, problem))
+                continue
+            stamp = int(position.timestamp) if _has(position, "timestamp") else 0
+            if stamp and self._stale(stamp, taken):
+                self._warn("stale_entity")
+            trip_id = position.trip.trip_id or None
+            route = self._trip_route.get(trip_id or "") or position.trip.route_id
+            kommune = None
+            if _has(position, "position") and self.locator is not None:
+                kommune = self.locator.locate(
+                    position.position.latitude, position.position.longitude
+                )
+            status = None
+            if _has(position, "occupancy_status"):
+                status = rt.VehiclePosition.OccupancyStatus.Name(position.occupancy_status)
+                if trip_id is not None:
+                    occupancy[trip_id] = status
+            seen_vehicle = VehicleSeen(
+                feed=self.feed,
+                snapshot_at=taken,
+                seen_at=_instant(stamp) if stamp else taken,
+                vehicle_id=vehicle_id,
+                trip_id=trip_id,
+                mode=self._route_mode.get(route, "other"),
+                kommune_nr=kommune,
+                occupancy=status,
+            )
+            records.append(Record.of(VEHICLES, seen_vehicle))
+            counts["vehicles"] += 1
+        if seen:
+            self._occupancy = occupancy
+
+    # -- trip updates ------------------------------------------------------------------------
+    def _trip_updates(
+        self,
+        message: Any,
+        taken: datetime,
+        records: list[Record],
+        rejected: list[Rejected],
+        counts: Counter[str],
+    ) -> None:
+        states: dict[str, TripState] = {}
+        refused: set[str] = set()
+        for entity in message.entity:
+            if not _has(entity, "trip_update"):
+                continue
+            try:
+                state = self._trip_state(entity, taken)
+            except _EntityRejected as exc:
+                trip_id = entity.trip_update.trip.trip_id
+                refused.add(trip_id)
+                rejected.append(self._reject_entity(entity, exc, trip_id=trip_id))
+                continue
+            if state.occupancy is None and state.trip_id in self._occupancy:
+                state = state.model_copy(update={"occupancy": self._occupancy[state.trip_id]})
+            states[state.key] = state
+        full = message.header.incrementality == rt.FeedHeader.FULL_DATASET
+        previous = self._trips
+        current = dict(states) if full else previous | states
+        if full:
+            for key, last in previous.items():
+                if key in states:
+                    continue
+                if last.trip_id in refused:  # still in the feed, only unreadable this time
+                    current[key] = last
+                    continue
+                gone = last.model_copy(update={"status": "vanished", "snapshot_at": taken})
+                records.append(Record.of(TRIP_UPDATES, gone))
+                counts["vanished"] += 1
+        self._trips = current
+        records.extend(Record.of(TRIP_UPDATES, s) for s in states.values())
+        counts["trip_states"] += len(states) + counts["vanished"]
+
+    def _trip_state(self, entity: Any, taken: datetime) -> TripState:
+        update = entity.trip_update
+        trip = update.trip
+        relation = trip.schedule_relationship
+        added = relation == _TRIP.ADDED
+        trip_id = trip.trip_id
+        if not trip_id:
+            raise _EntityRejected("no_trip_id", "the trip update has no trip.trip_id")
+        known = trip_id in self._trip_service
+        if not known and not added:
+            raise _EntityRejected(
+                "unknown_trip",
+                f"trip_id {trip_id!r} is not in static feed {self.feed!r} and is not ADDED",
+            )
+        updates = list(update.stop_time_update)
+        self._check_updates(updates)
+        if not (_has(update, "vehicle") and update.vehicle.id):
+            self._warn("missing_vehicle_id")
+        if update.timestamp and self._stale(int(update.timestamp), taken):
+            self._warn("stale_entity")
+        service_date = self._service_date(entity, trip_id, taken)
+        status: TripStatus = "added" if added else "scheduled"
+        if relation == _TRIP.CANCELED:
+            status = "cancelled"
+        if known:
+            rows = self.static.trip_calls(trip_id, service_date)
+            if rows.empty:
+                raise _EntityRejected(
+                    "not_running", f"trip {trip_id!r} does not run on {service_date.isoformat()}"
+                )
+            route_id = str(rows["route_id"].iloc[0])
+            delay = int(update.delay) if _has(update, "delay") else None
+            calls = self._calls(trip_id, rows, updates, delay)
+        else:
+            route_id = trip.route_id
+            if not route_id:
+                raise _EntityRejected("no_route_id", f"ADDED trip {trip_id!r} has no route_id")
+            calls = self._added_calls(updates)
+        return TripState(
+            feed=self.feed,
+            snapshot_at=taken,
+            service_date=service_date,
+            trip_id=trip_id,
+            route_id=route_id,
+            mode=self._route_mode.get(route_id, "other"),
+            status=status,
+            vehicle_id=update.vehicle.id or None,
+            calls=calls,
+        )
+
+    def _check_updates(self, updates: Sequence[Any]) -> None:
+        """Entity rules: known stops, stop_sequence order, times that never decrease."""
+        previous_sequence: int | None = None
+        previous_time: int | None = None
+        for update in updates:
+            if update.stop_id and update.stop_id not in self._stop_kommune:
+                raise _EntityRejected(
+                    "unknown_stop",
+                    f"stop_id {update.stop_id!r} is not in static feed {self.feed!r}",
+                )
+            if not update.stop_id and not _has(update, "stop_sequence"):
+                raise _EntityRejected(
+                    "no_stop", "a stop time update has neither stop_id nor stop_sequence"
+                )
+            if _has(update, "stop_sequence"):
+                sequence = int(update.stop_sequence)
+                if previous_sequence is not None and sequence <= previous_sequence:
+                    raise _EntityRejected(
+                        "stop_sequence_order",
+                        f"stop time updates are not ordered by stop_sequence "
+                        f"({sequence} after {previous_sequence})",
+                    )
+                previous_sequence = sequence
+            for event in (update.arrival, update.departure):
+                moment = _event_time(event)
+                if moment is None:
+                    continue
+                if previous_time is not None and moment < previous_time:
+                    raise _EntityRejected(
+                        "times_decrease",
+                        f"time {iso_z(_instant(moment))} at stop {update.stop_id or '?'} is "
+                        f"before the previous time {iso_z(_instant(previous_time))}",
+                    )
+                previous_time = moment
+
+    def _service_date(self, entity: Any, trip_id: str, taken: datetime) -> date:
+        """start_date, else the date in Entur's entity id, else the nearest running date."""
+        start = entity.trip_update.trip.start_date
+        if start:
+            try:
+                return datetime.strptime(start, "%Y%m%d").replace(tzinfo=UTC).date()
+            except ValueError:
+                raise _EntityRejected(
+                    "start_date", f"start_date {start!r} is not YYYYMMDD"
+                ) from None
+        service = self._trip_service.get(trip_id)
+        local = taken.astimezone(self.static.timezone).date()
+        if service is None:
+            return local
+        dates = self.static.service_dates(service)
+        named = _ENTITY_DATE.search(entity.id)
+        if named and date.fromisoformat(named[1]) in dates:
+            return date.fromisoformat(named[1])
+        if not dates:
+            raise _EntityRejected("not_running", f"trip {trip_id!r} has no service dates")
+        near = [d for d in dates if abs((d - local).days) <= 1]
+        near = near or [min(dates, key=lambda d: abs((d - local).days))]
+        return min(near, key=lambda d: self._distance(trip_id, d, taken))
+
+    def _distance(self, trip_id: str, service_date: date, taken: datetime) -> timedelta:
+        """How far ``taken`` is from the trip's run on ``service_date`` (zero: during it)."""
+        rows = self.static.trip_calls(trip_id, service_date)
+        first = _aware(rows["scheduled_departure"].min())
+        last = _aware(rows["scheduled_arrival"].max())
+        if first is None or last is None:
+            return timedelta.max
+        return max(first - taken, taken - last, timedelta(0))
+
+    def _match(
+        self, trip_id: str, stops: list[str], sequences: list[int], updates: Sequence[Any]
+    ) -> dict[int, Any]:
+        """Call index → its stop time update (see the module docstring for the rule)."""
+        by_sequence = {s: i for i, s in enumerate(sequences)}
+        matched: dict[int, Any] = {}
+        last = -1
+        for update in updates:
+            index = None
+            if _has(update, "stop_sequence"):
+                at = by_sequence.get(int(update.stop_sequence))
+                if at is not None and at > last and update.stop_id in ("", stops[at]):
+                    index = at
+            if index is None and update.stop_id:
+                index = next(
+                    (i for i in range(last + 1, len(stops)) if stops[i] == update.stop_id), None
+                )
+                if index is None:
+                    where = " after the previous update" if update.stop_id in stops else ""
+                    raise _EntityRejected(
+                        "stop_not_on_trip",
+                        f"stop_id {update.stop_id!r} is not on trip {trip_id!r}{where}",
+                    )
+            if index is None:
+                raise _EntityRejected(
+                    "stop_not_on_trip",
+                    f"stop_sequence {update.stop_sequence} is not on trip {trip_id!r}",
+                )
+            matched[index] = update
+            last = index
+        return matched
+
+    def _calls(
+        self, trip_id: str, rows: pd.DataFrame, updates: Sequence[Any], trip_delay: int | None
+    ) -> list[CallState]:
+        """Every static call with the delay that reaches it (GTFS-realtime propagation)."""
+        stops = [str(s) for s in rows["stop_id"]]
+        sequences = [int(s) for s in rows["stop_sequence"]]
+        matched = self._match(trip_id, stops, sequences, updates)
+        arrivals = [_aware(v) for v in rows["scheduled_arrival"]]
+        departures = [_aware(v) for v in rows["scheduled_departure"]]
+        current, no_data = trip_delay, False
+        calls: list[CallState] = []
+        for i, stop_id in enumerate(stops):
+            final = i == len(stops) - 1
+            pair = (arrivals[i], departures[i]) if final else (departures[i], arrivals[i])
+            scheduled = pair[0] or pair[1]
+            if scheduled is None:
+                raise _EntityRejected(
+                    "static_times", f"the static call {sequences[i]} of {trip_id!r} has no time"
+                )
+            update = matched.get(i)
+            realtime: CallRealtime = "no_data" if no_data else "scheduled"
+            own_time: int | None = None
+            delay = None if no_data else current
+            if update is not None:
+                relation = update.schedule_relationship
+                events = (update.arrival, update.departure)
+                events = events if final else events[::-1]
+                if relation == _STU.NO_DATA:
+                    no_data, current, delay, realtime = True, None, None, "no_data"
+                else:
+                    own_time = _first(_event_time(e) for e in events)
+                    own_delay = _first(_event_delay(e) for e in events)
+                    if own_delay is None and own_time is not None:
+                        own_delay = int((_instant(own_time) - scheduled).total_seconds())
+                    if relation == _STU.SKIPPED:
+                        realtime = "skipped"
+                        delay = own_delay if own_delay is not None else delay
+                    else:
+                        no_data, realtime = False, "scheduled"
+                        if own_delay is not None:
+                            current = own_delay
+                        delay = current
+            actual = None
+            if realtime != "skipped":
+                if own_time is not None:
+                    actual = _instant(own_time)
+                elif delay is not None:
+                    actual = scheduled + timedelta(seconds=delay)
+            calls.append(
+                CallState(
+                    stop_sequence=sequences[i],
+                    stop_id=stop_id,
+                    kommune_nr=self._stop_kommune.get(stop_id),
+                    scheduled=scheduled,
+                    delay_seconds=delay,
+                    actual=actual,
+                    realtime=realtime,
+                )
+            )
+        return calls
+
+    def _added_calls(self, updates: Sequence[Any]) -> list[CallState]:
+        """An ADDED trip unknown to the static feed: its updates with an absolute time."""
+        calls: list[CallState] = []
+        for n, update in enumerate(updates):
+            moment = _first(_event_time(e) for e in (update.departure, update.arrival))
+            if moment is None or not update.stop_id:
+                continue
+            sequence = int(update.stop_sequence) if _has(update, "stop_sequence") else n
+            calls.append(
+                CallState(
+                    stop_sequence=sequence,
+                    stop_id=update.stop_id,
+                    kommune_nr=self._stop_kommune.get(update.stop_id),
+                    scheduled=_instant(moment),
+                    delay_seconds=_first(
+                        _event_delay(e) for e in (update.departure, update.arrival)
+                    ),
+                    actual=_instant(moment),
+                    realtime="skipped"
+                    if update.schedule_relationship == _STU.SKIPPED
+                    else "scheduled",
+                )
+            )
+        return calls
+
+
+def _replay_files(folder: Path, polls: int | None) -> list[Path]:
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix == ".pb" and p.is_file())
+    except OSError as exc:
+        raise ConfigError(
+            "--replay",
+            f"cannot read folder {folder}: {exc.strerror or exc}",
+            "give a folder of *.pb files",
+        ) from exc
+    if not files:
+        raise ConfigError(
+            "--replay", f"{folder} has no *.pb files", "give a folder of recorded snapshots"
+        )
+    return files if polls is None else files[:polls]
+
+
+def _read(files: list[Path]) -> list[tuple[Path, bytes]]:
+    try:
+        return [(path, path.read_bytes()) for path in files]
+    except OSError as exc:
+        raise ConfigError(
+            "--replay",
+            f"cannot read {exc.filename}: {exc.strerror}",
+            "check the files' permissions",
+        ) from exc
+
+
+def _kind_of(data: bytes, name: str) -> Kind:
+    """A recorded snapshot's kind from its entities; an empty or unreadable one by its name."""
+    message = rt.FeedMessage()
+    try:
+        message.ParseFromString(data)
+    except DecodeError:
+        message.Clear()
+    if any(_has(e, "trip_update") for e in message.entity):
+        return "trip_updates"
+    if any(_has(e, "vehicle") for e in message.entity):
+        return "vehicle_positions"
+    return "vehicle_positions" if "vehicle" in name.lower() else "trip_updates"
+
+
+class SnapshotRunner(ConnectorRunner[Snapshot]):
+    """The shared runner, able to stop after ``polls`` passes (``--polls N`` of a live feed)."""
+
+    def __init__(self, connector: GtfsRtConnector, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(connector, settings, **kwargs)
+        self.polls: int | None = None
+        self._passes = 0
+
+    def run_polls(self, polls: int | None, interval: timedelta) -> RunStats:
+        """Poll every ``interval``, ``polls`` times (None: until stopped)."""
+        self.polls, self._passes = polls, 0
+        return self.run(once=polls == 1, interval=interval)
+
+    def _pass(self, producer: KafkaProducer, stats: RunStats) -> None:
+        super()._pass(producer, stats)
+        self._passes += 1
+        if self.polls is not None and self._passes >= self.polls:
+            self.stop()

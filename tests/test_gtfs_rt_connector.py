@@ -1,0 +1,665 @@
+"""The GTFS-realtime connector: validation rules, trip resolution, HTTP and replay into Kafka.
+
+Snapshots are protobuf built here (tests/gtfs_rt_build.py) against the synthetic static feed
+(samples/gtfs.py). ``rail_morning`` on Monday 2025-10-27 (UTC+1) departs Lillehammer 05:10Z,
+Moelv 05:35Z, Brumunddal 05:45Z, Hamar 05:58Z and arrives at Stange 06:05Z (sequence 0–4).
+Rule tests call ``poll`` directly; the HTTP, restart and replay tests run on the real Kafka.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from prometheus_client import CollectorRegistry
+from typer.testing import CliRunner
+
+from byflyt.connectors.base import PollResult
+from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot, SnapshotRunner, parse_interval
+from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
+from byflyt.connectors.http import Backoff
+from byflyt.errors import ConfigError
+from byflyt.gtfs_cli import feed_dir
+from byflyt.ingest_cli import ingest_app
+from byflyt.kafka import create_topics
+from byflyt.metrics import Metrics
+from byflyt.models.envelope import Rejected
+from byflyt.models.geo import KommuneLocator
+from byflyt.models.transit import TripState, VehicleSeen
+from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.settings import Settings
+from tests.conftest import SHARED_DATA
+from tests.gtfs_rt_build import feed, headless, stu, trip_update, vehicle
+from tests.kafka_util import read_all
+
+REPO = Path(__file__).resolve().parent.parent
+T, S = SYNTHETIC_TRIPS, SYNTHETIC_STOPS
+RAIL = T["rail_morning"]
+AT = datetime(2025, 10, 27, 5, 30, tzinfo=UTC)
+MON = date(2025, 10, 27)
+FAST = Backoff(base=0.01, cap=0.05, attempts=4)
+RAIL_STOPS = ["lillehammer_rail", "moelv_rail", "brumunddal_rail", "hamar_rail", "stange_rail"]
+SCHEDULED = [
+    datetime(2025, 10, 27, h, m, tzinfo=UTC)
+    for h, m in ((5, 10), (5, 35), (5, 45), (5, 58), (6, 5))
+]
+
+
+def minutes(n: float) -> timedelta:
+    return timedelta(minutes=n)
+
+
+@pytest.fixture(scope="module")
+def locator() -> KommuneLocator:
+    return KommuneLocator.from_file(SHARED_DATA / "kommuner-2024-S.geojson")
+
+
+@pytest.fixture(scope="module")
+def static(tmp_path_factory: pytest.TempPathFactory, locator: KommuneLocator) -> StaticFeed:
+    zip_path = write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip")
+    return load_gtfs(zip_path, feed="inn", region=None, locator=locator)
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def metrics(registry: CollectorRegistry) -> Metrics:
+    return Metrics(registry)
+
+
+Make = Callable[..., GtfsRtConnector]
+
+
+@pytest.fixture
+def make(
+    settings: Settings, static: StaticFeed, locator: KommuneLocator, metrics: Metrics
+) -> Iterator[Make]:
+    made: list[GtfsRtConnector] = []
+
+    def build(**options: Any) -> GtfsRtConnector:
+        values: dict[str, Any] = {
+            "static": static,
+            "trip_updates": "http://127.0.0.1:9/tu",
+            "clock": lambda: AT + timedelta(seconds=5),
+            "metrics": metrics,
+            "locator": locator,
+        }
+        values.update(options)
+        connector = GtfsRtConnector(settings, **values)
+        made.append(connector)
+        return connector
+
+    yield build
+    for connector in made:
+        connector.close()
+
+
+def poll(
+    connector: GtfsRtConnector,
+    data: bytes,
+    position: datetime | None = None,
+    kind: str = "trip_updates",
+) -> PollResult:
+    item = Snapshot(kind, "test", data)  # type: ignore[arg-type]
+    stamp = None if position is None else position.isoformat()
+    return connector.poll(item, stamp, lambda request, what: request())
+
+
+def trips(result: PollResult) -> dict[str, TripState]:
+    states = [
+        TripState.from_bytes(r.value)
+        for r in result.records
+        if r.topic.name.startswith("transit.trip")
+    ]
+    return {s.trip_id: s for s in states}
+
+
+def one_rejected(result: PollResult) -> Rejected:
+    assert len(result.rejected) == 1, result.rejected
+    return result.rejected[0]
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+# -- resolving trips ---------------------------------------------------------------------------
+def test_delays_propagate_and_entur_sequences_match_by_stop_id(make: Make) -> None:
+    # Entur's synthetic stop_sequence counts from 1: sequence 2 is Moelv in the feed but
+    # Brumunddal in the static feed, so it is matched by stop_id. Sequence 3 at Hamar is right.
+    entity = trip_update(
+        RAIL,
+        [stu(S["moelv_rail"], 2, delay=120), stu(S["hamar_rail"], 3, delay=60)],
+        entity_id=f"{RAIL}-x",
+    )
+    bus = trip_update(T["bus_5_day"], delay=300, start_date="20251027")
+    result = poll(make(), feed(AT, entity, bus))
+    assert result.rejected == []
+    assert result.checkpoint == "2025-10-27T05:30:00Z"
+    state = trips(result)[RAIL]
+    assert (state.service_date, state.route_id, state.mode, state.status) == (
+        MON,
+        "INN:Line:R10",
+        "rail",
+        "scheduled",
+    )
+    assert state.snapshot_at == AT
+    assert state.vehicle_id == "bus-1"
+    assert [c.stop_id for c in state.calls] == [S[r] for r in RAIL_STOPS]
+    assert [c.stop_sequence for c in state.calls] == [0, 1, 2, 3, 4]
+    assert [c.kommune_nr for c in state.calls] == ["3405", "3411", "3411", "3403", "3413"]
+    assert [c.scheduled for c in state.calls] == SCHEDULED
+    assert [c.delay_seconds for c in state.calls] == [None, 120, 120, 60, 60]
+    assert [c.actual for c in state.calls] == [
+        None,
+        SCHEDULED[1] + minutes(2),
+        SCHEDULED[2] + minutes(2),
+        SCHEDULED[3] + minutes(1),
+        SCHEDULED[4] + minutes(1),
+    ]
+    assert {c.realtime for c in state.calls} == {"scheduled"}
+    # No stop time update: the trip's own delay reaches every call.
+    assert [c.delay_seconds for c in trips(result)[T["bus_5_day"]].calls] == [300, 300]
+
+
+def test_absolute_times_win_and_the_last_call_uses_its_arrival(make: Make) -> None:
+    entity = trip_update(
+        RAIL,
+        [
+            stu(S["hamar_rail"], departure=SCHEDULED[3] + minutes(3)),
+            stu(S["stange_rail"], arrival=SCHEDULED[4] + minutes(4), arrival_delay=240),
+        ],
+        start_date="20251027",
+    )
+    state = trips(poll(make(), feed(AT, entity)))[RAIL]
+    assert [c.delay_seconds for c in state.calls][3:] == [180, 240]
+    assert [c.actual for c in state.calls][3:] == [
+        SCHEDULED[3] + minutes(3),
+        SCHEDULED[4] + minutes(4),
+    ]
+
+
+def test_skipped_stops_propagate_no_data_stops_propagation(make: Make) -> None:
+    entity = trip_update(
+        RAIL,
+        [
+            stu(S["lillehammer_rail"], 1, delay=60),
+            stu(S["moelv_rail"], 2, relation="SKIPPED"),
+            stu(S["hamar_rail"], 4, relation="NO_DATA"),
+        ],
+    )
+    state = trips(poll(make(), feed(AT, entity)))[RAIL]
+    assert [c.realtime for c in state.calls] == [
+        "scheduled",
+        "skipped",
+        "scheduled",
+        "no_data",
+        "no_data",
+    ]
+    assert [c.delay_seconds for c in state.calls] == [60, 60, 60, None, None]
+    assert [c.actual for c in state.calls] == [
+        SCHEDULED[0] + minutes(1),
+        None,  # the train does not stop there
+        SCHEDULED[2] + minutes(1),
+        None,
+        None,
+    ]
+
+
+def test_cancelled_and_added_trips(make: Make) -> None:
+    cancelled = trip_update(RAIL, relation="CANCELED", start_date="20251027")
+    added = trip_update(
+        "INN:ServiceJourney:extra",
+        [stu(S["hamar_bus"], 0, departure=AT + minutes(10)), stu(S["stange_bus"], 1)],
+        relation="ADDED",
+        route_id="INN:Line:5",
+        start_date="20251027",
+    )
+    result = poll(make(), feed(AT, cancelled, added))
+    assert result.rejected == []
+    states = trips(result)
+    assert states[RAIL].status == "cancelled"
+    assert len(states[RAIL].calls) == 5
+    extra = states["INN:ServiceJourney:extra"]
+    assert (extra.status, extra.mode, extra.route_id) == ("added", "bus", "INN:Line:5")
+    assert [(c.stop_id, c.scheduled, c.kommune_nr) for c in extra.calls] == [
+        (S["hamar_bus"], AT + minutes(10), "3403")
+    ]
+
+
+def test_service_date_is_the_nearest_run_without_start_date(make: Make) -> None:
+    # rail_night runs 23:40 → 00:35 local every day; at 00:10 local on the 27th it is the
+    # run of the 26th that is under way.
+    late = datetime(2025, 10, 26, 23, 10, tzinfo=UTC)
+    connector = make(clock=lambda: late)
+    state = trips(poll(connector, feed(late, trip_update(T["rail_night"]))))[T["rail_night"]]
+    assert state.service_date == date(2025, 10, 26)
+    # Entur's entity id names the date.
+    named = trip_update(T["rail_night"], entity_id=f"{T['rail_night']}-2025-10-25")
+    state = trips(poll(connector, feed(late + minutes(1), named)))[T["rail_night"]]
+    assert state.service_date == date(2025, 10, 25)
+
+
+# -- entity rules ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("entity", "rule", "words"),
+    [
+        (
+            trip_update(RAIL, [stu(S["hamar_rail"], 3), stu(S["moelv_rail"], 1)]),
+            "stop_sequence_order",
+            "not ordered by stop_sequence (1 after 3)",
+        ),
+        (
+            trip_update(
+                RAIL,
+                [
+                    stu(S["moelv_rail"], arrival=AT + minutes(10), departure=AT + minutes(11)),
+                    stu(S["hamar_rail"], arrival=AT + minutes(9)),
+                ],
+            ),
+            "times_decrease",
+            "is before the previous time",
+        ),
+        (
+            trip_update(
+                RAIL,
+                [stu(S["moelv_rail"], departure=AT), stu(S["hamar_rail"], arrival=AT - minutes(1))],
+            ),
+            "times_decrease",
+            f"at stop {S['hamar_rail']}",
+        ),
+        (trip_update("INN:ServiceJourney:nope"), "unknown_trip", "is not in static feed 'inn'"),
+        (trip_update(RAIL, [stu("NSR:Quay:0")]), "unknown_stop", "'NSR:Quay:0' is not in static"),
+        (
+            trip_update(RAIL, [stu(S["hamar_bus"], 3)]),
+            "stop_not_on_trip",
+            f"{S['hamar_bus']!r} is not on trip",
+        ),
+        (
+            trip_update(RAIL, [stu(S["hamar_rail"], 5), stu(S["moelv_rail"], 6)]),
+            "stop_not_on_trip",
+            "after the previous update",
+        ),
+    ],
+)
+def test_a_bad_entity_is_rejected_alone(
+    make: Make, registry: CollectorRegistry, entity: Any, rule: str, words: str
+) -> None:
+    good = trip_update(T["bus_5_day"], start_date="20251027")
+    result = poll(make(), feed(AT, entity, good))
+    dead = one_rejected(result)
+    assert (dead.code, dead.source, dead.stage) == ("invalid_entity", "gtfs-rt:inn", "gtfs-rt")
+    assert dead.context["rule"] == rule
+    assert dead.context["entity_id"] == entity.id
+    assert dead.reason.startswith(f"{rule}: ")
+    assert words in dead.reason
+    assert dead.raw.startswith("hex:") or entity.trip_update.trip.trip_id in dead.raw
+    assert list(trips(result)) == [T["bus_5_day"]]  # the rest of the snapshot flows
+
+
+# -- snapshot rules ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("data", "position", "rule", "words"),
+    [
+        (b"\x0a\xff\xff\xff", None, "parse", "does not parse"),
+        (headless(trip_update(RAIL)), None, "no_header", "has no header timestamp"),
+        (feed(None, trip_update(RAIL)), None, "no_header", "has no header timestamp"),
+        (feed(AT + minutes(2), trip_update(RAIL)), None, "future_timestamp", "more than 60 s"),
+        (feed(AT, trip_update(RAIL)), AT + minutes(1), "older_than_last", "is older than"),
+    ],
+)
+def test_a_bad_snapshot_is_rejected_whole(
+    make: Make,
+    registry: CollectorRegistry,
+    data: bytes,
+    position: datetime | None,
+    rule: str,
+    words: str,
+) -> None:
+    result = poll(make(), data, position)
+    dead = one_rejected(result)
+    assert result.records == []
+    assert result.checkpoint is None
+    assert (dead.code, dead.context["rule"], dead.context["kind"]) == (
+        "invalid_snapshot",
+        rule,
+        "trip_updates",
+    )
+    assert rule in dead.reason
+    assert words in dead.reason
+    assert dead.raw.startswith("hex:") or len(dead.raw) > 0
+    labels = {"source": "gtfs-rt:inn", "kind": "trip_updates", "outcome": "rejected"}
+    assert sample(registry, "byflyt_gtfs_rt_snapshots_total", **labels) == 1
+
+
+def test_a_repeated_snapshot_produces_nothing(make: Make, registry: CollectorRegistry) -> None:
+    connector = make()
+    data = feed(AT, trip_update(RAIL))
+    assert len(poll(connector, data).records) == 1
+    again = poll(connector, data, position=AT)
+    assert (again.records, again.rejected, again.checkpoint) == ([], [], None)
+    assert again.counts["repeated"] == 1
+    labels = {"source": "gtfs-rt:inn", "kind": "trip_updates", "outcome": "repeated"}
+    assert sample(registry, "byflyt_gtfs_rt_snapshots_total", **labels) == 1
+
+
+# -- warnings ----------------------------------------------------------------------------------
+def warnings(registry: CollectorRegistry, warning: str) -> float:
+    labels = {"source": "gtfs-rt:inn", "warning": warning}
+    return sample(registry, "byflyt_gtfs_rt_warnings_total", **labels)
+
+
+def test_missing_vehicle_id_is_a_warning(make: Make, registry: CollectorRegistry) -> None:
+    result = poll(
+        make(),
+        feed(AT, trip_update(RAIL, vehicle_id=None), vehicle("v-entity", lat=60.79, lon=11.07)),
+    )
+    assert result.rejected == []
+    assert warnings(registry, "missing_vehicle_id") == 2
+    seen = [
+        VehicleSeen.from_bytes(r.value)
+        for r in result.records
+        if r.topic.name == "transit.vehicles"
+    ]
+    assert [v.vehicle_id for v in seen] == ["v-entity"]  # the entity id stands in
+
+
+def test_stale_entities_are_a_warning(make: Make, registry: CollectorRegistry) -> None:
+    fresh = trip_update(RAIL, timestamp=AT - timedelta(seconds=20))
+    stale = vehicle("v", vehicle_id="v1", timestamp=AT - timedelta(seconds=21))
+    result = poll(make(), feed(AT, fresh, stale))
+    assert result.rejected == []
+    assert warnings(registry, "stale_entity") == 1
+    assert warnings(registry, "stale_feed") == 0
+
+
+def test_an_old_feed_is_a_warning_when_live_only(
+    make: Make, registry: CollectorRegistry, tmp_path: Path
+) -> None:
+    late = AT + timedelta(seconds=21)
+    poll(make(clock=lambda: late), feed(AT, trip_update(RAIL)))
+    assert warnings(registry, "stale_feed") == 1
+    (tmp_path / "a.pb").write_bytes(feed(AT, trip_update(RAIL)))
+    replay = make(trip_updates=None, replay=tmp_path, clock=lambda: AT + timedelta(days=300))
+    assert poll(replay, feed(AT, trip_update(RAIL))).rejected == []
+    assert warnings(registry, "stale_feed") == 1
+
+
+# -- snapshots over time -----------------------------------------------------------------------
+def test_a_trip_missing_from_the_next_full_snapshot_vanishes_once(make: Make) -> None:
+    connector = make(clock=lambda: AT + minutes(5))
+    bus = T["bus_150_morning"]
+    first = poll(
+        connector, feed(AT, trip_update(RAIL, [stu(S["moelv_rail"], delay=90)]), trip_update(bus))
+    )
+    assert set(trips(first)) == {RAIL, bus}
+    later = AT + timedelta(seconds=10)
+    second = poll(connector, feed(later, trip_update(bus)), position=AT)
+    states = [TripState.from_bytes(r.value) for r in second.records]
+    assert [(s.trip_id, s.status) for s in states] == [(RAIL, "vanished"), (bus, "scheduled")]
+    gone = states[0]
+    assert gone.snapshot_at == later
+    assert gone.calls == trips(first)[RAIL].calls
+    assert second.counts["vanished"] == 1
+    third = poll(connector, feed(later + timedelta(seconds=10), trip_update(bus)), position=later)
+    assert [TripState.from_bytes(r.value).trip_id for r in third.records] == [bus]
+    # A trip whose entity is rejected is still in the feed: it does not vanish.
+    broken = trip_update(bus, [stu("NSR:Quay:0")])
+    fourth = poll(
+        connector, feed(later + minutes(1), broken), position=later + timedelta(seconds=10)
+    )
+    assert (fourth.records, len(fourth.rejected)) == ([], 1)
+
+
+def test_vehicles_are_placed_and_lend_occupancy_to_trips(make: Make) -> None:
+    connector = make()
+    positions = feed(
+        AT,
+        vehicle(
+            "e1",
+            vehicle_id="NSB-73",
+            trip_id=RAIL,
+            lat=60.7921,
+            lon=11.0762,
+            occupancy="MANY_SEATS_AVAILABLE",
+            timestamp=AT - timedelta(seconds=3),
+        ),
+        vehicle("e2", vehicle_id="ferry", lat=57.0, lon=3.0),
+    )
+    result = poll(connector, positions, kind="vehicle_positions")
+    seen = {v.vehicle_id: v for v in (VehicleSeen.from_bytes(r.value) for r in result.records)}
+    train = seen["NSB-73"]
+    assert (train.kommune_nr, train.mode, train.trip_id, train.occupancy) == (
+        "3403",
+        "rail",
+        RAIL,
+        "MANY_SEATS_AVAILABLE",
+    )
+    assert (train.seen_at, train.snapshot_at) == (AT - timedelta(seconds=3), AT)
+    assert (seen["ferry"].kommune_nr, seen["ferry"].mode, seen["ferry"].seen_at) == (
+        None,
+        "other",
+        AT,
+    )
+    state = trips(poll(connector, feed(AT, trip_update(RAIL))))[RAIL]
+    assert state.occupancy == "MANY_SEATS_AVAILABLE"
+
+
+def test_configuration_errors(make: Make, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        make(trip_updates=None)
+    assert err.value.setting == "--trip-updates"
+    with pytest.raises(ConfigError) as err:
+        make(replay=tmp_path)
+    assert "not both" in str(err.value)
+    with pytest.raises(ConfigError, match=r"--replay: .* has no"):
+        make(trip_updates=None, replay=tmp_path)
+    with pytest.raises(ConfigError, match="--replay: cannot read folder"):
+        make(trip_updates=None, replay=tmp_path / "missing")
+    with pytest.raises(ConfigError, match="--vehicle-positions"):
+        make(vehicle_positions="api.entur.io/vp")
+    assert parse_interval("10s") == timedelta(seconds=10)
+    assert parse_interval("1m") == timedelta(minutes=1)
+    assert parse_interval("2.5") == timedelta(seconds=2.5)
+    with pytest.raises(ConfigError, match="--interval"):
+        parse_interval("soon")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "--trip-updates: give either a TripUpdates URL or --replay DIR"),
+        (["--trip-updates", "http://x/tu", "--replay", "."], "not both"),
+        (["--replay", "/nonexistent/dir"], "--replay: cannot read folder /nonexistent/dir"),
+        (["--replay", ".", "--once", "--polls", "2"], "--polls: cannot go with --once"),
+        (["--trip-updates", "http://x/tu", "--interval", "often"], "--interval: 'often'"),
+    ],
+)
+def test_command_refuses_wrong_usage_in_one_line(
+    settings: Settings,
+    static: StaticFeed,
+    args: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    static.save(feed_dir(settings, "inn"))
+    monkeypatch.setenv("BYFLYT_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("BYFLYT_KOMMUNER_GEOJSON", str(settings.kommuner_geojson))
+    done = CliRunner().invoke(ingest_app, ["gtfs-rt", "--feed", "inn", *args])
+    assert done.exit_code == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr
+
+
+def test_command_needs_a_loaded_feed(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BYFLYT_DATA_DIR", str(settings.data_dir))
+    done = CliRunner().invoke(
+        ingest_app, ["gtfs-rt", "--feed", "inn", "--trip-updates", "http://x/"]
+    )
+    assert done.exit_code == 2
+    assert "--feed: no readable static GTFS feed" in done.stderr
+    assert "byflyt gtfs load" in done.stderr
+
+
+# -- over HTTP into Kafka ----------------------------------------------------------------------
+class _Feed(BaseHTTPRequestHandler):
+    """Answers GETs from a queue of (status, headers, body); 304 when If-None-Match matches."""
+
+    answers: ClassVar[list[tuple[int, dict[str, str], bytes]]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        _Feed.seen.append({k.lower(): v for k, v in self.headers.items()})
+        status, headers, body = _Feed.answers.pop(0) if _Feed.answers else (404, {}, b"")
+        if (
+            status == 200
+            and headers.get("ETag")
+            and self.headers.get("If-None-Match") == headers["ETag"]
+        ):
+            status, body = 304, b""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    _Feed.answers, _Feed.seen = [], []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/tu"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def topic_values(settings: Settings, name: str) -> list[tuple[bytes | None, bytes]]:
+    return [(k, v) for k, v in read_all(settings, settings.topic(name)) if v is not None]
+
+
+@pytest.mark.kafka
+def test_http_retries_a_503_honours_etag_and_keeps_the_rule_across_restarts(
+    settings: Settings, make: Make, server: str, registry: CollectorRegistry
+) -> None:
+    create_topics(settings)
+    snapshot = feed(AT, trip_update(RAIL, [stu(S["moelv_rail"], delay=60)]))
+    etag = {"ETag": '"v1"', "Last-Modified": "Mon, 27 Oct 2025 05:30:00 GMT"}
+    _Feed.answers = [
+        (503, {"Retry-After": "0"}, b"busy"),
+        (200, etag, snapshot),
+        (200, etag, snapshot),
+    ]
+    connector = make(trip_updates=server, interval=timedelta(seconds=0.05))
+    stats = SnapshotRunner(connector, settings, metrics=connector.metrics, backoff=FAST).run_polls(
+        2, timedelta(seconds=0.05)
+    )
+    assert stats.failed == []
+    assert [h.get("et-client-name") for h in _Feed.seen] == [settings.client_name] * 3
+    assert "if-none-match" not in _Feed.seen[1]
+    assert _Feed.seen[2]["if-none-match"] == '"v1"'
+    assert _Feed.seen[2]["if-modified-since"] == etag["Last-Modified"]
+    records = topic_values(settings, "transit.trip-updates")
+    assert len(records) == 1  # the 304 added nothing
+    key, value = records[0]
+    state = TripState.from_bytes(value)
+    assert key == state.key.encode() == f"inn:2025-10-27:{RAIL}".encode()
+    assert (
+        sample(registry, "byflyt_http_errors_total", source="gtfs-rt:inn", status_class="5xx") == 1
+    )
+    labels = {"source": "gtfs-rt:inn", "kind": "trip_updates"}
+    assert sample(registry, "byflyt_gtfs_rt_snapshots_total", **labels, outcome="not_modified") == 1
+
+    # A restarted connector reads the checkpoint from Kafka: an older snapshot is rejected.
+    _Feed.answers = [(200, {}, feed(AT - minutes(1), trip_update(RAIL)))]
+    again = make(trip_updates=server)
+    stats = SnapshotRunner(again, settings, metrics=again.metrics, backoff=FAST).run(once=True)
+    assert stats.rejected == 1
+    dead = [Rejected.from_bytes(v) for _, v in topic_values(settings, "dlq.rejected")]
+    assert [(d.code, d.context["rule"]) for d in dead] == [("invalid_snapshot", "older_than_last")]
+    assert len(topic_values(settings, "transit.trip-updates")) == 1
+    rejected = {"source": "gtfs-rt:inn", "stage": "gtfs-rt", "reason": "invalid_snapshot"}
+    assert sample(registry, "byflyt_rejected_total", **rejected) == 1
+
+
+@pytest.mark.kafka
+def test_command_replays_recorded_snapshots(
+    settings: Settings, static: StaticFeed, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    static.save(feed_dir(settings, "inn"))
+    folder = tmp_path / "recorded"
+    folder.mkdir()
+    bus = T["bus_150_morning"]
+    files = {
+        "001-vehicles.pb": feed(
+            AT, vehicle("e1", vehicle_id="NSB-73", trip_id=RAIL, lat=60.7921, lon=11.0762)
+        ),
+        "002.pb": feed(
+            AT, trip_update(RAIL, [stu(S["moelv_rail"], 2, delay=60)]), trip_update(bus)
+        ),
+        "003.pb": feed(
+            AT + timedelta(seconds=10), trip_update(bus), trip_update(RAIL, [stu("NSR:Quay:0")])
+        ),
+        "004.pb": feed(AT + timedelta(seconds=10), trip_update(bus)),
+        "005.pb": b"\xff\xff not protobuf",
+        "006.pb": feed(AT + timedelta(seconds=20), trip_update(bus)),
+        "notes.txt": b"ignored",
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    command = [
+        sys.executable,
+        "-m",
+        "byflyt",
+        "ingest",
+        "gtfs-rt",
+        "--feed",
+        "inn",
+        "--replay",
+        str(folder),
+    ]
+    done = subprocess.run(
+        command, env=worker_env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "gtfs-rt inn: 4 snapshots (1 repeated, 0 not modified), 5 trip states (1 vanished), "
+        "1 vehicles, 2 rejected, 0 failed"
+    )
+    states = [TripState.from_bytes(v) for _, v in topic_values(settings, "transit.trip-updates")]
+    assert sorted((s.snapshot_at, s.trip_id, s.status) for s in states) == sorted(
+        [
+            (AT, RAIL, "scheduled"),
+            (AT, bus, "scheduled"),
+            (AT + timedelta(seconds=10), bus, "scheduled"),
+            (AT + timedelta(seconds=20), RAIL, "vanished"),
+            (AT + timedelta(seconds=20), bus, "scheduled"),
+        ]
+    )
+    rail = next(s for s in states if s.trip_id == RAIL and s.status == "scheduled")
+    assert [c.delay_seconds for c in rail.calls] == [None, 60, 60, 60, 60]
+    vehicles = [VehicleSeen.from_bytes(v) for _, v in topic_values(settings, "transit.vehicles")]
+    assert [(v.vehicle_id, v.kommune_nr, v.mode) for v in vehicles] == [("NSB-73", "3403", "rail")]
+    dead = [Rejected.from_bytes(v) for _, v in topic_values(settings, "dlq.rejected")]
+    assert sorted((d.code, d.context["rule"]) for d in dead) == [
+        ("invalid_entity", "unknown_stop"),
+        ("invalid_snapshot", "parse"),
+    ]
