@@ -1,0 +1,574 @@
+"""Synthetic GTFS-realtime snapshots of the synthetic static feed (:mod:`byflyt.samples.gtfs`).
+
+SYNTHETIC DATA (see :data:`SYNTHETIC_NOTICE`): made-up delays, cancellations and vehicles for a
+made-up network, in Entur's GTFS-realtime shape. :func:`write_synthetic_snapshots` writes one
+TripUpdates and one VehiclePositions FeedMessage per minute of feed time (FULL_DATASET,
+``gtfs_realtime_version`` 2.0, header timestamp = the snapshot's feed time) as
+``NNNN-trip-updates.pb`` / ``NNNN-vehicle-positions.pb``, so name order is time order.
+
+Entur's shape: a TripDescriptor carries ``trip_id``, ``start_date`` (YYYYMMDD) and ``route_id``;
+StopTimeUpdates carry delays only (``arrival.delay``/``departure.delay``, never absolute
+times), the quay as ``stop_id`` and a ``stop_sequence`` of their own: for the 150 bus it counts
+from 1 where the static feed counts from 0, so updates must be matched by ``stop_id``.
+
+A snapshot holds every trip that has started or starts within 30 minutes and has not finished,
+with updates for the calls not yet passed and the one just passed. Delays evolve: a call's
+prediction drifts from a first guess to the delay it will have in its last 5 minutes. On
+2025-10-27 (the only date the scenario is made for) the window is 06:58Z–07:59Z and the roles
+(:attr:`Scenario.roles`) are:
+
+- ``late`` / ``vanishing`` / ``skipped``: ``bus_150_morning`` (line 150, stop_sequence from 1)
+  arrives in Lillehammer more than 180 s late, skips Moelv (SKIPPED) and leaves the feed in the
+  first snapshot after its arrival time, so its last call is never shown as passed;
+- ``early`` / ``crossing``: ``crossing`` (Gjøvik → Jaren, Gran 3446, outside Mjøsbyen) leaves
+  Gjøvik < 60 s early; Hunndalen never gets an update of its own (its delay is propagated);
+- ``cancelled``: ``rail_replacement`` is first scheduled, then CANCELED before it starts.
+
+Files with a role: one snapshot pair is written twice (same bytes, consecutive names,
+:attr:`Scenario.repeated_files`) and one trip-updates file is not a FeedMessage at all
+(:attr:`Scenario.malformed_file`). VehiclePositions place the running vehicles along their trips
+near a stop with a kommune (at most :data:`NEAR_STOP` of the way to the next one, so the
+kommune recorded in :attr:`Scenario.vehicles` is the one the point lies in); the 150 bus
+reports occupancy, and one crossing position has no vehicle id.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from google.transit import gtfs_realtime_pb2
+
+from byflyt.models.transit import gtfs_midnight
+from byflyt.samples.gtfs import EXPECTED_KOMMUNE, SYNTHETIC_TRIPS, write_synthetic_gtfs
+
+SYNTHETIC_NOTICE = (
+    "SYNTETISKE DATA / SYNTHETIC DATA: made-up GTFS-realtime snapshots of a made-up "
+    "Innlandstrafikk network in Entur's shape, not real-time data from Innlandstrafikk or Entur."
+)
+SCENARIO_DATE = date(2025, 10, 27)
+WINDOW_START = datetime(2025, 10, 27, 6, 58, tzinfo=UTC)
+SNAPSHOTS = 62
+STEP = timedelta(seconds=60)
+LOOKAHEAD = timedelta(minutes=30)
+NEAR_STOP = 0.15
+"""How far along a segment (fraction) a vehicle is placed at most from its nearer placed stop."""
+
+_REPEATED_AFTER = 20  # snapshot index written twice
+_MALFORMED_AFTER = 40  # a broken trip-updates file follows this snapshot
+_MALFORMED_BYTES = b"<html><body><h1>502 Bad Gateway</h1></body></html>\n"
+
+CallStatus = Literal["served", "cancelled", "skipped", "open"]
+
+_TU = gtfs_realtime_pb2.TripUpdate
+_TD = gtfs_realtime_pb2.TripDescriptor
+_VP = gtfs_realtime_pb2.VehiclePosition
+
+
+@dataclass(frozen=True)
+class CallTruth:
+    """A call as the generator decided it; ``open`` calls never become final in the snapshots.
+
+    ``delay_seconds`` is the last delay published for the call (its own or propagated), None
+    when no update ever reached it. ``final_at`` is the feed time of the snapshot that made it
+    final (its actual time passed, the trip was cancelled, the stop skipped or the trip gone).
+    """
+
+    stop_sequence: int
+    stop_id: str
+    kommune_nr: str | None
+    scheduled: datetime
+    status: CallStatus
+    delay_seconds: int | None
+    final_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TripTruth:
+    """One trip of one service date as the snapshots tell it."""
+
+    trip_id: str
+    service_date: date
+    route_id: str
+    status: Literal["served", "cancelled"]
+    calls: tuple[CallTruth, ...]
+    skipped_stop_id: str | None
+    first_seen: datetime
+    vanished_at: datetime | None
+    stop_sequence_offset: int
+
+
+@dataclass(frozen=True)
+class VehicleTruth:
+    """One VehiclePosition entity: where the generator put it and in which kommune."""
+
+    snapshot_at: datetime
+    seen_at: datetime
+    vehicle_id: str | None
+    trip_id: str
+    lat: float
+    lon: float
+    kommune_nr: str | None
+    occupancy: str | None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The ground truth of one run of :func:`write_synthetic_snapshots`."""
+
+    service_date: date
+    snapshot_times: tuple[datetime, ...]
+    files: tuple[str, ...]
+    trips: dict[tuple[str, date], TripTruth]
+    roles: dict[str, str]
+    repeated_files: tuple[str, ...]
+    malformed_file: str
+    vehicles: tuple[VehicleTruth, ...]
+
+    def vehicle_kommune(self, snapshot_at: datetime, vehicle_id: str) -> str | None:
+        """The kommune the generator placed ``vehicle_id`` in at ``snapshot_at``."""
+        for seen in self.vehicles:
+            if seen.snapshot_at == snapshot_at and seen.vehicle_id == vehicle_id:
+                return seen.kommune_nr
+        raise KeyError((snapshot_at, vehicle_id))
+
+
+@dataclass(frozen=True)
+class _Call:
+    sequence: int
+    stop_id: str
+    scheduled: datetime
+    lat: float
+    lon: float
+    kommune_nr: str | None
+
+
+@dataclass(frozen=True)
+class _Trip:
+    trip_id: str
+    route_id: str
+    service_date: date
+    calls: tuple[_Call, ...]
+
+
+@dataclass
+class _Plan:
+    """What the generator does with one trip: per call a target delay, None = no own update."""
+
+    targets: list[int | None]
+    first_guess: list[int]
+    skipped: frozenset[int] = frozenset()
+    linger: int = 60
+    sequence_offset: int = 0
+    vehicle_id: str | None = None
+    occupancy: tuple[str, str] | None = None
+    cancel_from: datetime | None = None
+    anonymous_at: int | None = None
+
+
+@dataclass
+class _State:
+    seen: bool = False
+    finished: bool = False
+    vanished_at: datetime | None = None
+    first_seen: datetime | None = None
+    passed: dict[int, int] = field(default_factory=dict)
+    final: dict[int, tuple[CallStatus, int | None, datetime]] = field(default_factory=dict)
+    known: dict[int, int | None] = field(default_factory=dict)
+    cancelled_at: datetime | None = None
+
+
+def write_synthetic_snapshots(
+    directory: Path,
+    *,
+    static_zip: Path | None = None,
+    service_date: date = SCENARIO_DATE,
+    seed: int = 7,
+) -> Scenario:
+    """Write the snapshot files to ``directory`` and return what they mean.
+
+    ``static_zip`` is the synthetic static feed the snapshots refer to (written with its default
+    seed when not given). The same arguments give the same bytes.
+    """
+    if service_date != SCENARIO_DATE:
+        raise ValueError(f"the synthetic realtime scenario is made for {SCENARIO_DATE} only")
+    with _static_zip(static_zip) as path:
+        trips = _read_static(path, service_date)
+    rng = random.Random(seed)
+    times = [WINDOW_START + STEP * k for k in range(SNAPSHOTS)]
+    roles = {
+        "late": SYNTHETIC_TRIPS["bus_150_morning"],
+        "vanishing": SYNTHETIC_TRIPS["bus_150_morning"],
+        "skipped": SYNTHETIC_TRIPS["bus_150_morning"],
+        "early": SYNTHETIC_TRIPS["crossing"],
+        "crossing": SYNTHETIC_TRIPS["crossing"],
+        "cancelled": SYNTHETIC_TRIPS["rail_replacement"],
+    }
+    visible = [t for t in trips if _visible(t, times)]
+    plans = {t.trip_id: _plan(t, rng, roles) for t in visible}
+    states = {t.trip_id: _State() for t in visible}
+    directory.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    vehicles: list[VehicleTruth] = []
+    slot = 0
+    repeated: list[str] = []
+    malformed = ""
+    for index, now in enumerate(times):
+        updates = _message(now)
+        positions = _message(now)
+        for trip in visible:
+            _snapshot_trip(trip, plans[trip.trip_id], states[trip.trip_id], now, updates)
+            seen = _vehicle(trip, plans[trip.trip_id], states[trip.trip_id], now, index, rng)
+            if seen is not None:
+                _add_vehicle(positions, trip, seen)
+                vehicles.append(seen)
+        blobs = (
+            updates.SerializeToString(deterministic=True),
+            positions.SerializeToString(deterministic=True),
+        )
+        for _ in range(2 if index == _REPEATED_AFTER else 1):
+            slot += 1
+            pair = _write_pair(directory, slot, blobs)
+            files += pair
+            if index == _REPEATED_AFTER:
+                repeated += pair
+        if index == _MALFORMED_AFTER:
+            slot += 1
+            malformed = f"{slot:04d}-trip-updates.pb"
+            (directory / malformed).write_bytes(_MALFORMED_BYTES)
+            files.append(malformed)
+    return Scenario(
+        service_date=service_date,
+        snapshot_times=tuple(times),
+        files=tuple(files),
+        trips={
+            (t.trip_id, t.service_date): _truth(t, plans[t.trip_id], states[t.trip_id])
+            for t in visible
+        },
+        roles=roles,
+        repeated_files=tuple(repeated),
+        malformed_file=malformed,
+        vehicles=tuple(vehicles),
+    )
+
+
+@contextmanager
+def _static_zip(static_zip: Path | None) -> Iterator[Path]:
+    if static_zip is not None:
+        yield static_zip
+        return
+    with tempfile.TemporaryDirectory(prefix="byflyt-gtfs-rt-") as tmp:
+        yield write_synthetic_gtfs(Path(tmp) / "static.zip")
+
+
+def _read_static(path: Path, service_date: date) -> list[_Trip]:
+    """The trips running on ``service_date``, read straight from the zip's CSV files."""
+    with zipfile.ZipFile(path) as archive:
+
+        def rows(name: str) -> list[dict[str, str]]:
+            text = archive.read(name).decode("utf-8-sig")
+            return list(csv.DictReader(io.StringIO(text)))
+
+        timezone = ZoneInfo(rows("agency.txt")[0]["agency_timezone"])
+        stops = {r["stop_id"]: r for r in rows("stops.txt")}
+        running = {
+            r["service_id"]
+            for r in rows("calendar_dates.txt")
+            if r["exception_type"] == "1" and r["date"] == service_date.strftime("%Y%m%d")
+        }
+        trips = {r["trip_id"]: r for r in rows("trips.txt") if r["service_id"] in running}
+        times = [r for r in rows("stop_times.txt") if r["trip_id"] in trips]
+    midnight = gtfs_midnight(service_date, timezone)
+
+    def coords(stop_id: str) -> tuple[float, float]:
+        stop = stops[stop_id]
+        if not stop["stop_lat"]:
+            stop = stops[stop["parent_station"]]
+        lat, lon = float(stop["stop_lat"]), float(stop["stop_lon"])
+        # A stop with latitude and longitude swapped (Hunndalen): the vehicle's GPS is right.
+        return (lon, lat) if not 57 < lat < 72 else (lat, lon)
+
+    out: list[_Trip] = []
+    for trip_id, trip in trips.items():
+        mine = sorted((r for r in times if r["trip_id"] == trip_id), key=_sequence)
+        calls = []
+        for position, row in enumerate(mine):
+            clock = row["arrival_time" if position == len(mine) - 1 else "departure_time"]
+            hours, minutes, seconds = (int(p) for p in clock.split(":"))
+            lat, lon = coords(row["stop_id"])
+            calls.append(
+                _Call(
+                    sequence=int(row["stop_sequence"]),
+                    stop_id=row["stop_id"],
+                    scheduled=midnight + timedelta(hours=hours, minutes=minutes, seconds=seconds),
+                    lat=lat,
+                    lon=lon,
+                    kommune_nr=EXPECTED_KOMMUNE.get(row["stop_id"]),
+                )
+            )
+        out.append(_Trip(trip_id, trip["route_id"], service_date, tuple(calls)))
+    return sorted(out, key=lambda t: (t.calls[0].scheduled, t.trip_id))
+
+
+def _sequence(row: dict[str, str]) -> int:
+    return int(row["stop_sequence"])
+
+
+def _visible(trip: _Trip, times: list[datetime]) -> bool:
+    # Delays in the scenario stay within a few minutes: a margin of 10 minutes is plenty.
+    return trip.calls[0].scheduled - LOOKAHEAD <= times[-1] and (
+        trip.calls[-1].scheduled + timedelta(minutes=10) >= times[0]
+    )
+
+
+def _plan(trip: _Trip, rng: random.Random, roles: dict[str, str]) -> _Plan:
+    count = len(trip.calls)
+    plan = _Plan(
+        targets=[rng.randint(-30, 120) for _ in range(count)],
+        first_guess=[rng.randint(-60, 120) for _ in range(count)],
+    )
+    if trip.trip_id == roles["late"]:
+        # Hamar, Brumunddal (late but on time), Moelv skipped, Lillehammer > 180 s late.
+        plan.targets = [rng.randint(30, 90), rng.randint(120, 170), None, rng.randint(200, 260)]
+        plan.skipped = frozenset({2})
+        plan.linger = 0
+        plan.sequence_offset = 1
+        plan.vehicle_id = "INN:VehicleRef:1501"
+        plan.occupancy = ("MANY_SEATS_AVAILABLE", "FEW_SEATS_AVAILABLE")
+    elif trip.trip_id == roles["early"]:
+        # Gjøvik < 60 s early, Hunndalen without an update of its own, Raufoss, Jaren.
+        plan.targets = [-rng.randint(20, 55), None, rng.randint(60, 150), rng.randint(20, 100)]
+        plan.linger = 120
+        plan.vehicle_id = "INN:VehicleRef:1302"
+        plan.anonymous_at = 12
+    elif trip.trip_id == roles["cancelled"]:
+        plan.targets = [0] * count
+        plan.first_guess = [0] * count
+        plan.cancel_from = trip.calls[0].scheduled - timedelta(minutes=22)
+    else:
+        plan.vehicle_id = f"INN:VehicleRef:{9000 + rng.randint(0, 999)}"
+    return plan
+
+
+def _predicted(plan: _Plan, index: int, call: _Call, now: datetime) -> int:
+    """The delay published for an own-updated call at ``now``: drifts to its target."""
+    target = plan.targets[index]
+    assert target is not None
+    lead = (call.scheduled - timedelta(minutes=5) - now).total_seconds()
+    weight = min(max(lead / 1200, 0.0), 1.0)
+    return target + round((plan.first_guess[index] - target) * weight)
+
+
+def _ancestor(plan: _Plan, index: int) -> int:
+    """The nearest call at or before ``index`` with an update of its own."""
+    while index > 0 and (plan.targets[index] is None or index in plan.skipped):
+        index -= 1
+    return index
+
+
+def _snapshot_trip(trip: _Trip, plan: _Plan, state: _State, now: datetime, feed: Any) -> None:
+    """Add the trip to the trip-updates message (or not) and record what that makes final."""
+    calls = trip.calls
+    if state.finished or now < calls[0].scheduled - LOOKAHEAD:
+        return
+    if plan.cancel_from is not None and now >= plan.cancel_from:
+        if now > calls[-1].scheduled:
+            state.finished, state.vanished_at = True, now
+            return
+        entity = _trip_entity(feed, trip, now)
+        entity.trip_update.trip.schedule_relationship = _TD.CANCELED
+        state.first_seen = state.first_seen or now
+        state.seen = True
+        for i in range(len(calls)):
+            state.final.setdefault(i, ("cancelled", None, now))
+        state.cancelled_at = state.cancelled_at or now
+        return
+    delays: dict[int, int] = {}
+    for i, call in enumerate(calls):
+        if i in plan.skipped:
+            continue
+        if plan.targets[i] is None:
+            delays[i] = delays[_ancestor(plan, i)]
+        else:
+            delays[i] = state.passed.get(i, _predicted(plan, i, call, now))
+    last = len(calls) - 1
+    if now > calls[last].scheduled + timedelta(seconds=delays[last] + plan.linger):
+        if state.seen:
+            state.finished, state.vanished_at = True, now
+            # Every vanishing is after the last call's time (linger ≥ 0): remaining calls served.
+            for i in range(len(calls)):
+                state.final.setdefault(i, ("served", state.known.get(i), now))
+        return
+    newly = [
+        i
+        for i, call in enumerate(calls)
+        if i not in plan.skipped
+        and i not in state.passed
+        and call.scheduled + timedelta(seconds=delays[i]) < now
+    ]
+    last_passed = max(state.passed, default=None)
+    if not state.seen:
+        start = _ancestor(plan, max(newly)) if newly else 0
+        reported = [i for i in newly if i >= start]
+    else:
+        anchors = [_ancestor(plan, i) for i in newly]
+        if last_passed is not None:
+            anchors.append(_ancestor(plan, last_passed))
+        start = min(anchors, default=0)
+        reported = newly
+    state.passed.update((i, delays[i]) for i in newly)
+    entity = _trip_entity(feed, trip, now)
+    for i in range(start, len(calls)):
+        if i in plan.skipped:
+            stu = entity.trip_update.stop_time_update.add()
+            stu.stop_sequence = calls[i].sequence + plan.sequence_offset
+            stu.stop_id = calls[i].stop_id
+            stu.schedule_relationship = _TU.StopTimeUpdate.SKIPPED
+            state.final.setdefault(i, ("skipped", None, now))
+            continue
+        state.known[i] = delays[i]
+        if plan.targets[i] is None:
+            continue
+        stu = entity.trip_update.stop_time_update.add()
+        stu.stop_sequence = calls[i].sequence + plan.sequence_offset
+        stu.stop_id = calls[i].stop_id
+        if i > 0:
+            # Arrival 30 s later than departure at intermediate stops: the dwell is cut short.
+            stu.arrival.delay = delays[i] + (30 if i < last else 0)
+        if i < last:
+            stu.departure.delay = delays[i]
+    for i in reported:
+        state.final.setdefault(i, ("served", delays[i], now))
+    state.first_seen = state.first_seen or now
+    state.seen = True
+
+
+def _message(now: datetime) -> Any:
+    feed = gtfs_realtime_pb2.FeedMessage()
+    feed.header.gtfs_realtime_version = "2.0"
+    feed.header.incrementality = gtfs_realtime_pb2.FeedHeader.FULL_DATASET
+    feed.header.timestamp = int(now.timestamp())
+    return feed
+
+
+def _trip_entity(feed: Any, trip: _Trip, now: datetime) -> Any:
+    entity = feed.entity.add()
+    entity.id = f"{trip.trip_id}:{trip.service_date:%Y%m%d}"
+    _describe(entity.trip_update.trip, trip)
+    entity.trip_update.timestamp = int(now.timestamp())
+    return entity
+
+
+def _describe(descriptor: Any, trip: _Trip) -> None:
+    descriptor.trip_id = trip.trip_id
+    descriptor.start_date = trip.service_date.strftime("%Y%m%d")
+    descriptor.route_id = trip.route_id
+
+
+def _vehicle(
+    trip: _Trip, plan: _Plan, state: _State, now: datetime, index: int, rng: random.Random
+) -> VehicleTruth | None:
+    """Where the trip's vehicle is at ``now`` (None: not on the road, cancelled or unplanned)."""
+    if plan.vehicle_id is None or not state.seen or state.finished:
+        return None
+    times = []
+    for i, call in enumerate(trip.calls):
+        delay = state.known.get(_ancestor(plan, i))
+        times.append(call.scheduled + timedelta(seconds=delay or 0))
+    if now < times[0] - timedelta(minutes=3) or now > times[-1]:
+        return None
+    segment = max((i for i, t in enumerate(times) if t <= now), default=0)
+    segment = min(segment, len(times) - 2)
+    span = (times[segment + 1] - times[segment]).total_seconds()
+    fraction = min(max((now - times[segment]).total_seconds() / span, 0.0), 1.0)
+    near, far = segment, segment + 1
+    if fraction > 0.5:
+        near, far, fraction = far, near, 1 - fraction
+    if trip.calls[near].kommune_nr is None:
+        near, far, fraction = far, near, 0.0
+    fraction = min(fraction, NEAR_STOP)
+    a, b = trip.calls[near], trip.calls[far]
+    lat = round(a.lat + (b.lat - a.lat) * fraction, 5)
+    lon = round(a.lon + (b.lon - a.lon) * fraction, 5)
+    occupancy = None
+    if plan.occupancy is not None:
+        # Seats fill up from the middle of the trip on.
+        middle = trip.calls[len(trip.calls) // 2].scheduled
+        occupancy = plan.occupancy[0 if now < middle else 1]
+    lag = timedelta(seconds=rng.randint(5, 25))
+    return VehicleTruth(
+        snapshot_at=now,
+        seen_at=now - lag,
+        vehicle_id=None if index == plan.anonymous_at else plan.vehicle_id,
+        trip_id=trip.trip_id,
+        lat=lat,
+        lon=lon,
+        kommune_nr=a.kommune_nr,
+        occupancy=occupancy,
+    )
+
+
+def _add_vehicle(feed: Any, trip: _Trip, seen: VehicleTruth) -> None:
+    entity = feed.entity.add()
+    entity.id = f"vehicle:{seen.vehicle_id or trip.trip_id}"
+    vehicle = entity.vehicle
+    _describe(vehicle.trip, trip)
+    if seen.vehicle_id is not None:
+        vehicle.vehicle.id = seen.vehicle_id
+    else:
+        vehicle.vehicle.label = "130"
+    vehicle.position.latitude = seen.lat
+    vehicle.position.longitude = seen.lon
+    vehicle.timestamp = int(seen.seen_at.timestamp())
+    if seen.occupancy is not None:
+        vehicle.occupancy_status = _VP.OccupancyStatus.Value(seen.occupancy)
+
+
+def _write_pair(directory: Path, slot: int, blobs: tuple[bytes, ...]) -> list[str]:
+    names = [f"{slot:04d}-trip-updates.pb", f"{slot:04d}-vehicle-positions.pb"]
+    for name, blob in zip(names, blobs, strict=True):
+        (directory / name).write_bytes(blob)
+    return names
+
+
+def _truth(trip: _Trip, plan: _Plan, state: _State) -> TripTruth:
+    calls = []
+    for i, call in enumerate(trip.calls):
+        status: CallStatus = "open"
+        delay, final_at = state.known.get(i), None
+        if i in state.final:
+            status, delay, final_at = state.final[i]
+        calls.append(
+            CallTruth(
+                stop_sequence=call.sequence,
+                stop_id=call.stop_id,
+                kommune_nr=call.kommune_nr,
+                scheduled=call.scheduled,
+                status=status,
+                delay_seconds=delay,
+                final_at=final_at,
+            )
+        )
+    skipped = [trip.calls[i].stop_id for i in plan.skipped]
+    assert state.first_seen is not None
+    return TripTruth(
+        trip_id=trip.trip_id,
+        service_date=trip.service_date,
+        route_id=trip.route_id,
+        status="cancelled" if state.cancelled_at is not None else "served",
+        calls=tuple(calls),
+        skipped_stop_id=skipped[0] if skipped else None,
+        first_seen=state.first_seen,
+        vanished_at=state.vanished_at,
+        stop_sequence_offset=plan.sequence_offset,
+    )
