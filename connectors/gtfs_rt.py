@@ -357,11 +357,9 @@ class GtfsRtConnector(Connector[Snapshot]):
             position = entity.vehicle
             vehicle_id = position.vehicle.id if _has(position, "vehicle") else ""
             if not vehicle_id:
+                # A warning, not a reject: the position is valid, but without a vehicle id it
+                # cannot be told apart from other vehicles, so it is not counted as one.
                 self._warn("missing_vehicle_id")
-                vehicle_id = entity.id
-            if not vehicle_id:
-                problem = _EntityRejected("no_vehicle_id", "neither a vehicle id nor an entity id")
-                rejected.append(self._reject_entity(entity, problem))
                 continue
             stamp = int(position.timestamp) if _has(position, "timestamp") else 0
             if stamp and self._stale(stamp, taken):

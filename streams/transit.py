@@ -26,6 +26,7 @@ All state expires by event time (service date or hour), never by the wall clock.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -112,8 +113,10 @@ def final_calls(
         elif trip.status == "vanished":
             if finished:
                 out.append((call, "served", _when(call)))
-        elif _when(call) < trip.snapshot_at:
-            out.append((call, "served", _when(call)))
+        elif call.actual is not None and call.actual < trip.snapshot_at:
+            # Only a known time: a call the feed says nothing about becomes final when its
+            # trip finishes (vanishes after its last call) or is cancelled.
+            out.append((call, "served", call.actual))
     return out
 
 
@@ -154,13 +157,15 @@ class TripDeriver:
             calls.append(record)
             if record.kommune_nr is not None:
                 facts.append(_call_fact(trip, record))
-            if status == "served" and actual is not None:
-                facts.extend(_crossing(trip, call, actual, done))
             done[str(call.stop_sequence)] = [
                 status,
                 call.kommune_nr,
                 iso_z(actual) if actual else None,
             ]
+        if any(c.status == "served" for c in calls):
+            # Recomputed over the whole trip: a call served late (known only when its trip
+            # finished) can open a crossing to a call that was final before it.
+            facts.extend(crossings(trip, done))
         if calls or facts or trip.key not in self.table:
             self.table[trip.key] = {"date": state["date"], "done": done}
             self._expire(trip.key, trip.service_date)
@@ -214,37 +219,34 @@ def _call_fact(trip: TripState, call: StopCall) -> TransitFact:
     )
 
 
-def _crossing(
-    trip: TripState, call: CallState, actual: datetime, done: dict[str, list[Any]]
-) -> list[TransitFact]:
-    """The crossing into ``call``'s kommune from the trip's previous served call, if any.
+def crossings(trip: TripState, done: dict[str, list[Any]]) -> list[TransitFact]:
+    """Every crossing of the trip's served calls so far, as ``out`` and ``in`` facts.
 
-    The previous served call is the nearest earlier one placed in a kommune: a stop the
-    locator could not place does not hide that the trip went from A to B.
+    Served calls are walked in stop order; stops placed in no kommune are passed over (they do
+    not hide that the trip went from A to B). A crossing is timed at the departure from the
+    call in A and identified by the two calls, so sending it again replaces it. Known limit: a
+    crossing sent before a call between its two ends was known to be served is not withdrawn.
     """
-    earlier = [
-        c for c in trip.calls if c.stop_sequence < call.stop_sequence
-    ]  # static order: sequences increase along the trip
-    for previous in reversed(earlier):
-        record = done.get(str(previous.stop_sequence))
-        # Calls not served, and served calls at stops placed in no kommune, are passed over.
-        if record is None or record[0] != "served" or record[1] is None:
+    served = [
+        (c.stop_sequence, done[str(c.stop_sequence)])
+        for c in trip.calls
+        if str(c.stop_sequence) in done
+        and done[str(c.stop_sequence)][0] == "served"
+        and done[str(c.stop_sequence)][1] is not None
+    ]
+    out: list[TransitFact] = []
+    for (seq_a, (_, a, departed, *_)), (seq_b, (_, b, *_)) in itertools.pairwise(served):
+        if a == b or departed is None:
             continue
-        from_kommune, departed = record[1], record[2]
-        if call.kommune_nr is None or from_kommune == call.kommune_nr:
-            return []
-        at = hour_floor(datetime.fromisoformat(departed)) if departed else hour_floor(actual)
-        ident = f"{trip.key}:{previous.stop_sequence}>{call.stop_sequence}"
-        common = {"feed": trip.feed, "mode": trip.mode, "hour_start": at, "id": ident}
-        return [
-            TransitFact(
-                kind="out", kommune_nr=from_kommune, other_kommune=call.kommune_nr, **common
-            ),
-            TransitFact(
-                kind="in", kommune_nr=call.kommune_nr, other_kommune=from_kommune, **common
-            ),
-        ]
-    return []
+        common = {
+            "feed": trip.feed,
+            "mode": trip.mode,
+            "hour_start": hour_floor(datetime.fromisoformat(departed)),
+            "id": f"{trip.key}:{seq_a}>{seq_b}",
+        }
+        out.append(TransitFact(kind="out", kommune_nr=a, other_kommune=b, **common))
+        out.append(TransitFact(kind="in", kommune_nr=b, other_kommune=a, **common))
+    return out
 
 
 # -- hourly aggregation --------------------------------------------------------------------------
@@ -263,10 +265,14 @@ def hour_metrics(cell: dict[str, Any]) -> dict[str, tuple[float, int]]:
         out["delay_count"] = (len(delays), trips)
         on_time = sum(1 for d in delays if ON_TIME[0] <= d < ON_TIME[1])
         out["on_time_calls"] = (on_time, trips)
-    for kind, metric in (("o", "trips_out"), ("i", "trips_in"), ("v", "vehicles_active")):
-        items = cell.get(kind, {})
-        if items:
-            out[metric] = (len(items), len(items))
+    for kind, metric in (("o", "trips_out"), ("i", "trips_in")):
+        crossings = cell.get(kind, {})
+        if crossings:
+            # Crossing ids are ``<trip key>:<from seq>><to seq>``: n_sources counts trips.
+            out[metric] = (len(crossings), len({c.rsplit(":", 1)[0] for c in crossings}))
+    vehicles = cell.get("v", {})
+    if vehicles:
+        out["vehicles_active"] = (len(vehicles), len(vehicles))
     return out
 
 

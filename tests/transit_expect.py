@@ -34,8 +34,8 @@ Input: a static feed and a folder of GTFS-realtime files (``*-trip-updates.pb`` 
    its trip's route ("other" without one); entities without a vehicle id are left out; the
    kommune is the one the generator recorded (:meth:`Scenario.vehicle_kommune`), not a second
    point-in-polygon computation. n_sources = the number of vehicles.
-7. Flows. Walking a trip's served calls by stop_sequence, two consecutive ones in different
-   kommuner A and B (both known) are a crossing A → B at the actual departure from the call in
+7. Flows. Walking a trip's served calls placed in a kommune by stop_sequence (a stop placed in
+   no kommune is passed over), two consecutive ones in different kommuner A and B are a crossing A → B at the actual departure from the call in
    A. Per mode and UTC hour: ``trips_out`` of A and ``trips_in`` of B (count of crossings,
    n_sources = distinct trips; rows only where ≥ 1) and flow rows (from, to, mode, hour, trips).
 8. Coverage of every row of a kommune/mode/hour: 100 × (static calls there by scheduled hour,
@@ -324,8 +324,9 @@ def _aggregate(
     crossings: dict[tuple[str, str, str, datetime], list[tuple[date, str]]] = defaultdict(list)
     for trip, served in by_trip.items():
         served.sort(key=lambda pair: pair[0])
-        for (_, a), (_, b) in pairwise(served):
-            if a.kommune_nr and b.kommune_nr and a.kommune_nr != b.kommune_nr:
+        placed = [pair for pair in served if pair[1].kommune_nr]
+        for (_, a), (_, b) in pairwise(placed):
+            if a.kommune_nr != b.kommune_nr:
                 crossings[(a.kommune_nr, b.kommune_nr, a.mode, _hour(a.at))].append(trip)
     coverage = _coverage(static, reported)
     rows: list[Row] = []
