@@ -20,7 +20,26 @@ from byflyt.broker import LocalBroker
 from byflyt.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _shared_data() -> Path:
+    """The shared data folder (kommune boundaries): ``BYFLYT_SHARED_DATA``, else beside the repo.
+
+    A clean clone may live anywhere, so the checkout's own parent is tried first, then the
+    workspace's ``/work/shared/data``.
+    """
+    explicit = os.environ.get("BYFLYT_SHARED_DATA")
+    candidates = [Path(explicit)] if explicit else []
+    candidates += [REPO.parent / "shared" / "data", Path("/work/shared/data")]
+    for candidate in candidates:
+        if (candidate / "kommuner-2024-S.geojson").is_file():
+            return candidate
+    raise RuntimeError(
+        "kommuner-2024-S.geojson not found: set BYFLYT_SHARED_DATA to the shared data folder"
+    )
+
+
+SHARED_DATA = _shared_data()
 pytest_plugins = ["tests.pg"]
 
 
