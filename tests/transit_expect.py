@@ -35,9 +35,10 @@ Input: a static feed and a folder of GTFS-realtime files (``*-trip-updates.pb`` 
    kommune is the one the generator recorded (:meth:`Scenario.vehicle_kommune`), not a second
    point-in-polygon computation. n_sources = the number of vehicles.
 7. Flows. Walking a trip's served calls placed in a kommune by stop_sequence (a stop placed in
-   no kommune is passed over), two consecutive ones in different kommuner A and B are a crossing A → B at the actual departure from the call in
-   A. Per mode and UTC hour: ``trips_out`` of A and ``trips_in`` of B (count of crossings,
-   n_sources = distinct trips; rows only where ≥ 1) and flow rows (from, to, mode, hour, trips).
+   no kommune is passed over), two consecutive ones in different kommuner A and B are a
+   crossing A → B at the actual departure from the call in A. Per mode and UTC hour:
+   ``trips_out`` of A and ``trips_in`` of B (count of crossings, n_sources = distinct trips;
+   rows only where ≥ 1) and flow rows (from, to, mode, hour, trips).
 8. Coverage of every row of a kommune/mode/hour: 100 × (static calls there by scheduled hour,
    over all the static feed's service dates, whose (trip_id, service_date) appeared in an
    accepted trip-updates snapshot) / (all such static calls), 2 decimals; 100 when there are none.
