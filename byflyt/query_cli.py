@@ -13,11 +13,11 @@ import io
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn, get_args
+from typing import Annotated, Any, NoReturn, TypeVar, get_args
 from zoneinfo import ZoneInfo
 
 import typer
@@ -49,6 +49,7 @@ DAILY_FIELDS = ("kommune_nr", "kommune", "mode", "metric", "date", "value", "cov
 """The columns of ``query daily`` CSV and JSON."""
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_T = TypeVar("_T")
 
 
 class Format(StrEnum):
@@ -280,14 +281,8 @@ def _kommuner(
     return chosen
 
 
-def _query(
-    settings: Settings,
-    kommuner: list[str] | None,
-    mode: str | None,
-    metric: str | None,
-    start: datetime,
-    end: datetime,
-) -> list[HourlyVolume]:
+def _read_store(settings: Settings, mode: str | None, read: Callable[[Any], _T]) -> _T:
+    """Check ``--mode``, open the store and ``read`` it; store and config errors end the command."""
     # Imported here: SQLAlchemy would slow every other byflyt command's start.
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -297,13 +292,28 @@ def _query(
         _fail(f"--mode {mode!r} is unknown: use one of {', '.join(get_args(Mode))}")
     try:
         with Store.from_settings(settings) as store:
-            return store.query_hourly(
-                kommuner=kommuner, mode=mode, metric=metric, start=start, end=end
-            )
+            return read(store)
     except ConfigError as exc:
         _fail(f"configuration error: {exc}")
     except (RetriableError, SQLAlchemyError) as exc:
         _fail(f"cannot read the store: {exc}", code=1)
+
+
+def _query(
+    settings: Settings,
+    kommuner: list[str] | None,
+    mode: str | None,
+    metric: str | None,
+    start: datetime,
+    end: datetime,
+) -> list[HourlyVolume]:
+    return _read_store(
+        settings,
+        mode,
+        lambda store: store.query_hourly(
+            kommuner=kommuner, mode=mode, metric=metric, start=start, end=end
+        ),
+    )
 
 
 RegionOpt = Annotated[
@@ -451,24 +461,16 @@ def flows(
     output: FormatOpt = Format.table,
 ) -> None:
     """Transit vehicle trips between kommuner (or in and out of a region) in [from, to)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from byflyt.store import Store
-
     settings = _settings()
     start, end = _range(from_, to)
     members = _kommuner(settings, region, None)
     if level is Level.region and members is None:
         _fail("--level region needs --region (or BYFLYT_REGION): which region's in and out?")
-    if mode is not None and mode not in get_args(Mode):
-        _fail(f"--mode {mode!r} is unknown: use one of {', '.join(get_args(Mode))}")
-    try:
-        with Store.from_settings(settings) as store:
-            found = store.query_flows(kommuner=members, mode=mode, start=start, end=end)
-    except ConfigError as exc:
-        _fail(f"configuration error: {exc}")
-    except (RetriableError, SQLAlchemyError) as exc:
-        _fail(f"cannot read the store: {exc}", code=1)
+    found = _read_store(
+        settings,
+        mode,
+        lambda store: store.query_flows(kommuner=members, mode=mode, start=start, end=end),
+    )
     records = flow_records(found, set(members) if members else None, level, per_hour)
     if output is Format.csv:
         _csv(FLOWS_FIELDS, records)
