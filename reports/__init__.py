@@ -1,0 +1,1 @@
+"""Indicator index and reports for analysts."""
