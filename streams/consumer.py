@@ -15,13 +15,19 @@ about to seek, waits until the batch in flight (if any) has been handed over com
 holds off commits; after the seek, it resumes the partitions. Records handed over before the
 seek are fetched again after it and processed twice, which the agents tolerate: their state is
 keyed by the record, so a repeat replaces.
+
+A second hole: the records of a partition paused in the middle of a batch are skipped (consumed
+from aiokafka's buffer, never handed to a stream), and the seek is what brings them back. For a
+partition that has no committed offset yet, aiokafka's seek-to-committed does nothing, so they
+were lost for good and the partition's lag never fell (seen as a ``worker --drain`` after a
+SIGKILL that waited forever with the same lag). Such partitions now go back to their beginning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import faust
@@ -76,6 +82,27 @@ class SeekSafeConsumer(aiokafka_driver.Consumer):
                     fut.set_result(None)
         finally:
             self.resume_partitions(streams)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek to the committed offsets; a partition without one goes back to its start.
+
+        aiokafka leaves a partition that has no committed offset where it is. After recovery
+        that position can lie past records that were fetched but never handed to a stream
+        (faust skips the records of a partition paused mid-batch, trusting this seek to bring
+        them back). With ``consumer_auto_offset_reset`` ``earliest`` such a partition has never
+        been committed, so everything in it is still to be processed: seek it to the beginning,
+        as the reset policy would have on a fresh assignment.
+        """
+        committed = await super().seek_to_committed()
+        if self.app.conf.consumer_auto_offset_reset == "earliest":
+            fresh = [
+                tp
+                for tp, offset in committed.items()
+                if (offset is None or offset < 0) and not self._is_changelog_tp(tp)
+            ]
+            if fresh:
+                await self._thread.seek_to_beginning(*fresh)
+        return committed
 
     async def _wait_batch_handed_over(self) -> None:
         try:

@@ -38,6 +38,9 @@ def build_worker(
         if flush is not None:
             flushes.append(flush)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # faust's progress spinner writes terminal escape codes into logs and adds a DEBUG-level
+    # handler to the root logger; a service's log has no use for it.
+    worker.spinner = None
     if drain:
         stopping: list[asyncio.Future[None]] = []
 

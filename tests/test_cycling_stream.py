@@ -83,10 +83,14 @@ def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
 
 
 def drain(env: dict[str, str], timeout: float = 120) -> None:
-    proc = worker(env, "--drain", "--loglevel", "info")
+    proc = worker(env, "--drain", "--loglevel", os.environ.get("BYFLYT_TEST_LOGLEVEL", "info"))
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        # mode's worker prints every thread's stack and every task on SIGUSR1: the log then
+        # shows where a hung drain waits.
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(3)
         proc.kill()
         _, err = proc.communicate()
         Path(env["BYFLYT_DATA_DIR"], "hung-worker.log").write_text(err)
