@@ -34,7 +34,7 @@ lint:
 	$(BIN)/ruff format --check .
 
 types:
-	$(BIN)/mypy byflyt models connectors streams store samples bench
+	$(BIN)/mypy byflyt models connectors streams store samples bench reports
 
 pytest:
 	$(BIN)/python -m pytest

@@ -12,8 +12,12 @@ import typer
 from byflyt.broker import LocalBroker
 from byflyt.errors import BrokerError, ByflytError, ConfigError
 from byflyt.gtfs_cli import gtfs_app, stops_app
+from byflyt.index_cli import index
 from byflyt.ingest_cli import ingest_app
+from byflyt.outages_cli import outages
 from byflyt.query_cli import query_app
+from byflyt.report_cli import report
+from byflyt.serve_cli import serve
 from byflyt.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -33,6 +37,10 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(gtfs_app, name="gtfs")
 app.add_typer(stops_app, name="stops")
 app.add_typer(query_app, name="query")
+app.command("index")(index)
+app.command("serve")(serve)
+app.command("outages")(outages)
+app.command("report")(report)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -167,12 +175,19 @@ def demo(
     keep_broker: Annotated[
         bool, typer.Option("--keep-broker", help="Leave the local broker running afterwards.")
     ] = False,
+    exit_after_report: Annotated[
+        bool,
+        typer.Option(
+            "--exit-after-report",
+            help="Stop once the report is written instead of serving /metrics and the live page.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the cycling pipeline end to end on a synthetic Mjøsbyen week."""
+    """Run byflyt end to end on synthetic Mjøsbyen data: counts, transit, report, live page."""
     from byflyt.demo import run_demo
 
     try:
-        run_demo(settings_from(), keep_broker=keep_broker)
+        run_demo(settings_from(), keep_broker=keep_broker, serve=not exit_after_report)
     except (BrokerError, ByflytError) as exc:
         fail(str(exc), code=1)
 

@@ -1,30 +1,43 @@
-"""``byflyt demo``: the whole cycling pipeline on a synthetic Mjøsbyen week, end to end.
+"""``byflyt demo``: byflyt end to end on synthetic Mjøsbyen data, through the user's commands.
 
-It uses only the real parts, through the same commands a user runs: the local broker (unless
-``BYFLYT_KAFKA_BOOTSTRAP`` names another Kafka), the synthetic Trafikkdata server, ``byflyt
-ingest trafikkdata`` twice (the second serving corrects some hours), ``byflyt worker --drain``
-and ``byflyt query daily``.
+It uses only the real parts: the local broker (unless ``BYFLYT_KAFKA_BOOTSTRAP`` names another
+Kafka), the synthetic Trafikkdata server for a week of 2025 and the same week of 2024 (the base
+year of the cycling index), ``byflyt ingest trafikkdata`` twice for 2025 (the second serving
+corrects some hours), a synthetic Innlandstrafikk GTFS feed with a morning of GTFS-realtime
+snapshots, ``byflyt worker --drain``, ``byflyt query daily`` and ``byflyt report``. Then, unless
+told to exit, it keeps a worker (``/metrics``) and ``byflyt serve`` (the live page and API) up
+until Ctrl-C. Every figure it shows is synthetic and says so.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 from rich.console import Console
 
 from byflyt.broker import LocalBroker
 from byflyt.errors import ByflytError
 from byflyt.kafka import create_topics
-from byflyt.samples.trafikkdata import SYNTHETIC_NOTICE, mjosbyen_week
+from byflyt.samples.gtfs import write_synthetic_gtfs
+from byflyt.samples.gtfs_rt import write_synthetic_snapshots
+from byflyt.samples.trafikkdata import OSLO, SYNTHETIC_NOTICE, generate, mjosbyen_week
 from byflyt.samples.trafikkdata_server import TrafikkdataServer
 from byflyt.settings import Settings
 
 REGION = "mjosbyen"
 WEEK_FROM = "2025-10-22"
 WEEK_TO = "2025-10-29"
+BASE_FROM = "2024-10-22"
+BASE_TO = "2024-10-29"
+FEED = "inn-synthetic"
 
 
 class DemoError(ByflytError):
@@ -46,8 +59,12 @@ def _byflyt(args: Sequence[str], console: Console) -> None:
         raise DemoError(f"`byflyt {' '.join(args)}` failed:\n{done.stderr[-3000:]}")
 
 
-def run_demo(settings: Settings, *, keep_broker: bool = False) -> None:
-    """Run the demo; the local broker is stopped at the end unless ``keep_broker``."""
+def run_demo(settings: Settings, *, keep_broker: bool = False, serve: bool = True) -> Path:
+    """Run the demo and return the report's path.
+
+    The local broker is stopped at the end unless ``keep_broker``. With ``serve``, a worker and
+    the live page stay up until Ctrl-C.
+    """
     console = Console()
     broker: LocalBroker | None = None
     if settings.uses_local_broker:
@@ -58,28 +75,104 @@ def run_demo(settings: Settings, *, keep_broker: bool = False) -> None:
             broker = None  # not ours to stop
     try:
         create_topics(settings)
-        v1, v2 = mjosbyen_week(1), mjosbyen_week(2)
         console.rule(f"[bold]{SYNTHETIC_NOTICE}")
-        with TrafikkdataServer(v1) as server:
-            ingest = ["ingest", "trafikkdata", "--region", REGION, "--endpoint", server.url]
-            window = ["--from", WEEK_FROM, "--to", WEEK_TO]
-            console.print("1. Ingest the synthetic week (first serving)")
-            _byflyt([*ingest, *window], console)
-            console.print("2. Ingest it again: the second serving corrects some hours")
-            server.set_dataset(v2)
-            _byflyt([*ingest, *window], console)
-        console.print("3. Aggregate: drain the worker (everything in the topics, then exit)")
+        _ingest_cycling(console)
+        _ingest_transit(settings, console)
+        console.print("4. Aggregate: drain the worker (everything in the topics, then exit)")
         _byflyt(["worker", "--drain"], console)
         console.rule("Sykkel per dag, Mjøsbyen — SYNTETISKE DATA / synthetic data")
         _byflyt(
             ["query", "daily", "--region", REGION, "--from", WEEK_FROM, "--to", WEEK_TO],
             console,
         )
-        console.print(f"Store: {settings.database_url}")
-        console.print(
-            f"Try: byflyt query hourly --region {REGION} --from 2025-10-26 --to 2025-10-27 "
-            "--format csv"
+        console.print(f"Store: {settings.database_url}", soft_wrap=True, markup=False)
+        out = settings.data_dir / "report"
+        console.print("5. The indicator report for October 2025 (HTML and XLSX)")
+        _byflyt(
+            ["report", "--region", REGION, "--year", "2025", "--month", "10", "--out", str(out)],
+            console,
         )
+        report = _report_path(out)
+        console.print(f"Report: {report}", soft_wrap=True, markup=False, highlight=False)
+        if serve:
+            _serve_until_interrupted(settings, console)
+        return report
     finally:
         if broker is not None and not keep_broker:
             console.print(broker.stop().describe())
+
+
+def _ingest_cycling(console: Console) -> None:
+    base = generate(start=datetime(2024, 10, 22, tzinfo=OSLO), days=7, seed=7, version=2)
+    with TrafikkdataServer(base) as server:
+        ingest = ["ingest", "trafikkdata", "--region", REGION, "--endpoint", server.url]
+        console.print("1. Ingest the same week of 2024 (the cycling index's base year)")
+        _byflyt([*ingest, "--from", BASE_FROM, "--to", BASE_TO], console)
+        window = ["--from", WEEK_FROM, "--to", WEEK_TO]
+        console.print("2. Ingest the 2025 week (first serving), then again: it corrects hours")
+        server.set_dataset(mjosbyen_week(1))
+        _byflyt([*ingest, *window], console)
+        server.set_dataset(mjosbyen_week(2))
+        _byflyt([*ingest, *window], console)
+
+
+def _ingest_transit(settings: Settings, console: Console) -> None:
+    work = settings.data_dir / "demo-transit"
+    work.mkdir(parents=True, exist_ok=True)
+    static = write_synthetic_gtfs(work / "inn-synthetic-gtfs.zip")
+    snapshots = work / "gtfs-rt"
+    snapshots.mkdir(exist_ok=True)
+    write_synthetic_snapshots(snapshots, static_zip=static)
+    console.print("3. Transit: load the synthetic GTFS feed, replay a morning of GTFS-realtime")
+    _byflyt(["gtfs", "load", "--feed", FEED, "--zip", str(static), "--region", REGION], console)
+    _byflyt(["ingest", "gtfs-rt", "--feed", FEED, "--replay", str(snapshots)], console)
+
+
+def _report_path(out: Path) -> Path:
+    pages = sorted(out.glob("*.html"), key=lambda p: p.stat().st_mtime)
+    if not pages:
+        raise DemoError(f"byflyt report wrote no HTML file into {out}")
+    return pages[-1]
+
+
+def _serve_until_interrupted(settings: Settings, console: Console) -> None:
+    """Keep a worker (its /metrics) and ``byflyt serve`` up until Ctrl-C."""
+    metrics_port, serve_port = settings.web_port, settings.serve_port
+    with tempfile.TemporaryDirectory(prefix="byflyt-demo-") as tmp:
+        logs = Path(tmp)
+        procs = [
+            _background(["worker", "--web-port", str(metrics_port)], logs / "worker.log"),
+            _background(["serve", "--port", str(serve_port)], logs / "serve.log"),
+        ]
+        try:
+            time.sleep(3)
+            console.rule("Up until Ctrl-C")
+            console.print(f"Metrics:    http://127.0.0.1:{metrics_port}/metrics")
+            console.print(f"Live page:  http://{settings.serve_host}:{serve_port}/")
+            console.print(f"API:        http://{settings.serve_host}:{serve_port}/api/v1/regions")
+            while all(proc.poll() is None for proc in procs):
+                time.sleep(0.5)
+            name = "worker" if procs[0].poll() is not None else "serve"
+            log = (logs / f"{name}.log").read_text(errors="replace")
+            raise DemoError(f"`byflyt {name}` stopped:\n{log[-3000:]}")
+        except KeyboardInterrupt:
+            console.print("Stopping the worker and the live page")
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def _background(args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "byflyt", *args],
+            env=dict(os.environ),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )

@@ -8,7 +8,13 @@ a fresh ``CollectorRegistry`` and read values with ``registry.get_sample_value``
 
 from __future__ import annotations
 
+from typing import Final
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+#: Every state ``byflyt_sensor_status`` knows: counter points are ``up``, ``silent``, ``flat`` or
+#: ``low_coverage``; transit feeds are ``up``, ``stale`` or ``empty``.
+SENSOR_STATES: Final = ("up", "silent", "flat", "low_coverage", "stale", "empty")
 
 
 class Metrics:
@@ -61,6 +67,55 @@ class Metrics:
             ["source", "warning"],
             registry=registry,
         )
+        self.feed_entities = Gauge(
+            "byflyt_feed_entities",
+            "Entities in the newest accepted snapshot of a transit feed, by kind (trip_updates, "
+            "vehicle_positions, et, vm).",
+            ["source", "kind"],
+            registry=registry,
+        )
+        self.feed_snapshot_age = Gauge(
+            "byflyt_feed_snapshot_age_seconds",
+            "Age of the newest snapshot of a transit feed when it was read: read time minus the "
+            "snapshot's own (header) timestamp.",
+            ["source", "kind"],
+            registry=registry,
+        )
+        # -- sensor status ---------------------------------------------------------------------
+        self.sensor_status = Gauge(
+            "byflyt_sensor_status",
+            "1 for the current state of a counter point or transit feed, 0 for its other states. "
+            "A feed's point is its kind (trip_updates, vehicle_positions, et) and kommune empty.",
+            ["source", "point", "kommune", "state"],
+            registry=registry,
+        )
+        self.siri_answers = Counter(
+            "byflyt_siri_answers_total",
+            "SIRI answers (pages) read, by kind (et, vm) and outcome (accepted, more_data, "
+            "error_condition, malformed, html, empty).",
+            ["source", "kind", "outcome"],
+            registry=registry,
+        )
+        self.siri_journeys = Counter(
+            "byflyt_siri_journeys_total",
+            "SIRI ET journeys and VM activities read, by kind and outcome (scheduled, added, "
+            "cancelled, vehicle, rejected).",
+            ["source", "kind", "outcome"],
+            registry=registry,
+        )
+        self.siri_warnings = Counter(
+            "byflyt_siri_warnings_total",
+            "SIRI input tolerated but not fully used (not rejects): stop_not_on_journey, "
+            "stop_ref_mismatch, missing_vehicle_ref, no_response_timestamp, requestor_reset.",
+            ["source", "warning"],
+            registry=registry,
+        )
+        self.siri_rate_wait = Counter(
+            "byflyt_siri_rate_limit_wait_seconds_total",
+            "Seconds a SIRI connector waited for its request token bucket (Entur: 4/min).",
+            ["source"],
+            registry=registry,
+        )
         # -- rejected input --------------------------------------------------------------------
         self.rejected = Counter(
             "byflyt_rejected_total",
@@ -94,6 +149,20 @@ class Metrics:
             ["kommune", "mode", "metric", "hour"],
             registry=registry,
         )
+        self.stop_calls = Counter(
+            "byflyt_stop_calls_total",
+            "Final transit stop calls aggregated, by mode, kommune and status (served, cancelled, "
+            "skipped).",
+            ["mode", "kommune", "status"],
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "byflyt_consumer_lag_records",
+            "Records between a partition's end and the worker group's committed offset, for the "
+            "partitions this worker holds.",
+            ["topic", "partition"],
+            registry=registry,
+        )
         # -- store -----------------------------------------------------------------------------
         self.store_writes = Counter(
             "byflyt_store_writes_total",
@@ -107,6 +176,13 @@ class Metrics:
             ["table"],
             registry=registry,
         )
+
+    def set_sensor_state(self, source: str, point: str, kommune: str, state: str) -> None:
+        """Mark ``state`` as the current one of a point (for a feed, ``point`` is its kind)."""
+        if state not in SENSOR_STATES:
+            raise ValueError(f"unknown sensor state {state!r}; expected one of {SENSOR_STATES}")
+        for known in SENSOR_STATES:
+            self.sensor_status.labels(source, point, kommune, known).set(int(known == state))
 
 
 _default: Metrics | None = None

@@ -10,7 +10,16 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,6 +33,61 @@ _STORE_SCHEMES = ("sqlite", "postgresql")
 def _default_data_dir() -> Path:
     # Like .venv: a checkout keeps its jars, broker and store beside it; deployments set the path.
     return Path.cwd() / ".byflyt"
+
+
+class PointThresholds(BaseModel):
+    """When a counter point is ``silent``, ``flat`` or ``low_coverage``, and when it is back.
+
+    Hours are UTC hours of the source's own clock (its newest event hour, minus
+    ``grace_hours``), never the wall clock. "Normal" is the point's own history over the last
+    ``history_days``, per Europe/Oslo hour of day, counted only while the point was up; an hour
+    of day needs ``min_history_days`` of history before it is judged.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    silent_hours: int = Field(default=3, ge=1, le=168)
+    flat_hours: int = Field(default=6, ge=2, le=168)
+    flat_min_mean: float = Field(default=3.0, ge=0)
+    low_coverage_pct: float = Field(default=50.0, ge=0, le=100)
+    low_coverage_hours: int = Field(default=3, ge=1, le=168)
+    recover_hours: int = Field(default=2, ge=1, le=168)
+    grace_hours: int = Field(default=1, ge=0, le=24)
+    history_days: int = Field(default=28, ge=1, le=365)
+    min_history_days: int = Field(default=3, ge=1, le=365)
+    expected_share: float = Field(default=0.5, gt=0, le=1)
+    day_start_hour: int = Field(default=7, ge=0, le=23)
+    day_end_hour: int = Field(default=21, ge=1, le=24)
+
+    @model_validator(mode="after")
+    def _check(self) -> PointThresholds:
+        if self.min_history_days > self.history_days:
+            raise ValueError(
+                f"min_history_days {self.min_history_days} is more than history_days "
+                f"{self.history_days}"
+            )
+        if self.day_start_hour >= self.day_end_hour:
+            raise ValueError(
+                f"day_start_hour {self.day_start_hour} is not before day_end_hour "
+                f"{self.day_end_hour}"
+            )
+        return self
+
+
+class FeedThresholds(BaseModel):
+    """When a transit feed is ``stale`` or ``empty``, and when it is back (counted in polls).
+
+    The usual entity count is learnt per Europe/Oslo hour of day from the feed's healthy
+    snapshots; an hour of day needs ``min_samples`` snapshots before "empty" is judged.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stale_seconds: float = Field(default=300.0, gt=0)
+    empty_share: float = Field(default=0.25, gt=0, le=1)
+    bad_snapshots: int = Field(default=3, ge=1, le=10_000)
+    recover_snapshots: int = Field(default=3, ge=1, le=10_000)
+    min_samples: int = Field(default=30, ge=1, le=100_000)
 
 
 class Settings(BaseSettings):
@@ -62,6 +126,17 @@ class Settings(BaseSettings):
     app_id: str = Field(default="byflyt", pattern=r"^[A-Za-z0-9._\-]+$")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
+    serve_host: str = Field(
+        default="127.0.0.1", description="Where `byflyt serve` (live page and API) listens."
+    )
+    serve_port: int = Field(default=8066, ge=1, le=65535)
+    serve_poll_seconds: float = Field(
+        default=5.0, ge=0.2, le=3600, description="How often the live page asks for new state."
+    )
+    serve_topics: bool = Field(
+        default=True,
+        description="Whether the live page also follows volumes.hourly and sensors.status.",
+    )
     region: str | None = Field(default=None, description="Default region, e.g. mjosbyen.")
     client_name: str = Field(
         default="byflyt-dev", description="Sent as x-client / ET-Client-Name to the sources."
@@ -73,6 +148,50 @@ class Settings(BaseSettings):
         default=None, description="Extra or overriding region definitions (JSON)."
     )
     hour_retention_days: int = Field(default=60, ge=1, le=3650)
+    index_min_hours: int = Field(
+        default=168,
+        ge=1,
+        le=8784,
+        description="Matched hours a point needs to take part in the index (168: one week).",
+    )
+
+    point_status: PointThresholds = Field(
+        default_factory=PointThresholds,
+        description='Counter point status thresholds, JSON, e.g. {"silent_hours": 4}.',
+    )
+    feed_status: FeedThresholds = Field(
+        default_factory=FeedThresholds,
+        description='Transit feed status thresholds, JSON, e.g. {"stale_seconds": 120}.',
+    )
+    status_by_source: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='Per-source threshold overrides, JSON: {"trafikkdata": {"silent_hours": 4}}.',
+    )
+
+    @field_validator("status_by_source")
+    @classmethod
+    def _check_status_overrides(
+        cls, value: dict[str, dict[str, float]], info: ValidationInfo
+    ) -> dict[str, dict[str, float]]:
+        point_keys, feed_keys = set(PointThresholds.model_fields), set(FeedThresholds.model_fields)
+        for source, overrides in value.items():
+            # A source is a counter source or a feed: its keys must all be of one kind.
+            if set(overrides) <= point_keys:
+                base: BaseModel = info.data.get("point_status") or PointThresholds()
+            elif set(overrides) <= feed_keys:
+                base = info.data.get("feed_status") or FeedThresholds()
+            else:
+                raise ValueError(
+                    f"{source!r} has unknown or mixed keys {sorted(overrides)}; use keys of "
+                    f"one kind from {sorted(point_keys)} or {sorted(feed_keys)}"
+                )
+            try:
+                type(base).model_validate({**base.model_dump(), **overrides})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or "value"
+                raise ValueError(f"{source!r}.{where}: {err['msg']}") from None
+        return value
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -110,6 +229,20 @@ class Settings(BaseSettings):
         if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
             raise ValueError(f"kafka_ssl_cafile {self.kafka_ssl_cafile} is not a readable file")
         return self
+
+    def point_thresholds(self, source: str) -> PointThresholds:
+        """The counter status thresholds of ``source`` (defaults plus its overrides)."""
+        overrides = self.status_by_source.get(source)
+        if not overrides:
+            return self.point_status
+        return PointThresholds.model_validate({**self.point_status.model_dump(), **overrides})
+
+    def feed_thresholds(self, source: str) -> FeedThresholds:
+        """The feed status thresholds of ``source`` (defaults plus its overrides)."""
+        overrides = self.status_by_source.get(source)
+        if not overrides:
+            return self.feed_status
+        return FeedThresholds.model_validate({**self.feed_status.model_dump(), **overrides})
 
     @property
     def uses_local_broker(self) -> bool:

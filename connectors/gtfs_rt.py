@@ -58,6 +58,7 @@ from byflyt.connectors.base import (
     Record,
     RunStats,
 )
+from byflyt.connectors.feed_health import FeedHealthLog
 from byflyt.connectors.gtfs_static import StaticFeed
 from byflyt.connectors.http import send
 from byflyt.errors import ConfigError
@@ -211,6 +212,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         self.interval = interval
         self.clock = clock
         self.metrics = metrics or default_metrics()
+        self.health = FeedHealthLog(self.source)
         if locator is None and (vehicle_positions is not None or replay is not None):
             locator = KommuneLocator.from_settings(settings)
         self.locator = locator
@@ -253,6 +255,8 @@ class GtfsRtConnector(Connector[Snapshot]):
         if data is None:
             data = call(partial(self._fetch, item.location), f"{item.kind} {item.location}")
             if data is None:
+                last_taken = datetime.fromisoformat(position) if position else None
+                self._note_health(item.kind, last_taken, None)
                 self._count_snapshot(item.kind, "not_modified")
                 return PollResult(records=[], counts=Counter(not_modified=1))
         message = rt.FeedMessage()
@@ -278,6 +282,7 @@ class GtfsRtConnector(Connector[Snapshot]):
             )
             return self._reject_snapshot(item, "older_than_last", reason, data)
         if last is not None and taken == last:
+            self._note_health(item.kind, taken, None)
             self._count_snapshot(item.kind, "repeated")
             return PollResult(records=[], counts=Counter(repeated=1))
         if not self.replay and now - taken > 2 * self.interval:
@@ -288,6 +293,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         self._vehicles(message, taken, records, rejected, counts)
         if item.kind == "trip_updates":
             self._trip_updates(message, taken, records, rejected, counts)
+        self._note_health(item.kind, taken, len(message.entity), _cancelled(message))
         self._count_snapshot(item.kind, "accepted")
         return PollResult(
             records=records,
@@ -328,6 +334,15 @@ class GtfsRtConnector(Connector[Snapshot]):
             rule=exc.rule,
             entity_id=entity.id,
             **context,
+        )
+
+    def _note_health(
+        self, kind: Kind, taken: datetime | None, entities: int | None, cancelled: int = 0
+    ) -> None:
+        # A recording is old by nature: a replayed snapshot is read at its own time.
+        read_at = taken if self.replay and taken is not None else self.clock()
+        self.health.note(
+            kind, read_at=read_at, snapshot_at=taken, entities=entities, cancelled=cancelled
         )
 
     def _count_snapshot(self, kind: Kind, outcome: str) -> None:
@@ -696,6 +711,14 @@ def _read(files: list[Path]) -> list[tuple[Path, bytes]]:
         ) from exc
 
 
+def _cancelled(message: Any) -> int:
+    return sum(
+        1
+        for e in message.entity
+        if _has(e, "trip_update") and e.trip_update.trip.schedule_relationship == _TRIP.CANCELED
+    )
+
+
 def _kind_of(data: bytes, name: str) -> Kind:
     """A recorded snapshot's kind from its entities; an empty or unreadable one by its name."""
     message = rt.FeedMessage()
@@ -715,6 +738,7 @@ class SnapshotRunner(ConnectorRunner[Snapshot]):
 
     def __init__(self, connector: GtfsRtConnector, settings: Settings, **kwargs: Any) -> None:
         super().__init__(connector, settings, **kwargs)
+        self.gtfs = connector
         self.polls: int | None = None
         self._passes = 0
 
@@ -725,6 +749,7 @@ class SnapshotRunner(ConnectorRunner[Snapshot]):
 
     def _pass(self, producer: KafkaProducer, stats: RunStats) -> None:
         super()._pass(producer, stats)
+        self.gtfs.health.deliver(self, producer, stats)
         self._passes += 1
         if self.polls is not None and self._passes >= self.polls:
             self.stop()

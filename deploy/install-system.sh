@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages byflyt's tests use: PostgreSQL (store tests), Prometheus with
-# promtool and Alertmanager (alert-rule tests). Idempotent: installs only what is missing.
+# promtool and Alertmanager (alert-rule tests), Chromium and chromedriver (live page tests).
+# Idempotent: installs only what is missing.
 set -euo pipefail
 need=()
 command -v java >/dev/null || need+=(default-jre-headless)
@@ -8,6 +9,9 @@ command -v mvn >/dev/null || need+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+# Headless browser tests (live page): Debian's Chromium and its matching chromedriver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

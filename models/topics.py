@@ -44,6 +44,12 @@ VOLUMES_HOURLY = TopicSpec(
     "volumes.hourly", "kommune_nr|mode|metric|hour", "HourlyVolume", compacted=True
 )
 SENSORS_STATUS = TopicSpec("sensors.status", "source:point_id", "SensorStatus", compacted=True)
+FEED_HEALTH = TopicSpec(
+    "transit.feed-health",
+    "source:kind",
+    "FeedHealth (one per poll of a feed)",
+    config={"retention.ms": str(7 * 24 * 3600 * 1000)},
+)
 CHECKPOINTS = TopicSpec(
     "connector.checkpoints", "connector:source:item", "Checkpoint", compacted=True, partitions=1
 )
@@ -59,6 +65,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TRANSIT_FACTS,
     VOLUMES_HOURLY,
     SENSORS_STATUS,
+    FEED_HEALTH,
     CHECKPOINTS,
     DLQ,
 )

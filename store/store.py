@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -346,6 +347,158 @@ class Store:
         if open_only:
             query = query.where(c.ended.is_(None))
         return [Outage(**row._mapping) for row in self._read(query)]
+
+    def total_hourly(
+        self,
+        *,
+        kommuner: Sequence[str] | None = None,
+        mode: str | None = None,
+        metric: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[HourlyTotal]:
+        """Kommune-hours with ``start <= hour_start < end`` summed per kommune, mode and metric.
+
+        Summed in the database, so a year of transit metrics never crosses the wire hour by hour.
+        """
+        c = kommune_hourly.c
+        query = (
+            select(
+                c.kommune_nr,
+                c.mode,
+                c.metric,
+                func.sum(c.value).label("value"),
+                func.sum(c.coverage).label("coverage_sum"),
+                func.count().label("hours"),
+            )
+            .group_by(c.kommune_nr, c.mode, c.metric)
+            .order_by(c.kommune_nr, c.mode, c.metric)
+        )
+        query = _filter(query, kommune_hourly, kommuner, mode, start, end)
+        if metric is not None:
+            query = query.where(c.metric == metric)
+        return [
+            HourlyTotal(
+                kommune_nr=row.kommune_nr,
+                mode=row.mode,
+                metric=row.metric,
+                value=float(row.value),
+                coverage_sum=float(row.coverage_sum),
+                hours=int(row.hours),
+            )
+            for row in self._read(query)
+        ]
+
+    def query_hourly_page(
+        self,
+        *,
+        kommuner: Sequence[str] | None = None,
+        mode: str | None = None,
+        metric: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> tuple[list[HourlyVolume], int]:
+        """One page of :meth:`query_hourly` (same filters and order) and the total row count."""
+        c = kommune_hourly.c
+        counted = _filter(select(func.count()), kommune_hourly, kommuner, mode, start, end)
+        query = select(
+            c.kommune_nr, c.mode, c.metric, c.hour_start, c.value, c.coverage, c.n_sources
+        ).order_by(c.kommune_nr, c.mode, c.metric, c.hour_start)
+        query = _filter(query, kommune_hourly, kommuner, mode, start, end)
+        if metric is not None:
+            counted = counted.where(c.metric == metric)
+            query = query.where(c.metric == metric)
+        rows = self._read(query.limit(limit).offset(offset))
+        total = int(self._read(counted)[0][0])
+        return [HourlyVolume(**row._mapping) for row in rows], total
+
+    def newest_hour(
+        self, *, kommuner: Sequence[str] | None = None, mode: str | None = None
+    ) -> datetime | None:
+        """The latest ``hour_start`` in the kommune-hours (None when there are none)."""
+        query = _filter(
+            select(func.max(kommune_hourly.c.hour_start)),
+            kommune_hourly,
+            kommuner,
+            mode,
+            None,
+            None,
+        )
+        return _aggregate_time(self._read(query)[0][0])
+
+    def query_freshness(self, *, kommuner: Sequence[str] | None = None) -> list[Freshness]:
+        """The newest hour with data per counter source and per transit mode (``departures``).
+
+        ``n`` counts the points (counters) or kommuner (transit) that have data at all.
+        """
+        ph = point_hourly.c
+        counters = _filter(
+            select(
+                ph.source,
+                func.max(ph.hour_start).label("newest"),
+                func.count(func.distinct(ph.point_id)).label("n"),
+            ).where(ph.volume.is_not(None)),
+            point_hourly,
+            kommuner,
+            None,
+            None,
+            None,
+        ).group_by(ph.source)
+        kh = kommune_hourly.c
+        transit = _filter(
+            select(
+                kh.mode,
+                func.max(kh.hour_start).label("newest"),
+                func.count(func.distinct(kh.kommune_nr)).label("n"),
+            ).where(kh.metric == "departures"),
+            kommune_hourly,
+            kommuner,
+            None,
+            None,
+            None,
+        ).group_by(kh.mode)
+        found = [
+            Freshness("counter", row[0], _aggregate_time(row[1]), int(row[2]))
+            for row in self._read(counters)
+        ]
+        found += [
+            Freshness("transit", row[0], _aggregate_time(row[1]), int(row[2]))
+            for row in self._read(transit)
+        ]
+        return sorted(found, key=lambda f: (f.kind, f.name))
+
+
+@dataclass(frozen=True)
+class HourlyTotal:
+    """A kommune's sum of one metric over a range: value, coverage summed, hours with a value."""
+
+    kommune_nr: str
+    mode: str
+    metric: str
+    value: float
+    coverage_sum: float
+    hours: int
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """The newest hour with data of a counter source or a transit mode."""
+
+    kind: str
+    """``counter`` (``name`` is a source) or ``transit`` (``name`` is a mode)."""
+    name: str
+    newest_hour: datetime | None
+    n: int
+    """Points (counters) or kommuner (transit) with data."""
+
+
+def _aggregate_time(value: object) -> datetime | None:
+    # MAX() over a UtcDateTime column: SQLite may hand back the stored text.
+    if value is None:
+        return None
+    return to_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def _strings(values: Sequence[str], name: str) -> list[str]:

@@ -1,0 +1,233 @@
+"""``byflyt index``: is it growing? A period against the same period a year earlier.
+
+The method (Statens vegvesen's sykkelindeks, and the same for transit departures) and the rule
+for "a year earlier" across clock changes and leap days are in :mod:`byflyt.reports.index`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from byflyt.models.base import iso_z
+from byflyt.models.kommuner import kommune_name
+from byflyt.query_cli import (
+    Format,
+    KommuneOpt,
+    RegionOpt,
+    _csv,
+    _fail,
+    _kommuner,
+    _print_table,
+    _read_store,
+    _settings,
+)
+from byflyt.reports.index import REASONS, AreaIndex, parse_period
+from byflyt.reports.indicators import IndexResult, load_index
+
+INDEX_FIELDS = (
+    "level",
+    "id",
+    "name",
+    "kommune_nr",
+    "kommune",
+    "matched_hours",
+    "base",
+    "current",
+    "index_pct",
+    "weight",
+    "ci_low",
+    "ci_high",
+    "n_points",
+    "status",
+)
+"""The columns of ``byflyt index --format csv``: one ``area`` row, then one row per point."""
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def area_record(result: IndexResult, name: str) -> dict[str, Any]:
+    """The area's row: index, confidence interval, points and matched hours."""
+    area = result.area
+    return {
+        "level": "area",
+        "id": name,
+        "name": name,
+        "kommune_nr": result.kommuner[0] if len(result.kommuner) == 1 else "",
+        "kommune": kommune_name(result.kommuner[0]) if len(result.kommuner) == 1 else "",
+        "matched_hours": area.matched_hours,
+        "base": area.base,
+        "current": area.current,
+        "index_pct": _round(area.index),
+        "weight": 1.0 if area.n else None,
+        "ci_low": _round(area.ci_low),
+        "ci_high": _round(area.ci_high),
+        "n_points": area.n,
+        "status": "no points" if area.index is None else ("no CI: n < 2" if area.n < 2 else "ok"),
+    }
+
+
+def point_records(result: IndexResult) -> list[dict[str, Any]]:
+    """One row per point considered, taking part or not (``status`` says which)."""
+    records = []
+    for p in result.matched:
+        info = result.points[p.point]
+        records.append(
+            {
+                "level": "point",
+                "id": p.point,
+                "name": info.name,
+                "kommune_nr": info.kommune_nr,
+                "kommune": kommune_name(info.kommune_nr),
+                "matched_hours": p.matched_hours,
+                "base": p.base,
+                "current": p.current,
+                "index_pct": _round(p.index),
+                "weight": _round(result.area.weights.get(p.point), 5),
+                "ci_low": None,
+                "ci_high": None,
+                "n_points": None,
+                "status": result.status(p.point),
+            }
+        )
+    return records
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f} %"
+
+
+def _ci(area: AreaIndex) -> str:
+    if area.ci_low is None or area.ci_high is None:
+        return "– (n < 2)"
+    return f"[{area.ci_low:+.2f}, {area.ci_high:+.2f}]"
+
+
+def _tables(result: IndexResult, name: str) -> tuple[Table, Table]:
+    area = result.area
+    title = (
+        f"{result.mode} index {name}, {result.period.describe()}: hours with coverage "
+        f"≥ {result.min_coverage:g} % in both years, points with ≥ {result.min_hours} matched hours"
+    )
+    summary = Table(box=box.SIMPLE_HEAD, show_edge=False, title=title)
+    for column in ("area", "index", "95 % CI", "n points", "matched hours", "base", "current"):
+        summary.add_column(column, justify="left" if column == "area" else "right", no_wrap=True)
+    summary.add_row(
+        name,
+        _pct(area.index),
+        _ci(area),
+        str(area.n),
+        str(area.matched_hours),
+        f"{area.base:g}",
+        f"{area.current:g}",
+    )
+    points = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    columns = ("point", "name", "kommune", "matched hours", "base", "current", "index", "weight")
+    for column in (*columns, "status"):
+        right = column in ("matched hours", "base", "current", "index", "weight")
+        points.add_column(column, justify="right" if right else "left", no_wrap=True)
+    for record in point_records(result):
+        weight = record["weight"]
+        status = record["status"]
+        points.add_row(
+            record["id"],
+            record["name"],
+            f"{record['kommune_nr']} {record['kommune']}",
+            str(record["matched_hours"]),
+            f"{record['base']:g}",
+            f"{record['current']:g}",
+            _pct(record["index_pct"]),
+            "" if weight is None else f"{weight:.3f}",
+            status if status == "included" else f"excluded: {REASONS[status]}",
+        )
+    return summary, points
+
+
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--mode", metavar="MODE", help="bicycle, pedestrian, or a transit mode such as bus."
+    ),
+]
+PeriodOpt = Annotated[
+    str,
+    typer.Option(
+        "--period", metavar="PERIOD", help="A month (2025-10), a year (2025), ytd or ytd:DATE."
+    ),
+]
+MinHoursOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--min-hours",
+        metavar="H",
+        help="Matched hours a point needs (default BYFLYT_INDEX_MIN_HOURS).",
+    ),
+]
+
+
+def index(
+    period: PeriodOpt,
+    region: RegionOpt = None,
+    mode: ModeOpt = "bicycle",
+    kommune: KommuneOpt = None,
+    min_hours: MinHoursOpt = None,
+    output: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
+) -> None:
+    """The area index with its 95 % CI, n points, matched hours and each point's index."""
+    settings = _settings()
+    try:
+        chosen_period = parse_period(period)
+    except ValueError as exc:
+        _fail(f"--period: {exc}")
+    if min_hours is not None and min_hours < 1:
+        _fail(f"--min-hours {min_hours}: give a whole number ≥ 1")
+    kommuner = _kommuner(settings, region, kommune)
+    if kommuner is None:
+        _fail("--region: which area? give --region (or BYFLYT_REGION) or --kommune")
+    label = ", ".join(f"{k} {kommune_name(k)}" for k in kommuner)
+    name = label if kommune else str(region or settings.region)
+    needed = min_hours if min_hours is not None else settings.index_min_hours
+    result = _read_store(
+        settings,
+        mode,
+        lambda store: load_index(
+            store, mode=mode, kommuner=kommuner, period=chosen_period, min_hours=needed
+        ),
+    )
+    records = [area_record(result, name), *point_records(result)]
+    if output is Format.csv:
+        _csv(INDEX_FIELDS, records)
+    elif output is Format.json:
+        _json_out(result, records)
+    else:
+        for table in _tables(result, name):
+            _print_table(table)
+
+
+def _json_out(result: IndexResult, records: list[dict[str, Any]]) -> None:
+    area = result.area
+    start, end = result.period.bounds()
+    base_start, base_end = result.period.base_bounds()
+    answer = {
+        "mode": result.mode,
+        "period": result.period.label,
+        "from": iso_z(start),
+        "to": iso_z(end),
+        "base_from": iso_z(base_start),
+        "base_to": iso_z(base_end),
+        "min_hours": result.min_hours,
+        "min_coverage": result.min_coverage,
+        "sd": _round(area.sd),
+        "se": _round(area.se),
+        "t": _round(area.t, 4),
+        "area": records[0],
+        "points": records[1:],
+    }
+    # One object, not a list as ``query`` prints: an index is one answer.
+    typer.echo(json.dumps(answer, ensure_ascii=False, indent=2))

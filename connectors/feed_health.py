@@ -1,0 +1,61 @@
+"""Feed health for transit connectors: one :class:`FeedHealth` record per poll of a feed.
+
+A connector notes every poll (a new snapshot, the same one again, or HTTP 304) with
+:meth:`FeedHealthLog.note`; its runner produces what was noted with :meth:`FeedHealthLog.deliver`
+after each pass. The status agent (``streams/status.py``) judges ``stale`` and ``empty`` from
+these records, so connectors only describe what they saw. Cancelled journeys must be counted
+in ``entities`` (and in ``cancelled``): a mass cancellation is a service event, not an empty feed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kafka import KafkaProducer
+
+from byflyt.connectors.base import ConnectorRunner, Record, RunStats
+from byflyt.models.status import FeedHealth
+from byflyt.models.topics import FEED_HEALTH
+
+
+class FeedHealthLog:
+    """The health records of one connector's polls since the last delivery."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._records: list[Record] = []
+
+    def note(
+        self,
+        kind: str,
+        *,
+        read_at: datetime,
+        snapshot_at: datetime | None,
+        entities: int | None,
+        cancelled: int = 0,
+    ) -> FeedHealth:
+        """Note one poll of feed ``kind`` (``entities`` None: nothing new was read)."""
+        health = FeedHealth(
+            source=self.source,
+            kind=kind,
+            read_at=read_at,
+            snapshot_at=snapshot_at,
+            entities=entities,
+            cancelled=cancelled,
+        )
+        self._records.append(Record.of(FEED_HEALTH, health))
+        return health
+
+    def take(self) -> list[Record]:
+        """The noted records, emptying the log."""
+        records, self._records = self._records, []
+        return records
+
+    def deliver(
+        self, runner: ConnectorRunner[Any], producer: KafkaProducer, stats: RunStats
+    ) -> None:
+        """Produce the noted records with ``runner``'s producer (after its pass)."""
+        records = self.take()
+        if records:
+            runner._deliver(producer, records, [], stats)

@@ -1,0 +1,483 @@
+"""The report's content: its tables, read from the store, in one shape for HTML and XLSX.
+
+Each :class:`ReportTable` holds typed values (``str``, ``int``, ``float``, ``date``, aware
+``datetime`` or ``None`` for "no value"), so the HTML shows and the workbook stores exactly the
+same numbers. The table keys (``cycling_monthly``, ``index``, …) are the HTML section ids.
+
+**Synthetic data.** The store has no flag for it; the report calls its data synthetic when any
+counting point of the region carries a name marked ``(syntetisk)`` — :mod:`byflyt.samples`
+names every made-up point that way — or when the caller says so (``byflyt report --synthetic``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from byflyt.models.kommuner import Region, kommune_name
+from byflyt.models.volumes import HourlyVolume
+from byflyt.reports.index import MIN_COVERAGE, OSLO, AreaIndex, Period, local_midnight
+from byflyt.reports.indicators import COUNTER_MODES, IndexResult, load_index
+from byflyt.reports.text import TEXT, Lang, t
+from byflyt.store import Store
+
+SYNTHETIC_MARK = "(syntetisk)"
+"""How :mod:`byflyt.samples` marks the names of made-up points (and lines and agencies)."""
+
+Kind = Literal["text", "int", "float", "pct", "month", "datetime"]
+
+ATTRIBUTIONS = (
+    (
+        "Trafikkdata, Statens vegvesen",
+        "NLOD",
+        "Inneholder data under Norsk lisens for offentlige data (NLOD) tilgjengeliggjort av "
+        "Statens vegvesen.",
+    ),
+    (
+        "Entur (GTFS, GTFS-realtime, SIRI)",
+        "NLOD",
+        "Inneholder data under Norsk lisens for offentlige data (NLOD) tilgjengeliggjort av Entur.",
+    ),
+    (
+        "Kommunegrenser og kommunenavn, Kartverket",
+        "CC BY 4.0",
+        "© Kartverket, CC BY 4.0.",
+    ),
+)
+"""(source, licence, attribution text) shown in every report."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column: its stable key, its heading in the report's language, and its value kind."""
+
+    key: str
+    label: str
+    kind: Kind
+
+
+@dataclass
+class ReportTable:
+    """One table of the report; one HTML section and one workbook sheet."""
+
+    key: str
+    title: str
+    sheet: str
+    columns: tuple[Column, ...]
+    rows: list[tuple[Any, ...]]
+    note: str = ""
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as column key → value."""
+        return [dict(zip((c.key for c in self.columns), row, strict=True)) for row in self.rows]
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows, before it is rendered."""
+
+    region: Region
+    period: Period
+    lang: Lang
+    synthetic: bool
+    generated: datetime
+    tables: dict[str, ReportTable]
+    index: IndexResult
+    kommune_index: dict[str, AreaIndex]
+    monthly: dict[tuple[str, date], float]
+    profile: dict[str, list[float | None]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _table(
+    key: str, lang: Lang, columns: list[tuple[str, Kind]], rows: list[tuple[Any, ...]]
+) -> ReportTable:
+    note_key = f"note_{key}"
+    return ReportTable(
+        key=key,
+        title=t(key, lang),
+        sheet=t(f"sheet_{key}", lang),
+        columns=tuple(Column(k, t(k, lang), kind) for k, kind in columns),
+        rows=rows,
+        note=t(note_key, lang) if note_key in TEXT else "",
+    )
+
+
+def months_of(period: Period) -> list[date]:
+    """The first day of every month that the period touches."""
+    months = []
+    day = period.start.replace(day=1)
+    while day < period.end:
+        months.append(day)
+        day = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+    return months
+
+
+def hours_between(start: datetime, end: datetime) -> int:
+    """Whole hours in ``[start, end)`` (23, 24 or 25 on a local day)."""
+    return max(0, int((end - start).total_seconds()) // 3600)
+
+
+def build_report(
+    store: Store,
+    region: Region,
+    period: Period,
+    *,
+    lang: Lang = "nb",
+    min_hours: int,
+    synthetic: bool | None = None,
+    now: datetime | None = None,
+) -> ReportData:
+    """Read everything the report shows for ``region`` over ``period`` from ``store``."""
+    generated = (now or datetime.now(UTC)).astimezone(OSLO)
+    kommuner = list(region.kommuner)
+    start, end = period.bounds()
+    # Hours still to come are not missing: coverage is over the hours up to now.
+    until = min(end, generated.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
+    points = store.query_points(kommuner=kommuner, mode="bicycle")
+    if synthetic is None:
+        synthetic = any(SYNTHETIC_MARK in p.name for p in points)
+    bicycle = store.query_hourly(
+        kommuner=kommuner, mode="bicycle", metric="volume", start=start, end=end
+    )
+    index = load_index(store, mode="bicycle", kommuner=kommuner, period=period, min_hours=min_hours)
+    kommune_index = {k: index.for_kommune(k) for k in kommuner}
+    monthly, monthly_table = _cycling_monthly(bicycle, period, until, lang)
+    tables = [
+        monthly_table,
+        _index_table(region, index, kommune_index, lang),
+        _index_points_table(index, lang),
+        _transit_table(store, kommuner, start, end, lang),
+        _outages_table(store, region, points, start, end, generated, lang),
+        _quality_table(store, kommuner, index, start, until, lang),
+        _table(
+            "attributions",
+            lang,
+            [("source", "text"), ("licence", "text"), ("attribution", "text")],
+            list(ATTRIBUTIONS),
+        ),
+    ]
+    with_points = {p.kommune_nr for p in points}
+    without = [kommune_name(k) for k in kommuner if k not in with_points]
+    notes = [t("min_hours_note", lang).format(n=min_hours)]
+    if without:
+        notes.append(t("kommuner_without_points", lang).format(names=", ".join(without)))
+    return ReportData(
+        region=region,
+        period=period,
+        lang=lang,
+        synthetic=synthetic,
+        generated=generated,
+        tables={table.key: table for table in tables},
+        index=index,
+        kommune_index=kommune_index,
+        monthly=monthly,
+        profile=_profile(bicycle, lang),
+        notes=notes,
+    )
+
+
+def _cycling_monthly(
+    rows: list[HourlyVolume], period: Period, until: datetime, lang: Lang
+) -> tuple[dict[tuple[str, date], float], ReportTable]:
+    sums: dict[tuple[str, date], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    for row in rows:
+        local = row.hour_start.astimezone(OSLO)
+        cell = sums[(row.kommune_nr, date(local.year, local.month, 1))]
+        cell[0] += row.value
+        cell[1] += row.coverage
+        cell[2] += 1
+    table_rows = []
+    for (kommune_nr, month), (volume, coverage, hours) in sorted(sums.items()):
+        next_month = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+        first = max(local_midnight(month), local_midnight(period.start))
+        last = min(local_midnight(next_month), local_midnight(period.end), max(until, first))
+        total = hours_between(first, last) or int(hours)
+        table_rows.append(
+            (
+                kommune_nr,
+                kommune_name(kommune_nr),
+                month,
+                _number(volume),
+                round(coverage / total, 1),
+                int(hours),
+            )
+        )
+    table = _table(
+        "cycling_monthly",
+        lang,
+        [
+            ("kommune_nr", "text"),
+            ("kommune", "text"),
+            ("month", "month"),
+            ("volume", "int"),
+            ("coverage_pct", "pct"),
+            ("hours", "int"),
+        ],
+        table_rows,
+    )
+    return {(k, m): float(v[0]) for (k, m), v in sums.items()}, table
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _index_row(area: str, kommune_nr: str, index: AreaIndex) -> tuple[Any, ...]:
+    return (
+        area,
+        kommune_nr,
+        index.n,
+        index.matched_hours,
+        _number(index.base),
+        _number(index.current),
+        _round(index.index),
+        _round(index.ci_low),
+        _round(index.ci_high),
+    )
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _index_table(
+    region: Region, index: IndexResult, per_kommune: dict[str, AreaIndex], lang: Lang
+) -> ReportTable:
+    rows = [_index_row(kommune_name(k), k, per_kommune[k]) for k in region.kommuner]
+    rows.append(_index_row(f"{t('region', lang)}: {region.name}", "", index.area))
+    return _table(
+        "index",
+        lang,
+        [
+            ("area", "text"),
+            ("kommune_nr", "text"),
+            ("n_points", "int"),
+            ("matched_hours", "int"),
+            ("base", "int"),
+            ("current", "int"),
+            ("index_pct", "float"),
+            ("ci_low", "float"),
+            ("ci_high", "float"),
+        ],
+        rows,
+    )
+
+
+def _index_points_table(index: IndexResult, lang: Lang) -> ReportTable:
+    rows = []
+    for p in index.matched:
+        info = index.points[p.point]
+        rows.append(
+            (
+                info.point_id,
+                info.name,
+                kommune_name(info.kommune_nr),
+                p.matched_hours,
+                _number(p.base),
+                _number(p.current),
+                _round(p.index),
+                _round(index.area.weights.get(p.point), 4),
+                t(index.status(p.point), lang),
+            )
+        )
+    return _table(
+        "index_points",
+        lang,
+        [
+            ("point_id", "text"),
+            ("name", "text"),
+            ("kommune", "text"),
+            ("matched_hours", "int"),
+            ("base", "int"),
+            ("current", "int"),
+            ("index_pct", "float"),
+            ("weight", "float"),
+            ("status", "text"),
+        ],
+        rows,
+    )
+
+
+def _transit_table(
+    store: Store, kommuner: list[str], start: datetime, end: datetime, lang: Lang
+) -> ReportTable:
+    totals = store.total_hourly(kommuner=kommuner, start=start, end=end)
+    cells: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+    for total in totals:
+        if total.mode in COUNTER_MODES:
+            continue
+        cells[(total.kommune_nr, total.mode)][total.metric] = total
+    rows = []
+    for (kommune_nr, mode), metrics in sorted(cells.items()):
+        if "departures" not in metrics and "cancelled_calls" not in metrics:
+            continue  # vehicles or crossings only: no calls to report
+
+        def value(metric: str, metrics: dict[str, Any] = metrics) -> int | float:
+            found = metrics.get(metric)
+            return _number(found.value) if found is not None else 0
+
+        delays, on_time = value("delay_count"), value("on_time_calls")
+        departures = metrics.get("departures")
+        coverage = (
+            round(departures.coverage_sum / departures.hours, 1) if departures is not None else None
+        )
+        rows.append(
+            (
+                kommune_nr,
+                kommune_name(kommune_nr),
+                mode,
+                value("departures"),
+                value("trips"),
+                value("cancelled_calls"),
+                round(100.0 * on_time / delays, 1) if delays else None,
+                coverage,
+            )
+        )
+    return _table(
+        "transit",
+        lang,
+        [
+            ("kommune_nr", "text"),
+            ("kommune", "text"),
+            ("mode", "text"),
+            ("departures", "int"),
+            ("trips", "int"),
+            ("cancelled_calls", "int"),
+            ("punctuality_pct", "pct"),
+            ("coverage_pct", "pct"),
+        ],
+        rows,
+    )
+
+
+def _outages_table(
+    store: Store,
+    region: Region,
+    points: list[Any],
+    start: datetime,
+    end: datetime,
+    generated: datetime,
+    lang: Lang,
+) -> ReportTable:
+    counters = {(p.source, p.point_id) for p in points}
+    rows = []
+    # Feed outages may carry no kommune; those are shown for every region.
+    for outage in store.query_outages():
+        if outage.kommune_nr is not None and outage.kommune_nr not in region:
+            continue
+        ended = outage.ended
+        if outage.started >= end or (ended is not None and ended <= start):
+            continue
+        until = ended if ended is not None else generated.astimezone(UTC)
+        rows.append(
+            (
+                t("counter" if (outage.source, outage.point_id) in counters else "feed", lang),
+                outage.source,
+                outage.point_id,
+                kommune_name(outage.kommune_nr) if outage.kommune_nr else "",
+                outage.kind,
+                outage.started.astimezone(OSLO),
+                ended.astimezone(OSLO) if ended is not None else None,
+                round((until - outage.started) / timedelta(hours=1), 1),
+                outage.details or ("" if ended is not None else t("open", lang)),
+            )
+        )
+    return _table(
+        "outages",
+        lang,
+        [
+            ("type", "text"),
+            ("source", "text"),
+            ("point_id", "text"),
+            ("kommune", "text"),
+            ("kind", "text"),
+            ("started", "datetime"),
+            ("ended", "datetime"),
+            ("duration_hours", "float"),
+            ("details", "text"),
+        ],
+        rows,
+    )
+
+
+def _quality_table(
+    store: Store,
+    kommuner: list[str],
+    index: IndexResult,
+    start: datetime,
+    until: datetime,
+    lang: Lang,
+) -> ReportTable:
+    period_hours = hours_between(start, until)
+    seen: dict[tuple[str, str], list[Any]] = {}
+    names = {(p.source, p.point_id): p for p in store.query_points(kommuner=kommuner)}
+    for h in store.query_point_hourly(kommuner=kommuner, start=start, end=until):
+        cell = seen.setdefault((h.source, h.point_id), [h.kommune_nr, h.mode, 0, 0.0, 0])
+        if h.volume is not None:
+            cell[2] += 1
+        cell[3] += h.coverage
+        cell[4] += h.coverage >= MIN_COVERAGE and h.volume is not None
+    for pair, p in names.items():
+        seen.setdefault(pair, [p.kommune_nr, p.mode, 0, 0.0, 0])
+    rows = []
+    for (source, point_id), (kommune_nr, mode, hours, coverage, ok) in sorted(seen.items()):
+        key = f"{source}:{point_id}"
+        if mode != "bicycle":
+            status = "—"
+        elif key in index.points:
+            status = t(index.status(key), lang)
+        else:
+            status = t("no_index", lang)
+        meta = names.get((source, point_id))
+        rows.append(
+            (
+                source,
+                point_id,
+                meta.name if meta is not None else "",
+                kommune_name(kommune_nr),
+                mode,
+                period_hours,
+                hours,
+                round(coverage / period_hours, 1) if period_hours else None,
+                int(ok),
+                status,
+            )
+        )
+    return _table(
+        "data_quality",
+        lang,
+        [
+            ("source", "text"),
+            ("point_id", "text"),
+            ("name", "text"),
+            ("kommune", "text"),
+            ("mode", "text"),
+            ("period_hours", "int"),
+            ("hours", "int"),
+            ("coverage_pct", "pct"),
+            ("hours_ok", "int"),
+            ("status", "text"),
+        ],
+        rows,
+    )
+
+
+def _profile(rows: list[HourlyVolume], lang: Lang) -> dict[str, list[float | None]]:
+    """Mean region-wide cyclists per local hour, on weekdays and on weekends."""
+    region_hour: dict[datetime, float] = defaultdict(float)
+    for row in rows:
+        region_hour[row.hour_start] += row.value
+    sums: dict[str, list[list[float]]] = {
+        "weekday": [[] for _ in range(24)],
+        "weekend": [[] for _ in range(24)],
+    }
+    for hour, value in region_hour.items():
+        local = hour.astimezone(OSLO)
+        sums["weekend" if local.weekday() >= 5 else "weekday"][local.hour].append(value)
+    return {
+        t(kind, lang): [sum(v) / len(v) if v else None for v in values]
+        for kind, values in sums.items()
+    }

@@ -1,0 +1,412 @@
+"""The sensor state machines, pure: counter points judged by the hour, feeds by the poll.
+
+**Counter points.** :class:`PointMachine` steps through a point's UTC hours in order, one closed
+hour at a time. Which hours are closed is decided by the *source's* clock: the newest event hour
+seen from the source (minus a grace hour for points polled a little later than others), never
+the wall clock, so a source that publishes 2–3 hours late is not an outage. For each hour the
+machine keeps three runs:
+
+* silent: hours without data (volume None or coverage 0) since the last data; only hours at
+  which the point *normally* has data count (see below), the others neither count nor break the
+  run. A zero with coverage is data: a counter reading 0 at 3 a.m. is not silent.
+* flat: daytime hours (Europe/Oslo) with data and the same volume, zero or not; only where the
+  point normally varies (its mean at each of those hours of day is at least ``flat_min_mean``).
+* low coverage: hours with data whose coverage is under the threshold.
+
+"Normal" is the point's own history: for each Europe/Oslo hour of day, over the last
+``history_days`` of hours judged while the point was up, how often it had data and its mean
+volume. An hour of day with fewer than ``min_history_days`` of history is not judged, so a new
+point is never silent or flat. Runs and steps are UTC hours, so 23- and 25-hour days need
+nothing special; only the hour-of-day profile is local, because people cycle by local time.
+
+A run that reaches its threshold opens that state (silent before flat before low coverage),
+dated from the run's first hour. The way back needs ``recover_hours`` good hours in a row
+(hysteresis): data for ``silent``, full coverage for ``low_coverage``, another volume for
+``flat``; a state of higher priority replaces a lower one at once.
+
+**Feeds.** :class:`FeedMachine` steps through the polls of one feed (:class:`FeedHealth`):
+``stale`` when the snapshot is older than ``stale_seconds`` at read time, ``empty`` when its
+entity count falls under ``empty_share`` of the usual count for that hour of day (learnt from
+healthy snapshots only). Cancelled journeys are entities, so mass cancellations stay ``up``.
+``bad_snapshots`` bad polls in a row open a state, ``recover_snapshots`` good ones close it.
+
+Every change is a :class:`Change`; the agent turns it into outage rows, a ``sensors.status``
+record and the gauge. The machines are deterministic functions of their input, so replaying
+the same hours or polls gives the same changes and the same outage keys.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from byflyt.models.base import iso_z
+from byflyt.models.status import UP, FeedHealth
+from byflyt.settings import FeedThresholds, PointThresholds
+
+LOCAL: Final = ZoneInfo("Europe/Oslo")
+HOUR: Final = timedelta(hours=1)
+EWMA_WEIGHT: Final = 0.05
+"""Weight of a new snapshot in a feed's usual entity count for its hour of day."""
+
+PRIORITY: Final = {"silent": 0, "flat": 1, "low_coverage": 2, "stale": 0, "empty": 1}
+"""Lower is more severe: a more severe state replaces a less severe one without recovering."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A sensor's state changed: ``previous`` (None when first seen) to ``state``.
+
+    ``since`` is when the new state began (event time); ``previous_since`` when the previous
+    one did, so an outage closed by this change is ``(previous, previous_since, since)``.
+    """
+
+    source: str
+    point_id: str
+    sensor: str
+    kommune_nr: str | None
+    previous: str | None
+    previous_since: datetime | None
+    state: str
+    since: datetime
+    as_of: datetime
+    details: str = ""
+
+    @property
+    def closes(self) -> bool:
+        """Whether this change ends an outage."""
+        return self.previous is not None and self.previous != UP
+
+    @property
+    def opens(self) -> bool:
+        """Whether this change starts an outage."""
+        return self.state != UP
+
+
+def local_hour(hour: datetime) -> int:
+    """The Europe/Oslo hour of day of an aware instant."""
+    return hour.astimezone(LOCAL).hour
+
+
+@dataclass
+class _Run:
+    start: datetime | None = None
+    count: int = 0
+
+    def extend(self, hour: datetime, counts: bool = True) -> None:
+        if self.start is None:
+            self.start = hour
+        if counts:
+            self.count += 1
+
+    def reset(self) -> None:
+        self.start, self.count = None, 0
+
+
+@dataclass
+class PointMachine:
+    """The state of one counter point (see the module docstring)."""
+
+    source: str
+    point_id: str
+    kommune_nr: str
+    thresholds: PointThresholds
+    hours: dict[datetime, tuple[int | None, float]] = field(default_factory=dict)
+    next_hour: datetime | None = None
+    state: str = UP
+    since: datetime | None = None
+    details: str = ""
+    _silent: _Run = field(default_factory=_Run)
+    _low: _Run = field(default_factory=_Run)
+    _flat: _Run = field(default_factory=_Run)
+    _flat_value: int | None = None
+    _flat_varies: bool = True
+    _stuck_value: int | None = None
+    _good: _Run = field(default_factory=_Run)
+    _window: deque[tuple[datetime, int, bool, int]] = field(default_factory=deque)
+    _seen: list[int] = field(default_factory=lambda: [0] * 24)
+    _with_data: list[int] = field(default_factory=lambda: [0] * 24)
+    _volume: list[int] = field(default_factory=lambda: [0] * 24)
+
+    def add(self, hour: datetime, volume: int | None, coverage: float) -> None:
+        """Record the point's (latest) value for a UTC hour; a judged hour is not judged again."""
+        if self.next_hour is None:
+            self.next_hour = hour
+        elif hour < self.next_hour:
+            if self.since is not None:
+                return  # late for an hour already judged: kept in the store, not re-judged
+            self.next_hour = hour
+        self.hours[hour] = (volume, coverage)
+
+    def advance(self, until: datetime) -> list[Change]:
+        """Judge every hour up to and including ``until``; return the changes."""
+        changes: list[Change] = []
+        while self.next_hour is not None and self.next_hour <= until:
+            hour = self.next_hour
+            changes.extend(self._step(hour))
+            self.next_hour = hour + HOUR
+        return changes
+
+    # -- one hour ----------------------------------------------------------------------------
+    def _step(self, hour: datetime) -> list[Change]:
+        th = self.thresholds
+        volume, coverage = self.hours.pop(hour, (None, 0.0))
+        has = volume is not None and coverage > 0
+        hod = local_hour(hour)
+        trusted = self._seen[hod] >= th.min_history_days
+        expected = trusted and self._with_data[hod] >= th.expected_share * self._seen[hod]
+        daytime = th.day_start_hour <= hod < th.day_end_hour
+        changes: list[Change] = []
+        if self.since is None:
+            self.since = hour
+            changes.append(self._change(None, None, UP, hour, hour))
+
+        if has:
+            self._silent.reset()
+            if coverage < th.low_coverage_pct:
+                self._low.extend(hour)
+            else:
+                self._low.reset()
+        else:
+            self._silent.extend(hour, counts=expected)
+        if has and daytime:
+            varies = trusted and self._mean(hod) >= th.flat_min_mean
+            if volume == self._flat_value:
+                self._flat.extend(hour)
+                self._flat_varies = self._flat_varies and varies
+            else:
+                self._flat.reset()
+                self._flat.extend(hour)
+                self._flat_value, self._flat_varies = volume, varies
+
+        bad = self._bad()
+        if self.state == UP:
+            if bad is not None:
+                changes.append(self._open(*bad, hour))
+        else:
+            good = self._is_good(has, expected, daytime, volume, coverage)
+            if good:
+                self._good.extend(hour)
+            elif good is not None:
+                self._good.reset()
+            if self._good.count >= th.recover_hours and self._good.start is not None:
+                start = self._good.start
+                changes.append(self._change(self.state, self.since, UP, start, hour))
+                self.state, self.since, self.details = UP, start, ""
+                self._good.reset()
+                if bad is not None:
+                    changes.append(self._open(*bad, hour))
+            elif bad is not None and PRIORITY[bad[0]] < PRIORITY[self.state]:
+                changes.append(self._open(*bad, hour))
+
+        if self.state == UP:
+            self._learn(hour, hod, has, volume or 0)
+        return changes
+
+    def _bad(self) -> tuple[str, datetime, str] | None:
+        th = self.thresholds
+        if self._silent.count >= th.silent_hours and self._silent.start is not None:
+            details = f"no data for {self._silent.count} hours where the point normally has data"
+            return "silent", self._silent.start, details
+        if self._flat.count >= th.flat_hours and self._flat_varies and self._flat.start:
+            details = f"volume {self._flat_value} for {self._flat.count} daytime hours"
+            return "flat", self._flat.start, details
+        if self._low.count >= th.low_coverage_hours and self._low.start is not None:
+            details = f"coverage under {th.low_coverage_pct:g} % for {self._low.count} hours"
+            return "low_coverage", self._low.start, details
+        return None
+
+    def _is_good(
+        self, has: bool, expected: bool, daytime: bool, volume: int | None, coverage: float
+    ) -> bool | None:
+        """Whether an hour counts towards recovery (None: it neither counts nor breaks)."""
+        if self.state == "silent":
+            return True if has else (False if expected else None)
+        if self.state == "low_coverage":
+            return coverage >= self.thresholds.low_coverage_pct if has else None
+        if has and daytime:  # flat
+            return volume != self._stuck_value
+        return None
+
+    def _open(self, state: str, start: datetime, details: str, hour: datetime) -> Change:
+        change = self._change(self.state, self.since, state, start, hour, details)
+        self.state, self.since, self.details = state, start, details
+        self._stuck_value = self._flat_value if state == "flat" else None
+        self._good.reset()
+        return change
+
+    def _change(
+        self,
+        previous: str | None,
+        previous_since: datetime | None,
+        state: str,
+        since: datetime,
+        hour: datetime,
+        details: str = "",
+    ) -> Change:
+        return Change(
+            source=self.source,
+            point_id=self.point_id,
+            sensor="point",
+            kommune_nr=self.kommune_nr,
+            previous=previous,
+            previous_since=previous_since,
+            state=state,
+            since=since,
+            as_of=hour + HOUR,
+            details=details,
+        )
+
+    # -- history -----------------------------------------------------------------------------
+    def _mean(self, hod: int) -> float:
+        return self._volume[hod] / self._with_data[hod] if self._with_data[hod] else 0.0
+
+    def _learn(self, hour: datetime, hod: int, has: bool, volume: int) -> None:
+        self._window.append((hour, hod, has, volume))
+        self._seen[hod] += 1
+        self._with_data[hod] += has
+        self._volume[hod] += volume if has else 0
+        horizon = hour - timedelta(days=self.thresholds.history_days)
+        while self._window and self._window[0][0] <= horizon:
+            _, old_hod, old_has, old_volume = self._window.popleft()
+            self._seen[old_hod] -= 1
+            self._with_data[old_hod] -= old_has
+            self._volume[old_hod] -= old_volume if old_has else 0
+
+
+@dataclass
+class SourceClock:
+    """A counter source's points and its clock: the newest event hour seen from it."""
+
+    source: str
+    thresholds: PointThresholds
+    newest: datetime | None = None
+    points: dict[str, PointMachine] = field(default_factory=dict)
+
+    def add(
+        self, point_id: str, kommune_nr: str, hour: datetime, volume: int | None, coverage: float
+    ) -> None:
+        """Record one point-hour and move the clock."""
+        machine = self.points.get(point_id)
+        if machine is None:
+            machine = PointMachine(self.source, point_id, kommune_nr, self.thresholds)
+            self.points[point_id] = machine
+        machine.kommune_nr = kommune_nr
+        machine.add(hour, volume, coverage)
+        if self.newest is None or hour > self.newest:
+            self.newest = hour
+
+    @property
+    def closed_until(self) -> datetime | None:
+        """The newest hour every point should have by now (the source's clock minus grace)."""
+        if self.newest is None:
+            return None
+        return self.newest - self.thresholds.grace_hours * HOUR
+
+    def advance(self) -> list[Change]:
+        """Judge every point up to :attr:`closed_until`."""
+        until = self.closed_until
+        if until is None:
+            return []
+        return [c for machine in self.points.values() for c in machine.advance(until)]
+
+
+@dataclass
+class FeedMachine:
+    """The state of one transit feed (see the module docstring); a plain dict in a table."""
+
+    source: str
+    kind: str
+    state: str = UP
+    since: str | None = None
+    bad_kind: str | None = None
+    bad_start: str | None = None
+    bad_count: int = 0
+    good_start: str | None = None
+    good_count: int = 0
+    empty: bool = False
+    usual: list[list[float]] = field(default_factory=lambda: [[0.0, 0] for _ in range(24)])
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeedMachine:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The machine as JSON-able values (for a faust table)."""
+        return dict(self.__dict__)
+
+    def step(self, health: FeedHealth, th: FeedThresholds) -> list[Change]:
+        """Judge one poll; return the changes."""
+        at = health.read_at
+        changes: list[Change] = []
+        if self.since is None:
+            self.since = iso_z(at)
+            changes.append(self._change(None, None, UP, at, at))
+        hod = local_hour(health.snapshot_at or at)
+        if health.entities is not None:
+            usual, samples = self.usual[hod]
+            self.empty = samples >= th.min_samples and health.entities < th.empty_share * usual
+            if not self.empty and self.state != "empty":
+                weight = 1.0 if samples == 0 else EWMA_WEIGHT
+                self.usual[hod] = [usual + weight * (health.entities - usual), samples + 1]
+        age = health.age_seconds
+        bad: str | None = None
+        details = ""
+        if age is not None and age > th.stale_seconds:
+            bad, details = "stale", f"snapshot {age:.0f} s old when read"
+        elif self.empty:
+            usual = self.usual[hod][0]
+            bad, details = "empty", f"{health.entities} entities, usually {usual:.0f}"
+        if bad is not None and bad == self.bad_kind:
+            self.bad_count += 1
+        else:
+            self.bad_kind, self.bad_count = bad, 1 if bad else 0
+            self.bad_start = iso_z(at) if bad else None
+
+        if self.state != UP:
+            if bad is None:
+                self.good_start = self.good_start or iso_z(at)
+                self.good_count += 1
+            else:
+                self.good_start, self.good_count = None, 0
+            if self.good_count >= th.recover_snapshots and self.good_start is not None:
+                start = datetime.fromisoformat(self.good_start)
+                changes.append(self._change(self.state, self._since(), UP, start, at))
+                self.state, self.since = UP, iso_z(start)
+                self.good_start, self.good_count = None, 0
+        worse = bad is not None and (self.state == UP or PRIORITY[bad] < PRIORITY[self.state])
+        if worse and bad and self.bad_start and self.bad_count >= th.bad_snapshots:
+            start = datetime.fromisoformat(self.bad_start)
+            changes.append(self._change(self.state, self._since(), bad, start, at, details))
+            self.state, self.since = bad, iso_z(start)
+            self.good_start, self.good_count = None, 0
+        return changes
+
+    def _since(self) -> datetime | None:
+        return datetime.fromisoformat(self.since) if self.since else None
+
+    def _change(
+        self,
+        previous: str | None,
+        previous_since: datetime | None,
+        state: str,
+        since: datetime,
+        at: datetime,
+        details: str = "",
+    ) -> Change:
+        return Change(
+            source=self.source,
+            point_id=self.kind,
+            sensor="feed",
+            kommune_nr=None,
+            previous=previous,
+            previous_since=previous_since,
+            state=state,
+            since=since,
+            as_of=at,
+            details=details,
+        )

@@ -1,0 +1,173 @@
+"""The live page in a real headless Chromium (Debian's chromium and chromedriver, via selenium).
+
+The store holds a count and a counting point; the page must show them, then show a newer count
+and a sensor's status change that arrive on the real ``volumes.hourly`` and ``sensors.status``
+topics, without a reload. Screenshots go to the test's tmp dir, with copies under
+``build/screenshots/`` (the path is printed).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from byflyt.kafka import create_topics
+from byflyt.models.counts import CountPoint
+from byflyt.models.status import SensorStatus
+from byflyt.models.topics import SENSORS_STATUS, VOLUMES_HOURLY
+from byflyt.models.volumes import HourlyVolume
+from byflyt.settings import Settings
+from byflyt.store import Store
+from byflyt.web import create_app
+from tests.conftest import REPO
+from tests.kafka_util import produce
+from tests.web_server import serving
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = REPO / "build" / "screenshots"
+HOUR = timedelta(hours=1)
+NOW_HOUR = datetime(2025, 10, 27, 13, tzinfo=UTC)  # 14:00 in Oslo, after the autumn change
+
+
+def _volume(hour: datetime, value: float) -> HourlyVolume:
+    return HourlyVolume(
+        kommune_nr="3403",
+        mode="bicycle",
+        metric="volume",
+        hour_start=hour,
+        value=value,
+        coverage=97.5,
+        n_sources=3,
+    )
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriver]:
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        assert binary.exists(), f"{binary} is missing: run deploy/install-system.sh"
+    # Selenium Manager must not look for (or download) a driver: the Debian one is given.
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.add_argument("--window-size=1100,900")
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _text(driver: WebDriver, css: str) -> str:
+    found = driver.find_elements(By.CSS_SELECTOR, css)
+    return found[0].text.replace("\u00a0", " ").replace("\u202f", " ") if found else ""
+
+
+def _wait_for(driver: WebDriver, what: str, check: Callable[[WebDriver], bool]) -> None:
+    try:
+        WebDriverWait(driver, 30, poll_frequency=0.2).until(check)
+    except Exception as exc:
+        raise AssertionError(f"the page never showed {what}: {driver.page_source[:3000]}") from exc
+
+
+def _screenshot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
+    shot = tmp_path / name
+    assert driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    copy = SCREENSHOTS / name
+    shutil.copyfile(shot, copy)
+    print(f"screenshot: {copy}")
+    return copy
+
+
+def test_live_page_shows_counts_and_status_changes_without_reload(
+    settings_factory: Callable[..., Settings], browser: WebDriver, tmp_path: Path
+) -> None:
+    settings = settings_factory()
+    create_topics(settings, [VOLUMES_HOURLY, SENSORS_STATUS])
+    with Store.from_settings(settings) as store:
+        store.upsert_kommune_hourly([_volume(NOW_HOUR - HOUR, 1207), _volume(NOW_HOUR, 1310)])
+        store.upsert_points(
+            [
+                CountPoint(
+                    source="trafikkdata",
+                    point_id="P-HAMAR",
+                    name="Hamar sykkel (syntetisk)",
+                    kommune_nr="3403",
+                )
+            ]
+        )
+    app = create_app(settings, follow_topics=True, poll_seconds=0.5)
+    with serving(app) as url:
+        browser.get(f"{url}/?region=mjosbyen")
+        row = 'tr[data-kommune="3403"][data-mode="bicycle"]'
+        _wait_for(
+            browser,
+            "the stored count",
+            lambda d: "1 310" in _text(d, f"{row} td[data-hour=current]"),
+        )
+        assert "1 207" in _text(browser, f"{row} td[data-hour=previous]")
+        assert "14:00–15:00 (+01:00)" in _text(browser, "#current-hour")
+        assert browser.find_element(By.ID, "synthetic").is_displayed()
+        assert "Syntetiske data" in _text(browser, "#synthetic")
+        sensor = 'tr[data-point="trafikkdata:P-HAMAR"]'
+        assert _text(browser, f"{sensor} .state") == "i drift"
+        _wait_for(browser, "the topics connected", lambda d: "tilkoblet" in _text(d, "#topics"))
+        browser.execute_script("window.__sameDocument = 'yes';")
+        _screenshot(browser, tmp_path, "live-page-before.png")
+
+        # A corrected count and a status change arrive on the topics, not through the store.
+        newer = _volume(NOW_HOUR, 1377)
+        produce(
+            settings, settings.topic(VOLUMES_HOURLY.name), [(newer.key.encode(), newer.to_bytes())]
+        )
+        silent = SensorStatus(
+            source="trafikkdata",
+            point_id="P-HAMAR",
+            sensor="point",
+            kommune_nr="3403",
+            state="silent",
+            since=NOW_HOUR - 2 * HOUR,
+            as_of=NOW_HOUR + HOUR,
+        )
+        produce(
+            settings,
+            settings.topic(SENSORS_STATUS.name),
+            [(silent.key.encode(), silent.to_bytes())],
+        )
+        _wait_for(browser, "the silent state", lambda d: _text(d, f"{sensor} .state") == "taus")
+        _wait_for(
+            browser, "the new count", lambda d: "1 377" in _text(d, f"{row} td[data-hour=current]")
+        )
+        assert browser.find_element(By.CSS_SELECTOR, sensor).get_attribute("data-state") == "silent"
+        assert "2025-10-27 12:00 +01:00" in _text(browser, sensor)  # since, in Oslo time
+        assert browser.execute_script("return window.__sameDocument;") == "yes", "the page reloaded"
+        assert not browser.find_element(By.ID, "offline").is_displayed()
+        assert "Ingen data ennå." in _text(browser, "#freshness")  # no point-hours stored
+        desktop = _screenshot(browser, tmp_path, "live-page.png")
+
+        # English labels, and a phone-sized window.
+        browser.set_window_size(390, 844)
+        browser.find_element(By.ID, "lang-toggle").click()
+        _wait_for(browser, "English labels", lambda d: _text(d, f"{sensor} .state") == "silent")
+        assert "Latest hour" in browser.page_source
+        assert "Synthetic data" in _text(browser, "#synthetic")
+        width = browser.execute_script("return document.documentElement.scrollWidth;")
+        assert width <= 390, f"the page is {width}px wide on a 390px phone"
+        _screenshot(browser, tmp_path, "live-page-phone-en.png")
+    assert desktop.exists()

@@ -1,0 +1,250 @@
+"""The counter point state machine on hand-made hour series (pure: no Kafka, no store).
+
+Series are UTC hours; the point's daily rhythm is in Europe/Oslo hours, as people cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from byflyt.settings import PointThresholds
+from byflyt.streams.sensors import HOUR, LOCAL, Change, PointMachine, SourceClock
+
+TH = PointThresholds(
+    silent_hours=3,
+    flat_hours=4,
+    flat_min_mean=3.0,
+    low_coverage_pct=50,
+    low_coverage_hours=3,
+    recover_hours=2,
+    grace_hours=1,
+    history_days=14,
+    min_history_days=3,
+)
+MONDAY = datetime(2025, 10, 6, tzinfo=UTC)
+Value = tuple[int | None, float]
+Shape = Callable[[datetime], Value]
+
+
+def daytime_only(hour: datetime) -> Value:
+    """Counts from 06 to 22 local time, nothing (null, coverage 0) at night."""
+    local = hour.astimezone(LOCAL).hour
+    if 6 <= local < 22:
+        return 10 + (local * 7 + hour.day) % 13, 100.0
+    return None, 0.0
+
+
+def zeros_at_night(hour: datetime) -> Value:
+    """Counts by day, true zeros (full coverage) at night."""
+    local = hour.astimezone(LOCAL).hour
+    return (10 + (local * 7 + hour.day) % 13 if 6 <= local < 22 else 0), 100.0
+
+
+def every_hour(hour: datetime) -> Value:
+    """A busy point: data at every hour."""
+    return 5 + (hour.hour * 5 + hour.day) % 17, 100.0
+
+
+def series(start: datetime, hours: int, shape: Shape) -> dict[datetime, Value]:
+    return {start + n * HOUR: shape(start + n * HOUR) for n in range(hours)}
+
+
+def judge(data: dict[datetime, Value], until: datetime | None = None) -> list[Change]:
+    machine = PointMachine("test", "P1", "3403", TH)
+    for hour, (volume, coverage) in sorted(data.items()):
+        machine.add(hour, volume, coverage)
+    return machine.advance(until or max(data))
+
+
+def outages(changes: list[Change]) -> list[tuple[str, datetime, datetime | None]]:
+    """(kind, started, ended) of every outage the changes open and close."""
+    found: dict[tuple[str, datetime], datetime | None] = {}
+    for c in changes:
+        if c.closes and c.previous and c.previous_since:
+            found[(c.previous, c.previous_since)] = c.since
+        if c.opens:
+            found[(c.state, c.since)] = None
+    return [(kind, start, end) for (kind, start), end in sorted(found.items(), key=str)]
+
+
+def test_a_new_point_starts_up_once() -> None:
+    changes = judge(series(MONDAY, 48, daytime_only))
+    assert [(c.previous, c.state, c.since) for c in changes] == [(None, "up", MONDAY)]
+
+
+@pytest.mark.parametrize("shape", [zeros_at_night, daytime_only])
+@pytest.mark.parametrize(
+    "start",
+    [MONDAY, datetime(2025, 10, 20, tzinfo=UTC), datetime(2025, 3, 24, tzinfo=UTC)],
+    ids=["plain", "autumn-25h-day", "spring-23h-day"],
+)
+def test_night_zeros_and_usual_night_nulls_are_not_silent(start: datetime, shape: Shape) -> None:
+    changes = judge(series(start, 14 * 24, shape))
+    assert outages(changes) == []
+
+
+def test_a_stopped_counter_goes_silent_and_comes_back_with_hysteresis() -> None:
+    data = series(MONDAY, 8 * 24, daytime_only)
+    stop = datetime(2025, 10, 13, 10, tzinfo=UTC)  # 12:00 local, Monday of week two
+    resume = datetime(2025, 10, 14, 7, tzinfo=UTC)  # 09:00 local the next day
+    for hour in list(data):
+        if stop <= hour < resume:
+            data[hour] = (None, 0.0)
+    # Back for one hour, gone again for one expected hour: not yet recovered.
+    data[resume] = (12, 100.0)
+    data[resume + HOUR] = (None, 0.0)
+    end = resume + 2 * HOUR
+    for n in range(4):
+        data[end + n * HOUR] = (11 + n, 100.0)
+    changes = judge(data)
+    silent = next(c for c in changes if c.state == "silent")
+    assert silent.since == stop
+    assert silent.as_of == stop + 3 * HOUR  # three expected hours without data
+    assert "no data for 3 hours" in silent.details
+    back = next(c for c in changes if c.previous == "silent")
+    assert (back.state, back.since) == ("up", end)  # two good hours in a row needed
+    assert back.as_of == end + 2 * HOUR
+    assert outages(changes) == [("silent", stop, end)]
+
+
+def test_a_stop_before_the_night_is_silent_only_after_expected_hours() -> None:
+    data = series(MONDAY, 8 * 24 + 12, daytime_only)
+    stop = datetime(2025, 10, 13, 19, tzinfo=UTC)  # 21:00 local: one expected hour left
+    for hour in list(data):
+        if hour >= stop:
+            data[hour] = (None, 0.0)
+    (silent,) = [c for c in judge(data) if c.state == "silent"]
+    assert silent.since == stop
+    # 21:00 counts; 22:00–05:59 local do not; 06:00 and 07:00 local complete the three.
+    assert silent.as_of == datetime(2025, 10, 14, 6, tzinfo=UTC)
+
+
+def test_source_lag_is_not_an_outage() -> None:
+    clock = SourceClock("trafikkdata", TH)
+    # The source publishes 2 hours late: its newest hour is two hours before the wall clock.
+    newest = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 2 * HOUR
+    start = newest - timedelta(days=7)
+    for point in ("A", "B", "C"):
+        for hour, (volume, coverage) in series(start, 7 * 24 + 1, every_hour).items():
+            # C is polled a little later than the others: its newest hour is not in yet.
+            if point == "C" and hour == newest:
+                continue
+            clock.add(point, "3403", hour, volume, coverage)
+    changes = clock.advance()
+    assert clock.closed_until == newest - HOUR
+    assert all(c.state == "up" for c in changes)
+    assert len(changes) == 3  # each point's first "up", nothing else
+
+
+def test_hours_are_judged_by_the_source_clock_not_the_points_own() -> None:
+    clock = SourceClock("trafikkdata", TH)
+    start = MONDAY
+    stop = MONDAY + timedelta(days=5)
+    for hour, (volume, coverage) in series(start, 6 * 24, every_hour).items():
+        clock.add("A", "3403", hour, volume, coverage)
+        if hour < stop:
+            clock.add("B", "3403", hour, volume, coverage)
+    changes = clock.advance()
+    (silent,) = [c for c in changes if c.state == "silent"]
+    assert (silent.point_id, silent.since, silent.as_of) == ("B", stop, stop + 3 * HOUR)
+
+
+def test_a_flat_counter_and_its_recovery() -> None:
+    data = series(MONDAY, 8 * 24, daytime_only)
+    stuck = datetime(2025, 10, 13, 6, tzinfo=UTC)  # 08:00 local
+    for n in range(6):
+        data[stuck + n * HOUR] = (99, 100.0)
+    changes = judge(data)
+    flat = next(c for c in changes if c.state == "flat")
+    assert flat.since == stuck
+    assert flat.as_of == stuck + 4 * HOUR
+    assert "volume 99 for 4 daytime hours" in flat.details
+    back = next(c for c in changes if c.previous == "flat")
+    assert back.since == stuck + 6 * HOUR
+    assert outages(changes) == [("flat", stuck, stuck + 6 * HOUR)]
+
+
+def test_a_quiet_point_reading_zero_by_day_is_not_flat() -> None:
+    def quiet(hour: datetime) -> Value:
+        return (1 if hour.hour % 5 == 0 else 0), 100.0  # mean well under flat_min_mean
+
+    assert outages(judge(series(MONDAY, 10 * 24, quiet))) == []
+
+
+def test_low_coverage_and_its_recovery() -> None:
+    data = series(MONDAY, 8 * 24, every_hour)
+    low = datetime(2025, 10, 13, 3, tzinfo=UTC)
+    for n in range(5):
+        data[low + n * HOUR] = (4, 40.0)
+    data[low + 5 * HOUR] = (9, 100.0)
+    data[low + 6 * HOUR] = (9, 45.0)  # one good hour is not enough
+    changes = judge(data)
+    opened = next(c for c in changes if c.state == "low_coverage")
+    assert (opened.since, opened.as_of) == (low, low + 3 * HOUR)
+    assert outages(changes) == [("low_coverage", low, low + 7 * HOUR)]
+
+
+@pytest.mark.parametrize(
+    ("stop", "as_of"),
+    [
+        # 01:00 local on 26 October; 02:00 local happens twice, 3 UTC hours are 4 on the clock.
+        (datetime(2025, 10, 25, 23, tzinfo=UTC), datetime(2025, 10, 26, 2, tzinfo=UTC)),
+        # 01:00 local on 30 March; 02:00 local does not exist, 3 UTC hours are 2 on the clock.
+        (datetime(2025, 3, 29, 23, tzinfo=UTC), datetime(2025, 3, 30, 2, tzinfo=UTC)),
+    ],
+    ids=["25-hour-day", "23-hour-day"],
+)
+def test_dst_days_are_counted_in_utc_hours(stop: datetime, as_of: datetime) -> None:
+    data = series(stop - timedelta(days=7), 7 * 24 + 10, every_hour)
+    for hour in list(data):
+        if hour >= stop:
+            data[hour] = (None, 0.0)
+    (silent,) = [c for c in judge(data) if c.state == "silent"]
+    assert (silent.since, silent.as_of) == (stop, as_of)
+
+
+def test_judging_is_deterministic_and_late_hours_are_not_rejudged() -> None:
+    data = series(MONDAY, 8 * 24, daytime_only)
+    stop = datetime(2025, 10, 13, 10, tzinfo=UTC)
+    for hour in list(data):
+        if hour >= stop:
+            data[hour] = (None, 0.0)
+    assert judge(data) == judge(dict(reversed(list(data.items()))))
+    machine = PointMachine("test", "P1", "3403", TH)
+    for hour, (volume, coverage) in sorted(data.items()):
+        machine.add(hour, volume, coverage)
+    first = machine.advance(max(data))
+    machine.add(stop, 50, 100.0)  # a correction after the hour was judged
+    assert machine.advance(max(data)) == []
+    assert [c.state for c in first] == ["up", "silent"]
+
+
+def test_thresholds_are_settings_per_source() -> None:
+    from byflyt.settings import load_settings
+
+    settings = load_settings(status_by_source={"trafikkdata": {"silent_hours": 5}})
+    assert settings.point_thresholds("trafikkdata").silent_hours == 5
+    assert settings.point_thresholds("eco-counter").silent_hours == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"point_status": {"silent_hours": 0}}, "BYFLYT_POINT_STATUS.SILENT_HOURS"),
+        ({"status_by_source": {"t": {"nope": 1}}}, "unknown or mixed keys"),
+        ({"status_by_source": {"t": {"empty_share": 2}}}, "'t'.empty_share"),
+    ],
+)
+def test_wrong_thresholds_fail_at_start_with_one_line(
+    overrides: dict[str, object], words: str
+) -> None:
+    from byflyt.errors import ConfigError
+    from byflyt.settings import load_settings
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**overrides)
+    assert words in str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -1,0 +1,110 @@
+"""Sensor status on the real broker and store: a counter stops mid-week, then comes back.
+
+The worker runs as ``byflyt worker --drain`` (twice: the second run is a restart, whose state is
+rebuilt from the table's changelog), and ``byflyt outages`` lists what the test caused.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from byflyt.kafka import create_topics
+from byflyt.models.counts import CountObservation
+from byflyt.models.status import SensorStatus
+from byflyt.settings import Settings
+from byflyt.store import Store
+from tests.kafka_util import read_all
+from tests.test_cycling_stream import drain, send
+
+pytestmark = pytest.mark.kafka
+REPO = Path(__file__).resolve().parent.parent
+MONDAY = datetime(2025, 10, 6, tzinfo=UTC)
+STOP = datetime(2025, 10, 9, 10, tzinfo=UTC)  # Thursday, 12:00 in Oslo
+RESUME = datetime(2025, 10, 10, 8, tzinfo=UTC)
+# One kommune, so every point is on one partition and shares its source clock.
+POINTS = ("A1", "A2", "A3", "S1")
+
+
+def counts(start: datetime, hours: int, *, stopped: bool = False) -> list[CountObservation]:
+    out = []
+    for n in range(hours):
+        hour = start + timedelta(hours=n)
+        for point in POINTS:
+            off = point == "S1" and stopped and STOP <= hour < RESUME
+            out.append(
+                CountObservation(
+                    source="synthetic",
+                    point_id=point,
+                    kommune_nr="3403",
+                    start=hour,
+                    end=hour + timedelta(hours=1),
+                    volume=None if off else 3 + (hour.hour * 7 + n) % 11,
+                    coverage=0.0 if off else 100.0,
+                )
+            )
+    return out
+
+
+def statuses(settings: Settings) -> dict[str, SensorStatus]:
+    latest: dict[str, SensorStatus] = {}
+    for key, value in read_all(settings, settings.topic("sensors.status")):
+        assert key is not None
+        assert value is not None
+        latest[key.decode()] = SensorStatus.from_bytes(value)
+    return latest
+
+
+def outages_cli(env: dict[str, str], *args: str) -> list[dict[str, object]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "byflyt", "outages", "--format", "json", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    rows: list[dict[str, object]] = json.loads(done.stdout)
+    return rows
+
+
+def test_a_stopped_counter_is_an_outage_until_it_resumes(
+    settings: Settings, worker_env: dict[str, str]
+) -> None:
+    create_topics(settings)
+    before = RESUME - MONDAY
+    first = counts(MONDAY, int(before.total_seconds() // 3600), stopped=True)
+    send(settings, first)
+    drain(worker_env)
+
+    with Store(settings.database_url) as store:
+        (outage,) = store.query_outages(open_only=True)
+    assert (outage.source, outage.point_id, outage.kind) == ("synthetic", "S1", "silent")
+    assert (outage.started, outage.ended, outage.kommune_nr) == (STOP, None, "3403")
+    status = statuses(settings)
+    assert status["synthetic:S1"].state == "silent"
+    assert status["synthetic:S1"].since == STOP
+    assert {status[f"synthetic:{p}"].state for p in ("A1", "A2", "A3")} == {"up"}
+    listed = outages_cli(worker_env, "--open", "--region", "mjosbyen")
+    assert [(r["point_id"], r["kind"], r["started"], r["open"]) for r in listed] == [
+        ("S1", "silent", "2025-10-09T10:00:00Z", True)
+    ]
+
+    # The counter comes back; the restarted worker rebuilds its state and closes the outage.
+    send(settings, counts(RESUME, 6) + first[-40:])  # a replayed tail changes nothing
+    drain(worker_env)
+    with Store(settings.database_url) as store:
+        assert store.query_outages(open_only=True) == []
+        (closed,) = store.query_outages()
+    assert (closed.point_id, closed.started, closed.ended) == ("S1", STOP, RESUME)
+    assert statuses(settings)["synthetic:S1"].state == "up"
+    assert outages_cli(worker_env, "--open") == []
+    assert [r["duration_seconds"] for r in outages_cli(worker_env)] == [
+        int((RESUME - STOP).total_seconds())
+    ]
