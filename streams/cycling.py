@@ -51,6 +51,7 @@ from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.hourly import PointState, aggregate_counts
+from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class CountAggregator:
         self.dlq = topic(app, settings, DLQ)
         self.pending = _Pending()
         self.lock = asyncio.Lock()
+        self.live = LiveVolumes(metrics.volume)
         # One writer thread: store transactions stay in order and off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byflyt-store")
         self._hours: dict[tuple[str, str], list[datetime]] = {}
@@ -192,6 +194,7 @@ class CountAggregator:
                 upserts,
                 deletes,
             )
+            self.live.update(upserts, deletes)
             for event in pending.events + pending.point_events:
                 event.ack()
             self.metrics.agent_records.labels("aggregate_counts", "out").inc(
@@ -293,5 +296,9 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     async def flush_idle() -> None:
         if agg.due():
             await agg.flush()
+
+    @app.timer(LIVE_REFRESH_S)
+    async def roll_live_hours() -> None:
+        agg.live.refresh()
 
     return agg.flush

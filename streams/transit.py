@@ -65,6 +65,7 @@ from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.cycling import BATCH_MAX, FLUSH_INTERVAL_S, manual_acks, reason_of
+from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +336,7 @@ class TransitAggregator:
         self.app = app
         self.store = store
         self.metrics = metrics
+        self.live = LiveVolumes(metrics.volume)
         self.retention = timedelta(days=settings.hour_retention_days)
         self.table = app.Table(
             "transit-hours",
@@ -445,6 +447,7 @@ class TransitAggregator:
                 await self.volumes.send(key=row.key.encode(), value=row.to_bytes())
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.executor, self.store.write_transit, rows, flows)
+            self.live.update(rows)
             for event in pending.events:
                 event.ack()
             self.metrics.agent_records.labels("aggregate_transit", "out").inc(len(rows))
@@ -538,5 +541,9 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     async def flush_idle() -> None:
         if agg.due():
             await agg.flush()
+
+    @app.timer(LIVE_REFRESH_S)
+    async def roll_live_hours() -> None:
+        agg.live.refresh()
 
     return agg.flush
