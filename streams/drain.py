@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import faust
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from byflyt.kafka import admin, end_offsets
+from byflyt.metrics import Metrics
 from byflyt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,17 +37,8 @@ class DrainState:
     done: bool = False
 
 
-def _lag(ends: dict[TopicPartition, int], committed: dict[TopicPartition, int]) -> dict[str, int]:
-    lag: dict[str, int] = {}
-    for tp, end in ends.items():
-        behind = end - committed.get(tp, 0)
-        if behind > 0:
-            lag[f"{tp.topic}[{tp.partition}]"] = behind
-    return lag
-
-
-def group_lag(settings: Settings, group_id: str, topics: set[str]) -> dict[str, int]:
-    """Records per partition that ``group_id`` has not yet committed, for ``topics``."""
+def partition_lag(settings: Settings, group_id: str, topics: set[str]) -> dict[TopicPartition, int]:
+    """Records per partition of ``topics`` that ``group_id`` has not yet committed (0 too)."""
     ends = end_offsets(settings, topics)
     if not ends:
         return {}
@@ -55,7 +48,46 @@ def group_lag(settings: Settings, group_id: str, topics: set[str]) -> dict[str, 
     finally:
         client.close()
     committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-    return _lag(ends, committed)
+    return {tp: max(end - committed.get(tp, 0), 0) for tp, end in ends.items()}
+
+
+def group_lag(settings: Settings, group_id: str, topics: set[str]) -> dict[str, int]:
+    """Records per partition that ``group_id`` has not yet committed, for ``topics``."""
+    return {
+        f"{tp.topic}[{tp.partition}]": n
+        for tp, n in partition_lag(settings, group_id, topics).items()
+        if n > 0
+    }
+
+
+def agent_topics(app: faust.App) -> set[str]:
+    """The agents' input topics: changelogs and faust's leader topic have no group offsets."""
+    return {name for agent in app.agents.values() for name in getattr(agent.channel, "topics", ())}
+
+
+def install_lag_gauge(
+    app: faust.App, settings: Settings, metrics: Metrics, interval: float = 15.0
+) -> None:
+    """Keep ``byflyt_consumer_lag_records`` for the input partitions this worker holds."""
+
+    @app.timer(interval)
+    async def measure_lag() -> None:
+        if app.rebalancing:
+            return
+        held = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+        if not held:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            lag = await loop.run_in_executor(
+                None, partition_lag, settings, app.conf.id, agent_topics(app)
+            )
+        except (KafkaError, OSError) as exc:  # a broker hiccup must not stop the worker
+            log.warning("consumer lag not measured: %s", exc)
+            return
+        for tp, n in lag.items():
+            if (tp.topic, tp.partition) in held:
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(n)
 
 
 def install_drain(
@@ -80,13 +112,7 @@ def install_drain(
             if app.rebalancing or not app.consumer.assignment():
                 quiet = 0
                 continue
-            # The agents' input topics only: changelogs and faust's leader topic are not
-            # consumed by the group, so they never have committed offsets.
-            topics = {
-                name
-                for agent in app.agents.values()
-                for name in getattr(agent.channel, "topics", ())
-            }
+            topics = agent_topics(app)
             # Flush so the agents ack what they hold; faust's own commit loop (every 0.5 s in
             # drain mode) then commits. Committing here as well races with that loop.
             for flush in flush_all:
