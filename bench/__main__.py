@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cycling
+from bench import cycling, siri
 from byflyt.broker import LocalBroker
 from byflyt.settings import load_settings
 
@@ -17,6 +17,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main() -> None:
     """Start a private broker, run each benchmark, print and write the figures."""
+    if sys.argv[1:2] == ["siri"]:  # no broker needed
+        figures = siri.run(RESULTS / "siri.json")
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     base = load_settings()
     with tempfile.TemporaryDirectory(prefix="byflyt-bench-") as tmp:
@@ -31,6 +35,7 @@ def main() -> None:
                 app_id="byflyt-bench",
             )
             figures = cycling.run(settings, n, RESULTS / "cycling.json")
+            figures["siri"] = siri.run(RESULTS / "siri.json")
         finally:
             broker.stop()
     sys.stdout.write(json.dumps(figures, indent=2) + "\n")

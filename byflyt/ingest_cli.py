@@ -201,3 +201,117 @@ def gtfs_rt(
     )
     if (once or polls is not None or replay is not None) and stats.failed:
         fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
+
+
+DatasetOpt = Annotated[
+    str, typer.Option("--dataset", help="Entur codespace, e.g. INN (Innlandstrafikk).")
+]
+SiriEndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint", help="SIRI REST base (default https://api.entur.io/realtime/v1/rest)."
+    ),
+]
+SiriIntervalOpt = Annotated[
+    str, typer.Option("--interval", help="Time between polls: 15s, 1m or seconds.")
+]
+SiriPollsOpt = Annotated[
+    int | None,
+    typer.Option("--polls", min=1, help="Poll N times, each with its MoreData pages."),
+]
+SiriReplayOpt = Annotated[
+    Path | None,
+    typer.Option("--replay", help="Play recorded *.xml answers in name order, then exit."),
+]
+SiriFeedOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--feed", help="Static GTFS feed of the codespace (default: the dataset in lower case)."
+    ),
+]
+
+
+@ingest_app.command("siri-et")
+def siri_et(
+    dataset: DatasetOpt,
+    endpoint: SiriEndpointOpt = None,
+    interval: SiriIntervalOpt = "15s",
+    once: OnceOpt = False,
+    polls: SiriPollsOpt = None,
+    replay: SiriReplayOpt = None,
+    feed: SiriFeedOpt = None,
+) -> None:
+    """Trip states from Entur's SIRI Estimated Timetable (ET), e.g. Innlandstrafikk (INN).
+
+    Quays are placed in kommuner through the static feed loaded with `byflyt gtfs load`.
+    """
+    _siri("et", dataset, endpoint, interval, once, polls, replay, feed)
+
+
+@ingest_app.command("siri-vm")
+def siri_vm(
+    dataset: DatasetOpt,
+    endpoint: SiriEndpointOpt = None,
+    interval: SiriIntervalOpt = "15s",
+    once: OnceOpt = False,
+    polls: SiriPollsOpt = None,
+    replay: SiriReplayOpt = None,
+    feed: SiriFeedOpt = None,
+) -> None:
+    """Vehicles from Entur's SIRI Vehicle Monitoring (VM), placed in kommuner."""
+    _siri("vm", dataset, endpoint, interval, once, polls, replay, feed)
+
+
+def _siri(
+    kind: str,
+    dataset: str,
+    endpoint: str | None,
+    interval: str,
+    once: bool,
+    polls: int | None,
+    replay: Path | None,
+    feed: str | None,
+) -> None:
+    from byflyt.cli import fail, settings_from
+    from byflyt.connectors.gtfs_rt import parse_interval
+    from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
+    from byflyt.connectors.siri import DEFAULT_ENDPOINT, SiriConnector, SiriRunner
+    from byflyt.errors import BrokerError
+    from byflyt.kafka import create_topics
+
+    settings = settings_from()
+    try:
+        if once and polls is not None:
+            raise ConfigError("--polls", "cannot go with --once", "give one of them")
+        every = parse_interval(interval)
+        static = StaticFeed.load(feed_dir(settings, feed or dataset.lower()))
+        connector = SiriConnector(
+            settings,
+            kind="et" if kind == "et" else "vm",
+            dataset=dataset,
+            static=static,
+            endpoint=None if replay is not None else endpoint or DEFAULT_ENDPOINT,
+            replay=replay,
+            polls=1 if once else polls,
+        )
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+    with connector:
+        try:
+            create_topics(settings)
+            runner = SiriRunner(connector, settings)
+            if replay is not None:
+                stats = runner.run(once=True)
+            else:
+                stats = runner.run_polls(1 if once else polls, every)
+        except BrokerError as exc:
+            fail(str(exc), code=1)
+    counts = stats.counts
+    typer.echo(
+        f"siri-{kind} {dataset}: {counts['answers']} answers ({counts['pages']} requests "
+        f"with pages), {counts['trip_states']} trip states, {counts['vehicles']} vehicles, "
+        f"{counts['error_conditions']} error conditions, {stats.rejected} rejected, "
+        f"{len(stats.failed)} failed"
+    )
+    if (once or polls is not None or replay is not None) and stats.failed:
+        fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)

@@ -203,7 +203,7 @@ def write_synthetic_snapshots(
     if service_date != SCENARIO_DATE:
         raise ValueError(f"the synthetic realtime scenario is made for {SCENARIO_DATE} only")
     with _static_zip(static_zip) as path:
-        trips = _read_static(path, service_date)
+        trips = read_static_trips(path, service_date)
     rng = random.Random(seed)
     times = [WINDOW_START + STEP * k for k in range(SNAPSHOTS)]
     roles = {
@@ -271,7 +271,7 @@ def _static_zip(static_zip: Path | None) -> Iterator[Path]:
         yield write_synthetic_gtfs(Path(tmp) / "static.zip")
 
 
-def _read_static(path: Path, service_date: date) -> list[_Trip]:
+def read_static_trips(path: Path, service_date: date) -> list[_Trip]:
     """The trips running on ``service_date``, read straight from the zip's CSV files."""
     with zipfile.ZipFile(path) as archive:
 

@@ -1,0 +1,299 @@
+"""Done-when of the SIRI issue: a synthetic INN day served like Entur → ingest → drain → table.
+
+The local server serves the day (full answer, then deltas per requestorId, MoreData pages, one
+ErrorCondition per kind); the real SIRI connectors poll it (``--polls`` until every tick is
+delivered, a fast token bucket so the test does not take an hour) into the real broker; the
+worker drains the transit agents into the store. The table is compared with one computed here,
+independently, from the XML the server served. Rules of that computation:
+
+1. Journeys are read in the order served. A journey is ``DatedVehicleJourneyRef`` (framed or
+   bare) or ``EstimatedVehicleJourneyCode``; its service date is ``DataFrameRef``, else the
+   Europe/Oslo date of its first aimed time. A SIRI call is the static call at ``Order`` − 1, or
+   the first static call with its quay when it has no Order. An extra journey's calls are its
+   SIRI calls, stop_sequence ``Order`` − 1.
+2. A call counts once, when first final: cancelled with its journey (``Cancellation``) or on its
+   own (``Cancellation``, ``DepartureStatus``/``ArrivalStatus`` cancelled), at its scheduled
+   time; served when it is a RecordedCall, at its actual time (departure; arrival at the last
+   stop), delay = actual − aimed; at its aimed time with no delay when it has no actual time.
+3. Hourly rows as in the transit issue (departures, cancelled_calls, trips, delay_seconds_sum,
+   delay_count, on_time_calls, trips_out/in, vehicles_active); coverage = reported calls (every
+   call with a kommune of every journey served) over the static feed's calls in the
+   kommune/mode/hour, capped at 100, 100 without static calls.
+4. vehicles_active: distinct VehicleRefs by the hour of RecordedAtTime, in the kommune the
+   generator placed them, mode of the static route of their journey.
+
+Then the same day as GTFS-realtime: every call the GTFS-realtime replay makes final (computed by
+``tests/transit_expect.py``, which ``test_transit_pipeline`` proves equal to that pipeline) is
+final in the SIRI run with the same status, time and delay.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from lxml import etree
+from prometheus_client import CollectorRegistry
+from rich.console import Console
+
+from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
+from byflyt.connectors.siri import SiriConnector, SiriRunner
+from byflyt.kafka import create_topics
+from byflyt.metrics import Metrics
+from byflyt.models.transit import StopCall
+from byflyt.samples.gtfs import write_synthetic_gtfs
+from byflyt.samples.gtfs_rt import write_synthetic_snapshots
+from byflyt.samples.siri import SiriDay, synthetic_day
+from byflyt.samples.siri_server import Fault, SiriServer
+from byflyt.settings import Settings
+from tests.kafka_util import read_all
+from tests.test_cycling_stream import drain
+from tests.test_transit_pipeline import byflyt, stored
+from tests.transit_expect import expected_transit
+
+pytestmark = pytest.mark.kafka
+OSLO = ZoneInfo("Europe/Oslo")
+NS = "{http://www.siri.org.uk/siri}"
+METRICS = ("departures", "cancelled_calls", "trips", "delay_seconds_sum", "delay_count")
+
+
+def _t(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text).astimezone(UTC) if text else None
+
+
+def _hour(instant: datetime) -> datetime:
+    return instant.replace(minute=0, second=0, microsecond=0)
+
+
+def expected_siri(static: StaticFeed, day: SiriDay) -> tuple[list[Any], list[Any], dict[Any, Any]]:
+    """Hourly rows, flow rows and final calls (key → status, delay, at, kommune, mode)."""
+    route_mode = dict(zip(static.routes["route_id"], static.routes["mode"], strict=True))
+    finals: dict[tuple[date, str, int], tuple[str, int | None, datetime, str | None, str]] = {}
+    reported: dict[tuple[str, str, datetime], set[str]] = defaultdict(set)
+    for tick in range(len(day.ticks)):
+        for xml in day.changes(tick):
+            journey = etree.fromstring(xml)
+            trip_id = journey.findtext(f".//{NS}DatedVehicleJourneyRef") or journey.findtext(
+                f"{NS}EstimatedVehicleJourneyCode"
+            )
+            calls = [c for c in journey.iter(f"{NS}RecordedCall", f"{NS}EstimatedCall")]
+            aimed = [_t(c.findtext(f"{NS}AimedDepartureTime")) for c in calls]
+            frame = journey.findtext(f".//{NS}DataFrameRef")
+            first = aimed[0] or _t(calls[0].findtext(f"{NS}AimedArrivalTime"))
+            assert first is not None
+            service_date = date.fromisoformat(frame) if frame else first.astimezone(OSLO).date()
+            rows = static.trip_calls(trip_id, service_date)
+            if rows.empty:  # the extra journey
+                mode = route_mode[journey.findtext(f"{NS}LineRef")]
+                stops = [c.findtext(f"{NS}StopPointRef") for c in calls]
+                kommuner = [static.stops.set_index("stop_id")["kommune_nr"].get(s) for s in stops]
+                sequences = [int(c.findtext(f"{NS}Order")) - 1 for c in calls]
+            else:
+                mode = str(rows["mode"].iloc[0])
+                stops = [str(s) for s in rows["stop_id"]]
+                kommuner = list(rows["kommune_nr"])
+                sequences = [int(s) for s in rows["stop_sequence"]]
+            kommuner = [k if isinstance(k, str) else None for k in kommuner]
+            for index, sequence in enumerate(sequences):
+                if kommuner[index] is not None:
+                    when = rows["scheduled_departure"].iloc[index] if not rows.empty else None
+                    at = _t(when.isoformat()) if when is not None else _time(calls[index], True)
+                    assert at is not None
+                    reported[(kommuner[index], mode, _hour(at))].add(
+                        f"{service_date}:{trip_id}:{sequence}"
+                    )
+            cancelled = journey.findtext(f"{NS}Cancellation") == "true"
+            position = -1
+            for call in calls:
+                order = call.findtext(f"{NS}Order")
+                if order is not None:
+                    position = int(order) - 1
+                else:
+                    stop = call.findtext(f"{NS}StopPointRef")
+                    position = stops.index(stop, position + 1)
+                last = position == len(stops) - 1
+                key = (service_date, trip_id, sequences[position])
+                if key in finals:
+                    continue
+                scheduled = _time(call, last, "Aimed")
+                assert scheduled is not None
+                statuses = {call.findtext(f"{NS}DepartureStatus")}
+                statuses |= {call.findtext(f"{NS}ArrivalStatus")}
+                off = cancelled or call.findtext(f"{NS}Cancellation") == "true"
+                if off or "cancelled" in statuses:
+                    status = "cancelled" if cancelled else "skipped"
+                    finals[key] = (status, None, scheduled, kommuner[position], mode)
+                elif call.tag == f"{NS}RecordedCall":
+                    actual = _time(call, last, "Actual")
+                    delay = None if actual is None else round((actual - scheduled).total_seconds())
+                    at = actual or scheduled
+                    finals[key] = ("served", delay, at, kommuner[position], mode)
+            if cancelled and not rows.empty:
+                for index, sequence in enumerate(sequences):
+                    scheduled_at = _t(rows["scheduled_departure"].iloc[index].isoformat())
+                    assert scheduled_at is not None
+                    finals.setdefault(
+                        (service_date, trip_id, sequence),
+                        ("cancelled", None, scheduled_at, kommuner[index], mode),
+                    )
+    vehicles: dict[tuple[str, str, datetime], set[str]] = defaultdict(set)
+    route_of = dict(zip(static.trips["trip_id"], static.trips["route_id"], strict=True))
+    for seen in day.vehicles:
+        if seen.vehicle_ref is None or seen.kommune_nr is None:
+            continue
+        mode = route_mode[route_of.get(seen.trip_id, seen.line_ref)]
+        vehicles[(seen.kommune_nr, mode, _hour(seen.recorded_at))].add(seen.vehicle_ref)
+    hourly, flows = _aggregate(static, finals, reported, vehicles)
+    return hourly, flows, finals
+
+
+def _time(call: Any, last: bool, label: str = "Aimed") -> datetime | None:
+    kinds = ("Arrival", "Departure") if last else ("Departure", "Arrival")
+    for kind in kinds:
+        value = _t(call.findtext(f"{NS}{label}{kind}Time"))
+        if value is not None:
+            return value
+    return None
+
+
+def _aggregate(
+    static: StaticFeed,
+    finals: dict[Any, Any],
+    reported: dict[tuple[str, str, datetime], set[str]],
+    vehicles: dict[tuple[str, str, datetime], set[str]],
+) -> tuple[list[Any], list[Any]]:
+    cells: dict[tuple[str, str, datetime], dict[Any, Any]] = defaultdict(dict)
+    served: dict[tuple[date, str], list[tuple[int, Any]]] = defaultdict(list)
+    for (service_date, trip_id, sequence), final in finals.items():
+        status, _, at, kommune, mode = final
+        if status == "served":
+            served[(service_date, trip_id)].append((sequence, final))
+        if kommune is not None:
+            cells[(kommune, mode, _hour(at))][(service_date, trip_id, sequence)] = final
+    scheduled: dict[tuple[str, str, datetime], int] = defaultdict(int)
+    for day in sorted(set(static.service_days["service_date"])):
+        calls = static.scheduled_calls(day).dropna(subset=["kommune_nr"])
+        for row in calls.itertuples(index=False):
+            scheduled[
+                (row.kommune_nr, row.mode, _hour(_t(row.scheduled_departure.isoformat())))
+            ] += 1
+
+    def coverage(cell: tuple[str, str, datetime]) -> float:
+        total = scheduled.get(cell, 0)
+        return 100.0 if not total else round(min(100.0, 100 * len(reported[cell]) / total), 2)
+
+    rows = []
+    for cell, calls in cells.items():
+        kept = [f for f in calls.values()]
+        ok = [f for f in kept if f[0] == "served"]
+        delays = [f[1] for f in ok if f[1] is not None]
+        trips = {k[:2] for k in calls}
+        values = {
+            "departures": len(ok),
+            "cancelled_calls": len(kept) - len(ok),
+            "trips": len({k[:2] for k, f in calls.items() if f[0] == "served"}),
+            "delay_seconds_sum": sum(delays),
+            "delay_count": len(delays),
+            "on_time_calls": sum(1 for d in delays if -60 <= d < 180),
+        }
+        for metric, value in values.items():
+            rows.append((*cell[:2], metric, cell[2], float(value), coverage(cell), len(trips)))
+    for cell, ids in vehicles.items():
+        rows.append(
+            (*cell[:2], "vehicles_active", cell[2], float(len(ids)), coverage(cell), len(ids))
+        )
+    crossings: dict[tuple[str, str, str, datetime], list[Any]] = defaultdict(list)
+    for trip, calls in served.items():
+        placed = sorted((c for c in calls if c[1][3] is not None), key=lambda c: c[0])
+        for (_, a), (_, b) in pairwise(placed):
+            if a[3] != b[3]:
+                crossings[(a[3], b[3], a[4], _hour(a[2]))].append(trip)
+    moves: dict[tuple[str, str, str, datetime], list[Any]] = defaultdict(list)
+    for (source, target, mode, hour), trips in crossings.items():
+        moves[(source, mode, "trips_out", hour)] += trips
+        moves[(target, mode, "trips_in", hour)] += trips
+    for (kommune, mode, metric, hour), trips in moves.items():
+        cell = (kommune, mode, hour)
+        rows.append(
+            (kommune, mode, metric, hour, float(len(trips)), coverage(cell), len(set(trips)))
+        )
+    flows = [(a, b, mode, hour, len(t)) for (a, b, mode, hour), t in crossings.items()]
+    return sorted(rows), sorted(flows)
+
+
+def ingest(settings: Settings, static: StaticFeed, server: SiriServer, kind: str) -> SiriConnector:
+    """Poll the server until the requestor has had every tick (each ErrorCondition costs one)."""
+    metrics = Metrics(CollectorRegistry())
+    connector = SiriConnector(
+        settings,
+        kind="et" if kind == "et" else "vm",
+        dataset="INN",
+        static=static,
+        endpoint=server.url,
+        rate_per_minute=60_000,
+        metrics=metrics,
+    )
+    with connector:
+        runner = SiriRunner(
+            connector, settings, metrics=metrics, console=Console(file=io.StringIO())
+        )
+        stats = runner.run_polls(len(server.day.ticks) + 1, timedelta(milliseconds=10))
+    assert connector.requestor_id is not None
+    assert server.done(connector.requestor_id, kind), stats
+    assert stats.counts["error_conditions"] == 1
+    return connector
+
+
+def test_siri_day_equals_the_independent_table(
+    settings: Settings, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    create_topics(settings)
+    static_zip = write_synthetic_gtfs(tmp_path / "inn.zip")
+    byflyt(worker_env, "gtfs", "load", "--feed", "inn", "--zip", str(static_zip))
+    static = StaticFeed.load(feed_dir(settings, "inn"))
+    day = synthetic_day(static_zip)
+    with SiriServer(day, page_size=2, rate_per_minute=60_000) as server:
+        server.schedule("et", 7, Fault("error_condition"))
+        server.schedule("vm", 5, Fault("error_condition"))
+        ingest(settings, static, server, "et")
+        ingest(settings, static, server, "vm")
+    assert any(r.params["requestorId"] for r in server.requests)
+    drain(worker_env)
+
+    hourly, flows, finals = expected_siri(static, day)
+    got_hourly, got_flows = stored(settings)
+    assert got_flows == flows
+    assert set(got_hourly) - set(hourly) == set(), set(hourly) - set(got_hourly)
+    assert got_hourly == hourly
+    mjosbyen = {"3403", "3405", "3407", "3411", "3413", "3443"}
+    metrics = {(r[0], r[2]) for r in hourly}
+    assert {(k, "departures") for k in mjosbyen} <= metrics
+    assert any(r[2] == "cancelled_calls" and r[4] > 0 for r in hourly)
+    assert any(r[2] == "vehicles_active" for r in hourly)
+
+    # The same day as GTFS-realtime: its final calls are final here, with the same values.
+    snapshots = tmp_path / "rt"
+    scenario = write_synthetic_snapshots(snapshots, static_zip=static_zip)
+    rt = expected_transit(static, snapshots, feed="inn", scenario=scenario)
+    calls = {
+        (c.service_date, c.trip_id, c.stop_sequence): c
+        for c in (
+            StopCall.from_bytes(v)
+            for _, v in read_all(settings, settings.topic("transit.stop-calls"))
+            if v
+        )
+    }
+    assert rt.calls
+    for key, final in rt.calls.items():
+        call = calls[key]
+        assert (call.status, call.delay_seconds) == (final.status, final.delay_seconds), key
+        assert (call.actual or call.scheduled) == final.at if final.status == "served" else True
+        assert finals[key][0] == final.status
+    served = [k for k, f in rt.calls.items() if f.status == "served"]
+    assert len(served) >= 5
