@@ -223,6 +223,14 @@ SiriReplayOpt = Annotated[
     Path | None,
     typer.Option("--replay", help="Play recorded *.xml answers in name order, then exit."),
 ]
+SiriRateOpt = Annotated[
+    float,
+    typer.Option(
+        "--requests-per-minute",
+        min=0.001,
+        help="Request budget (token bucket); Entur allows 4 a minute per client.",
+    ),
+]
 SiriFeedOpt = Annotated[
     str | None,
     typer.Option(
@@ -240,12 +248,13 @@ def siri_et(
     polls: SiriPollsOpt = None,
     replay: SiriReplayOpt = None,
     feed: SiriFeedOpt = None,
+    requests_per_minute: SiriRateOpt = 4.0,
 ) -> None:
     """Trip states from Entur's SIRI Estimated Timetable (ET), e.g. Innlandstrafikk (INN).
 
     Quays are placed in kommuner through the static feed loaded with `byflyt gtfs load`.
     """
-    _siri("et", dataset, endpoint, interval, once, polls, replay, feed)
+    _siri("et", dataset, endpoint, interval, once, polls, replay, feed, requests_per_minute)
 
 
 @ingest_app.command("siri-vm")
@@ -257,9 +266,10 @@ def siri_vm(
     polls: SiriPollsOpt = None,
     replay: SiriReplayOpt = None,
     feed: SiriFeedOpt = None,
+    requests_per_minute: SiriRateOpt = 4.0,
 ) -> None:
     """Vehicles from Entur's SIRI Vehicle Monitoring (VM), placed in kommuner."""
-    _siri("vm", dataset, endpoint, interval, once, polls, replay, feed)
+    _siri("vm", dataset, endpoint, interval, once, polls, replay, feed, requests_per_minute)
 
 
 def _siri(
@@ -271,6 +281,7 @@ def _siri(
     polls: int | None,
     replay: Path | None,
     feed: str | None,
+    requests_per_minute: float,
 ) -> None:
     from byflyt.cli import fail, settings_from
     from byflyt.connectors.gtfs_rt import parse_interval
@@ -293,6 +304,7 @@ def _siri(
             endpoint=None if replay is not None else endpoint or DEFAULT_ENDPOINT,
             replay=replay,
             polls=1 if once else polls,
+            rate_per_minute=requests_per_minute,
         )
     except ConfigError as exc:
         fail(f"configuration error: {exc}")

@@ -29,9 +29,8 @@ final in the SIRI run with the same status, time and delay.
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -39,13 +38,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from lxml import etree
-from prometheus_client import CollectorRegistry
-from rich.console import Console
 
 from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
-from byflyt.connectors.siri import SiriConnector, SiriRunner
 from byflyt.kafka import create_topics
-from byflyt.metrics import Metrics
 from byflyt.models.transit import StopCall
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.gtfs_rt import write_synthetic_snapshots
@@ -227,27 +222,36 @@ def _aggregate(
     return sorted(rows), sorted(flows)
 
 
-def ingest(settings: Settings, static: StaticFeed, server: SiriServer, kind: str) -> SiriConnector:
-    """Poll the server until the requestor has had every tick (each ErrorCondition costs one)."""
-    metrics = Metrics(CollectorRegistry())
-    connector = SiriConnector(
-        settings,
-        kind="et" if kind == "et" else "vm",
-        dataset="INN",
-        static=static,
-        endpoint=server.url,
-        rate_per_minute=60_000,
-        metrics=metrics,
+def ingest(env: dict[str, str], server: SiriServer, kind: str) -> None:
+    """``byflyt ingest siri-<kind> --polls N`` until the requestor has had every tick.
+
+    Each ErrorCondition costs one poll. The server's 4-a-minute limit is raised for the test,
+    and so is the connector's request budget (``--requests-per-minute``).
+    """
+    polls = len(server.day.ticks) + 1
+    done = byflyt(
+        env,
+        "ingest",
+        f"siri-{kind}",
+        "--dataset",
+        "INN",
+        "--feed",
+        "inn",
+        "--endpoint",
+        server.url,
+        "--polls",
+        str(polls),
+        "--interval",
+        "0.01s",
+        "--requests-per-minute",
+        "60000",
     )
-    with connector:
-        runner = SiriRunner(
-            connector, settings, metrics=metrics, console=Console(file=io.StringIO())
-        )
-        stats = runner.run_polls(len(server.day.ticks) + 1, timedelta(milliseconds=10))
-    assert connector.requestor_id is not None
-    assert server.done(connector.requestor_id, kind), stats
-    assert stats.counts["error_conditions"] == 1
-    return connector
+    requestors = {r.params.get("requestorId") for r in server.requests if r.path.endswith(kind)}
+    requestors.discard(None)
+    requestors.discard("")
+    assert len(requestors) == 1, requestors
+    assert server.done(requestors.pop() or "", kind)
+    assert " 1 error conditions," in done.stdout, done.stdout
 
 
 def test_siri_day_equals_the_independent_table(
@@ -261,8 +265,8 @@ def test_siri_day_equals_the_independent_table(
     with SiriServer(day, page_size=2, rate_per_minute=60_000) as server:
         server.schedule("et", 7, Fault("error_condition"))
         server.schedule("vm", 5, Fault("error_condition"))
-        ingest(settings, static, server, "et")
-        ingest(settings, static, server, "vm")
+        ingest(worker_env, server, "et")
+        ingest(worker_env, server, "vm")
     assert any(r.params["requestorId"] for r in server.requests)
     drain(worker_env)
 
