@@ -14,6 +14,38 @@ from byflyt.errors import ConfigError
 
 ingest_app = typer.Typer(help="Run a connector: poll a source into Kafka.", no_args_is_help=True)
 
+
+@ingest_app.callback()
+def _serve_metrics(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve the connector's /metrics on this port (default BYFLYT_METRICS_PORT).",
+        ),
+    ] = None,
+) -> None:
+    """Start the connector's /metrics endpoint (on BYFLYT_WEB_HOST) when a port is given."""
+    from prometheus_client import start_http_server
+
+    from byflyt.cli import fail, settings_from
+    from byflyt.metrics import default_metrics
+
+    settings = settings_from()
+    port = metrics_port or settings.metrics_port
+    if port is None:
+        return
+    try:
+        start_http_server(port, addr=settings.web_host, registry=default_metrics().registry)
+    except OSError as exc:
+        fail(
+            f"configuration error: BYFLYT_METRICS_PORT / --metrics-port {port}: cannot listen on "
+            f"{settings.web_host}:{port} ({exc.strerror}); choose a free port"
+        )
+
+
 OSLO = ZoneInfo("Europe/Oslo")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME_FIX = (

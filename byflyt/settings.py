@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     app_id: str = Field(default="byflyt", pattern=r"^[A-Za-z0-9._\-]+$")
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Where a connector (`byflyt ingest …`) serves /metrics; unset: nowhere.",
+    )
     serve_host: str = Field(
         default="127.0.0.1", description="Where `byflyt serve` (live page and API) listens."
     )

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -448,7 +450,9 @@ def test_follow_mode_polls_live_and_stops_cleanly_on_sigterm(
 ) -> None:
     server = serve()
     args = ["--region", "mjosbyen", "--endpoint", server.url, "--interval", "10"]
-    command = [sys.executable, "-m", "byflyt", "ingest", "trafikkdata", *args]
+    port = free_port()
+    metrics = ["--metrics-port", str(port)]
+    command = [sys.executable, "-m", "byflyt", "ingest", *metrics, "trafikkdata", *args]
     proc = subprocess.Popen(command, env=worker_env, cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -458,6 +462,15 @@ def test_follow_mode_polls_live_and_stops_cleanly_on_sigterm(
         assert len(live) == 12  # one pass over the points, now sleeping for 10 minutes
         since = datetime.fromisoformat(str(live[0]["from"]))
         assert timedelta(hours=47) < datetime.now(UTC) - since <= timedelta(hours=49)
+        # The connector serves its own /metrics while it runs (Prometheus scrapes it).
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        polls = [
+            line
+            for line in scraped.splitlines()
+            if line.startswith("byflyt_connector_polls_total{") and 'outcome="ok"' in line
+        ]
+        assert polls, scraped[-2000:]
+        assert float(polls[0].rsplit(" ", 1)[1]) >= 1
         time.sleep(0.5)
         stopping = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -517,3 +530,9 @@ def test_command_needs_a_region() -> None:
         done.stderr
         == "byflyt: --region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION\n"
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
