@@ -59,7 +59,7 @@ from byflyt.connectors.base import (
     RunStats,
 )
 from byflyt.connectors.feed_health import FeedHealthLog
-from byflyt.connectors.gtfs_static import StaticFeed
+from byflyt.connectors.gtfs_static import StaticFeed, TripPlan
 from byflyt.connectors.http import send
 from byflyt.errors import ConfigError
 from byflyt.metrics import Metrics, default_metrics
@@ -157,10 +157,6 @@ def _instant(seconds: int) -> datetime:
 
 def _first(values: Iterable[int | None]) -> int | None:
     return next((v for v in values if v is not None), None)
-
-
-def _aware(value: Any) -> datetime | None:
-    return None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
 def _check_url(option: str, url: str) -> None:
@@ -472,14 +468,14 @@ class GtfsRtConnector(Connector[Snapshot]):
         if relation == _TRIP.CANCELED:
             status = "cancelled"
         if known:
-            rows = self.static.trip_calls(trip_id, service_date)
-            if rows.empty:
+            plan = self.static.trip_plan(trip_id, service_date)
+            if plan is None:
                 raise _EntityRejected(
                     "not_running", f"trip {trip_id!r} does not run on {service_date.isoformat()}"
                 )
-            route_id = str(rows["route_id"].iloc[0])
+            route_id = plan.route_id
             delay = int(update.delay) if _has(update, "delay") else None
-            calls = self._calls(trip_id, rows, updates, delay)
+            calls = self._calls(trip_id, plan, updates, delay)
         else:
             route_id = trip.route_id
             if not route_id:
@@ -558,15 +554,20 @@ class GtfsRtConnector(Connector[Snapshot]):
 
     def _distance(self, trip_id: str, service_date: date, taken: datetime) -> timedelta:
         """How far ``taken`` is from the trip's run on ``service_date`` (zero: during it)."""
-        rows = self.static.trip_calls(trip_id, service_date)
-        first = _aware(rows["scheduled_departure"].min())
-        last = _aware(rows["scheduled_arrival"].max())
-        if first is None or last is None:
+        plan = self.static.trip_plan(trip_id, service_date)
+        departures = [d for d in plan.departures if d is not None] if plan else []
+        arrivals = [a for a in plan.arrivals if a is not None] if plan else []
+        if not departures or not arrivals:
             return timedelta.max
+        first, last = min(departures), max(arrivals)
         return max(first - taken, taken - last, timedelta(0))
 
     def _match(
-        self, trip_id: str, stops: list[str], sequences: list[int], updates: Sequence[Any]
+        self,
+        trip_id: str,
+        stops: Sequence[str],
+        sequences: Sequence[int],
+        updates: Sequence[Any],
     ) -> dict[int, Any]:
         """Call index → its stop time update (see the module docstring for the rule)."""
         by_sequence = {s: i for i, s in enumerate(sequences)}
@@ -598,14 +599,12 @@ class GtfsRtConnector(Connector[Snapshot]):
         return matched
 
     def _calls(
-        self, trip_id: str, rows: pd.DataFrame, updates: Sequence[Any], trip_delay: int | None
+        self, trip_id: str, plan: TripPlan, updates: Sequence[Any], trip_delay: int | None
     ) -> list[CallState]:
         """Every static call with the delay that reaches it (GTFS-realtime propagation)."""
-        stops = [str(s) for s in rows["stop_id"]]
-        sequences = [int(s) for s in rows["stop_sequence"]]
+        stops, sequences = plan.stops, plan.sequences
         matched = self._match(trip_id, stops, sequences, updates)
-        arrivals = [_aware(v) for v in rows["scheduled_arrival"]]
-        departures = [_aware(v) for v in rows["scheduled_departure"]]
+        arrivals, departures = plan.arrivals, plan.departures
         current, no_data = trip_delay, False
         calls: list[CallState] = []
         for i, stop_id in enumerate(stops):

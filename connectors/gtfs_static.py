@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import IO, Any, Self
@@ -102,6 +102,26 @@ def gtfs_seconds(values: pd.Series) -> pd.Series:
     return pd.Series(array, index=values.index, name=values.name)
 
 
+@dataclass(frozen=True)
+class TripPlan:
+    """One trip's static calls on one service date, as plain values.
+
+    The real-time connectors resolve every trip of every snapshot against its plan, so it is
+    built without pandas and kept per trip and date (see :meth:`StaticFeed.trip_plan`).
+    Times are aware UTC instants, None where the feed gives no time.
+    """
+
+    route_id: str
+    stops: tuple[str, ...]
+    sequences: tuple[int, ...]
+    arrivals: tuple[datetime | None, ...]
+    departures: tuple[datetime | None, ...]
+
+
+# Plans kept per feed before the cache starts afresh: a national day has ~30 000 trips.
+_PLAN_CACHE_MAX = 200_000
+
+
 @dataclass
 class StaticFeed:
     """A region's slice of a GTFS feed: stops placed in kommuner, trips, schedules, calendar.
@@ -155,6 +175,65 @@ class StaticFeed:
         runs = service is not None and service_date in self._dates_of.get(service, ())
         start, end = self._slices.get(trip_id, (0, 0)) if runs else (0, 0)
         return self._calls(self.stop_times.iloc[start:end], service_date)
+
+    def trip_plan(self, trip_id: str, service_date: date) -> TripPlan | None:
+        """:meth:`trip_calls` as a :class:`TripPlan`; None when the trip does not run then."""
+        key = (trip_id, service_date)
+        plans = self._plans
+        if key in plans:
+            return plans[key]
+        plan = self._plan(trip_id, service_date)
+        if len(plans) >= _PLAN_CACHE_MAX:
+            plans.clear()
+        plans[key] = plan
+        return plan
+
+    def _plan(self, trip_id: str, service_date: date) -> TripPlan | None:
+        service = self._lookups[1].get(trip_id)
+        if service is None or service_date not in self._dates_of.get(service, ()):
+            return None
+        columns = self._trip_columns.get(trip_id)
+        if columns is None:
+            return None
+        stops, sequences, arrival_seconds, departure_seconds = columns
+        midnight = gtfs_midnight(service_date, self.timezone)  # UTC: elapsed-time arithmetic
+
+        def at(seconds: int | None) -> datetime | None:
+            return None if seconds is None else midnight + timedelta(seconds=seconds)
+
+        return TripPlan(
+            route_id=str(self._lookups[0].get(trip_id)),
+            stops=stops,
+            sequences=sequences,
+            arrivals=tuple(at(v) for v in arrival_seconds),
+            departures=tuple(at(v) for v in departure_seconds),
+        )
+
+    @cached_property
+    def _plans(self) -> dict[tuple[str, date], TripPlan | None]:
+        return {}
+
+    @cached_property
+    def _trip_columns(
+        self,
+    ) -> dict[
+        str,
+        tuple[tuple[str, ...], tuple[int, ...], tuple[int | None, ...], tuple[int | None, ...]],
+    ]:
+        times = self.stop_times
+        stops = times["stop_id"].astype("str").tolist()
+        sequences = [int(v) for v in times["stop_sequence"].tolist()]
+        arrivals = [None if pd.isna(v) else int(v) for v in times["arrival_seconds"].tolist()]
+        departures = [None if pd.isna(v) else int(v) for v in times["departure_seconds"].tolist()]
+        out = {}
+        for trip_id, (start, end) in self._slices.items():
+            out[str(trip_id)] = (
+                tuple(stops[start:end]),
+                tuple(sequences[start:end]),
+                tuple(arrivals[start:end]),
+                tuple(departures[start:end]),
+            )
+        return out
 
     # Lookups a worker hits per trip update: built once, on first use.
     @cached_property

@@ -75,7 +75,7 @@ from byflyt.connectors.base import (
     Record,
     RunStats,
 )
-from byflyt.connectors.gtfs_static import StaticFeed
+from byflyt.connectors.gtfs_static import StaticFeed, TripPlan
 from byflyt.connectors.http import HTTPRetriableError, SourceError, classify
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.metrics import Metrics, default_metrics
@@ -429,22 +429,18 @@ class _StaticTrip:
     times: list[datetime | None]
 
     @classmethod
-    def of(cls, rows: pd.DataFrame) -> _StaticTrip | None:
-        if rows.empty:
+    def of(cls, plan: TripPlan | None) -> _StaticTrip | None:
+        if plan is None:
             return None
-        arrivals = rows["scheduled_arrival"].tolist()
-        departures = rows["scheduled_departure"].tolist()
+        last = len(plan.stops) - 1
         times: list[datetime | None] = []
-        for i in range(len(rows)):
-            pair = (
-                (arrivals[i], departures[i]) if i == len(rows) - 1 else (departures[i], arrivals[i])
-            )
-            value = pair[1] if pd.isna(pair[0]) else pair[0]
-            times.append(None if pd.isna(value) else pd.Timestamp(value).to_pydatetime())
+        for i, (arrival, departure) in enumerate(zip(plan.arrivals, plan.departures, strict=True)):
+            first, second = (arrival, departure) if i == last else (departure, arrival)
+            times.append(first if first is not None else second)
         return cls(
-            route_id=str(rows["route_id"].iloc[0]),
-            stops=[str(s) for s in rows["stop_id"]],
-            sequences=[int(s) for s in rows["stop_sequence"]],
+            route_id=plan.route_id,
+            stops=list(plan.stops),
+            sequences=list(plan.sequences),
             times=times,
         )
 
@@ -833,7 +829,7 @@ class SiriConnector(Connector[SiriItem]):
         if key not in self._static_trips:
             if len(self._static_trips) >= STATIC_CACHE:
                 self._static_trips.clear()
-            self._static_trips[key] = _StaticTrip.of(self.static.trip_calls(trip_id, service_date))
+            self._static_trips[key] = _StaticTrip.of(self.static.trip_plan(trip_id, service_date))
         return self._static_trips[key]
 
     def _known_calls(

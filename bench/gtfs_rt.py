@@ -1,0 +1,292 @@
+"""GTFS-realtime at national size: CPU per snapshot against bare ``ParseFromString``, peak memory.
+
+1. Write a synthetic static feed (labelled synthetic) of ``trips`` bus trips with ``calls`` stops
+   each, on quays along the Hamar–Lillehammer corridor, all running on 2025-10-27, and load it
+   the way ``byflyt gtfs load`` does (stops placed in kommuner).
+2. Write ``snapshots`` TripUpdates snapshots 10 s apart: every trip with a StopTimeUpdate (delay)
+   for each of its calls, so one snapshot holds ``trips`` trip updates × ``calls`` stop time
+   updates, Entur-style (delays only, no absolute times).
+3. (a) Baseline, in a child process: ``FeedMessage.ParseFromString`` of each snapshot's bytes;
+   CPU seconds per snapshot.
+4. (b) byflyt, in a child process: each snapshot through the connector (parse, validate, resolve
+   every trip against the static feed into a :class:`TripState`, serialise it as produced) and
+   through the ``derive_calls`` agent's logic (each record parsed back, as the agent consumes
+   it, into :class:`TripDeriver` over a plain dict table: the calls made final and the facts
+   sent on, serialised); CPU seconds per snapshot and peak RSS. Kafka's
+   transport is not in (b): the cycling benchmark measures the broker round trip.
+5. Write both, their ratio, and the share of one core at one snapshot per 10 s, to
+   ``bench/results/gtfs_rt.json``. The issue's goal: under half a core.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from google.transit import gtfs_realtime_pb2 as rt
+
+from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
+from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
+from byflyt.models.geo import KommuneLocator
+from byflyt.models.transit import TripState
+from byflyt.settings import Settings, load_settings
+from byflyt.streams.transit import TripDeriver
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICE_DATE = date(2025, 10, 27)
+# Snapshot times: Monday 12:00 Europe/Oslo, every 10 s.
+FIRST_SNAPSHOT = datetime(2025, 10, 27, 11, 0, tzinfo=UTC)
+STEP = timedelta(seconds=10)
+# Hamar → Lillehammer along the east shore of Mjøsa (Hamar, Ringsaker, Lillehammer).
+CORRIDOR = ((60.7945, 11.0680), (61.1153, 10.4662))
+QUAYS = 120
+
+
+def _csv(header: list[str], rows: list[list[object]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _clock(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def write_static(path: Path, trips: int, calls: int) -> None:
+    """A synthetic GTFS zip: ``trips`` bus trips of ``calls`` stops, all on SERVICE_DATE."""
+    (lat0, lon0), (lat1, lon1) = CORRIDOR
+    stops = [
+        [
+            f"NSR:Quay:9{q:05d}",
+            f"Syntetisk stopp {q}",
+            round(lat0 + (lat1 - lat0) * q / (QUAYS - 1), 6),
+            round(lon0 + (lon1 - lon0) * q / (QUAYS - 1), 6),
+            0,
+        ]
+        for q in range(QUAYS)
+    ]
+    trip_rows: list[list[object]] = []
+    call_rows: list[list[object]] = []
+    for t in range(trips):
+        trip_id = f"SYN:ServiceJourney:{t:06d}"
+        trip_rows.append(["SYN:Line:1", "SYN:DayType:1", trip_id])
+        first_quay = t % (QUAYS - calls)
+        start = 5 * 3600 + (t * 7) % (18 * 3600)  # departures spread over 05:00–23:00
+        for k in range(calls):
+            at = start + 120 * k
+            call_rows.append([trip_id, stops[first_quay + k][0], _clock(at), _clock(at), k + 1])
+    files = {
+        "agency.txt": _csv(
+            ["agency_id", "agency_name", "agency_url", "agency_timezone"],
+            [
+                [
+                    "SYN",
+                    "Syntetisk operatør (byflyt bench)",
+                    "https://example.invalid",
+                    "Europe/Oslo",
+                ]
+            ],
+        ),
+        "stops.txt": _csv(["stop_id", "stop_name", "stop_lat", "stop_lon", "location_type"], stops),
+        "routes.txt": _csv(
+            ["agency_id", "route_id", "route_short_name", "route_type"],
+            [["SYN", "SYN:Line:1", "1", 700]],
+        ),
+        "trips.txt": _csv(["route_id", "service_id", "trip_id"], trip_rows),
+        "stop_times.txt": _csv(
+            ["trip_id", "stop_id", "arrival_time", "departure_time", "stop_sequence"], call_rows
+        ),
+        "calendar_dates.txt": _csv(
+            ["service_id", "date", "exception_type"],
+            [["SYN:DayType:1", SERVICE_DATE.strftime("%Y%m%d"), 1]],
+        ),
+    }
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+
+
+def write_snapshots(folder: Path, static: StaticFeed, snapshots: int) -> list[Path]:
+    """``snapshots`` TripUpdates snapshots: every trip, a delay for each of its calls."""
+    folder.mkdir(parents=True, exist_ok=True)
+    calls = static.stop_times.sort_values(["trip_id", "stop_sequence"])
+    by_trip = [
+        (trip_id, list(zip(group["stop_sequence"], group["stop_id"], strict=True)))
+        for trip_id, group in calls.groupby("trip_id", sort=True)
+    ]
+    paths = []
+    for s in range(snapshots):
+        taken = FIRST_SNAPSHOT + STEP * s
+        message = rt.FeedMessage()
+        message.header.gtfs_realtime_version = "2.0"
+        message.header.incrementality = rt.FeedHeader.FULL_DATASET
+        message.header.timestamp = int(taken.timestamp())
+        for n, (trip_id, stops) in enumerate(by_trip):
+            entity = message.entity.add()
+            entity.id = f"{trip_id}:{s}"
+            update = entity.trip_update
+            update.trip.trip_id = str(trip_id)
+            update.trip.start_date = SERVICE_DATE.strftime("%Y%m%d")
+            update.timestamp = int(taken.timestamp())
+            delay = (n * 37 + s * 5) % 420 - 60
+            for sequence, stop_id in stops:
+                stu = update.stop_time_update.add()
+                stu.stop_sequence = int(sequence)
+                stu.stop_id = str(stop_id)
+                stu.arrival.delay = delay
+                stu.departure.delay = delay
+        path = folder / f"{s:04d}-trip-updates.pb"
+        path.write_bytes(message.SerializeToString())
+        paths.append(path)
+    return paths
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _baseline(paths: list[Path]) -> dict[str, Any]:
+    blobs = [p.read_bytes() for p in paths]
+    cpu = []
+    for blob in blobs:
+        started = time.process_time()
+        message = rt.FeedMessage()
+        message.ParseFromString(blob)
+        cpu.append(time.process_time() - started)
+        del message
+    return {"cpu_seconds": cpu}
+
+
+def _byflyt(paths: list[Path], static_dir: Path, geojson: Path) -> dict[str, Any]:
+    static = StaticFeed.load(static_dir)
+    settings = Settings(kommuner_geojson=geojson)
+    connector = GtfsRtConnector(
+        settings,
+        static=static,
+        trip_updates="http://127.0.0.1:9/trip-updates",
+        clock=lambda: FIRST_SNAPSHOT + timedelta(days=1),
+        locator=KommuneLocator.from_file(geojson),
+    )
+    deriver = TripDeriver(table={})
+    cpu, states, stop_calls, facts, rejected = [], 0, 0, 0, 0
+    position: str | None = None
+    for path in paths:
+        blob = path.read_bytes()
+        started = time.process_time()
+        result = connector.poll(Snapshot("trip_updates", str(path), blob), position, _no_call)
+        for record in result.records:
+            # What the derive_calls agent does with each record it consumes.
+            calls, sent = deriver.apply(TripState.from_bytes(record.value))
+            for call in calls:
+                call.to_bytes()
+            for fact in sent:
+                fact.to_bytes()
+            stop_calls += len(calls)
+            facts += len(sent)
+        cpu.append(time.process_time() - started)
+        states += len(result.records)
+        rejected += len(result.rejected)
+        position = result.checkpoint
+    connector.close()
+    return {
+        "cpu_seconds": cpu,
+        "trip_states": states,
+        "stop_calls": stop_calls,
+        "facts": facts,
+        "rejected": rejected,
+    }
+
+
+def _no_call(*_: Any) -> Any:
+    raise AssertionError("a replayed snapshot needs no HTTP call")
+
+
+def _child(mode: str, work: Path, geojson: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.gtfs_rt", mode, str(work), str(geojson)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.gtfs_rt {mode} failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def run(out: Path, trips: int = 10_000, calls: int = 24, snapshots: int = 6) -> dict[str, Any]:
+    """Run the whole benchmark; return and write the figures."""
+    settings = load_settings()
+    geojson = settings.kommuner_geojson or REPO.parent / "shared/data/kommuner-2024-S.geojson"
+    with tempfile.TemporaryDirectory(prefix="byflyt-bench-gtfs-rt-") as tmp:
+        work = Path(tmp)
+        write_static(work / "static.zip", trips, calls)
+        static = load_gtfs(
+            work / "static.zip",
+            feed="syn",
+            region=None,
+            locator=KommuneLocator.from_file(geojson),
+        )
+        static.save(work / "static")
+        paths = write_snapshots(work / "snapshots", static, snapshots)
+        size_mb = sum(p.stat().st_size for p in paths) / len(paths) / 1024 / 1024
+        base = _child("baseline", work, geojson)
+        ours = _child("byflyt", work, geojson)
+    # The first snapshot makes no call final yet and every later one is alike: per snapshot,
+    # the median of all.
+    base_cpu = sorted(base["cpu_seconds"])[len(paths) // 2]
+    our_cpu = sorted(ours["cpu_seconds"])[len(paths) // 2]
+    figures = {
+        "benchmark": "GTFS-RT trip updates: connector + derive_calls vs bare ParseFromString "
+        "(synthetic national-size snapshots)",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "trip_updates_per_snapshot": trips,
+        "stop_time_updates_per_trip": calls,
+        "snapshots": snapshots,
+        "snapshot_mb": round(size_mb, 2),
+        "baseline_cpu_seconds_per_snapshot": round(base_cpu, 4),
+        "byflyt_cpu_seconds_per_snapshot": round(our_cpu, 3),
+        "byflyt_to_baseline_cpu_ratio": round(our_cpu / base_cpu, 1) if base_cpu else None,
+        "share_of_one_core_at_10s": round(our_cpu / 10.0, 3),
+        "goal_share_of_one_core": 0.5,
+        "byflyt_trip_states": ours["trip_states"],
+        "byflyt_stop_calls": ours["stop_calls"],
+        "byflyt_rejected_entities": ours["rejected"],
+        "byflyt_peak_rss_mb": round(ours["peak_rss_mb"], 1),
+        "byflyt_rss_before_mb": round(ours["rss_before_mb"], 1),
+        "baseline_peak_rss_mb": round(base["peak_rss_mb"], 1),
+        "cpu_count": os.cpu_count(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def main() -> None:
+    """Child entry: ``python -m bench.gtfs_rt baseline|byflyt WORK GEOJSON``."""
+    mode, work, geojson = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    before = _peak_mb()
+    paths = sorted((work / "snapshots").glob("*.pb"))
+    static = work / "static"
+    result = _baseline(paths) if mode == "baseline" else _byflyt(paths, static, geojson)
+    result["peak_rss_mb"] = _peak_mb()
+    result["rss_before_mb"] = before
+    sys.stdout.write(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
