@@ -1,4 +1,7 @@
-"""``python -m bench [N]``: run the benchmarks on the local broker and write their figures."""
+"""``python -m bench [N]``: run the benchmarks and write their figures to ``bench/results/``.
+
+``python -m bench siri`` and ``python -m bench gtfs-rt`` run one benchmark that needs no broker.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cycling, siri
+from bench import cycling, gtfs_rt, siri
 from byflyt.broker import LocalBroker
 from byflyt.settings import load_settings
 
@@ -19,6 +22,10 @@ def main() -> None:
     """Start a private broker, run each benchmark, print and write the figures."""
     if sys.argv[1:2] == ["siri"]:  # no broker needed
         figures = siri.run(RESULTS / "siri.json")
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    if sys.argv[1:2] == ["gtfs-rt"]:  # no broker needed
+        figures = gtfs_rt.run(RESULTS / "gtfs_rt.json")
         sys.stdout.write(json.dumps(figures, indent=2) + "\n")
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
@@ -36,6 +43,7 @@ def main() -> None:
             )
             figures = cycling.run(settings, n, RESULTS / "cycling.json")
             figures["siri"] = siri.run(RESULTS / "siri.json")
+            figures["gtfs_rt"] = gtfs_rt.run(RESULTS / "gtfs_rt.json")
         finally:
             broker.stop()
     sys.stdout.write(json.dumps(figures, indent=2) + "\n")
