@@ -8,14 +8,11 @@ topics, without a reload. Screenshots go to the test's tmp dir, with copies unde
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -28,15 +25,12 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web import create_app
-from tests.conftest import REPO
+from tests.browser import chromium, screenshot
 from tests.kafka_util import produce
 from tests.web_server import serving
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = REPO / "build" / "screenshots"
 HOUR = timedelta(hours=1)
 NOW_HOUR = datetime(2025, 10, 27, 13, tzinfo=UTC)  # 14:00 in Oslo, after the autumn change
 
@@ -54,22 +48,9 @@ def _volume(hour: datetime, value: float) -> HourlyVolume:
 
 
 @pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriver]:
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        assert binary.exists(), f"{binary} is missing: run deploy/install-system.sh"
-    # Selenium Manager must not look for (or download) a driver: the Debian one is given.
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(arg)
-    options.add_argument("--window-size=1100,900")
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+def browser() -> Iterator[WebDriver]:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _text(driver: WebDriver, css: str) -> str:
@@ -82,17 +63,6 @@ def _wait_for(driver: WebDriver, what: str, check: Callable[[WebDriver], bool]) 
         WebDriverWait(driver, 30, poll_frequency=0.2).until(check)
     except Exception as exc:
         raise AssertionError(f"the page never showed {what}: {driver.page_source[:3000]}") from exc
-
-
-def _screenshot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
-    shot = tmp_path / name
-    assert driver.save_screenshot(str(shot))
-    assert shot.stat().st_size > 10_000
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    copy = SCREENSHOTS / name
-    shutil.copyfile(shot, copy)
-    print(f"screenshot: {copy}")
-    return copy
 
 
 def test_live_page_shows_counts_and_status_changes_without_reload(
@@ -129,7 +99,7 @@ def test_live_page_shows_counts_and_status_changes_without_reload(
         assert _text(browser, f"{sensor} .state") == "i drift"
         _wait_for(browser, "the topics connected", lambda d: "tilkoblet" in _text(d, "#topics"))
         browser.execute_script("window.__sameDocument = 'yes';")
-        _screenshot(browser, tmp_path, "live-page-before.png")
+        screenshot(browser, tmp_path, "live-page-before.png")
 
         # A corrected count and a status change arrive on the topics, not through the store.
         newer = _volume(NOW_HOUR, 1377)
@@ -159,7 +129,7 @@ def test_live_page_shows_counts_and_status_changes_without_reload(
         assert browser.execute_script("return window.__sameDocument;") == "yes", "the page reloaded"
         assert not browser.find_element(By.ID, "offline").is_displayed()
         assert "Ingen data ennå." in _text(browser, "#freshness")  # no point-hours stored
-        desktop = _screenshot(browser, tmp_path, "live-page.png")
+        desktop = screenshot(browser, tmp_path, "live-page.png")
 
         # English labels, and a phone-sized window.
         browser.set_window_size(390, 844)
@@ -169,5 +139,5 @@ def test_live_page_shows_counts_and_status_changes_without_reload(
         assert "Synthetic data" in _text(browser, "#synthetic")
         width = browser.execute_script("return document.documentElement.scrollWidth;")
         assert width <= 390, f"the page is {width}px wide on a 390px phone"
-        _screenshot(browser, tmp_path, "live-page-phone-en.png")
+        screenshot(browser, tmp_path, "live-page-phone-en.png")
     assert desktop.exists()

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
+from selenium.webdriver.common.by import By
 from typer.testing import CliRunner, Result
 
 from byflyt.cli import app
@@ -27,6 +28,7 @@ from byflyt.reports.indicators import load_index
 from byflyt.reports.report import SECTION_ORDER
 from byflyt.samples.trafikkdata import SILENT_POINT, TrafikkdataDataset, generate, mjosbyen_week
 from byflyt.store import Store
+from tests.browser import chromium, screenshot
 from tests.cycling_expect import expected_rows
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -411,3 +413,22 @@ def test_report_period_and_date_helpers() -> None:
     assert format_number(-3.5, "nb", 1) == "−3,5"
     assert format_number(12345.67, "en", 1) == "12,345.7"
     assert format_date(date(2025, 10, 26), "nb") == "26.10.2025"
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(written: dict[str, Path], tmp_path: Path) -> None:
+    """The HTML report as a browser shows it: heading, every plot decoded, a screenshot saved."""
+    with chromium(width=1200, height=900) as driver:
+        driver.get(written["HTML"].resolve().as_uri())
+        heading = driver.find_element(By.TAG_NAME, "h1").text
+        assert "Mjøsbyen, oktober 2025" in heading
+        assert "SYNTETISKE DATA" in driver.find_element(By.TAG_NAME, "header").text.upper()
+        widths = driver.execute_script(
+            "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0);"
+        )
+        assert len(widths) == 3
+        assert all(w > 100 for w in widths), widths
+        height = driver.execute_script("return document.documentElement.scrollHeight;")
+        driver.set_window_size(1200, min(int(height) + 100, 12_000))
+        shot = screenshot(driver, tmp_path, "report-mjosbyen-2025-10.png")
+    assert shot.stat().st_size > 50_000
