@@ -48,6 +48,6 @@ def test_compose_services_use_real_commands() -> None:
 def test_dockerfile_copies_every_package() -> None:
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
     pyproject = (REPO / "pyproject.toml").read_text()
-    for folder in ("byflyt", "models", "connectors", "streams", "store", "samples"):
+    for folder in ("byflyt", "models", "connectors", "streams", "store", "samples", "reports"):
         assert f"COPY {folder} ./{folder}" in dockerfile
         assert f'"{folder}"' in pyproject
