@@ -19,12 +19,12 @@ from byflyt.query_cli import (
     Format,
     KommuneOpt,
     RegionOpt,
-    _csv,
-    _fail,
-    _kommuner,
-    _print_table,
-    _read_store,
-    _settings,
+    cli_settings,
+    fail_cli,
+    print_table,
+    read_store,
+    region_kommuner,
+    write_csv,
 )
 from byflyt.reports.index import REASONS, AreaIndex, parse_period
 from byflyt.reports.indicators import IndexResult, load_index
@@ -180,20 +180,20 @@ def index(
     output: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
 ) -> None:
     """The area index with its 95 % CI, n points, matched hours and each point's index."""
-    settings = _settings()
+    settings = cli_settings()
     try:
         chosen_period = parse_period(period)
     except ValueError as exc:
-        _fail(f"--period: {exc}")
+        fail_cli(f"--period: {exc}")
     if min_hours is not None and min_hours < 1:
-        _fail(f"--min-hours {min_hours}: give a whole number ≥ 1")
-    kommuner = _kommuner(settings, region, kommune)
+        fail_cli(f"--min-hours {min_hours}: give a whole number ≥ 1")
+    kommuner = region_kommuner(settings, region, kommune)
     if kommuner is None:
-        _fail("--region: which area? give --region (or BYFLYT_REGION) or --kommune")
+        fail_cli("--region: which area? give --region (or BYFLYT_REGION) or --kommune")
     label = ", ".join(f"{k} {kommune_name(k)}" for k in kommuner)
     name = label if kommune else str(region or settings.region)
     needed = min_hours if min_hours is not None else settings.index_min_hours
-    result = _read_store(
+    result = read_store(
         settings,
         mode,
         lambda store: load_index(
@@ -202,12 +202,12 @@ def index(
     )
     records = [area_record(result, name), *point_records(result)]
     if output is Format.csv:
-        _csv(INDEX_FIELDS, records)
+        write_csv(INDEX_FIELDS, records)
     elif output is Format.json:
         _json_out(result, records)
     else:
         for table in _tables(result, name):
-            _print_table(table)
+            print_table(table)
 
 
 def _json_out(result: IndexResult, records: list[dict[str, Any]]) -> None:

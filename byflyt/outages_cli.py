@@ -22,12 +22,12 @@ from byflyt.query_cli import (
     Format,
     FormatOpt,
     RegionOpt,
-    _csv,
-    _json,
-    _kommuner,
-    _print_table,
-    _read_store,
-    _settings,
+    cli_settings,
+    print_table,
+    read_store,
+    region_kommuner,
+    write_csv,
+    write_json,
 )
 from byflyt.store import Outage
 
@@ -127,15 +127,15 @@ def outages(
 
     With a region, only counter points in its kommuner are listed (feeds have no kommune).
     """
-    settings = _settings()
-    kommuner = _kommuner(settings, region, None)
-    found = _read_store(
+    settings = cli_settings()
+    kommuner = region_kommuner(settings, region, None)
+    found = read_store(
         settings, None, lambda store: store.query_outages(kommuner=kommuner, open_only=open_only)
     )
     now = datetime.now(UTC)
     if output is Format.csv:
-        _csv(OUTAGE_FIELDS, (outage_record(o, now) for o in found))
+        write_csv(OUTAGE_FIELDS, (outage_record(o, now) for o in found))
     elif output is Format.json:
-        _json([outage_record(o, now) for o in found])
+        write_json([outage_record(o, now) for o in found])
     else:
-        _print_table(outages_table(found, now))
+        print_table(outages_table(found, now))

@@ -168,7 +168,8 @@ def daily_totals(rows: Iterable[HourlyVolume], start: datetime, end: datetime) -
 
 
 # -- output ----------------------------------------------------------------------------------
-def _csv(fields: Sequence[str], records: Iterable[dict[str, Any]]) -> None:
+def write_csv(fields: Sequence[str], records: Iterable[dict[str, Any]]) -> None:
+    """Print ``records`` as CSV with exactly the header ``fields``."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -176,11 +177,13 @@ def _csv(fields: Sequence[str], records: Iterable[dict[str, Any]]) -> None:
     typer.echo(buffer.getvalue(), nl=False)
 
 
-def _json(records: list[dict[str, Any]]) -> None:
+def write_json(records: list[dict[str, Any]]) -> None:
+    """Print ``records`` as a JSON array."""
     typer.echo(json.dumps(records, ensure_ascii=False, indent=2))
 
 
-def _print_table(table: Table) -> None:
+def print_table(table: Table) -> None:
+    """Print a rich table (plain, full width, when not on a terminal)."""
     console = Console(highlight=False)
     if not console.is_terminal:
         # Piped or captured: never wrap or cut a row to an assumed 80 columns.
@@ -231,13 +234,15 @@ def _daily_table(totals: list[DailyTotal]) -> Table:
 
 
 # -- commands --------------------------------------------------------------------------------
-def _fail(message: str, code: int = 2) -> NoReturn:
+def fail_cli(message: str, code: int = 2) -> NoReturn:
+    """Stop the command with one line on stderr."""
     from byflyt.cli import fail  # cli imports this module at load time
 
     fail(message, code)
 
 
-def _settings() -> Settings:
+def cli_settings() -> Settings:
+    """The settings, or one line naming the wrong one."""
     from byflyt.cli import settings_from
 
     return settings_from()
@@ -249,14 +254,14 @@ def _range(from_: str, to: str) -> tuple[datetime, datetime]:
         try:
             bounds.append(parse_when(text))
         except ValueError as exc:
-            _fail(f"{option}: {exc}")
+            fail_cli(f"{option}: {exc}")
     start, end = bounds
     if start >= end:
-        _fail(f"--from {from_} is not before --to {to}: the range [from, to) would be empty")
+        fail_cli(f"--from {from_} is not before --to {to}: the range [from, to) would be empty")
     return start, end
 
 
-def _kommuner(
+def region_kommuner(
     settings: Settings, region: str | None, kommuner: list[str] | None
 ) -> list[str] | None:
     """The kommuner to query: the region's, narrowed by ``--kommune``; None means all."""
@@ -265,23 +270,25 @@ def _kommuner(
         try:
             chosen = [normalise_kommune_nr(int(k) if k.isdigit() else k) for k in kommuner]
         except ValueError as exc:
-            _fail(f"--kommune: {exc}")
+            fail_cli(f"--kommune: {exc}")
     key = region or settings.region
     if not key:
         return chosen
     try:
         members = get_region(key, settings.regions_file).kommuner
     except ConfigError as exc:
-        _fail(f"configuration error: {exc}")
+        fail_cli(f"configuration error: {exc}")
     if chosen is None:
         return list(members)
     outside = [k for k in chosen if k not in members]
     if outside:
-        _fail(f"--kommune {', '.join(outside)} is not in region {key!r}; drop --region to use it")
+        fail_cli(
+            f"--kommune {', '.join(outside)} is not in region {key!r}; drop --region to use it"
+        )
     return chosen
 
 
-def _read_store(settings: Settings, mode: str | None, read: Callable[[Any], _T]) -> _T:
+def read_store(settings: Settings, mode: str | None, read: Callable[[Any], _T]) -> _T:
     """Check ``--mode``, open the store and ``read`` it; store and config errors end the command."""
     # Imported here: SQLAlchemy would slow every other byflyt command's start.
     from sqlalchemy.exc import SQLAlchemyError
@@ -289,14 +296,14 @@ def _read_store(settings: Settings, mode: str | None, read: Callable[[Any], _T])
     from byflyt.store import Store
 
     if mode is not None and mode not in get_args(Mode):
-        _fail(f"--mode {mode!r} is unknown: use one of {', '.join(get_args(Mode))}")
+        fail_cli(f"--mode {mode!r} is unknown: use one of {', '.join(get_args(Mode))}")
     try:
         with Store.from_settings(settings) as store:
             return read(store)
     except ConfigError as exc:
-        _fail(f"configuration error: {exc}")
+        fail_cli(f"configuration error: {exc}")
     except (RetriableError, SQLAlchemyError) as exc:
-        _fail(f"cannot read the store: {exc}", code=1)
+        fail_cli(f"cannot read the store: {exc}", code=1)
 
 
 def _query(
@@ -307,7 +314,7 @@ def _query(
     start: datetime,
     end: datetime,
 ) -> list[HourlyVolume]:
-    return _read_store(
+    return read_store(
         settings,
         mode,
         lambda store: store.query_hourly(
@@ -356,15 +363,15 @@ def hourly(
     output: FormatOpt = Format.table,
 ) -> None:
     """Hourly values per kommune in [from, to), with coverage and the number of sources."""
-    settings = _settings()
+    settings = cli_settings()
     start, end = _range(from_, to)
-    rows = _query(settings, _kommuner(settings, region, kommune), mode, metric, start, end)
+    rows = _query(settings, region_kommuner(settings, region, kommune), mode, metric, start, end)
     if output is Format.csv:
-        _csv(HOURLY_FIELDS, (hourly_record(r) for r in rows))
+        write_csv(HOURLY_FIELDS, (hourly_record(r) for r in rows))
     elif output is Format.json:
-        _json([hourly_record(r) for r in rows])
+        write_json([hourly_record(r) for r in rows])
     else:
-        _print_table(_hourly_table(rows))
+        print_table(_hourly_table(rows))
 
 
 @query_app.command("daily")
@@ -380,16 +387,16 @@ def daily(
     output: FormatOpt = Format.table,
 ) -> None:
     """Daily totals per kommune (Europe/Oslo days: 23, 24 or 25 hours) with mean coverage."""
-    settings = _settings()
+    settings = cli_settings()
     start, end = _range(from_, to)
-    rows = _query(settings, _kommuner(settings, region, kommune), mode, metric, start, end)
+    rows = _query(settings, region_kommuner(settings, region, kommune), mode, metric, start, end)
     totals = daily_totals(rows, start, end)
     if output is Format.csv:
-        _csv(DAILY_FIELDS, (t.record() for t in totals))
+        write_csv(DAILY_FIELDS, (t.record() for t in totals))
     elif output is Format.json:
-        _json([t.record() for t in totals])
+        write_json([t.record() for t in totals])
     else:
-        _print_table(_daily_table(totals))
+        print_table(_daily_table(totals))
 
 
 # -- flows -----------------------------------------------------------------------------------
@@ -461,21 +468,21 @@ def flows(
     output: FormatOpt = Format.table,
 ) -> None:
     """Transit vehicle trips between kommuner (or in and out of a region) in [from, to)."""
-    settings = _settings()
+    settings = cli_settings()
     start, end = _range(from_, to)
-    members = _kommuner(settings, region, None)
+    members = region_kommuner(settings, region, None)
     if level is Level.region and members is None:
-        _fail("--level region needs --region (or BYFLYT_REGION): which region's in and out?")
-    found = _read_store(
+        fail_cli("--level region needs --region (or BYFLYT_REGION): which region's in and out?")
+    found = read_store(
         settings,
         mode,
         lambda store: store.query_flows(kommuner=members, mode=mode, start=start, end=end),
     )
     records = flow_records(found, set(members) if members else None, level, per_hour)
     if output is Format.csv:
-        _csv(FLOWS_FIELDS, records)
+        write_csv(FLOWS_FIELDS, records)
     elif output is Format.json:
-        _json(records)
+        write_json(records)
     else:
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, caption=FLOWS_NOTICE)
         for name in FLOWS_FIELDS:
@@ -483,4 +490,4 @@ def flows(
             table.add_column(name, justify="right" if right else "left", no_wrap=True)
         for record in records:
             table.add_row(*(str(record[f]) for f in FLOWS_FIELDS))
-        _print_table(table)
+        print_table(table)

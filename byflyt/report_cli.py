@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from byflyt.errors import ConfigError
-from byflyt.query_cli import RegionOpt, _fail, _read_store, _settings
+from byflyt.query_cli import RegionOpt, cli_settings, fail_cli, read_store
 from byflyt.reports.index import OSLO
 
 Lang = Literal["nb", "en"]
@@ -46,27 +46,27 @@ def report(
     from byflyt.models.kommuner import get_region
     from byflyt.reports.report import write_report
 
-    settings = _settings()
+    settings = cli_settings()
     key = region or settings.region
     if not key:
-        _fail("--region: which region? give --region (or BYFLYT_REGION), e.g. mjosbyen")
+        fail_cli("--region: which region? give --region (or BYFLYT_REGION), e.g. mjosbyen")
     try:
         chosen = get_region(key, settings.regions_file)
     except ConfigError as exc:
-        _fail(f"--region: {exc.problem} ({exc.fix})")
+        fail_cli(f"--region: {exc.problem} ({exc.fix})")
     when = year if year is not None else datetime.now(OSLO).year
     if not 2000 <= when <= 2100:
-        _fail(f"--year {when}: give a year such as 2025")
+        fail_cli(f"--year {when}: give a year such as 2025")
     if month is not None and not 1 <= month <= 12:
-        _fail(f"--month {month}: give a month number 1–12")
+        fail_cli(f"--month {month}: give a month number 1–12")
     if lang not in ("nb", "en"):
-        _fail(f"--lang {lang!r}: use nb (bokmål) or en")
+        fail_cli(f"--lang {lang!r}: use nb (bokmål) or en")
     if min_hours is not None and min_hours < 1:
-        _fail(f"--min-hours {min_hours}: give a whole number ≥ 1")
+        fail_cli(f"--min-hours {min_hours}: give a whole number ≥ 1")
     if out.exists() and not out.is_dir():
-        _fail(f"--out {out}: is a file, not a folder")
+        fail_cli(f"--out {out}: is a file, not a folder")
     language: Lang = "en" if lang == "en" else "nb"
-    written = _read_store(
+    written = read_store(
         settings,
         None,
         lambda store: write_report(
