@@ -75,6 +75,7 @@ from byflyt.connectors.base import (
     Record,
     RunStats,
 )
+from byflyt.connectors.feed_health import FeedHealthLog
 from byflyt.connectors.gtfs_static import StaticFeed, TripPlan
 from byflyt.connectors.http import HTTPRetriableError, SourceError, classify
 from byflyt.errors import ConfigError, RetriableError
@@ -507,6 +508,9 @@ class SiriConnector(Connector[SiriItem]):
         self.name = f"siri-{kind}"
         self.dataset = dataset
         self.source = f"siri:{dataset}"
+        # Staleness only: after the first full answer SIRI sends changes, so how many journeys
+        # an answer holds says nothing about an empty feed (the GTFS-RT connector notes counts).
+        self.health = FeedHealthLog(self.source)
         self.feed = static.feed
         self.static = static
         self.endpoint = endpoint.rstrip("/") if endpoint else None
@@ -588,6 +592,14 @@ class SiriConnector(Connector[SiriItem]):
         else:
             self.more_data = page.info.more_data and not self.replay
             checkpoint = self._position(page.info.response_at)
+        self.health.note(
+            self.kind,
+            read_at=page.info.response_at
+            if self.replay and page.info.response_at
+            else self.clock(),
+            snapshot_at=page.info.response_at if page.problem is None else None,
+            entities=None,
+        )
         return PollResult(
             records=page.records,
             rejected=rejected,
@@ -1017,6 +1029,7 @@ class SiriRunner(ConnectorRunner[SiriItem]):
             super()._pass(producer, stats)
             pages += 1
         stats.counts["pages"] += pages
+        self.siri.health.deliver(self, producer, stats)
         self._passes += 1
         if self.polls is not None and self._passes >= self.polls:
             self.stop()

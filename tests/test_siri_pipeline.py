@@ -41,6 +41,7 @@ from lxml import etree
 
 from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
 from byflyt.kafka import create_topics
+from byflyt.models.status import FeedHealth
 from byflyt.models.transit import StopCall
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.gtfs_rt import write_synthetic_snapshots
@@ -268,6 +269,14 @@ def test_siri_day_equals_the_independent_table(
         ingest(worker_env, server, "et")
         ingest(worker_env, server, "vm")
     assert any(r.params["requestorId"] for r in server.requests)
+    # Every poll is noted for the status agent (staleness; SIRI deltas say nothing of "empty").
+    health = [
+        FeedHealth.from_bytes(v)
+        for _, v in read_all(settings, settings.topic("transit.feed-health"))
+        if v
+    ]
+    assert {(h.source, h.kind) for h in health} == {("siri:INN", "et"), ("siri:INN", "vm")}
+    assert all(h.entities is None for h in health)
     drain(worker_env)
 
     hourly, flows, finals = expected_siri(static, day)
