@@ -1,0 +1,248 @@
+"""SIRI 2.0 XML: streaming parse of ET and VM answers into plain journeys and activities.
+
+:func:`parse_answer` feeds lxml's pull parser from the bytes as they arrive and yields each
+``EstimatedVehicleJourney`` (:class:`SiriJourney`) or ``VehicleActivity`` (:class:`SiriActivity`)
+once it is complete, clearing it and its finished siblings, so memory does not grow with the
+answer. What the answer says about itself (``ResponseTimestamp``, ``MoreData``, an
+``ErrorCondition``) lands in :class:`AnswerInfo`. The connector (``connectors/siri.py``) turns
+these into byflyt's records; nothing here knows the static feed or Kafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from lxml import etree
+
+
+def _local(tag: object) -> str:
+    """An element's local name (comments and processing instructions: "")."""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def _text(element: Any) -> str:
+    return (element.text or "").strip()
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A SIRI timestamp (ISO 8601 with an offset, fractional seconds allowed) in UTC.
+
+    Raises ValueError for text that is not a time or has no offset: SIRI times are never naive.
+    """
+    if not text:
+        return None
+    value = datetime.fromisoformat(text.strip())
+    if value.utcoffset() is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return value.astimezone(UTC)
+
+
+# -- parsing -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SiriCall:
+    """One ``RecordedCall`` or ``EstimatedCall`` as read."""
+
+    order: int | None
+    stop_ref: str
+    recorded: bool
+    cancelled: bool
+    departure_status: str | None = None
+    arrival_status: str | None = None
+    aimed_departure: datetime | None = None
+    aimed_arrival: datetime | None = None
+    expected_departure: datetime | None = None
+    expected_arrival: datetime | None = None
+    actual_departure: datetime | None = None
+    actual_arrival: datetime | None = None
+    occupancy: str | None = None
+
+
+@dataclass(frozen=True)
+class SiriJourney:
+    """One ``EstimatedVehicleJourney`` as read; ``problem`` says why it cannot be read."""
+
+    journey_ref: str | None
+    service_date: date | None
+    line_ref: str | None
+    vehicle_mode: str | None
+    cancelled: bool
+    extra: bool
+    vehicle_ref: str | None
+    occupancy: str | None
+    calls: tuple[SiriCall, ...]
+    raw: bytes = b""
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class SiriActivity:
+    """One ``VehicleActivity`` as read."""
+
+    vehicle_ref: str | None
+    recorded_at: datetime | None
+    journey_ref: str | None
+    line_ref: str | None
+    vehicle_mode: str | None
+    lat: float | None
+    lon: float | None
+    occupancy: str | None
+    raw: bytes = b""
+    problem: str | None = None
+
+
+@dataclass
+class AnswerInfo:
+    """What an answer says about itself, filled in while it is parsed."""
+
+    response_at: datetime | None = None
+    more_data: bool = False
+    errors: list[str] = field(default_factory=list)
+    root: str | None = None
+
+
+_BOOL = {"true": True, "1": True, "false": False, "0": False}
+_CALL_TIMES = {
+    "AimedDepartureTime": "aimed_departure",
+    "AimedArrivalTime": "aimed_arrival",
+    "ExpectedDepartureTime": "expected_departure",
+    "ExpectedArrivalTime": "expected_arrival",
+    "ActualDepartureTime": "actual_departure",
+    "ActualArrivalTime": "actual_arrival",
+}
+
+
+def _call(element: Any, recorded: bool) -> SiriCall:
+    values: dict[str, Any] = {"order": None, "stop_ref": "", "cancelled": False}
+    for child in element:
+        name = _local(child.tag)
+        if name in _CALL_TIMES:
+            values[_CALL_TIMES[name]] = parse_time(child.text)
+        elif name == "StopPointRef":
+            values["stop_ref"] = _text(child)
+        elif name == "Order":
+            values["order"] = int(_text(child))
+        elif name == "Cancellation":
+            values["cancelled"] = _BOOL.get(_text(child).lower(), False)
+        elif name == "DepartureStatus":
+            values["departure_status"] = _text(child).lower()
+        elif name == "ArrivalStatus":
+            values["arrival_status"] = _text(child).lower()
+        elif name == "Occupancy":
+            values["occupancy"] = _text(child) or None
+    return SiriCall(recorded=recorded, **values)
+
+
+def _journey(element: Any, raw: bytes) -> SiriJourney:
+    fields: dict[str, str] = {}
+    calls: list[SiriCall] = []
+    service_date: date | None = None
+    try:
+        for child in element:
+            name = _local(child.tag)
+            if name == "FramedVehicleJourneyRef":
+                for part in child:
+                    part_name = _local(part.tag)
+                    if part_name == "DataFrameRef" and _text(part):
+                        service_date = date.fromisoformat(_text(part))
+                    elif part_name == "DatedVehicleJourneyRef":
+                        fields["DatedVehicleJourneyRef"] = _text(part)
+            elif name in ("RecordedCalls", "EstimatedCalls"):
+                recorded = name == "RecordedCalls"
+                calls.extend(_call(c, recorded) for c in child if _local(c.tag).endswith("Call"))
+            elif name and len(child) == 0:
+                fields.setdefault(name, _text(child))
+    except ValueError as exc:
+        return SiriJourney(None, None, None, None, False, False, None, None, (), raw, str(exc))
+    journey_ref = (
+        fields.get("DatedVehicleJourneyRef") or fields.get("EstimatedVehicleJourneyCode") or None
+    )
+    return SiriJourney(
+        journey_ref=journey_ref,
+        service_date=service_date,
+        line_ref=fields.get("LineRef") or None,
+        vehicle_mode=fields.get("VehicleMode") or None,
+        cancelled=_BOOL.get(fields.get("Cancellation", "").lower(), False),
+        extra=_BOOL.get(fields.get("ExtraJourney", "").lower(), False),
+        vehicle_ref=fields.get("VehicleRef") or None,
+        occupancy=fields.get("Occupancy") or None,
+        calls=tuple(calls),
+        raw=raw,
+    )
+
+
+def _activity(element: Any, raw: bytes) -> SiriActivity:
+    found: dict[str, str] = {}
+    for child in element.iter():
+        name = _local(child.tag)
+        if name and len(child) == 0 and name not in found:
+            found[name] = _text(child)
+    try:
+        recorded_at = parse_time(found.get("RecordedAtTime"))
+        lat = float(found["Latitude"]) if found.get("Latitude") else None
+        lon = float(found["Longitude"]) if found.get("Longitude") else None
+    except ValueError as exc:
+        return SiriActivity(None, None, None, None, None, None, None, None, raw, str(exc))
+    return SiriActivity(
+        vehicle_ref=found.get("VehicleRef") or None,
+        recorded_at=recorded_at,
+        journey_ref=found.get("DatedVehicleJourneyRef") or None,
+        line_ref=found.get("LineRef") or None,
+        vehicle_mode=found.get("VehicleMode") or None,
+        lat=lat,
+        lon=lon,
+        occupancy=found.get("Occupancy") or None,
+        raw=raw,
+    )
+
+
+def _error_text(element: Any) -> str:
+    texts = [_text(e) for e in element.iter() if _local(e.tag) in ("ErrorText", "Description")]
+    kinds = [_local(e.tag) for e in element if _local(e.tag).endswith("Error")]
+    detail = "; ".join(t for t in texts if t) or "no description"
+    return f"{kinds[0] if kinds else 'ErrorCondition'}: {detail}"
+
+
+def parse_answer(
+    chunks: Iterable[bytes], info: AnswerInfo, *, keep_raw: bool = True
+) -> Iterator[SiriJourney | SiriActivity]:
+    """Journeys and vehicle activities of a SIRI answer, as its bytes arrive.
+
+    ``info`` is filled in on the way (response time, ``MoreData``, error conditions, the root
+    element). Every journey or activity is cleared from the tree once read, with its finished
+    siblings, so memory does not grow with the answer. Raises ``lxml.etree.XMLSyntaxError`` for
+    malformed XML, after the complete elements before the fault.
+    """
+    parser = etree.XMLPullParser(
+        events=("end",), resolve_entities=False, no_network=True, huge_tree=True
+    )
+
+    def events() -> Iterator[SiriJourney | SiriActivity]:
+        for _, element in parser.read_events():
+            name = _local(element.tag)
+            if name == "EstimatedVehicleJourney" or name == "VehicleActivity":
+                raw = etree.tostring(element) if keep_raw else b""
+                yield _journey(element, raw) if name[0] == "E" else _activity(element, raw)
+                element.clear(keep_tail=False)
+                parent = element.getparent()
+                if parent is not None:
+                    while element.getprevious() is not None:
+                        del parent[0]
+            elif name == "ResponseTimestamp" and info.response_at is None:
+                try:
+                    info.response_at = parse_time(element.text)
+                except ValueError:
+                    info.errors.append(f"ResponseTimestamp {element.text!r} is not a time")
+            elif name == "MoreData":
+                info.more_data = info.more_data or _BOOL.get(_text(element).lower(), False)
+            elif name == "ErrorCondition":
+                info.errors.append(_error_text(element))
+            info.root = name
+
+    for chunk in chunks:
+        parser.feed(chunk)
+        yield from events()
+    parser.close()
+    yield from events()
