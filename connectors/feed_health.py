@@ -15,6 +15,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from byflyt.connectors.base import ConnectorRunner, Record, RunStats
+from byflyt.metrics import Metrics
 from byflyt.models.status import FeedHealth
 from byflyt.models.topics import FEED_HEALTH
 
@@ -22,8 +23,9 @@ from byflyt.models.topics import FEED_HEALTH
 class FeedHealthLog:
     """The health records of one connector's polls since the last delivery."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, metrics: Metrics | None = None) -> None:
         self.source = source
+        self.metrics = metrics
         self._records: list[Record] = []
 
     def note(
@@ -45,6 +47,12 @@ class FeedHealthLog:
             cancelled=cancelled,
         )
         self._records.append(Record.of(FEED_HEALTH, health))
+        if self.metrics is not None:
+            if entities is not None:
+                self.metrics.feed_entities.labels(self.source, kind).set(entities)
+            if snapshot_at is not None:
+                age = (read_at - snapshot_at).total_seconds()
+                self.metrics.feed_snapshot_age.labels(self.source, kind).set(age)
         return health
 
     def take(self) -> list[Record]:

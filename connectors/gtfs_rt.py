@@ -208,7 +208,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         self.interval = interval
         self.clock = clock
         self.metrics = metrics or default_metrics()
-        self.health = FeedHealthLog(self.source)
+        self.health = FeedHealthLog(self.source, self.metrics)
         if locator is None and (vehicle_positions is not None or replay is not None):
             locator = KommuneLocator.from_settings(settings)
         self.locator = locator

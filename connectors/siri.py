@@ -285,9 +285,6 @@ class SiriConnector(Connector[SiriItem]):
         self.name = f"siri-{kind}"
         self.dataset = dataset
         self.source = f"siri:{dataset}"
-        # Staleness only: after the first full answer SIRI sends changes, so how many journeys
-        # an answer holds says nothing about an empty feed (the GTFS-RT connector notes counts).
-        self.health = FeedHealthLog(self.source)
         self.feed = static.feed
         self.static = static
         self.endpoint = endpoint.rstrip("/") if endpoint else None
@@ -296,6 +293,9 @@ class SiriConnector(Connector[SiriItem]):
         self.bucket = bucket or TokenBucket(rate_per_minute)
         self.clock = clock
         self.metrics = metrics or default_metrics()
+        # Staleness only: after the first full answer SIRI sends changes, so how many journeys
+        # an answer holds says nothing about an empty feed (the GTFS-RT connector notes counts).
+        self.health = FeedHealthLog(self.source, self.metrics)
         if locator is None and kind == "vm":
             locator = KommuneLocator.from_settings(settings)
         self.locator = locator

@@ -497,6 +497,7 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
             for call in calls:
                 key = (call.kommune_nr or "none").encode()
                 await stop_calls.send(key=key, value=call.to_bytes())
+                metrics.stop_calls.labels(call.mode, call.kommune_nr or "", call.status).inc()
             await send_facts(new_facts)
             metrics.agent_records.labels("derive_calls", "out").inc(len(calls))
 

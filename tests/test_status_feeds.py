@@ -158,3 +158,8 @@ def test_the_gtfs_rt_connector_notes_every_poll(connector: GtfsRtConnector) -> N
     assert (first.entities, first.cancelled, first.snapshot_at) == (2, 1, taken)
     assert first.age_seconds == 5
     assert (repeat.entities, repeat.snapshot_at) == (None, taken)
+    # The same poll on the connector's /metrics: entities and the snapshot's age when read.
+    registry = connector.metrics.registry
+    labels = {"source": "gtfs-rt:inn", "kind": "trip_updates"}
+    assert registry.get_sample_value("byflyt_feed_entities", labels) == 2
+    assert registry.get_sample_value("byflyt_feed_snapshot_age_seconds", labels) == 5
