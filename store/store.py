@@ -414,6 +414,13 @@ class Store:
         total = int(self._read(counted)[0][0])
         return [HourlyVolume(**row._mapping) for row in rows], total
 
+    def modes(self, *, kommuner: Sequence[str] | None = None) -> list[str]:
+        """The modes that have kommune-hours (for ``kommuner``), sorted."""
+        query = _filter(
+            select(kommune_hourly.c.mode).distinct(), kommune_hourly, kommuner, None, None, None
+        )
+        return sorted(str(row[0]) for row in self._read(query))
+
     def newest_hour(
         self, *, kommuner: Sequence[str] | None = None, mode: str | None = None
     ) -> datetime | None:

@@ -272,6 +272,12 @@ def test_live_state_reflects_the_store(client: httpx.Client) -> None:
     hamar = next(v for v in state["volumes"] if v["kommune_nr"] == "3403")
     assert hamar["current"]["value"] == 10 + 24
     assert hamar["previous"]["value"] == 10 + 23
+    assert hamar["hours"] is None  # bicycles have the newest hour of the page
+    # Each mode shows its own two newest hours: the bus hours end earlier, they are not "–".
+    bus = next(v for v in state["volumes"] if v["mode"] == "bus")
+    assert (bus["current"]["value"], bus["previous"]["value"]) == (12.5, 12.5)
+    assert bus["hours"]["current"]["start"] == (DAY_START + HOUR).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert bus["hours"]["previous"]["start"] == DAY_START.strftime("%Y-%m-%dT%H:%M:%SZ")
     states = {s["point_id"]: (s["state"], s["since"]) for s in state["sensors"]}
     assert states["P-GJ"] == ("silent", "2025-10-26T05:00:00Z")
     assert states["P-HAMAR"] == ("up", "2025-10-26T05:00:00Z")  # its flat outage ended

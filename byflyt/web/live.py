@@ -67,39 +67,57 @@ def _in(kommuner: list[str] | None, kommune_nr: str | None) -> bool:
 def volumes_section(
     store: Store, view: LiveView, followed: FollowedState
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The two hours shown and one row per kommune, mode and headline metric."""
+    """The two newest hours and one row per kommune, mode and headline metric.
+
+    Each mode has its own newest hour (Trafikkdata publishes 2–3 hours late, transit feeds are
+    current), so a row's cells are its mode's newest and previous hour; the header shows the
+    newest hour of all, and a row whose hours differ carries them (``hours``).
+    """
     topic_rows = [
         v
         for v in followed.volumes.values()
         if v.metric in HEADLINE and _in(view.kommuner, v.kommune_nr)
     ]
-    newest = store.newest_hour(kommuner=view.kommuner)
+    newest_by_mode: dict[str, datetime] = {}
+    for mode in sorted({*store.modes(kommuner=view.kommuner), *(v.mode for v in topic_rows)}):
+        hour = store.newest_hour(kommuner=view.kommuner, mode=mode)
+        if hour is not None:
+            newest_by_mode[mode] = hour
     for row in topic_rows:
-        if newest is None or row.hour_start > newest:
-            newest = row.hour_start
-    if newest is None:
+        if row.mode not in newest_by_mode or row.hour_start > newest_by_mode[row.mode]:
+            newest_by_mode[row.mode] = row.hour_start
+    if not newest_by_mode:
         return {"current": None, "previous": None}, []
-    previous = newest - HOUR
+    newest = max(newest_by_mode.values())
     cells: dict[tuple[str, str, str, datetime], HourlyVolume] = {}
-    for row in store.query_hourly(kommuner=view.kommuner, start=previous, end=newest + HOUR):
-        if row.metric in HEADLINE:
-            cells[(row.kommune_nr, row.mode, row.metric, row.hour_start)] = row
+    for mode, hour in newest_by_mode.items():
+        window = store.query_hourly(
+            kommuner=view.kommuner, mode=mode, start=hour - HOUR, end=hour + HOUR
+        )
+        for row in window:
+            if row.metric in HEADLINE:
+                cells[(row.kommune_nr, row.mode, row.metric, row.hour_start)] = row
     for row in topic_rows:
-        if previous <= row.hour_start <= newest:
+        if newest_by_mode[row.mode] - HOUR <= row.hour_start <= newest_by_mode[row.mode]:
             cells[(row.kommune_nr, row.mode, row.metric, row.hour_start)] = row
     series = sorted({key[:3] for key in cells})
-    rows = [
-        {
-            "kommune_nr": kommune_nr,
-            "kommune": kommune_name(kommune_nr),
-            "mode": mode,
-            "metric": metric,
-            "current": _cell(cells.get((kommune_nr, mode, metric, newest))),
-            "previous": _cell(cells.get((kommune_nr, mode, metric, previous))),
-        }
-        for kommune_nr, mode, metric in series
-    ]
-    return {"current": _hour(newest), "previous": _hour(previous)}, rows
+    rows = []
+    for kommune_nr, mode, metric in series:
+        current = newest_by_mode[mode]
+        rows.append(
+            {
+                "kommune_nr": kommune_nr,
+                "kommune": kommune_name(kommune_nr),
+                "mode": mode,
+                "metric": metric,
+                "current": _cell(cells.get((kommune_nr, mode, metric, current))),
+                "previous": _cell(cells.get((kommune_nr, mode, metric, current - HOUR))),
+                "hours": None
+                if current == newest
+                else {"current": _hour(current), "previous": _hour(current - HOUR)},
+            }
+        )
+    return {"current": _hour(newest), "previous": _hour(newest - HOUR)}, rows
 
 
 def sensors_section(

@@ -38,11 +38,15 @@
       body.append(tr);
     }
   }
-  function valueCell(cell, hour) {
+  function valueCell(cell, hour, own) {
+    // own: this row's hour when its mode is behind the newest hour of the page (counters lag).
     const td = el("td", null, { class: "num", "data-hour": hour });
-    if (!cell) { td.textContent = "–"; return td; }
-    td.append(el("span", nf.format(cell.value), { class: "value" }));
-    td.append(el("span", L.coverage + " " + nf.format(cell.coverage) + " %", { class: "sub" }));
+    if (!cell) { td.textContent = "–"; }
+    else {
+      td.append(el("span", nf.format(cell.value), { class: "value" }));
+      td.append(el("span", L.coverage + " " + nf.format(cell.coverage) + " %", { class: "sub" }));
+    }
+    if (own) { td.append(el("span", own.label, { class: "sub own-hour" })); }
     return td;
   }
 
@@ -63,8 +67,8 @@
       cells: [
         el("td", v.kommune_nr + " " + v.kommune),
         el("td", label("mode", v.mode) + " · " + label("metric", v.metric)),
-        valueCell(v.current, "current"),
-        valueCell(v.previous, "previous"),
+        valueCell(v.current, "current", v.hours && v.hours.current),
+        valueCell(v.previous, "previous", v.hours && v.hours.previous),
       ],
     })));
     fill(document.getElementById("sensors"), state.sensors.map((s) => ({
