@@ -1,12 +1,17 @@
-"""``byflyt demo --exit-after-report``: the demo runs end to end and leaves a report behind."""
+"""``byflyt demo``: end to end, a report behind it, then /metrics and the live page until Ctrl-C."""
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from byflyt.settings import Settings
@@ -16,35 +21,97 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_demo_ingests_both_years_and_transit_and_writes_the_report(
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_line(
+    lines: list[str], prefix: str, proc: subprocess.Popen[str], timeout: float
+) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [line for line in lines if line.startswith(prefix)]
+        if found:
+            return found[-1]
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise AssertionError(f"the demo never printed {prefix!r}:\n{''.join(lines)[-3000:]}")
+
+
+def get(url: str, timeout: float = 60) -> httpx.Response:
+    """GET ``url`` until it answers 200 (the demo's servers start in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = httpx.get(url, timeout=5)
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                return answer
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+def test_demo_runs_end_to_end_then_serves_until_ctrl_c(
     settings: Settings, worker_env: dict[str, str]
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "byflyt", "demo", "--exit-after-report"],
-        env=worker_env,
+    metrics_port, serve_port = free_port(), free_port()
+    env = dict(worker_env, BYFLYT_WEB_PORT=str(metrics_port), BYFLYT_SERVE_PORT=str(serve_port))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "byflyt", "demo"],
+        env=env,
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=900,
-        check=False,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
+    stdout = proc.stdout
+    assert stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")))
+    reader.start()
+    try:
+        report_line = wait_for_line(lines, "Report: ", proc, timeout=600)
+        metrics_line = wait_for_line(lines, "Metrics:", proc, timeout=60)
+        page_line = wait_for_line(lines, "Live page:", proc, timeout=10)
+        assert metrics_line.split()[-1] == f"http://127.0.0.1:{metrics_port}/metrics"
+        assert page_line.split()[-1] == f"http://127.0.0.1:{serve_port}/"
+
+        # Both stay up: the worker's metrics and the live page answer.
+        scraped = get(metrics_line.split()[-1])
+        assert scraped.status_code == 200
+        assert "byflyt_agent_records_total" in scraped.text
+        page = get(page_line.split()[-1])
+        assert page.status_code == 200
+        state = get(f"http://127.0.0.1:{serve_port}/live/state.json").json()
+        assert state["synthetic"] is True
+        assert state["volumes"], state
+
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=10)
+        stdout.close()
+    out = "".join(lines)
     assert "synthetic" in out.lower()
-    report_lines = [line for line in out.splitlines() if line.startswith("Report: ")]
-    assert report_lines, out[-3000:]
-    report = Path(report_lines[-1].removeprefix("Report: ").strip())
+    assert "Stopping the worker and the live page" in out
+
+    report = Path(report_line.removeprefix("Report: ").strip())
     assert report.is_file()
     assert report.suffix == ".html"
     assert report.parent == settings.data_dir / "report"
     assert list(report.parent.glob("*.xlsx")), "the XLSX workbook is missing"
-    html = report.read_text(encoding="utf-8")
-    assert "syntetisk" in html.lower()
+    assert "syntetisk" in report.read_text(encoding="utf-8").lower()
 
     with Store(settings.database_url) as store:
         bicycle = store.query_hourly(mode="bicycle", metric="volume")
-        years = {row.hour_start.year for row in bicycle}
-        assert years == {2024, 2025}
+        assert {row.hour_start.year for row in bicycle} == {2024, 2025}
         # The demo's morning of GTFS-realtime snapshots gives departures in Mjøsbyen.
         transit = [
             row
