@@ -29,8 +29,10 @@ final in the SIRI run with the same status, time and delay.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,8 @@ from lxml import etree
 
 from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
 from byflyt.kafka import create_topics
+from byflyt.models.base import iso_z
+from byflyt.models.kommuner import get_region
 from byflyt.models.status import FeedHealth
 from byflyt.models.transit import StopCall
 from byflyt.samples.gtfs import write_synthetic_gtfs
@@ -289,6 +293,41 @@ def test_siri_day_equals_the_independent_table(
     assert {(k, "departures") for k in mjosbyen} <= metrics
     assert any(r[2] == "cancelled_calls" and r[4] > 0 for r in hourly)
     assert any(r[2] == "vehicles_active" for r in hourly)
+
+    # The questions as an analyst asks them: departures per kommune, trips in and out.
+    members = set(get_region("mjosbyen").kommuner)
+    hours = [r[3] for r in hourly]
+    span = ["--from", iso_z(min(hours)), "--to", iso_z(max(hours) + timedelta(hours=1))]
+    answer = byflyt(
+        worker_env, "query", "hourly", "--region", "mjosbyen", "--mode", "bus",
+        "--metric", "departures", *span, "--format", "csv",
+    )  # fmt: skip
+    got_departures = {
+        (row["kommune_nr"], row["hour_start"]): float(row["value"])
+        for row in csv.DictReader(io.StringIO(answer.stdout))
+    }
+    want_departures = {
+        (r[0], iso_z(r[3])): r[4]
+        for r in hourly
+        if r[1] == "bus" and r[2] == "departures" and r[0] in members
+    }
+    assert got_departures == want_departures
+    assert {"3403", "3405", "3407"} <= {k for k, _ in got_departures}  # Hamar, Lillehammer, Gjøvik
+    answer = byflyt(
+        worker_env, "query", "flows", "--region", "mjosbyen", "--level", "region", *span,
+        "--format", "csv",
+    )  # fmt: skip
+    got_flows = {
+        (row["from"], row["to"], row["mode"]): int(row["vehicle_trips"])
+        for row in csv.DictReader(io.StringIO(answer.stdout))
+    }
+    want_flows: dict[tuple[str, str, str], int] = defaultdict(int)
+    for a, b, mode, _, trips in flows:
+        if (a in members) != (b in members):
+            ends = ("region", "outside") if a in members else ("outside", "region")
+            want_flows[(*ends, mode)] += trips
+    assert got_flows == dict(want_flows)
+    assert got_flows, "the synthetic day has trips in and out of Mjøsbyen"
 
     # The same day as GTFS-realtime: its final calls are final here, with the same values.
     snapshots = tmp_path / "rt"
