@@ -210,11 +210,12 @@ def index(
             print_table(table)
 
 
-def _json_out(result: IndexResult, records: list[dict[str, Any]]) -> None:
+def index_summary(result: IndexResult) -> dict[str, Any]:
+    """What an index answer says about itself: mode, periods (UTC), thresholds, spread."""
     area = result.area
     start, end = result.period.bounds()
     base_start, base_end = result.period.base_bounds()
-    answer = {
+    return {
         "mode": result.mode,
         "period": result.period.label,
         "from": iso_z(start),
@@ -226,8 +227,10 @@ def _json_out(result: IndexResult, records: list[dict[str, Any]]) -> None:
         "sd": _round(area.sd),
         "se": _round(area.se),
         "t": _round(area.t, 4),
-        "area": records[0],
-        "points": records[1:],
     }
+
+
+def _json_out(result: IndexResult, records: list[dict[str, Any]]) -> None:
+    answer = {**index_summary(result), "area": records[0], "points": records[1:]}
     # One object, not a list as ``query`` prints: an index is one answer.
     typer.echo(json.dumps(answer, ensure_ascii=False, indent=2))

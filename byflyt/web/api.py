@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from byflyt.errors import RetriableError
-from byflyt.index_cli import area_record, point_records
+from byflyt.index_cli import area_record, index_summary, point_records
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.kommuner import kommune_names, load_regions
 from byflyt.query_cli import HOURLY_FIELDS, hourly_record
@@ -384,23 +384,10 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
                 s, mode=mode, kommuner=chosen, period=chosen_period, min_hours=needed
             )
         )
-        area = result.area
-        start, end = result.period.bounds()
-        base_start, base_end = result.period.base_bounds()
         rows = point_records(result)
         page_links = links(request, len(rows), limit, offset)
         body = {
-            "mode": result.mode,
-            "period": result.period.label,
-            "from": iso_z(start),
-            "to": iso_z(end),
-            "base_from": iso_z(base_start),
-            "base_to": iso_z(base_end),
-            "min_hours": result.min_hours,
-            "min_coverage": result.min_coverage,
-            "sd": _round(area.sd),
-            "se": _round(area.se),
-            "t": _round(area.t, 4),
+            **index_summary(result),
             "area": area_record(result, name),
             "points": {
                 "items": rows[offset : offset + limit],
@@ -447,7 +434,3 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
         return page(request, items, len(found), limit, offset)
 
     return router
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
