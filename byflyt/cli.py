@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from byflyt.broker import LocalBroker
+from byflyt.cli_base import fail, settings_from
 from byflyt.errors import BrokerError, ByflytError, ConfigError
 from byflyt.gtfs_cli import gtfs_app, stops_app
 from byflyt.index_cli import index
@@ -18,7 +19,7 @@ from byflyt.outages_cli import outages
 from byflyt.query_cli import query_app
 from byflyt.report_cli import report
 from byflyt.serve_cli import serve
-from byflyt.settings import Settings, load_settings
+from byflyt.settings import Settings
 
 app = typer.Typer(
     name="byflyt",
@@ -41,20 +42,6 @@ app.command("index")(index)
 app.command("serve")(serve)
 app.command("outages")(outages)
 app.command("report")(report)
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one line on stderr and exit."""
-    typer.echo(f"byflyt: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def settings_from(**overrides: object) -> Settings:
-    """Load settings (environment, .env, then ``overrides``), failing with one line if wrong."""
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as exc:
-        fail(f"configuration error: {exc}")
 
 
 @app.callback()

@@ -49,7 +49,7 @@ def gtfs_load(
     ] = 500_000,
 ) -> None:
     """Load a GTFS zip for a region, place its stops in kommuner and save it for the workers."""
-    from byflyt.cli import fail, settings_from
+    from byflyt.cli_base import fail, settings_from
 
     settings = settings_from()
     region_key = None if all_norway else (region or settings.region)
@@ -92,7 +92,7 @@ def gtfs_load(
 @stops_app.command("unknown")
 def stops_unknown(feed: FeedOpt) -> None:
     """List the stops of a loaded feed that are in no kommune, as CSV: stop_id,stop_name,lat,lon."""
-    from byflyt.cli import fail, settings_from
+    from byflyt.cli_base import fail, settings_from
 
     settings = settings_from()
     try:

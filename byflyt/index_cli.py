@@ -13,14 +13,13 @@ import typer
 from rich import box
 from rich.table import Table
 
+from byflyt.cli_base import fail, settings_from
 from byflyt.models.base import iso_z
 from byflyt.models.kommuner import kommune_name
 from byflyt.query_cli import (
     Format,
     KommuneOpt,
     RegionOpt,
-    cli_settings,
-    fail_cli,
     print_table,
     read_store,
     region_kommuner,
@@ -180,16 +179,16 @@ def index(
     output: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
 ) -> None:
     """The area index with its 95 % CI, n points, matched hours and each point's index."""
-    settings = cli_settings()
+    settings = settings_from()
     try:
         chosen_period = parse_period(period)
     except ValueError as exc:
-        fail_cli(f"--period: {exc}")
+        fail(f"--period: {exc}")
     if min_hours is not None and min_hours < 1:
-        fail_cli(f"--min-hours {min_hours}: give a whole number ≥ 1")
+        fail(f"--min-hours {min_hours}: give a whole number ≥ 1")
     kommuner = region_kommuner(settings, region, kommune)
     if kommuner is None:
-        fail_cli("--region: which area? give --region (or BYFLYT_REGION) or --kommune")
+        fail("--region: which area? give --region (or BYFLYT_REGION) or --kommune")
     label = ", ".join(f"{k} {kommune_name(k)}" for k in kommuner)
     name = label if kommune else str(region or settings.region)
     needed = min_hours if min_hours is not None else settings.index_min_hours

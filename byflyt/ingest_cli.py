@@ -30,7 +30,7 @@ def _serve_metrics(
     """Start the connector's /metrics endpoint (on BYFLYT_WEB_HOST) when a port is given."""
     from prometheus_client import start_http_server
 
-    from byflyt.cli import fail, settings_from
+    from byflyt.cli_base import fail, settings_from
     from byflyt.metrics import default_metrics
 
     settings = settings_from()
@@ -108,7 +108,7 @@ def trafikkdata(
 
     Without --to it follows live every --interval minutes, resuming from Kafka checkpoints.
     """
-    from byflyt.cli import fail, settings_from
+    from byflyt.cli_base import fail, settings_from
     from byflyt.connectors.base import ConnectorRunner, Window
     from byflyt.connectors.trafikkdata import DEFAULT_ENDPOINT, TrafikkdataConnector
     from byflyt.errors import BrokerError
@@ -185,16 +185,15 @@ def gtfs_rt(
     Live, it polls every --interval until stopped (--once: one poll); a replay plays every
     recorded file once. Checkpoints in Kafka keep the last accepted snapshot time per kind.
     """
-    from byflyt.cli import fail, settings_from
+    from byflyt.cli_base import fail, settings_from
     from byflyt.connectors.gtfs_rt import (
         GtfsRtConnector,
         SnapshotRunner,
         check_sources,
         parse_interval,
     )
-    from byflyt.connectors.gtfs_static import StaticFeed
+    from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
     from byflyt.errors import BrokerError
-    from byflyt.gtfs_cli import feed_dir
     from byflyt.kafka import create_topics
 
     settings = settings_from()
@@ -315,7 +314,7 @@ def _siri(
     feed: str | None,
     requests_per_minute: float,
 ) -> None:
-    from byflyt.cli import fail, settings_from
+    from byflyt.cli_base import fail, settings_from
     from byflyt.connectors.gtfs_rt import parse_interval
     from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
     from byflyt.connectors.siri import DEFAULT_ENDPOINT, SiriConnector, SiriRunner

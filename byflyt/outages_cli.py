@@ -15,6 +15,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from byflyt.cli_base import settings_from
 from byflyt.models.base import iso_z
 from byflyt.models.kommuner import kommune_name
 from byflyt.query_cli import (
@@ -22,7 +23,6 @@ from byflyt.query_cli import (
     Format,
     FormatOpt,
     RegionOpt,
-    cli_settings,
     print_table,
     read_store,
     region_kommuner,
@@ -127,7 +127,7 @@ def outages(
 
     With a region, only counter points in its kommuner are listed (feeds have no kommune).
     """
-    settings = cli_settings()
+    settings = settings_from()
     kommuner = region_kommuner(settings, region, None)
     found = read_store(
         settings, None, lambda store: store.query_outages(kommuner=kommuner, open_only=open_only)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn, TypeVar, get_args
+from typing import Annotated, Any, TypeVar, get_args
 from zoneinfo import ZoneInfo
 
 import typer
@@ -25,6 +25,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from byflyt.cli_base import fail, settings_from
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.models.base import Mode, hour_floor, iso_z
 from byflyt.models.kommuner import get_region, kommune_name, normalise_kommune_nr
@@ -234,30 +235,16 @@ def _daily_table(totals: list[DailyTotal]) -> Table:
 
 
 # -- commands --------------------------------------------------------------------------------
-def fail_cli(message: str, code: int = 2) -> NoReturn:
-    """Stop the command with one line on stderr."""
-    from byflyt.cli import fail  # cli imports this module at load time
-
-    fail(message, code)
-
-
-def cli_settings() -> Settings:
-    """The settings, or one line naming the wrong one."""
-    from byflyt.cli import settings_from
-
-    return settings_from()
-
-
 def _range(from_: str, to: str) -> tuple[datetime, datetime]:
     bounds = []
     for option, text in (("--from", from_), ("--to", to)):
         try:
             bounds.append(parse_when(text))
         except ValueError as exc:
-            fail_cli(f"{option}: {exc}")
+            fail(f"{option}: {exc}")
     start, end = bounds
     if start >= end:
-        fail_cli(f"--from {from_} is not before --to {to}: the range [from, to) would be empty")
+        fail(f"--from {from_} is not before --to {to}: the range [from, to) would be empty")
     return start, end
 
 
@@ -270,21 +257,19 @@ def region_kommuner(
         try:
             chosen = [normalise_kommune_nr(int(k) if k.isdigit() else k) for k in kommuner]
         except ValueError as exc:
-            fail_cli(f"--kommune: {exc}")
+            fail(f"--kommune: {exc}")
     key = region or settings.region
     if not key:
         return chosen
     try:
         members = get_region(key, settings.regions_file).kommuner
     except ConfigError as exc:
-        fail_cli(f"configuration error: {exc}")
+        fail(f"configuration error: {exc}")
     if chosen is None:
         return list(members)
     outside = [k for k in chosen if k not in members]
     if outside:
-        fail_cli(
-            f"--kommune {', '.join(outside)} is not in region {key!r}; drop --region to use it"
-        )
+        fail(f"--kommune {', '.join(outside)} is not in region {key!r}; drop --region to use it")
     return chosen
 
 
@@ -296,14 +281,14 @@ def read_store(settings: Settings, mode: str | None, read: Callable[[Any], _T]) 
     from byflyt.store import Store
 
     if mode is not None and mode not in get_args(Mode):
-        fail_cli(f"--mode {mode!r} is unknown: use one of {', '.join(get_args(Mode))}")
+        fail(f"--mode {mode!r} is unknown: use one of {', '.join(get_args(Mode))}")
     try:
         with Store.from_settings(settings) as store:
             return read(store)
     except ConfigError as exc:
-        fail_cli(f"configuration error: {exc}")
+        fail(f"configuration error: {exc}")
     except (RetriableError, SQLAlchemyError) as exc:
-        fail_cli(f"cannot read the store: {exc}", code=1)
+        fail(f"cannot read the store: {exc}", code=1)
 
 
 def _query(
@@ -363,7 +348,7 @@ def hourly(
     output: FormatOpt = Format.table,
 ) -> None:
     """Hourly values per kommune in [from, to), with coverage and the number of sources."""
-    settings = cli_settings()
+    settings = settings_from()
     start, end = _range(from_, to)
     rows = _query(settings, region_kommuner(settings, region, kommune), mode, metric, start, end)
     if output is Format.csv:
@@ -387,7 +372,7 @@ def daily(
     output: FormatOpt = Format.table,
 ) -> None:
     """Daily totals per kommune (Europe/Oslo days: 23, 24 or 25 hours) with mean coverage."""
-    settings = cli_settings()
+    settings = settings_from()
     start, end = _range(from_, to)
     rows = _query(settings, region_kommuner(settings, region, kommune), mode, metric, start, end)
     totals = daily_totals(rows, start, end)
@@ -468,11 +453,11 @@ def flows(
     output: FormatOpt = Format.table,
 ) -> None:
     """Transit vehicle trips between kommuner (or in and out of a region) in [from, to)."""
-    settings = cli_settings()
+    settings = settings_from()
     start, end = _range(from_, to)
     members = region_kommuner(settings, region, None)
     if level is Level.region and members is None:
-        fail_cli("--level region needs --region (or BYFLYT_REGION): which region's in and out?")
+        fail("--level region needs --region (or BYFLYT_REGION): which region's in and out?")
     found = read_store(
         settings,
         mode,

@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 
 import typer
 
+from byflyt.cli_base import fail, settings_from
 from byflyt.errors import ConfigError
-from byflyt.query_cli import RegionOpt, cli_settings, fail_cli, read_store
+from byflyt.query_cli import RegionOpt, read_store
 from byflyt.reports.index import OSLO
 
 Lang = Literal["nb", "en"]
@@ -46,25 +47,25 @@ def report(
     from byflyt.models.kommuner import get_region
     from byflyt.reports.report import write_report
 
-    settings = cli_settings()
+    settings = settings_from()
     key = region or settings.region
     if not key:
-        fail_cli("--region: which region? give --region (or BYFLYT_REGION), e.g. mjosbyen")
+        fail("--region: which region? give --region (or BYFLYT_REGION), e.g. mjosbyen")
     try:
         chosen = get_region(key, settings.regions_file)
     except ConfigError as exc:
-        fail_cli(f"--region: {exc.problem} ({exc.fix})")
+        fail(f"--region: {exc.problem} ({exc.fix})")
     when = year if year is not None else datetime.now(OSLO).year
     if not 2000 <= when <= 2100:
-        fail_cli(f"--year {when}: give a year such as 2025")
+        fail(f"--year {when}: give a year such as 2025")
     if month is not None and not 1 <= month <= 12:
-        fail_cli(f"--month {month}: give a month number 1–12")
+        fail(f"--month {month}: give a month number 1–12")
     if lang not in ("nb", "en"):
-        fail_cli(f"--lang {lang!r}: use nb (bokmål) or en")
+        fail(f"--lang {lang!r}: use nb (bokmål) or en")
     if min_hours is not None and min_hours < 1:
-        fail_cli(f"--min-hours {min_hours}: give a whole number ≥ 1")
+        fail(f"--min-hours {min_hours}: give a whole number ≥ 1")
     if out.exists() and not out.is_dir():
-        fail_cli(f"--out {out}: is a file, not a folder")
+        fail(f"--out {out}: is a file, not a folder")
     language: Lang = "en" if lang == "en" else "nb"
     written = read_store(
         settings,

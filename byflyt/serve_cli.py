@@ -24,7 +24,7 @@ def serve(
     """Serve the live page (/) and the read-only API (/api/v1, /openapi.json)."""
     import uvicorn
 
-    from byflyt.cli import settings_from
+    from byflyt.cli_base import settings_from
     from byflyt.store.engine import describe
     from byflyt.web import create_app
 
