@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 from zoneinfo import ZoneInfo
 
 import typer
 
 from byflyt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from byflyt.connectors.base import RunStats
+    from byflyt.settings import Settings
 
 ingest_app = typer.Typer(help="Run a connector: poll a source into Kafka.", no_args_is_help=True)
 
@@ -186,21 +190,12 @@ def gtfs_rt(
     recorded file once. Checkpoints in Kafka keep the last accepted snapshot time per kind.
     """
     from byflyt.cli_base import fail, settings_from
-    from byflyt.connectors.gtfs_rt import (
-        GtfsRtConnector,
-        SnapshotRunner,
-        check_sources,
-        parse_interval,
-    )
+    from byflyt.connectors.gtfs_rt import GtfsRtConnector, SnapshotRunner, check_sources
     from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
-    from byflyt.errors import BrokerError
-    from byflyt.kafka import create_topics
 
     settings = settings_from()
     try:
-        if once and polls is not None:
-            raise ConfigError("--polls", "cannot go with --once", "give one of them")
-        every = parse_interval(interval)
+        every = _poll_interval(interval, once, polls)
         check_sources(trip_updates, vehicle_positions, replay)
         connector = GtfsRtConnector(
             settings,
@@ -214,15 +209,7 @@ def gtfs_rt(
     except ConfigError as exc:
         fail(f"configuration error: {exc}")
     with connector:
-        try:
-            create_topics(settings)
-            runner = SnapshotRunner(connector, settings)
-            if replay is not None:  # every file (or the first --polls) in one pass
-                stats = runner.run(once=True)
-            else:
-                stats = runner.run_polls(1 if once else polls, every)
-        except BrokerError as exc:
-            fail(str(exc), code=1)
+        stats = _run_feed(SnapshotRunner(connector, settings), settings, replay, once, polls, every)
     counts = stats.counts
     typer.echo(
         f"gtfs-rt {feed}: {counts['snapshots']} snapshots ({counts['repeated']} repeated, "
@@ -230,8 +217,7 @@ def gtfs_rt(
         f"({counts['vanished']} vanished), {counts['vehicles']} vehicles, "
         f"{stats.rejected} rejected, {len(stats.failed)} failed"
     )
-    if (once or polls is not None or replay is not None) and stats.failed:
-        fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
+    _fail_if_incomplete(stats, bounded=once or polls is not None or replay is not None)
 
 
 DatasetOpt = Annotated[
@@ -315,17 +301,12 @@ def _siri(
     requests_per_minute: float,
 ) -> None:
     from byflyt.cli_base import fail, settings_from
-    from byflyt.connectors.gtfs_rt import parse_interval
     from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
     from byflyt.connectors.siri import DEFAULT_ENDPOINT, SiriConnector, SiriRunner
-    from byflyt.errors import BrokerError
-    from byflyt.kafka import create_topics
 
     settings = settings_from()
     try:
-        if once and polls is not None:
-            raise ConfigError("--polls", "cannot go with --once", "give one of them")
-        every = parse_interval(interval)
+        every = _poll_interval(interval, once, polls)
         static = StaticFeed.load(feed_dir(settings, feed or dataset.lower()))
         connector = SiriConnector(
             settings,
@@ -340,15 +321,7 @@ def _siri(
     except ConfigError as exc:
         fail(f"configuration error: {exc}")
     with connector:
-        try:
-            create_topics(settings)
-            runner = SiriRunner(connector, settings)
-            if replay is not None:
-                stats = runner.run(once=True)
-            else:
-                stats = runner.run_polls(1 if once else polls, every)
-        except BrokerError as exc:
-            fail(str(exc), code=1)
+        stats = _run_feed(SiriRunner(connector, settings), settings, replay, once, polls, every)
     counts = stats.counts
     typer.echo(
         f"siri-{kind} {dataset}: {counts['answers']} answers ({counts['pages']} requests "
@@ -356,5 +329,49 @@ def _siri(
         f"{counts['error_conditions']} error conditions, {stats.rejected} rejected, "
         f"{len(stats.failed)} failed"
     )
-    if (once or polls is not None or replay is not None) and stats.failed:
+    _fail_if_incomplete(stats, bounded=once or polls is not None or replay is not None)
+
+
+class _PollingRunner(Protocol):
+    def run(self, *, once: bool = False, interval: timedelta = ...) -> RunStats: ...
+
+    def run_polls(self, polls: int | None, interval: timedelta) -> RunStats: ...
+
+
+def _poll_interval(interval: str, once: bool, polls: int | None) -> timedelta:
+    """``--interval`` as a duration; ``--once`` and ``--polls`` exclude each other (ConfigError)."""
+    from byflyt.connectors.gtfs_rt import parse_interval
+
+    if once and polls is not None:
+        raise ConfigError("--polls", "cannot go with --once", "give one of them")
+    return parse_interval(interval)
+
+
+def _run_feed(
+    runner: _PollingRunner,
+    settings: Settings,
+    replay: Path | None,
+    once: bool,
+    polls: int | None,
+    every: timedelta,
+) -> RunStats:
+    """A transit feed's run: a replay in one pass, else ``polls`` polls (``--once``: one)."""
+    from byflyt.cli_base import fail
+    from byflyt.errors import BrokerError
+    from byflyt.kafka import create_topics
+
+    try:
+        create_topics(settings)
+        if replay is not None:  # every recorded file (or the first --polls) in one pass
+            return runner.run(once=True)
+        return runner.run_polls(1 if once else polls, every)
+    except BrokerError as exc:
+        fail(str(exc), code=1)
+
+
+def _fail_if_incomplete(stats: RunStats, *, bounded: bool) -> None:
+    """A bounded run (once, --polls, a replay) with failed sources ends with exit code 1."""
+    from byflyt.cli_base import fail
+
+    if bounded and stats.failed:
         fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
