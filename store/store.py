@@ -276,13 +276,7 @@ class Store:
 
         ``None`` means no filter; an empty ``kommuner`` matches nothing.
         """
-        c = kommune_hourly.c
-        query = select(
-            c.kommune_nr, c.mode, c.metric, c.hour_start, c.value, c.coverage, c.n_sources
-        ).order_by(c.kommune_nr, c.mode, c.metric, c.hour_start)
-        query = _filter(query, kommune_hourly, kommuner, mode, start, end)
-        if metric is not None:
-            query = query.where(c.metric == metric)
+        query = _hourly(kommuner, mode, metric, start, end)
         return [HourlyVolume(**row._mapping) for row in self._read(query)]
 
     def query_points(
@@ -374,9 +368,7 @@ class Store:
             .group_by(c.kommune_nr, c.mode, c.metric)
             .order_by(c.kommune_nr, c.mode, c.metric)
         )
-        query = _filter(query, kommune_hourly, kommuner, mode, start, end)
-        if metric is not None:
-            query = query.where(c.metric == metric)
+        query = _where_hourly(query, kommuner, mode, metric, start, end)
         return [
             HourlyTotal(
                 kommune_nr=row.kommune_nr,
@@ -401,15 +393,8 @@ class Store:
         offset: int = 0,
     ) -> tuple[list[HourlyVolume], int]:
         """One page of :meth:`query_hourly` (same filters and order) and the total row count."""
-        c = kommune_hourly.c
-        counted = _filter(select(func.count()), kommune_hourly, kommuner, mode, start, end)
-        query = select(
-            c.kommune_nr, c.mode, c.metric, c.hour_start, c.value, c.coverage, c.n_sources
-        ).order_by(c.kommune_nr, c.mode, c.metric, c.hour_start)
-        query = _filter(query, kommune_hourly, kommuner, mode, start, end)
-        if metric is not None:
-            counted = counted.where(c.metric == metric)
-            query = query.where(c.metric == metric)
+        counted = _where_hourly(select(func.count()), kommuner, mode, metric, start, end)
+        query = _hourly(kommuner, mode, metric, start, end)
         rows = self._read(query.limit(limit).offset(offset))
         total = int(self._read(counted)[0][0])
         return [HourlyVolume(**row._mapping) for row in rows], total
@@ -512,6 +497,34 @@ def _strings(values: Sequence[str], name: str) -> list[str]:
     if isinstance(values, str):
         raise TypeError(f"{name} must be a sequence of strings, not the string {values!r}")
     return list(values)
+
+
+def _hourly(
+    kommuner: Sequence[str] | None,
+    mode: str | None,
+    metric: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Select[*tuple[Any, ...]]:
+    """Kommune-hours as :class:`HourlyVolume` fields, in the order every caller shows them."""
+    c = kommune_hourly.c
+    query = select(
+        c.kommune_nr, c.mode, c.metric, c.hour_start, c.value, c.coverage, c.n_sources
+    ).order_by(c.kommune_nr, c.mode, c.metric, c.hour_start)
+    return _where_hourly(query, kommuner, mode, metric, start, end)
+
+
+def _where_hourly(
+    query: Select[*tuple[Any, ...]],
+    kommuner: Sequence[str] | None,
+    mode: str | None,
+    metric: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Select[*tuple[Any, ...]]:
+    """:func:`_filter` on ``kommune_hourly``, and its metric."""
+    query = _filter(query, kommune_hourly, kommuner, mode, start, end)
+    return query if metric is None else query.where(kommune_hourly.c.metric == metric)
 
 
 def _filter(
