@@ -102,7 +102,6 @@ DEFAULT_INTERVAL = timedelta(seconds=15)
 RATE_PER_MINUTE = 4.0
 MAX_PAGES = 500  # MoreData follow-ups of one poll: a guard against a server that never ends
 CHUNK_BYTES = 64 * 1024
-STATIC_CACHE = 50_000  # (trip, date) entries kept; a national day has about as many journeys
 SIRI_NS = "http://www.siri.org.uk/siri"
 
 _VEHICLE_MODES: dict[str, Mode] = {
@@ -302,7 +301,6 @@ class SiriConnector(Connector[SiriItem]):
         self.more_data = False
         self.stopping = threading.Event()
         self._requestor: str | None = None
-        self._static_trips: dict[tuple[str, date], _StaticTrip | None] = {}
         self._client = httpx.Client(
             headers={"ET-Client-Name": settings.client_name, "Accept-Encoding": "gzip"},
             timeout=httpx.Timeout(timeout),
@@ -613,13 +611,8 @@ class SiriConnector(Connector[SiriItem]):
         return matched
 
     def _static_trip(self, trip_id: str, service_date: date) -> _StaticTrip | None:
-        """The static calls of a trip on a date (None: not running), cached as plain values."""
-        key = (trip_id, service_date)
-        if key not in self._static_trips:
-            if len(self._static_trips) >= STATIC_CACHE:
-                self._static_trips.clear()
-            self._static_trips[key] = _StaticTrip.of(self.static.trip_plan(trip_id, service_date))
-        return self._static_trips[key]
+        """The static calls of a trip on a date (None: not running); the feed caches its plans."""
+        return _StaticTrip.of(self.static.trip_plan(trip_id, service_date))
 
     def _known_calls(
         self, planned: _StaticTrip, siri_calls: tuple[SiriCall, ...]
