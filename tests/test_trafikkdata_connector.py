@@ -11,7 +11,6 @@ import dataclasses
 import json
 import math
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from byflyt.samples.trafikkdata import (
 )
 from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
 from byflyt.settings import Settings
+from tests.conftest import free_port
 from tests.kafka_util import read_all
 
 HOUR = timedelta(hours=1)
@@ -530,9 +530,3 @@ def test_command_needs_a_region() -> None:
         done.stderr
         == "byflyt: --region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION\n"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
