@@ -7,9 +7,11 @@ export BYFLYT_DATA_DIR ?= $(CURDIR)/.byflyt
 KAFKA_LIBS := $(BYFLYT_DATA_DIR)/kafka/libs
 MVN_FLAGS := -q -B -f deploy/kafka/pom.xml
 
-.PHONY: install install-python install-kafka install-system test lint types pytest demo bench clean
+.PHONY: install install-demo install-python install-kafka install-system install-system-demo test lint types pytest demo bench clean
 
-install: install-system install-python install-kafka ## everything the tests and the demo need
+install: install-system install-python install-kafka ## everything the tests and the benchmarks need
+
+install-demo: install-system-demo install-python install-kafka ## only what the demo needs (no root when Java and Maven are there)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +27,13 @@ $(KAFKA_LIBS)/.pom-sha: deploy/kafka/pom.xml
 	mvn $(MVN_FLAGS) dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(KAFKA_LIBS)
 	sha256sum deploy/kafka/pom.xml > $@
 
-# PostgreSQL (store tests) and Prometheus/promtool/Alertmanager (alert tests) from Debian.
+# Java and Maven (the demo's broker), plus PostgreSQL, Prometheus/promtool/Alertmanager and
+# Chromium for the tests, from Debian; each only when missing.
 install-system:
-	deploy/install-system.sh
+	deploy/install-system.sh test
+
+install-system-demo:
+	deploy/install-system.sh demo
 
 lint:
 	$(BIN)/ruff check .
@@ -41,7 +47,7 @@ pytest:
 
 test: install lint types pytest
 
-demo: install
+demo: install-demo
 	$(BIN)/byflyt demo
 
 bench: install

@@ -170,7 +170,7 @@ def _baseline(paths: list[Path]) -> dict[str, Any]:
     return {"cpu_seconds": cpu}
 
 
-def _byflyt(paths: list[Path], static_dir: Path, geojson: Path) -> dict[str, Any]:
+def _byflyt(paths: list[Path], static_dir: Path, geojson: Path | None) -> dict[str, Any]:
     static = StaticFeed.load(static_dir)
     settings = Settings(kommuner_geojson=geojson)
     connector = GtfsRtConnector(
@@ -214,9 +214,9 @@ def _no_call(*_: Any) -> Any:
     raise AssertionError("a replayed snapshot needs no HTTP call")
 
 
-def _child(mode: str, work: Path, geojson: Path) -> dict[str, Any]:
+def _child(mode: str, work: Path, geojson: Path | None) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.gtfs_rt", mode, str(work), str(geojson)],
+        [sys.executable, "-m", "bench.gtfs_rt", mode, str(work), str(geojson or "")],
         capture_output=True,
         text=True,
         check=False,
@@ -231,7 +231,7 @@ def _child(mode: str, work: Path, geojson: Path) -> dict[str, Any]:
 def run(out: Path, trips: int = 10_000, calls: int = 24, snapshots: int = 6) -> dict[str, Any]:
     """Run the whole benchmark; return and write the figures."""
     settings = load_settings()
-    geojson = settings.kommuner_geojson or REPO.parent / "shared/data/kommuner-2024-S.geojson"
+    geojson = settings.kommuner_geojson  # None: the shipped boundaries
     with tempfile.TemporaryDirectory(prefix="byflyt-bench-gtfs-rt-") as tmp:
         work = Path(tmp)
         write_static(work / "static.zip", trips, calls)
@@ -278,7 +278,8 @@ def run(out: Path, trips: int = 10_000, calls: int = 24, snapshots: int = 6) -> 
 
 def main() -> None:
     """Child entry: ``python -m bench.gtfs_rt baseline|byflyt WORK GEOJSON``."""
-    mode, work, geojson = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    mode, work = sys.argv[1], Path(sys.argv[2])
+    geojson = Path(sys.argv[3]) if sys.argv[3] else None
     before = _peak_mb()
     paths = sorted((work / "snapshots").glob("*.pb"))
     static = work / "static"

@@ -96,7 +96,7 @@ def _child(mode: str, answer: Path, static_dir: Path) -> dict[str, Any]:
 def run(out: Path, target_mb: float = 100.0) -> dict[str, Any]:
     """Run the whole benchmark; return and write the figures."""
     settings = load_settings()
-    geojson = settings.kommuner_geojson or REPO.parent / "shared/data/kommuner-2024-S.geojson"
+    geojson = settings.kommuner_geojson  # None: the shipped boundaries
     with tempfile.TemporaryDirectory(prefix="byflyt-bench-siri-") as tmp:
         work = Path(tmp)
         static_zip = write_synthetic_gtfs(work / "inn.zip")

@@ -148,7 +148,9 @@ class Settings(BaseSettings):
         default="byflyt-dev", description="Sent as x-client / ET-Client-Name to the sources."
     )
     kommuner_geojson: Path | None = Field(
-        default=None, description="Kommune boundaries (GeoJSON, Kartverket CC BY 4.0)."
+        default=None,
+        description="Kommune boundaries (GeoJSON, optionally .gz); unset: the shipped 2024 "
+        "boundaries (© Kartverket, CC BY 4.0).",
     )
     regions_file: Path | None = Field(
         default=None, description="Extra or overriding region definitions (JSON)."
@@ -198,6 +200,12 @@ class Settings(BaseSettings):
                 where = ".".join(str(p) for p in err["loc"]) or "value"
                 raise ValueError(f"{source!r}.{where}: {err['msg']}") from None
         return value
+
+    @field_validator("kommuner_geojson", "regions_file", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        # An empty variable (BYFLYT_KOMMUNER_GEOJSON=) means "not set", never the current folder.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("kafka_bootstrap")
     @classmethod

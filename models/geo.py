@@ -1,8 +1,11 @@
 """Place points (transit stops) in kommuner: point-in-polygon over kommune boundaries.
 
 Boundaries are a GeoJSON FeatureCollection in WGS84 with a ``kommunenummer`` property per
-feature (Kartverket's administrative units, CC BY 4.0). They are read once per file and indexed
-with a shapely :class:`~shapely.STRtree`.
+feature (Kartverket's administrative units, CC BY 4.0, "© Kartverket"). byflyt ships Norway's
+357 kommuner in the 2024 numbering as package data (``data/kommuner-2024-S.geojson.gz``, coarse
+quality, built from Kartverket's units by the public repository robhop/fylker-og-kommuner); it is
+the default whenever ``BYFLYT_KOMMUNER_GEOJSON`` is unset. A file is read once per process and
+indexed with a shapely :class:`~shapely.STRtree`.
 
 Kommune polygons cover lakes (Mjøsa is split between its kommuner) but stop at the sea and the
 national border, so a ferry quay on the coast or a stop right at the Swedish border can fall
@@ -18,11 +21,13 @@ this is accurate to better than 0.1 %, far below what a 500 m threshold needs.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Self
 
@@ -41,6 +46,9 @@ SNAP_METRES = 500.0
 _WGS84_A = 6_378_137.0
 _WGS84_E2 = 6.69437999014e-3
 _GEOJSON_SETTING = "BYFLYT_KOMMUNER_GEOJSON"
+BUNDLED_BOUNDARIES = "data/kommuner-2024-S.geojson.gz"
+"""The shipped boundaries, inside the ``byflyt.models`` package."""
+BOUNDARIES_ATTRIBUTION = "Kommune boundaries © Kartverket, CC BY 4.0 (2024 numbering)"
 
 
 @dataclass(frozen=True)
@@ -61,27 +69,42 @@ def _metres_per_degree(lat: float) -> tuple[float, float]:
     return math.radians(1.0) * prime_vertical * math.cos(phi), math.radians(1.0) * meridional
 
 
-@cache
-def load_boundaries(path: Path) -> KommuneBoundaries:
-    """Read and index a kommune GeoJSON file; cached, so each file is read once per process.
+def _read_geojson(path: Path | None) -> object:
+    """The parsed GeoJSON of ``path`` (gzip when it ends in ``.gz``), or of the shipped file."""
+    if path is None:
+        raw = resources.files("byflyt.models").joinpath(BUNDLED_BOUNDARIES).read_bytes()
+        return json.loads(gzip.decompress(raw))
+    if path.suffix == ".gz":
+        return json.loads(gzip.decompress(path.read_bytes()))
+    return json.loads(path.read_text("utf-8"))
+
+
+def load_boundaries(path: Path | None = None) -> KommuneBoundaries:
+    """Read and index a kommune GeoJSON file (``None``: the shipped boundaries); cached per file.
 
     Raises :class:`ConfigError` naming ``BYFLYT_KOMMUNER_GEOJSON`` when the file is missing,
     unreadable or not a FeatureCollection with ``kommunenummer`` properties.
     """
+    return _load_boundaries(path)
+
+
+@cache
+def _load_boundaries(path: Path | None) -> KommuneBoundaries:
+    origin = "the shipped kommune boundaries" if path is None else str(path)
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data: dict[str, list[dict[str, dict[str, object]]]] = _read_geojson(path)  # type: ignore[assignment]
         features = data["features"]
         numbers = [normalise_kommune_nr(f["properties"]["kommunenummer"]) for f in features]
         shapes = [shape(f["geometry"]) for f in features]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(
             _GEOJSON_SETTING,
-            f"cannot read kommune boundaries from {path}: {exc}",
-            "point it at a GeoJSON FeatureCollection with a kommunenummer property per feature "
-            "(e.g. ../shared/data/kommuner-2024-S.geojson)",
+            f"cannot read kommune boundaries from {origin}: {exc}",
+            "point it at a GeoJSON FeatureCollection with a kommunenummer property per feature, "
+            "or unset it to use the shipped boundaries",
         ) from exc
     if not shapes:
-        raise ConfigError(_GEOJSON_SETTING, f"{path} has no features", "use a non-empty file")
+        raise ConfigError(_GEOJSON_SETTING, f"{origin} has no features", "use a non-empty file")
     # Simplified boundaries self-intersect in places; repair them so predicates are reliable.
     geometries = shapely.make_valid(np.asarray(shapes, dtype=object), method="structure")
     return KommuneBoundaries(
@@ -131,25 +154,24 @@ class KommuneLocator:
     snap_metres: float = SNAP_METRES
 
     @classmethod
-    def from_file(cls, geojson: Path, *, overrides: Path | Mapping[str, str] | None = None) -> Self:
-        """A locator over ``geojson``, with overrides from a CSV file or a mapping."""
+    def from_file(
+        cls, geojson: Path | None = None, *, overrides: Path | Mapping[str, str] | None = None
+    ) -> Self:
+        """A locator over ``geojson`` (``None``: the shipped boundaries), with overrides."""
         if isinstance(overrides, Path):
             mapping: Mapping[str, str] = read_overrides(overrides)
         else:
             mapping = {k: normalise_kommune_nr(v) for k, v in (overrides or {}).items()}
-        return cls(load_boundaries(geojson.resolve()), mapping)
+        return cls(load_boundaries(None if geojson is None else geojson.resolve()), mapping)
 
     @classmethod
     def from_settings(
         cls, settings: Settings, *, overrides: Path | Mapping[str, str] | None = None
     ) -> Self:
-        """A locator over ``settings.kommuner_geojson``; unset or unreadable is a ConfigError."""
-        if settings.kommuner_geojson is None:
-            raise ConfigError(
-                _GEOJSON_SETTING,
-                "no kommune boundaries configured",
-                "set it to a kommune GeoJSON file (e.g. ../shared/data/kommuner-2024-S.geojson)",
-            )
+        """A locator over ``settings.kommuner_geojson``, else the shipped boundaries.
+
+        An unreadable file is a :class:`ConfigError` naming the setting.
+        """
         return cls.from_file(settings.kommuner_geojson, overrides=overrides)
 
     def locate(self, lat: float, lon: float, stop_id: str | None = None) -> str | None:

@@ -7,39 +7,24 @@ Every test gets its own topic prefix and app id, so tests never see each other's
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from byflyt.broker import LocalBroker
+from byflyt.models.geo import BUNDLED_BOUNDARIES
 from byflyt.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _shared_data() -> Path:
-    """The shared data folder (kommune boundaries): ``BYFLYT_SHARED_DATA``, else beside the repo.
-
-    A clean clone may live anywhere, so the checkout's own parent is tried first, then the
-    workspace's ``/work/shared/data``.
-    """
-    explicit = os.environ.get("BYFLYT_SHARED_DATA")
-    candidates = [Path(explicit)] if explicit else []
-    candidates += [REPO.parent / "shared" / "data", Path("/work/shared/data")]
-    for candidate in candidates:
-        if (candidate / "kommuner-2024-S.geojson").is_file():
-            return candidate
-    raise RuntimeError(
-        "kommuner-2024-S.geojson not found: set BYFLYT_SHARED_DATA to the shared data folder"
-    )
-
-
-SHARED_DATA = _shared_data()
 pytest_plugins = ["tests.pg"]
 
 
@@ -78,6 +63,15 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         local.stop()
 
 
+@pytest.fixture(scope="session")
+def geojson_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped kommune boundaries written out as a plain GeoJSON file (for the setting)."""
+    raw = resources.files("byflyt.models").joinpath(BUNDLED_BOUNDARIES).read_bytes()
+    path = tmp_path_factory.mktemp("boundaries") / "kommuner.geojson"
+    path.write_bytes(gzip.decompress(raw))
+    return path
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique token for topic prefixes, group ids and app ids."""
@@ -99,7 +93,6 @@ def settings_factory(broker: Broker, tmp_path: Path, unique: str) -> SettingsFac
             "app_id": f"byflyt-test-{unique}",
             "topic_partitions": 2,
             "kafka_libs": kafka_libs(),
-            "kommuner_geojson": SHARED_DATA / "kommuner-2024-S.geojson",
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

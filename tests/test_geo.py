@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 from pathlib import Path
 
@@ -13,15 +15,13 @@ from byflyt.errors import ConfigError
 from byflyt.models.geo import SNAP_METRES, KommuneLocator, load_boundaries, read_overrides
 from byflyt.samples.gtfs import STOP_INFO
 from byflyt.settings import Settings
-from tests.conftest import SHARED_DATA
 
-GEOJSON = SHARED_DATA / "kommuner-2024-S.geojson"
 MOROKULIEN = STOP_INFO["morokulien_bus"]
 
 
 @pytest.fixture(scope="module")
 def locator() -> KommuneLocator:
-    return KommuneLocator.from_file(GEOJSON)
+    return KommuneLocator.from_file()
 
 
 def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -102,12 +102,12 @@ def test_overrides_win_over_geometry(tmp_path: Path) -> None:
     csv_path = tmp_path / "overrides.csv"
     csv_path.write_text("stop_id,kommune_nr\nNSR:Quay:1,3407\nNSR:Quay:2,301\n", "utf-8")
     assert read_overrides(csv_path) == {"NSR:Quay:1": "3407", "NSR:Quay:2": "0301"}
-    locator = KommuneLocator.from_file(GEOJSON, overrides=csv_path)
+    locator = KommuneLocator.from_file(overrides=csv_path)
     assert locator.locate(60.7920, 11.0760, "NSR:Quay:1") == "3407"
     assert locator.locate(58.5, 3.0, "NSR:Quay:2") == "0301"
     assert locator.locate(60.7920, 11.0760, "NSR:Quay:3") == "3403"
     assert locator.locate_many([60.79, 58.5], [11.07, 3.0], ["NSR:Quay:1", None]) == ["3407", None]
-    mapping = KommuneLocator.from_file(GEOJSON, overrides={"NSR:Quay:9": 3403})
+    mapping = KommuneLocator.from_file(overrides={"NSR:Quay:9": 3403})
     assert mapping.locate(58.5, 3.0, "NSR:Quay:9") == "3403"
 
 
@@ -129,17 +129,33 @@ def test_bad_override_files_are_config_errors(tmp_path: Path, text: str) -> None
         read_overrides(tmp_path / "missing.csv")
 
 
-def test_from_settings_and_its_errors(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, kommuner_geojson=GEOJSON)
-    locator = KommuneLocator.from_settings(settings)
-    assert locator.locate(60.7920, 11.0760) == "3403"
-    # Read once: another locator over the same file shares the boundaries and their tree.
-    assert KommuneLocator.from_settings(settings).boundaries is locator.boundaries
-    assert load_boundaries(GEOJSON.resolve()) is locator.boundaries
-    assert len(locator.boundaries.kommune_nrs) == 357
+def test_from_settings_and_its_errors(tmp_path: Path, geojson_file: Path) -> None:
+    # Unset: the shipped boundaries, read once per process.
+    shipped = KommuneLocator.from_settings(Settings(data_dir=tmp_path, kommuner_geojson=None))
+    assert shipped.locate(60.7920, 11.0760) == "3403"
+    assert len(shipped.boundaries.kommune_nrs) == 357
+    assert load_boundaries() is shipped.boundaries
 
-    with pytest.raises(ConfigError, match="BYFLYT_KOMMUNER_GEOJSON"):
-        KommuneLocator.from_settings(Settings(data_dir=tmp_path, kommuner_geojson=None))
+    # The setting still overrides the shipped file: a plain and a gzipped GeoJSON both work.
+    settings = Settings(data_dir=tmp_path, kommuner_geojson=geojson_file)
+    locator = KommuneLocator.from_settings(settings)
+    assert locator.boundaries is not shipped.boundaries
+    assert locator.locate(60.7920, 11.0760) == "3403"
+    assert KommuneLocator.from_settings(settings).boundaries is locator.boundaries
+    assert load_boundaries(geojson_file.resolve()) is locator.boundaries
+    one = tmp_path / "hamar.geojson.gz"
+    hamar = [
+        f
+        for f in json.loads(geojson_file.read_text("utf-8"))["features"]
+        if f["properties"]["kommunenummer"] == "3403"
+    ]
+    one.write_bytes(
+        gzip.compress(json.dumps({"type": "FeatureCollection", "features": hamar}).encode())
+    )
+    only_hamar = KommuneLocator.from_settings(Settings(data_dir=tmp_path, kommuner_geojson=one))
+    assert list(only_hamar.boundaries.kommune_nrs) == ["3403"]
+    assert only_hamar.locate(59.9139, 10.7522) is None  # Oslo is not in this file
+
     with pytest.raises(ConfigError, match="BYFLYT_KOMMUNER_GEOJSON"):
         KommuneLocator.from_settings(
             Settings(data_dir=tmp_path, kommuner_geojson=tmp_path / "nope.geojson")
@@ -148,3 +164,7 @@ def test_from_settings_and_its_errors(tmp_path: Path) -> None:
     broken.write_text('{"type": "FeatureCollection", "features": [{"properties": {}}]}', "utf-8")
     with pytest.raises(ConfigError, match="BYFLYT_KOMMUNER_GEOJSON"):
         KommuneLocator.from_settings(Settings(data_dir=tmp_path, kommuner_geojson=broken))
+
+
+def test_empty_setting_means_the_shipped_boundaries(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path, kommuner_geojson="").kommuner_geojson is None  # type: ignore[arg-type]

@@ -35,7 +35,6 @@ from byflyt.models.geo import KommuneLocator
 from byflyt.models.transit import TripState, VehicleSeen
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
 from byflyt.settings import Settings
-from tests.conftest import SHARED_DATA
 from tests.gtfs_rt_build import feed, headless, stu, trip_update, vehicle
 from tests.kafka_util import read_all
 
@@ -58,7 +57,7 @@ def minutes(n: float) -> timedelta:
 
 @pytest.fixture(scope="module")
 def locator() -> KommuneLocator:
-    return KommuneLocator.from_file(SHARED_DATA / "kommuner-2024-S.geojson")
+    return KommuneLocator.from_file()
 
 
 @pytest.fixture(scope="module")
@@ -494,7 +493,6 @@ def test_command_refuses_wrong_usage_in_one_line(
 ) -> None:
     static.save(feed_dir(settings, "inn"))
     monkeypatch.setenv("BYFLYT_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("BYFLYT_KOMMUNER_GEOJSON", str(settings.kommuner_geojson))
     done = CliRunner().invoke(ingest_app, ["gtfs-rt", "--feed", "inn", *args])
     assert done.exit_code == 2
     assert done.stderr.count("\n") == 1, done.stderr

@@ -36,9 +36,7 @@ from byflyt.samples.gtfs import (
     TRIP_STOPS,
     write_synthetic_gtfs,
 )
-from tests.conftest import SHARED_DATA
 
-GEOJSON = SHARED_DATA / "kommuner-2024-S.geojson"
 SAT, SUN, MON = SERVICE_DATES
 T = SYNTHETIC_TRIPS
 S = SYNTHETIC_STOPS
@@ -55,7 +53,7 @@ def gtfs_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def locator() -> KommuneLocator:
-    return KommuneLocator.from_file(GEOJSON)
+    return KommuneLocator.from_file()
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +220,7 @@ def test_override_csv_wins(gtfs_zip: Path, tmp_path: Path, mjosbyen: Region) -> 
         f"{S['kongsvinger_bus']},3403\n",  # moved into the region: its trip is kept
         "utf-8",
     )
-    locator = KommuneLocator.from_file(GEOJSON, overrides=overrides)
+    locator = KommuneLocator.from_file(overrides=overrides)
     feed = load_gtfs(gtfs_zip, feed="inn", region=mjosbyen, locator=locator)
     placed = dict(zip(feed.stops["stop_id"], feed.stops["kommune_nr"], strict=True))
     assert placed[S["hunndalen_bus"]] == "3407"
@@ -367,7 +365,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for key in [k for k in os.environ if k.startswith("BYFLYT_")]:
         monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)  # no stray .env
-    return {"BYFLYT_DATA_DIR": str(tmp_path / "data"), "BYFLYT_KOMMUNER_GEOJSON": str(GEOJSON)}
+    return {"BYFLYT_DATA_DIR": str(tmp_path / "data")}
 
 
 def cli() -> typer.Typer:
@@ -417,9 +415,13 @@ def test_cli_region_defaults_and_errors(gtfs_zip: Path, cli_env: dict[str, str])
     )
     assert bad_name.exit_code == 2
     assert "--feed" in bad_name.output
-    no_geo = runner.invoke(cli(), load, env={**cli_env, "BYFLYT_KOMMUNER_GEOJSON": ""})
+    missing = str(Path(cli_env["BYFLYT_DATA_DIR"]) / "no-such.geojson")
+    no_geo = runner.invoke(cli(), load, env={**cli_env, "BYFLYT_KOMMUNER_GEOJSON": missing})
     assert no_geo.exit_code == 2
     assert "BYFLYT_KOMMUNER_GEOJSON" in no_geo.output
+    # Empty means unset: the shipped boundaries.
+    empty = runner.invoke(cli(), load, env={**cli_env, "BYFLYT_KOMMUNER_GEOJSON": ""})
+    assert empty.exit_code == 0, empty.output
     unknown_region = runner.invoke(cli(), [*load, "--region", "atlantis"], env=cli_env)
     assert unknown_region.exit_code == 2
     assert "mjosbyen" in unknown_region.output

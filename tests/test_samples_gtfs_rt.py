@@ -19,17 +19,15 @@ from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import get_region
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, TRIP_STOPS, write_synthetic_gtfs
 from byflyt.samples.gtfs_rt import SYNTHETIC_NOTICE, Scenario, write_synthetic_snapshots
-from tests.conftest import SHARED_DATA
 from tests.transit_expect import Expected, expected_transit, read_feed
 
-GEOJSON = SHARED_DATA / "kommuner-2024-S.geojson"
 MJOSBYEN = set(get_region("mjosbyen").kommuner)
 FeedMessage = gtfs_realtime_pb2.FeedMessage
 
 
 @pytest.fixture(scope="module")
 def locator() -> KommuneLocator:
-    return KommuneLocator.from_file(GEOJSON)
+    return KommuneLocator.from_file()
 
 
 @pytest.fixture(scope="module")

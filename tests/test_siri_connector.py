@@ -34,7 +34,6 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_syntheti
 from byflyt.samples.siri import SiriDay, answer, error_answer, synthetic_day
 from byflyt.samples.siri_server import HTML_PAGE, Fault, SiriServer
 from byflyt.settings import Settings
-from tests.conftest import SHARED_DATA
 from tests.kafka_util import read_all
 
 MON = date(2025, 10, 27)
@@ -43,7 +42,7 @@ FAST = Backoff(base=0.01, cap=0.05, attempts=4)
 
 @pytest.fixture(scope="module")
 def locator() -> KommuneLocator:
-    return KommuneLocator.from_file(SHARED_DATA / "kommuner-2024-S.geojson")
+    return KommuneLocator.from_file()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from byflyt.models.status import FeedHealth
 from byflyt.samples.gtfs import SYNTHETIC_TRIPS, write_synthetic_gtfs
 from byflyt.settings import FeedThresholds, Settings
 from byflyt.streams.sensors import Change, FeedMachine
-from tests.conftest import SHARED_DATA
 from tests.gtfs_rt_build import feed, trip_update
 
 TH = FeedThresholds(
@@ -114,7 +113,7 @@ def test_a_quiet_hour_without_history_is_not_judged_empty() -> None:
 def connector(
     settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GtfsRtConnector]:
-    locator = KommuneLocator.from_file(SHARED_DATA / "kommuner-2024-S.geojson")
+    locator = KommuneLocator.from_file()
     static = load_gtfs(
         write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip"),
         feed="inn",
