@@ -25,7 +25,6 @@ from byflyt.errors import ConfigError, RetriableError
 from byflyt.gtfs_cli import gtfs_app, stops_app
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import Region, get_region
-from byflyt.settings import load_settings
 from byflyt.samples.gtfs import (
     AGENCY_NAME,
     EXPECTED_KOMMUNE,
@@ -37,6 +36,7 @@ from byflyt.samples.gtfs import (
     TRIP_STOPS,
     write_synthetic_gtfs,
 )
+from byflyt.settings import load_settings
 
 SAT, SUN, MON = SERVICE_DATES
 T = SYNTHETIC_TRIPS

@@ -84,3 +84,20 @@ def test_wheel_installs_into_a_clean_venv(tmp_path: Path) -> None:
     assert helped.returncode == 0, helped.stderr
     for command in ("broker", "topics", "worker", "ingest", "query"):
         assert command in helped.stdout
+
+    # The kommune history ships in the wheel: a region written in 2018 resolves from it.
+    shown = subprocess.run(
+        [str(target / "bin" / "byflyt"), "regions", "show", "alesundregionen", "--format", "csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1:] == [
+        "1508,Ålesund",
+        "1531,Sula",
+        "1532,Giske",
+        "1580,Haram",
+    ]

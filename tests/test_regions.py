@@ -319,3 +319,12 @@ def test_bad_as_of_is_refused(clean_env: Path) -> None:
     regions_file.write_text(json.dumps({"x": {"as_of": "last year", "kommuner": ["3403"]}}))
     with pytest.raises(ConfigError, match="as_of 'last year' is not a date"):
         load_regions(regions_file)
+
+
+def test_readme_regions_file_example(clean_env: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    section = readme.split("### Regions", 1)[1].split("\n### ", 1)[0]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    regions_file = clean_env / "regions.json"
+    regions_file.write_text(example, "utf-8")
+    assert load_regions(regions_file)["sunnmore"].kommuner == ("1508", "1580", "1531")
