@@ -125,6 +125,18 @@ def test_splits_go_to_every_part() -> None:
     assert today_numbers("Snillfjord") == {"5055", "5056", "5059"}
 
 
+def test_2018_reform() -> None:
+    spring_2017 = date(2017, 6, 1)
+    assert today_numbers("Hof", spring_2017) == today_numbers("0702", spring_2017) == {"3903"}
+    assert today_numbers("Tjøme", spring_2017) == {"3911"}  # Færder
+    assert today_numbers("Rissa", spring_2017) == today_numbers("Leksvik") == {"5054"}
+    # Sør- and Nord-Trøndelag became Trøndelag: no 16xx or 17xx number outlived 2017.
+    trondelag = [r for r in HISTORY.on(spring_2017) if r.number[:2] in {"16", "17"}]
+    assert trondelag
+    assert {r.valid_to for r in trondelag} == {date(2017, 12, 31)}
+    assert {n[:2] for r in trondelag for n in r.successors} == {"50"}
+
+
 def test_renumbered_and_renamed() -> None:
     assert today_numbers("Nøtterøy", date(2017, 6, 1)) == {"3911"}  # Færder
     assert today_numbers("0101", date(2019, 1, 1)) == {"3101"}  # Halden via 3001
