@@ -126,7 +126,8 @@ class Metrics:
         self.platform_changes = Counter(
             "byflyt_platform_changes_total",
             "Calls served at another quay (platform) of the planned stop place (NSR StopPlace, "
-            "GTFS parent_station) than the static plan has, by feed and connector.",
+            "GTFS parent_station) than the static plan has, by feed and connector (SIRI: once "
+            "per call; GTFS-realtime: per snapshot that reports it).",
             ["feed", "connector"],
             registry=registry,
         )

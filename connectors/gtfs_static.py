@@ -211,6 +211,18 @@ class StaticFeed:
             departures=tuple(at(v) for v in departure_seconds),
         )
 
+    def stop_modes(self) -> dict[str, tuple[str, ...]]:
+        """Stop id → the modes of the routes whose trips call there (built once, on first use)."""
+        return self._stop_modes
+
+    @cached_property
+    def _stop_modes(self) -> dict[str, tuple[str, ...]]:
+        route_of, _, mode_of, _ = self._lookups
+        modes = self.stop_times["trip_id"].astype("str").map(route_of).map(mode_of)
+        pairs = pd.DataFrame({"stop": self.stop_times["stop_id"].astype("str"), "mode": modes})
+        pairs = pairs.dropna().drop_duplicates()
+        return {str(k): tuple(sorted(v)) for k, v in pairs.groupby("stop")["mode"]}
+
     @cached_property
     def _plans(self) -> dict[tuple[str, date], TripPlan | None]:
         return {}
