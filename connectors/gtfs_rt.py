@@ -654,7 +654,8 @@ class GtfsRtConnector(Connector[Snapshot]):
         if parent is None:
             return None
         at = by_sequence.get(int(update.stop_sequence)) if _has(update, "stop_sequence") else None
-        candidates = [at] if at is not None and at > last else range(last + 1, len(stops))
+        candidates = [at] if at is not None and at > last else []
+        candidates += range(last + 1, len(stops))
         return next((i for i in candidates if self._stop_parent.get(stops[i]) == parent), None)
 
     def _calls(
