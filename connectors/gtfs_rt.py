@@ -151,6 +151,14 @@ def _event_delay(event: Any) -> int | None:
     return int(event.delay) if _has(event, "delay") else None
 
 
+# POSIX seconds byflyt believes (2000-01-01 … 2100-01-01); milliseconds are far beyond.
+_EPOCH_RANGE = (946_684_800, 4_102_444_800)
+
+
+def _plausible(seconds: int) -> bool:
+    return _EPOCH_RANGE[0] <= seconds <= _EPOCH_RANGE[1]
+
+
 def _instant(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -274,6 +282,12 @@ class GtfsRtConnector(Connector[Snapshot]):
         header = message.header
         if not _has(message, "header") or not _has(header, "timestamp") or not header.timestamp:
             return self._reject_snapshot(item, "no_header", "has no header timestamp", data)
+        if not _plausible(header.timestamp):
+            reason = (
+                f"header timestamp {header.timestamp} is not POSIX seconds between 2000 and 2100 "
+                "(milliseconds?)"
+            )
+            return self._reject_snapshot(item, "timestamp_out_of_range", reason, data)
         taken = _instant(header.timestamp)
         now = self.clock()
         if taken > now + FUTURE_TOLERANCE:
@@ -383,6 +397,9 @@ class GtfsRtConnector(Connector[Snapshot]):
                 self._warn("missing_vehicle_id")
                 continue
             stamp = int(position.timestamp) if _has(position, "timestamp") else 0
+            if stamp and not _plausible(stamp):
+                self._warn("timestamp_out_of_range")
+                stamp = 0
             if stamp and self._stale(stamp, taken):
                 self._warn("stale_entity")
             trip_id = position.trip.trip_id or None
@@ -423,10 +440,17 @@ class GtfsRtConnector(Connector[Snapshot]):
     ) -> None:
         states: dict[str, TripState] = {}
         refused: set[str] = set()
+        ids: set[str] = set()
         for entity in message.entity:
             if not _has(entity, "trip_update"):
                 continue
             try:
+                if entity.id in ids:
+                    raise _EntityRejected(
+                        "duplicate_entity_id",
+                        f"entity id {entity.id[:256]!r} came before in this snapshot",
+                    )
+                ids.add(entity.id)
                 state = self._trip_state(entity, taken)
             except _EntityRejected as exc:
                 trip_id = entity.trip_update.trip.trip_id
@@ -477,7 +501,11 @@ class GtfsRtConnector(Connector[Snapshot]):
         self._check_updates(updates)
         if not (_has(update, "vehicle") and update.vehicle.id):
             self._warn("missing_vehicle_id")
-        if update.timestamp and self._stale(int(update.timestamp), taken):
+        if (
+            update.timestamp
+            and _plausible(int(update.timestamp))
+            and self._stale(int(update.timestamp), taken)
+        ):
             self._warn("stale_entity")
         service_date = self._service_date(entity, trip_id, taken)
         status: TripStatus = "added" if added else "scheduled"
@@ -566,6 +594,12 @@ class GtfsRtConnector(Connector[Snapshot]):
                 moment = _event_time(event)
                 if moment is None:
                     continue
+                if not _plausible(moment):
+                    raise _EntityRejected(
+                        "time_out_of_range",
+                        f"time {moment} at stop {update.stop_id[:64] or '?'} is not POSIX seconds "
+                        "between 2000 and 2100 (milliseconds?)",
+                    )
                 if previous_time is not None and moment < previous_time:
                     raise _EntityRejected(
                         "times_decrease",

@@ -619,6 +619,7 @@ class SiriConnector(Connector[SiriItem]):
         mode = self._route_mode.get(route_id) or _VEHICLE_MODES.get(
             (journey.vehicle_mode or "").lower(), "other"
         )
+        _check_span(calls, snapshot_at)
         occupancy = journey.occupancy or next(
             (c.occupancy for c in reversed(journey.calls) if c.recorded and c.occupancy), None
         )
@@ -868,6 +869,21 @@ def _call_state(
         actual=actual,
         realtime=realtime,
     )
+
+
+#: How far a call's time may lie from its answer's time (a journey spans at most a day or two).
+MAX_TIME_SPAN = timedelta(days=3)
+
+
+def _check_span(calls: list[CallState], snapshot_at: datetime) -> None:
+    """Reject a journey whose times lie implausibly far from the answer's own time."""
+    for call in calls:
+        if abs(call.scheduled - snapshot_at) > MAX_TIME_SPAN:
+            raise _JourneyRejected(
+                "time_out_of_range",
+                f"call {call.stop_sequence} is scheduled at {iso_z(call.scheduled)}, more than "
+                f"{MAX_TIME_SPAN.days} days from the answer's time {iso_z(snapshot_at)}",
+            )
 
 
 def _cut_short_here(siri: SiriCall) -> bool:

@@ -314,7 +314,13 @@ class TrafikkdataConnector(Connector[CountPoint]):
         rejected: list[Rejected] = []
         for node in self._nodes(item, window, call):
             try:
-                observations.append(self._observation(item, node, retrieved_at))
+                observation = self._observation(item, node, retrieved_at)
+                if not window.since <= observation.start < window.until:
+                    raise ValueError(
+                        f"hour {iso_z(observation.start)} is outside the window asked for "
+                        f"[{iso_z(window.since)}, {iso_z(window.until)})"
+                    )
+                observations.append(observation)
             except ValueError as exc:
                 raw = _dump(node)
                 rejected.append(
