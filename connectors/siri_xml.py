@@ -344,13 +344,18 @@ def parse_answer(
 
     head = b""
     started = False
-    for chunk in chunks:
+    try:
+        for chunk in chunks:
+            if not started:
+                head += chunk
+                started = _check_prolog(head)
+            parser.feed(chunk)
+            yield from events()
         if not started:
-            head += chunk
-            started = _check_prolog(head)
-        parser.feed(chunk)
+            _check_prolog(head)
+        parser.close()
+    except etree.XMLSyntaxError:
+        # The elements complete before the fault are still good: hand them out first.
         yield from events()
-    if not started:
-        _check_prolog(head)
-    parser.close()
+        raise
     yield from events()
