@@ -42,6 +42,7 @@ Mode = Literal[
     "air",
     "taxi",
     "other",
+    "unknown",
     "all",
 ]
 
