@@ -46,6 +46,9 @@ Mode = Literal[
     "all",
 ]
 
+COUNTER_MODES: tuple[Mode, ...] = ("bicycle", "pedestrian")
+"""Modes counted by counters (a volume of passages); the rest are transit modes."""
+
 
 class WireModel(BaseModel):
     """A frozen model that travels through Kafka as JSON bytes."""

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from byflyt.models.base import COUNTER_MODES
 from byflyt.models.kommuner import kommune_name
 from byflyt.reports.index import (
     MIN_COVERAGE,
@@ -24,7 +25,6 @@ from byflyt.reports.index import (
 )
 from byflyt.store import Store
 
-COUNTER_MODES = ("bicycle", "pedestrian")
 """Modes counted at points (``point_hourly``); every other mode is transit (``kommune_hourly``)."""
 
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from byflyt.i18n import MESSAGES, Lang, mode_name, t
 from byflyt.models.kommuner import Region, kommune_name
 from byflyt.models.volumes import HourlyVolume
 from byflyt.reports.index import MIN_COVERAGE, OSLO, AreaIndex, Period, local_midnight
 from byflyt.reports.indicators import COUNTER_MODES, IndexResult, load_index
-from byflyt.reports.text import TEXT, Lang, t
 from byflyt.store import Store
 
 SYNTHETIC_MARK = "(syntetisk)"
@@ -101,7 +101,7 @@ def _table(
         sheet=t(f"sheet_{key}", lang),
         columns=tuple(Column(k, t(k, lang), kind) for k, kind in columns),
         rows=rows,
-        note=t(note_key, lang) if note_key in TEXT else "",
+        note=t(note_key, lang) if note_key in MESSAGES else "",
     )
 
 
@@ -328,7 +328,7 @@ def _transit_table(
             (
                 kommune_nr,
                 kommune_name(kommune_nr),
-                mode,
+                mode_name(mode, lang),
                 value("departures"),
                 value("trips"),
                 value("cancelled_calls"),
@@ -438,7 +438,7 @@ def _quality_table(
                 point_id,
                 meta.name if meta is not None else "",
                 kommune_name(kommune_nr),
-                mode,
+                mode_name(mode, lang),
                 period_hours,
                 hours,
                 round(coverage / period_hours, 1) if period_hours else None,
