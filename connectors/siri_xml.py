@@ -15,12 +15,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-#: Where an offset-less SIRI time is: Norwegian producers write Europe/Oslo local time.
-LOCAL_ZONE = ZoneInfo("Europe/Oslo")
+from byflyt.clock import OSLO
+
 #: How far into an answer its root element must have begun (XML declaration, comments).
 MAX_PROLOG_BYTES = 64 * 1024
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
@@ -54,7 +53,9 @@ def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | N
     except ValueError:
         raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
     if value.utcoffset() is None:
-        value = value.replace(tzinfo=LOCAL_ZONE)
+        # Norwegian producers write offset-less times as Europe/Oslo local time (in October's
+        # repeated hour, the first of the two: fold 0).
+        value = value.replace(tzinfo=OSLO)
         if info is not None:
             info.local_times += 1
     return value.astimezone(UTC)
