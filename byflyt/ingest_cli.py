@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
@@ -12,7 +12,7 @@ from byflyt.clock import TIME_FIX, parse_when
 from byflyt.errors import ConfigError
 
 if TYPE_CHECKING:
-    from byflyt.connectors.base import RunStats
+    from byflyt.connectors.base import Connector, RunStats, Window
     from byflyt.settings import Settings
 
 ingest_app = typer.Typer(help="Run a connector: poll a source into Kafka.", no_args_is_help=True)
@@ -138,6 +138,135 @@ def trafikkdata(
     )
     if once and stats.failed:
         fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
+
+
+def _backfill(from_: str | None, to: str | None) -> tuple[datetime | None, Window | None]:
+    """``--from``/``--to`` as a start and, with both, a backfill window (ConfigError if wrong)."""
+    from byflyt.connectors.base import Window
+
+    start, end = parse_time("--from", from_), parse_time("--to", to)
+    if end is None:
+        return start, None
+    if start is None:
+        raise ConfigError("--to", "needs --from", "give both to backfill a range")
+    if end <= start:
+        raise ConfigError("--to", f"{to} is not after --from {from_}", "swap them")
+    return start, Window(start, end)
+
+
+def _run_counter(
+    connector: Connector[Any], settings: Settings, once: bool, interval: float, label: str
+) -> None:
+    """Run a counter connector once or live, then print its summary line."""
+    from byflyt.cli_base import fail
+    from byflyt.connectors.base import ConnectorRunner
+    from byflyt.errors import BrokerError
+    from byflyt.kafka import create_topics
+    from byflyt.models.topics import BIKE_COUNTS, BIKE_POINTS
+
+    with connector:
+        try:
+            create_topics(settings)
+            runner = ConnectorRunner(connector, settings)
+            stats = runner.run(once=once, interval=timedelta(minutes=interval))
+        except BrokerError as exc:
+            fail(str(exc), code=1)
+    typer.echo(
+        f"{label}: {stats.produced[BIKE_POINTS.name]} points, "
+        f"{stats.produced[BIKE_COUNTS.name]} observations "
+        f"({stats.counts['missing_hours']} missing hours), {stats.rejected} rejected, "
+        f"{len(stats.failed)} failed"
+    )
+    if once and stats.failed:
+        fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
+
+
+@ingest_app.command("eco-counter")
+def eco_counter(
+    region: RegionOpt = None,
+    api: Annotated[
+        str | None,
+        typer.Option(
+            "--api", help="v1 (OAuth2) or v2 (X-API-KEY); default BYFLYT_ECO_COUNTER_API."
+        ),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="API base URL (the token URL is <base>/token)."),
+    ] = None,
+    from_: FromOpt = None,
+    to: ToOpt = None,
+    once: OnceOpt = False,
+    interval: IntervalOpt = 60.0,
+) -> None:
+    """Bicycle and pedestrian counts from Eco-Counter (Eco-Visio) API v1 or v2.
+
+    Credentials: BYFLYT_ECO_COUNTER_CLIENT_ID and _CLIENT_SECRET (v1) or _API_KEY (v2).
+    """
+    from byflyt.cli_base import fail, settings_from
+    from byflyt.connectors.eco_counter import EcoCounterConnector
+
+    settings = settings_from()
+    region = region or settings.region
+    if not region:
+        fail("--region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION")
+    if api not in (None, "v1", "v2"):
+        fail(f"configuration error: --api: {api!r} is not v1 or v2 (fix: give --api v1 or v2)")
+    try:
+        start, backfill = _backfill(from_, to)
+        connector = EcoCounterConnector(
+            settings,
+            region=region,
+            api="v2" if api == "v2" else "v1" if api == "v1" else None,
+            endpoint=endpoint,
+            backfill=backfill,
+            start=start,
+        )
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+    label = f"eco-counter {connector.api} {region}"
+    _run_counter(connector, settings, once or backfill is not None, interval, label)
+
+
+@ingest_app.command("telraam")
+def telraam(
+    segments: Annotated[
+        str | None, typer.Option("--segments", help="Segment ids, comma-separated.")
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="Every segment in this region (instead of --segments)."),
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="API base URL (default Telraam's).")
+    ] = None,
+    from_: FromOpt = None,
+    to: ToOpt = None,
+    once: OnceOpt = False,
+    interval: IntervalOpt = 60.0,
+) -> None:
+    """Measured bicycle and pedestrian counts from Telraam segments (BYFLYT_TELRAAM_API_KEY)."""
+    from byflyt.cli_base import fail, settings_from
+    from byflyt.connectors.telraam import DEFAULT_ENDPOINT, TelraamConnector
+
+    settings = settings_from()
+    if segments and region:
+        fail("configuration error: --segments and --region exclude each other (fix: give one)")
+    ids = [s.strip() for s in segments.split(",") if s.strip()] if segments else None
+    try:
+        start, backfill = _backfill(from_, to)
+        connector = TelraamConnector(
+            settings,
+            segments=ids,
+            region=region,
+            endpoint=endpoint or DEFAULT_ENDPOINT,
+            backfill=backfill,
+            start=start,
+        )
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+    label = f"telraam {region or segments}"
+    _run_counter(connector, settings, once or backfill is not None, interval, label)
 
 
 @ingest_app.command("gtfs-rt")

@@ -188,6 +188,29 @@ class Settings(BaseSettings):
         description="Largest uncompressed/compressed ratio of a GTFS zip member (zip bombs).",
     )
 
+    eco_counter_api: Literal["v1", "v2"] = Field(
+        default="v1",
+        description="Eco-Counter dialect: v1 (OAuth2 client credentials) or v2 (X-API-KEY).",
+    )
+    eco_counter_client_id: SecretStr | None = Field(
+        default=None, description="Eco-Counter API v1: the OAuth2 client id."
+    )
+    eco_counter_client_secret: SecretStr | None = Field(
+        default=None, description="Eco-Counter API v1: the OAuth2 client secret."
+    )
+    eco_counter_api_key: SecretStr | None = Field(
+        default=None, description="Eco-Counter API v2: the X-API-KEY."
+    )
+    telraam_api_key: SecretStr | None = Field(
+        default=None, description="Telraam API: the X-Api-Key."
+    )
+    counter_duplicates: dict[str, str] = Field(
+        default_factory=dict,
+        description="The same physical counter in two sources, counted once: JSON "
+        '{"eco-counter:100023038-bicycle": "trafikkdata:10795B1743428"} drops the first '
+        "(source:point_id) and keeps the second.",
+    )
+
     point_status: PointThresholds = Field(
         default_factory=PointThresholds,
         description='Counter point status thresholds, JSON, e.g. {"silent_hours": 4}.',
@@ -224,6 +247,20 @@ class Settings(BaseSettings):
                 err = exc.errors()[0]
                 where = ".".join(str(p) for p in err["loc"]) or "value"
                 raise ValueError(f"{source!r}.{where}: {err['msg']}") from None
+        return value
+
+    @field_validator("counter_duplicates")
+    @classmethod
+    def _check_duplicates(cls, value: dict[str, str]) -> dict[str, str]:
+        for drop, keep in value.items():
+            for key in (drop, keep):
+                source, _, point = key.partition(":")
+                if not source or not point:
+                    raise ValueError(f"{key!r} is not source:point_id")
+            if drop == keep or drop.split(":")[0] == keep.split(":")[0]:
+                raise ValueError(f"{drop!r} and {keep!r} must be points of two different sources")
+            if keep in value:
+                raise ValueError(f"{keep!r} is kept for {drop!r} but is itself dropped")
         return value
 
     @field_validator("kommuner_geojson", "regions_file", mode="before")
