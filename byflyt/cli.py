@@ -13,6 +13,7 @@ from byflyt.broker import LocalBroker
 from byflyt.cli_base import fail, settings_from
 from byflyt.errors import BrokerError, ByflytError, ConfigError
 from byflyt.gtfs_cli import gtfs_app, stops_app
+from byflyt.import_cli import import_app
 from byflyt.index_cli import index
 from byflyt.ingest_cli import ingest_app
 from byflyt.outages_cli import outages
@@ -36,6 +37,7 @@ topics_app = typer.Typer(help="Create and inspect byflyt's Kafka topics.", no_ar
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(import_app, name="import")
 app.add_typer(gtfs_app, name="gtfs")
 app.add_typer(stops_app, name="stops")
 app.add_typer(query_app, name="query")
