@@ -189,7 +189,8 @@ def test_fair_use_bucket_spaces_requests() -> None:
         return False
 
     limit.take(wait)
-    assert waits and 0 < waits[0] <= 1.0
+    assert waits
+    assert 0 < waits[0] <= 1.0
 
 
 @pytest.mark.kafka
