@@ -9,7 +9,7 @@ send instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from byflyt.errors import ConfigError
@@ -57,8 +57,8 @@ def kommuner_for(
     return chosen
 
 
-def time_range(from_: str, to: str) -> tuple[datetime, datetime]:
-    """``[from, to)`` as aware UTC datetimes; ``from`` must come before ``to``."""
+def time_range(from_: str, to: str, max_days: int) -> tuple[datetime, datetime]:
+    """``[from, to)`` as aware UTC datetimes; ``from`` before ``to``, at most ``max_days``."""
     bounds = []
     for name, text in (("from", from_), ("to", to)):
         try:
@@ -72,5 +72,11 @@ def time_range(from_: str, to: str) -> tuple[datetime, datetime]:
             "from",
             f"{from_} is not before to={to}: the range [from, to) would be empty; "
             "swap them or move from earlier",
+        )
+    if end - start > timedelta(days=max_days):
+        raise bad_parameter(
+            "to",
+            f"[{from_}, {to}) is longer than {max_days} days (BYFLYT_SERVE_MAX_RANGE_DAYS); "
+            "ask for the range in parts",
         )
     return start, end
