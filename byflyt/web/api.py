@@ -7,8 +7,6 @@ when asked with ``Accept: text/csv``. Times are UTC (``2025-10-26T01:00:00Z``); 
 what ``byflyt query`` takes. Errors are RFC 7807 problem details (:mod:`byflyt.web.problems`).
 """
 
-from __future__ import annotations
-
 import csv
 import io
 from collections.abc import Callable, Sequence

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from byflyt.errors import ConfigError
 from byflyt.models.kommuner import get_region, kommune_names, normalise_kommune_nr
-from byflyt.query_cli import parse_when
+from byflyt.query_cli import LOCAL, parse_when
 from byflyt.web.problems import bad_parameter
 
 
@@ -73,7 +73,9 @@ def time_range(from_: str, to: str, max_days: int) -> tuple[datetime, datetime]:
             f"{from_} is not before to={to}: the range [from, to) would be empty; "
             "swap them or move from earlier",
         )
-    if end - start > timedelta(days=max_days):
+    # Days as the calendar counts them in Oslo: a range across a clock change may have 25 hours.
+    wall = end.astimezone(LOCAL).replace(tzinfo=None) - start.astimezone(LOCAL).replace(tzinfo=None)
+    if wall > timedelta(days=max_days):
         raise bad_parameter(
             "to",
             f"[{from_}, {to}) is longer than {max_days} days (BYFLYT_SERVE_MAX_RANGE_DAYS); "
