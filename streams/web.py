@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
@@ -35,10 +36,16 @@ def add_metrics_view(app: faust.App, registry: CollectorRegistry) -> None:
 def add_health_views(app: faust.App, settings: Settings) -> None:
     """``/healthz`` (the worker's web server answers) and ``/readyz`` (see :mod:`byflyt.health`).
 
-    Ready means: the store answers, Kafka answers, no rebalance is under way, and the
-    partitions this worker holds are at most ``BYFLYT_READY_MAX_LAG`` records behind.
+    Ready means: the store answers, Kafka answers, the first assignment and table recovery are
+    done and no rebalance is under way, and the partitions this worker holds are at most
+    ``BYFLYT_READY_MAX_LAG`` records behind.
     """
     stores: list[Store] = []
+    recovered: list[bool] = []
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types a narrower callable
+    def on_recovered(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        recovered.append(True)  # partitions assigned and tables recovered at least once
 
     def check_store() -> Check:
         try:
@@ -49,6 +56,8 @@ def add_health_views(app: faust.App, settings: Settings) -> None:
         return store_check(stores[0])
 
     async def check_kafka() -> dict[str, Check]:
+        if not recovered:
+            return {"kafka": Check(False, "starting: partitions not assigned and recovered yet")}
         if app.rebalancing:
             return {"kafka": Check(False, "rebalancing")}
         held = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
