@@ -260,3 +260,22 @@ def test_secrets_stay_out_of_settings_and_files_are_private(secure_broker: Secur
     for name in ("client.env", "secrets.json", "server.properties"):
         assert (secure_broker.dir / name).stat().st_mode & 0o077 == 0, name
     assert not list(secure_broker.dir.glob(".args-*"))  # the storage tool's argument file
+
+
+def test_a_broker_folder_keeps_its_mode(tmp_path: Path) -> None:
+    from byflyt.broker import LocalBroker
+    from byflyt.broker_security import ClientCredentials
+    from byflyt.errors import BrokerError
+
+    formatted = tmp_path / "broker"
+    (formatted / "kraft-logs").mkdir(parents=True)
+    (formatted / "kraft-logs" / "meta.properties").write_text("cluster.id=x\n")
+    (formatted / "broker.json").write_text(json.dumps({"secure": True}))
+    plain = LocalBroker(formatted, kafka_libs(), free_port())
+    with pytest.raises(BrokerError, match="was created with --secure; start it without --secure"):
+        plain.start()
+    (formatted / "broker.json").write_text(json.dumps({"secure": False}))
+    user = ClientCredentials("byflyt", SecretStr("a-password-of-some-length"))
+    secure = LocalBroker(formatted, kafka_libs(), free_port(), secure=user)
+    with pytest.raises(BrokerError, match="was created without --secure; start it with --secure"):
+        secure.start()
