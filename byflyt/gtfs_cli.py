@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, load_gtfs
+from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, feed_name, load_gtfs
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import get_region
@@ -25,7 +25,11 @@ stops_app = typer.Typer(help="Inspect transit stops and their kommuner.", no_arg
 
 
 FeedOpt = Annotated[
-    str, typer.Option("--feed", help="Feed name, e.g. inn (letters, digits, '.', '_', '-').")
+    str,
+    typer.Option(
+        "--feed",
+        help="Feed name, e.g. inn (letters, digits, '.', '_', '-'; case does not matter).",
+    ),
 ]
 
 
@@ -54,6 +58,7 @@ def gtfs_load(
     settings = settings_from()
     region_key = None if all_norway else (region or settings.region)
     try:
+        feed = feed_name(feed)
         target = feed_dir(settings, feed)
         chosen = get_region(region_key, settings.regions_file) if region_key else None
         locator = KommuneLocator.from_settings(settings, overrides=overrides)

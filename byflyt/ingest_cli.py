@@ -251,7 +251,7 @@ SiriRateOpt = Annotated[
 SiriFeedOpt = Annotated[
     str | None,
     typer.Option(
-        "--feed", help="Static GTFS feed of the codespace (default: the dataset in lower case)."
+        "--feed", help="Static GTFS feed of the codespace (default: the dataset; any case)."
     ),
 ]
 
@@ -307,7 +307,7 @@ def _siri(
     settings = settings_from()
     try:
         every = _poll_interval(interval, once, polls)
-        static = StaticFeed.load(feed_dir(settings, feed or dataset.lower()))
+        static = StaticFeed.load(feed_dir(settings, feed or dataset))
         connector = SiriConnector(
             settings,
             kind="et" if kind == "et" else "vm",

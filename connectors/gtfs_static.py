@@ -306,22 +306,60 @@ class StaticFeed:
                     raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
                 tables[name] = _coerce(raw, schema)
             timezone = ZoneInfo(manifest["timezone"])
-            return cls(manifest["feed"], timezone, manifest["region"], **tables)
+            return cls(manifest["feed"].lower(), timezone, manifest["region"], **tables)
         except (OSError, ValueError, KeyError, TypeError, ZoneInfoNotFoundError) as exc:
+            if not (directory / "manifest.json").exists():
+                loaded = ", ".join(_loaded_in(directory.parent)) or "none"
+                raise ConfigError(
+                    "--feed",
+                    f"no static GTFS feed {directory.name!r} in {directory.parent} "
+                    f"(loaded: {loaded})",
+                    "use a loaded feed, or run `byflyt gtfs load --feed NAME --zip PATH|URL`",
+                ) from exc
             raise ConfigError(
                 "--feed",
                 f"no readable static GTFS feed in {directory}: {exc}",
-                "run `byflyt gtfs load --feed NAME --zip PATH|URL` first",
+                "run `byflyt gtfs load --feed NAME --zip PATH|URL` again",
             ) from exc
 
 
-def feed_dir(settings: Settings, feed: str) -> Path:
-    """Where the static feed named ``feed`` is saved: ``<data_dir>/gtfs/<feed>``."""
-    if not _FEED_NAME.match(feed):
+def feed_name(text: str) -> str:
+    """A feed's name as byflyt keeps it: lower case, so ``INN`` and ``inn`` are one feed.
+
+    Entur's codespaces are upper case (``--dataset INN``), folders and records use lower case.
+    """
+    name = text.strip()
+    if not _FEED_NAME.match(name):
         raise ConfigError(
-            "--feed", f"{feed!r} is not a feed name", "use letters, digits, '.', '_' and '-'"
+            "--feed", f"{text!r} is not a feed name", "use letters, digits, '.', '_' and '-'"
         )
-    return settings.data_dir / "gtfs" / feed
+    return name.lower()
+
+
+def loaded_feeds(settings: Settings) -> list[str]:
+    """The names of the static feeds saved under ``<data_dir>/gtfs``."""
+    return _loaded_in(settings.data_dir / "gtfs")
+
+
+def _loaded_in(gtfs_dir: Path) -> list[str]:
+    if not gtfs_dir.is_dir():
+        return []
+    return sorted(p.name for p in gtfs_dir.iterdir() if (p / "manifest.json").is_file())
+
+
+def feed_dir(settings: Settings, feed: str) -> Path:
+    """Where the static feed named ``feed`` is saved: ``<data_dir>/gtfs/<feed in lower case>``.
+
+    A folder saved in another case by an earlier byflyt is found too.
+    """
+    name = feed_name(feed)
+    gtfs_dir = settings.data_dir / "gtfs"
+    target = gtfs_dir / name
+    if not target.exists():
+        same = [n for n in _loaded_in(gtfs_dir) if n.lower() == name]
+        if same:
+            return gtfs_dir / same[0]
+    return target
 
 
 def load_gtfs(
@@ -340,6 +378,7 @@ def load_gtfs(
     (with their parent stations), routes and service days come along. ``headers`` go with a
     URL download (Entur asks for ``ET-Client-Name``). A malformed feed is a ConfigError.
     """
+    feed = feed_name(feed)
     with _opened(source, headers or {}) as archive:
         try:
             return _load(archive, feed, region, locator, chunk_rows)

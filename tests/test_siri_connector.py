@@ -339,7 +339,8 @@ def test_cli_once_against_the_server(
     server = serve()
     byflyt = (sys.executable, "-m", "byflyt")
     load = subprocess.run(
-        [*byflyt, "gtfs", "load", "--feed", "inn", "--zip", str(static_zip)],
+        # Feed names are case-insensitive: --dataset INN finds the feed loaded as INN.
+        [*byflyt, "gtfs", "load", "--feed", "INN", "--zip", str(static_zip)],
         env=worker_env,
         capture_output=True,
         text=True,
