@@ -17,7 +17,7 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import TopicPartition
 
@@ -237,21 +237,6 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS) -
 def _replication_factor(client: KafkaAdminClient) -> int:
     brokers = client.describe_cluster().get("brokers", [])
     return min(3, max(1, len(brokers)))
-
-
-def topic_config(settings: Settings, name: str) -> dict[str, str]:
-    """The broker's configuration of one topic (for checks and ``topics list``)."""
-    client = admin(settings)
-    try:
-        resources = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
-        config: dict[str, str] = {}
-        for response in resources:
-            for resource in response.resources:
-                for entry in resource[4]:
-                    config[entry[0]] = entry[1]
-        return config
-    finally:
-        client.close()
 
 
 def end_offsets(settings: Settings, topics: Iterable[str]) -> dict[TopicPartition, int]:

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache, cached_property
 from importlib import resources
-from zoneinfo import ZoneInfo
 
-OSLO = ZoneInfo("Europe/Oslo")
+from byflyt.clock import OSLO
+
 _NUMBER = re.compile(r"^\d{3,4}$")
 _NUMBER_AND_NAME = re.compile(r"^(\d{3,4})\s+(\S.*)$")
 _QUALIFIER = re.compile(r"\s*\(([^)]*)\)\s*$")

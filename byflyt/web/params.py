@@ -1,6 +1,6 @@
 """The API's query parameters, checked the way ``byflyt query`` checks its options.
 
-Times use :func:`byflyt.query_cli.parse_when` (ISO 8601 with an offset, or a date meaning
+Times use :func:`byflyt.clock.parse_when` (ISO 8601 with an offset, or a date meaning
 Europe/Oslo midnight); kommuner and regions come from :mod:`byflyt.models.kommuner`. Every
 check raises a 400 :class:`~byflyt.web.problems.Problem` that names the parameter and what to
 send instead.
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from byflyt.clock import OSLO, parse_when
 from byflyt.errors import ConfigError
 from byflyt.models.kommuner import get_region, kommune_names, normalise_kommune_nr
-from byflyt.query_cli import LOCAL, parse_when
 from byflyt.web.problems import bad_parameter
 
 
@@ -74,7 +74,7 @@ def time_range(from_: str, to: str, max_days: int) -> tuple[datetime, datetime]:
             "swap them or move from earlier",
         )
     # Days as the calendar counts them in Oslo: a range across a clock change may have 25 hours.
-    wall = end.astimezone(LOCAL).replace(tzinfo=None) - start.astimezone(LOCAL).replace(tzinfo=None)
+    wall = end.astimezone(OSLO).replace(tzinfo=None) - start.astimezone(OSLO).replace(tzinfo=None)
     if wall > timedelta(days=max_days):
         raise bad_parameter(
             "to",
