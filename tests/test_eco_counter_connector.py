@@ -250,3 +250,28 @@ def test_done_when_v1_week_through_the_worker_equals_the_rules(
         assert rows
     assert {r[0] for r in want if r[2] == "pedestrian"} == {"3403", "3405"}
     assert timedelta(hours=169) == week.end - week.start
+
+
+def test_a_counter_configured_as_a_duplicate_is_counted_once(server: EcoCounterServer) -> None:
+    dup = {"eco-counter:100001-pedestrian": "trafikkdata:10795B1743428"}
+    settings = Settings(**CREDENTIALS, counter_duplicates=dup)  # type: ignore[arg-type]
+    with EcoCounterConnector(settings, region="mjosbyen", endpoint=server.url) as connector:
+        discovery = connector.discover(direct)
+    points = sorted(r.key for r in discovery.records)
+    assert "eco-counter:100001-pedestrian" not in points
+    assert "eco-counter:100001-bicycle" in points
+    site = next(s for s in discovery.items if s.id == "100001")
+    assert site.modes == ["bicycle"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"eco-counter:1": "eco-counter:2"},
+        {"nocolon": "trafikkdata:1"},
+        {"a:1": "b:1", "b:1": "c:1"},
+    ],
+)
+def test_duplicate_setting_is_checked(value: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="counter_duplicates"):
+        Settings(counter_duplicates=value)
