@@ -71,17 +71,39 @@ DataDirOpt = Annotated[
 ]
 
 
-def _local_broker(port: int | None, data_dir: Path | None) -> tuple[Settings, LocalBroker]:
+def _local_broker(
+    port: int | None, data_dir: Path | None, *, secure: bool = False
+) -> tuple[Settings, LocalBroker]:
+    from byflyt.broker_security import client_credentials
+
     settings = settings_from(broker_port=port)
     broker_dir = data_dir.resolve() if data_dir else settings.broker_dir
-    broker = LocalBroker(broker_dir, settings.kafka_libs_dir, settings.broker_port)
+    credentials = (
+        client_credentials(broker_dir, settings.kafka_sasl_username, settings.kafka_sasl_password)
+        if secure
+        else None
+    )
+    broker = LocalBroker(
+        broker_dir, settings.kafka_libs_dir, settings.broker_port, secure=credentials
+    )
     return settings, broker
 
 
 @broker_app.command("start")
-def broker_start(port: PortOpt = None, data_dir: DataDirOpt = None) -> None:
+def broker_start(
+    port: PortOpt = None,
+    data_dir: DataDirOpt = None,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="SASL_SSL with SCRAM-SHA-512 and a CA of its own; client settings in "
+            "DIR/client.env (user and password: BYFLYT_KAFKA_SASL_USERNAME/_PASSWORD, else new).",
+        ),
+    ] = False,
+) -> None:
     """Start the local broker in the background; returns once it answers."""
-    settings, broker = _local_broker(port, data_dir)
+    settings, broker = _local_broker(port, data_dir, secure=secure)
     if not settings.uses_local_broker:
         fail(
             f"BYFLYT_KAFKA_BOOTSTRAP is set ({settings.kafka_bootstrap}): nothing local to start; "

@@ -143,6 +143,34 @@ class Settings(BaseSettings):
         default=True,
         description="Whether the live page also follows volumes.hourly and sensors.status.",
     )
+    serve_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the API (/api/v1) requires; needed to listen beyond loopback "
+        "unless `byflyt serve --public`.",
+    )
+    serve_cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to read the API from a browser (CORS), JSON: "
+        '["https://dash.example.org"]; empty: no CORS headers at all.',
+    )
+    serve_max_page_size: int = Field(
+        default=10_000,
+        ge=1000,  # the lists' default page sizes stay within it
+        le=100_000,
+        description="Largest `limit` a list request may ask.",
+    )
+    serve_max_range_days: int = Field(
+        default=366,
+        ge=1,
+        le=3660,
+        description="Longest [from, to) an hourly request may ask, in days (366: a leap year).",
+    )
+    ready_max_lag: int = Field(
+        default=10_000,
+        ge=0,
+        description="Records a worker (or serve's topic follower) may be behind and still be "
+        "ready (/readyz).",
+    )
     region: str | None = Field(default=None, description="Default region, e.g. mjosbyen.")
     client_name: str = Field(
         default="byflyt-dev", description="Sent as x-client / ET-Client-Name to the sources."
@@ -224,6 +252,25 @@ class Settings(BaseSettings):
                 err = exc.errors()[0]
                 where = ".".join(str(p) for p in err["loc"]) or "value"
                 raise ValueError(f"{source!r}.{where}: {err['msg']}") from None
+        return value
+
+    @field_validator("serve_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("is shorter than 16 characters; use e.g. `openssl rand -hex 32`")
+        return value
+
+    @field_validator("serve_cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or not re.match(r"^https?://[^/\s]+$", origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; list each as scheme://host[:port], no '*'"
+                )
         return value
 
     @field_validator("kommuner_geojson", "regions_file", mode="before")

@@ -28,6 +28,11 @@ from byflyt.store import Store
 """Modes counted at points (``point_hourly``); every other mode is transit (``kommune_hourly``)."""
 
 
+def round_or_none(value: float | None, digits: int) -> float | None:
+    """``value`` rounded to ``digits`` decimals; missing stays missing (never 0)."""
+    return None if value is None else round(value, digits)
+
+
 @dataclass(frozen=True)
 class IndexPoint:
     """Who a point of the index is: a counter, or a kommune for transit."""

@@ -20,7 +20,7 @@ from byflyt.i18n import MESSAGES, Lang, mode_name, t
 from byflyt.models.kommuner import Region, kommune_name
 from byflyt.models.volumes import HourlyVolume
 from byflyt.reports.index import MIN_COVERAGE, OSLO, AreaIndex, Period, local_midnight
-from byflyt.reports.indicators import COUNTER_MODES, IndexResult, load_index
+from byflyt.reports.indicators import COUNTER_MODES, IndexResult, load_index, round_or_none
 from byflyt.store import Store
 
 SYNTHETIC_MARK = "(syntetisk)"
@@ -234,14 +234,10 @@ def _index_row(area: str, kommune_nr: str, index: AreaIndex) -> tuple[Any, ...]:
         index.matched_hours,
         _number(index.base),
         _number(index.current),
-        _round(index.index),
-        _round(index.ci_low),
-        _round(index.ci_high),
+        round_or_none(index.index, 2),
+        round_or_none(index.ci_low, 2),
+        round_or_none(index.ci_high, 2),
     )
-
-
-def _round(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def _index_table(
@@ -279,8 +275,8 @@ def _index_points_table(index: IndexResult, lang: Lang) -> ReportTable:
                 p.matched_hours,
                 _number(p.base),
                 _number(p.current),
-                _round(p.index),
-                _round(index.area.weights.get(p.point), 4),
+                round_or_none(p.index, 2),
+                round_or_none(index.area.weights.get(p.point), 4),
                 t(index.status(p.point), lang),
             )
         )
