@@ -22,6 +22,7 @@ from byflyt.regions_cli import regions_app
 from byflyt.report_cli import report
 from byflyt.serve_cli import serve
 from byflyt.settings import Settings
+from byflyt.transit_cli import transit_app
 
 app = typer.Typer(
     name="byflyt",
@@ -42,6 +43,7 @@ app.add_typer(gtfs_app, name="gtfs")
 app.add_typer(stops_app, name="stops")
 app.add_typer(query_app, name="query")
 app.add_typer(regions_app, name="regions")
+app.add_typer(transit_app, name="transit")
 app.command("index")(index)
 app.command("serve")(serve)
 app.command("outages")(outages)

@@ -331,7 +331,10 @@ def gtfs_rt(
 
 
 DatasetOpt = Annotated[
-    str, typer.Option("--dataset", help="Entur codespace, e.g. INN (Innlandstrafikk).")
+    str,
+    typer.Option(
+        "--dataset", help="Entur dataset, e.g. INN (Innlandstrafikk) or BNR (Bane NOR: trains)."
+    ),
 ]
 SiriEndpointOpt = Annotated[
     str | None,
@@ -379,7 +382,9 @@ def siri_et(
 ) -> None:
     """Trip states from Entur's SIRI Estimated Timetable (ET), e.g. Innlandstrafikk (INN).
 
-    Quays are placed in kommuner through the static feed loaded with `byflyt gtfs load`.
+    Quays are placed in kommuner through the static feed loaded with `byflyt gtfs load`. Bane
+    NOR's trains (BNR), named by train number and date, resolve to that feed's rail trips by
+    trip_short_name: load Entur's national GTFS for it.
     """
     _siri("et", dataset, endpoint, interval, once, polls, replay, feed, requests_per_minute)
 

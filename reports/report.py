@@ -32,6 +32,7 @@ SECTION_ORDER = (
     "index",
     "index_points",
     "transit",
+    "transit_flows",
     "outages",
     "data_quality",
     "plots",

@@ -150,6 +150,7 @@ def build_report(
         _index_table(region, index, kommune_index, lang),
         _index_points_table(index, lang),
         _transit_table(store, kommuner, start, end, lang),
+        _flows_table(store, kommuner, start, end, lang),
         _outages_table(store, region, points, start, end, generated, lang),
         _quality_table(store, kommuner, index, start, until, lang),
         _table(
@@ -345,6 +346,31 @@ def _transit_table(
             ("punctuality_pct", "pct"),
             ("coverage_pct", "pct"),
         ],
+        rows,
+    )
+
+
+def _flows_table(
+    store: Store, kommuner: list[str], start: datetime, end: datetime, lang: Lang
+) -> ReportTable:
+    """Vehicle trips into and out of the region (a kommune inside to one outside), by mode."""
+    members = set(kommuner)
+    into: dict[str, int] = defaultdict(int)
+    out: dict[str, int] = defaultdict(int)
+    for flow in store.query_flows(kommuner=kommuner, start=start, end=end):
+        inside_from, inside_to = flow.from_kommune in members, flow.to_kommune in members
+        if inside_to and not inside_from:
+            into[flow.mode] += flow.trips
+        elif inside_from and not inside_to:
+            out[flow.mode] += flow.trips
+    rows = [
+        (mode_name(mode, lang), into.get(mode, 0), out.get(mode, 0))
+        for mode in sorted(set(into) | set(out))
+    ]
+    return _table(
+        "transit_flows",
+        lang,
+        [("mode", "text"), ("trips_into_region", "int"), ("trips_out_of_region", "int")],
         rows,
     )
 
