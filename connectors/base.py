@@ -118,6 +118,11 @@ class Window:
         if self.until <= self.since:
             raise ValueError(f"window end {self.until} is not after its start {self.since}")
 
+    @property
+    def span(self) -> tuple[datetime, datetime]:
+        """``(since, until)``."""
+        return self.since, self.until
+
     @classmethod
     def live(cls, resume: datetime | None, now: datetime, lookback: timedelta) -> Window:
         """``[min(resume, now − lookback), now)``: re-poll the lookback, never leave a gap."""

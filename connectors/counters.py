@@ -7,6 +7,9 @@
 - :func:`is_duplicate` tells whether a point is configured as another source's counter
   (``BYFLYT_COUNTER_DUPLICATES``), so one physical counter is counted once.
 - :func:`point_id` names a point of a site or segment and one mode: a point has one mode.
+- :func:`fetched` is the record saying which hours a point's source was asked for
+  (``bike.fetched``): a point is judged only over those hours, and a gap between them is "not
+  ingested", never an outage.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from byflyt.clock import OSLO
+from byflyt.connectors.base import Record
 from byflyt.models.base import Mode, hour_floor
-from byflyt.models.counts import CountObservation
+from byflyt.models.counts import CountObservation, FetchedWindow
+from byflyt.models.topics import COUNTS_FETCHED
 from byflyt.settings import Settings
 
 HOUR = timedelta(hours=1)
@@ -29,6 +34,39 @@ HOUR_MINUTES = 60
 def point_id(site_id: str | int, mode: Mode) -> str:
     """The point id of one mode of a site or segment: ``100023038-bicycle``."""
     return f"{site_id}-{mode}"
+
+
+def fetched(
+    source: str,
+    point: str,
+    kommune_nr: str,
+    mode: Mode,
+    since: datetime,
+    until: datetime,
+    at: datetime | None = None,
+) -> Record:
+    """The ``bike.fetched`` record of one point's window ``[since, until)`` asked for."""
+    window = FetchedWindow(
+        source=source,
+        point_id=point,
+        kommune_nr=kommune_nr,
+        mode=mode,
+        since=since,
+        until=until,
+        fetched_at=at,
+    )
+    return Record.of(COUNTS_FETCHED, window)
+
+
+def hour_runs(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """Consecutive UTC hours as windows ``[first, last + 1 h)``, in order."""
+    runs: list[tuple[datetime, datetime]] = []
+    for hour in sorted(set(hours)):
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + HOUR)
+        else:
+            runs.append((hour, hour + HOUR))
+    return runs
 
 
 def is_duplicate(settings: Settings, source: str, point: str) -> str | None:

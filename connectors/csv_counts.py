@@ -30,7 +30,7 @@ from typing import Any
 
 from byflyt.clock import OSLO
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record
-from byflyt.connectors.counters import HOUR, is_duplicate
+from byflyt.connectors.counters import HOUR, fetched, hour_runs, is_duplicate
 from byflyt.errors import ConfigError
 from byflyt.models.base import Mode, hour_floor
 from byflyt.models.counts import CountObservation, CountPoint
@@ -225,12 +225,21 @@ class CsvCountsConnector(Connector[Path]):
             for (pid, hour), cell in sorted(hours.items())
             if not is_duplicate(self.settings, self.source, pid)
         ]
+        # A manual count was "asked for" exactly over the hours it covers.
+        counted: dict[str, list[datetime]] = defaultdict(list)
+        for o in observations:
+            counted[o.point_id].append(o.start)
         kept = [
             p for p in points.values() if not is_duplicate(self.settings, self.source, p.point_id)
         ]
         return PollResult(
             records=[Record.of(BIKE_POINTS, p) for p in kept]
-            + [Record.of(BIKE_COUNTS, o) for o in observations],
+            + [Record.of(BIKE_COUNTS, o) for o in observations]
+            + [
+                fetched(self.source, pid, points[pid].kommune_nr, points[pid].mode, *run, now)
+                for pid, hours in sorted(counted.items())
+                for run in hour_runs(hours)
+            ],
             rejected=rejected,
             checkpoint="sha256:" + hashlib.sha256(raw).hexdigest(),
             last_data=max((o.start for o in observations), default=None),

@@ -38,6 +38,7 @@ from byflyt.connectors.counters import (
     HOUR,
     HourSums,
     LocalTimes,
+    fetched,
     hour_ceil,
     hours_between,
     is_duplicate,
@@ -434,8 +435,12 @@ class EcoCounterConnector(Connector[EcoSite]):
         moves = delivered is not None and (
             checkpoint is None or window.since <= checkpoint < delivered
         )
+        asked = [
+            fetched(SOURCE, point_id(item.id, m), item.kommune_nr, m, *window.span, retrieved_at)
+            for m in sums
+        ]
         return PollResult(
-            records=[Record.of(BIKE_COUNTS, o) for o in observations],
+            records=[Record.of(BIKE_COUNTS, o) for o in observations] + asked,
             rejected=rejected,
             checkpoint=iso_z(delivered) if moves and delivered is not None else None,
             last_data=counted,

@@ -29,7 +29,14 @@ import shapely
 from shapely.geometry import shape
 
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
-from byflyt.connectors.counters import HOUR, hour_ceil, hours_between, is_duplicate, point_id
+from byflyt.connectors.counters import (
+    HOUR,
+    fetched,
+    hour_ceil,
+    hours_between,
+    is_duplicate,
+    point_id,
+)
 from byflyt.connectors.http import HTTPRetriableError, send
 from byflyt.errors import ConfigError, RejectedInput
 from byflyt.models.base import Mode, hour_floor, iso_z
@@ -249,8 +256,13 @@ class TelraamConnector(Connector[Segment]):
         end = None if delivered is None else delivered + HOUR
         moves = end is not None and (checkpoint is None or window.since <= checkpoint < end)
         counted = max((o.start for o in observations if o.volume is not None), default=None)
+        asked = [
+            fetched(SOURCE, point_id(item.id, m), item.kommune_nr, m, *window.span, retrieved_at)
+            for m in MODES
+            if not is_duplicate(self.settings, SOURCE, point_id(item.id, m))
+        ]
         return PollResult(
-            records=[Record.of(BIKE_COUNTS, o) for o in observations],
+            records=[Record.of(BIKE_COUNTS, o) for o in observations] + asked,
             rejected=rejected,
             checkpoint=iso_z(end) if moves and end is not None else None,
             last_data=counted,

@@ -26,6 +26,7 @@ import httpx
 from pydantic import ValidationError
 
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
+from byflyt.connectors.counters import fetched
 from byflyt.connectors.http import HTTPRetriableError, SourceError, send
 from byflyt.errors import ConfigError, RejectedInput
 from byflyt.metrics import Metrics, default_metrics
@@ -354,6 +355,11 @@ class TrafikkdataConnector(Connector[CountPoint]):
             records=[
                 Record.of(BIKE_COUNTS, o)
                 for o in sorted(observations + missing, key=lambda o: o.start)
+            ]
+            + [
+                fetched(
+                    SOURCE, item.point_id, item.kommune_nr, "bicycle", *window.span, retrieved_at
+                )
             ],
             rejected=rejected,
             checkpoint=iso_z(delivered) if moves and delivered is not None else None,

@@ -63,3 +63,30 @@ class CountObservation(WireModel):
     def key(self) -> str:
         """The Kafka key: ``source:point_id`` (observations of a point stay in order)."""
         return f"{self.source}:{self.point_id}"
+
+
+class FetchedWindow(WireModel):
+    """The hours ``[since, until)`` a connector asked its source for, for one point.
+
+    A point is judged only over the hours its source was asked for: a gap between fetched
+    windows is *not ingested* (nobody asked), never an outage of the counter.
+    """
+
+    source: str = Field(min_length=1, max_length=64)
+    point_id: str = Field(min_length=1, max_length=128)
+    kommune_nr: KommuneNr
+    mode: Mode = "bicycle"
+    since: UtcDatetime
+    until: UtcDatetime
+    fetched_at: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _check_window(self) -> FetchedWindow:
+        if self.until <= self.since:
+            raise ValueError(f"window end {self.until} is not after its start {self.since}")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The Kafka key: ``source:point_id`` (a point's windows stay in order)."""
+        return f"{self.source}:{self.point_id}"

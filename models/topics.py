@@ -31,6 +31,9 @@ class TopicSpec:
 
 BIKE_POINTS = TopicSpec("bike.points", "source:point_id", "CountPoint", compacted=True)
 BIKE_COUNTS = TopicSpec("bike.counts", "source:point_id", "CountObservation")
+COUNTS_FETCHED = TopicSpec(
+    "bike.fetched", "source:point_id", "FetchedWindow: the hours a connector asked a source for"
+)
 BIKE_COUNTS_BY_KOMMUNE = TopicSpec(
     "bike.counts.by-kommune", "kommune_nr", "CountObservation (validated, repartitioned)"
 )
@@ -58,6 +61,7 @@ DLQ = TopicSpec("dlq.rejected", "source", "Rejected")
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     BIKE_POINTS,
     BIKE_COUNTS,
+    COUNTS_FETCHED,
     BIKE_COUNTS_BY_KOMMUNE,
     TRIP_UPDATES,
     STOP_CALLS,

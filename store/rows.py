@@ -33,6 +33,18 @@ class PointHour:
 
 
 @dataclass(frozen=True)
+class Fetched:
+    """Hours ``[since, until)`` a point's source was asked for (merged with its neighbours)."""
+
+    source: str
+    point_id: str
+    since: datetime
+    until: datetime
+    kommune_nr: str
+    mode: str
+
+
+@dataclass(frozen=True)
 class Outage:
     """A period when a point or feed was silent, flat or short of coverage."""
 

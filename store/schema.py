@@ -34,14 +34,11 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from byflyt.errors import ConfigError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the tables defined in this module."""
 
 Migration = Callable[[Connection], None]
 """Brings a database from version ``n - 1`` to version ``n`` (n is its key in MIGRATIONS)."""
-
-MIGRATIONS: Mapping[int, Migration] = {}
-"""Upgrade steps keyed by the version they produce; version 1 is the baseline (no steps yet)."""
 
 # Any constant works; it only has to be the same in every byflyt process.
 _PG_SCHEMA_LOCK = 0x6279_666C_7974
@@ -168,12 +165,33 @@ flows_hourly = Table(
     Column("occupancy", Text),
 )
 
+fetched_windows = Table(
+    "fetched_windows",
+    metadata,
+    Column("source", _key(64), primary_key=True),
+    Column("point_id", _key(128), primary_key=True),
+    Column("since", UtcDateTime, primary_key=True),
+    Column("until", UtcDateTime, nullable=False),
+    Column("kommune_nr", _key(4), nullable=False),
+    Column("mode", _key(16), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+"""The hours each counter point's source was asked for, merged into disjoint windows."""
+
 schema_version = Table(
     "schema_version",
     metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("applied_at", UtcDateTime, nullable=False),
 )
+
+
+def _add_fetched_windows(conn: Connection) -> None:
+    fetched_windows.create(conn, checkfirst=True)
+
+
+MIGRATIONS: Mapping[int, Migration] = {2: _add_fetched_windows}
+"""Upgrade steps keyed by the version they produce; version 1 is the baseline."""
 
 
 def stored_version(conn: Connection) -> int:

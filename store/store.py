@@ -16,19 +16,20 @@ from types import TracebackType
 from typing import Any, Self
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Connection, Select, Table, delete, func, select, tuple_
+from sqlalchemy import Connection, Select, Table, and_, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from byflyt.metrics import Metrics
 from byflyt.models.base import hour_floor
-from byflyt.models.counts import CountObservation, CountPoint
+from byflyt.models.counts import CountObservation, CountPoint, FetchedWindow
 from byflyt.models.transit import FlowHour
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store.engine import WRITE, create_store_engine, describe, is_retriable, retriable
 from byflyt.store.rows import (
     POINT_FIELDS,
+    Fetched,
     Outage,
     PointHour,
     Row,
@@ -40,6 +41,7 @@ from byflyt.store.rows import (
 from byflyt.store.schema import (
     SCHEMA_VERSION,
     ensure_schema,
+    fetched_windows,
     flows_hourly,
     kommune_hourly,
     outages,
@@ -239,6 +241,71 @@ class Store:
             )
             deleted += result.rowcount
         return deleted
+
+    def add_fetched(self, windows: Iterable[FetchedWindow]) -> int:
+        """Record the hours each point's source was asked for; return the windows given.
+
+        A point's windows are kept merged: a new one joins every stored window it overlaps or
+        touches, so the table holds disjoint windows with the gaps between them (hours nobody
+        fetched). Replaying windows changes nothing.
+        """
+        by_point: dict[tuple[str, str], list[FetchedWindow]] = {}
+        for w in windows:
+            by_point.setdefault((w.source, w.point_id), []).append(w)
+        if not by_point:
+            return 0
+        c = fetched_windows.c
+        now = datetime.now(UTC)
+        written = 0
+        with self._write(fetched_windows.name) as conn:
+            for (source, point_id), given in sorted(by_point.items()):
+                for w in sorted(given, key=lambda w: w.since):
+                    point = and_(c.source == source, c.point_id == point_id)
+                    touching = point & (c.since <= to_utc(w.until)) & (c.until >= to_utc(w.since))
+                    rows = conn.execute(select(c.since, c.until).where(touching)).all()
+                    since = min([to_utc(w.since), *(r.since for r in rows)])
+                    until = max([to_utc(w.until), *(r.until for r in rows)])
+                    conn.execute(delete(fetched_windows).where(touching))
+                    conn.execute(
+                        fetched_windows.insert(),
+                        {
+                            "source": source,
+                            "point_id": point_id,
+                            "since": since,
+                            "until": until,
+                            "kommune_nr": w.kommune_nr,
+                            "mode": w.mode,
+                            "updated_at": now,
+                        },
+                    )
+                    written += 1
+        self.metrics.store_writes.labels(table=fetched_windows.name).inc(written)
+        return written
+
+    def query_fetched(
+        self,
+        *,
+        kommuner: Sequence[str] | None = None,
+        source: str | None = None,
+        point_ids: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Fetched]:
+        """Fetched windows overlapping ``[start, end)``, by source, point and start."""
+        c = fetched_windows.c
+        query = select(c.source, c.point_id, c.since, c.until, c.kommune_nr, c.mode).order_by(
+            c.source, c.point_id, c.since
+        )
+        query = _filter(query, fetched_windows, kommuner, None, None, None)
+        if source is not None:
+            query = query.where(c.source == source)
+        if point_ids is not None:
+            query = query.where(c.point_id.in_(_strings(point_ids, "point_ids")))
+        if start is not None:
+            query = query.where(c.until > to_utc(start))
+        if end is not None:
+            query = query.where(c.since < to_utc(end))
+        return [Fetched(**row._mapping) for row in self._read(query)]
 
     def upsert_outage(
         self,

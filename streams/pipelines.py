@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from byflyt.streams import cycling, status, transit
+from byflyt.streams import cycling, fetched, status, transit
 from byflyt.streams.app import AgentRegistrar
 
 
 def registrars() -> list[AgentRegistrar]:
     """Every pipeline's registrar, in a stable order."""
-    return [cycling.register, transit.register, status.register]
+    return [cycling.register, fetched.register, transit.register, status.register]

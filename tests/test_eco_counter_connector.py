@@ -23,8 +23,9 @@ from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
 from byflyt.models.base import Mode
-from byflyt.models.counts import CountObservation
+from byflyt.models.counts import CountObservation, FetchedWindow
 from byflyt.models.kommuner import get_region
+from byflyt.models.topics import COUNTS_FETCHED
 from byflyt.samples.counters import HOUR, EcoCounterDataset, eco_counter_week
 from byflyt.samples.eco_counter_server import EcoCounterServer
 from byflyt.samples.json_server import Fault
@@ -128,16 +129,25 @@ def test_both_dialects_give_the_rules_hours(
     ) as connector:  # type: ignore[arg-type]
         discovery = connector.discover(direct)
         got: PointHours = {}
+        asked: dict[str, tuple[str, str, datetime, datetime]] = {}
         for site in discovery.items:
             result = connector.poll(site, None, direct)
             assert result.rejected == []
             assert result.checkpoint == "2025-10-28T23:00:00Z"
             for record in result.records:
+                if record.topic is COUNTS_FETCHED:
+                    w = FetchedWindow.from_bytes(record.value)
+                    asked[w.point_id] = (w.kommune_nr, w.mode, w.since, w.until)
+                    continue
                 o = CountObservation.from_bytes(record.value)
                 got[(o.kommune_nr, o.mode, o.point_id, o.start)] = (o.volume, o.coverage)
     # The car-only site and the one in Kongsvinger are not the region's counters.
     assert sorted(s.id for s in discovery.items) == ["100001", "100002", "100003"]
     assert got == expected(week, api, week.start, week.end)
+    # Every point (a site's mode) says it was asked for the whole window.
+    assert asked == {
+        point: (kommune, mode, week.start, week.end) for kommune, mode, point, _ in got
+    }
     assert len({h for *_, h in got}) == 169  # the 25-hour day
     partial = [v for v in got.values() if v[0] is not None and v[1] < 100]
     missing = [v for v in got.values() if v[0] is None]

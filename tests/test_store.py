@@ -18,14 +18,15 @@ from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.metrics import Metrics
-from byflyt.models.counts import CountObservation, CountPoint
+from byflyt.models.counts import CountObservation, CountPoint, FetchedWindow
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
-from byflyt.store import SCHEMA_VERSION, Outage, PointHour, Store
+from byflyt.store import SCHEMA_VERSION, Fetched, Outage, PointHour, Store
 from byflyt.store.engine import is_retriable
 from byflyt.store.schema import ensure_schema, outages, schema_version
 
 OSLO = ZoneInfo("Europe/Oslo")
+HOUR = timedelta(hours=1)
 # 2025-10-26: Oslo's clocks go from 03:00 CEST back to 02:00 CET, so 02:00 local happens twice:
 # 00:00Z (02:00+02:00) and 01:00Z (02:00+01:00).
 DST_END = datetime(2025, 10, 26, 0, tzinfo=UTC)
@@ -114,18 +115,63 @@ def test_schema_is_created_once_and_reopening_keeps_the_data(store_url: str) -> 
 def test_migrations_run_once_in_order_and_a_newer_schema_is_refused(store: Store) -> None:
     applied: list[int] = []
 
+    following = SCHEMA_VERSION + 1
+
     def add_note(conn: Any) -> None:
-        applied.append(2)
+        applied.append(following)
         conn.execute(text("ALTER TABLE flows_hourly ADD COLUMN note TEXT"))
 
     for _ in range(2):
         with store.engine.begin() as conn:
-            assert ensure_schema(conn, version=2, migrations={2: add_note}) == 2
-    assert applied == [2]
+            assert ensure_schema(conn, version=following, migrations={following: add_note}) == (
+                following
+            )
+    assert applied == [following]
     columns = {c["name"] for c in inspect(store.engine).get_columns("flows_hourly")}
     assert "note" in columns
     with pytest.raises(ConfigError, match="newer than this byflyt"):
         Store(store.url)
+
+
+def test_a_version_1_store_gets_the_fetched_windows_table(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    with Store(url) as store, store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE fetched_windows"))
+        conn.execute(schema_version.update().values(version=1))  # as byflyt 1 left it
+    with Store(url) as store:
+        assert "fetched_windows" in inspect(store.engine).get_table_names()
+        with store.engine.connect() as conn:
+            versions = conn.execute(select(schema_version.c.version)).scalars().all()
+        assert versions == [1, SCHEMA_VERSION]
+        assert store.query_fetched() == []
+
+
+def test_fetched_windows_are_kept_merged_and_replays_change_nothing(store: Store) -> None:
+    t0 = datetime(2025, 10, 1, tzinfo=UTC)
+
+    def window(point: str, first: int, last: int) -> FetchedWindow:
+        return FetchedWindow(
+            source="telraam",
+            point_id=point,
+            kommune_nr="3403",
+            mode="pedestrian",
+            since=t0 + first * HOUR,
+            until=t0 + last * HOUR,
+        )
+
+    given = [window("a", 0, 5), window("a", 10, 12), window("a", 5, 7), window("a", 3, 4)]
+    given.append(window("b", 0, 1))
+    for _ in range(2):
+        store.add_fetched(given)
+    a = [(w.since, w.until) for w in store.query_fetched(point_ids=["a"])]
+    assert a == [(t0, t0 + 7 * HOUR), (t0 + 10 * HOUR, t0 + 12 * HOUR)]  # touching joins
+    store.add_fetched([window("a", 6, 11)])  # bridges the gap
+    assert store.query_fetched(source="telraam", start=t0, end=t0 + 2 * HOUR) == [
+        Fetched("telraam", "a", t0, t0 + 12 * HOUR, "3403", "pedestrian"),
+        Fetched("telraam", "b", t0, t0 + HOUR, "3403", "pedestrian"),
+    ]
+    assert store.query_fetched(start=t0 + 12 * HOUR) == []  # half-open
+    assert store.query_fetched(kommuner=["0301"]) == []
 
 
 def test_sqlite_pragmas_and_parent_folder(tmp_path: Path) -> None:

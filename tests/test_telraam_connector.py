@@ -16,8 +16,9 @@ import pytest
 from byflyt.connectors.base import Window
 from byflyt.connectors.telraam import TelraamConnector
 from byflyt.errors import ConfigError
-from byflyt.models.counts import CountObservation
+from byflyt.models.counts import CountObservation, FetchedWindow
 from byflyt.models.kommuner import get_region
+from byflyt.models.topics import COUNTS_FETCHED
 from byflyt.samples.counters import HOUR, TelraamDataset, telraam_week
 from byflyt.samples.json_server import Fault
 from byflyt.samples.telraam_server import TelraamServer
@@ -86,16 +87,25 @@ def test_measured_counts_not_the_extrapolation(
     ) as connector:
         discovery = connector.discover(direct)
         got: PointHours = {}
+        asked: dict[str, tuple[str, str, datetime, datetime]] = {}
         for segment in discovery.items:
             result = connector.poll(segment, None, direct)
             assert result.rejected == []
             for record in result.records:
+                if record.topic is COUNTS_FETCHED:
+                    w = FetchedWindow.from_bytes(record.value)
+                    asked[w.point_id] = (w.kommune_nr, w.mode, w.since, w.until)
+                    continue
                 o = CountObservation.from_bytes(record.value)
                 got[(o.kommune_nr, o.mode, o.point_id, o.start)] = (o.volume, o.coverage)
     want = expected(week, week.start, week.end)
     if by == "segments":
         want = {k: v for k, v in want.items() if k[2].startswith("9000017002")}
     assert got == want
+    # Asked for the whole window, dark edges included: those hours are missing, not unasked.
+    assert asked == {
+        point: (kommune, mode, week.start, week.end) for kommune, mode, point, _ in got
+    }
     assert {s.kommune_nr for s in discovery.items} == (
         {"3403", "3407"} if by == "region" else {"3407"}
     )
