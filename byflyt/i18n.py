@@ -297,6 +297,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "nb": "Sykkel per måned og kommune",
         "en": "Cycling per month and kommune",
     },
+    "walking_monthly": {
+        "nb": "Gange per måned og kommune",
+        "en": "Walking per month and kommune",
+    },
     "index": {
         "nb": "Sykkelindeks med konfidensintervall",
         "en": "Cycling index with confidence interval",
@@ -332,6 +336,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "sheet_cycling_monthly": {
         "nb": "Sykkel per måned",
         "en": "Cycling monthly",
+    },
+    "sheet_walking_monthly": {
+        "nb": "Gange per måned",
+        "en": "Walking monthly",
     },
     "sheet_index": {
         "nb": "Indeks",
@@ -505,6 +513,18 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "nb": "pågår",
         "en": "open",
     },
+    "not_ingested": {
+        "nb": "ikke hentet",
+        "en": "not ingested",
+    },
+    "not_ingested_details": {
+        "nb": "ingen spurte kilden om disse timene; ikke et avbrudd",
+        "en": "nobody asked the source for these hours; not an outage",
+    },
+    "not_ingested_hours": {
+        "nb": "Timer ikke hentet",
+        "en": "Hours not ingested",
+    },
     "region": {
         "nb": "Hele regionen",
         "en": "Whole region",
@@ -533,6 +553,16 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": (
             "Sum of hourly values; coverage is the mean hourly coverage over "
             "every hour of the month (hours without data count as 0 %)."
+        ),
+    },
+    "note_walking_monthly": {
+        "nb": (
+            "Fotgjengere talt ved tellepunkter for gange (Eco-Counter, Telraam, manuelle "
+            "tellinger); sum av timeverdier, dekning som for sykkel."
+        ),
+        "en": (
+            "Pedestrians counted at walking points (Eco-Counter, Telraam, manual counts); "
+            "sum of hourly values, coverage as for cycling."
         ),
     },
     "note_index": {
@@ -575,23 +605,27 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "note_outages": {
         "nb": (
             "Avbrudd som overlapper perioden. Varighet for pågående avbrudd "
-            "regnes til rapporttidspunktet."
+            "regnes til rapporttidspunktet. Et tellepunkt vurderes bare over timene "
+            "kilden ble spurt om; et opphold mellom hentede vinduer står som «ikke hentet», "
+            "ikke som avbrudd."
         ),
         "en": (
             "Outages overlapping the period. The duration of an open outage runs "
-            "to the report's time."
+            "to the report's time. A counting point is judged only over the hours its "
+            'source was asked for; a gap between fetched windows is shown as "not ingested", '
+            "not as an outage."
         ),
     },
     "note_data_quality": {
         "nb": (
             "Tellepunkter i regionen: timer med data, gjennomsnittlig dekning "
-            "over periodens timer, timer med dekning ≥ 95 %, og om punktet er med"
-            " i indeksen (og hvorfor ikke)."
+            "over periodens timer, timer med dekning ≥ 95 %, timer ingen hentet fra "
+            "kilden, og om punktet er med i indeksen (og hvorfor ikke)."
         ),
         "en": (
             "Counting points in the region: hours with data, mean coverage over "
-            "the period's hours, hours with coverage ≥ 95 %, and whether the "
-            "point is in the index (and why not)."
+            "the period's hours, hours with coverage ≥ 95 %, hours nobody fetched "
+            "from the source, and whether the point is in the index (and why not)."
         ),
     },
     "no_rows": {

@@ -29,6 +29,7 @@ from byflyt.store import Store
 
 SECTION_ORDER = (
     "cycling_monthly",
+    "walking_monthly",
     "index",
     "index_points",
     "transit",
@@ -38,7 +39,8 @@ SECTION_ORDER = (
     "plots",
     "attributions",
 )
-"""HTML section ids, in order (``plots`` holds the figures; the rest are tables)."""
+"""HTML section ids, in order (``plots`` holds the figures; the rest are tables, and
+``walking_monthly`` is there only when the region has pedestrian counting points)."""
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
@@ -183,7 +185,9 @@ def render_html(data: ReportData) -> str:
         if key == "plots":
             parts.append(_plots_section(data))
             continue
-        table = data.tables[key]
+        table = data.tables.get(key)
+        if table is None:
+            continue
         parts.append(f'<section id="{key}">\n<h2>{html.escape(table.title)}</h2>\n')
         if table.note:
             parts.append(f'<p class="note">{html.escape(table.note)}</p>\n')
@@ -234,9 +238,9 @@ def write_xlsx(data: ReportData, path: Path) -> None:
     workbook.properties.creator = "byflyt"
     bold = Font(bold=True)
     for key in SECTION_ORDER:
-        if key == "plots":
+        table = data.tables.get(key)
+        if table is None:
             continue
-        table = data.tables[key]
         sheet = workbook.create_sheet(title=table.sheet)
         sheet.append([c.label for c in table.columns])
         for cell in sheet[1]:

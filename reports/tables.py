@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from typing import Any, Literal
 
 from byflyt.i18n import MESSAGES, Lang, mode_name, t
@@ -21,7 +22,7 @@ from byflyt.models.kommuner import Region, kommune_name
 from byflyt.models.volumes import HourlyVolume
 from byflyt.reports.index import MIN_COVERAGE, OSLO, AreaIndex, Period, local_midnight
 from byflyt.reports.indicators import COUNTER_MODES, IndexResult, load_index, round_or_none
-from byflyt.store import Store
+from byflyt.store import Fetched, Store
 
 SYNTHETIC_MARK = "(syntetisk)"
 """How :mod:`byflyt.samples` marks the names of made-up points (and lines and agencies)."""
@@ -136,23 +137,30 @@ def build_report(
     start, end = period.bounds()
     # Hours still to come are not missing: coverage is over the hours up to now.
     until = min(end, generated.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
-    points = store.query_points(kommuner=kommuner, mode="bicycle")
+    every_point = store.query_points(kommuner=kommuner)
+    points = [p for p in every_point if p.mode == "bicycle"]
     if synthetic is None:
-        synthetic = any(SYNTHETIC_MARK in p.name for p in points)
+        synthetic = any(SYNTHETIC_MARK in p.name for p in every_point)
     bicycle = store.query_hourly(
         kommuner=kommuner, mode="bicycle", metric="volume", start=start, end=end
     )
     index = load_index(store, mode="bicycle", kommuner=kommuner, period=period, min_hours=min_hours)
     kommune_index = {k: index.for_kommune(k) for k in kommuner}
-    monthly, monthly_table = _cycling_monthly(bicycle, period, until, lang)
-    tables = [
-        monthly_table,
+    monthly, monthly_table = _monthly("cycling_monthly", bicycle, period, until, lang)
+    tables = [monthly_table]
+    if any(p.mode == "pedestrian" for p in every_point):
+        walking = store.query_hourly(
+            kommuner=kommuner, mode="pedestrian", metric="volume", start=start, end=end
+        )
+        tables.append(_monthly("walking_monthly", walking, period, until, lang)[1])
+    windows = fetched_by_point(store.query_fetched(kommuner=kommuner))
+    tables += [
         _index_table(region, index, kommune_index, lang),
         _index_points_table(index, lang),
         _transit_table(store, kommuner, start, end, lang),
         _flows_table(store, kommuner, start, end, lang),
-        _outages_table(store, region, points, start, end, generated, lang),
-        _quality_table(store, kommuner, index, start, until, lang),
+        _outages_table(store, region, every_point, windows, start, end, generated, lang),
+        _quality_table(store, kommuner, index, windows, start, until, lang),
         _table(
             "attributions",
             lang,
@@ -180,9 +188,10 @@ def build_report(
     )
 
 
-def _cycling_monthly(
-    rows: list[HourlyVolume], period: Period, until: datetime, lang: Lang
+def _monthly(
+    key: str, rows: list[HourlyVolume], period: Period, until: datetime, lang: Lang
 ) -> tuple[dict[tuple[str, date], float], ReportTable]:
+    """Volume per kommune and month (``cycling_monthly`` or ``walking_monthly``)."""
     sums: dict[tuple[str, date], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for row in rows:
         local = row.hour_start.astimezone(OSLO)
@@ -207,7 +216,7 @@ def _cycling_monthly(
             )
         )
     table = _table(
-        "cycling_monthly",
+        key,
         lang,
         [
             ("kommune_nr", "text"),
@@ -375,38 +384,98 @@ def _flows_table(
     )
 
 
+Span = tuple[datetime, datetime]
+
+
+def fetched_by_point(windows: list[Fetched]) -> dict[tuple[str, str], list[Span]]:
+    """Each point's fetched windows ``[since, until)``, in order."""
+    result: dict[tuple[str, str], list[Span]] = defaultdict(list)
+    for w in windows:
+        result[(w.source, w.point_id)].append((w.since, w.until))
+    for spans in result.values():
+        spans.sort()
+    return result
+
+
+def within_fetched(spans: list[Span], since: datetime, until: datetime) -> list[Span]:
+    """The parts of ``[since, until)`` inside the fetched windows ``spans``."""
+    parts = [(max(since, a), min(until, b)) for a, b in spans]
+    return [(a, b) for a, b in parts if a < b]
+
+
+def not_fetched(spans: list[Span]) -> list[Span]:
+    """The gaps between consecutive fetched windows: hours nobody asked the source for."""
+    return [(a[1], b[0]) for a, b in pairwise(spans) if a[1] < b[0]]
+
+
 def _outages_table(
     store: Store,
     region: Region,
     points: list[Any],
+    windows: dict[tuple[str, str], list[Span]],
     start: datetime,
     end: datetime,
     generated: datetime,
     lang: Lang,
 ) -> ReportTable:
-    counters = {(p.source, p.point_id) for p in points}
-    rows = []
+    """Outages overlapping the period; a counter's only over the hours its source was asked for.
+
+    A counter outage is cut to the point's fetched windows (when the point has any on record),
+    and each gap between its windows is a "not ingested" row instead: nobody asked the source
+    for those hours, so nothing can be said about the counter then.
+    """
+    counters = {(p.source, p.point_id): p for p in points}
+    now = generated.astimezone(UTC)
+    found: list[tuple[datetime, str, str, str, tuple[Any, ...]]] = []
+
+    def add(
+        source: str,
+        point_id: str,
+        kommune_nr: str | None,
+        kind: str,
+        started: datetime,
+        ended: datetime | None,
+        details: str,
+    ) -> None:
+        if started >= end or (ended is not None and ended <= start):
+            return
+        until = ended if ended is not None else now
+        row = (
+            t("counter" if (source, point_id) in counters else "feed", lang),
+            source,
+            point_id,
+            kommune_name(kommune_nr) if kommune_nr else "",
+            kind,
+            started.astimezone(OSLO),
+            ended.astimezone(OSLO) if ended is not None else None,
+            round((until - started) / timedelta(hours=1), 1),
+            details or ("" if ended is not None else t("open", lang)),
+        )
+        found.append((started, source, point_id, kind, row))
+
     # Feed outages may carry no kommune; those are shown for every region.
     for outage in store.query_outages():
         if outage.kommune_nr is not None and outage.kommune_nr not in region:
             continue
-        ended = outage.ended
-        if outage.started >= end or (ended is not None and ended <= start):
-            continue
-        until = ended if ended is not None else generated.astimezone(UTC)
-        rows.append(
-            (
-                t("counter" if (outage.source, outage.point_id) in counters else "feed", lang),
-                outage.source,
-                outage.point_id,
-                kommune_name(outage.kommune_nr) if outage.kommune_nr else "",
-                outage.kind,
-                outage.started.astimezone(OSLO),
-                ended.astimezone(OSLO) if ended is not None else None,
-                round((until - outage.started) / timedelta(hours=1), 1),
-                outage.details or ("" if ended is not None else t("open", lang)),
-            )
-        )
+        spans = windows.get((outage.source, outage.point_id))
+        if not spans:  # no fetched windows on record: the outage as the status agent saw it
+            parts: list[tuple[datetime, datetime | None]] = [(outage.started, outage.ended)]
+        else:
+            until = outage.ended if outage.ended is not None else now
+            parts = [
+                (a, outage.ended if b == until else b)
+                for a, b in within_fetched(spans, outage.started, until)
+            ]
+        o = outage
+        for a, b in parts:
+            add(o.source, o.point_id, o.kommune_nr, o.kind, a, b, o.details)
+    for (source, point_id), spans in windows.items():
+        point = counters.get((source, point_id))
+        for a, b in not_fetched(spans):
+            kommune_nr = point.kommune_nr if point is not None else None
+            details = t("not_ingested_details", lang)
+            add(source, point_id, kommune_nr, t("not_ingested", lang), a, b, details)
+    rows = [row for *_, row in sorted(found, key=lambda f: f[:4])]
     return _table(
         "outages",
         lang,
@@ -429,6 +498,7 @@ def _quality_table(
     store: Store,
     kommuner: list[str],
     index: IndexResult,
+    windows: dict[tuple[str, str], list[Span]],
     start: datetime,
     until: datetime,
     lang: Lang,
@@ -454,6 +524,10 @@ def _quality_table(
         else:
             status = t("no_index", lang)
         meta = names.get((source, point_id))
+        spans = windows.get((source, point_id))
+        fetched_hours = sum(
+            hours_between(a, b) for a, b in within_fetched(spans or [], start, max(start, until))
+        )
         rows.append(
             (
                 source,
@@ -465,6 +539,7 @@ def _quality_table(
                 hours,
                 round(coverage / period_hours, 1) if period_hours else None,
                 int(ok),
+                period_hours - fetched_hours if spans else None,
                 status,
             )
         )
@@ -481,6 +556,7 @@ def _quality_table(
             ("hours", "int"),
             ("coverage_pct", "pct"),
             ("hours_ok", "int"),
+            ("not_ingested_hours", "int"),
             ("status", "text"),
         ],
         rows,
