@@ -381,6 +381,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "nb": "Syklende",
         "en": "Cyclists",
     },
+    "walkers": {
+        "nb": "Gående",
+        "en": "Pedestrians",
+    },
     "coverage_pct": {
         "nb": "Dekning %",
         "en": "Coverage %",

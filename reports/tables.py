@@ -222,7 +222,7 @@ def _monthly(
             ("kommune_nr", "text"),
             ("kommune", "text"),
             ("month", "month"),
-            ("volume", "int"),
+            ("volume" if key == "cycling_monthly" else "walkers", "int"),
             ("coverage_pct", "pct"),
             ("hours", "int"),
         ],
