@@ -40,7 +40,7 @@ lint:
 	$(BIN)/ruff format --check .
 
 types:
-	$(BIN)/mypy byflyt models connectors streams store samples bench reports
+	$(BIN)/mypy byflyt models connectors streams store samples bench reports cli web queries
 
 pytest:
 	$(BIN)/python -m pytest

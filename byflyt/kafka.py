@@ -22,8 +22,8 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import TopicPartition
 
 from byflyt.errors import BrokerError, ConfigError
-from byflyt.models.topics import ALL_TOPICS, TopicSpec
 from byflyt.settings import Settings
+from byflyt.topics import ALL_TOPICS, TopicSpec
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from byflyt.clock import OSLO
 from byflyt.connectors.base import Record
 from byflyt.models.base import Mode, hour_floor
 from byflyt.models.counts import CountObservation, FetchedWindow
-from byflyt.models.topics import COUNTS_FETCHED
 from byflyt.settings import Settings
+from byflyt.topics import COUNTS_FETCHED
 
 HOUR = timedelta(hours=1)
 HOUR_MINUTES = 60

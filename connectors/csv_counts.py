@@ -37,8 +37,8 @@ from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import kommune_names, normalise_kommune_nr
-from byflyt.models.topics import BIKE_COUNTS, BIKE_POINTS
 from byflyt.settings import Settings
+from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
 
 log = logging.getLogger(__name__)
 

@@ -95,9 +95,9 @@ from byflyt.metrics import Metrics, default_metrics
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
-from byflyt.models.topics import TRIP_UPDATES, VEHICLES
 from byflyt.models.transit import CallRealtime, CallState, TripState, TripStatus, VehicleSeen
 from byflyt.settings import Settings
+from byflyt.topics import TRIP_UPDATES, VEHICLES
 
 log = logging.getLogger(__name__)
 

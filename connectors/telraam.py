@@ -44,8 +44,8 @@ from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator, load_boundaries
 from byflyt.models.kommuner import Region, get_region
-from byflyt.models.topics import BIKE_COUNTS, BIKE_POINTS
 from byflyt.settings import Settings
+from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,13 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from typing import Any, Literal
 
+from byflyt.clock import OSLO
 from byflyt.i18n import MESSAGES, Lang, mode_name, t
 from byflyt.models.kommuner import Region, kommune_name
 from byflyt.models.volumes import HourlyVolume
-from byflyt.reports.index import MIN_COVERAGE, OSLO, AreaIndex, Period, local_midnight
-from byflyt.reports.indicators import COUNTER_MODES, IndexResult, load_index, round_or_none
+from byflyt.queries.hourly import number
+from byflyt.queries.index import MIN_COVERAGE, AreaIndex, Period, local_midnight
+from byflyt.queries.indicators import COUNTER_MODES, IndexResult, load_index, round_or_none
 from byflyt.store import Fetched, Store
 
 SYNTHETIC_MARK = "(syntetisk)"
@@ -210,7 +212,7 @@ def _monthly(
                 kommune_nr,
                 kommune_name(kommune_nr),
                 month,
-                _number(volume),
+                number(volume),
                 round(coverage / total, 1),
                 int(hours),
             )
@@ -231,18 +233,14 @@ def _monthly(
     return {(k, m): float(v[0]) for (k, m), v in sums.items()}, table
 
 
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
 def _index_row(area: str, kommune_nr: str, index: AreaIndex) -> tuple[Any, ...]:
     return (
         area,
         kommune_nr,
         index.n,
         index.matched_hours,
-        _number(index.base),
-        _number(index.current),
+        number(index.base),
+        number(index.current),
         round_or_none(index.index, 2),
         round_or_none(index.ci_low, 2),
         round_or_none(index.ci_high, 2),
@@ -282,8 +280,8 @@ def _index_points_table(index: IndexResult, lang: Lang) -> ReportTable:
                 info.name,
                 kommune_name(info.kommune_nr),
                 p.matched_hours,
-                _number(p.base),
-                _number(p.current),
+                number(p.base),
+                number(p.current),
                 round_or_none(p.index, 2),
                 round_or_none(index.area.weights.get(p.point), 4),
                 t(index.status(p.point), lang),
@@ -323,7 +321,7 @@ def _transit_table(
 
         def value(metric: str, metrics: dict[str, Any] = metrics) -> int | float:
             found = metrics.get(metric)
-            return _number(found.value) if found is not None else 0
+            return number(found.value) if found is not None else 0
 
         delays, on_time = value("delay_count"), value("on_time_calls")
         departures = metrics.get("departures")

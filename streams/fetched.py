@@ -22,11 +22,11 @@ from pydantic import ValidationError
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models.counts import FetchedWindow
 from byflyt.models.envelope import Rejected
-from byflyt.models.topics import COUNTS_FETCHED, DLQ
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.cycling import BATCH_MAX, FLUSH_INTERVAL_S, manual_acks, reason_of
+from byflyt.topics import COUNTS_FETCHED, DLQ
 
 AGENT = "store_fetched"
 

@@ -11,10 +11,10 @@ from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, generate_latest
 
 from byflyt.errors import ByflytError
-from byflyt.health import ALIVE, Check, lag_check, readiness, store_check
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.drain import agent_topics, partition_lag
+from byflyt.streams.health import ALIVE, Check, lag_check, readiness, store_check
 
 READY_TIMEOUT_S = 10.0
 
@@ -34,7 +34,7 @@ def add_metrics_view(app: faust.App, registry: CollectorRegistry) -> None:
 
 
 def add_health_views(app: faust.App, settings: Settings) -> None:
-    """``/healthz`` (the worker's web server answers) and ``/readyz`` (see :mod:`byflyt.health`).
+    """``/healthz`` (the web server answers) and ``/readyz`` (:mod:`byflyt.streams.health`).
 
     Ready means: the store answers, Kafka answers, the first assignment and table recovery are
     done and no rebalance is under way, and the partitions this worker holds are at most

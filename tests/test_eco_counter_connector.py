@@ -25,11 +25,11 @@ from byflyt.metrics import Metrics
 from byflyt.models.base import Mode
 from byflyt.models.counts import CountObservation, FetchedWindow
 from byflyt.models.kommuner import get_region
-from byflyt.models.topics import COUNTS_FETCHED
 from byflyt.samples.counters import HOUR, EcoCounterDataset, eco_counter_week
 from byflyt.samples.eco_counter_server import EcoCounterServer
 from byflyt.samples.json_server import Fault
 from byflyt.settings import Settings
+from byflyt.topics import COUNTS_FETCHED
 from tests.counter_pipeline import PointHours, byflyt, kommune_hours, query
 from tests.kafka_util import read_all
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from byflyt.health import Check, readiness
 from byflyt.settings import Settings
+from byflyt.streams.health import Check, readiness
 from byflyt.web import create_app
 from tests.conftest import REPO, free_port
 from tests.web_server import serving

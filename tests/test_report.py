@@ -24,8 +24,8 @@ from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.kommuner import get_region, kommune_name
 from byflyt.models.transit import FlowHour
 from byflyt.models.volumes import HourlyVolume
-from byflyt.reports.index import parse_period
-from byflyt.reports.indicators import load_index
+from byflyt.queries.index import parse_period
+from byflyt.queries.indicators import load_index
 from byflyt.reports.report import SECTION_ORDER
 from byflyt.samples.trafikkdata import SILENT_POINT, TrafikkdataDataset, generate, mjosbyen_week
 from byflyt.store import Store

@@ -24,9 +24,9 @@ import pytest
 from pydantic import SecretStr
 
 from byflyt.broker_security import make_ca
-from byflyt.models.topics import ALL_TOPICS, BIKE_COUNTS, DLQ
 from byflyt.samples.trafikkdata import mjosbyen_week
 from byflyt.samples.trafikkdata_server import TrafikkdataServer
+from byflyt.topics import ALL_TOPICS, BIKE_COUNTS, DLQ
 from tests.conftest import REPO, SecureBroker, free_port, kafka_libs
 from tests.kafka_util import produce, read_all
 from tests.test_cycling_pipeline import FROM, TO, expected_csv_rows, parse

@@ -23,10 +23,10 @@ from pydantic import SecretStr
 from selenium.webdriver.support.ui import WebDriverWait
 
 from byflyt.kafka import create_topics
-from byflyt.models.topics import SENSORS_STATUS, VOLUMES_HOURLY
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
+from byflyt.topics import SENSORS_STATUS, VOLUMES_HOURLY
 from byflyt.web import create_app
 from byflyt.web.security import is_loopback
 from tests.browser import chromium

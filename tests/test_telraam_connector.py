@@ -18,11 +18,11 @@ from byflyt.connectors.telraam import TelraamConnector
 from byflyt.errors import ConfigError
 from byflyt.models.counts import CountObservation, FetchedWindow
 from byflyt.models.kommuner import get_region
-from byflyt.models.topics import COUNTS_FETCHED
 from byflyt.samples.counters import HOUR, TelraamDataset, telraam_week
 from byflyt.samples.json_server import Fault
 from byflyt.samples.telraam_server import TelraamServer
 from byflyt.settings import Settings
+from byflyt.topics import COUNTS_FETCHED
 from tests.counter_pipeline import PointHours, byflyt, kommune_hours, query
 
 KEY = {"telraam_api_key": "nokkel"}

@@ -25,11 +25,12 @@ def counts(
     ] = None,
 ) -> None:
     """Counts per point and interval (up to an hour) into bike.counts; bad rows dead-lettered."""
-    from byflyt.cli_base import fail, settings_from
     from byflyt.connectors.base import ConnectorRunner
     from byflyt.connectors.csv_counts import CsvCountsConnector
     from byflyt.errors import BrokerError
     from byflyt.kafka import create_topics
+
+    from .base import fail, settings_from
 
     settings = settings_from()
     try:

@@ -8,10 +8,11 @@ from typing import Annotated, Literal
 
 import typer
 
-from byflyt.cli_base import fail, settings_from
+from byflyt.clock import OSLO
 from byflyt.errors import ConfigError
-from byflyt.query_cli import RegionOpt, read_store
-from byflyt.reports.index import OSLO
+
+from .base import fail, settings_from
+from .options import RegionOpt, read_store
 
 Lang = Literal["nb", "en"]
 

@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from byflyt.kafka import consumer
 from byflyt.models.status import SensorStatus
-from byflyt.models.topics import SENSORS_STATUS, VOLUMES_HOURLY
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
+from byflyt.topics import SENSORS_STATUS, VOLUMES_HOURLY
 
 log = logging.getLogger(__name__)
 

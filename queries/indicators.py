@@ -2,7 +2,7 @@
 
 Counters (``bicycle``, ``pedestrian``) come from ``point_hourly``: each counting point is a point
 of the index, keyed ``source:point_id``. Transit modes come from ``kommune_hourly`` metric
-:data:`~byflyt.reports.index.TRANSIT_METRIC`: each kommune is a point, keyed by its number.
+:data:`~byflyt.queries.index.TRANSIT_METRIC`: each kommune is a point, keyed by its number.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime
 
 from byflyt.models.base import COUNTER_MODES
 from byflyt.models.kommuner import kommune_name
-from byflyt.reports.index import (
+from byflyt.queries.index import (
     MIN_COVERAGE,
     TRANSIT_METRIC,
     AreaIndex,

@@ -19,7 +19,7 @@ from byflyt.models.counts import CountPoint
 from byflyt.models.kommuner import Region, kommune_name
 from byflyt.models.status import SensorStatus
 from byflyt.models.volumes import HourlyVolume
-from byflyt.query_cli import number
+from byflyt.queries.hourly import number
 from byflyt.store import Store
 from byflyt.store.rows import Outage
 from byflyt.web.follow import FollowedState, TopicFollower

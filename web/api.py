@@ -18,12 +18,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from byflyt.errors import RetriableError
-from byflyt.index_cli import area_record, index_summary, point_records
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.kommuner import kommune_names, load_regions
-from byflyt.query_cli import HOURLY_FIELDS, hourly_record
-from byflyt.reports.index import parse_period
-from byflyt.reports.indicators import load_index
+from byflyt.queries.hourly import HOURLY_FIELDS, hourly_record
+from byflyt.queries.index import parse_period
+from byflyt.queries.index_records import area_record, index_summary, point_records
+from byflyt.queries.indicators import load_index
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web.params import kommuner_for, time_range

@@ -1,7 +1,7 @@
 """``byflyt index``: is it growing? A period against the same period a year earlier.
 
 The method (Statens vegvesen's sykkelindeks, and the same for transit departures) and the rule
-for "a year earlier" across clock changes and leap days are in :mod:`byflyt.reports.index`.
+for "a year earlier" across clock changes and leap days are in :mod:`byflyt.queries.index`.
 """
 
 from __future__ import annotations
@@ -13,85 +13,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from byflyt.cli_base import fail, settings_from
-from byflyt.models.base import iso_z
 from byflyt.models.kommuner import kommune_name
-from byflyt.query_cli import (
-    Format,
-    KommuneOpt,
-    RegionOpt,
-    print_table,
-    read_store,
-    region_kommuner,
-    write_csv,
-)
-from byflyt.reports.index import REASONS, AreaIndex, parse_period
-from byflyt.reports.indicators import IndexResult, load_index, round_or_none
+from byflyt.queries.index import REASONS, AreaIndex, parse_period
+from byflyt.queries.index_records import INDEX_FIELDS, area_record, index_summary, point_records
+from byflyt.queries.indicators import IndexResult, load_index
 
-INDEX_FIELDS = (
-    "level",
-    "id",
-    "name",
-    "kommune_nr",
-    "kommune",
-    "matched_hours",
-    "base",
-    "current",
-    "index_pct",
-    "weight",
-    "ci_low",
-    "ci_high",
-    "n_points",
-    "status",
-)
-"""The columns of ``byflyt index --format csv``: one ``area`` row, then one row per point."""
-
-
-def area_record(result: IndexResult, name: str) -> dict[str, Any]:
-    """The area's row: index, confidence interval, points and matched hours."""
-    area = result.area
-    return {
-        "level": "area",
-        "id": name,
-        "name": name,
-        "kommune_nr": result.kommuner[0] if len(result.kommuner) == 1 else "",
-        "kommune": kommune_name(result.kommuner[0]) if len(result.kommuner) == 1 else "",
-        "matched_hours": area.matched_hours,
-        "base": area.base,
-        "current": area.current,
-        "index_pct": round_or_none(area.index, 3),
-        "weight": 1.0 if area.n else None,
-        "ci_low": round_or_none(area.ci_low, 3),
-        "ci_high": round_or_none(area.ci_high, 3),
-        "n_points": area.n,
-        "status": "no points" if area.index is None else ("no CI: n < 2" if area.n < 2 else "ok"),
-    }
-
-
-def point_records(result: IndexResult) -> list[dict[str, Any]]:
-    """One row per point considered, taking part or not (``status`` says which)."""
-    records = []
-    for p in result.matched:
-        info = result.points[p.point]
-        records.append(
-            {
-                "level": "point",
-                "id": p.point,
-                "name": info.name,
-                "kommune_nr": info.kommune_nr,
-                "kommune": kommune_name(info.kommune_nr),
-                "matched_hours": p.matched_hours,
-                "base": p.base,
-                "current": p.current,
-                "index_pct": round_or_none(p.index, 3),
-                "weight": round_or_none(result.area.weights.get(p.point), 5),
-                "ci_low": None,
-                "ci_high": None,
-                "n_points": None,
-                "status": result.status(p.point),
-            }
-        )
-    return records
+from .base import fail, settings_from
+from .options import KommuneOpt, RegionOpt, read_store, region_kommuner
+from .render import Format, print_table, write_csv
 
 
 def _pct(value: float | None) -> str:
@@ -203,26 +132,6 @@ def index(
     else:
         for table in _tables(result, name):
             print_table(table)
-
-
-def index_summary(result: IndexResult) -> dict[str, Any]:
-    """What an index answer says about itself: mode, periods (UTC), thresholds, spread."""
-    area = result.area
-    start, end = result.period.bounds()
-    base_start, base_end = result.period.base_bounds()
-    return {
-        "mode": result.mode,
-        "period": result.period.label,
-        "from": iso_z(start),
-        "to": iso_z(end),
-        "base_from": iso_z(base_start),
-        "base_to": iso_z(base_end),
-        "min_hours": result.min_hours,
-        "min_coverage": result.min_coverage,
-        "sd": round_or_none(area.sd, 3),
-        "se": round_or_none(area.se, 3),
-        "t": round_or_none(area.t, 4),
-    }
 
 
 def _json_out(result: IndexResult, records: list[dict[str, Any]]) -> None:

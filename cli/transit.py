@@ -14,10 +14,12 @@ import typer
 from rich import box
 from rich.table import Table
 
-from byflyt.cli_base import fail, settings_from
 from byflyt.connectors.sources import FIELDS, region_sources
 from byflyt.errors import ConfigError, RetriableError
-from byflyt.query_cli import Format, FormatOpt, number, print_table, write_csv, write_json
+from byflyt.queries.hourly import number
+
+from .base import fail, settings_from
+from .render import Format, FormatOpt, print_table, write_csv, write_json
 
 transit_app = typer.Typer(
     help="Transit across operators: which datasets serve a region.", no_args_is_help=True

@@ -15,21 +15,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from byflyt.cli_base import settings_from
 from byflyt.clock import OSLO
 from byflyt.models.base import iso_z
 from byflyt.models.kommuner import kommune_name
-from byflyt.query_cli import (
-    Format,
-    FormatOpt,
-    RegionOpt,
-    print_table,
-    read_store,
-    region_kommuner,
-    write_csv,
-    write_json,
-)
 from byflyt.store import Outage
+
+from .base import settings_from
+from .options import RegionOpt, read_store, region_kommuner
+from .render import Format, FormatOpt, print_table, write_csv, write_json
 
 OUTAGE_FIELDS = (
     "source",

@@ -1,7 +1,7 @@
 """What every command module shares: one-line failures and settings loaded the same way.
 
-The command modules (``*_cli.py``) import from here, and ``byflyt.cli`` imports them, so
-imports run one way: cli → command modules → cli_base.
+The command modules (``byflyt.cli.query``, ``.ingest`` …) import from here, and
+``byflyt.cli.commands`` imports them, so imports run one way: commands → command modules → base.
 """
 
 from __future__ import annotations

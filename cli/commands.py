@@ -10,19 +10,20 @@ from typing import Annotated
 import typer
 
 from byflyt.broker import LocalBroker
-from byflyt.cli_base import fail, settings_from
 from byflyt.errors import BrokerError, ByflytError, ConfigError
-from byflyt.gtfs_cli import gtfs_app, stops_app
-from byflyt.import_cli import import_app
-from byflyt.index_cli import index
-from byflyt.ingest_cli import ingest_app
-from byflyt.outages_cli import outages
-from byflyt.query_cli import query_app
-from byflyt.regions_cli import regions_app
-from byflyt.report_cli import report
-from byflyt.serve_cli import serve
 from byflyt.settings import Settings
-from byflyt.transit_cli import transit_app
+
+from .base import fail, settings_from
+from .counts import import_app
+from .gtfs import gtfs_app, stops_app
+from .index import index
+from .ingest import ingest_app
+from .outages import outages
+from .query import query_app
+from .regions import regions_app
+from .report import report
+from .serve import serve
+from .transit import transit_app
 
 app = typer.Typer(
     name="byflyt",
@@ -153,7 +154,7 @@ def topics_create() -> None:
 @topics_app.command("list")
 def topics_list() -> None:
     """List byflyt's topics with their key, value shape and cleanup policy."""
-    from byflyt.models.topics import ALL_TOPICS
+    from byflyt.topics import ALL_TOPICS
 
     settings = settings_from()
     for spec in ALL_TOPICS:
@@ -199,7 +200,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run byflyt end to end on synthetic Mjøsbyen data: counts, transit, report, live page."""
-    from byflyt.demo import run_demo
+    from .demo import run_demo
 
     try:
         run_demo(settings_from(), keep_broker=keep_broker, serve=not exit_after_report)

@@ -16,11 +16,12 @@ import typer
 from rich import box
 from rich.table import Table
 
-from byflyt.cli_base import fail, settings_from
 from byflyt.errors import ConfigError
 from byflyt.models.history import Resolution, UnknownKommune, kommune_history
 from byflyt.models.kommuner import Region, get_region, kommune_name, load_regions
-from byflyt.query_cli import Format, FormatOpt, print_table, write_csv, write_json
+
+from .base import fail, settings_from
+from .render import Format, FormatOpt, print_table, write_csv, write_json
 
 ATTRIBUTION = (
     "Kommune boundaries © Kartverket (CC BY 4.0). Kommune history: Statistics Norway (SSB), "

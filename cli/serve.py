@@ -35,11 +35,12 @@ def serve(
     """
     import uvicorn
 
-    from byflyt.cli_base import fail, settings_from
     from byflyt.kafka import check_access
     from byflyt.store.engine import describe
     from byflyt.web import create_app
     from byflyt.web.security import is_loopback
+
+    from .base import fail, settings_from
 
     settings = settings_from(serve_host=host, serve_port=port)
     where = settings.serve_host

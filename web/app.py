@@ -22,11 +22,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from byflyt.errors import RetriableError
-from byflyt.health import ALIVE, Check, lag_check, readiness, store_check
 from byflyt.i18n import Lang, labels
 from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
 from byflyt.store import Store
+from byflyt.streams.health import ALIVE, Check, lag_check, readiness, store_check
 from byflyt.web.api import RegionParam, api_router
 from byflyt.web.follow import TopicFollower
 from byflyt.web.live import LiveView, live_state

@@ -54,7 +54,7 @@ def gtfs_load(
     ] = 500_000,
 ) -> None:
     """Load a GTFS zip for a region, place its stops in kommuner and save it for the workers."""
-    from byflyt.cli_base import fail, settings_from
+    from .base import fail, settings_from
 
     settings = settings_from()
     region_key = None if all_norway else (region or settings.region)
@@ -116,7 +116,7 @@ def report_checks(feed: str, report: FeedReport) -> None:
 @stops_app.command("unknown")
 def stops_unknown(feed: FeedOpt) -> None:
     """List the stops of a loaded feed that are in no kommune, as CSV: stop_id,stop_name,lat,lon."""
-    from byflyt.cli_base import fail, settings_from
+    from .base import fail, settings_from
 
     settings = settings_from()
     try:

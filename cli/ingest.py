@@ -33,8 +33,9 @@ def _serve_metrics(
     """Start the connector's /metrics endpoint (on BYFLYT_WEB_HOST) when a port is given."""
     from prometheus_client import start_http_server
 
-    from byflyt.cli_base import fail, settings_from
     from byflyt.metrics import default_metrics
+
+    from .base import fail, settings_from
 
     settings = settings_from()
     port = metrics_port or settings.metrics_port
@@ -93,12 +94,13 @@ def trafikkdata(
 
     Without --to it follows live every --interval minutes, resuming from Kafka checkpoints.
     """
-    from byflyt.cli_base import fail, settings_from
     from byflyt.connectors.base import ConnectorRunner, Window
     from byflyt.connectors.trafikkdata import DEFAULT_ENDPOINT, TrafikkdataConnector
     from byflyt.errors import BrokerError
     from byflyt.kafka import create_topics
-    from byflyt.models.topics import BIKE_COUNTS, BIKE_POINTS
+    from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
+
+    from .base import fail, settings_from
 
     settings = settings_from()
     region = region or settings.region
@@ -158,11 +160,12 @@ def _run_counter(
     connector: Connector[Any], settings: Settings, once: bool, interval: float, label: str
 ) -> None:
     """Run a counter connector once or live, then print its summary line."""
-    from byflyt.cli_base import fail
     from byflyt.connectors.base import ConnectorRunner
     from byflyt.errors import BrokerError
     from byflyt.kafka import create_topics
-    from byflyt.models.topics import BIKE_COUNTS, BIKE_POINTS
+    from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
+
+    from .base import fail
 
     with connector:
         try:
@@ -203,8 +206,9 @@ def eco_counter(
 
     Credentials: BYFLYT_ECO_COUNTER_CLIENT_ID and _CLIENT_SECRET (v1) or _API_KEY (v2).
     """
-    from byflyt.cli_base import fail, settings_from
     from byflyt.connectors.eco_counter import EcoCounterConnector
+
+    from .base import fail, settings_from
 
     settings = settings_from()
     region = region or settings.region
@@ -246,8 +250,9 @@ def telraam(
     interval: IntervalOpt = 60.0,
 ) -> None:
     """Measured bicycle and pedestrian counts from Telraam segments (BYFLYT_TELRAAM_API_KEY)."""
-    from byflyt.cli_base import fail, settings_from
     from byflyt.connectors.telraam import DEFAULT_ENDPOINT, TelraamConnector
+
+    from .base import fail, settings_from
 
     settings = settings_from()
     if segments and region:
@@ -299,9 +304,10 @@ def gtfs_rt(
     Live, it polls every --interval until stopped (--once: one poll); a replay plays every
     recorded file once. Checkpoints in Kafka keep the last accepted snapshot time per kind.
     """
-    from byflyt.cli_base import fail, settings_from
     from byflyt.connectors.gtfs_rt import GtfsRtConnector, SnapshotRunner, check_sources
     from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
+
+    from .base import fail, settings_from
 
     settings = settings_from()
     try:
@@ -415,9 +421,10 @@ def _siri(
     feed: str | None,
     requests_per_minute: float,
 ) -> None:
-    from byflyt.cli_base import fail, settings_from
     from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
     from byflyt.connectors.siri import DEFAULT_ENDPOINT, SiriConnector, SiriRunner
+
+    from .base import fail, settings_from
 
     settings = settings_from()
     try:
@@ -471,9 +478,10 @@ def _run_feed(
     every: timedelta,
 ) -> RunStats:
     """A transit feed's run: a replay in one pass, else ``polls`` polls (``--once``: one)."""
-    from byflyt.cli_base import fail
     from byflyt.errors import BrokerError
     from byflyt.kafka import create_topics
+
+    from .base import fail
 
     try:
         create_topics(settings)
@@ -486,7 +494,7 @@ def _run_feed(
 
 def _fail_if_incomplete(stats: RunStats, *, bounded: bool) -> None:
     """A bounded run (once, --polls, a replay) with failed sources ends with exit code 1."""
-    from byflyt.cli_base import fail
+    from .base import fail
 
     if bounded and stats.failed:
         fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
