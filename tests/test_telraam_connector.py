@@ -9,7 +9,8 @@ and dark hours as missing. The Done-when test adds a 429 and goes through the re
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,9 +23,11 @@ from byflyt.samples.counters import HOUR, TelraamDataset, telraam_week
 from byflyt.samples.json_server import Fault
 from byflyt.samples.telraam_server import TelraamServer
 from byflyt.settings import Settings
+from byflyt.store import Store
 from byflyt.topics import COUNTS_FETCHED
 from tests.counter_pipeline import PointHours, byflyt, kommune_hours, query
 
+OSLO = ZoneInfo("Europe/Oslo")
 KEY = {"telraam_api_key": "nokkel"}
 
 
@@ -137,3 +140,9 @@ def test_done_when_week_through_the_worker_equals_the_rules(
         rows = query(env, mode, "2025-10-22", "2025-10-29")
         assert rows == [r for r in want if r[2] == mode]
         assert rows
+    # The worker stored the hours each point was asked for (Oslo days 22–28 October).
+    since, until = (datetime(2025, 10, d, tzinfo=OSLO).astimezone(UTC) for d in (22, 29))
+    with Store(env["BYFLYT_STORE_URL"]) as store:
+        windows = {(w.point_id, w.since, w.until) for w in store.query_fetched(source="telraam")}
+    points = {p for _, _, p, _ in expected(week, week.start, week.end)}
+    assert windows == {(p, since, until) for p in points}
