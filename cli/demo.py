@@ -3,13 +3,15 @@
 It uses only the real parts: the local broker (unless ``BYFLYT_KAFKA_BOOTSTRAP`` names another
 Kafka), the synthetic Trafikkdata server for a week of 2025 and the same week of 2024 (the base
 year of the cycling index), ``byflyt ingest trafikkdata`` twice for 2025 (the second serving
-corrects some hours), a synthetic Innlandstrafikk GTFS feed with a morning of GTFS-realtime
+corrects some hours), a synthetic Eco-Counter site and Telraam segment in Mjøsbyen (cycling
+and walking, ``byflyt ingest eco-counter`` and ``ingest telraam`` against the local servers in
+their shapes), a synthetic Innlandstrafikk GTFS feed with a morning of GTFS-realtime
 snapshots, a synthetic slice of Entur's national GTFS with Dovrebanen, Gjøvikbanen and
 Rørosbanen and a day of synthetic Bane NOR SIRI ET (``byflyt transit sources``, ``byflyt ingest
-siri-et --dataset BNR``), ``byflyt worker --drain``, ``byflyt query daily`` and ``flows`` and
-``byflyt report``. Then, unless
-told to exit, it keeps a worker (``/metrics``) and ``byflyt serve`` (the live page and API) up
-until Ctrl-C. Every figure it shows is synthetic and says so.
+siri-et --dataset BNR``), ``byflyt worker --drain``, ``byflyt query daily`` (cycling and
+walking) and ``flows`` and ``byflyt report``. Then, unless told to exit, it keeps a worker
+(``/metrics``) and ``byflyt serve`` (the live page and API) up until Ctrl-C. Every figure it
+shows is synthetic and says so.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -29,11 +32,15 @@ from rich.console import Console
 from byflyt.broker import LocalBroker
 from byflyt.errors import ByflytError
 from byflyt.kafka import create_topics
+from byflyt.samples.counters import SYNTHETIC_NOTICE as COUNTERS_NOTICE
+from byflyt.samples.counters import eco_counter_week, telraam_week
+from byflyt.samples.eco_counter_server import EcoCounterServer
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.gtfs_rt import write_synthetic_snapshots
 from byflyt.samples.national import SYNTHETIC_NOTICE as NATIONAL_NOTICE
 from byflyt.samples.national import bnr_day, write_national_gtfs
 from byflyt.samples.siri import write_replay
+from byflyt.samples.telraam_server import TelraamServer
 from byflyt.samples.trafikkdata import OSLO, SYNTHETIC_NOTICE, generate, mjosbyen_week
 from byflyt.samples.trafikkdata_server import TrafikkdataServer
 from byflyt.settings import Settings
@@ -46,17 +53,23 @@ BASE_TO = "2024-10-29"
 FEED = "inn-synthetic"
 RAIL_FEED = "national-synthetic"
 TRAIN_DAY, TRAIN_DAY_END = "2025-10-27", "2025-10-28"
+ECO_SITE = 100_001
+"""The demo's Eco-Counter site: Strandgata Hamar, bicycle and pedestrian 15-minute channels."""
+TELRAAM_SEGMENT = "9000017002"
+"""The demo's Telraam segment: Kirkegata Gjøvik."""
+DEMO_KEY = "nokkel"
+"""The local sample servers' API key (they serve synthetic data only)."""
 
 
 class DemoError(ByflytError):
     """A demo step failed; the message names the step and shows its output."""
 
 
-def _byflyt(args: Sequence[str], console: Console) -> None:
+def _byflyt(args: Sequence[str], console: Console, env: dict[str, str] | None = None) -> None:
     console.print(f"[dim]$ byflyt {' '.join(args)}[/dim]")
     done = subprocess.run(
         [sys.executable, "-m", "byflyt", *args],
-        env=dict(os.environ),
+        env={**os.environ, **(env or {})},
         check=False,
         text=True,
         capture_output=True,
@@ -85,6 +98,7 @@ def run_demo(settings: Settings, *, keep_broker: bool = False, serve: bool = Tru
         create_topics(settings)
         console.rule(f"[bold]{SYNTHETIC_NOTICE}")
         _ingest_cycling(console)
+        _ingest_counters(console)
         _ingest_transit(settings, console)
         _ingest_trains(settings, console)
         console.print("4. Aggregate: drain the worker (everything in the topics, then exit)")
@@ -93,10 +107,10 @@ def run_demo(settings: Settings, *, keep_broker: bool = False, serve: bool = Tru
         flows = ["query", "flows", "--region", REGION, "--level", "region"]
         _byflyt([*flows, "--from", TRAIN_DAY, "--to", TRAIN_DAY_END], console)
         console.rule("Sykkel per dag, Mjøsbyen — SYNTETISKE DATA / synthetic data")
-        _byflyt(
-            ["query", "daily", "--region", REGION, "--from", WEEK_FROM, "--to", WEEK_TO],
-            console,
-        )
+        daily = ["query", "daily", "--region", REGION, "--from", WEEK_FROM, "--to", WEEK_TO]
+        _byflyt([*daily, "--mode", "bicycle"], console)
+        console.rule("Gange per dag, Mjøsbyen — SYNTETISKE DATA / synthetic data")
+        _byflyt([*daily, "--mode", "pedestrian"], console)
         console.print(f"Store: {settings.database_url}", soft_wrap=True, markup=False)
         out = settings.data_dir / "report"
         console.print("5. The indicator report for October 2025 (HTML and XLSX)")
@@ -126,6 +140,24 @@ def _ingest_cycling(console: Console) -> None:
         _byflyt([*ingest, *window], console)
         server.set_dataset(mjosbyen_week(2))
         _byflyt([*ingest, *window], console)
+
+
+def _ingest_counters(console: Console) -> None:
+    """A kommune's Eco-Counter site and a resident's Telraam segment: cycling and walking."""
+    week = eco_counter_week()
+    site = replace(week, sites=tuple(s for s in week.sites if s.id == ECO_SITE))
+    window = ["--from", WEEK_FROM, "--to", WEEK_TO]
+    console.print(
+        "2b. Counters of a kommune and its residents: an Eco-Counter site in Hamar and a "
+        "Telraam segment in Gjøvik, cycling and walking"
+    )
+    console.print(f"[bold]{COUNTERS_NOTICE}")
+    with EcoCounterServer(site, api_key=DEMO_KEY) as eco, TelraamServer(telraam_week()) as tel:
+        env = {"BYFLYT_ECO_COUNTER_API_KEY": DEMO_KEY, "BYFLYT_TELRAAM_API_KEY": DEMO_KEY}
+        eco_args = ["ingest", "eco-counter", "--region", REGION, "--api", "v2"]
+        _byflyt([*eco_args, "--endpoint", eco.url, *window], console, env)
+        tel_args = ["ingest", "telraam", "--segments", TELRAAM_SEGMENT, "--endpoint", tel.url]
+        _byflyt([*tel_args, *window], console, env)
 
 
 def _ingest_transit(settings: Settings, console: Console) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 
 from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
@@ -103,10 +104,26 @@ def test_demo_runs_end_to_end_then_serves_until_ctrl_c(
     assert report.parent == settings.data_dir / "report"
     assert list(report.parent.glob("*.xlsx")), "the XLSX workbook is missing"
     assert "syntetisk" in report.read_text(encoding="utf-8").lower()
+    assert "Gange per måned og kommune" in report.read_text(encoding="utf-8")
+    # The year between the demo's October weeks was never fetched: "ikke hentet", no outage.
+    book = load_workbook(next(report.parent.glob("*.xlsx")))
+    rows = list(book["Avbrudd"].iter_rows(values_only=True))
+    outages = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    counters = [o for o in outages if o["Type"] == "teller"]
+    assert any(o["Art"] == "ikke hentet" and o["Varighet (timer)"] > 8000 for o in counters)
+    week = 7 * 24 + 1
+    assert all(o["Varighet (timer)"] <= week for o in counters if o["Art"] != "ikke hentet")
 
     with Store(settings.database_url) as store:
         bicycle = store.query_hourly(mode="bicycle", metric="volume")
         assert {row.hour_start.year for row in bicycle} == {2024, 2025}
+        # Walking: the synthetic Eco-Counter site in Hamar and Telraam segment in Gjøvik.
+        walking = store.query_hourly(mode="pedestrian", metric="volume")
+        assert {row.kommune_nr for row in walking} == {"3403", "3407"}
+        assert sum(row.value for row in walking) > 0
+        walkers = store.query_points(mode="pedestrian")
+        assert {p.source for p in walkers} == {"eco-counter", "telraam"}
+        assert all("(syntetisk)" in p.name for p in walkers)
         # The demo's morning of GTFS-realtime snapshots gives departures in Mjøsbyen.
         transit = [
             row
