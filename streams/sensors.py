@@ -13,6 +13,14 @@ machine keeps three runs:
   point normally varies (its mean at each of those hours of day is at least ``flat_min_mean``).
 * low coverage: hours with data whose coverage is under the threshold.
 
+**Fetched windows.** A point is judged only over the hours its source was asked for. Once its
+fetched windows are known (:meth:`PointMachine.set_fetched`, from the connectors' ``bike.fetched``
+records as the store keeps them), an hour without a record outside every window is *not
+ingested*: it neither counts towards nor breaks recovery, is not learnt, and ends the point's
+silent, flat and low-coverage runs (nothing can be said across it); hours after the newest
+window wait until their window is known. A point with no windows on record is judged at every
+hour, as before windows were recorded.
+
 "Normal" is the point's own history: for each Europe/Oslo hour of day, over the last
 ``history_days`` of hours judged while the point was up, how often it had data and its mean
 volume. An hour of day with fewer than ``min_history_days`` of history is not judged, so a new
@@ -126,6 +134,8 @@ class PointMachine:
     _stuck_value: int | None = None
     _good: _Run = field(default_factory=_Run)
     _window: deque[tuple[datetime, int, bool, int]] = field(default_factory=deque)
+    fetched: list[tuple[datetime, datetime]] | None = None
+    """The windows ``[since, until)`` the source was asked for, in order; None: not known."""
     _seen: list[int] = field(default_factory=lambda: [0] * 24)
     _with_data: list[int] = field(default_factory=lambda: [0] * 24)
     _volume: list[int] = field(default_factory=lambda: [0] * 24)
@@ -140,8 +150,15 @@ class PointMachine:
             self.next_hour = hour
         self.hours[hour] = (volume, coverage)
 
+    def set_fetched(self, windows: list[tuple[datetime, datetime]]) -> None:
+        """The windows of hours the point's source was asked for (sorted, disjoint)."""
+        self.fetched = sorted(windows)
+
     def advance(self, until: datetime) -> list[Change]:
         """Judge every hour up to and including ``until``; return the changes."""
+        if self.fetched is not None:
+            # Hours after the newest window wait for theirs: not judged as "not ingested".
+            until = min(until, self.fetched[-1][1] - HOUR) if self.fetched else until
         changes: list[Change] = []
         while self.next_hour is not None and self.next_hour <= until:
             hour = self.next_hour
@@ -149,9 +166,21 @@ class PointMachine:
             self.next_hour = hour + HOUR
         return changes
 
+    def was_fetched(self, hour: datetime) -> bool:
+        """Whether the source was asked for ``hour`` (True when the windows are not known)."""
+        if self.fetched is None or hour in self.hours:  # a record proves the hour was asked for
+            return True
+        return any(since <= hour < until for since, until in self.fetched)
+
     # -- one hour ----------------------------------------------------------------------------
     def _step(self, hour: datetime) -> list[Change]:
         th = self.thresholds
+        if not self.was_fetched(hour):  # not ingested: nothing to judge, no run spans it
+            self._silent.reset()
+            self._low.reset()
+            self._flat.reset()
+            self._flat_value = None
+            return []
         volume, coverage = self.hours.pop(hour, (None, 0.0))
         has = volume is not None and coverage > 0
         hod = local_hour(hour)
@@ -297,6 +326,12 @@ class SourceClock:
         machine.add(hour, volume, coverage)
         if self.newest is None or hour > self.newest:
             self.newest = hour
+
+    def set_fetched(self, point_id: str, windows: list[tuple[datetime, datetime]]) -> None:
+        """The windows the source was asked for, for one point seen from it."""
+        machine = self.points.get(point_id)
+        if machine is not None:
+            machine.set_fetched(windows)
 
     @property
     def closed_until(self) -> datetime | None:
