@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from byflyt.clock import OSLO
 from byflyt.settings import PointThresholds
-from byflyt.streams.sensors import HOUR, LOCAL, Change, PointMachine, SourceClock
+from byflyt.streams.sensors import HOUR, Change, PointMachine, SourceClock
 
 TH = PointThresholds(
     silent_hours=3,
@@ -31,7 +32,7 @@ Shape = Callable[[datetime], Value]
 
 def daytime_only(hour: datetime) -> Value:
     """Counts from 06 to 22 local time, nothing (null, coverage 0) at night."""
-    local = hour.astimezone(LOCAL).hour
+    local = hour.astimezone(OSLO).hour
     if 6 <= local < 22:
         return 10 + (local * 7 + hour.day) % 13, 100.0
     return None, 0.0
@@ -39,7 +40,7 @@ def daytime_only(hour: datetime) -> Value:
 
 def zeros_at_night(hour: datetime) -> Value:
     """Counts by day, true zeros (full coverage) at night."""
-    local = hour.astimezone(LOCAL).hour
+    local = hour.astimezone(OSLO).hour
     return (10 + (local * 7 + hour.day) % 13 if 6 <= local < 22 else 0), 100.0
 
 
@@ -248,3 +249,63 @@ def test_wrong_thresholds_fail_at_start_with_one_line(
         load_settings(**overrides)
     assert words in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+# -- fetched windows -------------------------------------------------------------------------
+WEEK_2024 = (datetime(2024, 10, 21, tzinfo=UTC), datetime(2024, 10, 28, tzinfo=UTC))
+WEEK_2025 = (datetime(2025, 10, 20, tzinfo=UTC), datetime(2025, 10, 27, tzinfo=UTC))
+
+
+def two_weeks(stop_after: timedelta | None = None) -> dict[datetime, Value]:
+    """A week of 2024 and a week of 2025 as fetched; with ``stop_after``, the counter stops
+    that long into the 2025 week (its hours then come as missing: fetched, without data)."""
+    data = series(WEEK_2024[0], 7 * 24, daytime_only)
+    for hour, value in series(WEEK_2025[0], 7 * 24, daytime_only).items():
+        stopped = stop_after is not None and hour >= WEEK_2025[0] + stop_after
+        data[hour] = (None, 0.0) if stopped else value
+    return data
+
+
+def judge_fetched(
+    data: dict[datetime, Value], windows: list[tuple[datetime, datetime]] | None
+) -> list[Change]:
+    clock = SourceClock("test", TH)
+    for hour, (volume, coverage) in sorted(data.items()):
+        clock.add("P1", "3403", hour, volume, coverage)
+    if windows is not None:
+        clock.set_fetched("P1", windows)
+    return clock.advance()
+
+
+def test_the_year_nobody_fetched_is_not_an_outage() -> None:
+    gap_hours = (WEEK_2025[0] - WEEK_2024[1]) / HOUR
+    # Judged at every hour (no windows known), the year between reads as one long silence.
+    blind = outages(judge_fetched(two_weeks(), None))
+    assert [(kind, (end - start) / HOUR > gap_hours - 24) for kind, start, end in blind if end] == [
+        ("silent", True)
+    ]
+    # Judged only over the hours the source was asked for, it is no outage at all.
+    changes = judge_fetched(two_weeks(), [WEEK_2024, WEEK_2025])
+    assert [(c.previous, c.state) for c in changes] == [(None, "up")]
+
+
+def test_a_counter_that_stops_inside_a_fetched_window_is_still_silent() -> None:
+    stop = timedelta(days=3, hours=6)
+    found = outages(judge_fetched(two_weeks(stop), [WEEK_2024, WEEK_2025]))
+    assert [kind for kind, _, end in found if end is None] == ["silent"]
+    (started,) = [start for kind, start, end in found if end is None]
+    assert WEEK_2025[0] + stop <= started < WEEK_2025[1]
+
+
+def test_hours_after_the_newest_window_wait_for_it() -> None:
+    clock = SourceClock("test", TH)
+    for hour, (volume, coverage) in sorted(series(WEEK_2024[0], 48, daytime_only).items()):
+        clock.add("P1", "3403", hour, volume, coverage)
+    clock.set_fetched("P1", [(WEEK_2024[0], WEEK_2024[0] + 24 * HOUR)])
+    clock.advance()
+    assert clock.points["P1"].next_hour == WEEK_2024[0] + 24 * HOUR
+    clock.set_fetched("P1", [(WEEK_2024[0], WEEK_2024[0] + 48 * HOUR)])
+    clock.advance()
+    # Now the source's clock decides: its newest hour less the grace hours.
+    newest = WEEK_2024[0] + 47 * HOUR
+    assert clock.points["P1"].next_hour == newest - TH.grace_hours * HOUR + HOUR
