@@ -147,6 +147,7 @@ def worker(
     """Run the stream-processing worker (faust) of every pipeline."""
     from byflyt.kafka import create_topics
     from byflyt.streams.pipelines import registrars
+    from byflyt.streams.state_check import StateLostError
     from byflyt.streams.worker import run_worker
 
     settings = settings_from()
@@ -154,7 +155,10 @@ def worker(
         create_topics(settings)
     except BrokerError as exc:
         fail(str(exc), code=1)
-    run_worker(settings, registrars(), drain=drain, web_port=web_port, loglevel=loglevel)
+    try:
+        run_worker(settings, registrars(), drain=drain, web_port=web_port, loglevel=loglevel)
+    except (BrokerError, StateLostError) as exc:
+        fail(str(exc), code=1)
 
 
 @app.command("demo")
