@@ -32,7 +32,7 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.samples.trafikkdata import TrafikkdataDataset
 from byflyt.settings import Settings
 from byflyt.store import Store
-from tests.cycling_expect import Row, expected_rows
+from tests.cycling_expect import Row
 from tests.kafka_util import produce, read_all
 from tests.pg import LocalPostgres, pg_bin_dir
 
@@ -305,8 +305,10 @@ def send(settings: Settings, batch: list[CountObservation]) -> None:
     )
 
 
-def connector_truth(dataset: TrafikkdataDataset, region: str, since: datetime) -> list[Row]:
-    """What a Trafikkdata run from ``since`` must give, from the dataset by the rules.
+def connector_observations(
+    dataset: TrafikkdataDataset, region: str, since: datetime
+) -> list[CountObservation]:
+    """What a Trafikkdata run from ``since`` must deliver, from the dataset by the rules.
 
     Every bicycle point of the region contributes each hour from ``max(since, first data)`` to
     its latest data: the published value, or a missing hour (no volume, coverage 0).
@@ -333,7 +335,7 @@ def connector_truth(dataset: TrafikkdataDataset, region: str, since: datetime) -
                 )
             )
             hour += timedelta(hours=1)
-    return expected_rows(expected)
+    return expected
 
 
 # -- the two views that must equal the truth -------------------------------------------------

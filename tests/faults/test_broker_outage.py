@@ -13,11 +13,12 @@ import pytest
 
 from byflyt.samples.trafikkdata import mjosbyen_week
 from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
+from tests.cycling_expect import expected_rows
 from tests.faults.conftest import RunFactory
 from tests.faults.harness import (
     PrivateBroker,
     assert_exact,
-    connector_truth,
+    connector_observations,
     free_port,
     metric_sum,
     no_tracebacks,
@@ -36,7 +37,8 @@ def test_broker_stopped_for_20s_mid_backfill_and_mid_aggregation(
 ) -> None:
     run = fault_run()
     dataset = mjosbyen_week(1)
-    truth = connector_truth(dataset, "mjosbyen", SINCE)
+    delivered = connector_observations(dataset, "mjosbyen", SINCE)
+    truth = expected_rows(delivered)
     worker_port, connector_port = free_port(), free_port()
     with TrafikkdataServer(dataset, page_size=12) as server:
         # Slow pages, so the backfill is still paging when the broker goes away.
@@ -63,7 +65,10 @@ def test_broker_stopped_for_20s_mid_backfill_and_mid_aggregation(
         fault_broker.stop()
         stopped = time.monotonic()
         try:
+            # A worker started while the broker is away waits for it instead of exiting.
+            late = run.worker("worker-late")
             time.sleep(max(0.0, BROKER_DOWN_S - (time.monotonic() - stopped)))
+            assert late.alive(), f"a worker started without a broker exited:\n{late.output()}"
             assert worker.alive(), f"the worker exited without its broker:\n{worker.output()}"
             assert connector.alive(), f"the connector exited:\n{connector.output()}"
         finally:
@@ -71,10 +76,15 @@ def test_broker_stopped_for_20s_mid_backfill_and_mid_aggregation(
 
         code = connector.wait(180)
         assert code == 0, connector.output()[-4000:]
+        # Its summary says what it did: every observation produced once, nothing failed.
+        assert f"{len(delivered)} observations" in connector.output(), connector.output()[-2000:]
+        assert "0 rejected, 0 failed" in connector.output()
         wait_for(lambda: store_rows(run.settings) == truth, 180, "the store to converge")
         assert len(server.requests) > pages_before, "the backfill did not page after the outage"
         assert_exact(run.settings, truth)
         text = scrape(worker_port)
         assert metric_sum(text, "byflyt_agent_records_total", agent="aggregate_counts") > 0
         assert worker.alive()
-    no_tracebacks([worker, connector])
+        assert late.alive(), late.output()[-3000:]
+        assert "retrying in" in late.output()
+    no_tracebacks([worker, connector, late])

@@ -17,8 +17,9 @@ from byflyt.models.envelope import Checkpoint
 from byflyt.samples.trafikkdata import mjosbyen_week
 from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
 from byflyt.settings import Settings
+from tests.cycling_expect import expected_rows
 from tests.faults.conftest import RunFactory
-from tests.faults.harness import assert_exact, connector_truth, no_tracebacks, wait_for
+from tests.faults.harness import assert_exact, connector_observations, no_tracebacks, wait_for
 from tests.kafka_util import read_all
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka]
@@ -56,7 +57,8 @@ def hours_requests(server: TrafikkdataServer, point: str, first: int = 0) -> lis
 def test_sigkill_mid_backfill_resumes_from_checkpoints(fault_run: RunFactory) -> None:
     run = fault_run()
     dataset = mjosbyen_week(1)
-    truth = connector_truth(dataset, "mjosbyen", SINCE)
+    delivered = connector_observations(dataset, "mjosbyen", SINCE)
+    truth = expected_rows(delivered)
     ingest = (
         "ingest",
         "trafikkdata",
