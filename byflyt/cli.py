@@ -17,6 +17,7 @@ from byflyt.index_cli import index
 from byflyt.ingest_cli import ingest_app
 from byflyt.outages_cli import outages
 from byflyt.query_cli import query_app
+from byflyt.regions_cli import regions_app
 from byflyt.report_cli import report
 from byflyt.serve_cli import serve
 from byflyt.settings import Settings
@@ -38,6 +39,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(gtfs_app, name="gtfs")
 app.add_typer(stops_app, name="stops")
 app.add_typer(query_app, name="query")
+app.add_typer(regions_app, name="regions")
 app.command("index")(index)
 app.command("serve")(serve)
 app.command("outages")(outages)

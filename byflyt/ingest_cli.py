@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Protocol
-from zoneinfo import ZoneInfo
 
 import typer
 
+from byflyt.clock import TIME_FIX, parse_when
 from byflyt.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -50,32 +49,14 @@ def _serve_metrics(
         )
 
 
-OSLO = ZoneInfo("Europe/Oslo")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME_FIX = (
-    "write YYYY-MM-DD (midnight Europe/Oslo) or ISO 8601 with an offset, "
-    "e.g. 2025-10-26T02:00+01:00 or 2025-10-26T01:00Z"
-)
-
-
 def parse_time(option: str, text: str | None) -> datetime | None:
-    """A ``--from``/``--to`` value: ISO 8601 with an offset, or a date (Europe/Oslo midnight).
-
-    Naive times are refused: which 02:00 on the last Sunday of October would they mean?
-    """
+    """A ``--from``/``--to`` value (:func:`byflyt.clock.parse_when`); an error names ``option``."""
     if text is None:
         return None
     try:
-        if _DATE.match(text):
-            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=OSLO)
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(option, f"{text!r} is not a date or a time", _TIME_FIX) from None
-    if value.utcoffset() is None:
-        raise ConfigError(
-            option, f"{text!r} has no UTC offset (naive times are ambiguous)", _TIME_FIX
-        )
-    return value
+        return parse_when(text)
+    except ValueError as exc:
+        raise ConfigError(option, str(exc), TIME_FIX) from None
 
 
 RegionOpt = Annotated[
@@ -251,7 +232,7 @@ SiriRateOpt = Annotated[
 SiriFeedOpt = Annotated[
     str | None,
     typer.Option(
-        "--feed", help="Static GTFS feed of the codespace (default: the dataset in lower case)."
+        "--feed", help="Static GTFS feed of the codespace (default: the dataset; any case)."
     ),
 ]
 
@@ -307,7 +288,7 @@ def _siri(
     settings = settings_from()
     try:
         every = _poll_interval(interval, once, polls)
-        static = StaticFeed.load(feed_dir(settings, feed or dataset.lower()))
+        static = StaticFeed.load(feed_dir(settings, feed or dataset))
         connector = SiriConnector(
             settings,
             kind="et" if kind == "et" else "vm",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import TopicPartition
 
@@ -134,21 +134,6 @@ def create_topics_waiting(
 def _replication_factor(client: KafkaAdminClient) -> int:
     brokers = client.describe_cluster().get("brokers", [])
     return min(3, max(1, len(brokers)))
-
-
-def topic_config(settings: Settings, name: str) -> dict[str, str]:
-    """The broker's configuration of one topic (for checks and ``topics list``)."""
-    client = admin(settings)
-    try:
-        resources = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
-        config: dict[str, str] = {}
-        for response in resources:
-            for resource in response.resources:
-                for entry in resource[4]:
-                    config[entry[0]] = entry[1]
-        return config
-    finally:
-        client.close()
 
 
 def end_offsets(settings: Settings, topics: Iterable[str]) -> dict[TopicPartition, int]:

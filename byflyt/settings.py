@@ -163,6 +163,31 @@ class Settings(BaseSettings):
         description="Matched hours a point needs to take part in the index (168: one week).",
     )
 
+    max_calls_per_journey: int = Field(
+        default=1000,
+        ge=10,
+        le=100_000,
+        description="Calls one journey or trip may have (SIRI, GTFS-realtime, GTFS static); "
+        "longer ones are rejected. Norway's longest journeys have a few hundred.",
+    )
+    max_record_bytes: int = Field(
+        default=900_000,
+        ge=10_000,
+        le=100_000_000,
+        description="Largest record a connector produces; larger ones go to the dead-letter "
+        "topic (keep it under the broker's message.max.bytes, 1 MiB by default).",
+    )
+    gtfs_max_uncompressed_bytes: int = Field(
+        default=8 * 1024**3,
+        ge=1024,
+        description="Largest total uncompressed size of a GTFS zip's members.",
+    )
+    gtfs_max_compression_ratio: float = Field(
+        default=200.0,
+        ge=2,
+        description="Largest uncompressed/compressed ratio of a GTFS zip member (zip bombs).",
+    )
+
     point_status: PointThresholds = Field(
         default_factory=PointThresholds,
         description='Counter point status thresholds, JSON, e.g. {"silent_hours": 4}.',

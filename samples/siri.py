@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from lxml import etree
 
+from byflyt.clock import OSLO
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
 from byflyt.samples.gtfs_rt import (
     Scenario,
@@ -49,7 +49,6 @@ SYNTHETIC_NOTICE = (
     "network in Entur's shape, not real-time data from Innlandstrafikk or Entur."
 )
 NS = "http://www.siri.org.uk/siri"
-OSLO = ZoneInfo("Europe/Oslo")
 SERVICE_DATE = date(2025, 10, 27)
 FIRST_TICK = datetime(2025, 10, 26, 22, 30, tzinfo=UTC)
 LAST_TICK = datetime(2025, 10, 28, 0, 0, tzinfo=UTC)

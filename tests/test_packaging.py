@@ -115,3 +115,21 @@ def test_wheel_installs_into_a_clean_venv(tmp_path: Path) -> None:
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr[-2000:]
     assert "(30 placed, 2 unplaced)" in loaded.stdout
     assert (user / ".byflyt" / "gtfs" / "inn").is_dir()
+
+    # The kommune history ships in the wheel: a region written in 2018 resolves from it.
+    shown = subprocess.run(
+        [str(target / "bin" / "byflyt"), "regions", "show", "alesundregionen", "--format", "csv"],
+        cwd=user,
+        env={k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1:] == [
+        "1508,Ålesund",
+        "1531,Sula",
+        "1532,Giske",
+        "1580,Haram",
+    ]

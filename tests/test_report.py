@@ -237,13 +237,15 @@ def test_transit_matches_the_store(written: dict[str, Path], store_url: str) -> 
         if row.mode != "bicycle":
             sums[(row.kommune_nr, row.mode, row.metric)] += row.value
     records = sheet_records(load_workbook(written["XLSX"])["Kollektiv"])
-    assert [(r["Kommunenr."], r["Transportform"]) for r in records] == [
-        ("3403", "bus"),
-        ("3403", "rail"),
-        ("3405", "bus"),
+    # The report shows the mode as a reader says it, in the report's language.
+    assert [(r["Kommunenr."], r["Reisemåte"]) for r in records] == [
+        ("3403", "buss"),
+        ("3403", "tog"),
+        ("3405", "buss"),
     ]
+    code = {"buss": "bus", "tog": "rail"}
     for r in records:
-        key = (str(r["Kommunenr."]), str(r["Transportform"]))
+        key = (str(r["Kommunenr."]), code[str(r["Reisemåte"])])
         assert r["Avganger"] == sums[(*key, "departures")]
         assert r["Innstilte anløp"] == sums[(*key, "cancelled_calls")]
         assert r["Turer (sum per time)"] == sums[(*key, "trips")]
@@ -404,15 +406,23 @@ def test_bad_input_is_one_line_naming_the_flag(
 
 
 def test_report_period_and_date_helpers() -> None:
+    from byflyt.i18n import format_date, format_number, metric_name, mode_name, month_name
     from byflyt.reports.report import period_for
-    from byflyt.reports.text import format_date, format_number
 
     assert period_for(2025, 12).end == date(2026, 1, 1)
     assert period_for(2024, None).end == date(2025, 1, 1)
-    assert format_number(12345.67, "nb", 1) == "12\u202f345,7"
-    assert format_number(-3.5, "nb", 1) == "−3,5"
+    # CLDR's bokmål (Babel): decimal comma, no-break space between thousands.
+    assert format_number(12345.67, "nb", 1) == "12\xa0345,7"
+    assert format_number(1234567, "nb") == "1\xa0234\xa0567"
+    assert format_number(-3.5, "nb", 1) in {"-3,5", "−3,5"}
     assert format_number(12345.67, "en", 1) == "12,345.7"
     assert format_date(date(2025, 10, 26), "nb") == "26.10.2025"
+    assert month_name(10, "nb") == "oktober"
+    assert month_name(10, "en") == "October"
+    assert mode_name("bus", "nb") == "buss"
+    assert mode_name("rail", "en") == "rail"
+    assert mode_name("hovercraft", "nb") == "hovercraft"
+    assert metric_name("departures", "nb") == "avganger"
 
 
 @pytest.mark.slow

@@ -22,12 +22,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from byflyt.errors import RetriableError
+from byflyt.i18n import Lang, labels
 from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web.api import RegionParam, api_router
 from byflyt.web.follow import TopicFollower
-from byflyt.web.i18n import Lang, labels
 from byflyt.web.live import LiveView, live_state
 from byflyt.web.params import kommuner_for
 from byflyt.web.problems import (

@@ -1,6 +1,6 @@
 """The API's query parameters, checked the way ``byflyt query`` checks its options.
 
-Times use :func:`byflyt.query_cli.parse_when` (ISO 8601 with an offset, or a date meaning
+Times use :func:`byflyt.clock.parse_when` (ISO 8601 with an offset, or a date meaning
 Europe/Oslo midnight); kommuner and regions come from :mod:`byflyt.models.kommuner`. Every
 check raises a 400 :class:`~byflyt.web.problems.Problem` that names the parameter and what to
 send instead.
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from byflyt.clock import parse_when
 from byflyt.errors import ConfigError
 from byflyt.models.kommuner import get_region, kommune_names, normalise_kommune_nr
-from byflyt.query_cli import parse_when
 from byflyt.web.problems import bad_parameter
 
 
