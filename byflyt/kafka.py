@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import ssl
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +26,11 @@ from kafka.structs import TopicPartition
 from byflyt.errors import BrokerError, ConfigError
 from byflyt.settings import Settings
 from byflyt.topics import ALL_TOPICS, TopicSpec
+
+log = logging.getLogger(__name__)
+
+BROKER_WAIT_S = 120.0
+"""How long a starting worker waits for Kafka before it gives up (a restart, a failover)."""
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:
@@ -232,6 +239,27 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS) -
     finally:
         client.close()
     return result
+
+
+def create_topics_waiting(
+    settings: Settings, timeout: float = BROKER_WAIT_S, first_delay: float = 0.5
+) -> dict[str, str]:
+    """:func:`create_topics`, retried with capped exponential back-off while Kafka is away.
+
+    A process that starts while the broker restarts waits for it instead of exiting; after
+    ``timeout`` seconds without an answer the last :class:`BrokerError` is raised.
+    """
+    deadline = time.monotonic() + timeout
+    delay = first_delay
+    while True:
+        try:
+            return create_topics(settings)
+        except BrokerError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s; retrying in %.1f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def _replication_factor(client: KafkaAdminClient) -> int:

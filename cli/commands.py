@@ -174,16 +174,20 @@ def worker(
     loglevel: Annotated[str, typer.Option("--loglevel", help="faust log level.")] = "warning",
 ) -> None:
     """Run the stream-processing worker (faust) of every pipeline."""
-    from byflyt.kafka import create_topics
+    from byflyt.kafka import create_topics_waiting
     from byflyt.streams.pipelines import registrars
+    from byflyt.streams.state_check import StateLostError
     from byflyt.streams.worker import run_worker
 
     settings = settings_from()
     try:
-        create_topics(settings)
+        create_topics_waiting(settings)
     except BrokerError as exc:
         fail(str(exc), code=1)
-    run_worker(settings, registrars(), drain=drain, web_port=web_port, loglevel=loglevel)
+    try:
+        run_worker(settings, registrars(), drain=drain, web_port=web_port, loglevel=loglevel)
+    except (BrokerError, StateLostError) as exc:
+        fail(str(exc), code=1)
 
 
 @app.command("demo")

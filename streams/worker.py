@@ -13,6 +13,7 @@ from byflyt.metrics import default_metrics
 from byflyt.settings import Settings
 from byflyt.streams.app import AgentRegistrar, create_app
 from byflyt.streams.drain import Flush, install_drain, install_lag_gauge
+from byflyt.streams.state_check import ensure_state
 from byflyt.streams.web import add_health_views, add_metrics_view
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,13 @@ def run_worker(
     web_port: int | None = None,
     loglevel: str = "warning",
 ) -> None:
-    """Run the worker until stopped (or, with ``drain``, until everything is processed)."""
-    _, worker = build_worker(
+    """Run the worker until stopped (or, with ``drain``, until everything is processed).
+
+    Raises :class:`~byflyt.streams.state_check.StateLostError` before starting when a table's
+    changelog is gone and its state cannot be rebuilt from the input.
+    """
+    app, worker = build_worker(
         settings, registrars, drain=drain, web_port=web_port, loglevel=loglevel
     )
+    ensure_state(app, settings)
     worker.execute_from_commandline()
