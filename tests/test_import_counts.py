@@ -4,7 +4,7 @@ to the dead-letter topic with their line numbers and the rest is imported."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ import pytest
 from byflyt.connectors.csv_counts import CsvCountsConnector, when
 from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
+from byflyt.store import Store
 from tests.counter_pipeline import PointHours, byflyt, kommune_hours, query
 from tests.kafka_util import read_all
 
@@ -46,6 +47,7 @@ count = "Antall"
 [modes]
 walk = "pedestrian"
 """
+HOUR = timedelta(hours=1)
 UTC5, UTC6 = (datetime(2025, 10, 22, h, tzinfo=UTC) for h in (5, 6))
 
 
@@ -124,3 +126,7 @@ def test_done_when_spreadsheet_and_export_through_the_worker(
         assert query(worker_env, mode, "2025-10-22", "2025-10-27") == [
             r for r in want if r[2] == mode
         ]
+    # A manual count was asked for exactly over the hours it covers.
+    with Store(settings.database_url) as store:
+        windows = {(w.point_id, w.since, w.until) for w in store.query_fetched()}
+    assert windows == {(point, hour, hour + HOUR) for _, _, point, hour in points}
