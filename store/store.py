@@ -142,6 +142,17 @@ class Store:
         if table is outages:
             # Closing an outage without knowing its kommune keeps the kommune already stored.
             changes["kommune_nr"] = func.coalesce(stmt.excluded.kommune_nr, outages.c.kommune_nr)
+        if self._dialect == "postgresql":
+            # One multi-row INSERT … ON CONFLICT per chunk: one round trip, not one per row.
+            for i in range(0, len(rows), CHUNK_ROWS):
+                chunk = insert(table).values(rows[i : i + CHUNK_ROWS])
+                set_: dict[str, Any] = {name: chunk.excluded[name] for name in changes}
+                if table is outages:
+                    set_["kommune_nr"] = func.coalesce(
+                        chunk.excluded.kommune_nr, outages.c.kommune_nr
+                    )
+                conn.execute(chunk.on_conflict_do_update(index_elements=keys, set_=set_))
+            return
         upsert = stmt.on_conflict_do_update(index_elements=keys, set_=changes)
         for i in range(0, len(rows), CHUNK_ROWS):
             conn.execute(upsert, rows[i : i + CHUNK_ROWS])
@@ -215,6 +226,68 @@ class Store:
             deleted = self._delete(conn, gone)
             self._upsert(conn, kommune_hourly, rows)
         self.metrics.store_writes.labels(table=kommune_hourly.name).inc(len(rows) + deleted)
+
+    def write_counts(
+        self,
+        points: Iterable[CountPoint],
+        point_hours: Iterable[Row],
+        upserts: Iterable[HourlyVolume],
+        deletes: Iterable[VolumeKey],
+    ) -> None:
+        """One cycling flush in one transaction: points, point-hours, kommune-hours.
+
+        ``point_hours`` are ``point_hourly`` rows (``source, point_id, hour_start, kommune_nr,
+        mode, volume, coverage``; ``updated_at`` is set here), at most one per key. Deletes of
+        kommune-hours go first, so a key given in both ends up with the upserted value.
+        """
+        now = datetime.now(UTC)
+        point_rows = latest_by_key(
+            points_table,
+            ({**p.model_dump(include=POINT_FIELDS), "updated_at": now} for p in points),
+        )
+        hour_rows = [{**row, "updated_at": now} for row in point_hours]
+        hour_rows.sort(key=lambda r: (r["source"], r["point_id"], r["hour_start"]))
+        rows = latest_by_key(kommune_hourly, (volume_row(r, now) for r in upserts))
+        gone = unique_keys(deletes)
+        if not (point_rows or hour_rows or rows or gone):
+            return
+        with self._write(kommune_hourly.name) as conn:
+            self._upsert(conn, points_table, point_rows)
+            self._upsert(conn, point_hourly, hour_rows)
+            deleted = self._delete(conn, gone)
+            self._upsert(conn, kommune_hourly, rows)
+        self.metrics.store_writes.labels(table=points_table.name).inc(len(point_rows))
+        self.metrics.store_writes.labels(table=point_hourly.name).inc(len(hour_rows))
+        self.metrics.store_writes.labels(table=kommune_hourly.name).inc(len(rows) + deleted)
+
+    def point_hours_of(
+        self, cells: Iterable[tuple[str, str, datetime]]
+    ) -> list[tuple[str, str, datetime, str, int | None, float]]:
+        """Stored point-hours of the kommune-hours ``(kommune_nr, mode, hour_start)``.
+
+        Rows are ``(kommune_nr, mode, hour_start, "source:point_id", volume, coverage)``: what
+        an aggregation needs to recompute those kommune-hours after it evicted them.
+        """
+        wanted = set(cells)
+        if not wanted:
+            return []
+        c = point_hourly.c
+        by_kommune: dict[tuple[str, str], list[datetime]] = {}
+        for kommune_nr, mode, hour in wanted:
+            by_kommune.setdefault((kommune_nr, mode), []).append(hour)
+        out = []
+        for (kommune_nr, mode), hours in sorted(by_kommune.items()):
+            query = select(c.hour_start, c.source, c.point_id, c.volume, c.coverage).where(
+                c.hour_start >= min(hours),
+                c.hour_start <= max(hours),
+                c.kommune_nr == kommune_nr,
+                c.mode == mode,
+            )
+            for hour, source, point_id, volume, coverage in self._read(query):
+                hour = to_utc(hour)
+                if (kommune_nr, mode, hour) in wanted:
+                    out.append((kommune_nr, mode, hour, f"{source}:{point_id}", volume, coverage))
+        return out
 
     def write_transit(self, hourly: Iterable[HourlyVolume], flows: Iterable[FlowHour]) -> None:
         """Upsert transit kommune-hours and kommune-to-kommune flows in one transaction."""

@@ -43,16 +43,23 @@ from faust.types import TP
 from pydantic import ValidationError
 
 from byflyt.metrics import Metrics, default_metrics
-from byflyt.models.base import hour_floor, iso_z
-from byflyt.models.counts import CountObservation
+from byflyt.models import codec_counts
+from byflyt.models.base import iso_z
+from byflyt.models.codec_counts import Count, utc
 from byflyt.models.envelope import Rejected
 from byflyt.models.status import FeedHealth, SensorState, SensorStatus
 from byflyt.models.topics import BIKE_COUNTS, DLQ, FEED_HEALTH, SENSORS_STATUS
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
-from byflyt.streams.cycling import BATCH_MAX, FLUSH_INTERVAL_S, manual_acks, reason_of
 from byflyt.streams.sensors import Change, FeedMachine, SourceClock
+from byflyt.streams.sink import (
+    BATCH_MAX,
+    FLUSH_INTERVAL_S,
+    manual_acks,
+    reason_of,
+    worker_store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +132,10 @@ class StatusTracker:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byflyt-status")
 
     # -- counter points ----------------------------------------------------------------------
-    def add_count(self, obs: CountObservation) -> None:
+    def add_count(self, obs: Count) -> None:
         """Keep one observation as its point's latest value for the hour."""
         self._load()
-        hour = hour_floor(obs.start)
+        hour = utc(obs.hour)
         self.hours[hour_key(obs.source, obs.point_id, hour)] = [
             obs.volume,
             obs.coverage,
@@ -278,7 +285,7 @@ class StatusTracker:
 def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]]:
     """Add the status agents to ``app``; return the flush the drain calls."""
     metrics = default_metrics()
-    store = Store.from_settings(settings, metrics=metrics)
+    store = worker_store(app, settings, metrics).store
     tracker = StatusTracker(app, settings, store, metrics)
     dlq = topic(app, settings, DLQ)
 
@@ -287,7 +294,7 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
         async for event in manual_acks(stream).events():
             metrics.agent_records.labels(AGENT, "in").inc()
             try:
-                obs = CountObservation.from_bytes(event.value)
+                obs = codec_counts.decode(event.value)
             except (ValidationError, ValueError):
                 # validate_counts reads the same records and dead-letters this one.
                 event.ack()
