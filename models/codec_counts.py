@@ -6,9 +6,9 @@ JSON's size, and decoded without building a model.
 
 Version 1 (what byflyt wrote before, and what other producers may still send): the JSON object
 of :class:`~byflyt.models.counts.CountObservation`. A rolling upgrade reads both: a record that
-starts with ``{`` is version 1. Version 1 is decoded by a fast path for the common, clean shape;
-anything the fast path does not take goes through the pydantic model, so what is accepted and
-the reason a record is rejected are exactly those of the model.
+is not a msgpack array is version 1. Version 1 is decoded by a fast path for the common, clean
+shape; anything the fast path does not take goes through the pydantic model, so what is accepted
+and the reason a record is rejected are exactly those of the model.
 
 The connectors validate what they receive from outside with the pydantic model (the edge) and
 encode it here with :func:`encode`.
@@ -118,7 +118,7 @@ def decode(raw: bytes | None) -> Count:
     """A record of either version; raises ``ValueError`` (pydantic's, for version 1) if invalid."""
     if not raw:
         raise ValueError("empty record")
-    if raw[:1] != b"{":
+    if 0x90 <= raw[0] <= 0x9F or raw[0] == 0xDC:  # a msgpack array: version 2 or later
         try:
             return _decoder.decode(raw)
         except msgspec.DecodeError as exc:

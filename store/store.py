@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -287,6 +287,44 @@ class Store:
                 hour = to_utc(hour)
                 if (kommune_nr, mode, hour) in wanted:
                     out.append((kommune_nr, mode, hour, f"{source}:{point_id}", volume, coverage))
+        return out
+
+    def point_sources(self) -> list[str]:
+        """The sources that have stored point-hours."""
+        c = point_hourly.c
+        return [row[0] for row in self._read(select(c.source).distinct().order_by(c.source))]
+
+    def point_kommuner(self) -> list[str]:
+        """The kommuner that have stored point-hours."""
+        c = point_hourly.c
+        query = select(c.kommune_nr).distinct().order_by(c.kommune_nr)
+        return [row[0] for row in self._read(query)]
+
+    def point_history(
+        self, kommuner: Sequence[str], days: dict[str, int]
+    ) -> list[tuple[str, datetime, str, str, int | None, float]]:
+        """Each source's point-hours in ``kommuner`` of its last ``days[source]`` days.
+
+        Rows are ``(source, hour_start, point_id, kommune_nr, volume, coverage)``; "last" is
+        counted back from the source's newest stored hour in those kommuner (event time).
+        """
+        if not kommuner:
+            return []
+        c = point_hourly.c
+        out: list[tuple[str, datetime, str, str, int | None, float]] = []
+        for source, n_days in sorted(days.items()):
+            where = (c.source == source, c.kommune_nr.in_(list(kommuner)))
+            newest = self._read(select(func.max(c.hour_start)).where(*where))[0][0]
+            if newest is None:
+                continue
+            since = to_utc(newest) - timedelta(days=n_days)
+            query = select(
+                c.source, c.hour_start, c.point_id, c.kommune_nr, c.volume, c.coverage
+            ).where(*where, c.hour_start >= since)
+            out.extend(
+                (source, to_utc(hour), point_id, kommune_nr, volume, coverage)
+                for source, hour, point_id, kommune_nr, volume, coverage in self._read(query)
+            )
         return out
 
     def write_transit(self, hourly: Iterable[HourlyVolume], flows: Iterable[FlowHour]) -> None:

@@ -48,6 +48,7 @@ from byflyt.streams.app import topic
 from byflyt.streams.hourly import PointState, aggregate_counts
 from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
 from byflyt.streams.sink import BATCH_MAX, FLUSH_INTERVAL_S, Output, Sink, reason_of
+from byflyt.streams.status import tracker_of
 
 __all__ = ["BATCH_MAX", "FLUSH_INTERVAL_S", "CountAggregator", "reason_of", "register"]
 
@@ -85,6 +86,7 @@ class CountAggregator(Sink):
         self.point_hours: dict[tuple[str, str, int], Count] = {}
         self.new_points: dict[str, CountPoint] = {}
         self.live = LiveVolumes(metrics.volume)
+        self.status = tracker_of(app, settings)
         self._forward_topic = settings.topic(BIKE_COUNTS.name)
 
     # -- state ---------------------------------------------------------------------------------
@@ -92,6 +94,7 @@ class CountAggregator(Sink):
         """Forward what is not on its kommune's partition; aggregate the rest."""
         local: list[Count] = []
         seen: Counter[tuple[str, str]] = Counter()
+        forwarded = 0
         for obs, event in batch:
             if event.message.topic == self._forward_topic:
                 seen[(obs.mode, obs.kommune_nr)] += 1
@@ -99,14 +102,21 @@ class CountAggregator(Sink):
                     await self.by_kommune.send(
                         key=obs.kommune_nr.encode(), value=codec_counts.encode(obs)
                     )
+                    forwarded += 1
                     continue
             local.append(obs)
         for (mode, kommune_nr), n in seen.items():
             self.metrics.observations.labels(mode, kommune_nr).inc(n)
-        if local:
-            await self.aggregate(local)
+        self.status.in_flight += forwarded
+        accepted = await self.aggregate(local) if local else []
+        await self.status.add_counts(accepted, [event for _, event in batch])
 
-    async def aggregate(self, batch: list[Count]) -> None:
+    async def flush(self) -> None:
+        """Flush the counts, then sensor status (both before the batch is acknowledged)."""
+        await super().flush()
+        await self.status.flush()
+
+    async def aggregate(self, batch: list[Count]) -> list[Count]:
         """Apply observations in order, loading the kommune-hours memory does not hold."""
         accepted: list[Count] = []
         for obs in batch:
@@ -143,6 +153,7 @@ class CountAggregator(Sink):
             cells[cell][f"{obs.source}:{obs.point_id}"] = [obs.volume, obs.coverage]
             dirty.add(cell)
             point_hours[(obs.source, obs.point_id, obs.hour)] = obs
+        return accepted
 
     async def apply_points(self, batch: list[tuple[CountPoint, faust.EventT]]) -> None:
         """Keep the batch's counting points for the next store write."""
