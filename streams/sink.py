@@ -22,13 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
 import faust
+import faust.streams as faust_streams
 from pydantic import ValidationError
 
 from byflyt.errors import RetriableError
@@ -63,6 +66,21 @@ def reason_of(exc: Exception) -> str:
             f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
         )[:500]
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+@contextmanager
+def in_event(event: faust.EventT) -> Iterator[None]:
+    """Make ``event`` faust's current event while state is changed for it.
+
+    A faust table writes its changelog to the partition of the current event (so a key's state
+    is recovered on the worker that owns its input partition). Batches are applied outside
+    faust's per-event iteration, so the sink sets it for each record it applies.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 def manual_acks(stream: faust.StreamT[bytes]) -> faust.StreamT[bytes]:

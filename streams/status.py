@@ -45,7 +45,7 @@ from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.sensors import Change, FeedMachine, SourceClock
-from byflyt.streams.sink import FLUSH_INTERVAL_S, Output, Sink
+from byflyt.streams.sink import FLUSH_INTERVAL_S, Output, Sink, in_event
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class StatusTracker(Sink):
     # -- feeds -------------------------------------------------------------------------------
     async def apply_health(self, batch: list[tuple[FeedHealth, faust.EventT]]) -> None:
         """Judge each poll of a feed."""
-        for health, _ in batch:
+        for health, event in batch:
             state: dict[str, Any] | None = self.feeds.get(health.key)
             machine = (
                 FeedMachine.from_dict(state)
@@ -203,7 +203,8 @@ class StatusTracker(Sink):
                 else FeedMachine(health.source, health.kind)
             )
             self.changes.extend(machine.step(health, self.settings.feed_thresholds(health.source)))
-            self.feeds[health.key] = machine.to_dict()
+            with in_event(event):
+                self.feeds[health.key] = machine.to_dict()
 
     # -- flushing ----------------------------------------------------------------------------
     async def write(self) -> Output:

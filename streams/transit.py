@@ -60,7 +60,7 @@ from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
-from byflyt.streams.sink import Output, Sink, reason_of
+from byflyt.streams.sink import Output, Sink, in_event, reason_of
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +361,8 @@ class TransitAggregator(Sink):
                     "aggregate_transit",
                 )
                 continue
-            self.dirty.add(self.apply(fact))
+            with in_event(event):
+                self.dirty.add(self.apply(fact))
 
     def apply(self, fact: TransitFact) -> str:
         """Record ``fact`` in its kommune-hour cell; return the cell key."""
