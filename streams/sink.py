@@ -117,15 +117,15 @@ class WorkerStore:
                 await asyncio.sleep(pause)
 
 
-_STORES: dict[int, WorkerStore] = {}
+_STORES: weakref.WeakKeyDictionary[faust.App, WorkerStore] = weakref.WeakKeyDictionary()
 
 
 def worker_store(app: faust.App, settings: Settings, metrics: Metrics) -> WorkerStore:
     """The one :class:`WorkerStore` of ``app`` (created by the first sink that asks)."""
-    shared = _STORES.get(id(app))
+    shared = _STORES.get(app)
     if shared is None:
         shared = WorkerStore(Store.from_settings(settings, metrics=metrics))
-        _STORES[id(app)] = shared
+        _STORES[app] = shared
     return shared
 
 

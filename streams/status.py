@@ -28,6 +28,7 @@ gauge ``byflyt_sensor_status``.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -279,13 +280,13 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     return tracker.flush
 
 
-_TRACKERS: dict[int, StatusTracker] = {}
+_TRACKERS: weakref.WeakKeyDictionary[faust.App, StatusTracker] = weakref.WeakKeyDictionary()
 
 
 def tracker_of(app: faust.App, settings: Settings) -> StatusTracker:
     """The one :class:`StatusTracker` of ``app`` (the cycling sink feeds it counts)."""
-    tracker = _TRACKERS.get(id(app))
+    tracker = _TRACKERS.get(app)
     if tracker is None:
         tracker = StatusTracker(app, settings, default_metrics())
-        _TRACKERS[id(app)] = tracker
+        _TRACKERS[app] = tracker
     return tracker

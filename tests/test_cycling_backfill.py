@@ -91,3 +91,44 @@ def test_400_day_backfill_and_a_300_day_old_correction_equal_the_truth(
         Rejected.from_bytes(v) for _, v in read_all(settings, settings.topic("dlq.rejected"))
     ]
     assert rejected == []
+
+
+def test_a_count_beyond_the_grace_is_too_late_and_leaves_the_store_untouched(
+    settings: Settings, worker_env: dict[str, str]
+) -> None:
+    env = dict(worker_env)
+    env["BYFLYT_LATE_GRACE_DAYS"] = "30"
+    create_topics(settings)
+
+    def obs(point: str, start: datetime, volume: int) -> CountObservation:
+        return CountObservation(
+            source="synthetic",
+            point_id=point,
+            kommune_nr="3403",
+            start=start,
+            end=start + timedelta(hours=1),
+            volume=volume,
+            coverage=100.0,
+        )
+
+    old, new = START, START + timedelta(days=100)
+    # In order of arrival: the old hour comes before the kommune has seen anything newer.
+    first = [obs("A1", old, 5), obs("A2", old, 7), obs("A1", new, 11)]
+    send(settings, first)
+    drain(env)
+    expected = expected_rows(first)
+    assert stored_rows(settings) == expected
+
+    within = obs("A2", new - timedelta(days=29), 3)  # 29 days behind: recomputed, stored
+    late = obs("A2", old, 700)  # 100 days behind the newest hour: beyond the grace
+    send(settings, [within, late])
+    drain(env)
+    assert stored_rows(settings) == expected_rows([*first, within])
+    rejected = [
+        Rejected.from_bytes(v) for _, v in read_all(settings, settings.topic("dlq.rejected"))
+    ]
+    assert [(r.code, r.source, r.stage) for r in rejected] == [
+        ("too_late", "bike.counts", "aggregate_counts")
+    ]
+    assert "30 days" in rejected[0].reason
+    assert CountObservation.from_bytes(rejected[0].raw) == late
