@@ -39,8 +39,10 @@ from byflyt.store.rows import (
 )
 from byflyt.store.schema import (
     SCHEMA_VERSION,
+    UtcDateTime,
     ensure_schema,
     flows_hourly,
+    format_utc,
     kommune_hourly,
     outages,
     point_hourly,
@@ -51,6 +53,8 @@ from byflyt.store.schema import points as points_table
 
 CHUNK_ROWS = 1000
 """Rows per ``executemany`` (and keys per ``DELETE … IN``) within one transaction."""
+BULK_ROWS = 10_000
+"""Rows per driver-level ``executemany`` of a bulk upsert."""
 
 
 class Store:
@@ -66,6 +70,7 @@ class Store:
         self.engine = create_store_engine(url)
         self._writer = self.engine.execution_options(**{WRITE: True})
         self._dialect = self.engine.dialect.name
+        self._bulk_sql: dict[str, str] = {}
         try:
             self._open_schema()
         except BaseException:
@@ -133,6 +138,10 @@ class Store:
     def _upsert(self, conn: Connection, table: Table, rows: list[Row]) -> None:
         if not rows:
             return
+        columns = [c.name for c in table.c]
+        if table is not outages and set(rows[0]) == set(columns):
+            self._bulk_upsert(conn, table, columns, rows)
+            return
         keys = [c.name for c in table.primary_key]
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         stmt = insert(table)
@@ -142,20 +151,42 @@ class Store:
         if table is outages:
             # Closing an outage without knowing its kommune keeps the kommune already stored.
             changes["kommune_nr"] = func.coalesce(stmt.excluded.kommune_nr, outages.c.kommune_nr)
-        if self._dialect == "postgresql":
-            # One multi-row INSERT … ON CONFLICT per chunk: one round trip, not one per row.
-            for i in range(0, len(rows), CHUNK_ROWS):
-                chunk = insert(table).values(rows[i : i + CHUNK_ROWS])
-                set_: dict[str, Any] = {name: chunk.excluded[name] for name in changes}
-                if table is outages:
-                    set_["kommune_nr"] = func.coalesce(
-                        chunk.excluded.kommune_nr, outages.c.kommune_nr
-                    )
-                conn.execute(chunk.on_conflict_do_update(index_elements=keys, set_=set_))
-            return
         upsert = stmt.on_conflict_do_update(index_elements=keys, set_=changes)
         for i in range(0, len(rows), CHUNK_ROWS):
             conn.execute(upsert, rows[i : i + CHUNK_ROWS])
+
+    def _bulk_upsert(
+        self, conn: Connection, table: Table, columns: list[str], rows: list[Row]
+    ) -> None:
+        """``INSERT … ON CONFLICT DO UPDATE`` through the driver's own ``executemany``.
+
+        Rows become plain tuples (times converted as :class:`UtcDateTime` stores them), so a
+        batch costs one C-level loop on SQLite and one pipelined round trip on PostgreSQL,
+        instead of SQLAlchemy's per-row parameter processing.
+        """
+        sql = self._bulk_sql.get(table.name)
+        if sql is None:
+            keys = [c.name for c in table.primary_key]
+            mark = "?" if self._dialect == "sqlite" else "%s"
+            # Identifiers from the schema's own metadata; values only ever as parameters.
+            sql = (
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+                f"VALUES ({', '.join(mark for _ in columns)}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+            )
+            self._bulk_sql[table.name] = sql
+        to_time = format_utc if self._dialect == "sqlite" else to_utc
+        times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
+        convert = [
+            (lambda v: None if v is None else to_time(v)) if c in times else None for c in columns
+        ]
+        params = [
+            tuple(row[c] if f is None else f(row[c]) for c, f in zip(columns, convert, strict=True))
+            for row in rows
+        ]
+        for i in range(0, len(params), BULK_ROWS):
+            conn.exec_driver_sql(sql, params[i : i + BULK_ROWS])
 
     def _write_rows(self, table: Table, rows: Iterable[Row]) -> int:
         latest = latest_by_key(table, rows)

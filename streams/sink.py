@@ -177,7 +177,6 @@ class Sink(ABC):
         source: str,
         stage: str,
         code: str = "invalid_record",
-        dead_letter: bool = True,
     ) -> None:
         """Batches of ``stream``: parse, dead-letter, apply, flush, then (faust) ack."""
         records_in = self.metrics.agent_records.labels(stage, "in")
@@ -188,8 +187,7 @@ class Sink(ABC):
                 try:
                     parsed.append((parse(event.value), event))
                 except (ValidationError, ValueError, TypeError) as exc:
-                    if dead_letter:
-                        await self.reject(source, code, event.value, reason_of(exc), stage)
+                    await self.reject(source, code, event.value, reason_of(exc), stage)
             records_in.inc(len(events))
             if parsed:
                 await apply(parsed)
@@ -199,7 +197,8 @@ class Sink(ABC):
         self, source: str, code: str, raw: bytes | None, reason: str, stage: str
     ) -> None:
         """Send a record to the dead-letter topic with its reason, and count it."""
-        assert code in REASONS, code
+        if code not in REASONS:
+            raise ValueError(f"unknown dead-letter reason {code!r}: one of {REASONS}")
         rejected = Rejected.of(source, code, reason, stage, raw)
         self.metrics.rejected.labels(source, stage, code).inc()
         await self.dlq.send(key=source.encode(), value=rejected.to_bytes())
@@ -213,9 +212,9 @@ class Sink(ABC):
             if not (out.records or out.write):
                 return
             if self.output is not None:
-                send = self.output.send
-                futures = [await send(key=key, value=value) for key, value in out.records]
-                del futures  # delivered before faust commits the batch's offsets
+                # Delivered before faust commits the batch's offsets (it flushes the producer).
+                for key, value in out.records:
+                    await self.output.send(key=key, value=value)
             if out.write is not None:
                 await self.shared.run(out.write)
             if out.after is not None:
