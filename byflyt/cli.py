@@ -13,13 +13,16 @@ from byflyt.broker import LocalBroker
 from byflyt.cli_base import fail, settings_from
 from byflyt.errors import BrokerError, ByflytError, ConfigError
 from byflyt.gtfs_cli import gtfs_app, stops_app
+from byflyt.import_cli import import_app
 from byflyt.index_cli import index
 from byflyt.ingest_cli import ingest_app
 from byflyt.outages_cli import outages
 from byflyt.query_cli import query_app
+from byflyt.regions_cli import regions_app
 from byflyt.report_cli import report
 from byflyt.serve_cli import serve
 from byflyt.settings import Settings
+from byflyt.transit_cli import transit_app
 
 app = typer.Typer(
     name="byflyt",
@@ -35,9 +38,12 @@ topics_app = typer.Typer(help="Create and inspect byflyt's Kafka topics.", no_ar
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(import_app, name="import")
 app.add_typer(gtfs_app, name="gtfs")
 app.add_typer(stops_app, name="stops")
 app.add_typer(query_app, name="query")
+app.add_typer(regions_app, name="regions")
+app.add_typer(transit_app, name="transit")
 app.command("index")(index)
 app.command("serve")(serve)
 app.command("outages")(outages)
@@ -67,17 +73,39 @@ DataDirOpt = Annotated[
 ]
 
 
-def _local_broker(port: int | None, data_dir: Path | None) -> tuple[Settings, LocalBroker]:
+def _local_broker(
+    port: int | None, data_dir: Path | None, *, secure: bool = False
+) -> tuple[Settings, LocalBroker]:
+    from byflyt.broker_security import client_credentials
+
     settings = settings_from(broker_port=port)
     broker_dir = data_dir.resolve() if data_dir else settings.broker_dir
-    broker = LocalBroker(broker_dir, settings.kafka_libs_dir, settings.broker_port)
+    credentials = (
+        client_credentials(broker_dir, settings.kafka_sasl_username, settings.kafka_sasl_password)
+        if secure
+        else None
+    )
+    broker = LocalBroker(
+        broker_dir, settings.kafka_libs_dir, settings.broker_port, secure=credentials
+    )
     return settings, broker
 
 
 @broker_app.command("start")
-def broker_start(port: PortOpt = None, data_dir: DataDirOpt = None) -> None:
+def broker_start(
+    port: PortOpt = None,
+    data_dir: DataDirOpt = None,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="SASL_SSL with SCRAM-SHA-512 and a CA of its own; client settings in "
+            "DIR/client.env (user and password: BYFLYT_KAFKA_SASL_USERNAME/_PASSWORD, else new).",
+        ),
+    ] = False,
+) -> None:
     """Start the local broker in the background; returns once it answers."""
-    settings, broker = _local_broker(port, data_dir)
+    settings, broker = _local_broker(port, data_dir, secure=secure)
     if not settings.uses_local_broker:
         fail(
             f"BYFLYT_KAFKA_BOOTSTRAP is set ({settings.kafka_bootstrap}): nothing local to start; "

@@ -4,7 +4,10 @@ It uses only the real parts: the local broker (unless ``BYFLYT_KAFKA_BOOTSTRAP``
 Kafka), the synthetic Trafikkdata server for a week of 2025 and the same week of 2024 (the base
 year of the cycling index), ``byflyt ingest trafikkdata`` twice for 2025 (the second serving
 corrects some hours), a synthetic Innlandstrafikk GTFS feed with a morning of GTFS-realtime
-snapshots, ``byflyt worker --drain``, ``byflyt query daily`` and ``byflyt report``. Then, unless
+snapshots, a synthetic slice of Entur's national GTFS with Dovrebanen, Gjøvikbanen and
+Rørosbanen and a day of synthetic Bane NOR SIRI ET (``byflyt transit sources``, ``byflyt ingest
+siri-et --dataset BNR``), ``byflyt worker --drain``, ``byflyt query daily`` and ``flows`` and
+``byflyt report``. Then, unless
 told to exit, it keeps a worker (``/metrics``) and ``byflyt serve`` (the live page and API) up
 until Ctrl-C. Every figure it shows is synthetic and says so.
 """
@@ -28,6 +31,9 @@ from byflyt.errors import ByflytError
 from byflyt.kafka import create_topics
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.gtfs_rt import write_synthetic_snapshots
+from byflyt.samples.national import SYNTHETIC_NOTICE as NATIONAL_NOTICE
+from byflyt.samples.national import bnr_day, write_national_gtfs
+from byflyt.samples.siri import write_replay
 from byflyt.samples.trafikkdata import OSLO, SYNTHETIC_NOTICE, generate, mjosbyen_week
 from byflyt.samples.trafikkdata_server import TrafikkdataServer
 from byflyt.settings import Settings
@@ -38,6 +44,8 @@ WEEK_TO = "2025-10-29"
 BASE_FROM = "2024-10-22"
 BASE_TO = "2024-10-29"
 FEED = "inn-synthetic"
+RAIL_FEED = "national-synthetic"
+TRAIN_DAY, TRAIN_DAY_END = "2025-10-27", "2025-10-28"
 
 
 class DemoError(ByflytError):
@@ -78,8 +86,12 @@ def run_demo(settings: Settings, *, keep_broker: bool = False, serve: bool = Tru
         console.rule(f"[bold]{SYNTHETIC_NOTICE}")
         _ingest_cycling(console)
         _ingest_transit(settings, console)
+        _ingest_trains(settings, console)
         console.print("4. Aggregate: drain the worker (everything in the topics, then exit)")
         _byflyt(["worker", "--drain"], console)
+        console.rule("Kollektivturer inn og ut av Mjøsbyen — SYNTETISKE DATA / synthetic data")
+        flows = ["query", "flows", "--region", REGION, "--level", "region"]
+        _byflyt([*flows, "--from", TRAIN_DAY, "--to", TRAIN_DAY_END], console)
         console.rule("Sykkel per dag, Mjøsbyen — SYNTETISKE DATA / synthetic data")
         _byflyt(
             ["query", "daily", "--region", REGION, "--from", WEEK_FROM, "--to", WEEK_TO],
@@ -126,6 +138,28 @@ def _ingest_transit(settings: Settings, console: Console) -> None:
     console.print("3. Transit: load the synthetic GTFS feed, replay a morning of GTFS-realtime")
     _byflyt(["gtfs", "load", "--feed", FEED, "--zip", str(static), "--region", REGION], console)
     _byflyt(["ingest", "gtfs-rt", "--feed", FEED, "--replay", str(snapshots)], console)
+
+
+def _ingest_trains(settings: Settings, console: Console) -> None:
+    """The trains: a synthetic national slice and a synthetic day of Bane NOR's SIRI ET."""
+    work = settings.data_dir / "demo-transit"
+    national = write_national_gtfs(work / "national-synthetic-gtfs.zip")
+    replay = work / "bnr-et"
+    for old in replay.glob("*.xml"):
+        old.unlink()
+    write_replay(replay, bnr_day(national))
+    console.print(
+        "3b. Trains: load a synthetic slice of Entur's national GTFS, list the datasets that "
+        "serve Mjøsbyen, replay a day of Bane NOR's SIRI ET (every passenger train)"
+    )
+    console.print(f"[bold]{NATIONAL_NOTICE}")
+    load = ["gtfs", "load", "--feed", RAIL_FEED, "--zip", str(national), "--region", REGION]
+    _byflyt(load, console)
+    _byflyt(["transit", "sources", "--region", REGION, "--feed", RAIL_FEED], console)
+    _byflyt(
+        ["ingest", "siri-et", "--dataset", "BNR", "--feed", RAIL_FEED, "--replay", str(replay)],
+        console,
+    )
 
 
 def _report_path(out: Path) -> Path:

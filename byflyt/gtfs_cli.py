@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, load_gtfs
+from byflyt.connectors.gtfs_checks import FeedReport
+from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, feed_name, load_gtfs
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import get_region
@@ -25,7 +26,11 @@ stops_app = typer.Typer(help="Inspect transit stops and their kommuner.", no_arg
 
 
 FeedOpt = Annotated[
-    str, typer.Option("--feed", help="Feed name, e.g. inn (letters, digits, '.', '_', '-').")
+    str,
+    typer.Option(
+        "--feed",
+        help="Feed name, e.g. inn (letters, digits, '.', '_', '-'; case does not matter).",
+    ),
 ]
 
 
@@ -54,6 +59,7 @@ def gtfs_load(
     settings = settings_from()
     region_key = None if all_norway else (region or settings.region)
     try:
+        feed = feed_name(feed)
         target = feed_dir(settings, feed)
         chosen = get_region(region_key, settings.regions_file) if region_key else None
         locator = KommuneLocator.from_settings(settings, overrides=overrides)
@@ -64,6 +70,9 @@ def gtfs_load(
             locator=locator,
             chunk_rows=chunk_rows,
             headers={"ET-Client-Name": settings.client_name},
+            max_calls=settings.max_calls_per_journey,
+            max_uncompressed=settings.gtfs_max_uncompressed_bytes,
+            max_ratio=settings.gtfs_max_compression_ratio,
         )
         static.save(target)
     except ConfigError as exc:
@@ -85,8 +94,23 @@ def gtfs_load(
         dates = static.service_days["service_date"].nunique()
         typer.echo(f"service days {span[0]} – {span[1]} ({dates} dates)")
     typer.echo(f"saved to     {target}")
+    report_checks(feed, static.report)
     if unplaced:
         typer.echo(f"list unplaced stops: byflyt stops unknown --feed {feed}")
+
+
+def report_checks(feed: str, report: FeedReport) -> None:
+    """Print the validation findings per rule and count them in the metrics."""
+    from byflyt.metrics import default_metrics
+
+    if not report.counts:
+        typer.echo("checks       every GTFS rule passed")
+        return
+    typer.echo("checks       rows or trips dropped or flagged, per rule:")
+    for line in report.lines():
+        typer.echo(f"  {line}")
+    for rule, count in report.counts.items():
+        default_metrics().gtfs_rule_violations.labels(feed, rule).inc(count)
 
 
 @stops_app.command("unknown")

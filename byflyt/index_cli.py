@@ -26,7 +26,7 @@ from byflyt.query_cli import (
     write_csv,
 )
 from byflyt.reports.index import REASONS, AreaIndex, parse_period
-from byflyt.reports.indicators import IndexResult, load_index
+from byflyt.reports.indicators import IndexResult, load_index, round_or_none
 
 INDEX_FIELDS = (
     "level",
@@ -47,10 +47,6 @@ INDEX_FIELDS = (
 """The columns of ``byflyt index --format csv``: one ``area`` row, then one row per point."""
 
 
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
-
-
 def area_record(result: IndexResult, name: str) -> dict[str, Any]:
     """The area's row: index, confidence interval, points and matched hours."""
     area = result.area
@@ -63,10 +59,10 @@ def area_record(result: IndexResult, name: str) -> dict[str, Any]:
         "matched_hours": area.matched_hours,
         "base": area.base,
         "current": area.current,
-        "index_pct": _round(area.index),
+        "index_pct": round_or_none(area.index, 3),
         "weight": 1.0 if area.n else None,
-        "ci_low": _round(area.ci_low),
-        "ci_high": _round(area.ci_high),
+        "ci_low": round_or_none(area.ci_low, 3),
+        "ci_high": round_or_none(area.ci_high, 3),
         "n_points": area.n,
         "status": "no points" if area.index is None else ("no CI: n < 2" if area.n < 2 else "ok"),
     }
@@ -87,8 +83,8 @@ def point_records(result: IndexResult) -> list[dict[str, Any]]:
                 "matched_hours": p.matched_hours,
                 "base": p.base,
                 "current": p.current,
-                "index_pct": _round(p.index),
-                "weight": _round(result.area.weights.get(p.point), 5),
+                "index_pct": round_or_none(p.index, 3),
+                "weight": round_or_none(result.area.weights.get(p.point), 5),
                 "ci_low": None,
                 "ci_high": None,
                 "n_points": None,
@@ -223,9 +219,9 @@ def index_summary(result: IndexResult) -> dict[str, Any]:
         "base_to": iso_z(base_end),
         "min_hours": result.min_hours,
         "min_coverage": result.min_coverage,
-        "sd": _round(area.sd),
-        "se": _round(area.se),
-        "t": _round(area.t, 4),
+        "sd": round_or_none(area.sd, 3),
+        "se": round_or_none(area.se, 3),
+        "t": round_or_none(area.t, 4),
     }
 
 

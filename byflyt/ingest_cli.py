@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Protocol
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
+from byflyt.clock import TIME_FIX, parse_when
 from byflyt.errors import ConfigError
 
 if TYPE_CHECKING:
-    from byflyt.connectors.base import RunStats
+    from byflyt.connectors.base import Connector, RunStats, Window
     from byflyt.settings import Settings
 
 ingest_app = typer.Typer(help="Run a connector: poll a source into Kafka.", no_args_is_help=True)
@@ -50,32 +49,14 @@ def _serve_metrics(
         )
 
 
-OSLO = ZoneInfo("Europe/Oslo")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME_FIX = (
-    "write YYYY-MM-DD (midnight Europe/Oslo) or ISO 8601 with an offset, "
-    "e.g. 2025-10-26T02:00+01:00 or 2025-10-26T01:00Z"
-)
-
-
 def parse_time(option: str, text: str | None) -> datetime | None:
-    """A ``--from``/``--to`` value: ISO 8601 with an offset, or a date (Europe/Oslo midnight).
-
-    Naive times are refused: which 02:00 on the last Sunday of October would they mean?
-    """
+    """A ``--from``/``--to`` value (:func:`byflyt.clock.parse_when`); an error names ``option``."""
     if text is None:
         return None
     try:
-        if _DATE.match(text):
-            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=OSLO)
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(option, f"{text!r} is not a date or a time", _TIME_FIX) from None
-    if value.utcoffset() is None:
-        raise ConfigError(
-            option, f"{text!r} has no UTC offset (naive times are ambiguous)", _TIME_FIX
-        )
-    return value
+        return parse_when(text)
+    except ValueError as exc:
+        raise ConfigError(option, str(exc), TIME_FIX) from None
 
 
 RegionOpt = Annotated[
@@ -159,6 +140,135 @@ def trafikkdata(
         fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
 
 
+def _backfill(from_: str | None, to: str | None) -> tuple[datetime | None, Window | None]:
+    """``--from``/``--to`` as a start and, with both, a backfill window (ConfigError if wrong)."""
+    from byflyt.connectors.base import Window
+
+    start, end = parse_time("--from", from_), parse_time("--to", to)
+    if end is None:
+        return start, None
+    if start is None:
+        raise ConfigError("--to", "needs --from", "give both to backfill a range")
+    if end <= start:
+        raise ConfigError("--to", f"{to} is not after --from {from_}", "swap them")
+    return start, Window(start, end)
+
+
+def _run_counter(
+    connector: Connector[Any], settings: Settings, once: bool, interval: float, label: str
+) -> None:
+    """Run a counter connector once or live, then print its summary line."""
+    from byflyt.cli_base import fail
+    from byflyt.connectors.base import ConnectorRunner
+    from byflyt.errors import BrokerError
+    from byflyt.kafka import create_topics
+    from byflyt.models.topics import BIKE_COUNTS, BIKE_POINTS
+
+    with connector:
+        try:
+            create_topics(settings)
+            runner = ConnectorRunner(connector, settings)
+            stats = runner.run(once=once, interval=timedelta(minutes=interval))
+        except BrokerError as exc:
+            fail(str(exc), code=1)
+    typer.echo(
+        f"{label}: {stats.produced[BIKE_POINTS.name]} points, "
+        f"{stats.produced[BIKE_COUNTS.name]} observations "
+        f"({stats.counts['missing_hours']} missing hours), {stats.rejected} rejected, "
+        f"{len(stats.failed)} failed"
+    )
+    if once and stats.failed:
+        fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
+
+
+@ingest_app.command("eco-counter")
+def eco_counter(
+    region: RegionOpt = None,
+    api: Annotated[
+        str | None,
+        typer.Option(
+            "--api", help="v1 (OAuth2) or v2 (X-API-KEY); default BYFLYT_ECO_COUNTER_API."
+        ),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="API base URL (the token URL is <base>/token)."),
+    ] = None,
+    from_: FromOpt = None,
+    to: ToOpt = None,
+    once: OnceOpt = False,
+    interval: IntervalOpt = 60.0,
+) -> None:
+    """Bicycle and pedestrian counts from Eco-Counter (Eco-Visio) API v1 or v2.
+
+    Credentials: BYFLYT_ECO_COUNTER_CLIENT_ID and _CLIENT_SECRET (v1) or _API_KEY (v2).
+    """
+    from byflyt.cli_base import fail, settings_from
+    from byflyt.connectors.eco_counter import EcoCounterConnector
+
+    settings = settings_from()
+    region = region or settings.region
+    if not region:
+        fail("--region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION")
+    if api not in (None, "v1", "v2"):
+        fail(f"configuration error: --api: {api!r} is not v1 or v2 (fix: give --api v1 or v2)")
+    try:
+        start, backfill = _backfill(from_, to)
+        connector = EcoCounterConnector(
+            settings,
+            region=region,
+            api="v2" if api == "v2" else "v1" if api == "v1" else None,
+            endpoint=endpoint,
+            backfill=backfill,
+            start=start,
+        )
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+    label = f"eco-counter {connector.api} {region}"
+    _run_counter(connector, settings, once or backfill is not None, interval, label)
+
+
+@ingest_app.command("telraam")
+def telraam(
+    segments: Annotated[
+        str | None, typer.Option("--segments", help="Segment ids, comma-separated.")
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="Every segment in this region (instead of --segments)."),
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="API base URL (default Telraam's).")
+    ] = None,
+    from_: FromOpt = None,
+    to: ToOpt = None,
+    once: OnceOpt = False,
+    interval: IntervalOpt = 60.0,
+) -> None:
+    """Measured bicycle and pedestrian counts from Telraam segments (BYFLYT_TELRAAM_API_KEY)."""
+    from byflyt.cli_base import fail, settings_from
+    from byflyt.connectors.telraam import DEFAULT_ENDPOINT, TelraamConnector
+
+    settings = settings_from()
+    if segments and region:
+        fail("configuration error: --segments and --region exclude each other (fix: give one)")
+    ids = [s.strip() for s in segments.split(",") if s.strip()] if segments else None
+    try:
+        start, backfill = _backfill(from_, to)
+        connector = TelraamConnector(
+            settings,
+            segments=ids,
+            region=region,
+            endpoint=endpoint or DEFAULT_ENDPOINT,
+            backfill=backfill,
+            start=start,
+        )
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+    label = f"telraam {region or segments}"
+    _run_counter(connector, settings, once or backfill is not None, interval, label)
+
+
 @ingest_app.command("gtfs-rt")
 def gtfs_rt(
     feed: Annotated[
@@ -221,7 +331,10 @@ def gtfs_rt(
 
 
 DatasetOpt = Annotated[
-    str, typer.Option("--dataset", help="Entur codespace, e.g. INN (Innlandstrafikk).")
+    str,
+    typer.Option(
+        "--dataset", help="Entur dataset, e.g. INN (Innlandstrafikk) or BNR (Bane NOR: trains)."
+    ),
 ]
 SiriEndpointOpt = Annotated[
     str | None,
@@ -251,7 +364,7 @@ SiriRateOpt = Annotated[
 SiriFeedOpt = Annotated[
     str | None,
     typer.Option(
-        "--feed", help="Static GTFS feed of the codespace (default: the dataset in lower case)."
+        "--feed", help="Static GTFS feed of the codespace (default: the dataset; any case)."
     ),
 ]
 
@@ -269,7 +382,9 @@ def siri_et(
 ) -> None:
     """Trip states from Entur's SIRI Estimated Timetable (ET), e.g. Innlandstrafikk (INN).
 
-    Quays are placed in kommuner through the static feed loaded with `byflyt gtfs load`.
+    Quays are placed in kommuner through the static feed loaded with `byflyt gtfs load`. Bane
+    NOR's trains (BNR), named by train number and date, resolve to that feed's rail trips by
+    trip_short_name: load Entur's national GTFS for it.
     """
     _siri("et", dataset, endpoint, interval, once, polls, replay, feed, requests_per_minute)
 
@@ -307,7 +422,7 @@ def _siri(
     settings = settings_from()
     try:
         every = _poll_interval(interval, once, polls)
-        static = StaticFeed.load(feed_dir(settings, feed or dataset.lower()))
+        static = StaticFeed.load(feed_dir(settings, feed or dataset))
         connector = SiriConnector(
             settings,
             kind="et" if kind == "et" else "vm",

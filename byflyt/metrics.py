@@ -110,10 +110,47 @@ class Metrics:
             ["source", "warning"],
             registry=registry,
         )
+        self.siri_train_refs = Counter(
+            "byflyt_siri_train_refs_total",
+            "SIRI ET journeys named by train number and date (Bane NOR, e.g. 3520:2018-08-28), "
+            "by how they resolved to the static trips of that day: resolved, unknown_train, "
+            "train_not_running, no_service_date.",
+            ["source", "outcome"],
+            registry=registry,
+        )
         self.siri_rate_wait = Counter(
             "byflyt_siri_rate_limit_wait_seconds_total",
             "Seconds a SIRI connector waited for its request token bucket (Entur: 4/min).",
             ["source"],
+            registry=registry,
+        )
+        self.siri_local_times = Counter(
+            "byflyt_siri_local_time_answers_total",
+            "SIRI answers (pages) with timestamps without a UTC offset, read as Europe/Oslo "
+            "local time.",
+            ["source", "kind"],
+            registry=registry,
+        )
+        self.platform_changes = Counter(
+            "byflyt_platform_changes_total",
+            "Calls served at another quay (platform) of the planned stop place (NSR StopPlace, "
+            "GTFS parent_station) than the static plan has, by feed and connector (SIRI: once "
+            "per call; GTFS-realtime: per snapshot that reports it).",
+            ["feed", "connector"],
+            registry=registry,
+        )
+        self.added_trips = Counter(
+            "byflyt_gtfs_rt_added_trips_total",
+            "GTFS-realtime ADDED trips unknown to the static feed that were accepted, by where "
+            "their mode came from (route, stops, feed_default, unknown).",
+            ["source", "mode_from"],
+            registry=registry,
+        )
+        self.gtfs_rule_violations = Counter(
+            "byflyt_gtfs_static_violations_total",
+            "Rows of a static GTFS feed that broke a validation rule at `byflyt gtfs load`, by "
+            "feed and rule (duplicate_stop_time, unknown_trip, times_backwards, ...).",
+            ["feed", "rule"],
             registry=registry,
         )
         # -- rejected input --------------------------------------------------------------------

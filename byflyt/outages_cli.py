@@ -16,10 +16,10 @@ from rich import box
 from rich.table import Table
 
 from byflyt.cli_base import settings_from
+from byflyt.clock import OSLO
 from byflyt.models.base import iso_z
 from byflyt.models.kommuner import kommune_name
 from byflyt.query_cli import (
-    LOCAL,
     Format,
     FormatOpt,
     RegionOpt,
@@ -81,7 +81,7 @@ def outage_record(outage: Outage, now: datetime) -> dict[str, Any]:
 
 def _local(moment: datetime | None) -> str:
     # With the offset, so the two 02:00 hours of the autumn change read differently.
-    return moment.astimezone(LOCAL).isoformat(sep=" ", timespec="minutes") if moment else ""
+    return moment.astimezone(OSLO).isoformat(sep=" ", timespec="minutes") if moment else ""
 
 
 def outages_table(outages: Sequence[Outage], now: datetime) -> Table:

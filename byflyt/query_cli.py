@@ -11,14 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar, get_args
-from zoneinfo import ZoneInfo
 
 import typer
 from rich import box
@@ -26,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from byflyt.cli_base import fail, settings_from
+from byflyt.clock import OSLO, parse_when
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.models.base import Mode, hour_floor, iso_z
 from byflyt.models.kommuner import get_region, kommune_name, normalise_kommune_nr
@@ -34,7 +33,6 @@ from byflyt.settings import Settings
 
 query_app = typer.Typer(help="Query hourly aggregates from the store.", no_args_is_help=True)
 
-LOCAL = ZoneInfo("Europe/Oslo")
 HOURLY_FIELDS = (
     "kommune_nr",
     "kommune",
@@ -49,7 +47,6 @@ HOURLY_FIELDS = (
 DAILY_FIELDS = ("kommune_nr", "kommune", "mode", "metric", "date", "value", "coverage", "hours")
 """The columns of ``query daily`` CSV and JSON."""
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _T = TypeVar("_T")
 
 
@@ -59,30 +56,6 @@ class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
-
-
-def parse_when(text: str) -> datetime:
-    """An aware UTC datetime from ISO 8601 with an offset, or a date (Europe/Oslo midnight).
-
-    Raises :class:`ValueError` with a message fit for the user.
-    """
-    value = text.strip()
-    if _DATE.match(value):
-        day = date.fromisoformat(value)
-        return datetime(day.year, day.month, day.day, tzinfo=LOCAL).astimezone(UTC)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is neither a date (2025-10-26) nor an ISO 8601 time "
-            "(2025-10-26T02:00+01:00, 2025-10-26T01:00Z)"
-        ) from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(
-            f"{text!r} has no UTC offset, so it is ambiguous: add one, "
-            f"e.g. {value}+01:00 or {value}Z"
-        )
-    return parsed.astimezone(UTC)
 
 
 def number(value: float) -> int | float:
@@ -142,7 +115,7 @@ def local_day_hours(start: datetime, end: datetime) -> Counter[date]:
         hour += timedelta(hours=1)
     counts: Counter[date] = Counter()
     while hour < end:
-        counts[hour.astimezone(LOCAL).date()] += 1
+        counts[hour.astimezone(OSLO).date()] += 1
         hour += timedelta(hours=1)
     return counts
 
@@ -152,7 +125,7 @@ def daily_totals(rows: Iterable[HourlyVolume], start: datetime, end: datetime) -
     day_hours = local_day_hours(start, end)
     groups: dict[tuple[str, str, str, date], list[HourlyVolume]] = defaultdict(list)
     for row in rows:
-        day = row.hour_start.astimezone(LOCAL).date()
+        day = row.hour_start.astimezone(OSLO).date()
         groups[(row.kommune_nr, row.mode, row.metric, day)].append(row)
     return [
         DailyTotal(
@@ -194,7 +167,7 @@ def print_table(table: Table) -> None:
 
 def _local(hour: datetime) -> str:
     # With its offset, so the two 02:00 hours of the autumn change read differently.
-    return hour.astimezone(LOCAL).isoformat(sep=" ", timespec="minutes")
+    return hour.astimezone(OSLO).isoformat(sep=" ", timespec="minutes")
 
 
 def _hourly_table(rows: list[HourlyVolume]) -> Table:

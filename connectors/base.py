@@ -347,7 +347,25 @@ class ConnectorRunner(Generic[ItemT]):
         rejected: list[Rejected],
         stats: RunStats,
     ) -> None:
-        """Produce records and rejected input, and wait until the broker has them all."""
+        """Produce records and rejected input, and wait until the broker has them all.
+
+        A record larger than ``BYFLYT_MAX_RECORD_BYTES`` goes to the dead-letter topic as
+        ``record_too_large`` with a bounded excerpt instead: one huge record never costs the rest
+        of the page.
+        """
+        limit = self.settings.max_record_bytes
+        if any(len(r.value) > limit for r in records):
+            rejected = list(rejected)
+            for r in records:
+                if len(r.value) > limit:
+                    reason = (
+                        f"the {r.topic.name} record {r.key[:200]!r} is {len(r.value)} bytes, more "
+                        f"than BYFLYT_MAX_RECORD_BYTES ({limit})"
+                    )
+                    rejected.append(
+                        self.connector.reject("record_too_large", reason, r.value[:4096])
+                    )
+            records = [r for r in records if len(r.value) <= limit]
         dlq = self.settings.topic(DLQ.name)
         send_and_wait(
             producer,

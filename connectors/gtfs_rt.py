@@ -63,7 +63,7 @@ from byflyt.connectors.gtfs_static import StaticFeed, TripPlan
 from byflyt.connectors.http import send
 from byflyt.errors import ConfigError
 from byflyt.metrics import Metrics, default_metrics
-from byflyt.models.base import iso_z
+from byflyt.models.base import Mode, iso_z
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.topics import TRIP_UPDATES, VEHICLES
@@ -151,6 +151,14 @@ def _event_delay(event: Any) -> int | None:
     return int(event.delay) if _has(event, "delay") else None
 
 
+# POSIX seconds byflyt believes (2000-01-01 … 2100-01-01); milliseconds are far beyond.
+_EPOCH_RANGE = (946_684_800, 4_102_444_800)
+
+
+def _plausible(seconds: int) -> bool:
+    return _EPOCH_RANGE[0] <= seconds <= _EPOCH_RANGE[1]
+
+
 def _instant(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -227,6 +235,14 @@ class GtfsRtConnector(Connector[Snapshot]):
             str(s): (None if pd.isna(k) else str(k))
             for s, k in zip(stops["stop_id"], stops["kommune_nr"], strict=True)
         }
+        self._stop_parent: dict[str, str] = {
+            str(s): str(p)
+            for s, p in zip(stops["stop_id"], stops["parent_station"], strict=True)
+            if not pd.isna(p) and p
+        }
+        self.max_calls = settings.max_calls_per_journey
+        self._location = ""
+        self._feed_modes = sorted(set(static.routes["mode"]))
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -247,6 +263,7 @@ class GtfsRtConnector(Connector[Snapshot]):
     # -- one snapshot ------------------------------------------------------------------------
     def poll(self, item: Snapshot, position: str | None, call: Call) -> PollResult:
         """Fetch (or read) one snapshot, validate it and resolve its entities."""
+        self._location = item.location
         data = item.data
         if data is None:
             data = call(partial(self._fetch, item.location), f"{item.kind} {item.location}")
@@ -265,6 +282,12 @@ class GtfsRtConnector(Connector[Snapshot]):
         header = message.header
         if not _has(message, "header") or not _has(header, "timestamp") or not header.timestamp:
             return self._reject_snapshot(item, "no_header", "has no header timestamp", data)
+        if not _plausible(header.timestamp):
+            reason = (
+                f"header timestamp {header.timestamp} is not POSIX seconds between 2000 and 2100 "
+                "(milliseconds?)"
+            )
+            return self._reject_snapshot(item, "timestamp_out_of_range", reason, data)
         taken = _instant(header.timestamp)
         now = self.clock()
         if taken > now + FUTURE_TOLERANCE:
@@ -328,7 +351,8 @@ class GtfsRtConnector(Connector[Snapshot]):
             f"{exc.rule}: {exc.reason}",
             entity.SerializePartialToString(),
             rule=exc.rule,
-            entity_id=entity.id,
+            entity_id=entity.id[:256],
+            location=self._location,
             **context,
         )
 
@@ -373,6 +397,9 @@ class GtfsRtConnector(Connector[Snapshot]):
                 self._warn("missing_vehicle_id")
                 continue
             stamp = int(position.timestamp) if _has(position, "timestamp") else 0
+            if stamp and not _plausible(stamp):
+                self._warn("timestamp_out_of_range")
+                stamp = 0
             if stamp and self._stale(stamp, taken):
                 self._warn("stale_entity")
             trip_id = position.trip.trip_id or None
@@ -413,15 +440,22 @@ class GtfsRtConnector(Connector[Snapshot]):
     ) -> None:
         states: dict[str, TripState] = {}
         refused: set[str] = set()
+        ids: set[str] = set()
         for entity in message.entity:
             if not _has(entity, "trip_update"):
                 continue
             try:
+                if entity.id in ids:
+                    raise _EntityRejected(
+                        "duplicate_entity_id",
+                        f"entity id {entity.id[:256]!r} came before in this snapshot",
+                    )
+                ids.add(entity.id)
                 state = self._trip_state(entity, taken)
             except _EntityRejected as exc:
                 trip_id = entity.trip_update.trip.trip_id
                 refused.add(trip_id)
-                rejected.append(self._reject_entity(entity, exc, trip_id=trip_id))
+                rejected.append(self._reject_entity(entity, exc, trip_id=trip_id[:256]))
                 continue
             if state.occupancy is None and state.trip_id in self._occupancy:
                 state = state.model_copy(update={"occupancy": self._occupancy[state.trip_id]})
@@ -457,11 +491,21 @@ class GtfsRtConnector(Connector[Snapshot]):
                 "unknown_trip",
                 f"trip_id {trip_id!r} is not in static feed {self.feed!r} and is not ADDED",
             )
+        if len(update.stop_time_update) > self.max_calls:
+            raise _EntityRejected(
+                "too_many_calls",
+                f"trip {trip_id[:256]!r} has {len(update.stop_time_update)} stop time updates, "
+                f"more than the limit of {self.max_calls}",
+            )
         updates = list(update.stop_time_update)
         self._check_updates(updates)
         if not (_has(update, "vehicle") and update.vehicle.id):
             self._warn("missing_vehicle_id")
-        if update.timestamp and self._stale(int(update.timestamp), taken):
+        if (
+            update.timestamp
+            and _plausible(int(update.timestamp))
+            and self._stale(int(update.timestamp), taken)
+        ):
             self._warn("stale_entity")
         service_date = self._service_date(entity, trip_id, taken)
         status: TripStatus = "added" if added else "scheduled"
@@ -473,25 +517,55 @@ class GtfsRtConnector(Connector[Snapshot]):
                 raise _EntityRejected(
                     "not_running", f"trip {trip_id!r} does not run on {service_date.isoformat()}"
                 )
+            if len(plan.stops) > self.max_calls:
+                raise _EntityRejected(
+                    "too_many_calls",
+                    f"trip {trip_id!r} has {len(plan.stops)} static calls, more than the limit "
+                    f"of {self.max_calls}",
+                )
             route_id = plan.route_id
             delay = int(update.delay) if _has(update, "delay") else None
             calls = self._calls(trip_id, plan, updates, delay)
+            mode = self._route_mode.get(route_id, "other")
         else:
-            route_id = trip.route_id
-            if not route_id:
-                raise _EntityRejected("no_route_id", f"ADDED trip {trip_id!r} has no route_id")
             calls = self._added_calls(updates)
+            if not calls:
+                raise _EntityRejected(
+                    "no_stops", f"ADDED trip {trip_id!r} has no stop with a stop_id and a time"
+                )
+            route_id, mode = self._added_route(trip.route_id, calls)
         return TripState(
             feed=self.feed,
             snapshot_at=taken,
             service_date=service_date,
             trip_id=trip_id,
             route_id=route_id,
-            mode=self._route_mode.get(route_id, "other"),
+            mode=mode,
             status=status,
             vehicle_id=update.vehicle.id or None,
             calls=calls,
         )
+
+    def _added_route(self, route_id: str, calls: Sequence[CallState]) -> tuple[str, Mode]:
+        """An ADDED trip's route and mode: its route_id, else its stops' routes, else the feed's.
+
+        Real feeds (BART) send ADDED trips with full absolute times and no ``route_id``; their
+        stops resolve, so they are counted, with the mode of the routes serving those stops,
+        else the feed's only mode, else ``unknown``.
+        """
+        source = "route"
+        mode: Mode | None = self._route_mode.get(route_id) if route_id else None
+        if mode is None:
+            modes = Counter(
+                m for c in calls for m in self.static.stop_modes().get(c.stop_id, ())
+            ).most_common(1)
+            source, mode = ("stops", modes[0][0]) if modes else ("feed_default", None)
+        if mode is None and len(self._feed_modes) == 1:
+            mode = self._feed_modes[0]
+        if mode is None:
+            source, mode = "unknown", "unknown"
+        self.metrics.added_trips.labels(self.source, source).inc()
+        return route_id or f"added:{mode}", mode
 
     def _check_updates(self, updates: Sequence[Any]) -> None:
         """Entity rules: known stops, stop_sequence order, times that never decrease."""
@@ -520,6 +594,12 @@ class GtfsRtConnector(Connector[Snapshot]):
                 moment = _event_time(event)
                 if moment is None:
                     continue
+                if not _plausible(moment):
+                    raise _EntityRejected(
+                        "time_out_of_range",
+                        f"time {moment} at stop {update.stop_id[:64] or '?'} is not POSIX seconds "
+                        "between 2000 and 2100 (milliseconds?)",
+                    )
                 if previous_time is not None and moment < previous_time:
                     raise _EntityRejected(
                         "times_decrease",
@@ -583,6 +663,8 @@ class GtfsRtConnector(Connector[Snapshot]):
                 index = next(
                     (i for i in range(last + 1, len(stops)) if stops[i] == update.stop_id), None
                 )
+            if index is None and update.stop_id:
+                index = self._sibling_index(update, stops, by_sequence, last)
                 if index is None:
                     where = " after the previous update" if update.stop_id in stops else ""
                     raise _EntityRejected(
@@ -597,6 +679,18 @@ class GtfsRtConnector(Connector[Snapshot]):
             matched[index] = update
             last = index
         return matched
+
+    def _sibling_index(
+        self, update: Any, stops: Sequence[str], by_sequence: dict[int, int], last: int
+    ) -> int | None:
+        """The call a stop time update at a sibling quay (same parent_station) belongs to."""
+        parent = self._stop_parent.get(update.stop_id)
+        if parent is None:
+            return None
+        at = by_sequence.get(int(update.stop_sequence)) if _has(update, "stop_sequence") else None
+        candidates = [at] if at is not None and at > last else []
+        candidates += range(last + 1, len(stops))
+        return next((i for i in candidates if self._stop_parent.get(stops[i]) == parent), None)
 
     def _calls(
         self, trip_id: str, plan: TripPlan, updates: Sequence[Any], trip_delay: int | None
@@ -638,6 +732,10 @@ class GtfsRtConnector(Connector[Snapshot]):
                         if own_delay is not None:
                             current = own_delay
                         delay = current
+            if update is not None and update.stop_id and update.stop_id != stop_id:
+                # Served at another platform of the same station: keep the actual quay.
+                stop_id = update.stop_id
+                self.metrics.platform_changes.labels(self.feed, self.name).inc()
             actual = None
             if realtime != "skipped":
                 if own_time is not None:

@@ -19,7 +19,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from byflyt.connectors.gtfs_checks import FeedReport, FeedUnusable, check_archive
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import Region
@@ -55,7 +56,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "stop_id stop_name lat:float lon:float location_type:int parent_station kommune_nr"
     ),
     "routes": _columns("route_id agency_id route_short_name route_long_name route_type:int mode"),
-    "trips": _columns("trip_id route_id service_id direction_id"),
+    "trips": _columns("trip_id route_id service_id direction_id trip_short_name"),
     "stop_times": _columns(
         "trip_id:cat stop_sequence:int stop_id:cat arrival_seconds:Int32 departure_seconds:Int32"
     ),
@@ -69,7 +70,7 @@ _READ: dict[str, tuple[list[str], list[str]]] = {
         ["stop_name", "stop_lat", "stop_lon", "location_type", "parent_station"],
     ),
     "routes": (["route_id", "route_type"], ["agency_id", "route_short_name", "route_long_name"]),
-    "trips": (["trip_id", "route_id", "service_id"], ["direction_id"]),
+    "trips": (["trip_id", "route_id", "service_id"], ["direction_id", "trip_short_name"]),
 }
 
 
@@ -139,6 +140,7 @@ class StaticFeed:
     trips: pd.DataFrame
     stop_times: pd.DataFrame
     service_days: pd.DataFrame
+    report: FeedReport = field(default_factory=FeedReport, compare=False, repr=False)
 
     def service_dates(self, service_id: str) -> list[date]:
         """The dates ``service_id`` runs, sorted."""
@@ -208,6 +210,18 @@ class StaticFeed:
             arrivals=tuple(at(v) for v in arrival_seconds),
             departures=tuple(at(v) for v in departure_seconds),
         )
+
+    def stop_modes(self) -> dict[str, tuple[str, ...]]:
+        """Stop id → the modes of the routes whose trips call there (built once, on first use)."""
+        return self._stop_modes
+
+    @cached_property
+    def _stop_modes(self) -> dict[str, tuple[str, ...]]:
+        route_of, _, mode_of, _ = self._lookups
+        modes = self.stop_times["trip_id"].astype("str").map(route_of).map(mode_of)
+        pairs = pd.DataFrame({"stop": self.stop_times["stop_id"].astype("str"), "mode": modes})
+        pairs = pairs.dropna().drop_duplicates()
+        return {str(k): tuple(sorted(v)) for k, v in pairs.groupby("stop")["mode"]}
 
     @cached_property
     def _plans(self) -> dict[tuple[str, date], TripPlan | None]:
@@ -306,22 +320,60 @@ class StaticFeed:
                     raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
                 tables[name] = _coerce(raw, schema)
             timezone = ZoneInfo(manifest["timezone"])
-            return cls(manifest["feed"], timezone, manifest["region"], **tables)
+            return cls(manifest["feed"].lower(), timezone, manifest["region"], **tables)
         except (OSError, ValueError, KeyError, TypeError, ZoneInfoNotFoundError) as exc:
+            if not (directory / "manifest.json").exists():
+                loaded = ", ".join(_loaded_in(directory.parent)) or "none"
+                raise ConfigError(
+                    "--feed",
+                    f"no static GTFS feed {directory.name!r} in {directory.parent} "
+                    f"(loaded: {loaded})",
+                    "use a loaded feed, or run `byflyt gtfs load --feed NAME --zip PATH|URL`",
+                ) from exc
             raise ConfigError(
                 "--feed",
                 f"no readable static GTFS feed in {directory}: {exc}",
-                "run `byflyt gtfs load --feed NAME --zip PATH|URL` first",
+                "run `byflyt gtfs load --feed NAME --zip PATH|URL` again",
             ) from exc
 
 
-def feed_dir(settings: Settings, feed: str) -> Path:
-    """Where the static feed named ``feed`` is saved: ``<data_dir>/gtfs/<feed>``."""
-    if not _FEED_NAME.match(feed):
+def feed_name(text: str) -> str:
+    """A feed's name as byflyt keeps it: lower case, so ``INN`` and ``inn`` are one feed.
+
+    Entur's codespaces are upper case (``--dataset INN``), folders and records use lower case.
+    """
+    name = text.strip()
+    if not _FEED_NAME.match(name):
         raise ConfigError(
-            "--feed", f"{feed!r} is not a feed name", "use letters, digits, '.', '_' and '-'"
+            "--feed", f"{text!r} is not a feed name", "use letters, digits, '.', '_' and '-'"
         )
-    return settings.data_dir / "gtfs" / feed
+    return name.lower()
+
+
+def loaded_feeds(settings: Settings) -> list[str]:
+    """The names of the static feeds saved under ``<data_dir>/gtfs``."""
+    return _loaded_in(settings.data_dir / "gtfs")
+
+
+def _loaded_in(gtfs_dir: Path) -> list[str]:
+    if not gtfs_dir.is_dir():
+        return []
+    return sorted(p.name for p in gtfs_dir.iterdir() if (p / "manifest.json").is_file())
+
+
+def feed_dir(settings: Settings, feed: str) -> Path:
+    """Where the static feed named ``feed`` is saved: ``<data_dir>/gtfs/<feed in lower case>``.
+
+    A folder saved in another case by an earlier byflyt is found too.
+    """
+    name = feed_name(feed)
+    gtfs_dir = settings.data_dir / "gtfs"
+    target = gtfs_dir / name
+    if not target.exists():
+        same = [n for n in _loaded_in(gtfs_dir) if n.lower() == name]
+        if same:
+            return gtfs_dir / same[0]
+    return target
 
 
 def load_gtfs(
@@ -332,21 +384,44 @@ def load_gtfs(
     locator: KommuneLocator,
     chunk_rows: int = 500_000,
     headers: Mapping[str, str] | None = None,
+    max_calls: int = 1000,
+    max_uncompressed: int = 8 * 1024**3,
+    max_ratio: float = 200.0,
 ) -> StaticFeed:
-    """Load a GTFS zip (a path or an http(s) URL) and keep what ``region`` needs.
+    """Load a GTFS zip (a path or an http(s) URL), check it and keep what ``region`` needs.
 
     A trip is kept when it calls at least once in the region's kommuner, and kept whole, with
     its calls outside the region. ``region=None`` keeps all of Norway. The kept trips' stops
-    (with their parent stations), routes and service days come along. ``headers`` go with a
-    URL download (Entur asks for ``ET-Client-Name``). A malformed feed is a ConfigError.
+    (with their parent stations and those stations' other quays, where platform changes land),
+    routes and service days come along. ``headers`` go with a URL download (Entur asks for
+    ``ET-Client-Name``). Rows that break a rule of :mod:`byflyt.connectors.gtfs_checks` are
+    dropped and counted in the feed's ``report``; a zip past ``max_uncompressed`` bytes or
+    ``max_ratio``, a malformed feed or one with no trip left is a ConfigError
+    (:class:`~byflyt.connectors.gtfs_checks.FeedUnusable`).
     """
+    feed = feed_name(feed)
     with _opened(source, headers or {}) as archive:
+        check_archive(archive, max_total=max_uncompressed, max_ratio=max_ratio)
         try:
-            return _load(archive, feed, region, locator, chunk_rows)
-        except (ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise ConfigError(
-                "--zip", f"malformed GTFS feed {source}: {exc!r}", "check the feed"
+            static = _load(archive, feed, region, locator, chunk_rows, max_calls)
+        except (ValueError, KeyError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as exc:
+            raise FeedUnusable(
+                "malformed", f"malformed GTFS feed {source}: {exc}", "check the feed"
             ) from exc
+    if static.trips.empty:
+        where = f"region {region.key}" if region is not None else "the feed"
+        raise FeedUnusable(
+            "no_trips",
+            f"0 trips kept: no usable trip of {source} calls in {where}",
+            "check --region and that the feed serves it (byflyt keeps nothing from it)",
+        )
+    return static
+
+
+def _dedupe(frame: pd.DataFrame, key: str, rule: str, report: FeedReport) -> pd.DataFrame:
+    duplicated = frame[key].duplicated()
+    report.add(rule, int(duplicated.sum()))
+    return frame[~duplicated]
 
 
 def _load(
@@ -355,9 +430,24 @@ def _load(
     region: Region | None,
     locator: KommuneLocator,
     chunk_rows: int,
+    max_calls: int,
 ) -> StaticFeed:
-    stops = _place_stops(_read(archive, "stops.txt"), locator)
-    trips = _read(archive, "trips.txt").drop_duplicates("trip_id")
+    report = FeedReport()
+    raw_stops = _read(archive, "stops.txt")
+    report.add("duplicate_stop_id", int(raw_stops["stop_id"].duplicated().sum()))
+    stops = _place_stops(raw_stops, locator)
+    stationary = pd.to_numeric(stops["location_type"], errors="coerce").fillna(0).isin((0, 1))
+    report.add("stop_without_coordinates", int((stationary & stops["lat"].isna()).sum()))
+    all_routes = _dedupe(_read(archive, "routes.txt"), "route_id", "duplicate_route_id", report)
+    service_days = _service_days(archive)
+    trips = _dedupe(_read(archive, "trips.txt"), "trip_id", "duplicate_trip_id", report)
+    known_route = trips["route_id"].isin(set(all_routes["route_id"]))
+    report.add("unknown_route", int((~known_route).sum()))
+    known_service = trips["service_id"].isin(set(service_days["service_id"]))
+    report.add("unknown_service", int((known_route & ~known_service).sum()))
+    trips = trips[known_route & known_service]
+    all_trip_ids = set(trips["trip_id"])
+    stop_ids = set(stops["stop_id"])
     if region is not None:
         # First pass over stop_times: which trips call in the region at all.
         inside = set(stops.loc[stops["kommune_nr"].isin(region.kommuner), "stop_id"])
@@ -367,7 +457,18 @@ def _load(
         trips = trips[trips["trip_id"].isin(keep)]
     trip_ids = set(trips["trip_id"])
     columns = ["trip_id", "stop_sequence", "stop_id", "arrival_time", "departure_time"]
-    parts = [_stop_times(chunk, trip_ids) for chunk in _chunks(archive, columns, chunk_rows)]
+    parts = []
+    for chunk in _chunks(archive, columns, chunk_rows):
+        known_trip = chunk["trip_id"].isin(all_trip_ids)
+        report.add("unknown_trip", int((~chunk["trip_id"].isin(all_trip_ids)).sum()))
+        known_stop = chunk["stop_id"].isin(stop_ids)
+        report.add("unknown_stop", int((known_trip & ~known_stop).sum()))
+        chunk = chunk[known_trip & known_stop]
+        sequence = pd.to_numeric(chunk["stop_sequence"], errors="coerce")
+        report.add("invalid_stop_sequence", int(sequence.isna().sum()))
+        parts.append(_stop_times(chunk[sequence.notna()], trip_ids))
+    if not parts:
+        raise FeedUnusable("no_stop_times", "stop_times.txt has no rows", "give a complete feed")
     stop_times = pd.DataFrame(
         {
             c: union_categoricals([p[c] for p in parts], sort_categories=True)
@@ -375,14 +476,17 @@ def _load(
             else pd.concat([p[c] for p in parts], ignore_index=True)
             for c, kind in SCHEMA["stop_times"].items()
         }
-    ).sort_values(["trip_id", "stop_sequence"], ignore_index=True)
-    used = set(stop_times["stop_id"])
-    used |= set(stops.loc[stops["stop_id"].isin(used), "parent_station"].dropna())
-    routes = _read(archive, "routes.txt").drop_duplicates("route_id")
-    routes = routes[routes["route_id"].isin(set(trips["route_id"]))]
+    ).sort_values(["trip_id", "stop_sequence"], ignore_index=True, kind="stable")
+    stop_times = _check_trips(stop_times, max_calls, report)
+    kept_trips = set(stop_times["trip_id"].astype("str"))
+    trips = trips[trips["trip_id"].isin(kept_trips)]
+    used = set(stop_times["stop_id"].astype("str"))
+    stations = set(stops.loc[stops["stop_id"].isin(used), "parent_station"].dropna())
+    # The stations' other quays too: a call planned at one platform may be served at another.
+    used |= stations | set(stops.loc[stops["parent_station"].isin(stations), "stop_id"])
+    routes = all_routes[all_routes["route_id"].isin(set(trips["route_id"]))]
     route_type = pd.to_numeric(routes["route_type"], errors="coerce").fillna(-1).astype(int)
     routes = routes.assign(route_type=route_type, mode=[mode_for_route_type(t) for t in route_type])
-    service_days = _service_days(archive)
     service_days = service_days[service_days["service_id"].isin(set(trips["service_id"]))]
     return StaticFeed(
         feed=feed,
@@ -393,7 +497,34 @@ def _load(
         trips=_coerce(trips, SCHEMA["trips"]),
         stop_times=_coerce(stop_times, SCHEMA["stop_times"]),
         service_days=_coerce(service_days, SCHEMA["service_days"]),
+        report=report,
     )
+
+
+def _check_trips(stop_times: pd.DataFrame, max_calls: int, report: FeedReport) -> pd.DataFrame:
+    """Drop duplicate (trip, sequence) rows, then trips too long or with times going back.
+
+    ``stop_times`` is sorted by trip and sequence (stable: the first of duplicates first).
+    """
+    duplicated = stop_times.duplicated(["trip_id", "stop_sequence"])
+    report.add("duplicate_stop_time", int(duplicated.sum()))
+    stop_times = stop_times[~duplicated]
+    trip = stop_times["trip_id"]
+    sizes = trip.value_counts()
+    too_long = set(sizes.index[sizes > max_calls])
+    report.add("too_many_stop_times", len(too_long))
+    arrival = stop_times["arrival_seconds"].astype("float64")
+    departure = stop_times["departure_seconds"].astype("float64")
+    same_trip = trip.eq(trip.shift()).to_numpy()
+    # A call must not arrive before the previous call departed, nor depart before it arrived.
+    back = same_trip & (arrival.to_numpy() < departure.shift().to_numpy())
+    back |= departure.to_numpy() < arrival.to_numpy()
+    backwards = set(trip[back].astype("str"))
+    report.add("times_backwards", len(backwards - too_long))
+    bad = too_long | backwards
+    if not bad:
+        return stop_times.reset_index(drop=True)
+    return stop_times[~trip.astype("str").isin(bad)].reset_index(drop=True)
 
 
 @contextmanager

@@ -23,7 +23,10 @@ downstream is shared:
 - the journey is ``FramedVehicleJourneyRef`` (``DataFrameRef`` = service date,
   ``DatedVehicleJourneyRef`` = the GTFS ``trip_id``), a bare ``DatedVehicleJourneyRef`` (service
   date: the running date of the static trip nearest to its first aimed time) or, for an
-  ``ExtraJourney``, its ``EstimatedVehicleJourneyCode`` (status ``added``);
+  ``ExtraJourney``, its ``EstimatedVehicleJourneyCode`` (status ``added``); a ref that is a
+  train number and date (Bane NOR, ``3520:2018-08-28``) is the static rail trip with that
+  ``trip_short_name`` running that day (:mod:`byflyt.connectors.trains`); one that names no
+  such trip is rejected (``unknown_train``, ``train_not_running``);
 - ``Cancellation`` on the journey: status ``cancelled``, every call of the trip cancelled;
 - a known journey is sent whole, on the static feed's calls (stop order, kommune of the quay); a
   SIRI call is matched by ``Order`` (1-based) when that static call has its ``StopPointRef`` (or
@@ -55,7 +58,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -83,8 +86,10 @@ from byflyt.connectors.siri_xml import (
     SiriActivity,
     SiriCall,
     SiriJourney,
+    UnsafeXML,
     parse_answer,
 )
+from byflyt.connectors.trains import TrainIndex, TrainNotResolved, TrainRef, parse_train_ref
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models.base import Mode, iso_z
@@ -103,6 +108,8 @@ RATE_PER_MINUTE = 4.0
 MAX_PAGES = 500  # MoreData follow-ups of one poll: a guard against a server that never ends
 CHUNK_BYTES = 64 * 1024
 SIRI_NS = "http://www.siri.org.uk/siri"
+_DELIVERY = {"et": "EstimatedTimetableDelivery", "vm": "VehicleMonitoringDelivery"}
+_SEEN_CHANGES_MAX = 100_000  # platform changes remembered so that repeats count once
 
 _VEHICLE_MODES: dict[str, Mode] = {
     "bus": "bus",
@@ -314,6 +321,17 @@ class SiriConnector(Connector[SiriItem]):
             str(s): (None if pd.isna(k) else str(k))
             for s, k in zip(stops["stop_id"], stops["kommune_nr"], strict=True)
         }
+        self._stop_parent: dict[str, str] = {
+            str(s): str(p)
+            for s, p in zip(stops["stop_id"], stops["parent_station"], strict=True)
+            if not pd.isna(p) and p
+        }
+        self.max_calls = settings.max_calls_per_journey
+        self._location = ""
+        self._said_local_time = False
+        self._said_wall_clock = False
+        self._changes_seen: set[tuple[str, date, int]] = set()
+        self._trains: TrainIndex | None = None
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -339,6 +357,7 @@ class SiriConnector(Connector[SiriItem]):
     def poll(self, item: SiriItem, position: str | None, call: Call) -> PollResult:
         """Request (or read) one answer page and turn it into records."""
         self.more_data = False
+        self._location = item.location
         if item.data is not None:
             page = self._read_page(iter([item.data]))
         else:
@@ -454,18 +473,33 @@ class SiriConnector(Connector[SiriItem]):
             yield first
             yield from chunks
 
+        other_kind = 0
         try:
-            for element in parse_answer(replayed(), info):
-                if isinstance(element, SiriJourney):
+            for element in parse_answer(replayed(), info, max_calls=self.max_calls):
+                if isinstance(element, SiriJourney) and self.kind == "et":
                     self._journey(element, info, records, rejected, counts)
-                else:
+                elif isinstance(element, SiriActivity) and self.kind == "vm":
                     self._vehicle(element, info, records, rejected, counts)
+                else:
+                    other_kind += 1
+        except UnsafeXML as exc:
+            counts["unsafe_xml"] += 1
+            return _Page([], [], info, counts, "unsafe_xml", str(exc), head)
         except etree.XMLSyntaxError as exc:
             counts["malformed"] += 1
             return _Page(records, rejected, info, counts, "malformed", f"is not XML: {exc}", head)
         if info.root != "Siri":
             problem = f"has root element {info.root!r}, not Siri"
-            return _Page(records, rejected, info, counts, "malformed", problem, head)
+            return _Page([], [], info, counts, "malformed", problem, head)
+        if info.root_namespace != SIRI_NS:
+            problem = f"is in XML namespace {info.root_namespace!r}, not SIRI's {SIRI_NS!r}"
+            return _Page([], [], info, counts, "wrong_namespace", problem, head)
+        expected = _DELIVERY[self.kind]
+        if other_kind or (info.deliveries - {expected}) & set(_DELIVERY.values()):
+            found = ", ".join(sorted(info.deliveries)) or "no delivery"
+            problem = f"holds {found}, not an {expected} (is it the other kind of answer?)"
+            return _Page([], [], info, counts, "wrong_delivery", problem, head)
+        self._note_local_times(info)
         if info.errors:
             counts["error_conditions"] += 1
             problem = "has an ErrorCondition: " + " | ".join(info.errors)
@@ -474,10 +508,51 @@ class SiriConnector(Connector[SiriItem]):
         outcome = "more_data" if info.more_data else "accepted" if records else "empty"
         return _Page(records, rejected, info, counts, outcome)
 
-    def _snapshot_at(self, info: AnswerInfo) -> datetime:
-        if info.response_at is None:
-            self._warn("no_response_timestamp")
-            info.response_at = self.clock()
+    def _note_local_times(self, info: AnswerInfo) -> None:
+        if not info.local_times:
+            return
+        self.metrics.siri_local_times.labels(self.source, self.kind).inc()
+        if not self._said_local_time:
+            self._said_local_time = True
+            log.warning(
+                "%s: the %s answer from %s has times without a UTC offset; reading them as "
+                "Europe/Oslo local time (counted in byflyt_siri_local_time_answers_total)",
+                self.source,
+                self.kind.upper(),
+                self._location,
+            )
+
+    def _snapshot_at(self, info: AnswerInfo, own: datetime | None = None) -> datetime:
+        """The answer's ResponseTimestamp, else the record's own RecordedAtTime.
+
+        Neither: a live answer is stamped with the time it was read, said once in the log and
+        counted (``no_response_timestamp``); a recording has no such time and the record is
+        rejected (``no_timestamp``).
+        """
+        if info.response_at is not None:
+            return info.response_at
+        if own is not None:
+            return own
+        if self.replay:
+            raise _JourneyRejected(
+                "no_timestamp",
+                "neither a readable ResponseTimestamp nor a RecordedAtTime"
+                + (
+                    f" (ResponseTimestamp {info.unreadable_response_timestamp!r})"
+                    if info.unreadable_response_timestamp
+                    else ""
+                ),
+            )
+        self._warn("no_response_timestamp")
+        if not self._said_wall_clock:
+            self._said_wall_clock = True
+            log.warning(
+                "%s: an answer from %s has no readable ResponseTimestamp; its records are "
+                "stamped with the time they were read",
+                self.source,
+                self._location,
+            )
+        info.response_at = self.clock()
         return info.response_at
 
     def _warn(self, warning: str) -> None:
@@ -494,18 +569,20 @@ class SiriConnector(Connector[SiriItem]):
     ) -> None:
         try:
             if journey.problem is not None:
-                raise _JourneyRejected("unreadable", journey.problem)
-            state = self.trip_state(journey, self._snapshot_at(info))
+                raise _JourneyRejected(journey.rule, journey.problem)
+            state = self.trip_state(journey, self._snapshot_at(info, journey.recorded_at))
         except _JourneyRejected as exc:
             self.metrics.siri_journeys.labels(self.source, "et", "rejected").inc()
             counts["rejected_journeys"] += 1
+            code = "too_many_calls" if exc.rule == "too_many_calls" else "invalid_journey"
             rejected.append(
                 self.reject(
-                    "invalid_journey",
+                    code,
                     f"{exc.rule}: {exc.reason}",
                     journey.raw,
                     rule=exc.rule,
                     journey=journey.journey_ref or "",
+                    location=self._location,
                 )
             )
             return
@@ -522,12 +599,17 @@ class SiriConnector(Connector[SiriItem]):
                 "no DatedVehicleJourneyRef, FramedVehicleJourneyRef or EstimatedVehicleJourneyCode",
             )
         known = trip_id in self._trip_service
-        if not known and not journey.extra:
+        train = None if known or journey.extra else parse_train_ref(trip_id)
+        if train is not None:
+            trip_id, service_date = self._train_trip(train, journey)
+            known = True
+        elif not known and not journey.extra:
             raise _JourneyRejected(
                 "unknown_journey",
                 f"journey {trip_id!r} is not in static feed {self.feed!r} and not an ExtraJourney",
             )
-        service_date = journey.service_date or self._service_date(trip_id, journey, known)
+        else:
+            service_date = journey.service_date or self._service_date(trip_id, journey, known)
         status: TripStatus = "cancelled" if journey.cancelled else "scheduled"
         if journey.extra and not journey.cancelled:
             status = "added"
@@ -538,7 +620,7 @@ class SiriConnector(Connector[SiriItem]):
                     "not_running", f"journey {trip_id!r} does not run on {service_date}"
                 )
             route_id = planned.route_id
-            calls = self._known_calls(planned, journey.calls)
+            calls = self._known_calls(planned, journey.calls, (trip_id, service_date))
         else:
             route_id = journey.line_ref or ""
             if not route_id:
@@ -547,6 +629,7 @@ class SiriConnector(Connector[SiriItem]):
         mode = self._route_mode.get(route_id) or _VEHICLE_MODES.get(
             (journey.vehicle_mode or "").lower(), "other"
         )
+        _check_span(calls, snapshot_at)
         occupancy = journey.occupancy or next(
             (c.occupancy for c in reversed(journey.calls) if c.recorded and c.occupancy), None
         )
@@ -562,6 +645,45 @@ class SiriConnector(Connector[SiriItem]):
             occupancy=occupancy,
             calls=calls,
         )
+
+    def _train_trip(self, train: TrainRef, journey: SiriJourney) -> tuple[str, date]:
+        """The static trip and service date of a journey named by train number (Bane NOR).
+
+        The date is the ref's own (``3520:2018-08-28``), else ``DataFrameRef``, else the
+        Europe/Oslo date of the first aimed time. Of several trips of the train that day the one
+        whose stops (or their stations) the journey's calls name most is kept.
+        """
+        if self._trains is None:
+            self._trains = TrainIndex(self.static)
+        outcome = self.metrics.siri_train_refs
+        day = train.service_date or journey.service_date
+        if day is None:
+            aimed = next(
+                (t for c in journey.calls for t in (c.aimed_departure, c.aimed_arrival) if t), None
+            )
+            if aimed is None:
+                outcome.labels(self.source, "no_service_date").inc()
+                raise _JourneyRejected(
+                    "no_service_date", f"train {train.number}: no date, no aimed times"
+                )
+            day = aimed.astimezone(self.static.timezone).date()
+        try:
+            trips = self._trains.resolve(train.number, day)
+        except TrainNotResolved as exc:
+            outcome.labels(self.source, exc.rule).inc()
+            raise _JourneyRejected(exc.rule, exc.reason) from None
+        outcome.labels(self.source, "resolved").inc()
+        if len(trips) == 1:
+            return trips[0], day
+        refs = {c.stop_ref for c in journey.calls}
+        refs |= {self._stop_parent[r] for r in refs if r in self._stop_parent}
+
+        def named(trip_id: str) -> int:
+            planned = self._static_trip(trip_id, day)
+            stops = planned.stops if planned is not None else []
+            return sum(1 for s in stops if s in refs or self._stop_parent.get(s) in refs)
+
+        return max(trips, key=named), day
 
     def _service_date(self, trip_id: str, journey: SiriJourney, known: bool) -> date:
         """No DataFrameRef: the running date whose static first call is nearest the aimed one."""
@@ -588,6 +710,11 @@ class SiriConnector(Connector[SiriItem]):
 
         return min(dates, key=distance)
 
+    def _sibling(self, planned: str, actual: str) -> bool:
+        """Another quay of the planned quay's stop place (a platform change)."""
+        parent = self._stop_parent.get(planned)
+        return parent is not None and planned != actual and self._stop_parent.get(actual) == parent
+
     def _match(self, stops: list[str], calls: Iterable[SiriCall]) -> dict[int, SiriCall]:
         """Static call index → its SIRI call (see the module docstring for the rule)."""
         matched: dict[int, SiriCall] = {}
@@ -596,11 +723,18 @@ class SiriConnector(Connector[SiriItem]):
             index: int | None = None
             at = siri.order - 1 if siri.order is not None else None
             in_range = at is not None and last < at < len(stops)
-            if in_range and stops[at] == siri.stop_ref:  # type: ignore[index]
+            ref = siri.stop_ref
+            if in_range and stops[at] == ref:  # type: ignore[index]
                 index = at
-            elif siri.stop_ref in stops[last + 1 :]:
-                index = stops.index(siri.stop_ref, last + 1)
-            elif in_range and siri.stop_ref not in self._stop_kommune:
+            elif ref in stops[last + 1 :]:
+                index = stops.index(ref, last + 1)
+            elif in_range and self._sibling(stops[at], ref):  # type: ignore[index]
+                index = at
+            elif ref in self._stop_parent and at is None:
+                index = next(
+                    (i for i in range(last + 1, len(stops)) if self._sibling(stops[i], ref)), None
+                )
+            elif in_range and ref not in self._stop_kommune:
                 self._warn("stop_ref_mismatch")
                 index = at
             if index is None:
@@ -615,17 +749,25 @@ class SiriConnector(Connector[SiriItem]):
         return _StaticTrip.of(self.static.trip_plan(trip_id, service_date))
 
     def _known_calls(
-        self, planned: _StaticTrip, siri_calls: tuple[SiriCall, ...]
+        self,
+        planned: _StaticTrip,
+        siri_calls: tuple[SiriCall, ...],
+        run: tuple[str, date],
     ) -> list[CallState]:
         matched = self._match(planned.stops, siri_calls)
         calls: list[CallState] = []
         last_index = len(planned.stops) - 1
         for i, (stop_id, sequence) in enumerate(zip(planned.stops, planned.sequences, strict=True)):
+            siri = matched.get(i)
+            if siri is not None and self._sibling(stop_id, siri.stop_ref):
+                # The same call at another platform: keep the quay it was actually served at.
+                stop_id = siri.stop_ref
+                self._platform_change((*run, sequence))
             state = _call_state(
-                matched.get(i),
+                siri,
                 sequence,
                 stop_id,
-                self._kommune(stop_id),
+                self._kommune(stop_id) or self._kommune(planned.stops[i]),
                 i == last_index,
                 planned.times[i],
             )
@@ -654,6 +796,15 @@ class SiriConnector(Connector[SiriItem]):
     def _kommune(self, stop_id: str) -> str | None:
         return self._stop_kommune.get(stop_id)
 
+    def _platform_change(self, call: tuple[str, date, int]) -> None:
+        """Count a platform change once per call, however many answers repeat it."""
+        if call in self._changes_seen:
+            return
+        if len(self._changes_seen) >= _SEEN_CHANGES_MAX:
+            self._changes_seen.clear()
+        self._changes_seen.add(call)
+        self.metrics.platform_changes.labels(self.feed, self.name).inc()
+
     # -- VM ----------------------------------------------------------------------------------
     def _vehicle(
         self,
@@ -666,14 +817,32 @@ class SiriConnector(Connector[SiriItem]):
         if activity.problem is not None:
             self.metrics.siri_journeys.labels(self.source, "vm", "rejected").inc()
             rejected.append(
-                self.reject("invalid_activity", f"unreadable: {activity.problem}", activity.raw)
+                self.reject(
+                    "invalid_activity",
+                    f"unreadable: {activity.problem}",
+                    activity.raw,
+                    location=self._location,
+                )
             )
             counts["rejected_activities"] += 1
             return
         if not activity.vehicle_ref:
             self._warn("missing_vehicle_ref")
             return
-        snapshot_at = self._snapshot_at(info)
+        try:
+            snapshot_at = self._snapshot_at(info, activity.recorded_at)
+        except _JourneyRejected as exc:
+            self.metrics.siri_journeys.labels(self.source, "vm", "rejected").inc()
+            rejected.append(
+                self.reject(
+                    "invalid_activity",
+                    f"{exc.rule}: {exc.reason}",
+                    activity.raw,
+                    location=self._location,
+                )
+            )
+            counts["rejected_activities"] += 1
+            return
         kommune = None
         if activity.lat is not None and activity.lon is not None and self.locator is not None:
             kommune = self.locator.locate(activity.lat, activity.lon)
@@ -712,6 +881,11 @@ def _call_state(
             stop_sequence=sequence, stop_id=stop_id, kommune_nr=kommune, scheduled=static_time
         )
 
+    if not last and _cut_short_here(siri):
+        # The journey ends here now: the arrival was served, only the departure is cancelled.
+        last = True
+        siri = replace(siri, departure_status=None)
+
     def pick(departure: datetime | None, arrival: datetime | None) -> datetime | None:
         return (arrival or departure) if last else (departure or arrival)
 
@@ -743,6 +917,31 @@ def _call_state(
         delay_seconds=delay,
         actual=actual,
         realtime=realtime,
+    )
+
+
+#: How far a call's time may lie from its answer's time (a journey spans at most a day or two).
+MAX_TIME_SPAN = timedelta(days=3)
+
+
+def _check_span(calls: list[CallState], snapshot_at: datetime) -> None:
+    """Reject a journey whose times lie implausibly far from the answer's own time."""
+    for call in calls:
+        if abs(call.scheduled - snapshot_at) > MAX_TIME_SPAN:
+            raise _JourneyRejected(
+                "time_out_of_range",
+                f"call {call.stop_sequence} is scheduled at {iso_z(call.scheduled)}, more than "
+                f"{MAX_TIME_SPAN.days} days from the answer's time {iso_z(snapshot_at)}",
+            )
+
+
+def _cut_short_here(siri: SiriCall) -> bool:
+    """A call whose departure is cancelled but whose arrival is not: a new last stop."""
+    return (
+        not siri.cancelled
+        and siri.departure_status == "cancelled"
+        and siri.arrival_status != "cancelled"
+        and (siri.aimed_arrival or siri.expected_arrival or siri.actual_arrival) is not None
     )
 
 

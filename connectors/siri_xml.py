@@ -10,12 +10,24 @@ these into byflyt's records; nothing here knows the static feed or Kafka.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from lxml import etree
+
+from byflyt.clock import OSLO
+
+#: How far into an answer its root element must have begun (XML declaration, comments).
+MAX_PROLOG_BYTES = 64 * 1024
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_ROOT_START = re.compile(rb"<[A-Za-z_]")
+
+
+class UnsafeXML(ValueError):
+    """An answer with a DTD (entity expansion, external entities) or no root element in sight."""
 
 
 def _local(tag: object) -> str:
@@ -27,16 +39,25 @@ def _text(element: Any) -> str:
     return (element.text or "").strip()
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """A SIRI timestamp (ISO 8601 with an offset, fractional seconds allowed) in UTC.
+def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | None:
+    """A SIRI timestamp (ISO 8601, fractional seconds allowed) in UTC.
 
-    Raises ValueError for text that is not a time or has no offset: SIRI times are never naive.
+    A time without a UTC offset is Europe/Oslo local time: four of Entur's six published SIRI
+    profile examples write times so. Each one is counted in ``info.local_times``. Raises
+    ValueError for text that is not a time.
     """
     if not text:
         return None
-    value = datetime.fromisoformat(text.strip())
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
     if value.utcoffset() is None:
-        raise ValueError(f"{text!r} has no UTC offset")
+        # Norwegian producers write offset-less times as Europe/Oslo local time (in October's
+        # repeated hour, the first of the two: fold 0).
+        value = value.replace(tzinfo=OSLO)
+        if info is not None:
+            info.local_times += 1
     return value.astimezone(UTC)
 
 
@@ -75,6 +96,8 @@ class SiriJourney:
     calls: tuple[SiriCall, ...]
     raw: bytes = b""
     problem: str | None = None
+    rule: str = "unreadable"
+    recorded_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,10 @@ class AnswerInfo:
     more_data: bool = False
     errors: list[str] = field(default_factory=list)
     root: str | None = None
+    root_namespace: str | None = None
+    deliveries: set[str] = field(default_factory=set)
+    local_times: int = 0
+    unreadable_response_timestamp: str | None = None
 
 
 _BOOL = {"true": True, "1": True, "false": False, "0": False}
@@ -114,12 +141,12 @@ _CALL_TIMES = {
 }
 
 
-def _call(element: Any, recorded: bool) -> SiriCall:
+def _call(element: Any, recorded: bool, info: AnswerInfo) -> SiriCall:
     values: dict[str, Any] = {"order": None, "stop_ref": "", "cancelled": False}
     for child in element:
         name = _local(child.tag)
         if name in _CALL_TIMES:
-            values[_CALL_TIMES[name]] = parse_time(child.text)
+            values[_CALL_TIMES[name]] = parse_time(child.text, info)
         elif name == "StopPointRef":
             values["stop_ref"] = _text(child)
         elif name == "Order":
@@ -135,10 +162,28 @@ def _call(element: Any, recorded: bool) -> SiriCall:
     return SiriCall(recorded=recorded, **values)
 
 
-def _journey(element: Any, raw: bytes) -> SiriJourney:
+def _journey(
+    element: Any, raw: bytes, info: AnswerInfo, calls_seen: int, max_calls: int
+) -> SiriJourney:
     fields: dict[str, str] = {}
     calls: list[SiriCall] = []
     service_date: date | None = None
+    if calls_seen > max_calls:
+        problem = f"the journey has {calls_seen} calls, more than the limit of {max_calls}"
+        return SiriJourney(
+            _ref_of(element),
+            None,
+            None,
+            None,
+            False,
+            False,
+            None,
+            None,
+            (),
+            raw,
+            problem,
+            "too_many_calls",
+        )
     try:
         for child in element:
             name = _local(child.tag)
@@ -151,11 +196,16 @@ def _journey(element: Any, raw: bytes) -> SiriJourney:
                         fields["DatedVehicleJourneyRef"] = _text(part)
             elif name in ("RecordedCalls", "EstimatedCalls"):
                 recorded = name == "RecordedCalls"
-                calls.extend(_call(c, recorded) for c in child if _local(c.tag).endswith("Call"))
+                calls.extend(
+                    _call(c, recorded, info) for c in child if _local(c.tag).endswith("Call")
+                )
             elif name and len(child) == 0:
                 fields.setdefault(name, _text(child))
+        recorded_at = parse_time(fields.get("RecordedAtTime"), info)
     except ValueError as exc:
-        return SiriJourney(None, None, None, None, False, False, None, None, (), raw, str(exc))
+        return SiriJourney(
+            _ref_of(element), None, None, None, False, False, None, None, (), raw, str(exc)
+        )
     journey_ref = (
         fields.get("DatedVehicleJourneyRef") or fields.get("EstimatedVehicleJourneyCode") or None
     )
@@ -170,17 +220,26 @@ def _journey(element: Any, raw: bytes) -> SiriJourney:
         occupancy=fields.get("Occupancy") or None,
         calls=tuple(calls),
         raw=raw,
+        recorded_at=recorded_at,
     )
 
 
-def _activity(element: Any, raw: bytes) -> SiriActivity:
+def _ref_of(element: Any) -> str | None:
+    """The journey ref of an element that cannot be read whole (for the dead-letter context)."""
+    for child in element.iter():
+        if _local(child.tag) in ("DatedVehicleJourneyRef", "EstimatedVehicleJourneyCode"):
+            return _text(child)[:256] or None
+    return None
+
+
+def _activity(element: Any, raw: bytes, info: AnswerInfo) -> SiriActivity:
     found: dict[str, str] = {}
     for child in element.iter():
         name = _local(child.tag)
         if name and len(child) == 0 and name not in found:
             found[name] = _text(child)
     try:
-        recorded_at = parse_time(found.get("RecordedAtTime"))
+        recorded_at = parse_time(found.get("RecordedAtTime"), info)
         lat = float(found["Latitude"]) if found.get("Latitude") else None
         lon = float(found["Longitude"]) if found.get("Longitude") else None
     except ValueError as exc:
@@ -205,26 +264,70 @@ def _error_text(element: Any) -> str:
     return f"{kinds[0] if kinds else 'ErrorCondition'}: {detail}"
 
 
+def _check_prolog(head: bytes) -> bool:
+    """True once the root element has begun; UnsafeXML for a DTD before it."""
+    root = _ROOT_START.search(head)
+    doctype = _DOCTYPE.search(head)
+    if doctype is not None and (root is None or doctype.start() < root.start()):
+        raise UnsafeXML("has a DOCTYPE: DTDs and entities are refused (SIRI never needs them)")
+    if root is None and len(head) > MAX_PROLOG_BYTES:
+        raise UnsafeXML(f"has no root element in its first {MAX_PROLOG_BYTES} bytes")
+    return root is not None
+
+
 def parse_answer(
-    chunks: Iterable[bytes], info: AnswerInfo, *, keep_raw: bool = True
+    chunks: Iterable[bytes],
+    info: AnswerInfo,
+    *,
+    keep_raw: bool = True,
+    max_calls: int = 1000,
 ) -> Iterator[SiriJourney | SiriActivity]:
     """Journeys and vehicle activities of a SIRI answer, as its bytes arrive.
 
     ``info`` is filled in on the way (response time, ``MoreData``, error conditions, the root
-    element). Every journey or activity is cleared from the tree once read, with its finished
-    siblings, so memory does not grow with the answer. Raises ``lxml.etree.XMLSyntaxError`` for
-    malformed XML, after the complete elements before the fault.
+    element and its namespace, the kinds of delivery, how many times had no offset). Every
+    journey or activity is cleared from the tree once read, with its finished siblings, so
+    memory does not grow with the answer; calls of a journey past ``max_calls`` are dropped as
+    they end and the journey comes out with a ``too_many_calls`` problem. Raises
+    :class:`UnsafeXML` for an answer with a DTD before anything is parsed, and
+    ``lxml.etree.XMLSyntaxError`` for malformed XML (libxml2's limits apply: nesting deeper
+    than 256 is refused), after the complete elements before the fault.
     """
     parser = etree.XMLPullParser(
-        events=("end",), resolve_entities=False, no_network=True, huge_tree=True
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
     )
+    calls_seen = 0
 
     def events() -> Iterator[SiriJourney | SiriActivity]:
-        for _, element in parser.read_events():
+        nonlocal calls_seen
+        for event, element in parser.read_events():
             name = _local(element.tag)
+            if event == "start":
+                if info.root is None:
+                    info.root = name
+                    info.root_namespace = etree.QName(element).namespace
+                elif name.endswith("Delivery"):
+                    info.deliveries.add(name)
+                continue
+            if name in ("EstimatedCall", "RecordedCall"):
+                calls_seen += 1
+                if calls_seen > max_calls:
+                    # Why drop it now: an 8,000-call journey must not be held whole.
+                    parent = element.getparent()
+                    if parent is not None:
+                        parent.remove(element)
+                continue
             if name == "EstimatedVehicleJourney" or name == "VehicleActivity":
-                raw = etree.tostring(element) if keep_raw else b""
-                yield _journey(element, raw) if name[0] == "E" else _activity(element, raw)
+                raw = etree.tostring(element)[:8192] if keep_raw else b""
+                if name[0] == "E":
+                    yield _journey(element, raw, info, calls_seen, max_calls)
+                else:
+                    yield _activity(element, raw, info)
+                calls_seen = 0
                 element.clear(keep_tail=False)
                 parent = element.getparent()
                 if parent is not None:
@@ -232,17 +335,28 @@ def parse_answer(
                         del parent[0]
             elif name == "ResponseTimestamp" and info.response_at is None:
                 try:
-                    info.response_at = parse_time(element.text)
+                    info.response_at = parse_time(element.text, info)
                 except ValueError:
-                    info.errors.append(f"ResponseTimestamp {element.text!r} is not a time")
+                    info.unreadable_response_timestamp = _text(element)[:64]
             elif name == "MoreData":
                 info.more_data = info.more_data or _BOOL.get(_text(element).lower(), False)
             elif name == "ErrorCondition":
                 info.errors.append(_error_text(element))
-            info.root = name
 
-    for chunk in chunks:
-        parser.feed(chunk)
+    head = b""
+    started = False
+    try:
+        for chunk in chunks:
+            if not started:
+                head += chunk
+                started = _check_prolog(head)
+            parser.feed(chunk)
+            yield from events()
+        if not started:
+            _check_prolog(head)
+        parser.close()
+    except etree.XMLSyntaxError:
+        # The elements complete before the fault are still good: hand them out first.
         yield from events()
-    parser.close()
+        raise
     yield from events()

@@ -33,7 +33,7 @@ from byflyt.models import codec_counts
 from byflyt.models.base import hour_floor, iso_z
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Rejected
-from byflyt.models.kommuner import get_region
+from byflyt.models.kommuner import get_region, kommune_names
 from byflyt.models.topics import BIKE_COUNTS, BIKE_POINTS
 from byflyt.settings import Settings
 
@@ -280,11 +280,17 @@ class TrafikkdataConnector(Connector[CountPoint]):
         location = _field(entry, "location")
         lat_lon = _field(_field(location, "coordinates"), "latLon")
         span = _field(entry, "dataTimeSpan")
+        kommune = _field(_field(location, "municipality"), "number")
+        if kommune is None:
+            raise ValueError(
+                f"point {str(_field(entry, 'id'))[:64]!r} has no municipality "
+                "(location.municipality.number is missing)"
+            )
         point = CountPoint(
             source=SOURCE,
             point_id=_field(entry, "id"),
             name=_field(entry, "name") or "",
-            kommune_nr=_field(_field(location, "municipality"), "number"),
+            kommune_nr=kommune,
             mode="bicycle",
             lat=_field(lat_lon, "lat"),
             lon=_field(lat_lon, "lon"),
@@ -292,6 +298,11 @@ class TrafikkdataConnector(Connector[CountPoint]):
             latest_data=_field(_field(span, "latestData"), "volumeByHour"),
             operational_status=_field(entry, "operationalStatus"),
         )
+        if point.kommune_nr not in kommune_names():
+            raise ValueError(
+                f"point {point.point_id!r} is in kommune {point.kommune_nr}, which is no "
+                "Norwegian kommune (2024 numbering)"
+            )
         return point, _field(entry, "trafficRegistrationType")
 
     # -- hours -------------------------------------------------------------------------------
@@ -304,7 +315,13 @@ class TrafikkdataConnector(Connector[CountPoint]):
         rejected: list[Rejected] = []
         for node in self._nodes(item, window, call):
             try:
-                observations.append(self._observation(item, node, retrieved_at))
+                observation = self._observation(item, node, retrieved_at)
+                if not window.since <= observation.start < window.until:
+                    raise ValueError(
+                        f"hour {iso_z(observation.start)} is outside the window asked for "
+                        f"[{iso_z(window.since)}, {iso_z(window.until)})"
+                    )
+                observations.append(observation)
             except ValueError as exc:
                 raw = _dump(node)
                 rejected.append(

@@ -42,8 +42,12 @@ Mode = Literal[
     "air",
     "taxi",
     "other",
+    "unknown",
     "all",
 ]
+
+COUNTER_MODES: tuple[Mode, ...] = ("bicycle", "pedestrian")
+"""Modes counted by counters (a volume of passages); the rest are transit modes."""
 
 
 class WireModel(BaseModel):

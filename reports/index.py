@@ -42,11 +42,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from byflyt.reports.student_t import t_quantile
+from scipy.stats import t as student_t
 
-OSLO = ZoneInfo("Europe/Oslo")
+from byflyt.clock import OSLO
+
 MIN_COVERAGE = 95.0
 """Coverage (percent) an hour needs in both years to count."""
 CONFIDENCE = 0.95
@@ -325,7 +325,7 @@ def area_index(
     )
     sd = math.sqrt(variance)
     se = sd * math.sqrt(sum_w2)
-    t = t_quantile(1.0 - (1.0 - confidence) / 2.0, len(taking) - 1)
+    t = float(student_t.ppf(1.0 - (1.0 - confidence) / 2.0, len(taking) - 1))
     return AreaIndex(
         points=tuple(taking),
         excluded=tuple(excluded),

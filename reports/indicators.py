@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from byflyt.models.base import COUNTER_MODES
 from byflyt.models.kommuner import kommune_name
 from byflyt.reports.index import (
     MIN_COVERAGE,
@@ -24,8 +25,12 @@ from byflyt.reports.index import (
 )
 from byflyt.store import Store
 
-COUNTER_MODES = ("bicycle", "pedestrian")
 """Modes counted at points (``point_hourly``); every other mode is transit (``kommune_hourly``)."""
+
+
+def round_or_none(value: float | None, digits: int) -> float | None:
+    """``value`` rounded to ``digits`` decimals; missing stays missing (never 0)."""
+    return None if value is None else round(value, digits)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from datetime import date
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from byflyt.i18n import month_name, t
 from byflyt.models.kommuner import kommune_name
 from byflyt.reports.tables import ReportData, months_of
-from byflyt.reports.text import month_name, t
 
 _SIZE = (8.0, 4.0)
 _DPI = 100

@@ -20,11 +20,11 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from byflyt.i18n import Lang, format_date, format_number, month_name, t
 from byflyt.models.kommuner import Region
 from byflyt.reports.index import Period
 from byflyt.reports.plots import all_plots
 from byflyt.reports.tables import Column, ReportData, ReportTable, build_report
-from byflyt.reports.text import Lang, format_date, format_number, month_name, t
 from byflyt.store import Store
 
 SECTION_ORDER = (
@@ -32,6 +32,7 @@ SECTION_ORDER = (
     "index",
     "index_points",
     "transit",
+    "transit_flows",
     "outages",
     "data_quality",
     "plots",
@@ -120,8 +121,9 @@ def write_report(
 
 def heading(data: ReportData) -> str:
     """``Byflyt-rapport: Mjøsbyen, oktober 2025`` (with the synthetic-data mark when it is)."""
-    text = f"{t('title', data.lang)}: {data.region.name}, {period_title(data.period, data.lang)}"
-    return f"{text} — {t('synthetic', data.lang)}" if data.synthetic else text
+    period = period_title(data.period, data.lang)
+    text = f"{t('report_title', data.lang)}: {data.region.name}, {period}"
+    return f"{text} — {t('report_synthetic', data.lang)}" if data.synthetic else text
 
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def render_html(data: ReportData) -> str:
     ]
     if data.synthetic:
         parts.append(
-            f'<p class="synthetic">{html.escape(t("synthetic", lang))}</p>\n'
+            f'<p class="synthetic">{html.escape(t("report_synthetic", lang))}</p>\n'
             f'<p class="meta">{html.escape(t("synthetic_note", lang))}</p>\n'
         )
     parts.append(

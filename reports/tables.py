@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from byflyt.i18n import MESSAGES, Lang, mode_name, t
 from byflyt.models.kommuner import Region, kommune_name
 from byflyt.models.volumes import HourlyVolume
 from byflyt.reports.index import MIN_COVERAGE, OSLO, AreaIndex, Period, local_midnight
-from byflyt.reports.indicators import COUNTER_MODES, IndexResult, load_index
-from byflyt.reports.text import TEXT, Lang, t
+from byflyt.reports.indicators import COUNTER_MODES, IndexResult, load_index, round_or_none
 from byflyt.store import Store
 
 SYNTHETIC_MARK = "(syntetisk)"
@@ -101,7 +101,7 @@ def _table(
         sheet=t(f"sheet_{key}", lang),
         columns=tuple(Column(k, t(k, lang), kind) for k, kind in columns),
         rows=rows,
-        note=t(note_key, lang) if note_key in TEXT else "",
+        note=t(note_key, lang) if note_key in MESSAGES else "",
     )
 
 
@@ -150,6 +150,7 @@ def build_report(
         _index_table(region, index, kommune_index, lang),
         _index_points_table(index, lang),
         _transit_table(store, kommuner, start, end, lang),
+        _flows_table(store, kommuner, start, end, lang),
         _outages_table(store, region, points, start, end, generated, lang),
         _quality_table(store, kommuner, index, start, until, lang),
         _table(
@@ -233,14 +234,10 @@ def _index_row(area: str, kommune_nr: str, index: AreaIndex) -> tuple[Any, ...]:
         index.matched_hours,
         _number(index.base),
         _number(index.current),
-        _round(index.index),
-        _round(index.ci_low),
-        _round(index.ci_high),
+        round_or_none(index.index, 2),
+        round_or_none(index.ci_low, 2),
+        round_or_none(index.ci_high, 2),
     )
-
-
-def _round(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def _index_table(
@@ -278,8 +275,8 @@ def _index_points_table(index: IndexResult, lang: Lang) -> ReportTable:
                 p.matched_hours,
                 _number(p.base),
                 _number(p.current),
-                _round(p.index),
-                _round(index.area.weights.get(p.point), 4),
+                round_or_none(p.index, 2),
+                round_or_none(index.area.weights.get(p.point), 4),
                 t(index.status(p.point), lang),
             )
         )
@@ -328,7 +325,7 @@ def _transit_table(
             (
                 kommune_nr,
                 kommune_name(kommune_nr),
-                mode,
+                mode_name(mode, lang),
                 value("departures"),
                 value("trips"),
                 value("cancelled_calls"),
@@ -349,6 +346,31 @@ def _transit_table(
             ("punctuality_pct", "pct"),
             ("coverage_pct", "pct"),
         ],
+        rows,
+    )
+
+
+def _flows_table(
+    store: Store, kommuner: list[str], start: datetime, end: datetime, lang: Lang
+) -> ReportTable:
+    """Vehicle trips into and out of the region (a kommune inside to one outside), by mode."""
+    members = set(kommuner)
+    into: dict[str, int] = defaultdict(int)
+    out: dict[str, int] = defaultdict(int)
+    for flow in store.query_flows(kommuner=kommuner, start=start, end=end):
+        inside_from, inside_to = flow.from_kommune in members, flow.to_kommune in members
+        if inside_to and not inside_from:
+            into[flow.mode] += flow.trips
+        elif inside_from and not inside_to:
+            out[flow.mode] += flow.trips
+    rows = [
+        (mode_name(mode, lang), into.get(mode, 0), out.get(mode, 0))
+        for mode in sorted(set(into) | set(out))
+    ]
+    return _table(
+        "transit_flows",
+        lang,
+        [("mode", "text"), ("trips_into_region", "int"), ("trips_out_of_region", "int")],
         rows,
     )
 
@@ -438,7 +460,7 @@ def _quality_table(
                 point_id,
                 meta.name if meta is not None else "",
                 kommune_name(kommune_nr),
-                mode,
+                mode_name(mode, lang),
                 period_hours,
                 hours,
                 round(coverage / period_hours, 1) if period_hours else None,

@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, get_args
-from zoneinfo import ZoneInfo
 
-OSLO = ZoneInfo("Europe/Oslo")
+from byflyt.clock import OSLO
+
 HOUR = timedelta(hours=1)
 
 SYNTHETIC_NOTICE = (

@@ -41,13 +41,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
+from byflyt.clock import OSLO
 from byflyt.models.base import iso_z
 from byflyt.models.status import UP, FeedHealth
 from byflyt.settings import FeedThresholds, PointThresholds
 
-LOCAL: Final = ZoneInfo("Europe/Oslo")
 HOUR: Final = timedelta(hours=1)
 EWMA_WEIGHT: Final = 0.05
 """Weight of a new snapshot in a feed's usual entity count for its hour of day."""
@@ -88,7 +87,7 @@ class Change:
 
 def local_hour(hour: datetime) -> int:
     """The Europe/Oslo hour of day of an aware instant."""
-    return hour.astimezone(LOCAL).hour
+    return hour.astimezone(OSLO).hour
 
 
 @dataclass

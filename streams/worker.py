@@ -13,7 +13,7 @@ from byflyt.metrics import default_metrics
 from byflyt.settings import Settings
 from byflyt.streams.app import AgentRegistrar, create_app
 from byflyt.streams.drain import Flush, install_drain, install_lag_gauge
-from byflyt.streams.web import add_metrics_view
+from byflyt.streams.web import add_health_views, add_metrics_view
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def build_worker(
     app = create_app(settings, app_id=app_id, drain=drain, web_port=web_port, web_enabled=not drain)
     if not drain:
         add_metrics_view(app, default_metrics().registry)
+        add_health_views(app, settings)
         install_lag_gauge(app, settings, default_metrics())
     flushes: list[Flush] = []
     for register in registrars:

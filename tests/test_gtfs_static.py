@@ -20,7 +20,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from byflyt.connectors.gtfs_static import StaticFeed, gtfs_seconds, load_gtfs
+from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, gtfs_seconds, load_gtfs
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.gtfs_cli import gtfs_app, stops_app
 from byflyt.models.geo import KommuneLocator
@@ -36,6 +36,7 @@ from byflyt.samples.gtfs import (
     TRIP_STOPS,
     write_synthetic_gtfs,
 )
+from byflyt.settings import load_settings
 
 SAT, SUN, MON = SERVICE_DATES
 T = SYNTHETIC_TRIPS
@@ -396,6 +397,36 @@ def test_cli_load_and_unknown_stops(
         f"{STOP_PLACES['hunndalen']},Hunndalen,10.643,60.774",
         f"{S['hunndalen_bus']},Hunndalen,10.6431,60.7741",
     ]
+
+
+def test_feed_names_are_case_insensitive(
+    gtfs_zip: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    load = ["gtfs", "load", "--feed", "INN", "--zip", str(gtfs_zip), "--region", "mjosbyen"]
+    result = runner.invoke(cli(), load, env=cli_env)
+    assert result.exit_code == 0, result.output
+    assert "feed inn: Mjøsbyen" in result.output
+    gtfs_dir = tmp_path / "data" / "gtfs"
+    assert [p.name for p in gtfs_dir.iterdir()] == ["inn"]
+    settings = load_settings(data_dir=tmp_path / "data")
+    # `ingest siri-et --dataset INN` (and --feed Inn) open the same folder and feed name.
+    for spelling in ("INN", "Inn", "inn"):
+        assert feed_dir(settings, spelling) == gtfs_dir / "inn"
+    assert StaticFeed.load(feed_dir(settings, "INN")).feed == "inn"
+    unknown = runner.invoke(cli(), ["stops", "unknown", "--feed", "Inn"], env=cli_env)
+    assert unknown.exit_code == 0, unknown.output
+    assert unknown.output.startswith("stop_id,stop_name,lat,lon\n")
+
+    # A feed saved upper case by an earlier byflyt is still found under any spelling.
+    (gtfs_dir / "inn").rename(gtfs_dir / "INN")
+    assert feed_dir(settings, "inn") == gtfs_dir / "INN"
+    assert StaticFeed.load(feed_dir(settings, "inn")).feed == "inn"
+
+    never_loaded = runner.invoke(cli(), ["stops", "unknown", "--feed", "vy"], env=cli_env)
+    assert never_loaded.exit_code == 2
+    assert "no static GTFS feed 'vy'" in never_loaded.output
+    assert "(loaded: INN)" in never_loaded.output
 
 
 def test_cli_region_defaults_and_errors(gtfs_zip: Path, cli_env: dict[str, str]) -> None:

@@ -56,7 +56,6 @@ from byflyt.reports.index import (
     match_hours,
     parse_period,
 )
-from byflyt.reports.student_t import t_cdf, t_quantile
 from byflyt.store import Store
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -91,37 +90,6 @@ def hand_counts() -> tuple[list[Count], list[Count]]:
 
 
 # -- Student's t -----------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("df", "expected"),
-    [
-        (1, 12.7062),
-        (2, 4.3027),
-        (3, 3.1824),
-        (4, 2.7764),
-        (5, 2.5706),
-        (9, 2.2622),
-        (10, 2.2281),
-        (30, 2.0423),
-        (120, 1.9799),
-    ],
-)
-def test_t_quantile_matches_the_printed_table(df: int, expected: float) -> None:
-    assert t_quantile(0.975, df) == pytest.approx(expected, abs=1e-4)
-    assert t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-4)
-
-
-def test_t_cdf_and_quantile_are_inverse_and_tend_to_the_normal() -> None:
-    for df in (1, 2, 7, 50):
-        for p in (0.01, 0.3, 0.5, 0.9, 0.995):
-            assert t_cdf(t_quantile(p, df), df) == pytest.approx(p, abs=1e-12)
-    assert t_quantile(0.975, 10_000) == pytest.approx(1.9602, abs=1e-4)
-    assert t_cdf(1.0, 1) == pytest.approx(0.75)  # Cauchy: 1/2 + atan(1)/π
-    with pytest.raises(ValueError, match="degrees of freedom"):
-        t_quantile(0.975, 0)
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        t_quantile(1.0, 3)
-
-
 # -- the hand-worked case --------------------------------------------------------------------
 def test_hand_worked_case_region() -> None:
     current, base = hand_counts()

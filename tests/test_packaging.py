@@ -1,7 +1,9 @@
-"""Packaging: a non-editable install imports under ``byflyt`` only and runs ``byflyt --help``."""
+"""Packaging: a non-editable install imports under ``byflyt`` only, runs ``byflyt --help``, and
+places a small GTFS feed's stops with the boundaries it ships (no setting, nothing beside it)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -9,6 +11,8 @@ import venv
 from pathlib import Path
 
 import pytest
+
+from byflyt.samples.gtfs import write_synthetic_gtfs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,3 +88,48 @@ def test_wheel_installs_into_a_clean_venv(tmp_path: Path) -> None:
     assert helped.returncode == 0, helped.stderr
     for command in ("broker", "topics", "worker", "ingest", "query"):
         assert command in helped.stdout
+
+    # No setting at all: the kommune boundaries come from inside the wheel.
+    feed_zip = write_synthetic_gtfs(tmp_path / "feed" / "inn.zip")
+    user = tmp_path / "user"
+    user.mkdir()
+    loaded = subprocess.run(
+        [
+            str(target / "bin" / "byflyt"),
+            "gtfs",
+            "load",
+            "--feed",
+            "inn",
+            "--zip",
+            str(feed_zip),
+            "--region",
+            "mjosbyen",
+        ],
+        cwd=user,
+        env={k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr[-2000:]
+    assert "(30 placed, 2 unplaced)" in loaded.stdout
+    assert (user / ".byflyt" / "gtfs" / "inn").is_dir()
+
+    # The kommune history ships in the wheel: a region written in 2018 resolves from it.
+    shown = subprocess.run(
+        [str(target / "bin" / "byflyt"), "regions", "show", "alesundregionen", "--format", "csv"],
+        cwd=user,
+        env={k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1:] == [
+        "1508,Ålesund",
+        "1531,Sula",
+        "1532,Giske",
+        "1580,Haram",
+    ]

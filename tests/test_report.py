@@ -22,6 +22,7 @@ from typer.testing import CliRunner, Result
 from byflyt.cli import app
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.kommuner import get_region, kommune_name
+from byflyt.models.transit import FlowHour
 from byflyt.models.volumes import HourlyVolume
 from byflyt.reports.index import parse_period
 from byflyt.reports.indicators import load_index
@@ -54,6 +55,24 @@ def observations(dataset: TrafikkdataDataset, rename: str = "") -> list[CountObs
         for pid, hours in dataset.hours.items()
         if pid in kommune
         for hour, value in sorted(hours.items())
+    ]
+
+
+def transit_flows() -> list[FlowHour]:
+    """Vehicle trips across kommune boundaries: into and out of Mjøsbyen, and within it."""
+
+    def flow(a: str, b: str, mode: str, day: int, hour: int, trips: int) -> FlowHour:
+        when = datetime(2025, 10, 1, hour, tzinfo=OSLO).astimezone(UTC) + timedelta(days=day - 1)
+        return FlowHour(from_kommune=a, to_kommune=b, mode=mode, hour_start=when, trips=trips)
+
+    return [
+        flow("3240", "3413", "rail", 22, 7, 3),  # Eidsvoll → Stange: into the region
+        flow("3405", "3437", "rail", 22, 9, 1),  # Lillehammer → Sel: out
+        flow("3413", "3240", "rail", 23, 16, 2),  # Stange → Eidsvoll: out
+        flow("3403", "3413", "rail", 23, 8, 4),  # Hamar → Stange: within, not counted
+        flow("3407", "3446", "bus", 22, 8, 5),  # Gjøvik → Gran: out
+        flow("3240", "0301", "rail", 22, 7, 9),  # neither end in the region
+        flow("3240", "3413", "rail", 0, 7, 8),  # 30 September: another period
     ]
 
 
@@ -109,7 +128,7 @@ def fill(store: Store, *, synthetic_names: bool = True) -> None:
         )
         for k, m, metric, h, v, c, n in expected_rows(obs)
     )
-    store.write_transit(transit_rows(), [])
+    store.write_transit(transit_rows(), transit_flows())
     silent_day = datetime(2025, 10, 24, tzinfo=OSLO)
     store.upsert_outage(
         "trafikkdata", SILENT_POINT, "silent", silent_day, silent_day + timedelta(days=1), "3407"
@@ -161,6 +180,7 @@ def test_workbook_has_one_frozen_typed_sheet_per_table(written: dict[str, Path])
         "Indeks",
         "Indeks per punkt",
         "Kollektiv",
+        "Inn og ut",
         "Avbrudd",
         "Datakvalitet",
         "Kilder",
@@ -237,19 +257,29 @@ def test_transit_matches_the_store(written: dict[str, Path], store_url: str) -> 
         if row.mode != "bicycle":
             sums[(row.kommune_nr, row.mode, row.metric)] += row.value
     records = sheet_records(load_workbook(written["XLSX"])["Kollektiv"])
-    assert [(r["Kommunenr."], r["Transportform"]) for r in records] == [
-        ("3403", "bus"),
-        ("3403", "rail"),
-        ("3405", "bus"),
+    # The report shows the mode as a reader says it, in the report's language.
+    assert [(r["Kommunenr."], r["Reisemåte"]) for r in records] == [
+        ("3403", "buss"),
+        ("3403", "tog"),
+        ("3405", "buss"),
     ]
+    code = {"buss": "bus", "tog": "rail"}
     for r in records:
-        key = (str(r["Kommunenr."]), str(r["Transportform"]))
+        key = (str(r["Kommunenr."]), code[str(r["Reisemåte"])])
         assert r["Avganger"] == sums[(*key, "departures")]
         assert r["Innstilte anløp"] == sums[(*key, "cancelled_calls")]
         assert r["Turer (sum per time)"] == sums[(*key, "trips")]
         punctual = 100 * sums[(*key, "on_time_calls")] / sums[(*key, "delay_count")]
         assert r["Punktlighet %"] == pytest.approx(punctual, abs=0.05)
         assert r["Dekning %"] == pytest.approx(96.0)
+
+
+def test_trips_into_and_out_of_the_region_by_mode(written: dict[str, Path]) -> None:
+    records = sheet_records(load_workbook(written["XLSX"])["Inn og ut"])
+    assert records == [
+        {"Reisemåte": "buss", "Turer inn": 0, "Turer ut": 5},
+        {"Reisemåte": "tog", "Turer inn": 3, "Turer ut": 3},
+    ]
 
 
 def test_outages_and_data_quality_match_the_store(written: dict[str, Path], store_url: str) -> None:
@@ -404,15 +434,23 @@ def test_bad_input_is_one_line_naming_the_flag(
 
 
 def test_report_period_and_date_helpers() -> None:
+    from byflyt.i18n import format_date, format_number, metric_name, mode_name, month_name
     from byflyt.reports.report import period_for
-    from byflyt.reports.text import format_date, format_number
 
     assert period_for(2025, 12).end == date(2026, 1, 1)
     assert period_for(2024, None).end == date(2025, 1, 1)
-    assert format_number(12345.67, "nb", 1) == "12\u202f345,7"
-    assert format_number(-3.5, "nb", 1) == "−3,5"
+    # CLDR's bokmål (Babel): decimal comma, no-break space between thousands.
+    assert format_number(12345.67, "nb", 1) == "12\xa0345,7"
+    assert format_number(1234567, "nb") == "1\xa0234\xa0567"
+    assert format_number(-3.5, "nb", 1) in {"-3,5", "−3,5"}
     assert format_number(12345.67, "en", 1) == "12,345.7"
     assert format_date(date(2025, 10, 26), "nb") == "26.10.2025"
+    assert month_name(10, "nb") == "oktober"
+    assert month_name(10, "en") == "October"
+    assert mode_name("bus", "nb") == "buss"
+    assert mode_name("rail", "en") == "rail"
+    assert mode_name("hovercraft", "nb") == "hovercraft"
+    assert metric_name("departures", "nb") == "avganger"
 
 
 @pytest.mark.slow

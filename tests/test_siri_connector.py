@@ -201,8 +201,8 @@ def test_bad_answers_go_to_the_dead_letter_topic_with_a_metric(
 def test_unusable_journeys_are_rejected_alone(day: SiriDay, make: Make) -> None:
     good = day.et[-1][day.roles["extra"]]
     unknown = good.replace(b"<ExtraJourney>true</ExtraJourney>", b"")
-    naive = good.replace(b"+01:00</Aimed", b"</Aimed", 1)
-    result = read(make(), answer("et", [unknown, naive, good], day.ticks[-1]))
+    unreadable = good.replace(b"+01:00</Aimed", b"+01:00 tomorrow</Aimed", 1)
+    result = read(make(), answer("et", [unknown, unreadable, good], day.ticks[-1]))
     assert len(result.records) == 1
     reasons = sorted(r.context["rule"] for r in result.rejected)
     assert reasons == ["unknown_journey", "unreadable"]
@@ -339,7 +339,8 @@ def test_cli_once_against_the_server(
     server = serve()
     byflyt = (sys.executable, "-m", "byflyt")
     load = subprocess.run(
-        [*byflyt, "gtfs", "load", "--feed", "inn", "--zip", str(static_zip)],
+        # Feed names are case-insensitive: --dataset INN finds the feed loaded as INN.
+        [*byflyt, "gtfs", "load", "--feed", "INN", "--zip", str(static_zip)],
         env=worker_env,
         capture_output=True,
         text=True,

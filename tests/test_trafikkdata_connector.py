@@ -504,7 +504,7 @@ def byflyt(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         ),
         (
             ["--from", "2025-10-22", "--to", "yesterday"],
-            "--to: 'yesterday' is not a date or a time",
+            "--to: 'yesterday' is neither a date (2025-10-26) nor an ISO 8601 time",
         ),
         (["--to", "2025-10-29"], "--to: needs --from"),
         (["--from", "2025-10-29", "--to", "2025-10-22"], "is not after --from"),

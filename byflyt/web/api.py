@@ -7,14 +7,12 @@ when asked with ``Accept: text/csv``. Times are UTC (``2025-10-26T01:00:00Z``); 
 what ``byflyt query`` takes. Errors are RFC 7807 problem details (:mod:`byflyt.web.problems`).
 """
 
-from __future__ import annotations
-
 import csv
 import io
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,9 +28,9 @@ from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web.params import kommuner_for, time_range
 from byflyt.web.problems import PROBLEM_RESPONSES, STORE_UNAVAILABLE, Problem, bad_parameter
+from byflyt.web.security import token_checker
 
 CSV = "text/csv"
-MAX_LIMIT = 10_000
 _T = TypeVar("_T")
 _Item = TypeVar("_Item", bound=BaseModel)
 
@@ -45,7 +43,6 @@ KommuneParam = Annotated[
     Query(description="Kommune number, e.g. 3403; repeat for more.", max_length=20),
 ]
 ModeParam = Annotated[Mode | None, Query(description="Mode, e.g. bicycle (default: all).")]
-LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
 OffsetParam = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
 
 
@@ -220,8 +217,21 @@ def wants_csv(request: Request) -> bool:
 
 # -- the router ------------------------------------------------------------------------------
 def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
-    """The ``/api/v1`` routes, reading ``store()`` and the region registry of ``settings``."""
-    router = APIRouter(prefix="/api/v1", tags=["api"], responses=PROBLEM_RESPONSES)
+    """The ``/api/v1`` routes, reading ``store()`` and the region registry of ``settings``.
+
+    With ``BYFLYT_SERVE_TOKEN`` set every route needs it as a bearer token.
+    """
+    dependencies, responses = [], dict(PROBLEM_RESPONSES)
+    if settings.serve_token is not None:
+        dependencies.append(Depends(token_checker(settings)))
+        responses[401] = {**PROBLEM_RESPONSES[400], "description": "No or a wrong bearer token."}
+    router = APIRouter(
+        prefix="/api/v1", tags=["api"], responses=responses, dependencies=dependencies
+    )
+    max_limit = settings.serve_max_page_size
+    LimitParam = Annotated[
+        int, Query(ge=1, le=max_limit, description=f"Items per page (at most {max_limit}).")
+    ]
 
     def read(what: Callable[[Store], _T]) -> _T:
         try:
@@ -323,7 +333,7 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
         offset: OffsetParam = 0,
     ) -> Response:
         """Kommune-hours in ``[from, to)`` with coverage and sources; CSV with Accept: text/csv."""
-        start, end = time_range(from_, to)
+        start, end = time_range(from_, to, settings.serve_max_range_days)
         chosen = kommuner_for(region, kommune, settings.regions_file)
         rows, total = read(
             lambda s: s.query_hourly_page(

@@ -22,12 +22,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from byflyt.errors import RetriableError
+from byflyt.health import ALIVE, Check, lag_check, readiness, store_check
+from byflyt.i18n import Lang, labels
 from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web.api import RegionParam, api_router
 from byflyt.web.follow import TopicFollower
-from byflyt.web.i18n import Lang, labels
 from byflyt.web.live import LiveView, live_state
 from byflyt.web.params import kommuner_for
 from byflyt.web.problems import (
@@ -36,6 +37,7 @@ from byflyt.web.problems import (
     Problem,
     install_problem_handlers,
 )
+from byflyt.web.security import install_security
 
 STATIC = resources.files("byflyt.web").joinpath("static")
 ASSETS = {"live.js": "text/javascript", "live.css": "text/css"}
@@ -82,10 +84,11 @@ def create_app(
         description="Read-only. Times are UTC (2025-10-26T01:00:00Z); errors are RFC 7807 "
         "application/problem+json. Data: Statens vegvesen Trafikkdata and Entur (NLOD).",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by install_security, with a CSP of its own
         redoc_url=None,
     )
     install_problem_handlers(app)
+    install_security(app, settings)
     app.include_router(api_router(settings, store))
     _problems_in_openapi(app)
 
@@ -131,6 +134,26 @@ def create_app(
                 kind=STORE_UNAVAILABLE,
             ) from exc
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        return JSONResponse(ALIVE, headers={"Cache-Control": "no-store"})
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        checks = {"store": store_check(running.store)}
+        if running.follower is not None:
+            followed = running.follower.state()
+            if not followed.connected:
+                checks["kafka"] = Check(False, followed.error or "not connected yet")
+            else:
+                checks["kafka"] = Check(True, "following volumes.hourly and sensors.status")
+                if followed.lag is None:
+                    checks["lag"] = Check(False, "not measured yet")
+                else:
+                    checks["lag"] = lag_check(followed.lag, settings.ready_max_lag)
+        status, body = readiness(checks)
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     @app.get("/static/{name}", include_in_schema=False)
     def asset(name: str) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,6 +28,7 @@ from byflyt.settings import Settings
 
 log = logging.getLogger(__name__)
 
+LAG_EVERY_S = 5.0
 KEEP_HOURS = timedelta(hours=6)
 """How far behind the newest hour seen the follower keeps ``volumes.hourly`` values."""
 
@@ -41,6 +43,8 @@ class FollowedState:
     records: int = 0
     rejected: int = 0
     error: str | None = None
+    lag: int | None = None
+    """Records on the topics not read yet (measured every few seconds; None before)."""
 
 
 class TopicFollower:
@@ -71,7 +75,13 @@ class TopicFollower:
         with self._lock:
             s = self._state
             return FollowedState(
-                dict(s.volumes), dict(s.statuses), s.connected, s.records, s.rejected, s.error
+                dict(s.volumes),
+                dict(s.statuses),
+                s.connected,
+                s.records,
+                s.rejected,
+                s.error,
+                s.lag,
             )
 
     # -- the thread ----------------------------------------------------------------------------
@@ -82,6 +92,7 @@ class TopicFollower:
             except KafkaError as exc:
                 with self._lock:
                     self._state.connected = False
+                    self._state.lag = None
                     self._state.error = f"{type(exc).__name__}: {exc}"
                 log.info("following %s: %s; retrying", ", ".join(self.topics), exc)
             self._stop.wait(self.retry_seconds)
@@ -95,12 +106,22 @@ class TopicFollower:
             with self._lock:
                 self._state.connected = True
                 self._state.error = None
+            measured = 0.0
             while not self._stop.is_set():
                 for batch in cons.poll(timeout_ms=500).values():
                     for record in batch:
                         self._apply(record.topic, record.key, record.value)
+                if time.monotonic() - measured >= LAG_EVERY_S:
+                    measured = time.monotonic()
+                    self._measure_lag(cons, assigned)
         finally:
             cons.close()
+
+    def _measure_lag(self, cons: KafkaConsumer, parts: list[TopicPartition]) -> None:
+        ends = cons.end_offsets(parts)
+        lag = sum(max(0, ends[tp] - (cons.position(tp) or 0)) for tp in parts if tp in ends)
+        with self._lock:
+            self._state.lag = lag
 
     def _assign(self, cons: KafkaConsumer) -> list[TopicPartition]:
         parts = [

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from byflyt.i18n import hour_label, local_time
 from byflyt.models.base import iso_z
 from byflyt.models.counts import CountPoint
 from byflyt.models.kommuner import Region, kommune_name
@@ -22,10 +23,8 @@ from byflyt.query_cli import number
 from byflyt.store import Store
 from byflyt.store.rows import Outage
 from byflyt.web.follow import FollowedState, TopicFollower
-from byflyt.web.i18n import hour_label, local_time
 
 HOUR = timedelta(hours=1)
-COUNTER_MODES = ("bicycle", "pedestrian")
 HEADLINE = {"volume", "departures"}
 """The metric shown per mode: counted passages for counters, served departures for transit."""
 SYNTHETIC_MARKS = ("synthetic", "syntetisk")

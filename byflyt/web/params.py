@@ -1,6 +1,6 @@
 """The API's query parameters, checked the way ``byflyt query`` checks its options.
 
-Times use :func:`byflyt.query_cli.parse_when` (ISO 8601 with an offset, or a date meaning
+Times use :func:`byflyt.clock.parse_when` (ISO 8601 with an offset, or a date meaning
 Europe/Oslo midnight); kommuner and regions come from :mod:`byflyt.models.kommuner`. Every
 check raises a 400 :class:`~byflyt.web.problems.Problem` that names the parameter and what to
 send instead.
@@ -9,12 +9,12 @@ send instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from byflyt.clock import OSLO, parse_when
 from byflyt.errors import ConfigError
 from byflyt.models.kommuner import get_region, kommune_names, normalise_kommune_nr
-from byflyt.query_cli import parse_when
 from byflyt.web.problems import bad_parameter
 
 
@@ -57,8 +57,8 @@ def kommuner_for(
     return chosen
 
 
-def time_range(from_: str, to: str) -> tuple[datetime, datetime]:
-    """``[from, to)`` as aware UTC datetimes; ``from`` must come before ``to``."""
+def time_range(from_: str, to: str, max_days: int) -> tuple[datetime, datetime]:
+    """``[from, to)`` as aware UTC datetimes; ``from`` before ``to``, at most ``max_days``."""
     bounds = []
     for name, text in (("from", from_), ("to", to)):
         try:
@@ -72,5 +72,13 @@ def time_range(from_: str, to: str) -> tuple[datetime, datetime]:
             "from",
             f"{from_} is not before to={to}: the range [from, to) would be empty; "
             "swap them or move from earlier",
+        )
+    # Days as the calendar counts them in Oslo: a range across a clock change may have 25 hours.
+    wall = end.astimezone(OSLO).replace(tzinfo=None) - start.astimezone(OSLO).replace(tzinfo=None)
+    if wall > timedelta(days=max_days):
+        raise bad_parameter(
+            "to",
+            f"[{from_}, {to}) is longer than {max_days} days (BYFLYT_SERVE_MAX_RANGE_DAYS); "
+            "ask for the range in parts",
         )
     return start, end

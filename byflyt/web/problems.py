@@ -50,6 +50,7 @@ class Problem(Exception):
         *,
         kind: str = "about:blank",
         errors: list[ParameterError] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -57,6 +58,7 @@ class Problem(Exception):
         self.detail = detail
         self.kind = kind
         self.errors = errors or []
+        self.headers = headers or {}
 
 
 def bad_parameter(parameter: str, message: str) -> Problem:
@@ -86,7 +88,10 @@ def problem_response(request: Request, problem: Problem) -> JSONResponse:
         errors=problem.errors,
     )
     return JSONResponse(
-        body.model_dump(exclude_none=True), status_code=problem.status, media_type=PROBLEM_JSON
+        body.model_dump(exclude_none=True),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
     )
 
 
