@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from byflyt.clock import OSLO
 from byflyt.kafka import create_topics
-from byflyt.models.counts import CountObservation
+from byflyt.models.counts import CountObservation, FetchedWindow
 from byflyt.models.status import SensorStatus
 from byflyt.settings import Settings
 from byflyt.store import Store
-from tests.kafka_util import read_all
+from tests.kafka_util import produce, read_all
 from tests.test_cycling_stream import drain, send
 
 pytestmark = pytest.mark.kafka
@@ -108,3 +109,65 @@ def test_a_stopped_counter_is_an_outage_until_it_resumes(
     assert [r["duration_seconds"] for r in outages_cli(worker_env)] == [
         int((RESUME - STOP).total_seconds())
     ]
+
+
+WEEK_2024 = datetime(2024, 10, 21, tzinfo=UTC)
+WEEK_2025 = datetime(2025, 10, 20, tzinfo=UTC)
+STOP_2025 = WEEK_2025 + timedelta(days=4, hours=10)  # Friday, 12:00 in Oslo
+
+
+def fetched_week(start: datetime, days: int) -> list[FetchedWindow]:
+    """What a connector asked for: every point over ``[start, start + days)``."""
+    return [
+        FetchedWindow(
+            source="synthetic",
+            point_id=point,
+            kommune_nr="3403",
+            since=start,
+            until=start + timedelta(days=days),
+        )
+        for point in POINTS
+    ]
+
+
+def week(start: datetime, days: int, stop: datetime | None = None) -> list[CountObservation]:
+    """Daytime counts of every point; S1 sends nothing from ``stop`` on (fetched, no data)."""
+    out = []
+    for n in range(days * 24):
+        hour = start + timedelta(hours=n)
+        local = hour.astimezone(OSLO).hour
+        for point in POINTS:
+            off = not 6 <= local < 22 or (point == "S1" and stop is not None and hour >= stop)
+            out.append(
+                CountObservation(
+                    source="synthetic",
+                    point_id=point,
+                    kommune_nr="3403",
+                    start=hour,
+                    end=hour + timedelta(hours=1),
+                    volume=None if off else 3 + (local * 7 + n) % 11,
+                    coverage=0.0 if off else 100.0,
+                )
+            )
+    return out
+
+
+def test_the_year_between_fetched_weeks_is_not_ingested_not_silent(
+    settings: Settings, worker_env: dict[str, str]
+) -> None:
+    create_topics(settings)
+    windows = fetched_week(WEEK_2024, 7) + fetched_week(WEEK_2025, 6)
+    produce(
+        settings, settings.topic("bike.fetched"), [(w.key.encode(), w.to_bytes()) for w in windows]
+    )
+    send(settings, week(WEEK_2024, 7) + week(WEEK_2025, 6, stop=STOP_2025))
+    drain(worker_env)
+    with Store(settings.database_url) as store:
+        found = [(o.point_id, o.kind, o.ended) for o in store.query_outages()]
+        opened = [o.started for o in store.query_outages()]
+        gap = [(w.since, w.until) for w in store.query_fetched(point_ids=["S1"])]
+    assert gap == [(w.since, w.until) for w in windows if w.point_id == "S1"]
+    # Nobody asked for the year between the weeks: no outage spans it. Only the counter that
+    # stopped inside the fetched 2025 week is silent, from its first daytime hour without data.
+    assert found == [("S1", "silent", None)]
+    assert STOP_2025 <= opened[0] < STOP_2025 + timedelta(hours=12)
