@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 
 from byflyt.clock import OSLO
 from byflyt.connectors.base import Record
+from byflyt.models import codec_counts
 from byflyt.models.base import Mode, hour_floor
 from byflyt.models.counts import CountObservation, FetchedWindow
 from byflyt.settings import Settings
-from byflyt.topics import COUNTS_FETCHED
+from byflyt.topics import BIKE_COUNTS, COUNTS_FETCHED
 
 HOUR = timedelta(hours=1)
 HOUR_MINUTES = 60
@@ -34,6 +35,14 @@ HOUR_MINUTES = 60
 def point_id(site_id: str | int, mode: Mode) -> str:
     """The point id of one mode of a site or segment: ``100023038-bicycle``."""
     return f"{site_id}-{mode}"
+
+
+def count_record(observation: CountObservation) -> Record:
+    """The ``bike.counts`` record of an observation: keyed by kommune, in the compact format.
+
+    The aggregation reads each record where it lands, with no repartition hop.
+    """
+    return Record(BIKE_COUNTS, observation.kommune_nr, codec_counts.encode(observation))
 
 
 def fetched(

@@ -30,7 +30,7 @@ from typing import Any
 
 from byflyt.clock import OSLO
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record
-from byflyt.connectors.counters import HOUR, fetched, hour_runs, is_duplicate
+from byflyt.connectors.counters import HOUR, count_record, fetched, hour_runs, is_duplicate
 from byflyt.errors import ConfigError
 from byflyt.models.base import Mode, hour_floor
 from byflyt.models.counts import CountObservation, CountPoint
@@ -38,7 +38,7 @@ from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import kommune_names, normalise_kommune_nr
 from byflyt.settings import Settings
-from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
+from byflyt.topics import BIKE_POINTS
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class CsvCountsConnector(Connector[Path]):
         ]
         return PollResult(
             records=[Record.of(BIKE_POINTS, p) for p in kept]
-            + [Record.of(BIKE_COUNTS, o) for o in observations]
+            + [count_record(o) for o in observations]
             + [
                 fetched(self.source, pid, points[pid].kommune_nr, points[pid].mode, *run, now)
                 for pid, hours in sorted(counted.items())

@@ -38,6 +38,7 @@ from byflyt.connectors.counters import (
     HOUR,
     HourSums,
     LocalTimes,
+    count_record,
     fetched,
     hour_ceil,
     hours_between,
@@ -55,7 +56,7 @@ from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
-from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
+from byflyt.topics import BIKE_POINTS
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +441,7 @@ class EcoCounterConnector(Connector[EcoSite]):
             for m in sums
         ]
         return PollResult(
-            records=[Record.of(BIKE_COUNTS, o) for o in observations] + asked,
+            records=[count_record(o) for o in observations] + asked,
             rejected=rejected,
             checkpoint=iso_z(delivered) if moves and delivered is not None else None,
             last_data=counted,

@@ -31,6 +31,7 @@ from shapely.geometry import shape
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
 from byflyt.connectors.counters import (
     HOUR,
+    count_record,
     fetched,
     hour_ceil,
     hours_between,
@@ -45,7 +46,7 @@ from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator, load_boundaries
 from byflyt.models.kommuner import Region, get_region
 from byflyt.settings import Settings
-from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
+from byflyt.topics import BIKE_POINTS
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ class TelraamConnector(Connector[Segment]):
             if not is_duplicate(self.settings, SOURCE, point_id(item.id, m))
         ]
         return PollResult(
-            records=[Record.of(BIKE_COUNTS, o) for o in observations] + asked,
+            records=[count_record(o) for o in observations] + asked,
             rejected=rejected,
             checkpoint=iso_z(end) if moves and end is not None else None,
             last_data=counted,

@@ -22,8 +22,9 @@ from byflyt.connectors.eco_counter import EcoCounterConnector, FairUse
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
+from byflyt.models import codec_counts
 from byflyt.models.base import Mode
-from byflyt.models.counts import CountObservation, FetchedWindow
+from byflyt.models.counts import FetchedWindow
 from byflyt.models.kommuner import get_region
 from byflyt.samples.counters import HOUR, EcoCounterDataset, eco_counter_week
 from byflyt.samples.eco_counter_server import EcoCounterServer
@@ -139,7 +140,7 @@ def test_both_dialects_give_the_rules_hours(
                     w = FetchedWindow.from_bytes(record.value)
                     asked[w.point_id] = (w.kommune_nr, w.mode, w.since, w.until)
                     continue
-                o = CountObservation.from_bytes(record.value)
+                o = codec_counts.to_observation(codec_counts.decode(record.value))
                 got[(o.kommune_nr, o.mode, o.point_id, o.start)] = (o.volume, o.coverage)
     # The car-only site and the one in Kongsvinger are not the region's counters.
     assert sorted(s.id for s in discovery.items) == ["100001", "100002", "100003"]
@@ -220,7 +221,7 @@ def test_v2_through_kafka_with_a_429(
     got: PointHours = {}
     for _, value in read_all(settings, settings.topic("bike.counts")):
         assert value is not None
-        o = CountObservation.from_bytes(value)
+        o = codec_counts.to_observation(codec_counts.decode(value))
         got[(o.kommune_nr, o.mode, o.point_id, o.start)] = (o.volume, o.coverage)
     assert got == expected(week, "v2", week.start, week.end)
     assert (

@@ -17,7 +17,8 @@ import pytest
 from byflyt.connectors.base import Window
 from byflyt.connectors.telraam import TelraamConnector
 from byflyt.errors import ConfigError
-from byflyt.models.counts import CountObservation, FetchedWindow
+from byflyt.models import codec_counts
+from byflyt.models.counts import FetchedWindow
 from byflyt.models.kommuner import get_region
 from byflyt.samples.counters import HOUR, TelraamDataset, telraam_week
 from byflyt.samples.json_server import Fault
@@ -99,7 +100,7 @@ def test_measured_counts_not_the_extrapolation(
                     w = FetchedWindow.from_bytes(record.value)
                     asked[w.point_id] = (w.kommune_nr, w.mode, w.since, w.until)
                     continue
-                o = CountObservation.from_bytes(record.value)
+                o = codec_counts.to_observation(codec_counts.decode(record.value))
                 got[(o.kommune_nr, o.mode, o.point_id, o.start)] = (o.volume, o.coverage)
     want = expected(week, week.start, week.end)
     if by == "segments":
