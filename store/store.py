@@ -133,6 +133,7 @@ class Store:
             with self.engine.connect() as conn:
                 return list(conn.execute(query).all())
         except SQLAlchemyError as exc:
+            self.metrics.store_failures.labels(table="(read)").inc()
             if is_retriable(exc, self._dialect):
                 raise retriable(exc, "store read", self.url) from exc
             raise

@@ -98,21 +98,31 @@ class WorkerStore:
     )
 
     async def read(self, query: Callable[[Store], R]) -> R:
-        """Run a store read on the writer thread (it sees every write before it)."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, query, self.store)
+        """Run a store read on the writer thread (it sees every write before it); retried."""
+        return await self._retrying("read", query)
 
     async def run(self, write: Callable[[Store], None]) -> None:
         """Run one store transaction on the writer thread; retry transient failures."""
+        await self._retrying("write", write)
+
+    async def _retrying(self, what: str, call: Callable[[Store], R]) -> R:
+        """``call`` on the writer thread until it succeeds, backing off on transient failures.
+
+        A store that is away (PostgreSQL restarting, SQLite locked by another writer) holds
+        the batch: nothing is acknowledged until it is written, so the wait loses nothing.
+        The back-off grows to :data:`RETRY_S`'s last pause and stays there; every failure is
+        counted in ``byflyt_store_failures_total`` and ``/readyz`` says the store is down.
+        """
         loop = asyncio.get_running_loop()
-        for attempt, pause in enumerate((*RETRY_S, None)):
+        attempt = 0
+        while True:
             try:
-                await loop.run_in_executor(self.executor, write, self.store)
-                return
+                return await loop.run_in_executor(self.executor, call, self.store)
             except RetriableError as exc:
-                if pause is None:
-                    raise
+                pause = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+                attempt += 1
                 log.warning(
-                    "store write failed (attempt %d), retrying in %ss: %s", attempt + 1, pause, exc
+                    "store %s failed (attempt %d), retrying in %ss: %s", what, attempt, pause, exc
                 )
                 await asyncio.sleep(pause)
 
