@@ -35,15 +35,17 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import msgspec
 import pandas as pd
 from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2 as rt
@@ -63,11 +65,12 @@ from byflyt.connectors.gtfs_static import StaticFeed, TripPlan
 from byflyt.connectors.http import send
 from byflyt.errors import ConfigError
 from byflyt.metrics import Metrics, default_metrics
+from byflyt.models import codec_trips
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.topics import TRIP_UPDATES, VEHICLES
-from byflyt.models.transit import CallRealtime, CallState, TripState, TripStatus, VehicleSeen
+from byflyt.models.transit import CallRealtime, TripStatus, VehicleSeen
 from byflyt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,7 +82,10 @@ _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min)?\s*$")
 _ENTITY_DATE = re.compile(r"-(\d{4}-\d{2}-\d{2})$")  # Entur: "<trip_id>-<YYYY-MM-DD>"
 
 _STU = rt.TripUpdate.StopTimeUpdate
+_NO_DATA = _STU.NO_DATA
+_SKIPPED = _STU.SKIPPED
 _TRIP = rt.TripDescriptor
+_MAX_ID = 256  # the longest trip or route id a record carries
 
 
 def _utc_now() -> datetime:
@@ -143,14 +149,6 @@ def _has(message: Any, name: str) -> bool:
     return bool(message.HasField(name))
 
 
-def _event_time(event: Any) -> int | None:
-    return int(event.time) if _has(event, "time") and event.time else None
-
-
-def _event_delay(event: Any) -> int | None:
-    return int(event.delay) if _has(event, "delay") else None
-
-
 # POSIX seconds byflyt believes (2000-01-01 … 2100-01-01); milliseconds are far beyond.
 _EPOCH_RANGE = (946_684_800, 4_102_444_800)
 
@@ -161,10 +159,6 @@ def _plausible(seconds: int) -> bool:
 
 def _instant(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
-
-
-def _first(values: Iterable[int | None]) -> int | None:
-    return next((v for v in values if v is not None), None)
 
 
 def _check_url(option: str, url: str) -> None:
@@ -224,7 +218,10 @@ class GtfsRtConnector(Connector[Snapshot]):
             headers={"ET-Client-Name": settings.client_name}, timeout=httpx.Timeout(timeout)
         )
         self._validators: dict[str, dict[str, str]] = {}
-        self._trips: dict[str, TripState] = {}
+        self._trips: dict[str, _Live] = {}
+        self._by_print: dict[bytes, str] = {}
+        self._start_dates: dict[str, date] = {}
+        self._platform_changes = 0
         self._occupancy: dict[str, str] = {}
         trips = static.trips
         self._trip_service = dict(zip(trips["trip_id"], trips["service_id"], strict=True))
@@ -311,7 +308,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         counts: Counter[str] = Counter(snapshots=1)
         self._vehicles(message, taken, records, rejected, counts)
         if item.kind == "trip_updates":
-            self._trip_updates(message, taken, records, rejected, counts)
+            self._trip_updates(message, data, taken, records, rejected, counts)
         self._note_health(item.kind, taken, len(message.entity), _cancelled(message))
         self._count_snapshot(item.kind, "accepted")
         return PollResult(
@@ -368,8 +365,8 @@ class GtfsRtConnector(Connector[Snapshot]):
     def _count_snapshot(self, kind: Kind, outcome: str) -> None:
         self.metrics.snapshots.labels(self.source, kind, outcome).inc()
 
-    def _warn(self, warning: str) -> None:
-        self.metrics.feed_warnings.labels(self.source, warning).inc()
+    def _warn(self, warning: str, times: int = 1) -> None:
+        self.metrics.feed_warnings.labels(self.source, warning).inc(times)
 
     def _stale(self, entity_timestamp: int, taken: datetime) -> bool:
         return taken - _instant(entity_timestamp) > 2 * self.interval
@@ -433,51 +430,91 @@ class GtfsRtConnector(Connector[Snapshot]):
     def _trip_updates(
         self,
         message: Any,
+        data: bytes,
         taken: datetime,
         records: list[Record],
         rejected: list[Rejected],
         counts: Counter[str],
     ) -> None:
-        states: dict[str, TripState] = {}
+        states: dict[str, _Live] = {}
         refused: set[str] = set()
         ids: set[str] = set()
-        for entity in message.entity:
-            if not _has(entity, "trip_update"):
+        previous = self._trips
+        by_print = self._by_print
+        pieces = _entity_pieces(data, len(message.entity))
+        warnings: Counter[str] = Counter()
+        platform_changes = 0
+        for n, entity in enumerate(message.entity):
+            if not entity.HasField("trip_update"):
                 continue
+            update = entity.trip_update
+            entity_id = entity.id
             try:
-                if entity.id in ids:
+                if entity_id in ids:
                     raise _EntityRejected(
                         "duplicate_entity_id",
-                        f"entity id {entity.id[:256]!r} came before in this snapshot",
+                        f"entity id {entity_id[:256]!r} came before in this snapshot",
                     )
-                ids.add(entity.id)
-                state = self._trip_state(entity, taken)
+                ids.add(entity_id)
+                stamp = update.timestamp
+                print_ = _fingerprint(pieces[n], stamp) if pieces is not None else None
+                known_key = by_print.get(print_) if print_ is not None else None
+                live = previous.get(known_key) if known_key is not None else None
+                if live is not None and live.same(entity_id, self._occupancy):
+                    # The feed repeats the trip: nothing to resolve, only its checks to count.
+                    if live.no_vehicle:
+                        warnings["missing_vehicle_id"] += 1
+                    if stamp and _plausible(stamp) and self._stale(stamp, taken):
+                        warnings["stale_entity"] += 1
+                    platform_changes += live.platform_changes
+                    states[live.key] = live.restamped(taken)
+                    continue
+                self._platform_changes = 0
+                trip, fixed_date = self._trip_state(entity, taken)
+                platform_changes += self._platform_changes
             except _EntityRejected as exc:
-                trip_id = entity.trip_update.trip.trip_id
+                trip_id = update.trip.trip_id
                 refused.add(trip_id)
                 rejected.append(self._reject_entity(entity, exc, trip_id=trip_id[:256]))
                 continue
-            if state.occupancy is None and state.trip_id in self._occupancy:
-                state = state.model_copy(update={"occupancy": self._occupancy[state.trip_id]})
-            states[state.key] = state
+            if trip.occupancy is None and trip.trip_id in self._occupancy:
+                trip = msgspec.structs.replace(trip, occupancy=self._occupancy[trip.trip_id])
+            cacheable = fixed_date and trip.status != "added"
+            states[trip.key] = _Live.of(
+                trip,
+                print_ if cacheable else None,
+                None if update.trip.start_date else entity_id,
+                no_vehicle=not (update.HasField("vehicle") and update.vehicle.id),
+                platform_changes=self._platform_changes,
+            )
+        for warning, times in warnings.items():
+            self._warn(warning, times)
+        if platform_changes:
+            self.metrics.platform_changes.labels(self.feed, self.name).inc(platform_changes)
         full = message.header.incrementality == rt.FeedHeader.FULL_DATASET
-        previous = self._trips
         current = dict(states) if full else previous | states
         if full:
             for key, last in previous.items():
                 if key in states:
                     continue
-                if last.trip_id in refused:  # still in the feed, only unreadable this time
+                if last.head.trip_id in refused:  # still in the feed, only unreadable this time
                     current[key] = last
                     continue
-                gone = last.model_copy(update={"status": "vanished", "snapshot_at": taken})
-                records.append(Record.of(TRIP_UPDATES, gone))
+                gone = msgspec.structs.replace(
+                    last.head, status="vanished", snapshot_at=taken, unchanged_since=None
+                )
+                records.append(Record(TRIP_UPDATES, key, codec_trips.encode(gone)))
                 counts["vanished"] += 1
         self._trips = current
-        records.extend(Record.of(TRIP_UPDATES, s) for s in states.values())
+        self._by_print = {live.print_: key for key, live in current.items() if live.print_}
+        records.extend(
+            Record(TRIP_UPDATES, key, codec_trips.encode(live.head)) for key, live in states.items()
+        )
         counts["trip_states"] += len(states) + counts["vanished"]
+        counts["unchanged_trips"] += sum(1 for live in states.values() if live.repeated)
 
-    def _trip_state(self, entity: Any, taken: datetime) -> TripState:
+    def _trip_state(self, entity: Any, taken: datetime) -> tuple[codec_trips.Trip, bool]:
+        """The entity's trip, and whether its service date is fixed by the entity alone."""
         update = entity.trip_update
         trip = update.trip
         relation = trip.schedule_relationship
@@ -485,6 +522,8 @@ class GtfsRtConnector(Connector[Snapshot]):
         trip_id = trip.trip_id
         if not trip_id:
             raise _EntityRejected("no_trip_id", "the trip update has no trip.trip_id")
+        if len(trip_id) > _MAX_ID:
+            raise _EntityRejected("trip_id", f"trip_id is longer than {_MAX_ID} characters")
         known = trip_id in self._trip_service
         if not known and not added:
             raise _EntityRejected(
@@ -497,7 +536,7 @@ class GtfsRtConnector(Connector[Snapshot]):
                 f"trip {trip_id[:256]!r} has {len(update.stop_time_update)} stop time updates, "
                 f"more than the limit of {self.max_calls}",
             )
-        updates = list(update.stop_time_update)
+        updates = [_read_update(u) for u in update.stop_time_update]
         self._check_updates(updates)
         if not (_has(update, "vehicle") and update.vehicle.id):
             self._warn("missing_vehicle_id")
@@ -507,7 +546,7 @@ class GtfsRtConnector(Connector[Snapshot]):
             and self._stale(int(update.timestamp), taken)
         ):
             self._warn("stale_entity")
-        service_date = self._service_date(entity, trip_id, taken)
+        service_date, fixed_date = self._service_date(entity, trip_id, taken)
         status: TripStatus = "added" if added else "scheduled"
         if relation == _TRIP.CANCELED:
             status = "cancelled"
@@ -533,8 +572,10 @@ class GtfsRtConnector(Connector[Snapshot]):
                 raise _EntityRejected(
                     "no_stops", f"ADDED trip {trip_id!r} has no stop with a stop_id and a time"
                 )
+            if len(trip.route_id) > _MAX_ID:
+                raise _EntityRejected("route_id", f"route_id is longer than {_MAX_ID} characters")
             route_id, mode = self._added_route(trip.route_id, calls)
-        return TripState(
+        record = codec_trips.Trip(
             feed=self.feed,
             snapshot_at=taken,
             service_date=service_date,
@@ -545,8 +586,9 @@ class GtfsRtConnector(Connector[Snapshot]):
             vehicle_id=update.vehicle.id or None,
             calls=calls,
         )
+        return record, fixed_date
 
-    def _added_route(self, route_id: str, calls: Sequence[CallState]) -> tuple[str, Mode]:
+    def _added_route(self, route_id: str, calls: Sequence[codec_trips.Call]) -> tuple[str, Mode]:
         """An ADDED trip's route and mode: its route_id, else its stops' routes, else the feed's.
 
         Real feeds (BART) send ADDED trips with full absolute times and no ``route_id``; their
@@ -567,22 +609,23 @@ class GtfsRtConnector(Connector[Snapshot]):
         self.metrics.added_trips.labels(self.source, source).inc()
         return route_id or f"added:{mode}", mode
 
-    def _check_updates(self, updates: Sequence[Any]) -> None:
+    def _check_updates(self, updates: Sequence[_Update]) -> None:
         """Entity rules: known stops, stop_sequence order, times that never decrease."""
         previous_sequence: int | None = None
         previous_time: int | None = None
-        for update in updates:
-            if update.stop_id and update.stop_id not in self._stop_kommune:
+        stop_kommune = self._stop_kommune
+        for stop_id, sequence, _, arrival, _, departure, _ in updates:
+            if stop_id and stop_id not in stop_kommune:
                 raise _EntityRejected(
                     "unknown_stop",
-                    f"stop_id {update.stop_id!r} is not in static feed {self.feed!r}",
+                    f"stop_id {stop_id!r} is not in static feed {self.feed!r}",
                 )
-            if not update.stop_id and not _has(update, "stop_sequence"):
-                raise _EntityRejected(
-                    "no_stop", "a stop time update has neither stop_id nor stop_sequence"
-                )
-            if _has(update, "stop_sequence"):
-                sequence = int(update.stop_sequence)
+            if sequence is None:
+                if not stop_id:
+                    raise _EntityRejected(
+                        "no_stop", "a stop time update has neither stop_id nor stop_sequence"
+                    )
+            else:
                 if previous_sequence is not None and sequence <= previous_sequence:
                     raise _EntityRejected(
                         "stop_sequence_order",
@@ -590,47 +633,56 @@ class GtfsRtConnector(Connector[Snapshot]):
                         f"({sequence} after {previous_sequence})",
                     )
                 previous_sequence = sequence
-            for event in (update.arrival, update.departure):
-                moment = _event_time(event)
+            for moment in (arrival, departure):
                 if moment is None:
                     continue
                 if not _plausible(moment):
                     raise _EntityRejected(
                         "time_out_of_range",
-                        f"time {moment} at stop {update.stop_id[:64] or '?'} is not POSIX seconds "
+                        f"time {moment} at stop {stop_id[:64] or '?'} is not POSIX seconds "
                         "between 2000 and 2100 (milliseconds?)",
                     )
                 if previous_time is not None and moment < previous_time:
                     raise _EntityRejected(
                         "times_decrease",
-                        f"time {iso_z(_instant(moment))} at stop {update.stop_id or '?'} is "
+                        f"time {iso_z(_instant(moment))} at stop {stop_id or '?'} is "
                         f"before the previous time {iso_z(_instant(previous_time))}",
                     )
                 previous_time = moment
 
-    def _service_date(self, entity: Any, trip_id: str, taken: datetime) -> date:
-        """start_date, else the date in Entur's entity id, else the nearest running date."""
+    def _service_date(self, entity: Any, trip_id: str, taken: datetime) -> tuple[date, bool]:
+        """start_date, else the date in Entur's entity id, else the nearest running date.
+
+        The flag says whether the date follows from the entity alone (not from ``taken``).
+        """
         start = entity.trip_update.trip.start_date
         if start:
+            known = self._start_dates.get(start)
+            if known is not None:
+                return known, True
             try:
-                return datetime.strptime(start, "%Y%m%d").replace(tzinfo=UTC).date()
+                day = datetime.strptime(start, "%Y%m%d").replace(tzinfo=UTC).date()
             except ValueError:
                 raise _EntityRejected(
                     "start_date", f"start_date {start!r} is not YYYYMMDD"
                 ) from None
+            if len(self._start_dates) >= 1000:  # a feed names a few days; a broken one, many
+                self._start_dates.clear()
+            self._start_dates[start] = day
+            return day, True
         service = self._trip_service.get(trip_id)
         local = taken.astimezone(self.static.timezone).date()
         if service is None:
-            return local
+            return local, False
         dates = self.static.service_dates(service)
         named = _ENTITY_DATE.search(entity.id)
         if named and date.fromisoformat(named[1]) in dates:
-            return date.fromisoformat(named[1])
+            return date.fromisoformat(named[1]), True
         if not dates:
             raise _EntityRejected("not_running", f"trip {trip_id!r} has no service dates")
         near = [d for d in dates if abs((d - local).days) <= 1]
         near = near or [min(dates, key=lambda d: abs((d - local).days))]
-        return min(near, key=lambda d: self._distance(trip_id, d, taken))
+        return min(near, key=lambda d: self._distance(trip_id, d, taken)), False
 
     def _distance(self, trip_id: str, service_date: date, taken: datetime) -> timedelta:
         """How far ``taken`` is from the trip's run on ``service_date`` (zero: during it)."""
@@ -645,64 +697,71 @@ class GtfsRtConnector(Connector[Snapshot]):
     def _match(
         self,
         trip_id: str,
-        stops: Sequence[str],
+        stops: tuple[str, ...],
         sequences: Sequence[int],
-        updates: Sequence[Any],
-    ) -> dict[int, Any]:
+        updates: Sequence[_Update],
+    ) -> dict[int, _Update]:
         """Call index → its stop time update (see the module docstring for the rule)."""
         by_sequence = {s: i for i, s in enumerate(sequences)}
-        matched: dict[int, Any] = {}
+        matched: dict[int, _Update] = {}
         last = -1
         for update in updates:
+            stop_id, sequence = update[0], update[1]
             index = None
-            if _has(update, "stop_sequence"):
-                at = by_sequence.get(int(update.stop_sequence))
-                if at is not None and at > last and update.stop_id in ("", stops[at]):
+            if sequence is not None:
+                at = by_sequence.get(sequence)
+                if at is not None and at > last and stop_id in ("", stops[at]):
                     index = at
-            if index is None and update.stop_id:
-                index = next(
-                    (i for i in range(last + 1, len(stops)) if stops[i] == update.stop_id), None
-                )
-            if index is None and update.stop_id:
-                index = self._sibling_index(update, stops, by_sequence, last)
-                if index is None:
-                    where = " after the previous update" if update.stop_id in stops else ""
-                    raise _EntityRejected(
-                        "stop_not_on_trip",
-                        f"stop_id {update.stop_id!r} is not on trip {trip_id!r}{where}",
-                    )
+            if index is None and stop_id:
+                try:
+                    index = stops.index(stop_id, last + 1)
+                except ValueError:
+                    index = self._sibling_index(stop_id, sequence, stops, by_sequence, last)
+                    if index is None:
+                        where = " after the previous update" if stop_id in stops else ""
+                        raise _EntityRejected(
+                            "stop_not_on_trip",
+                            f"stop_id {stop_id!r} is not on trip {trip_id!r}{where}",
+                        ) from None
             if index is None:
                 raise _EntityRejected(
                     "stop_not_on_trip",
-                    f"stop_sequence {update.stop_sequence} is not on trip {trip_id!r}",
+                    f"stop_sequence {sequence or 0} is not on trip {trip_id!r}",
                 )
             matched[index] = update
             last = index
         return matched
 
     def _sibling_index(
-        self, update: Any, stops: Sequence[str], by_sequence: dict[int, int], last: int
+        self,
+        stop_id: str,
+        sequence: int | None,
+        stops: Sequence[str],
+        by_sequence: dict[int, int],
+        last: int,
     ) -> int | None:
         """The call a stop time update at a sibling quay (same parent_station) belongs to."""
-        parent = self._stop_parent.get(update.stop_id)
+        parent = self._stop_parent.get(stop_id)
         if parent is None:
             return None
-        at = by_sequence.get(int(update.stop_sequence)) if _has(update, "stop_sequence") else None
+        at = by_sequence.get(sequence) if sequence is not None else None
         candidates = [at] if at is not None and at > last else []
         candidates += range(last + 1, len(stops))
         return next((i for i in candidates if self._stop_parent.get(stops[i]) == parent), None)
 
     def _calls(
-        self, trip_id: str, plan: TripPlan, updates: Sequence[Any], trip_delay: int | None
-    ) -> list[CallState]:
+        self, trip_id: str, plan: TripPlan, updates: Sequence[_Update], trip_delay: int | None
+    ) -> list[codec_trips.Call]:
         """Every static call with the delay that reaches it (GTFS-realtime propagation)."""
         stops, sequences = plan.stops, plan.sequences
         matched = self._match(trip_id, stops, sequences, updates)
         arrivals, departures = plan.arrivals, plan.departures
+        stop_kommune = self._stop_kommune
         current, no_data = trip_delay, False
-        calls: list[CallState] = []
+        calls: list[codec_trips.Call] = []
+        last = len(stops) - 1
         for i, stop_id in enumerate(stops):
-            final = i == len(stops) - 1
+            final = i == last
             pair = (arrivals[i], departures[i]) if final else (departures[i], arrivals[i])
             scheduled = pair[0] or pair[1]
             if scheduled is None:
@@ -714,17 +773,21 @@ class GtfsRtConnector(Connector[Snapshot]):
             own_time: int | None = None
             delay = None if no_data else current
             if update is not None:
-                relation = update.schedule_relationship
-                events = (update.arrival, update.departure)
-                events = events if final else events[::-1]
-                if relation == _STU.NO_DATA:
+                _, _, relation, arrival, arrival_delay, departure, departure_delay = update
+                if relation == _NO_DATA:
                     no_data, current, delay, realtime = True, None, None, "no_data"
                 else:
-                    own_time = _first(_event_time(e) for e in events)
-                    own_delay = _first(_event_delay(e) for e in events)
+                    if final:
+                        own_time = arrival if arrival is not None else departure
+                        own_delay = arrival_delay if arrival_delay is not None else departure_delay
+                    else:
+                        own_time = departure if departure is not None else arrival
+                        own_delay = (
+                            departure_delay if departure_delay is not None else arrival_delay
+                        )
                     if own_delay is None and own_time is not None:
                         own_delay = int((_instant(own_time) - scheduled).total_seconds())
-                    if relation == _STU.SKIPPED:
+                    if relation == _SKIPPED:
                         realtime = "skipped"
                         delay = own_delay if own_delay is not None else delay
                     else:
@@ -732,10 +795,10 @@ class GtfsRtConnector(Connector[Snapshot]):
                         if own_delay is not None:
                             current = own_delay
                         delay = current
-            if update is not None and update.stop_id and update.stop_id != stop_id:
-                # Served at another platform of the same station: keep the actual quay.
-                stop_id = update.stop_id
-                self.metrics.platform_changes.labels(self.feed, self.name).inc()
+                if update[0] and update[0] != stop_id:
+                    # Served at another platform of the same station: keep the actual quay.
+                    stop_id = update[0]
+                    self._platform_changes += 1
             actual = None
             if realtime != "skipped":
                 if own_time is not None:
@@ -743,42 +806,218 @@ class GtfsRtConnector(Connector[Snapshot]):
                 elif delay is not None:
                     actual = scheduled + timedelta(seconds=delay)
             calls.append(
-                CallState(
-                    stop_sequence=sequences[i],
-                    stop_id=stop_id,
-                    kommune_nr=self._stop_kommune.get(stop_id),
-                    scheduled=scheduled,
-                    delay_seconds=delay,
-                    actual=actual,
-                    realtime=realtime,
+                codec_trips.Call(
+                    sequences[i],
+                    stop_id,
+                    stop_kommune.get(stop_id),
+                    scheduled,
+                    delay,
+                    actual,
+                    realtime,
                 )
             )
         return calls
 
-    def _added_calls(self, updates: Sequence[Any]) -> list[CallState]:
+    def _added_calls(self, updates: Sequence[_Update]) -> list[codec_trips.Call]:
         """An ADDED trip unknown to the static feed: its updates with an absolute time."""
-        calls: list[CallState] = []
+        calls: list[codec_trips.Call] = []
         for n, update in enumerate(updates):
-            moment = _first(_event_time(e) for e in (update.departure, update.arrival))
-            if moment is None or not update.stop_id:
+            stop_id, sequence, relation, arrival, arrival_delay, departure, departure_delay = update
+            moment = departure if departure is not None else arrival
+            if moment is None or not stop_id:
                 continue
-            sequence = int(update.stop_sequence) if _has(update, "stop_sequence") else n
             calls.append(
-                CallState(
-                    stop_sequence=sequence,
-                    stop_id=update.stop_id,
-                    kommune_nr=self._stop_kommune.get(update.stop_id),
-                    scheduled=_instant(moment),
-                    delay_seconds=_first(
-                        _event_delay(e) for e in (update.departure, update.arrival)
-                    ),
-                    actual=_instant(moment),
-                    realtime="skipped"
-                    if update.schedule_relationship == _STU.SKIPPED
-                    else "scheduled",
+                codec_trips.Call(
+                    sequence if sequence is not None else n,
+                    stop_id,
+                    self._stop_kommune.get(stop_id),
+                    _instant(moment),
+                    departure_delay if departure_delay is not None else arrival_delay,
+                    _instant(moment),
+                    "skipped" if relation == _SKIPPED else "scheduled",
                 )
             )
         return calls
+
+
+# One stop time update as read once: stop_id, stop_sequence, schedule_relationship, then the
+# arrival's time and delay and the departure's (None where the feed gives none; a time of 0 is
+# none).
+_Update = tuple[str, int | None, int, int | None, int | None, int | None, int | None]
+
+
+def _read_update(update: Any) -> _Update:
+    arrival, departure = update.arrival, update.departure
+    return (
+        update.stop_id,
+        update.stop_sequence if update.HasField("stop_sequence") else None,
+        update.schedule_relationship,
+        arrival.time or None,  # absent reads 0, and a time of 0 is none
+        arrival.delay if arrival.HasField("delay") else None,
+        departure.time or None,
+        departure.delay if departure.HasField("delay") else None,
+    )
+
+
+class _Live:
+    """What the connector keeps of a live trip: its last record, compactly, and its entity.
+
+    ``head`` is the last record with its calls left encoded (about a kilobyte a trip).
+    ``print_`` is the entity's trip update as the feed encoded it, less its ``timestamp``
+    (:func:`_fingerprint`): the same bytes resolve to the same state, so the trip is not
+    resolved again. None: the state depends on more than the entity (the service date on the
+    clock, an ADDED trip's metrics) and is always resolved. ``actuals`` (sorted) tell whether a
+    repeated state made a call's time pass since the last record.
+    """
+
+    __slots__ = (
+        "actuals",
+        "entity_id",
+        "head",
+        "key",
+        "no_vehicle",
+        "platform_changes",
+        "print_",
+        "repeated",
+    )
+
+    def __init__(
+        self,
+        head: codec_trips.TripHead,
+        actuals: tuple[datetime, ...],
+        print_: bytes | None,
+        entity_id: str | None,
+        no_vehicle: bool,
+        platform_changes: int,
+        repeated: bool = False,
+    ) -> None:
+        self.head = head
+        self.key = head.key
+        self.actuals = actuals
+        self.print_ = print_
+        self.entity_id = entity_id
+        self.no_vehicle = no_vehicle
+        self.platform_changes = platform_changes
+        self.repeated = repeated
+
+    @classmethod
+    def of(
+        cls,
+        trip: codec_trips.Trip,
+        print_: bytes | None,
+        entity_id: str | None,
+        *,
+        no_vehicle: bool,
+        platform_changes: int,
+    ) -> _Live:
+        """A freshly resolved trip."""
+        actuals = tuple(sorted(c.actual for c in trip.calls if c.actual is not None))
+        head = codec_trips.head_of(trip)
+        return cls(head, actuals, print_, entity_id, no_vehicle, platform_changes)
+
+    def same(self, entity_id: str, occupancy: dict[str, str]) -> bool:
+        """Whether the repeated entity resolves to this state (its id and occupancy too)."""
+        if self.entity_id is not None and self.entity_id != entity_id:
+            return False
+        return occupancy.get(self.head.trip_id) == self.head.occupancy
+
+    def restamped(self, taken: datetime) -> _Live:
+        """The same state at snapshot ``taken``.
+
+        It is unchanged since the last record unless a call's time was passed in between (then
+        a consumer has calls to make final).
+        """
+        since = self.head.snapshot_at
+        if since == taken:  # the trip came twice in this snapshot: once is its record
+            return self
+        at = bisect_left(self.actuals, since)
+        passed = at < len(self.actuals) and self.actuals[at] < taken
+        self.head = msgspec.structs.replace(
+            self.head, snapshot_at=taken, unchanged_since=None if passed else since
+        )
+        self.repeated = True
+        return self
+
+
+@lru_cache(maxsize=64)  # a snapshot's entities share a handful of timestamps
+def _timestamp_field(stamp: int) -> bytes:
+    """TripUpdate's ``timestamp`` (field 4, a varint) as encoded."""
+    return b"\x20" + _varint(stamp)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length(data: bytes, pos: int) -> tuple[int, int]:
+    """A length varint at ``pos``: (value, position after it)."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 35:
+            raise IndexError("varint too long")
+
+
+def _entity_pieces(data: bytes, entities: int) -> list[bytes] | None:
+    """Each entity's bytes as the feed encoded them, in order (None: not a plain message).
+
+    Walks only the top level of an already parsed FeedMessage: a header and entities, each a
+    length-delimited field. Anything else (extensions, unknown fields) gives None and every
+    entity is resolved.
+    """
+    pieces: list[bytes] = []
+    pos, end = 0, len(data)
+    try:
+        while pos < end:
+            tag = data[pos]
+            length, start = _length(data, pos + 1)
+            pos = start + length
+            if tag == 0x12:
+                pieces.append(data[start:pos])
+            elif tag != 0x0A:
+                return None
+    except IndexError:
+        return None
+    return pieces if pos == end and len(pieces) == entities else None
+
+
+def _fingerprint(entity: bytes, stamp: int) -> bytes | None:
+    """The entity's trip update less its trailing ``timestamp`` (None: more than id + update).
+
+    The id is left out (compared on its own where it names the service date); the timestamp
+    is taken off only when it is the update's last field, as encoders write it, so equal
+    prints are equal updates but for their timestamps.
+    """
+    pos, end = 0, len(entity)
+    update: bytes | None = None
+    try:
+        while pos < end:
+            tag = entity[pos]
+            length, start = _length(entity, pos + 1)
+            pos = start + length
+            if tag == 0x1A and update is None:
+                update = entity[start:pos]
+            elif tag != 0x0A:
+                return None
+    except IndexError:
+        return None
+    if update is None or pos != end:
+        return None
+    if stamp:
+        tail = _timestamp_field(stamp)
+        if update.endswith(tail):
+            return update[: -len(tail)]
+    return update
 
 
 def _replay_files(folder: Path, polls: int | None) -> list[Path]:

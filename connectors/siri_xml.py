@@ -293,26 +293,25 @@ def parse_answer(
     ``lxml.etree.XMLSyntaxError`` for malformed XML (libxml2's limits apply: nesting deeper
     than 256 is refused), after the complete elements before the fault.
     """
+    # Why a tag filter: libxml2 then hands Python only these elements' ends (in any
+    # namespace), not the hundred or so start and end events of every journey's leaves.
     parser = etree.XMLPullParser(
-        events=("start", "end"),
+        events=("end",),
+        tag=[f"{{*}}{name}" for name in _EVENT_TAGS],
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         huge_tree=False,
     )
     calls_seen = 0
+    seen: list[Any] = []  # one element, for the root of an answer cut short
 
     def events() -> Iterator[SiriJourney | SiriActivity]:
         nonlocal calls_seen
-        for event, element in parser.read_events():
+        for _, element in parser.read_events():
             name = _local(element.tag)
-            if event == "start":
-                if info.root is None:
-                    info.root = name
-                    info.root_namespace = etree.QName(element).namespace
-                elif name.endswith("Delivery"):
-                    info.deliveries.add(name)
-                continue
+            if not seen:
+                seen.append(element)
             if name in ("EstimatedCall", "RecordedCall"):
                 calls_seen += 1
                 if calls_seen > max_calls:
@@ -354,9 +353,36 @@ def parse_answer(
             yield from events()
         if not started:
             _check_prolog(head)
-        parser.close()
+        root = parser.close()
     except etree.XMLSyntaxError:
         # The elements complete before the fault are still good: hand them out first.
         yield from events()
+        if seen:
+            _describe(seen[0].getroottree().getroot(), info)
         raise
     yield from events()
+    _describe(root, info)
+
+
+_EVENT_TAGS = (
+    "EstimatedVehicleJourney",
+    "VehicleActivity",
+    "EstimatedCall",
+    "RecordedCall",
+    "ResponseTimestamp",
+    "MoreData",
+    "ErrorCondition",
+)
+
+
+def _describe(root: Any, info: AnswerInfo) -> None:
+    """Fill in the answer's root element and kinds of delivery from what is left of its tree.
+
+    Journeys and activities are cleared as read; the deliveries around them stay.
+    """
+    info.root = _local(root.tag)
+    info.root_namespace = etree.QName(root).namespace
+    for element in root.iterdescendants():
+        name = _local(element.tag)
+        if name.endswith("Delivery"):
+            info.deliveries.add(name)
