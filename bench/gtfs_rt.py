@@ -210,7 +210,7 @@ def _byflyt(paths: list[Path], static_dir: Path, geojson: Path | None) -> dict[s
         result = connector.poll(Snapshot("trip_updates", str(path), blob), position, _no_call)
         for record in result.records:
             # What the derive_calls agent does with each record it consumes.
-            if deriver.settled(codec_trips.decode_head(record.value)):
+            if deriver.settled(record.value):
                 continue
             derived += 1
             calls, sent = deriver.apply(codec_trips.decode(record.value))

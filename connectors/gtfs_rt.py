@@ -222,6 +222,8 @@ class GtfsRtConnector(Connector[Snapshot]):
         self._by_print: dict[bytes, str] = {}
         self._start_dates: dict[str, date] = {}
         self._platform_changes = 0
+        self._tally: Counter[str] = Counter()
+        self._plan_calls: dict[int, _PlanCalls] = {}
         self._occupancy: dict[str, str] = {}
         trips = static.trips
         self._trip_service = dict(zip(trips["trip_id"], trips["service_id"], strict=True))
@@ -306,10 +308,16 @@ class GtfsRtConnector(Connector[Snapshot]):
         records: list[Record] = []
         rejected: list[Rejected] = []
         counts: Counter[str] = Counter(snapshots=1)
-        self._vehicles(message, taken, records, rejected, counts)
+        updates = None
         if item.kind == "trip_updates":
-            self._trip_updates(message, data, taken, records, rejected, counts)
-        self._note_health(item.kind, taken, len(message.entity), _cancelled(message))
+            updates = _entity_updates(data, len(message.entity))
+        if updates is None or None in updates:  # some entity may hold a vehicle position
+            self._vehicles(message, taken, records, rejected, counts)
+        if item.kind == "trip_updates":
+            cancelled = self._trip_updates(message, updates, taken, records, rejected, counts)
+        else:
+            cancelled = _cancelled(message)
+        self._note_health(item.kind, taken, len(message.entity), cancelled)
         self._count_snapshot(item.kind, "accepted")
         return PollResult(
             records=records,
@@ -430,65 +438,85 @@ class GtfsRtConnector(Connector[Snapshot]):
     def _trip_updates(
         self,
         message: Any,
-        data: bytes,
+        updates: list[memoryview | None] | None,
         taken: datetime,
         records: list[Record],
         rejected: list[Rejected],
         counts: Counter[str],
-    ) -> None:
+    ) -> int:
+        """Resolve the snapshot's trip updates into records; return how many are cancelled.
+
+        ``updates`` are the entities' trip updates as encoded (:func:`_entity_updates`); a
+        trip whose update is byte for byte the one its state was resolved from (less the
+        timestamp) is not resolved again.
+        """
         states: dict[str, _Live] = {}
         refused: set[str] = set()
         ids: set[str] = set()
         previous = self._trips
         by_print = self._by_print
-        pieces = _entity_pieces(data, len(message.entity))
+        occupancy = self._occupancy
+        stale_before = (taken - 2 * self.interval).timestamp()
         warnings: Counter[str] = Counter()
-        platform_changes = 0
+        self._tally = warnings
+        platform_changes = cancelled = no_vehicle = stale = 0
         for n, entity in enumerate(message.entity):
             if not entity.HasField("trip_update"):
                 continue
             update = entity.trip_update
             entity_id = entity.id
+            print_ = live = None
+            self._platform_changes = 0
             try:
                 if entity_id in ids:
+                    cancelled += update.trip.schedule_relationship == _TRIP.CANCELED
                     raise _EntityRejected(
                         "duplicate_entity_id",
                         f"entity id {entity_id[:256]!r} came before in this snapshot",
                     )
                 ids.add(entity_id)
                 stamp = update.timestamp
-                print_ = _fingerprint(pieces[n], stamp) if pieces is not None else None
-                known_key = by_print.get(print_) if print_ is not None else None
-                live = previous.get(known_key) if known_key is not None else None
-                if live is not None and live.same(entity_id, self._occupancy):
-                    # The feed repeats the trip: nothing to resolve, only its checks to count.
-                    if live.no_vehicle:
-                        warnings["missing_vehicle_id"] += 1
-                    if stamp and _plausible(stamp) and self._stale(stamp, taken):
-                        warnings["stale_entity"] += 1
+                encoded = updates[n] if updates is not None else None
+                if encoded is not None:
+                    print_ = _fingerprint(encoded, stamp)
+                    known_key = by_print.get(print_)
+                    live = previous.get(known_key) if known_key is not None else None
+                if live is not None and live.same(entity_id, occupancy):
+                    # The feed repeats the trip (its descriptor too): nothing to resolve, only
+                    # its checks to count.
+                    no_vehicle += live.no_vehicle
+                    if stamp and _plausible(stamp) and stamp < stale_before:
+                        stale += 1
                     platform_changes += live.platform_changes
+                    cancelled += live.cancelled
                     states[live.key] = live.restamped(taken)
                     continue
-                self._platform_changes = 0
+                cancelled += update.trip.schedule_relationship == _TRIP.CANCELED
                 trip, fixed_date = self._trip_state(entity, taken)
                 platform_changes += self._platform_changes
             except _EntityRejected as exc:
+                platform_changes += self._platform_changes
                 trip_id = update.trip.trip_id
                 refused.add(trip_id)
                 rejected.append(self._reject_entity(entity, exc, trip_id=trip_id[:256]))
                 continue
-            if trip.occupancy is None and trip.trip_id in self._occupancy:
-                trip = msgspec.structs.replace(trip, occupancy=self._occupancy[trip.trip_id])
+            if trip.occupancy is None and trip.trip_id in occupancy:
+                trip = msgspec.structs.replace(trip, occupancy=occupancy[trip.trip_id])
             cacheable = fixed_date and trip.status != "added"
-            states[trip.key] = _Live.of(
+            key = trip.key
+            states[key] = _Live.of(
                 trip,
+                previous.get(key),
                 print_ if cacheable else None,
                 None if update.trip.start_date else entity_id,
                 no_vehicle=not (update.HasField("vehicle") and update.vehicle.id),
                 platform_changes=self._platform_changes,
             )
+        warnings["missing_vehicle_id"] += no_vehicle
+        warnings["stale_entity"] += stale
         for warning, times in warnings.items():
-            self._warn(warning, times)
+            if times:
+                self._warn(warning, times)
         if platform_changes:
             self.metrics.platform_changes.labels(self.feed, self.name).inc(platform_changes)
         full = message.header.incrementality == rt.FeedHeader.FULL_DATASET
@@ -501,7 +529,7 @@ class GtfsRtConnector(Connector[Snapshot]):
                     current[key] = last
                     continue
                 gone = msgspec.structs.replace(
-                    last.head, status="vanished", snapshot_at=taken, unchanged_since=None
+                    last.head, status="vanished", snapshot_at=taken, settled_since=None
                 )
                 records.append(Record(TRIP_UPDATES, key, codec_trips.encode(gone)))
                 counts["vanished"] += 1
@@ -512,6 +540,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         )
         counts["trip_states"] += len(states) + counts["vanished"]
         counts["unchanged_trips"] += sum(1 for live in states.values() if live.repeated)
+        return cancelled
 
     def _trip_state(self, entity: Any, taken: datetime) -> tuple[codec_trips.Trip, bool]:
         """The entity's trip, and whether its service date is fixed by the entity alone."""
@@ -539,13 +568,13 @@ class GtfsRtConnector(Connector[Snapshot]):
         updates = [_read_update(u) for u in update.stop_time_update]
         self._check_updates(updates)
         if not (_has(update, "vehicle") and update.vehicle.id):
-            self._warn("missing_vehicle_id")
+            self._tally["missing_vehicle_id"] += 1
         if (
             update.timestamp
             and _plausible(int(update.timestamp))
             and self._stale(int(update.timestamp), taken)
         ):
-            self._warn("stale_entity")
+            self._tally["stale_entity"] += 1
         service_date, fixed_date = self._service_date(entity, trip_id, taken)
         status: TripStatus = "added" if added else "scheduled"
         if relation == _TRIP.CANCELED:
@@ -700,9 +729,9 @@ class GtfsRtConnector(Connector[Snapshot]):
         stops: tuple[str, ...],
         sequences: Sequence[int],
         updates: Sequence[_Update],
+        by_sequence: dict[int, int],
     ) -> dict[int, _Update]:
         """Call index → its stop time update (see the module docstring for the rule)."""
-        by_sequence = {s: i for i, s in enumerate(sequences)}
         matched: dict[int, _Update] = {}
         last = -1
         for update in updates:
@@ -754,69 +783,101 @@ class GtfsRtConnector(Connector[Snapshot]):
     ) -> list[codec_trips.Call]:
         """Every static call with the delay that reaches it (GTFS-realtime propagation)."""
         stops, sequences = plan.stops, plan.sequences
-        matched = self._match(trip_id, stops, sequences, updates)
-        arrivals, departures = plan.arrivals, plan.departures
+        planned = self._planned(trip_id, plan)
+        matched = self._match(trip_id, stops, sequences, updates, planned.by_sequence)
+        if isinstance(planned.scheduled, _EntityRejected):
+            raise planned.scheduled
         stop_kommune = self._stop_kommune
+        Call = codec_trips.Call
         current, no_data = trip_delay, False
+        shift_of: int | None = None
+        shift = timedelta(0)
         calls: list[codec_trips.Call] = []
         last = len(stops) - 1
-        for i, stop_id in enumerate(stops):
+        for i, (stop_id, scheduled, kommune) in enumerate(
+            zip(stops, planned.scheduled, planned.kommunes, strict=True)
+        ):
+            update = matched.get(i) if matched else None
+            if update is None:
+                # The common case: a call the feed says nothing about takes the delay before it.
+                if no_data:
+                    calls.append(
+                        Call(sequences[i], stop_id, kommune, scheduled, None, None, "no_data")
+                    )
+                    continue
+                actual = None
+                if current is not None:
+                    if current != shift_of:
+                        shift_of, shift = current, timedelta(seconds=current)
+                    actual = scheduled + shift
+                calls.append(Call(sequences[i], stop_id, kommune, scheduled, current, actual))
+                continue
             final = i == last
-            pair = (arrivals[i], departures[i]) if final else (departures[i], arrivals[i])
-            scheduled = pair[0] or pair[1]
-            if scheduled is None:
-                raise _EntityRejected(
-                    "static_times", f"the static call {sequences[i]} of {trip_id!r} has no time"
-                )
-            update = matched.get(i)
             realtime: CallRealtime = "no_data" if no_data else "scheduled"
             own_time: int | None = None
             delay = None if no_data else current
-            if update is not None:
-                _, _, relation, arrival, arrival_delay, departure, departure_delay = update
-                if relation == _NO_DATA:
-                    no_data, current, delay, realtime = True, None, None, "no_data"
+            _, _, relation, arrival, arrival_delay, departure, departure_delay = update
+            if relation == _NO_DATA:
+                no_data, current, delay, realtime = True, None, None, "no_data"
+            else:
+                first, second = (arrival, departure) if final else (departure, arrival)
+                own_time = first if first is not None else second
+                first, second = (
+                    (arrival_delay, departure_delay) if final else (departure_delay, arrival_delay)
+                )
+                own_delay = first if first is not None else second
+                if own_delay is None and own_time is not None:
+                    own_delay = int((_instant(own_time) - scheduled).total_seconds())
+                if relation == _SKIPPED:
+                    realtime = "skipped"
+                    delay = own_delay if own_delay is not None else delay
                 else:
-                    if final:
-                        own_time = arrival if arrival is not None else departure
-                        own_delay = arrival_delay if arrival_delay is not None else departure_delay
-                    else:
-                        own_time = departure if departure is not None else arrival
-                        own_delay = (
-                            departure_delay if departure_delay is not None else arrival_delay
-                        )
-                    if own_delay is None and own_time is not None:
-                        own_delay = int((_instant(own_time) - scheduled).total_seconds())
-                    if relation == _SKIPPED:
-                        realtime = "skipped"
-                        delay = own_delay if own_delay is not None else delay
-                    else:
-                        no_data, realtime = False, "scheduled"
-                        if own_delay is not None:
-                            current = own_delay
-                        delay = current
-                if update[0] and update[0] != stop_id:
-                    # Served at another platform of the same station: keep the actual quay.
-                    stop_id = update[0]
-                    self._platform_changes += 1
+                    no_data, realtime = False, "scheduled"
+                    if own_delay is not None:
+                        current = own_delay
+                    delay = current
+            if update[0] and update[0] != stop_id:
+                # Served at another platform of the same station: keep the actual quay.
+                stop_id = update[0]
+                kommune = stop_kommune.get(stop_id)
+                self._platform_changes += 1
             actual = None
             if realtime != "skipped":
                 if own_time is not None:
                     actual = _instant(own_time)
                 elif delay is not None:
                     actual = scheduled + timedelta(seconds=delay)
-            calls.append(
-                codec_trips.Call(
-                    sequences[i],
-                    stop_id,
-                    stop_kommune.get(stop_id),
-                    scheduled,
-                    delay,
-                    actual,
-                    realtime,
-                )
-            )
+            calls.append(Call(sequences[i], stop_id, kommune, scheduled, delay, actual, realtime))
         return calls
+
+    def _planned(self, trip_id: str, plan: TripPlan) -> _PlanCalls:
+        """What every snapshot needs of a trip's plan, worked out once per trip and date."""
+        # Keyed by the plan object, held by the entry: the static feed keeps one per trip and date.
+        planned = self._plan_calls.get(id(plan))
+        if planned is not None and planned.plan is plan:
+            return planned
+        times: list[datetime] = []
+        missing: _EntityRejected | None = None
+        last = len(plan.stops) - 1
+        for i, (arrival, departure) in enumerate(zip(plan.arrivals, plan.departures, strict=True)):
+            when = (arrival or departure) if i == last else (departure or arrival)
+            if when is None:
+                missing = _EntityRejected(
+                    "static_times",
+                    f"the static call {plan.sequences[i]} of {trip_id!r} has no time",
+                )
+                break
+            times.append(when)
+        planned = _PlanCalls(
+            plan,
+            missing or times,
+            [self._stop_kommune.get(s) for s in plan.stops],
+            {s: i for i, s in enumerate(plan.sequences)},
+        )
+        if len(self._plan_calls) >= _PLAN_CALLS_MAX:
+            self._plan_calls.clear()
+        self._plan_calls[id(plan)] = planned
+        return planned
 
     def _added_calls(self, updates: Sequence[_Update]) -> list[codec_trips.Call]:
         """An ADDED trip unknown to the static feed: its updates with an absolute time."""
@@ -840,6 +901,21 @@ class GtfsRtConnector(Connector[Snapshot]):
         return calls
 
 
+@dataclass(frozen=True)
+class _PlanCalls:
+    """What the snapshots need of a plan, per call: scheduled instant, kommune, index.
+
+    ``scheduled`` is the reason the plan cannot be used when a call has no time.
+    """
+
+    plan: TripPlan
+    scheduled: list[datetime] | _EntityRejected
+    kommunes: list[str | None]
+    by_sequence: dict[int, int]
+
+
+_PLAN_CALLS_MAX = 200_000  # as the static feed's plan cache
+
 # One stop time update as read once: stop_id, stop_sequence, schedule_relationship, then the
 # arrival's time and delay and the departure's (None where the feed gives none; a time of 0 is
 # none).
@@ -847,15 +923,25 @@ _Update = tuple[str, int | None, int, int | None, int | None, int | None, int | 
 
 
 def _read_update(update: Any) -> _Update:
+    # Why HasField only for zeros: an absent field reads 0, and most values are not 0.
     arrival, departure = update.arrival, update.departure
+    sequence = update.stop_sequence
+    if not sequence and not update.HasField("stop_sequence"):
+        sequence = None
+    arrival_delay = arrival.delay
+    if not arrival_delay and not arrival.HasField("delay"):
+        arrival_delay = None
+    departure_delay = departure.delay
+    if not departure_delay and not departure.HasField("delay"):
+        departure_delay = None
     return (
         update.stop_id,
-        update.stop_sequence if update.HasField("stop_sequence") else None,
+        sequence,
         update.schedule_relationship,
-        arrival.time or None,  # absent reads 0, and a time of 0 is none
-        arrival.delay if arrival.HasField("delay") else None,
+        arrival.time or None,  # a time of 0 is none
+        arrival_delay,
         departure.time or None,
-        departure.delay if departure.HasField("delay") else None,
+        departure_delay,
     )
 
 
@@ -866,16 +952,20 @@ class _Live:
     ``print_`` is the entity's trip update as the feed encoded it, less its ``timestamp``
     (:func:`_fingerprint`): the same bytes resolve to the same state, so the trip is not
     resolved again. None: the state depends on more than the entity (the service date on the
-    clock, an ADDED trip's metrics) and is always resolved. ``actuals`` (sorted) tell whether a
-    repeated state made a call's time pass since the last record.
+    clock, an ADDED trip's metrics) and is always resolved. ``final`` holds the calls the
+    trip's records made final so far; ``pending`` (sorted) the calls that become final when
+    the snapshot passes their actual time. Together they give each record its
+    ``settled_since`` (see ``models/codec_trips``).
     """
 
     __slots__ = (
-        "actuals",
+        "cancelled",
         "entity_id",
+        "final",
         "head",
         "key",
         "no_vehicle",
+        "pending",
         "platform_changes",
         "print_",
         "repeated",
@@ -884,36 +974,58 @@ class _Live:
     def __init__(
         self,
         head: codec_trips.TripHead,
-        actuals: tuple[datetime, ...],
+        final: frozenset[int],
+        pending: tuple[tuple[datetime, int], ...],
         print_: bytes | None,
         entity_id: str | None,
         no_vehicle: bool,
         platform_changes: int,
-        repeated: bool = False,
     ) -> None:
         self.head = head
         self.key = head.key
-        self.actuals = actuals
+        self.final = final
+        self.pending = pending
         self.print_ = print_
         self.entity_id = entity_id
         self.no_vehicle = no_vehicle
         self.platform_changes = platform_changes
-        self.repeated = repeated
+        self.repeated = False
+        self.cancelled = head.status == "cancelled"
 
     @classmethod
     def of(
         cls,
         trip: codec_trips.Trip,
+        last: _Live | None,
         print_: bytes | None,
         entity_id: str | None,
         *,
         no_vehicle: bool,
         platform_changes: int,
     ) -> _Live:
-        """A freshly resolved trip."""
-        actuals = tuple(sorted(c.actual for c in trip.calls if c.actual is not None))
-        head = codec_trips.head_of(trip)
-        return cls(head, actuals, print_, entity_id, no_vehicle, platform_changes)
+        """A freshly resolved trip; ``last`` is what its previous record left, if any."""
+        final = codec_trips.final_sequences(trip)
+        if last is not None and final <= last.final:
+            trip = msgspec.structs.replace(trip, settled_since=last.head.snapshot_at)
+        pending: tuple[tuple[datetime, int], ...] = ()
+        if trip.status != "cancelled":
+            pending = tuple(
+                sorted(
+                    (c.actual, c.stop_sequence)
+                    for c in trip.calls
+                    if c.actual is not None and c.realtime != "skipped"
+                )
+            )
+        seen = final | last.final if last is not None else final
+        return cls(
+            codec_trips.head_of(trip),
+            frozenset(seen),
+            pending,
+            print_,
+            entity_id,
+            no_vehicle,
+            platform_changes,
+        )
 
     def same(self, entity_id: str, occupancy: dict[str, str]) -> bool:
         """Whether the repeated entity resolves to this state (its id and occupancy too)."""
@@ -922,18 +1034,22 @@ class _Live:
         return occupancy.get(self.head.trip_id) == self.head.occupancy
 
     def restamped(self, taken: datetime) -> _Live:
-        """The same state at snapshot ``taken``.
-
-        It is unchanged since the last record unless a call's time was passed in between (then
-        a consumer has calls to make final).
-        """
+        """The same state at snapshot ``taken``, settled unless it makes a call final."""
         since = self.head.snapshot_at
         if since == taken:  # the trip came twice in this snapshot: once is its record
             return self
-        at = bisect_left(self.actuals, since)
-        passed = at < len(self.actuals) and self.actuals[at] < taken
+        pending, final = self.pending, self.final
+        newly = []
+        for at in range(bisect_left(pending, (since,)), len(pending)):
+            when, sequence = pending[at]
+            if when >= taken:
+                break
+            if sequence not in final:
+                newly.append(sequence)
+        if newly:
+            self.final = final | frozenset(newly)
         self.head = msgspec.structs.replace(
-            self.head, snapshot_at=taken, unchanged_since=None if passed else since
+            self.head, snapshot_at=taken, settled_since=None if newly else since
         )
         self.repeated = True
         return self
@@ -954,7 +1070,7 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _length(data: bytes, pos: int) -> tuple[int, int]:
+def _length(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     """A length varint at ``pos``: (value, position after it)."""
     value = shift = 0
     while True:
@@ -968,14 +1084,15 @@ def _length(data: bytes, pos: int) -> tuple[int, int]:
             raise IndexError("varint too long")
 
 
-def _entity_pieces(data: bytes, entities: int) -> list[bytes] | None:
-    """Each entity's bytes as the feed encoded them, in order (None: not a plain message).
+def _entity_updates(data: bytes, entities: int) -> list[memoryview | None] | None:
+    """Each entity's trip update as the feed encoded it, in order.
 
-    Walks only the top level of an already parsed FeedMessage: a header and entities, each a
-    length-delimited field. Anything else (extensions, unknown fields) gives None and every
-    entity is resolved.
+    Walks only what protobuf has already parsed: the message's top level (a header and
+    entities) and each entity's (an id and a trip update). An entity with anything else gives
+    None (it is resolved as parsed); a message with anything else gives None for all.
     """
-    pieces: list[bytes] = []
+    view = memoryview(data)
+    out: list[memoryview | None] = []
     pos, end = 0, len(data)
     try:
         while pos < end:
@@ -983,23 +1100,17 @@ def _entity_pieces(data: bytes, entities: int) -> list[bytes] | None:
             length, start = _length(data, pos + 1)
             pos = start + length
             if tag == 0x12:
-                pieces.append(data[start:pos])
+                out.append(_trip_update_of(view[start:pos]))
             elif tag != 0x0A:
                 return None
     except IndexError:
         return None
-    return pieces if pos == end and len(pieces) == entities else None
+    return out if pos == end and len(out) == entities else None
 
 
-def _fingerprint(entity: bytes, stamp: int) -> bytes | None:
-    """The entity's trip update less its trailing ``timestamp`` (None: more than id + update).
-
-    The id is left out (compared on its own where it names the service date); the timestamp
-    is taken off only when it is the update's last field, as encoders write it, so equal
-    prints are equal updates but for their timestamps.
-    """
+def _trip_update_of(entity: memoryview) -> memoryview | None:
     pos, end = 0, len(entity)
-    update: bytes | None = None
+    update: memoryview | None = None
     try:
         while pos < end:
             tag = entity[pos]
@@ -1011,13 +1122,20 @@ def _fingerprint(entity: bytes, stamp: int) -> bytes | None:
                 return None
     except IndexError:
         return None
-    if update is None or pos != end:
-        return None
+    return update if pos == end else None
+
+
+def _fingerprint(update: memoryview, stamp: int) -> bytes:
+    """The trip update less its trailing ``timestamp``.
+
+    The timestamp is taken off only when it is the update's last field, as encoders write it,
+    so equal prints are equal updates but for their timestamps.
+    """
     if stamp:
         tail = _timestamp_field(stamp)
-        if update.endswith(tail):
-            return update[: -len(tail)]
-    return update
+        if update[-len(tail) :] == tail:
+            return bytes(update[: -len(tail)])
+    return bytes(update)
 
 
 def _replay_files(folder: Path, polls: int | None) -> list[Path]:

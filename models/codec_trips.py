@@ -1,16 +1,17 @@
 """The wire format of ``transit.trip-updates``: one trip's state as one snapshot tells it.
 
 Version 2 (what byflyt writes): a msgpack array ``[2, feed, snapshot_at, service_date,
-trip_id, route_id, mode, status, vehicle_id, occupancy, unchanged_since, calls]``, each call
+trip_id, route_id, mode, status, vehicle_id, occupancy, settled_since, calls]``, each call
 ``[stop_sequence, stop_id, kommune_nr, scheduled, delay_seconds, actual, realtime]``; times are
 msgpack timestamps (UTC), the service date ISO text. About a third of the JSON's size, and
 decoded without building a model.
 
-``unchanged_since`` is what lets a consumer skip a trip the feed repeats: the ``snapshot_at``
-of the previous record of the same trip, set only when this record's state is that record's
-(everything but ``snapshot_at``) and no call's ``actual`` time lies in ``[unchanged_since,
-snapshot_at)``. A consumer that applied that record learns nothing new from this one (no call
-can have become final), so it may skip it after reading only the head (:func:`decode_head`).
+``settled_since`` is what lets a consumer skip most records of a feed that repeats its trips
+every few seconds: the ``snapshot_at`` of the previous record of the same trip, given only when
+this record makes no call final that an earlier record of the trip had not already made final
+(:func:`final_sequences`, the rule of ``streams/transit.final_calls``), and is not
+``vanished``. A consumer that applied the earlier records learns nothing from this one, so it
+may skip it after reading only the head (:func:`decode_head`).
 
 Version 1 (what byflyt wrote before, and what other producers may still send): the JSON object
 of :class:`~byflyt.models.transit.TripState`. A rolling upgrade reads both: a record that is not
@@ -66,7 +67,7 @@ class Trip(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False):
     status: Status = "scheduled"
     vehicle_id: str | None = None
     occupancy: str | None = None
-    unchanged_since: datetime | None = None
+    settled_since: datetime | None = None
     calls: list[Call] = []
 
     @property
@@ -87,7 +88,7 @@ class TripHead(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=Fal
     status: Status = "scheduled"
     vehicle_id: str | None = None
     occupancy: str | None = None
-    unchanged_since: datetime | None = None
+    settled_since: datetime | None = None
     calls: msgspec.Raw = msgspec.Raw(b"\x90")
 
     @property
@@ -96,9 +97,27 @@ class TripHead(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=Fal
         return f"{self.feed}:{self.service_date.isoformat()}:{self.trip_id}"
 
 
+class _Peek(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False):
+    """What :func:`settled_key` reads of a version 2 record; the rest is left encoded."""
+
+    feed: str
+    snapshot_at: msgspec.Raw
+    service_date: str
+    trip_id: str
+    route_id: msgspec.Raw
+    mode: msgspec.Raw
+    status: msgspec.Raw
+    vehicle_id: msgspec.Raw
+    occupancy: msgspec.Raw
+    settled_since: msgspec.Raw
+    calls: msgspec.Raw = msgspec.Raw(b"\x90")
+
+
+_NIL = b"\xc0"
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Trip)
 _head_decoder = msgspec.msgpack.Decoder(TripHead)
+_peek_decoder = msgspec.msgpack.Decoder(_Peek)
 
 
 def is_v2(raw: bytes) -> bool:
@@ -139,6 +158,24 @@ def decode_head(raw: bytes | None) -> TripHead:
     return head_of(decode(raw))
 
 
+def settled_key(raw: bytes | None) -> str | None:
+    """The trip key of a version 2 record that gives ``settled_since``, else None.
+
+    Reads no more of the record than that, so a consumer can pass over the records that bring
+    nothing new at the cost of a dictionary lookup; the rest of a record it uses is validated
+    by :func:`decode`.
+    """
+    if not raw or not is_v2(raw):
+        return None
+    try:
+        peek = _peek_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if bytes(peek.settled_since) == _NIL:
+        return None
+    return f"{peek.feed}:{peek.service_date}:{peek.trip_id}"
+
+
 def head_of(trip: Trip) -> TripHead:
     """``trip`` with its calls encoded."""
     return TripHead(
@@ -151,9 +188,25 @@ def head_of(trip: Trip) -> TripHead:
         status=trip.status,
         vehicle_id=trip.vehicle_id,
         occupancy=trip.occupancy,
-        unchanged_since=trip.unchanged_since,
+        settled_since=trip.settled_since,
         calls=msgspec.Raw(_encoder.encode(trip.calls)),
     )
+
+
+def final_sequences(trip: Trip) -> set[int]:
+    """The stop sequences of the calls ``trip`` makes final (not ``vanished`` trips).
+
+    The rule of ``streams/transit.final_calls``: every call of a cancelled trip, a skipped
+    call, and a call whose actual time lies before the snapshot.
+    """
+    if trip.status == "cancelled":
+        return {c.stop_sequence for c in trip.calls}
+    at = trip.snapshot_at
+    return {
+        c.stop_sequence
+        for c in trip.calls
+        if c.realtime == "skipped" or (c.actual is not None and c.actual < at)
+    }
 
 
 def from_state(state: TripState) -> Trip:

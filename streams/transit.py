@@ -44,7 +44,7 @@ from byflyt.errors import ConfigError
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_trips
 from byflyt.models.base import hour_floor, iso_z
-from byflyt.models.codec_trips import Trip, TripHead
+from byflyt.models.codec_trips import Trip
 from byflyt.models.envelope import Rejected
 from byflyt.models.topics import (
     DLQ,
@@ -174,12 +174,13 @@ class TripDeriver:
             self._expire(trip.key, trip.service_date)
         return calls, facts
 
-    def settled(self, head: TripHead) -> bool:
-        """Whether a record adds nothing: unchanged since one applied to a trip still kept.
+    def settled(self, raw: bytes | None) -> bool:
+        """Whether a record adds nothing: settled since one applied to a trip still kept.
 
-        See ``unchanged_since`` in ``models/codec_trips``.
+        See ``settled_since`` in ``models/codec_trips``.
         """
-        return head.unchanged_since is not None and head.key in self.table
+        key = codec_trips.settled_key(raw)
+        return key is not None and key in self.table
 
     def _expire(self, key: str, service_date: date) -> None:
         if not self.dates and len(self.table):
@@ -498,7 +499,7 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
         async for event in stream.events():
             metrics.agent_records.labels("derive_calls", "in").inc()
             try:
-                if deriver.settled(codec_trips.decode_head(event.value)):
+                if deriver.settled(event.value):
                     continue
                 trip = codec_trips.decode(event.value)
             except (ValidationError, ValueError) as exc:

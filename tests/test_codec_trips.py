@@ -81,7 +81,7 @@ def test_version_1_json_still_decodes_to_the_same_record() -> None:
     assert codec_trips.decode(V1) == codec_trips.decode(codec_trips.encode(STATE))
     assert TripState.from_bytes(V1) == STATE
     head = codec_trips.decode_head(V1)
-    assert (head.key, head.unchanged_since) == (STATE.key, None)
+    assert (head.key, head.settled_since) == (STATE.key, None)
     # What only the model accepts (an offset, an integer kommune) is read as the model reads it.
     lax = V1.replace(b'"3403"', b"3403").replace(b'07:30:00Z"', b'08:30:00+01:00"')
     assert codec_trips.decode(lax) == codec_trips.decode(V1)
@@ -91,11 +91,16 @@ def test_the_head_reads_a_record_without_its_calls_and_restamps_it() -> None:
     record = codec_trips.decode(codec_trips.encode(STATE))
     head = codec_trips.head_of(record)
     later = AT + timedelta(seconds=10)
-    again = msgspec.structs.replace(head, snapshot_at=later, unchanged_since=AT)
+    again = msgspec.structs.replace(head, snapshot_at=later, settled_since=AT)
     decoded = codec_trips.decode(codec_trips.encode(again))
-    assert (decoded.snapshot_at, decoded.unchanged_since) == (later, AT)
+    assert (decoded.snapshot_at, decoded.settled_since) == (later, AT)
     assert decoded.calls == record.calls
     assert codec_trips.decode_head(codec_trips.encode(again)) == again
+    # A consumer passes over a settled record by its key alone.
+    assert codec_trips.settled_key(codec_trips.encode(again)) == STATE.key
+    assert codec_trips.settled_key(codec_trips.encode(head)) is None
+    assert codec_trips.settled_key(V1) is None
+    assert codec_trips.settled_key(b"\x9c\x02") is None  # a broken record is for decode to reject
 
 
 @pytest.mark.parametrize(
@@ -110,6 +115,18 @@ def test_the_head_reads_a_record_without_its_calls_and_restamps_it() -> None:
 def test_version_1_rejections_keep_the_models_reasons(raw: bytes, reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
         codec_trips.decode(raw)
+
+
+def test_final_sequences_follow_final_calls() -> None:
+    from byflyt.streams.transit import final_calls
+
+    record = codec_trips.decode(codec_trips.encode(STATE))
+    expected = {c.stop_sequence for c, _, _ in final_calls(record, {})}
+    assert codec_trips.final_sequences(record) == expected == {1, 3}
+    gone = msgspec.structs.replace(record, status="cancelled")
+    assert codec_trips.final_sequences(gone) == {
+        c.stop_sequence for c, _, _ in final_calls(gone, {})
+    }
 
 
 def test_a_broken_version_2_record_is_a_value_error_that_says_where() -> None:
