@@ -14,6 +14,10 @@
    it, into :class:`TripDeriver` over a plain dict table: the calls made final and the facts
    sent on, serialised); CPU seconds per snapshot and peak RSS. Kafka's
    transport is not in (b): the cycling benchmark measures the broker round trip.
+   (c) The connector alone, in a child process, as ``byflyt ingest gtfs-rt`` runs it: its peak
+   RSS with every trip live.
+   All of it twice: snapshots in which every trip's delays change, and snapshots in which 5 %
+   of the trips change (the rest repeat, re-stamped).
 5. Write both, their ratio, and the share of one core at one snapshot per 10 s, to
    ``bench/results/gtfs_rt.json``. The issue's goal: under half a core.
 """
@@ -41,7 +45,6 @@ from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.models import codec_trips
 from byflyt.models.geo import KommuneLocator
 from byflyt.settings import Settings, load_settings
-from byflyt.streams.transit import TripDeriver
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE_DATE = date(2025, 10, 27)
@@ -179,7 +182,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _baseline(paths: list[Path]) -> dict[str, Any]:
+def _baseline(paths: list[Path], *_: Any) -> dict[str, Any]:
     blobs = [p.read_bytes() for p in paths]
     cpu = []
     for blob in blobs:
@@ -191,7 +194,33 @@ def _baseline(paths: list[Path]) -> dict[str, Any]:
     return {"cpu_seconds": cpu}
 
 
+def _connector(paths: list[Path], static_dir: Path, geojson: Path | None) -> dict[str, Any]:
+    """The connector alone, as ``byflyt ingest gtfs-rt`` runs it: its memory with every trip
+    live (the records of a poll are dropped once produced)."""
+    static = StaticFeed.load(static_dir)
+    connector = GtfsRtConnector(
+        Settings(kommuner_geojson=geojson),
+        static=static,
+        trip_updates="http://127.0.0.1:9/trip-updates",
+        clock=lambda: FIRST_SNAPSHOT + timedelta(days=1),
+        locator=KommuneLocator.from_file(geojson),
+    )
+    cpu: list[float] = []
+    position: str | None = None
+    for path in paths:
+        blob = path.read_bytes()
+        started = time.process_time()
+        result = connector.poll(Snapshot("trip_updates", str(path), blob), position, _no_call)
+        cpu.append(time.process_time() - started)
+        position = result.checkpoint
+        del result
+    connector.close()
+    return {"cpu_seconds": cpu}
+
+
 def _byflyt(paths: list[Path], static_dir: Path, geojson: Path | None) -> dict[str, Any]:
+    from byflyt.streams.transit import TripDeriver  # the agent's logic (faust comes with it)
+
     static = StaticFeed.load(static_dir)
     settings = Settings(kommuner_geojson=geojson)
     connector = GtfsRtConnector(
@@ -287,6 +316,7 @@ def run(out: Path, trips: int = 10_000, calls: int = 24, snapshots: int = 6) -> 
             base = _child("baseline", work, geojson, folder)
             ours = _child("byflyt", work, geojson, folder)
             measured[folder] = (base, ours, size_mb)
+        alone = _child("connector", work, geojson, "snapshots")
     base, ours, size_mb = measured["snapshots"]
     base_cpu, our_cpu = _steady(base["cpu_seconds"]), _steady(ours["cpu_seconds"])
     base5, ours5, _ = measured["snapshots-5pct"]
@@ -310,6 +340,9 @@ def run(out: Path, trips: int = 10_000, calls: int = 24, snapshots: int = 6) -> 
         "byflyt_rejected_entities": ours["rejected"],
         "byflyt_peak_rss_mb": round(ours["peak_rss_mb"], 1),
         "byflyt_rss_before_mb": round(ours["rss_before_mb"], 1),
+        "connector_peak_rss_mb": round(alone["peak_rss_mb"], 1),
+        "connector_rss_before_mb": round(alone["rss_before_mb"], 1),
+        "connector_cpu_seconds_per_snapshot": round(_steady(alone["cpu_seconds"]), 3),
         "baseline_peak_rss_mb": round(base["peak_rss_mb"], 1),
         "changed_5pct": {
             "baseline_cpu_seconds_per_snapshot": round(base5_cpu, 4),
@@ -334,7 +367,8 @@ def main() -> None:
     before = _peak_mb()
     paths = sorted((work / sys.argv[4]).glob("*.pb"))
     static = work / "static"
-    result = _baseline(paths) if mode == "baseline" else _byflyt(paths, static, geojson)
+    runs = {"baseline": _baseline, "connector": _connector, "byflyt": _byflyt}
+    result = runs[mode](paths, static, geojson)
     result["peak_rss_mb"] = _peak_mb()
     result["rss_before_mb"] = before
     sys.stdout.write(json.dumps(result))

@@ -29,6 +29,7 @@ from lxml import etree
 from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.connectors.siri import CHUNK_BYTES, SiriConnector
 from byflyt.connectors.siri_xml import AnswerInfo, SiriJourney, parse_answer
+from byflyt.models import codec_trips
 from byflyt.models.geo import KommuneLocator
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.siri import synthetic_day, write_big_et_answer
@@ -83,7 +84,7 @@ def _byflyt(answer: Path, static_dir: Path) -> dict[str, Any]:
         assert isinstance(element, SiriJourney)
         count += 1
         state = connector.trip_state(element, info.response_at or datetime.now(UTC))
-        produced += len(state.to_bytes())
+        produced += len(codec_trips.encode(state))
         states += 1
     connector.close()
     seconds = time.perf_counter() - started

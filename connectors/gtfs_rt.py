@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import re
+from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -729,7 +730,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         stops: tuple[str, ...],
         sequences: Sequence[int],
         updates: Sequence[_Update],
-        by_sequence: dict[int, int],
+        by_sequence: _SequenceIndex,
     ) -> dict[int, _Update]:
         """Call index → its stop time update (see the module docstring for the rule)."""
         matched: dict[int, _Update] = {}
@@ -766,7 +767,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         stop_id: str,
         sequence: int | None,
         stops: Sequence[str],
-        by_sequence: dict[int, int],
+        by_sequence: _SequenceIndex,
         last: int,
     ) -> int | None:
         """The call a stop time update at a sibling quay (same parent_station) belongs to."""
@@ -812,7 +813,6 @@ class GtfsRtConnector(Connector[Snapshot]):
                     actual = scheduled + shift
                 calls.append(Call(sequences[i], stop_id, kommune, scheduled, current, actual))
                 continue
-            final = i == last
             realtime: CallRealtime = "no_data" if no_data else "scheduled"
             own_time: int | None = None
             delay = None if no_data else current
@@ -820,12 +820,12 @@ class GtfsRtConnector(Connector[Snapshot]):
             if relation == _NO_DATA:
                 no_data, current, delay, realtime = True, None, None, "no_data"
             else:
-                first, second = (arrival, departure) if final else (departure, arrival)
-                own_time = first if first is not None else second
-                first, second = (
-                    (arrival_delay, departure_delay) if final else (departure_delay, arrival_delay)
-                )
-                own_delay = first if first is not None else second
+                if i == last:  # the arrival is what counts at the last stop
+                    own_time = arrival if arrival is not None else departure
+                    own_delay = arrival_delay if arrival_delay is not None else departure_delay
+                else:
+                    own_time = departure if departure is not None else arrival
+                    own_delay = departure_delay if departure_delay is not None else arrival_delay
                 if own_delay is None and own_time is not None:
                     own_delay = int((_instant(own_time) - scheduled).total_seconds())
                 if relation == _SKIPPED:
@@ -846,7 +846,9 @@ class GtfsRtConnector(Connector[Snapshot]):
                 if own_time is not None:
                     actual = _instant(own_time)
                 elif delay is not None:
-                    actual = scheduled + timedelta(seconds=delay)
+                    if delay != shift_of:
+                        shift_of, shift = delay, timedelta(seconds=delay)
+                    actual = scheduled + shift
             calls.append(Call(sequences[i], stop_id, kommune, scheduled, delay, actual, realtime))
         return calls
 
@@ -872,7 +874,7 @@ class GtfsRtConnector(Connector[Snapshot]):
             plan,
             missing or times,
             [self._stop_kommune.get(s) for s in plan.stops],
-            {s: i for i, s in enumerate(plan.sequences)},
+            _SequenceIndex(plan.sequences),
         )
         if len(self._plan_calls) >= _PLAN_CALLS_MAX:
             self._plan_calls.clear()
@@ -911,10 +913,33 @@ class _PlanCalls:
     plan: TripPlan
     scheduled: list[datetime] | _EntityRejected
     kommunes: list[str | None]
-    by_sequence: dict[int, int]
+    by_sequence: _SequenceIndex
+
+
+class _SequenceIndex:
+    """A plan's call index by stop_sequence.
+
+    Arithmetic for the usual run of sequences (0, 1, 2 … or 1, 2, 3 …), a dictionary otherwise.
+    """
+
+    __slots__ = ("count", "first", "table")
+
+    def __init__(self, sequences: Sequence[int]) -> None:
+        self.first = sequences[0] if sequences else 0
+        self.count = len(sequences)
+        consecutive = all(q == self.first + i for i, q in enumerate(sequences))
+        self.table = None if consecutive else {q: i for i, q in enumerate(sequences)}
+
+    def get(self, sequence: int) -> int | None:
+        """The index of the call with ``sequence`` (the last, were there two), or None."""
+        if self.table is not None:
+            return self.table.get(sequence)
+        index = sequence - self.first
+        return index if 0 <= index < self.count else None
 
 
 _PLAN_CALLS_MAX = 200_000  # as the static feed's plan cache
+_NOTHING_PENDING: tuple[array[float], array[int]] = (array("d"), array("q"))
 
 # One stop time update as read once: stop_id, stop_sequence, schedule_relationship, then the
 # arrival's time and delay and the departure's (None where the feed gives none; a time of 0 is
@@ -952,10 +977,11 @@ class _Live:
     ``print_`` is the entity's trip update as the feed encoded it, less its ``timestamp``
     (:func:`_fingerprint`): the same bytes resolve to the same state, so the trip is not
     resolved again. None: the state depends on more than the entity (the service date on the
-    clock, an ADDED trip's metrics) and is always resolved. ``final`` holds the calls the
-    trip's records made final so far; ``pending`` (sorted) the calls that become final when
-    the snapshot passes their actual time. Together they give each record its
-    ``settled_since`` (see ``models/codec_trips``).
+    clock, an ADDED trip's metrics) and is always resolved. ``final`` holds the stop sequences
+    of the calls the trip's records made final so far; ``pending`` the calls that become final
+    when the snapshot passes their actual time: epoch seconds (sorted) and stop sequences, as
+    arrays (a few hundred bytes a trip, not two objects a call). Together they give each
+    record its ``settled_since`` (see ``models/codec_trips``).
     """
 
     __slots__ = (
@@ -974,8 +1000,8 @@ class _Live:
     def __init__(
         self,
         head: codec_trips.TripHead,
-        final: frozenset[int],
-        pending: tuple[tuple[datetime, int], ...],
+        final: tuple[int, ...],
+        pending: tuple[array[float], array[int]],
         print_: bytes | None,
         entity_id: str | None,
         no_vehicle: bool,
@@ -1005,21 +1031,21 @@ class _Live:
     ) -> _Live:
         """A freshly resolved trip; ``last`` is what its previous record left, if any."""
         final = codec_trips.final_sequences(trip)
-        if last is not None and final <= last.final:
+        if last is not None and final.issubset(last.final):
             trip = msgspec.structs.replace(trip, settled_since=last.head.snapshot_at)
-        pending: tuple[tuple[datetime, int], ...] = ()
+        pending = _NOTHING_PENDING
         if trip.status != "cancelled":
-            pending = tuple(
-                sorted(
-                    (c.actual, c.stop_sequence)
-                    for c in trip.calls
-                    if c.actual is not None and c.realtime != "skipped"
-                )
+            timed = sorted(
+                (c.actual.timestamp(), c.stop_sequence)
+                for c in trip.calls
+                if c.actual is not None and c.realtime != "skipped"
             )
-        seen = final | last.final if last is not None else final
+            if timed:
+                pending = (array("d", [t for t, _ in timed]), array("q", [q for _, q in timed]))
+        seen = final.union(last.final) if last is not None else final
         return cls(
             codec_trips.head_of(trip),
-            frozenset(seen),
+            tuple(sorted(seen)),
             pending,
             print_,
             entity_id,
@@ -1038,16 +1064,16 @@ class _Live:
         since = self.head.snapshot_at
         if since == taken:  # the trip came twice in this snapshot: once is its record
             return self
-        pending, final = self.pending, self.final
+        (times, sequences), final = self.pending, self.final
         newly = []
-        for at in range(bisect_left(pending, (since,)), len(pending)):
-            when, sequence = pending[at]
-            if when >= taken:
+        until = taken.timestamp()
+        for at in range(bisect_left(times, since.timestamp()), len(times)):
+            if times[at] >= until:
                 break
-            if sequence not in final:
-                newly.append(sequence)
+            if sequences[at] not in final:
+                newly.append(sequences[at])
         if newly:
-            self.final = final | frozenset(newly)
+            self.final = tuple(sorted({*final, *newly}))
         self.head = msgspec.structs.replace(
             self.head, snapshot_at=taken, settled_since=None if newly else since
         )

@@ -32,7 +32,19 @@ class UnsafeXML(ValueError):
 
 def _local(tag: object) -> str:
     """An element's local name (comments and processing instructions: "")."""
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+    if not isinstance(tag, str):
+        return ""
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = tag.rpartition("}")[2]
+        if len(_LOCAL_NAMES) < _LOCAL_NAMES_MAX:  # a hostile answer may invent endless tags
+            _LOCAL_NAMES[tag] = name
+    return name
+
+
+# Why a memo: a journey has a hundred or so elements, all with a handful of qualified names.
+_LOCAL_NAMES: dict[str, str] = {}
+_LOCAL_NAMES_MAX = 4096
 
 
 def _text(element: Any) -> str:

@@ -114,6 +114,7 @@ class _Peek(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False)
 
 
 _NIL = b"\xc0"
+_STRUCTS = (Trip, TripHead)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Trip)
 _head_decoder = msgspec.msgpack.Decoder(TripHead)
@@ -127,7 +128,7 @@ def is_v2(raw: bytes) -> bool:
 
 def encode(record: Trip | TripHead | TripState) -> bytes:
     """Version 2 bytes of ``record``."""
-    if not isinstance(record, Trip | TripHead):
+    if not isinstance(record, _STRUCTS):
         record = from_state(record)
     return _encoder.encode(record)
 
