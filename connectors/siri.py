@@ -329,6 +329,7 @@ class SiriConnector(Connector[SiriItem]):
         self._said_local_time = False
         self._said_wall_clock = False
         self._changes_seen: set[tuple[str, date, int]] = set()
+        self._static_trips: dict[int, tuple[TripPlan, _StaticTrip | None]] = {}
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -703,7 +704,16 @@ class SiriConnector(Connector[SiriItem]):
 
     def _static_trip(self, trip_id: str, service_date: date) -> _StaticTrip | None:
         """The static calls of a trip on a date (None: not running); the feed caches its plans."""
-        return _StaticTrip.of(self.static.trip_plan(trip_id, service_date))
+        plan = self.static.trip_plan(trip_id, service_date)
+        if plan is None:
+            return None
+        # Kept per plan object (and holding it): the feed keeps one per trip and date.
+        kept = self._static_trips.get(id(plan))
+        if kept is None or kept[0] is not plan:
+            if len(self._static_trips) >= _SEEN_CHANGES_MAX:
+                self._static_trips.clear()
+            kept = self._static_trips[id(plan)] = (plan, _StaticTrip.of(plan))
+        return kept[1]
 
     def _known_calls(
         self,

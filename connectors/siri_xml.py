@@ -64,7 +64,7 @@ def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | N
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
-    if value.utcoffset() is None:
+    if value.tzinfo is None:  # fromisoformat gives a fixed offset or none
         # Norwegian producers write offset-less times as Europe/Oslo local time (in October's
         # repeated hour, the first of the two: fold 0).
         value = value.replace(tzinfo=OSLO)
@@ -106,10 +106,41 @@ class SiriJourney:
     vehicle_ref: str | None
     occupancy: str | None
     calls: tuple[SiriCall, ...]
-    raw: bytes = b""
+    excerpt: Excerpt | None = field(default=None, compare=False, repr=False)
     problem: str | None = None
     rule: str = "unreadable"
     recorded_at: datetime | None = None
+
+    @property
+    def raw(self) -> bytes:
+        """The journey's XML (its first 8 KiB), for a dead letter; see :class:`Excerpt`."""
+        return self.excerpt.get() if self.excerpt is not None else b""
+
+
+class Excerpt:
+    """The XML of the element being handed out, serialised only when asked for.
+
+    Serialising every journey would cost about as much as parsing it, and only rejected ones
+    need it. The element is cleared once the next one is read: ask while the journey is the
+    one handed out (after that, an excerpt never asked for is empty).
+    """
+
+    __slots__ = ("element", "text")
+
+    def __init__(self, element: Any) -> None:
+        self.element = element
+        self.text: bytes | None = None
+
+    def get(self) -> bytes:
+        """The first 8 KiB of the element's XML."""
+        if self.text is None:
+            element, self.element = self.element, None
+            self.text = etree.tostring(element)[:8192] if element is not None else b""
+        return self.text
+
+    def release(self) -> None:
+        """The element is about to be cleared: what was not asked for is gone."""
+        self.element = None
 
 
 @dataclass(frozen=True)
@@ -153,29 +184,55 @@ _CALL_TIMES = {
 }
 
 
+# The six times of a call, in SiriCall's order after its statuses.
+_TIME_SLOTS = {name: slot for slot, name in enumerate(_CALL_TIMES)}
+
+
 def _call(element: Any, recorded: bool, info: AnswerInfo) -> SiriCall:
-    values: dict[str, Any] = {"order": None, "stop_ref": "", "cancelled": False}
+    order: int | None = None
+    stop_ref = ""
+    cancelled = False
+    departure_status = arrival_status = occupancy = None
+    times: list[datetime | None] = [None] * 6
+    names = _LOCAL_NAMES
     for child in element:
-        name = _local(child.tag)
-        if name in _CALL_TIMES:
-            values[_CALL_TIMES[name]] = parse_time(child.text, info)
+        tag = child.tag
+        name = names.get(tag) or _local(tag)
+        slot = _TIME_SLOTS.get(name)
+        if slot is not None:
+            times[slot] = parse_time(child.text, info)
         elif name == "StopPointRef":
-            values["stop_ref"] = _text(child)
+            stop_ref = (child.text or "").strip()
         elif name == "Order":
-            values["order"] = int(_text(child))
+            order = int((child.text or "").strip())
         elif name == "Cancellation":
-            values["cancelled"] = _BOOL.get(_text(child).lower(), False)
+            cancelled = _BOOL.get((child.text or "").strip().lower(), False)
         elif name == "DepartureStatus":
-            values["departure_status"] = _text(child).lower()
+            departure_status = (child.text or "").strip().lower()
         elif name == "ArrivalStatus":
-            values["arrival_status"] = _text(child).lower()
+            arrival_status = (child.text or "").strip().lower()
         elif name == "Occupancy":
-            values["occupancy"] = _text(child) or None
-    return SiriCall(recorded=recorded, **values)
+            occupancy = (child.text or "").strip() or None
+    aimed_departure, aimed_arrival, expected_departure, expected_arrival = times[:4]
+    return SiriCall(
+        order,
+        stop_ref,
+        recorded,
+        cancelled,
+        departure_status,
+        arrival_status,
+        aimed_departure,
+        aimed_arrival,
+        expected_departure,
+        expected_arrival,
+        times[4],
+        times[5],
+        occupancy,
+    )
 
 
 def _journey(
-    element: Any, raw: bytes, info: AnswerInfo, calls_seen: int, max_calls: int
+    element: Any, raw: Excerpt | None, info: AnswerInfo, calls_seen: int, max_calls: int
 ) -> SiriJourney:
     fields: dict[str, str] = {}
     calls: list[SiriCall] = []
@@ -198,7 +255,8 @@ def _journey(
         )
     try:
         for child in element:
-            name = _local(child.tag)
+            tag = child.tag
+            name = _LOCAL_NAMES.get(tag) or _local(tag)
             if name == "FramedVehicleJourneyRef":
                 for part in child:
                     part_name = _local(part.tag)
@@ -208,9 +266,10 @@ def _journey(
                         fields["DatedVehicleJourneyRef"] = _text(part)
             elif name in ("RecordedCalls", "EstimatedCalls"):
                 recorded = name == "RecordedCalls"
-                calls.extend(
-                    _call(c, recorded, info) for c in child if _local(c.tag).endswith("Call")
-                )
+                for call in child:
+                    tag = call.tag
+                    if (_LOCAL_NAMES.get(tag) or _local(tag)).endswith("Call"):
+                        calls.append(_call(call, recorded, info))
             elif name and len(child) == 0:
                 fields.setdefault(name, _text(child))
         recorded_at = parse_time(fields.get("RecordedAtTime"), info)
@@ -231,7 +290,7 @@ def _journey(
         vehicle_ref=fields.get("VehicleRef") or None,
         occupancy=fields.get("Occupancy") or None,
         calls=tuple(calls),
-        raw=raw,
+        excerpt=raw,
         recorded_at=recorded_at,
     )
 
@@ -332,11 +391,14 @@ def parse_answer(
                     if parent is not None:
                         parent.remove(element)
                 continue
+            if name == "EstimatedVehicleJourney":
+                excerpt = Excerpt(element) if keep_raw else None
+                yield _journey(element, excerpt, info, calls_seen, max_calls)
+                if excerpt is not None:
+                    excerpt.release()
             if name == "EstimatedVehicleJourney" or name == "VehicleActivity":
-                raw = etree.tostring(element)[:8192] if keep_raw else b""
-                if name[0] == "E":
-                    yield _journey(element, raw, info, calls_seen, max_calls)
-                else:
+                if name[0] == "V":
+                    raw = etree.tostring(element)[:8192] if keep_raw else b""
                     yield _activity(element, raw, info)
                 calls_seen = 0
                 element.clear(keep_tail=False)
