@@ -7,7 +7,7 @@ export BYFLYT_DATA_DIR ?= $(CURDIR)/.byflyt
 KAFKA_LIBS := $(BYFLYT_DATA_DIR)/kafka/libs
 MVN_FLAGS := -q -B -f deploy/kafka/pom.xml
 
-.PHONY: install install-demo install-python install-kafka install-system install-system-demo test lint types pytest demo bench clean
+.PHONY: install install-demo install-python install-kafka install-system install-system-demo test lint types pytest demo bench chaos clean
 
 install: install-system install-python install-kafka ## everything the tests and the benchmarks need
 
@@ -40,7 +40,7 @@ lint:
 	$(BIN)/ruff format --check .
 
 types:
-	$(BIN)/mypy byflyt models connectors streams store samples bench reports
+	$(BIN)/mypy byflyt models connectors streams store samples bench reports cli web queries
 
 pytest:
 	$(BIN)/python -m pytest
@@ -52,6 +52,13 @@ demo: install-demo
 
 bench: install
 	$(BIN)/python -m bench
+
+# Random, bounded fault schedules (kill -9, SIGSTOP, broker restart, database stop) over the fault
+# tests' workload; prints `schedules N, lost 0, doubled 0` or the first schedule that broke and its
+# seed (replay it with SCHEDULES=1 SEED=that). Not part of `make test`.
+SCHEDULES ?= 5
+chaos: install
+	$(BIN)/python -m tests.faults.chaos --schedules $(SCHEDULES) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -24,8 +24,8 @@ from aiokafka import AIOKafkaConsumer
 
 from byflyt.kafka import create_topics, producer
 from byflyt.models.counts import CountObservation
-from byflyt.models.topics import BIKE_COUNTS
 from byflyt.settings import Settings
+from byflyt.topics import BIKE_COUNTS
 
 KOMMUNER = ("3403", "3405", "3407", "3411", "3412", "3413", "3420", "3442", "3443")
 

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,8 +25,21 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from byflyt.broker_security import (
+    BROKER_USER,
+    MECHANISM,
+    ClientCredentials,
+    TlsFiles,
+    argument_file,
+    client_env,
+    ensure_tls,
+    private_file,
+    scram_credential,
+    secure_listener_config,
+)
 from byflyt.errors import BrokerError
 
+_SCRAM_ARG = re.compile(r"SCRAM-SHA-\d+=\[[^\]]*\]?")
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 60.0
 _LOG4J = """\
@@ -59,24 +73,45 @@ class BrokerStatus:
     port: int | None
     data_dir: Path
     log: Path
+    secure: bool = False
 
     def describe(self) -> str:
         """One line for ``byflyt broker status``."""
         if self.running:
+            security = (
+                f"SASL_SSL/SCRAM-SHA-512, CA {self.data_dir / 'tls' / 'ca.crt'}, "
+                f"client settings {self.data_dir / 'client.env'}, "
+                if self.secure
+                else ""
+            )
             return (
-                f"running: pid {self.pid}, bootstrap 127.0.0.1:{self.port}, "
+                f"running: pid {self.pid}, bootstrap 127.0.0.1:{self.port}, {security}"
                 f"data {self.data_dir}, log {self.log}"
             )
         return f"stopped: data {self.data_dir}"
 
 
 class LocalBroker:
-    """A single-node KRaft broker whose state lives in ``broker_dir``."""
+    """A single-node KRaft broker whose state lives in ``broker_dir``.
 
-    def __init__(self, broker_dir: Path, libs_dir: Path, port: int) -> None:
+    With ``secure`` credentials it listens only with SASL_SSL and SCRAM-SHA-512 (see
+    :mod:`byflyt.broker_security`); ``secure`` is the user clients authenticate as.
+    """
+
+    def __init__(
+        self,
+        broker_dir: Path,
+        libs_dir: Path,
+        port: int,
+        *,
+        secure: ClientCredentials | None = None,
+    ) -> None:
         self.dir = broker_dir
         self.libs = libs_dir
         self.port = port
+        self.secure = secure
+        self.client_env = broker_dir / "client.env"
+        self._tls: TlsFiles | None = None
         self.log_dirs = broker_dir / "kraft-logs"
         self.log_file = broker_dir / "server.log"
         self.out_file = broker_dir / "broker.out"
@@ -104,9 +139,13 @@ class LocalBroker:
                 "or BYFLYT_BROKER_PORT"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
+        formatted = (self.log_dirs / "meta.properties").exists()
+        self._check_mode(formatted)
+        if self.secure is not None:
+            self._tls = ensure_tls(self.dir, java)
         controller_port = self._controller_port()
         self._write_config(controller_port)
-        if not (self.log_dirs / "meta.properties").exists():
+        if not formatted:
             self._format(java, classpath)
         env = dict(os.environ)
         env.setdefault("KAFKA_HEAP_OPTS", "-Xmx768m -Xms256m")
@@ -163,6 +202,7 @@ class LocalBroker:
             port=self._recorded_port() if running else None,
             data_dir=self.dir,
             log=self.log_file,
+            secure=self._state().get("secure") is True,
         )
 
     # -- helpers ---------------------------------------------------------------------------
@@ -190,20 +230,40 @@ class LocalBroker:
             return port
         return _free_port()
 
+    def _check_mode(self, formatted: bool) -> None:
+        # SCRAM users are written when the storage is formatted: a folder keeps its mode.
+        was_secure = self._state().get("secure") is True
+        if formatted and was_secure != (self.secure is not None):
+            wanted = "with" if self.secure is not None else "without"
+            raise BrokerError(
+                f"the broker in {self.dir} was created {'with' if was_secure else 'without'} "
+                f"--secure; start it {wanted} --secure in another --data-dir, or remove {self.dir}"
+            )
+
+    def _listener_config(self, controller_port: int) -> list[str]:
+        if self._tls is not None and self.secure is not None:
+            return secure_listener_config(
+                self._tls, self.port, controller_port, client_user=self.secure.username
+            )
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+        ]
+
     def _write_config(self, controller_port: int) -> None:
-        self.properties.write_text(
+        # Mode 0600: a secure broker's file holds its keystore and SCRAM passwords.
+        private_file(
+            self.properties,
             "\n".join(
                 [
                     "# Written by `byflyt broker start`: single-node KRaft broker, local runs.",
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
+                    *self._listener_config(controller_port),
                     f"log.dirs={self.log_dirs}",
                     "num.partitions=1",
                     "offsets.topic.replication.factor=1",
@@ -218,30 +278,44 @@ class LocalBroker:
                     "log.segment.bytes=67108864",
                     "",
                 ]
-            )
+            ),
         )
         (self.dir / "log4j2.properties").write_text(_LOG4J.format(log=self.log_file))
+        if self._tls is not None and self.secure is not None:
+            private_file(self.client_env, client_env(self._tls, self.port, self.secure))
         state = self._state()
-        state.update({"port": self.port, "controller_port": controller_port})
+        state.update(
+            {"port": self.port, "controller_port": controller_port, "secure": bool(self.secure)}
+        )
         self.state_file.write_text(json.dumps(state))
 
     def _format(self, java: str, classpath: str) -> None:
         cluster_id = self._state().get("cluster_id") or _cluster_id()
-        cmd = [
-            java,
-            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-            "-cp",
-            classpath,
-            "kafka.tools.StorageTool",
-            "format",
+        args = [
             "--config",
             str(self.properties),
             f"--cluster-id={cluster_id}",  # ids may start with "-": keep it one argument
             "--ignore-formatted",
         ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if self._tls is not None and self.secure is not None:
+            args += ["--add-scram", scram_credential(self.secure.username, self.secure.password)]
+            args += ["--add-scram", scram_credential(BROKER_USER, self._tls.broker_password)]
+        # The arguments go through a private @file: credentials stay off the command line.
+        with argument_file(self.dir, args) as argfile:
+            cmd = [
+                java,
+                f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                argfile,
+            ]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise BrokerError(f"formatting the broker storage failed: {done.stderr.strip()[-500:]}")
+            # The tool may echo its arguments; the SCRAM credentials must not reach the message.
+            reason = _SCRAM_ARG.sub("<SCRAM credential>", done.stderr.strip())[-500:]
+            raise BrokerError(f"formatting the broker storage failed: {reason}")
         state = self._state()
         state["cluster_id"] = cluster_id
         self.state_file.write_text(json.dumps(state))
@@ -254,13 +328,24 @@ class LocalBroker:
                     f"the broker exited with code {proc.returncode}; last log lines:\n"
                     + self._log_tail()
                 )
-            if _answers_metadata(self.port):
+            if _answers_metadata(self.port, self._probe_security()):
                 return
             time.sleep(0.5)
         proc.terminate()
         raise BrokerError(
             f"the broker did not answer within {timeout:.0f}s; last log lines:\n" + self._log_tail()
         )
+
+    def _probe_security(self) -> dict[str, str]:
+        if self._tls is None or self.secure is None:
+            return {}
+        return {
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": MECHANISM,
+            "sasl_plain_username": self.secure.username,
+            "sasl_plain_password": self.secure.password.get_secret_value(),
+            "ssl_cafile": str(self._tls.ca_cert),
+        }
 
     def _log_tail(self, lines: int = 20) -> str:
         chunks = []
@@ -292,7 +377,7 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _answers_metadata(port: int) -> bool:
+def _answers_metadata(port: int, security: dict[str, str]) -> bool:
     # A plain TCP connect first: kafka-python's client logs and retries every refused attempt.
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0):
@@ -305,6 +390,7 @@ def _answers_metadata(port: int) -> bool:
             request_timeout_ms=3000,
             reconnect_backoff_max_ms=500,
             client_id="byflyt-probe",
+            **security,
         )
     except (KafkaError, OSError, ValueError):
         return False

@@ -309,6 +309,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "nb": "Kollektivtrafikk per kommune og transportform",
         "en": "Public transport per kommune and mode",
     },
+    "transit_flows": {
+        "nb": "Kollektivturer inn i og ut av regionen",
+        "en": "Public transport trips into and out of the region",
+    },
     "outages": {
         "nb": "Avbrudd (tellere og datastrømmer)",
         "en": "Outages (counters and feeds)",
@@ -340,6 +344,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "sheet_transit": {
         "nb": "Kollektiv",
         "en": "Transit",
+    },
+    "sheet_transit_flows": {
+        "nb": "Inn og ut",
+        "en": "In and out",
     },
     "sheet_outages": {
         "nb": "Avbrudd",
@@ -428,6 +436,14 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "trips": {
         "nb": "Turer (sum per time)",
         "en": "Trips (sum per hour)",
+    },
+    "trips_into_region": {
+        "nb": "Turer inn",
+        "en": "Trips in",
+    },
+    "trips_out_of_region": {
+        "nb": "Turer ut",
+        "en": "Trips out",
     },
     "cancelled_calls": {
         "nb": "Innstilte anløp",
@@ -530,6 +546,18 @@ MESSAGES: dict[str, dict[Lang, str]] = {
             "the same period a year earlier, only hours with coverage ≥ 95 % in "
             "both years; 95 % confidence interval P ± t(0.975, n−1)·SE, not shown"
             " when n < 2."
+        ),
+    },
+    "note_transit_flows": {
+        "nb": (
+            "Kjøretøyturer (ikke passasjerer) mellom en kommune i regionen og en utenfor, "
+            "talt ved avgangen fra siste stopp før grensen; tog fra Bane NOR, buss fra "
+            "fylkets operatør."
+        ),
+        "en": (
+            "Vehicle trips (not passengers) between a kommune in the region and one outside, "
+            "counted at the departure from the last stop before the boundary; trains from Bane "
+            "NOR, buses from the county's operator."
         ),
     },
     "note_transit": {

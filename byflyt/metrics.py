@@ -110,6 +110,14 @@ class Metrics:
             ["source", "warning"],
             registry=registry,
         )
+        self.siri_train_refs = Counter(
+            "byflyt_siri_train_refs_total",
+            "SIRI ET journeys named by train number and date (Bane NOR, e.g. 3520:2018-08-28), "
+            "by how they resolved to the static trips of that day: resolved, unknown_train, "
+            "train_not_running, no_service_date.",
+            ["source", "outcome"],
+            registry=registry,
+        )
         self.siri_rate_wait = Counter(
             "byflyt_siri_rate_limit_wait_seconds_total",
             "Seconds a SIRI connector waited for its request token bucket (Entur: 4/min).",

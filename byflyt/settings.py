@@ -143,6 +143,34 @@ class Settings(BaseSettings):
         default=True,
         description="Whether the live page also follows volumes.hourly and sensors.status.",
     )
+    serve_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the API (/api/v1) requires; needed to listen beyond loopback "
+        "unless `byflyt serve --public`.",
+    )
+    serve_cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to read the API from a browser (CORS), JSON: "
+        '["https://dash.example.org"]; empty: no CORS headers at all.',
+    )
+    serve_max_page_size: int = Field(
+        default=10_000,
+        ge=1000,  # the lists' default page sizes stay within it
+        le=100_000,
+        description="Largest `limit` a list request may ask.",
+    )
+    serve_max_range_days: int = Field(
+        default=366,
+        ge=1,
+        le=3660,
+        description="Longest [from, to) an hourly request may ask, in days (366: a leap year).",
+    )
+    ready_max_lag: int = Field(
+        default=10_000,
+        ge=0,
+        description="Records a worker (or serve's topic follower) may be behind and still be "
+        "ready (/readyz).",
+    )
     region: str | None = Field(default=None, description="Default region, e.g. mjosbyen.")
     client_name: str = Field(
         default="byflyt-dev", description="Sent as x-client / ET-Client-Name to the sources."
@@ -188,6 +216,29 @@ class Settings(BaseSettings):
         description="Largest uncompressed/compressed ratio of a GTFS zip member (zip bombs).",
     )
 
+    eco_counter_api: Literal["v1", "v2"] = Field(
+        default="v1",
+        description="Eco-Counter dialect: v1 (OAuth2 client credentials) or v2 (X-API-KEY).",
+    )
+    eco_counter_client_id: SecretStr | None = Field(
+        default=None, description="Eco-Counter API v1: the OAuth2 client id."
+    )
+    eco_counter_client_secret: SecretStr | None = Field(
+        default=None, description="Eco-Counter API v1: the OAuth2 client secret."
+    )
+    eco_counter_api_key: SecretStr | None = Field(
+        default=None, description="Eco-Counter API v2: the X-API-KEY."
+    )
+    telraam_api_key: SecretStr | None = Field(
+        default=None, description="Telraam API: the X-Api-Key."
+    )
+    counter_duplicates: dict[str, str] = Field(
+        default_factory=dict,
+        description="The same physical counter in two sources, counted once: JSON "
+        '{"eco-counter:100023038-bicycle": "trafikkdata:10795B1743428"} drops the first '
+        "(source:point_id) and keeps the second.",
+    )
+
     point_status: PointThresholds = Field(
         default_factory=PointThresholds,
         description='Counter point status thresholds, JSON, e.g. {"silent_hours": 4}.',
@@ -224,6 +275,39 @@ class Settings(BaseSettings):
                 err = exc.errors()[0]
                 where = ".".join(str(p) for p in err["loc"]) or "value"
                 raise ValueError(f"{source!r}.{where}: {err['msg']}") from None
+        return value
+
+    @field_validator("counter_duplicates")
+    @classmethod
+    def _check_duplicates(cls, value: dict[str, str]) -> dict[str, str]:
+        for drop, keep in value.items():
+            for key in (drop, keep):
+                source, _, point = key.partition(":")
+                if not source or not point:
+                    raise ValueError(f"{key!r} is not source:point_id")
+            if drop == keep or drop.split(":")[0] == keep.split(":")[0]:
+                raise ValueError(f"{drop!r} and {keep!r} must be points of two different sources")
+            if keep in value:
+                raise ValueError(f"{keep!r} is kept for {drop!r} but is itself dropped")
+        return value
+
+    @field_validator("serve_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("is shorter than 16 characters; use e.g. `openssl rand -hex 32`")
+        return value
+
+    @field_validator("serve_cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or not re.match(r"^https?://[^/\s]+$", origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; list each as scheme://host[:port], no '*'"
+                )
         return value
 
     @field_validator("kommuner_geojson", "regions_file", mode="before")

@@ -37,8 +37,8 @@ from byflyt.errors import RejectedInput, RetriableError
 from byflyt.kafka import producer as kafka_producer
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models.envelope import Rejected
-from byflyt.models.topics import DLQ, TopicSpec
 from byflyt.settings import Settings
+from byflyt.topics import DLQ, TopicSpec
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from byflyt.errors import BrokerError
 from byflyt.kafka import consumer
 from byflyt.models.envelope import Checkpoint
-from byflyt.models.topics import CHECKPOINTS
 from byflyt.settings import Settings
+from byflyt.topics import CHECKPOINTS
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from byflyt.connectors.base import ConnectorRunner, Record, RunStats
 from byflyt.metrics import Metrics
 from byflyt.models.status import FeedHealth
-from byflyt.models.topics import FEED_HEALTH
+from byflyt.topics import FEED_HEALTH
 
 
 class FeedHealthLog:

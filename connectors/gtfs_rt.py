@@ -70,9 +70,9 @@ from byflyt.models import codec_trips
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
-from byflyt.models.topics import TRIP_UPDATES, VEHICLES
 from byflyt.models.transit import CallRealtime, TripStatus, VehicleSeen
 from byflyt.settings import Settings
+from byflyt.topics import TRIP_UPDATES, VEHICLES
 
 log = logging.getLogger(__name__)
 

@@ -56,7 +56,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "stop_id stop_name lat:float lon:float location_type:int parent_station kommune_nr"
     ),
     "routes": _columns("route_id agency_id route_short_name route_long_name route_type:int mode"),
-    "trips": _columns("trip_id route_id service_id direction_id"),
+    "trips": _columns("trip_id route_id service_id direction_id trip_short_name"),
     "stop_times": _columns(
         "trip_id:cat stop_sequence:int stop_id:cat arrival_seconds:Int32 departure_seconds:Int32"
     ),
@@ -70,7 +70,7 @@ _READ: dict[str, tuple[list[str], list[str]]] = {
         ["stop_name", "stop_lat", "stop_lon", "location_type", "parent_station"],
     ),
     "routes": (["route_id", "route_type"], ["agency_id", "route_short_name", "route_long_name"]),
-    "trips": (["trip_id", "route_id", "service_id"], ["direction_id"]),
+    "trips": (["trip_id", "route_id", "service_id"], ["direction_id", "trip_short_name"]),
 }
 
 

@@ -23,7 +23,10 @@ downstream is shared:
 - the journey is ``FramedVehicleJourneyRef`` (``DataFrameRef`` = service date,
   ``DatedVehicleJourneyRef`` = the GTFS ``trip_id``), a bare ``DatedVehicleJourneyRef`` (service
   date: the running date of the static trip nearest to its first aimed time) or, for an
-  ``ExtraJourney``, its ``EstimatedVehicleJourneyCode`` (status ``added``);
+  ``ExtraJourney``, its ``EstimatedVehicleJourneyCode`` (status ``added``); a ref that is a
+  train number and date (Bane NOR, ``3520:2018-08-28``) is the static rail trip with that
+  ``trip_short_name`` running that day (:mod:`byflyt.connectors.trains`); one that names no
+  such trip is rejected (``unknown_train``, ``train_not_running``);
 - ``Cancellation`` on the journey: status ``cancelled``, every call of the trip cancelled;
 - a known journey is sent whole, on the static feed's calls (stop order, kommune of the quay); a
   SIRI call is matched by ``Order`` (1-based) when that static call has its ``StopPointRef`` (or
@@ -86,15 +89,16 @@ from byflyt.connectors.siri_xml import (
     UnsafeXML,
     parse_answer,
 )
+from byflyt.connectors.trains import TrainIndex, TrainNotResolved, TrainRef, parse_train_ref
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_trips
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
-from byflyt.models.topics import TRIP_UPDATES, VEHICLES
 from byflyt.models.transit import CallRealtime, TripStatus, VehicleSeen
 from byflyt.settings import Settings
+from byflyt.topics import TRIP_UPDATES, VEHICLES
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +334,7 @@ class SiriConnector(Connector[SiriItem]):
         self._said_wall_clock = False
         self._changes_seen: set[tuple[str, date, int]] = set()
         self._static_trips: dict[int, tuple[TripPlan, _StaticTrip | None]] = {}
+        self._trains: TrainIndex | None = None
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -597,12 +602,17 @@ class SiriConnector(Connector[SiriItem]):
                 "no DatedVehicleJourneyRef, FramedVehicleJourneyRef or EstimatedVehicleJourneyCode",
             )
         known = trip_id in self._trip_service
-        if not known and not journey.extra:
+        train = None if known or journey.extra else parse_train_ref(trip_id)
+        if train is not None:
+            trip_id, service_date = self._train_trip(train, journey)
+            known = True
+        elif not known and not journey.extra:
             raise _JourneyRejected(
                 "unknown_journey",
                 f"journey {trip_id!r} is not in static feed {self.feed!r} and not an ExtraJourney",
             )
-        service_date = journey.service_date or self._service_date(trip_id, journey, known)
+        else:
+            service_date = journey.service_date or self._service_date(trip_id, journey, known)
         status: TripStatus = "cancelled" if journey.cancelled else "scheduled"
         if journey.extra and not journey.cancelled:
             status = "added"
@@ -642,6 +652,45 @@ class SiriConnector(Connector[SiriItem]):
             occupancy=occupancy,
             calls=calls,
         )
+
+    def _train_trip(self, train: TrainRef, journey: SiriJourney) -> tuple[str, date]:
+        """The static trip and service date of a journey named by train number (Bane NOR).
+
+        The date is the ref's own (``3520:2018-08-28``), else ``DataFrameRef``, else the
+        Europe/Oslo date of the first aimed time. Of several trips of the train that day the one
+        whose stops (or their stations) the journey's calls name most is kept.
+        """
+        if self._trains is None:
+            self._trains = TrainIndex(self.static)
+        outcome = self.metrics.siri_train_refs
+        day = train.service_date or journey.service_date
+        if day is None:
+            aimed = next(
+                (t for c in journey.calls for t in (c.aimed_departure, c.aimed_arrival) if t), None
+            )
+            if aimed is None:
+                outcome.labels(self.source, "no_service_date").inc()
+                raise _JourneyRejected(
+                    "no_service_date", f"train {train.number}: no date, no aimed times"
+                )
+            day = aimed.astimezone(self.static.timezone).date()
+        try:
+            trips = self._trains.resolve(train.number, day)
+        except TrainNotResolved as exc:
+            outcome.labels(self.source, exc.rule).inc()
+            raise _JourneyRejected(exc.rule, exc.reason) from None
+        outcome.labels(self.source, "resolved").inc()
+        if len(trips) == 1:
+            return trips[0], day
+        refs = {c.stop_ref for c in journey.calls}
+        refs |= {self._stop_parent[r] for r in refs if r in self._stop_parent}
+
+        def named(trip_id: str) -> int:
+            planned = self._static_trip(trip_id, day)
+            stops = planned.stops if planned is not None else []
+            return sum(1 for s in stops if s in refs or self._stop_parent.get(s) in refs)
+
+        return max(trips, key=named), day
 
     def _service_date(self, trip_id: str, journey: SiriJourney, known: bool) -> date:
         """No DataFrameRef: the running date whose static first call is nearest the aimed one."""

@@ -33,8 +33,8 @@ from byflyt.models.base import hour_floor, iso_z
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Rejected
 from byflyt.models.kommuner import get_region, kommune_names
-from byflyt.models.topics import BIKE_COUNTS, BIKE_POINTS
 from byflyt.settings import Settings
+from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import Field, field_validator
 
@@ -31,11 +31,6 @@ class HourlyVolume(WireModel):
     def key(self) -> str:
         """The compacted topic's key: ``kommune_nr|mode|metric|hour``."""
         return volume_key(self.kommune_nr, self.mode, self.metric, self.hour_start)
-
-    @property
-    def hour_end(self) -> datetime:
-        """The end of the hour bucket ``[hour_start, hour_start + 1 h)``."""
-        return self.hour_start + timedelta(hours=1)
 
 
 def volume_key(kommune_nr: str, mode: str, metric: str, hour_start: datetime) -> str:

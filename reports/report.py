@@ -22,7 +22,7 @@ from openpyxl.utils import get_column_letter
 
 from byflyt.i18n import Lang, format_date, format_number, month_name, t
 from byflyt.models.kommuner import Region
-from byflyt.reports.index import Period
+from byflyt.queries.index import Period
 from byflyt.reports.plots import all_plots
 from byflyt.reports.tables import Column, ReportData, ReportTable, build_report
 from byflyt.store import Store
@@ -32,6 +32,7 @@ SECTION_ORDER = (
     "index",
     "index_points",
     "transit",
+    "transit_flows",
     "outages",
     "data_quality",
     "plots",

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from byflyt.clock import OSLO
 from byflyt.i18n import MESSAGES, Lang, mode_name, t
 from byflyt.models.kommuner import Region, kommune_name
 from byflyt.models.volumes import HourlyVolume
-from byflyt.reports.index import MIN_COVERAGE, OSLO, AreaIndex, Period, local_midnight
-from byflyt.reports.indicators import COUNTER_MODES, IndexResult, load_index
+from byflyt.queries.hourly import number
+from byflyt.queries.index import MIN_COVERAGE, AreaIndex, Period, local_midnight
+from byflyt.queries.indicators import COUNTER_MODES, IndexResult, load_index, round_or_none
 from byflyt.store import Store
 
 SYNTHETIC_MARK = "(syntetisk)"
@@ -150,6 +152,7 @@ def build_report(
         _index_table(region, index, kommune_index, lang),
         _index_points_table(index, lang),
         _transit_table(store, kommuner, start, end, lang),
+        _flows_table(store, kommuner, start, end, lang),
         _outages_table(store, region, points, start, end, generated, lang),
         _quality_table(store, kommuner, index, start, until, lang),
         _table(
@@ -200,7 +203,7 @@ def _cycling_monthly(
                 kommune_nr,
                 kommune_name(kommune_nr),
                 month,
-                _number(volume),
+                number(volume),
                 round(coverage / total, 1),
                 int(hours),
             )
@@ -221,26 +224,18 @@ def _cycling_monthly(
     return {(k, m): float(v[0]) for (k, m), v in sums.items()}, table
 
 
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
 def _index_row(area: str, kommune_nr: str, index: AreaIndex) -> tuple[Any, ...]:
     return (
         area,
         kommune_nr,
         index.n,
         index.matched_hours,
-        _number(index.base),
-        _number(index.current),
-        _round(index.index),
-        _round(index.ci_low),
-        _round(index.ci_high),
+        number(index.base),
+        number(index.current),
+        round_or_none(index.index, 2),
+        round_or_none(index.ci_low, 2),
+        round_or_none(index.ci_high, 2),
     )
-
-
-def _round(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def _index_table(
@@ -276,10 +271,10 @@ def _index_points_table(index: IndexResult, lang: Lang) -> ReportTable:
                 info.name,
                 kommune_name(info.kommune_nr),
                 p.matched_hours,
-                _number(p.base),
-                _number(p.current),
-                _round(p.index),
-                _round(index.area.weights.get(p.point), 4),
+                number(p.base),
+                number(p.current),
+                round_or_none(p.index, 2),
+                round_or_none(index.area.weights.get(p.point), 4),
                 t(index.status(p.point), lang),
             )
         )
@@ -317,7 +312,7 @@ def _transit_table(
 
         def value(metric: str, metrics: dict[str, Any] = metrics) -> int | float:
             found = metrics.get(metric)
-            return _number(found.value) if found is not None else 0
+            return number(found.value) if found is not None else 0
 
         delays, on_time = value("delay_count"), value("on_time_calls")
         departures = metrics.get("departures")
@@ -349,6 +344,31 @@ def _transit_table(
             ("punctuality_pct", "pct"),
             ("coverage_pct", "pct"),
         ],
+        rows,
+    )
+
+
+def _flows_table(
+    store: Store, kommuner: list[str], start: datetime, end: datetime, lang: Lang
+) -> ReportTable:
+    """Vehicle trips into and out of the region (a kommune inside to one outside), by mode."""
+    members = set(kommuner)
+    into: dict[str, int] = defaultdict(int)
+    out: dict[str, int] = defaultdict(int)
+    for flow in store.query_flows(kommuner=kommuner, start=start, end=end):
+        inside_from, inside_to = flow.from_kommune in members, flow.to_kommune in members
+        if inside_to and not inside_from:
+            into[flow.mode] += flow.trips
+        elif inside_from and not inside_to:
+            out[flow.mode] += flow.trips
+    rows = [
+        (mode_name(mode, lang), into.get(mode, 0), out.get(mode, 0))
+        for mode in sorted(set(into) | set(out))
+    ]
+    return _table(
+        "transit_flows",
+        lang,
+        [("mode", "text"), ("trips_into_region", "int"), ("trips_out_of_region", "int")],
         rows,
     )
 

@@ -322,9 +322,19 @@ def write_synthetic_gtfs(path: Path, *, seed: int = 7) -> Path:
     a fixed role time (``rail_midday``, ``bus_150_afternoon``, ``bus_5_day``,
     ``crossing_reverse``, ``outside``) by 0–20 minutes and picks ``boarding_type`` values.
     """
+    return write_zip(path, synthetic_files(seed))
+
+
+def synthetic_files(seed: int = 7) -> dict[str, str]:
+    """The synthetic feed's files (name → CSV text), as :func:`write_synthetic_gtfs` zips them."""
+    return _files(seed)
+
+
+def write_zip(path: Path, files: dict[str, str]) -> Path:
+    """Zip ``files`` (name → text) to ``path`` with fixed timestamps: same files, same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, text in _files(seed).items():
+        for name, text in files.items():
             info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, text.encode("utf-8"))

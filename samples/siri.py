@@ -97,11 +97,13 @@ class JourneyPlan:
     vehicle_ref: str | None = None
     occupancy: tuple[str, str] | None = None
     anonymous_tick: int | None = None
+    mode: str | None = None
+    operator_ref: str = "INN:Operator:synthetic"
 
     @property
     def vehicle_mode(self) -> str:
-        """SIRI ``VehicleMode`` of the line."""
-        return "rail" if self.line_ref in _RAIL_LINES else "bus"
+        """SIRI ``VehicleMode``: ``mode`` when set, else by the line."""
+        return self.mode or ("rail" if self.line_ref in _RAIL_LINES else "bus")
 
     def due(self, i: int) -> datetime:
         """When call ``i`` is passed: aimed + final delay."""
@@ -133,7 +135,7 @@ class SiriDay:
     vehicles: tuple[VehicleTruth, ...]
     plans: dict[str, JourneyPlan]
     roles: dict[str, str]
-    gtfs_rt: Scenario
+    gtfs_rt: Scenario | None = None
 
     def changes(self, tick: int) -> list[bytes]:
         """The journeys that are new or changed at ``tick`` (all of them at tick 0)."""
@@ -161,11 +163,7 @@ def synthetic_day(static_zip: Path | None = None, *, seed: int = 7) -> SiriDay:
             if t.calls[-1].scheduled >= FIRST_TICK
         ]
     rng = random.Random(seed)
-    ticks = []
-    moment = FIRST_TICK
-    while moment <= LAST_TICK:
-        ticks.append(moment)
-        moment += TICK
+    ticks = day_ticks()
     plans: dict[str, JourneyPlan] = {}
     for trip in [*night, *trips]:
         calls = [
@@ -187,6 +185,27 @@ def synthetic_day(static_zip: Path | None = None, *, seed: int = 7) -> SiriDay:
             _follow(plan, truth)
         plans[plan.key] = plan
     roles = _roles(plans, rng)
+    return serve(plans, roles, ticks, rng, scenario)
+
+
+def day_ticks() -> tuple[datetime, ...]:
+    """The instants the day is served at: every :data:`TICK` from FIRST_TICK to LAST_TICK."""
+    ticks = []
+    moment = FIRST_TICK
+    while moment <= LAST_TICK:
+        ticks.append(moment)
+        moment += TICK
+    return tuple(ticks)
+
+
+def serve(
+    plans: dict[str, JourneyPlan],
+    roles: dict[str, str],
+    ticks: tuple[datetime, ...],
+    rng: random.Random,
+    scenario: Scenario | None = None,
+) -> SiriDay:
+    """The :class:`SiriDay` of ``plans``: per tick, each visible journey and running vehicle."""
     et: list[dict[str, bytes]] = []
     vm: list[tuple[bytes, ...]] = []
     vehicles: list[VehicleTruth] = []
@@ -205,7 +224,7 @@ def synthetic_day(static_zip: Path | None = None, *, seed: int = 7) -> SiriDay:
                 vehicles.append(seen)
                 activities.append(etree.tostring(_activity_xml(seen)))
         vm.append(tuple(activities))
-    return SiriDay(tuple(ticks), tuple(et), tuple(vm), tuple(vehicles), plans, roles, scenario)
+    return SiriDay(ticks, tuple(et), tuple(vm), tuple(vehicles), plans, roles, scenario)
 
 
 def _follow(plan: JourneyPlan, truth: TripTruth) -> None:
@@ -296,7 +315,7 @@ def _journey_xml(plan: JourneyPlan, tick: datetime) -> Any:
         _add(journey, "ExtraJourney", "true")
     if cancelled:
         _add(journey, "Cancellation", "true")
-    _add(journey, "OperatorRef", "INN:Operator:synthetic")
+    _add(journey, "OperatorRef", plan.operator_ref)
     if plan.vehicle_ref and not cancelled:
         _add(journey, "VehicleRef", plan.vehicle_ref)
     recorded = etree.SubElement(journey, _q("RecordedCalls"))

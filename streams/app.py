@@ -15,9 +15,9 @@ import faust
 from faust.types.auth import CredentialsT
 
 from byflyt.kafka import ssl_context
-from byflyt.models.topics import TopicSpec
 from byflyt.settings import Settings
 from byflyt.streams.consumer import App
+from byflyt.topics import TopicSpec
 
 AgentRegistrar = Callable[[faust.App, Settings], "Callable[[], Awaitable[None]] | None"]
 

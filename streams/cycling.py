@@ -39,19 +39,19 @@ from byflyt.metrics import Metrics, default_metrics
 from byflyt.models.base import hour_floor, iso_z
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Rejected
-from byflyt.models.topics import (
-    BIKE_COUNTS,
-    BIKE_COUNTS_BY_KOMMUNE,
-    BIKE_POINTS,
-    DLQ,
-    VOLUMES_HOURLY,
-)
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.hourly import PointState, aggregate_counts
 from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
+from byflyt.topics import (
+    BIKE_COUNTS,
+    BIKE_COUNTS_BY_KOMMUNE,
+    BIKE_POINTS,
+    DLQ,
+    VOLUMES_HOURLY,
+)
 
 log = logging.getLogger(__name__)
 

@@ -47,12 +47,12 @@ from byflyt.models.base import hour_floor, iso_z
 from byflyt.models.counts import CountObservation
 from byflyt.models.envelope import Rejected
 from byflyt.models.status import FeedHealth, SensorState, SensorStatus
-from byflyt.models.topics import BIKE_COUNTS, DLQ, FEED_HEALTH, SENSORS_STATUS
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.cycling import BATCH_MAX, FLUSH_INTERVAL_S, manual_acks, reason_of
 from byflyt.streams.sensors import Change, FeedMachine, SourceClock
+from byflyt.topics import BIKE_COUNTS, DLQ, FEED_HEALTH, SENSORS_STATUS
 
 log = logging.getLogger(__name__)
 

@@ -46,14 +46,6 @@ from byflyt.models import codec_trips
 from byflyt.models.base import hour_floor, iso_z
 from byflyt.models.codec_trips import Trip
 from byflyt.models.envelope import Rejected
-from byflyt.models.topics import (
-    DLQ,
-    STOP_CALLS,
-    TRANSIT_FACTS,
-    TRIP_UPDATES,
-    VEHICLES,
-    VOLUMES_HOURLY,
-)
 from byflyt.models.transit import (
     CallState,
     FlowHour,
@@ -68,6 +60,14 @@ from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.cycling import BATCH_MAX, FLUSH_INTERVAL_S, manual_acks, reason_of
 from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
+from byflyt.topics import (
+    DLQ,
+    STOP_CALLS,
+    TRANSIT_FACTS,
+    TRIP_UPDATES,
+    VEHICLES,
+    VOLUMES_HOURLY,
+)
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from byflyt.metrics import default_metrics
 from byflyt.settings import Settings
 from byflyt.streams.app import AgentRegistrar, create_app
 from byflyt.streams.drain import Flush, install_drain, install_lag_gauge
-from byflyt.streams.web import add_metrics_view
+from byflyt.streams.state_check import ensure_state
+from byflyt.streams.web import add_health_views, add_metrics_view
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def build_worker(
     app = create_app(settings, app_id=app_id, drain=drain, web_port=web_port, web_enabled=not drain)
     if not drain:
         add_metrics_view(app, default_metrics().registry)
+        add_health_views(app, settings)
         install_lag_gauge(app, settings, default_metrics())
     flushes: list[Flush] = []
     for register in registrars:
@@ -65,8 +67,13 @@ def run_worker(
     web_port: int | None = None,
     loglevel: str = "warning",
 ) -> None:
-    """Run the worker until stopped (or, with ``drain``, until everything is processed)."""
-    _, worker = build_worker(
+    """Run the worker until stopped (or, with ``drain``, until everything is processed).
+
+    Raises :class:`~byflyt.streams.state_check.StateLostError` before starting when a table's
+    changelog is gone and its state cannot be rebuilt from the input.
+    """
+    app, worker = build_worker(
         settings, registrars, drain=drain, web_port=web_port, loglevel=loglevel
     )
+    ensure_state(app, settings)
     worker.execute_from_commandline()

@@ -303,7 +303,7 @@ def _problem(answer: httpx.Response, status: int) -> dict[str, object]:
     [
         ({**DAY, "kommune": "9999"}, "kommune", "/api/v1/kommuner"),
         ({**DAY, "kommune": "Hamar"}, "kommune", "4 digits"),
-        ({"from": "2025-10-27", "to": "2025-10-26"}, "from", "not before to"),
+        ({"from": "2025-10-27", "to": "2025-10-26"}, "from", "is not before 2025-10-26"),
         ({"from": "2025-10-26", "to": "2025-10-26"}, "from", "would be empty"),
         ({"from": "2025-10-26T02:00", "to": "2025-10-27"}, "from", "no UTC offset"),
         ({"from": "yesterday", "to": "2025-10-27"}, "from", "neither a date"),

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
 from byflyt.store import Store
 from tests.conftest import free_port
@@ -114,3 +115,12 @@ def test_demo_runs_end_to_end_then_serves_until_ctrl_c(
         ]
         assert transit
         assert sum(row.value for row in transit) > 0
+        # Rail beside bus: Bane NOR's synthetic trains, and trains in and out of Mjøsbyen.
+        assert {"bus", "rail"} <= {row.mode for row in transit if row.value > 0}
+        members = set(get_region("mjosbyen").kommuner)
+        crossing = {
+            (f.from_kommune in members, f.mode)
+            for f in store.query_flows()
+            if (f.from_kommune in members) != (f.to_kommune in members)
+        }
+        assert {(True, "rail"), (False, "rail")} <= crossing

@@ -21,13 +21,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
+from byflyt.cli.gtfs import feed_dir
+from byflyt.cli.ingest import ingest_app
 from byflyt.connectors.base import PollResult
 from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot, SnapshotRunner, parse_interval
 from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.connectors.http import Backoff
 from byflyt.errors import ConfigError
-from byflyt.gtfs_cli import feed_dir
-from byflyt.ingest_cli import ingest_app
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected

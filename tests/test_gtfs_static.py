@@ -20,9 +20,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from byflyt.cli.gtfs import gtfs_app, stops_app
 from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, gtfs_seconds, load_gtfs
 from byflyt.errors import ConfigError, RetriableError
-from byflyt.gtfs_cli import gtfs_app, stops_app
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import Region, get_region
 from byflyt.samples.gtfs import (

@@ -45,7 +45,7 @@ from typer.testing import CliRunner, Result
 from byflyt.cli import app
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.volumes import HourlyVolume
-from byflyt.reports.index import (
+from byflyt.queries.index import (
     Count,
     Period,
     area_index,

@@ -20,10 +20,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from byflyt.kafka import create_topics
 from byflyt.models.counts import CountPoint
 from byflyt.models.status import SensorStatus
-from byflyt.models.topics import SENSORS_STATUS, VOLUMES_HOURLY
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
+from byflyt.topics import SENSORS_STATUS, VOLUMES_HOURLY
 from byflyt.web import create_app
 from tests.browser import chromium, screenshot
 from tests.kafka_util import produce

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from byflyt.cli import app
-from byflyt.outages_cli import OUTAGE_FIELDS, human
+from byflyt.cli.outages import OUTAGE_FIELDS, human
 from byflyt.store import Store
 
 # 2025-10-26 01:00Z is the second 02:00 local (the autumn change).

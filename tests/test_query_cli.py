@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from byflyt.cli import app
+from byflyt.clock import parse_when
 from byflyt.models.volumes import HourlyVolume
-from byflyt.query_cli import local_day_hours, parse_when
+from byflyt.queries.hourly import local_day_hours
 from byflyt.store import Store
 
 HEADER = "kommune_nr,kommune,mode,metric,hour_start,value,coverage,n_sources"
@@ -183,7 +184,7 @@ def test_a_naive_time_is_refused_in_one_line(store_url: str) -> None:
 def test_an_empty_or_reversed_range_is_refused(store_url: str) -> None:
     result = run(store_url, "hourly", "--from", "2025-10-27", "--to", "2025-10-26")
     assert result.exit_code == 2
-    assert "is not before --to" in result.stderr
+    assert "--from: 2025-10-27 is not before 2025-10-26" in result.stderr
 
 
 def test_kommune_narrows_the_region_and_must_be_in_it(store_url: str, store: Store) -> None:

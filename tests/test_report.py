@@ -22,9 +22,10 @@ from typer.testing import CliRunner, Result
 from byflyt.cli import app
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.kommuner import get_region, kommune_name
+from byflyt.models.transit import FlowHour
 from byflyt.models.volumes import HourlyVolume
-from byflyt.reports.index import parse_period
-from byflyt.reports.indicators import load_index
+from byflyt.queries.index import parse_period
+from byflyt.queries.indicators import load_index
 from byflyt.reports.report import SECTION_ORDER
 from byflyt.samples.trafikkdata import SILENT_POINT, TrafikkdataDataset, generate, mjosbyen_week
 from byflyt.store import Store
@@ -54,6 +55,24 @@ def observations(dataset: TrafikkdataDataset, rename: str = "") -> list[CountObs
         for pid, hours in dataset.hours.items()
         if pid in kommune
         for hour, value in sorted(hours.items())
+    ]
+
+
+def transit_flows() -> list[FlowHour]:
+    """Vehicle trips across kommune boundaries: into and out of Mjøsbyen, and within it."""
+
+    def flow(a: str, b: str, mode: str, day: int, hour: int, trips: int) -> FlowHour:
+        when = datetime(2025, 10, 1, hour, tzinfo=OSLO).astimezone(UTC) + timedelta(days=day - 1)
+        return FlowHour(from_kommune=a, to_kommune=b, mode=mode, hour_start=when, trips=trips)
+
+    return [
+        flow("3240", "3413", "rail", 22, 7, 3),  # Eidsvoll → Stange: into the region
+        flow("3405", "3437", "rail", 22, 9, 1),  # Lillehammer → Sel: out
+        flow("3413", "3240", "rail", 23, 16, 2),  # Stange → Eidsvoll: out
+        flow("3403", "3413", "rail", 23, 8, 4),  # Hamar → Stange: within, not counted
+        flow("3407", "3446", "bus", 22, 8, 5),  # Gjøvik → Gran: out
+        flow("3240", "0301", "rail", 22, 7, 9),  # neither end in the region
+        flow("3240", "3413", "rail", 0, 7, 8),  # 30 September: another period
     ]
 
 
@@ -109,7 +128,7 @@ def fill(store: Store, *, synthetic_names: bool = True) -> None:
         )
         for k, m, metric, h, v, c, n in expected_rows(obs)
     )
-    store.write_transit(transit_rows(), [])
+    store.write_transit(transit_rows(), transit_flows())
     silent_day = datetime(2025, 10, 24, tzinfo=OSLO)
     store.upsert_outage(
         "trafikkdata", SILENT_POINT, "silent", silent_day, silent_day + timedelta(days=1), "3407"
@@ -161,6 +180,7 @@ def test_workbook_has_one_frozen_typed_sheet_per_table(written: dict[str, Path])
         "Indeks",
         "Indeks per punkt",
         "Kollektiv",
+        "Inn og ut",
         "Avbrudd",
         "Datakvalitet",
         "Kilder",
@@ -252,6 +272,14 @@ def test_transit_matches_the_store(written: dict[str, Path], store_url: str) -> 
         punctual = 100 * sums[(*key, "on_time_calls")] / sums[(*key, "delay_count")]
         assert r["Punktlighet %"] == pytest.approx(punctual, abs=0.05)
         assert r["Dekning %"] == pytest.approx(96.0)
+
+
+def test_trips_into_and_out_of_the_region_by_mode(written: dict[str, Path]) -> None:
+    records = sheet_records(load_workbook(written["XLSX"])["Inn og ut"])
+    assert records == [
+        {"Reisemåte": "buss", "Turer inn": 0, "Turer ut": 5},
+        {"Reisemåte": "tog", "Turer inn": 3, "Turer ut": 3},
+    ]
 
 
 def test_outages_and_data_quality_match_the_store(written: dict[str, Path], store_url: str) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -71,23 +72,56 @@ def _hour(instant: datetime) -> datetime:
     return instant.replace(minute=0, second=0, microsecond=0)
 
 
+Finals = dict[tuple[date, str, int], tuple[str, int | None, datetime, str | None, str]]
+Reported = dict[tuple[str, str, datetime], set[str]]
+#: A journey element → its static (trip_id, service_date), None when it names no static trip.
+Resolver = Callable[[Any], tuple[str, date] | None]
+
+
 def expected_siri(static: StaticFeed, day: SiriDay) -> tuple[list[Any], list[Any], dict[Any, Any]]:
     """Hourly rows, flow rows and final calls (key → status, delay, at, kommune, mode)."""
+    finals, reported = siri_calls(static, day)
+    scheduled = scheduled_calls(static)
+    vehicles: dict[tuple[str, str, datetime], set[str]] = defaultdict(set)
     route_mode = dict(zip(static.routes["route_id"], static.routes["mode"], strict=True))
-    finals: dict[tuple[date, str, int], tuple[str, int | None, datetime, str | None, str]] = {}
-    reported: dict[tuple[str, str, datetime], set[str]] = defaultdict(set)
+    route_of = dict(zip(static.trips["trip_id"], static.trips["route_id"], strict=True))
+    for seen in day.vehicles:
+        if seen.vehicle_ref is None or seen.kommune_nr is None:
+            continue
+        mode = route_mode[route_of.get(seen.trip_id, seen.line_ref)]
+        vehicles[(seen.kommune_nr, mode, _hour(seen.recorded_at))].add(seen.vehicle_ref)
+    hourly, flows = aggregate(lambda cell: scheduled.get(cell, 0), finals, reported, vehicles)
+    return hourly, flows, finals
+
+
+def _own_ref(journey: Any) -> tuple[str, date]:
+    trip_id = journey.findtext(f".//{NS}DatedVehicleJourneyRef") or journey.findtext(
+        f"{NS}EstimatedVehicleJourneyCode"
+    )
+    calls = [c for c in journey.iter(f"{NS}RecordedCall", f"{NS}EstimatedCall")]
+    frame = journey.findtext(f".//{NS}DataFrameRef")
+    first = _t(calls[0].findtext(f"{NS}AimedDepartureTime")) or _t(
+        calls[0].findtext(f"{NS}AimedArrivalTime")
+    )
+    assert first is not None
+    return trip_id, date.fromisoformat(frame) if frame else first.astimezone(OSLO).date()
+
+
+def siri_calls(
+    static: StaticFeed, day: SiriDay, resolve: Resolver = _own_ref
+) -> tuple[Finals, Reported]:
+    """Final calls (rules 1–2) and reported calls per kommune/mode/hour of the journeys served."""
+    route_mode = dict(zip(static.routes["route_id"], static.routes["mode"], strict=True))
+    finals: Finals = {}
+    reported: Reported = defaultdict(set)
     for tick in range(len(day.ticks)):
         for xml in day.changes(tick):
             journey = etree.fromstring(xml)
-            trip_id = journey.findtext(f".//{NS}DatedVehicleJourneyRef") or journey.findtext(
-                f"{NS}EstimatedVehicleJourneyCode"
-            )
+            resolved = resolve(journey)
+            if resolved is None:
+                continue
+            trip_id, service_date = resolved
             calls = [c for c in journey.iter(f"{NS}RecordedCall", f"{NS}EstimatedCall")]
-            aimed = [_t(c.findtext(f"{NS}AimedDepartureTime")) for c in calls]
-            frame = journey.findtext(f".//{NS}DataFrameRef")
-            first = aimed[0] or _t(calls[0].findtext(f"{NS}AimedArrivalTime"))
-            assert first is not None
-            service_date = date.fromisoformat(frame) if frame else first.astimezone(OSLO).date()
             rows = static.trip_calls(trip_id, service_date)
             if rows.empty:  # the extra journey
                 mode = route_mode[journey.findtext(f"{NS}LineRef")]
@@ -142,15 +176,7 @@ def expected_siri(static: StaticFeed, day: SiriDay) -> tuple[list[Any], list[Any
                         (service_date, trip_id, sequence),
                         ("cancelled", None, scheduled_at, kommuner[index], mode),
                     )
-    vehicles: dict[tuple[str, str, datetime], set[str]] = defaultdict(set)
-    route_of = dict(zip(static.trips["trip_id"], static.trips["route_id"], strict=True))
-    for seen in day.vehicles:
-        if seen.vehicle_ref is None or seen.kommune_nr is None:
-            continue
-        mode = route_mode[route_of.get(seen.trip_id, seen.line_ref)]
-        vehicles[(seen.kommune_nr, mode, _hour(seen.recorded_at))].add(seen.vehicle_ref)
-    hourly, flows = _aggregate(static, finals, reported, vehicles)
-    return hourly, flows, finals
+    return finals, reported
 
 
 def _time(call: Any, last: bool, label: str = "Aimed") -> datetime | None:
@@ -162,12 +188,25 @@ def _time(call: Any, last: bool, label: str = "Aimed") -> datetime | None:
     return None
 
 
-def _aggregate(
-    static: StaticFeed,
+def scheduled_calls(static: StaticFeed) -> dict[tuple[str, str, datetime], int]:
+    """Static calls per kommune/mode/hour of their scheduled departure, every service date."""
+    scheduled: dict[tuple[str, str, datetime], int] = defaultdict(int)
+    for day in sorted(set(static.service_days["service_date"])):
+        calls = static.scheduled_calls(day).dropna(subset=["kommune_nr"])
+        for row in calls.itertuples(index=False):
+            scheduled[
+                (row.kommune_nr, row.mode, _hour(_t(row.scheduled_departure.isoformat())))
+            ] += 1
+    return scheduled
+
+
+def aggregate(
+    scheduled: Callable[[tuple[str, str, datetime]], int],
     finals: dict[Any, Any],
-    reported: dict[tuple[str, str, datetime], set[str]],
+    reported: Reported,
     vehicles: dict[tuple[str, str, datetime], set[str]],
 ) -> tuple[list[Any], list[Any]]:
+    """Hourly and flow rows (rule 3); ``scheduled`` gives a cell's static calls for coverage."""
     cells: dict[tuple[str, str, datetime], dict[Any, Any]] = defaultdict(dict)
     served: dict[tuple[date, str], list[tuple[int, Any]]] = defaultdict(list)
     for (service_date, trip_id, sequence), final in finals.items():
@@ -176,16 +215,9 @@ def _aggregate(
             served[(service_date, trip_id)].append((sequence, final))
         if kommune is not None:
             cells[(kommune, mode, _hour(at))][(service_date, trip_id, sequence)] = final
-    scheduled: dict[tuple[str, str, datetime], int] = defaultdict(int)
-    for day in sorted(set(static.service_days["service_date"])):
-        calls = static.scheduled_calls(day).dropna(subset=["kommune_nr"])
-        for row in calls.itertuples(index=False):
-            scheduled[
-                (row.kommune_nr, row.mode, _hour(_t(row.scheduled_departure.isoformat())))
-            ] += 1
 
     def coverage(cell: tuple[str, str, datetime]) -> float:
-        total = scheduled.get(cell, 0)
+        total = scheduled(cell)
         return 100.0 if not total else round(min(100.0, 100 * len(reported[cell]) / total), 2)
 
     rows = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from byflyt.kafka import create_topics
-from byflyt.models.topics import TopicSpec
+from byflyt.topics import TopicSpec
 from tests.kafka_util import produce, read_all
 
 pytestmark = pytest.mark.kafka

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from byflyt.clock import OSLO
 from byflyt.settings import PointThresholds
-from byflyt.streams.sensors import HOUR, LOCAL, Change, PointMachine, SourceClock
+from byflyt.streams.sensors import HOUR, Change, PointMachine, SourceClock
 
 TH = PointThresholds(
     silent_hours=3,
@@ -31,7 +32,7 @@ Shape = Callable[[datetime], Value]
 
 def daytime_only(hour: datetime) -> Value:
     """Counts from 06 to 22 local time, nothing (null, coverage 0) at night."""
-    local = hour.astimezone(LOCAL).hour
+    local = hour.astimezone(OSLO).hour
     if 6 <= local < 22:
         return 10 + (local * 7 + hour.day) % 13, 100.0
     return None, 0.0
@@ -39,7 +40,7 @@ def daytime_only(hour: datetime) -> Value:
 
 def zeros_at_night(hour: datetime) -> Value:
     """Counts by day, true zeros (full coverage) at night."""
-    local = hour.astimezone(LOCAL).hour
+    local = hour.astimezone(OSLO).hour
     return (10 + (local * 7 + hour.day) % 13 if 6 <= local < 22 else 0), 100.0
 
 

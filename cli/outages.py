@@ -1,0 +1,134 @@
+"""``byflyt outages``: the outages the status agents recorded, as a table, CSV or JSON.
+
+CSV and JSON give UTC times (ISO 8601, ``Z``) and the duration in seconds; the table shows
+Europe/Oslo times and a readable duration. An open outage's duration runs to now (wall clock:
+this is for a person reading it now).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from byflyt.clock import OSLO
+from byflyt.models.base import iso_z
+from byflyt.models.kommuner import kommune_name
+from byflyt.store import Outage
+
+from .base import settings_from
+from .options import RegionOpt, read_store, region_kommuner
+from .render import Format, FormatOpt, print_table, write_csv, write_json
+
+OUTAGE_FIELDS = (
+    "source",
+    "point_id",
+    "kommune_nr",
+    "kommune",
+    "kind",
+    "started",
+    "ended",
+    "open",
+    "duration_seconds",
+    "details",
+)
+"""The columns of ``byflyt outages`` CSV and JSON (a contract: scripts read them by name)."""
+
+
+def duration(outage: Outage, now: datetime) -> timedelta:
+    """How long the outage lasted (an open one: until ``now``)."""
+    return (outage.ended or now) - outage.started
+
+
+def human(span: timedelta) -> str:
+    """``2 d 3 h``, ``5 h 20 min``, ``12 min``: a duration for a person."""
+    minutes = max(0, int(span.total_seconds() // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def outage_record(outage: Outage, now: datetime) -> dict[str, Any]:
+    """One outage with the contract's fields, in the contract's order."""
+    return {
+        "source": outage.source,
+        "point_id": outage.point_id,
+        "kommune_nr": outage.kommune_nr or "",
+        "kommune": kommune_name(outage.kommune_nr) if outage.kommune_nr else "",
+        "kind": outage.kind,
+        "started": iso_z(outage.started),
+        "ended": iso_z(outage.ended) if outage.ended else "",
+        "open": outage.is_open,
+        "duration_seconds": int(duration(outage, now).total_seconds()),
+        "details": outage.details,
+    }
+
+
+def _local(moment: datetime | None) -> str:
+    # With the offset, so the two 02:00 hours of the autumn change read differently.
+    return moment.astimezone(OSLO).isoformat(sep=" ", timespec="minutes") if moment else ""
+
+
+def outages_table(outages: Sequence[Outage], now: datetime) -> Table:
+    """The outages as a table, in Europe/Oslo time."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for name in (
+        "source",
+        "point",
+        "kommune",
+        "kind",
+        "started (Europe/Oslo)",
+        "ended (Europe/Oslo)",
+        "duration",
+        "details",
+    ):
+        table.add_column(name, no_wrap=name != "details")
+    for outage in outages:
+        place = ""
+        if outage.kommune_nr:
+            place = f"{outage.kommune_nr} {kommune_name(outage.kommune_nr) or ''}".strip()
+        span = human(duration(outage, now))
+        table.add_row(
+            outage.source,
+            outage.point_id,
+            place,
+            outage.kind,
+            _local(outage.started),
+            _local(outage.ended) or "open",
+            f"{span} so far" if outage.is_open else span,
+            outage.details,
+        )
+    return table
+
+
+def outages(
+    region: RegionOpt = None,
+    open_only: Annotated[
+        bool, typer.Option("--open", help="Only outages that have not ended.")
+    ] = False,
+    output: FormatOpt = Format.table,
+) -> None:
+    """Sensor outages (silent, flat, low coverage; stale or empty feeds), oldest first.
+
+    With a region, only counter points in its kommuner are listed (feeds have no kommune).
+    """
+    settings = settings_from()
+    kommuner = region_kommuner(settings, region, None)
+    found = read_store(
+        settings, None, lambda store: store.query_outages(kommuner=kommuner, open_only=open_only)
+    )
+    now = datetime.now(UTC)
+    if output is Format.csv:
+        write_csv(OUTAGE_FIELDS, (outage_record(o, now) for o in found))
+    elif output is Format.json:
+        write_json([outage_record(o, now) for o in found])
+    else:
+        print_table(outages_table(found, now))

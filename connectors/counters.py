@@ -1,0 +1,147 @@
+"""What the counter connectors (Eco-Counter, Telraam, CSV) share, beside the connector base.
+
+- :class:`LocalTimes` reads a source's times in the site's local zone, with or without an
+  offset: an offset-less time that repeats (October's second 02:00) is the later of the two.
+- :class:`HourSums` sums intervals of up to an hour (15-minute channels, several directions)
+  into UTC hours, with coverage = the share of the expected minutes that reported.
+- :func:`is_duplicate` tells whether a point is configured as another source's counter
+  (``BYFLYT_COUNTER_DUPLICATES``), so one physical counter is counted once.
+- :func:`point_id` names a point of a site or segment and one mode: a point has one mode.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from byflyt.clock import OSLO
+from byflyt.models.base import Mode, hour_floor
+from byflyt.models.counts import CountObservation
+from byflyt.settings import Settings
+
+HOUR = timedelta(hours=1)
+HOUR_MINUTES = 60
+
+
+def point_id(site_id: str | int, mode: Mode) -> str:
+    """The point id of one mode of a site or segment: ``100023038-bicycle``."""
+    return f"{site_id}-{mode}"
+
+
+def is_duplicate(settings: Settings, source: str, point: str) -> str | None:
+    """The point (``source:point_id``) that counts this one instead, or None."""
+    return settings.counter_duplicates.get(f"{source}:{point}")
+
+
+class LocalTimes:
+    """Reads a series of times in order; offset-less ones are local time of ``zone``.
+
+    Sources that write local wall-clock times without an offset write October's repeated hour
+    twice; in a series in time order the second one is the later instant (``fold=1``).
+    """
+
+    def __init__(self, zone: ZoneInfo = OSLO) -> None:
+        self.zone = zone
+        self.previous: datetime | None = None
+
+    def read(self, text: object) -> datetime:
+        """The next time as an aware UTC datetime (:class:`ValueError` if not ISO 8601)."""
+        if not isinstance(text, str):
+            raise ValueError(f"time {text!r} is not a string")
+        value = datetime.fromisoformat(text.strip())
+        if value.tzinfo is None:
+            first = value.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
+            second = value.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
+            previous = self.previous
+            value = second if previous is not None and first <= previous < second else first
+        value = value.astimezone(UTC)
+        self.previous = value
+        return value
+
+
+def read_local_times(texts: Iterable[object], zone: ZoneInfo = OSLO) -> Iterator[datetime]:
+    """Parse times in order with :class:`LocalTimes`."""
+    times = LocalTimes(zone)
+    for text in texts:
+        yield times.read(text)
+
+
+def local_naive(value: datetime, zone: ZoneInfo = OSLO) -> str:
+    """``value`` as the source's local wall-clock time without an offset (seconds)."""
+    return value.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+@dataclass
+class _Hour:
+    volume: int = 0
+    counted: bool = False
+    minutes_present: float = 0.0
+    minutes_expected: float = 0.0
+
+
+@dataclass
+class HourSums:
+    """Counts of one point summed into UTC hours with their coverage.
+
+    Each channel (a direction, a lane) adds its intervals with :meth:`add` (``count`` None: the
+    interval is missing) and declares the hours it was asked for with :meth:`expect`, so an hour
+    with no row at all from a channel counts as missing for that channel.
+    """
+
+    hours: dict[datetime, _Hour] = field(default_factory=lambda: defaultdict(_Hour))
+
+    def expect(self, hour: datetime, minutes: float = HOUR_MINUTES) -> None:
+        """One channel should have reported ``minutes`` of ``hour``."""
+        self.hours[hour_floor(hour)].minutes_expected += minutes
+
+    def add(self, start: datetime, minutes: float, count: int | None) -> None:
+        """An interval of ``minutes`` from ``start`` (inside one hour) with its count or None."""
+        cell = self.hours[hour_floor(start)]
+        if count is not None:
+            cell.volume += count
+            cell.counted = True
+            cell.minutes_present += minutes
+
+    def observations(
+        self,
+        *,
+        source: str,
+        point: str,
+        kommune_nr: str,
+        mode: Mode,
+        retrieved_at: datetime,
+    ) -> list[CountObservation]:
+        """One observation per hour: the measured sum, coverage = share of minutes present."""
+        result = []
+        for hour in sorted(self.hours):
+            cell = self.hours[hour]
+            expected = max(cell.minutes_expected, cell.minutes_present, 1.0)
+            coverage = round(100.0 * cell.minutes_present / expected, 2)
+            result.append(
+                CountObservation(
+                    source=source,
+                    point_id=point,
+                    kommune_nr=kommune_nr,
+                    mode=mode,
+                    start=hour,
+                    end=hour + HOUR,
+                    volume=cell.volume if cell.counted else None,
+                    coverage=coverage if cell.counted else 0.0,
+                    retrieved_at=retrieved_at,
+                )
+            )
+        return result
+
+
+def hours_between(since: datetime, until: datetime) -> list[datetime]:
+    """The UTC hour starts in ``[since, until)`` (both whole hours)."""
+    return [since + n * HOUR for n in range(max(0, (until - since) // HOUR))]
+
+
+def hour_ceil(value: datetime) -> datetime:
+    """The first whole UTC hour at or after ``value``."""
+    floor = hour_floor(value)
+    return floor if floor == value else floor + HOUR

@@ -1,0 +1,606 @@
+"""Eco-Counter (Eco-Visio): a kommune's own bicycle and pedestrian counters, in two dialects.
+
+**API v1** (``/api/1.0``): an OAuth2 client-credentials token from ``/token`` beside it, sent as
+a bearer token and fetched again before it expires (and once more when the API answers 401 to
+one it revoked). ``/site`` lists the sites with their channels (``userType`` 1 pedestrian, 2
+bicycle; ``interval`` 15 or 60 minutes; direction ``sens``); ``/data/site/{channel}`` gives
+counts for ``begin`` (included) to ``end`` (excluded) with ``complete=true``, so a gap is
+``null``: missing, never zero. 15-minute channels are asked for at ``step=15m`` so that an hour
+with missing quarters gets coverage = the share present; hourly channels at ``step=hour``.
+
+**API v2** (``X-API-KEY``): ``/api/v2/sites`` (paged) lists sites with ``location``,
+``firstData``, ``lastData``, ``granularity`` and ``travelModes``; ``/api/v2/history/traffic/raw``
+gives each flow (travel mode and direction) at ``granularity=PT1H``.
+
+Both send and read times as the site's local time (Europe/Oslo), with or without an offset. A
+site becomes one point per mode (``<site>-bicycle``, ``<site>-pedestrian``); its channels or
+flows are summed over directions; its kommune comes from its coordinates. Requests go through
+a token bucket of the fair-use limits (about 100 a minute and 5,000 a day).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, Literal
+
+import httpx
+
+from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
+from byflyt.connectors.counters import (
+    HOUR,
+    HourSums,
+    LocalTimes,
+    hour_ceil,
+    hours_between,
+    is_duplicate,
+    local_naive,
+    point_id,
+    read_local_times,
+)
+from byflyt.connectors.http import HTTPRetriableError, SourceError, send
+from byflyt.connectors.siri import TokenBucket
+from byflyt.errors import ConfigError, RejectedInput
+from byflyt.models.base import Mode, hour_floor, iso_z
+from byflyt.models.counts import CountObservation, CountPoint
+from byflyt.models.envelope import Rejected
+from byflyt.models.geo import KommuneLocator
+from byflyt.models.kommuner import get_region
+from byflyt.settings import Settings
+from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
+
+log = logging.getLogger(__name__)
+
+SOURCE = "eco-counter"
+Api = Literal["v1", "v2"]
+DEFAULT_ENDPOINTS: dict[Api, str] = {
+    "v1": "https://apieco.eco-counter-tools.com/",
+    "v2": "https://api.eco-counter.com/",
+}
+V1_MODES: dict[int, Mode] = {1: "pedestrian", 2: "bicycle"}
+V2_MODES: dict[str, Mode] = {"bike": "bicycle", "pedestrian": "pedestrian"}
+V2_NAMES: dict[Mode, str] = {mode: name for name, mode in V2_MODES.items()}
+LOOKBACK = timedelta(hours=48)
+MAX_SPAN = timedelta(days=31)  # one data request's range; a backfill asks month by month
+PAGE_SIZE = 100
+RATE_PER_MINUTE = 100.0
+RATE_PER_DAY = 5000.0
+TOKEN_MARGIN_S = 60.0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _unreadable(problem: str, body: Any) -> RejectedInput:
+    return RejectedInput(problem, source=SOURCE, raw=_dump(body))
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A v1 channel (one mode and direction) or a v2 flow, in minutes per interval."""
+
+    id: str
+    mode: Mode
+    interval: int
+    direction: str = ""
+
+
+@dataclass(frozen=True)
+class EcoSite:
+    """A counting site in the region with the modes it counts (each mode one point)."""
+
+    id: str
+    name: str
+    lat: float
+    lon: float
+    kommune_nr: str
+    channels: tuple[Channel, ...]
+    first_data: datetime | None = None
+    last_data: datetime | None = None
+
+    @property
+    def modes(self) -> list[Mode]:
+        """The modes of its channels, bicycle first."""
+        return sorted({c.mode for c in self.channels})
+
+
+class FairUse:
+    """Eco-Counter's fair-use limits as two token buckets: per minute and per day."""
+
+    def __init__(self, per_minute: float = RATE_PER_MINUTE, per_day: float = RATE_PER_DAY) -> None:
+        self.minute = TokenBucket(per_minute)
+        self.day = TokenBucket(per_day / (24 * 60), capacity=per_day)
+
+    def take(self, wait: Callable[[float], bool]) -> None:
+        """Wait for a request of both budgets (returns at once when ``wait`` is interrupted)."""
+        if self.day.take(wait) is not None:
+            self.minute.take(wait)
+
+
+def _minutes(granularity: Any) -> int:
+    """``PT15M`` → 15, ``PT1H`` → 60 (v2 site granularity)."""
+    text = str(granularity or "PT1H").upper()
+    if text == "PT1H":
+        return 60
+    if text.startswith("PT") and text.endswith("M") and text[2:-1].isdigit():
+        return int(text[2:-1])
+    raise ValueError(f"granularity {granularity!r} is not PT15M or PT1H")
+
+
+def _time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    return next(read_local_times([str(value)]))
+
+
+def _count(value: Any) -> int | None:
+    """A count: a non-negative whole number, or None (missing)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"count {value!r} is not a whole number")
+    if value < 0:
+        raise ValueError(f"count {value!r} is negative")
+    return int(value)
+
+
+class EcoCounterConnector(Connector[EcoSite]):
+    """Eco-Counter sites of a region and their hourly counts, per mode (v1 or v2 dialect)."""
+
+    name = "eco-counter"
+    source = SOURCE
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        region: str,
+        api: Api | None = None,
+        endpoint: str | None = None,
+        backfill: Window | None = None,
+        start: datetime | None = None,
+        lookback: timedelta = LOOKBACK,
+        timeout: float = 30.0,
+        clock: Callable[[], datetime] = _utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        fair_use: FairUse | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self.api: Api = api or settings.eco_counter_api
+        self.endpoint = _check_endpoint(endpoint or DEFAULT_ENDPOINTS[self.api])
+        self.credentials = _credentials(settings, self.api)
+        self.region = get_region(region, settings.regions_file)
+        self.settings = settings
+        self.backfill = backfill
+        self.start = start
+        self.lookback = lookback
+        self.clock = clock
+        self.monotonic = monotonic
+        self.fair_use = fair_use or FairUse()
+        self.page_size = page_size
+        self._stop = threading.Event()
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._locator: KommuneLocator | None = None
+        self._client = httpx.Client(
+            headers={"x-client": settings.client_name, "accept": "application/json"},
+            timeout=httpx.Timeout(timeout),
+        )
+
+    def close(self) -> None:
+        """Close the HTTP connection pool and stop waiting for the rate limit."""
+        self._stop.set()
+        self._client.close()
+
+    def item_id(self, item: EcoSite) -> str:
+        """The site id."""
+        return item.id
+
+    # -- requests ----------------------------------------------------------------------------
+    def _auth(self) -> dict[str, str]:
+        if self.api == "v2":
+            return {"X-API-KEY": self.credentials[0]}
+        if self._token is None or self.monotonic() >= self._token_expires:
+            self._fetch_token()
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def _fetch_token(self) -> None:
+        """A new client-credentials token, kept until shortly before it expires."""
+        url = self.endpoint + "token"
+        self.fair_use.take(self._stop.wait)
+        client_id, secret = self.credentials
+        response = send(
+            self._client,
+            "POST",
+            url,
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, secret),
+        )
+        body = self._json(response, url)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RejectedInput(
+                "the token answer has no access_token", source=SOURCE, raw=_dump(body)
+            )
+        try:
+            lifetime = float(body.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        self._token = token
+        self._token_expires = self.monotonic() + lifetime - min(TOKEN_MARGIN_S, lifetime / 10)
+
+    def _get(self, path: str, params: dict[str, Any] | list[tuple[str, str]]) -> Any:
+        url = self.endpoint + path
+        self.fair_use.take(self._stop.wait)
+        try:
+            response = send(self._client, "GET", url, params=params, headers=self._auth())
+        except SourceError as exc:
+            if exc.status != 401 or self.api != "v1":
+                raise
+            # The token was revoked or expired early: one fresh token, one more try.
+            log.info("%s: HTTP 401 to a token; fetching a new one", SOURCE)
+            self._token = None
+            self.fair_use.take(self._stop.wait)
+            response = send(self._client, "GET", url, params=params, headers=self._auth())
+        return self._json(response, url)
+
+    @staticmethod
+    def _json(response: httpx.Response, url: str) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise HTTPRetriableError(
+                f"{response.request.method} {url}: the answer is not JSON ({exc})",
+                url=url,
+                status=response.status_code,
+                status_class="invalid_body",
+                retry_after=None,
+            ) from exc
+
+    # -- sites -------------------------------------------------------------------------------
+    def discover(self, call: Call) -> Discovery[EcoSite]:
+        """The region's sites (one ``bike.points`` record per mode); bad entries rejected."""
+        entries = call(self._sites, "sites")
+        discovery: Discovery[EcoSite] = Discovery(items=[])
+        duplicates = 0
+        for entry in entries:
+            try:
+                site = self._site(entry)
+            except (ValueError, TypeError) as exc:
+                discovery.rejected.append(self.reject("invalid_point", str(exc), _dump(entry)))
+                continue
+            if site is None or site.kommune_nr not in self.region:
+                continue
+            kept = tuple(
+                c
+                for c in site.channels
+                if not is_duplicate(self.settings, SOURCE, point_id(site.id, c.mode))
+            )
+            duplicates += len(site.modes) - len({c.mode for c in kept})
+            if not kept:
+                continue
+            site = EcoSite(**{**site.__dict__, "channels": kept})
+            discovery.items.append(site)
+            for mode in site.modes:
+                discovery.records.append(Record.of(BIKE_POINTS, self._point(site, mode)))
+        log.info(
+            "%s %s: %d sites in %s (%d points counted by another source)",
+            SOURCE,
+            self.api,
+            len(discovery.items),
+            self.region.name,
+            duplicates,
+        )
+        return discovery
+
+    def _sites(self) -> list[Any]:
+        if self.api == "v1":
+            body = self._get("api/1.0/site", {})
+            if not isinstance(body, list):
+                raise RejectedInput(
+                    "the site list is not a JSON array", source=SOURCE, raw=_dump(body)
+                )
+            return body
+        sites: list[Any] = []
+        page = 1
+        while True:
+            body = self._get("api/v2/sites", {"page": page, "pageSize": self.page_size})
+            if not isinstance(body, list):
+                raise RejectedInput(
+                    "the site page is not a JSON array", source=SOURCE, raw=_dump(body)
+                )
+            sites.extend(body)
+            if len(body) < self.page_size:
+                return sites
+            page += 1
+
+    def _site(self, entry: Any) -> EcoSite | None:
+        """A site of the region's modes, or None when it counts neither bicycles nor walking."""
+        if not isinstance(entry, dict):
+            raise ValueError("a site is not a JSON object")
+        site_id = str(entry.get("id") or "")
+        if not site_id:
+            raise ValueError("a site has no id")
+        if self.api == "v1":
+            lat, lon = entry.get("latitude"), entry.get("longitude")
+            channels = self._v1_channels(entry)
+            first, last = _time(entry.get("firstData")), None
+        else:
+            location = entry.get("location") or {}
+            lat, lon = location.get("lat"), location.get("lon")
+            minutes = _minutes(entry.get("granularity"))
+            modes = [V2_MODES[m] for m in entry.get("travelModes") or [] if m in V2_MODES]
+            channels = tuple(Channel(site_id, mode, minutes) for mode in modes)
+            first, last = _time(entry.get("firstData")), _time(entry.get("lastData"))
+        if not channels:
+            return None
+        if not isinstance(lat, int | float) or not isinstance(lon, int | float):
+            raise ValueError(f"site {site_id} has no coordinates")
+        kommune = self._locate(float(lat), float(lon))
+        if kommune is None:
+            raise ValueError(f"site {site_id} at {lat}, {lon} is in no Norwegian kommune")
+        return EcoSite(
+            id=site_id,
+            name=str(entry.get("name") or ""),
+            lat=float(lat),
+            lon=float(lon),
+            kommune_nr=kommune,
+            channels=channels,
+            first_data=first,
+            last_data=last,
+        )
+
+    @staticmethod
+    def _v1_channels(entry: dict[str, Any]) -> tuple[Channel, ...]:
+        raw = entry.get("channels") or [entry]  # a site without channels is its own channel
+        channels = []
+        for channel in raw:
+            mode = V1_MODES.get(channel.get("userType"))
+            if mode is None:
+                continue
+            interval = channel.get("interval") or 15
+            if interval not in (15, 60):
+                raise ValueError(f"channel {channel.get('id')} has interval {interval}, not 15/60")
+            channels.append(
+                Channel(str(channel["id"]), mode, int(interval), str(channel.get("sens", "")))
+            )
+        return tuple(channels)
+
+    def _locate(self, lat: float, lon: float) -> str | None:
+        if self._locator is None:
+            self._locator = KommuneLocator.from_settings(self.settings)
+        return self._locator.locate(lat, lon)
+
+    @staticmethod
+    def _point(site: EcoSite, mode: Mode) -> CountPoint:
+        return CountPoint(
+            source=SOURCE,
+            point_id=point_id(site.id, mode),
+            name=f"{site.name} ({mode})" if len(site.modes) > 1 else site.name,
+            kommune_nr=site.kommune_nr,
+            mode=mode,
+            lat=site.lat,
+            lon=site.lon,
+            first_data=site.first_data,
+            latest_data=site.last_data,
+        )
+
+    # -- counts ------------------------------------------------------------------------------
+    def poll(self, item: EcoSite, position: str | None, call: Call) -> PollResult:
+        """Every hour of the window per mode: counted, partly counted, or missing (None)."""
+        checkpoint = _read_checkpoint(position)
+        window = self._window(checkpoint)
+        retrieved_at = self.clock()
+        sums: dict[Mode, HourSums] = {mode: HourSums() for mode in item.modes}
+        rejected: list[Rejected] = []
+        delivered: datetime | None = None
+        since = window.since
+        while since < window.until:
+            chunk = Window(since, min(window.until, since + MAX_SPAN))
+            if self.api == "v1":
+                for channel in item.channels:
+                    what = f"data of {item.id} channel {channel.id} from {iso_z(chunk.since)}"
+                    rows = call(partial(self._v1_rows, channel, chunk), what)
+                    last = self._add(item, channel, rows, chunk, sums[channel.mode], rejected)
+                    delivered = max(filter(None, (delivered, last)), default=None)
+            else:
+                what = f"data of {item.id} from {iso_z(chunk.since)}"
+                flows = call(partial(self._v2_flows, item, chunk), what)
+                last = self._add_flows(item, flows, chunk, sums, rejected)
+                delivered = max(filter(None, (delivered, last)), default=None)
+            since = chunk.until
+        observations: list[CountObservation] = []
+        for mode, hours in sums.items():
+            observations += hours.observations(
+                source=SOURCE,
+                point=point_id(item.id, mode),
+                kommune_nr=item.kommune_nr,
+                mode=mode,
+                retrieved_at=retrieved_at,
+            )
+        counted = max((o.start for o in observations if o.volume is not None), default=None)
+        moves = delivered is not None and (
+            checkpoint is None or window.since <= checkpoint < delivered
+        )
+        return PollResult(
+            records=[Record.of(BIKE_COUNTS, o) for o in observations],
+            rejected=rejected,
+            checkpoint=iso_z(delivered) if moves and delivered is not None else None,
+            last_data=counted,
+            counts=Counter(
+                observations=len(observations),
+                missing_hours=sum(1 for o in observations if o.volume is None),
+            ),
+        )
+
+    def _window(self, checkpoint: datetime | None) -> Window:
+        if self.backfill is not None:
+            window = self.backfill
+        else:
+            window = Window.live(checkpoint or self.start, self.clock(), self.lookback)
+        return Window(hour_floor(window.since), hour_ceil(window.until))
+
+    def _v1_rows(self, channel: Channel, chunk: Window) -> Any:
+        params = {
+            "begin": local_naive(chunk.since),
+            "end": local_naive(chunk.until),
+            "step": "15m" if channel.interval == 15 else "hour",
+            "complete": "true",
+        }
+        return self._get(f"api/1.0/data/site/{channel.id}", params)
+
+    def _v2_flows(self, item: EcoSite, chunk: Window) -> Any:
+        start, end = local_naive(chunk.since), local_naive(chunk.until)
+        params = [
+            ("siteId", item.id),
+            ("startDate", start[:10]),
+            ("endDate", end[:10]),
+            ("startTime", start[11:16]),
+            ("endTime", end[11:16]),
+            ("granularity", "PT1H"),
+        ] + [("travelModes", V2_NAMES[mode]) for mode in item.modes]
+        return self._get("api/v2/history/traffic/raw", params)
+
+    def _add(
+        self,
+        item: EcoSite,
+        channel: Channel,
+        rows: Any,
+        chunk: Window,
+        sums: HourSums,
+        rejected: list[Rejected],
+    ) -> datetime | None:
+        """Add one channel's rows (``date``, ``counts``); return the end of its last hour."""
+        if not isinstance(rows, list):
+            raise RejectedInput(
+                "the data answer is not a JSON array", source=SOURCE, raw=_dump(rows)
+            )
+        return self._add_series(item, channel, rows, "date", chunk, sums, rejected)
+
+    def _add_flows(
+        self,
+        item: EcoSite,
+        flows: Any,
+        chunk: Window,
+        sums: dict[Mode, HourSums],
+        rejected: list[Rejected],
+    ) -> datetime | None:
+        if not isinstance(flows, list):
+            raise RejectedInput(
+                "the history answer is not a JSON array", source=SOURCE, raw=_dump(flows)
+            )
+        last: datetime | None = None
+        for flow in flows:
+            mode = V2_MODES.get(str(flow.get("travelMode"))) if isinstance(flow, dict) else None
+            if mode is None or mode not in sums:
+                continue
+            data = flow.get("data")
+            if not isinstance(data, list):
+                rejected.append(self.reject("invalid_row", "a flow has no data array", _dump(flow)))
+                continue
+            channel = Channel(item.id, mode, 60, str(flow.get("direction", "")))
+            # gapFilling is off: an hour of the site's data span without a row is missing.
+            first = max(chunk.since, hour_floor(item.first_data or chunk.since))
+            stop = min(chunk.until, hour_floor(item.last_data or chunk.until) + HOUR)
+            for hour in hours_between(first, stop):
+                sums[mode].expect(hour)
+            end = self._add_series(
+                item, channel, data, "timestamp", chunk, sums[mode], rejected, expect=False
+            )
+            last = max(filter(None, (last, end)), default=None)
+        return last
+
+    def _add_series(
+        self,
+        item: EcoSite,
+        channel: Channel,
+        rows: list[Any],
+        time_field: str,
+        chunk: Window,
+        sums: HourSums,
+        rejected: list[Rejected],
+        *,
+        expect: bool = True,
+    ) -> datetime | None:
+        last: datetime | None = None
+        expected: set[datetime] = set()
+        times = LocalTimes()
+        for row in rows:
+            try:
+                if not isinstance(row, dict):
+                    raise ValueError("a row is not a JSON object")
+                start = times.read(row.get(time_field))
+                count = _count(row.get("counts"))
+                if not chunk.since <= start < chunk.until:
+                    raise ValueError(
+                        f"time {iso_z(start)} is outside the range asked for "
+                        f"[{iso_z(chunk.since)}, {iso_z(chunk.until)})"
+                    )
+            except ValueError as exc:
+                rejected.append(self.reject("invalid_row", str(exc), _dump(row), point_id=item.id))
+                continue
+            hour = hour_floor(start)
+            if expect and hour not in expected:
+                expected.add(hour)
+                sums.expect(hour)
+            sums.add(start, channel.interval, count)
+            last = max(filter(None, (last, hour + HOUR)), default=None)
+        return last
+
+
+def _read_checkpoint(position: str | None) -> datetime | None:
+    try:
+        return None if position is None else datetime.fromisoformat(position).astimezone(UTC)
+    except ValueError:
+        log.warning("%s: ignoring unreadable checkpoint %r", SOURCE, position)
+        return None
+
+
+def _check_endpoint(endpoint: str) -> str:
+    try:
+        url = httpx.URL(endpoint) if "://" in endpoint else None
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(
+            "--endpoint",
+            f"{endpoint!r} is not an http(s) URL",
+            f"use e.g. {DEFAULT_ENDPOINTS['v1']}",
+        )
+    return endpoint if endpoint.endswith("/") else endpoint + "/"
+
+
+def _credentials(settings: Settings, api: Api) -> tuple[str, str]:
+    """The dialect's credentials; a missing one stops the command naming the setting."""
+    if api == "v2":
+        if settings.eco_counter_api_key is None:
+            raise ConfigError(
+                "BYFLYT_ECO_COUNTER_API_KEY",
+                "is not set",
+                "set the X-API-KEY of your API v2 access",
+            )
+        return settings.eco_counter_api_key.get_secret_value(), ""
+    for name, value in (
+        ("BYFLYT_ECO_COUNTER_CLIENT_ID", settings.eco_counter_client_id),
+        ("BYFLYT_ECO_COUNTER_CLIENT_SECRET", settings.eco_counter_client_secret),
+    ):
+        if value is None:
+            raise ConfigError(name, "is not set", "set the OAuth2 client of your API v1 access")
+    assert settings.eco_counter_client_id is not None
+    assert settings.eco_counter_client_secret is not None
+    return (
+        settings.eco_counter_client_id.get_secret_value(),
+        settings.eco_counter_client_secret.get_secret_value(),
+    )

@@ -1,0 +1,188 @@
+"""A small threaded HTTP server for JSON APIs, with a request log and injectable faults.
+
+The Eco-Counter and Telraam sample servers subclass :class:`JsonServer` and implement
+:meth:`JsonServer.answer`; faults queued with :meth:`JsonServer.inject` (a status such as 429
+with ``Retry-After``, a delay, truncated JSON) are served instead of the next answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault served instead of (or before) the next request's normal answer."""
+
+    kind: Literal["status", "delay", "malformed_json"]
+    code: int = 200
+    retry_after: int | None = None
+    seconds: float = 0.0
+
+    @classmethod
+    def status(cls, code: int, retry_after: int | None = None) -> Fault:
+        """Answer with this HTTP status (and ``Retry-After`` when given)."""
+        return cls("status", code=code, retry_after=retry_after)
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        """Wait this long, then answer normally."""
+        return cls("delay", seconds=seconds)
+
+    @classmethod
+    def malformed_json(cls) -> Fault:
+        """Answer HTTP 200 with truncated JSON."""
+        return cls("malformed_json")
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request as received: path without query, query lists, lower-case headers, body."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def arg(self, name: str) -> str | None:
+        """The first value of query argument ``name``."""
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    def json(self) -> Any:
+        """The body as JSON (None when it is not)."""
+        try:
+            return json.loads(self.body) if self.body else None
+        except ValueError:
+            return None
+
+
+Answer = tuple[int, Any]
+"""An HTTP status and a JSON-serialisable body."""
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    owner: JsonServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        parts = urlsplit(self.path)
+        request = Request(
+            self.command,
+            parts.path,
+            parse_qs(parts.query, keep_blank_values=True),
+            {k.lower(): v for k, v in self.headers.items()},
+            self.rfile.read(length) if length > 0 else b"",
+        )
+        owner = self.server.owner
+        owner._record(request)
+        fault = owner._next_fault()
+        if fault is not None and fault.kind == "delay":
+            owner._stopping.wait(fault.seconds)
+        if fault is not None and fault.kind == "status":
+            extra = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            self._send(fault.code, json.dumps({"message": f"HTTP {fault.code}"}).encode(), extra)
+        elif fault is not None and fault.kind == "malformed_json":
+            self._send(200, b'[{"date": "2025-10-2', {})
+        else:
+            status, payload = owner.answer(request)
+            self._send(status, json.dumps(payload, ensure_ascii=False).encode(), {})
+
+    do_GET = do_POST = _handle
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            log.debug("client went away before the answer")
+
+
+class JsonServer:
+    """Serves :meth:`answer` on a background thread; a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._address = (host, port)
+        self._lock = threading.Lock()
+        self._faults: deque[Fault] = deque()
+        self._requests: list[Request] = []
+        self._stopping = threading.Event()
+        self._http: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def answer(self, request: Request) -> Answer:
+        """The status and JSON body for ``request`` (subclasses implement the API)."""
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:8125/``."""
+        if self._http is None:
+            raise RuntimeError("the server is not started")
+        host, port = self._http.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    @property
+    def requests(self) -> list[Request]:
+        """A copy of every request received so far, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults; each request takes the oldest one."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def _record(self, request: Request) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def start(self) -> str:
+        """Bind, serve on a daemon thread and return the base URL."""
+        self._stopping.clear()
+        self._http = _HTTPServer(self._address, _Handler)
+        self._http.owner = self
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._stopping.set()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+    def __enter__(self) -> JsonServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Fault tests: real broker, real PostgreSQL, real processes; nothing lost, nothing doubled."""

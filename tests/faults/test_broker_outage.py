@@ -1,0 +1,90 @@
+"""Fault 1: the broker stops for 20 s while a Trafikkdata backfill pages and a worker aggregates.
+
+Connector and worker wait, retry with back-off and resume; neither exits with a traceback, and
+the result equals the dataset by the rules.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from byflyt.samples.trafikkdata import mjosbyen_week
+from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
+from tests.cycling_expect import expected_rows
+from tests.faults.conftest import RunFactory
+from tests.faults.harness import (
+    PrivateBroker,
+    assert_exact,
+    connector_observations,
+    free_port,
+    metric_sum,
+    no_tracebacks,
+    scrape,
+    store_rows,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.faults, pytest.mark.kafka]
+BROKER_DOWN_S = 20.0
+SINCE = datetime(2025, 10, 21, 22, tzinfo=UTC)  # 2025-10-22 00:00 Europe/Oslo
+
+
+def test_broker_stopped_for_20s_mid_backfill_and_mid_aggregation(
+    fault_run: RunFactory, fault_broker: PrivateBroker
+) -> None:
+    run = fault_run()
+    dataset = mjosbyen_week(1)
+    delivered = connector_observations(dataset, "mjosbyen", SINCE)
+    truth = expected_rows(delivered)
+    worker_port, connector_port = free_port(), free_port()
+    with TrafikkdataServer(dataset, page_size=12) as server:
+        # Slow pages, so the backfill is still paging when the broker goes away.
+        server.inject(*[Fault.delay(0.1)] * 400)
+        worker = run.worker("worker", web_port=worker_port)
+        connector = run.byflyt(
+            "connector",
+            "ingest",
+            "--metrics-port",
+            str(connector_port),
+            "trafikkdata",
+            "--region",
+            "mjosbyen",
+            "--endpoint",
+            server.url,
+            "--from",
+            "2025-10-22",
+            "--once",
+        )
+        wait_for(lambda: len(store_rows(run.settings)) > 20, 120, "the worker to aggregate")
+        assert connector.alive(), connector.output()
+        pages_before = len(server.requests)
+
+        fault_broker.stop()
+        stopped = time.monotonic()
+        try:
+            # A worker started while the broker is away waits for it instead of exiting.
+            late = run.worker("worker-late")
+            time.sleep(max(0.0, BROKER_DOWN_S - (time.monotonic() - stopped)))
+            assert late.alive(), f"a worker started without a broker exited:\n{late.output()}"
+            assert worker.alive(), f"the worker exited without its broker:\n{worker.output()}"
+            assert connector.alive(), f"the connector exited:\n{connector.output()}"
+        finally:
+            fault_broker.start()
+
+        code = connector.wait(180)
+        assert code == 0, connector.output()[-4000:]
+        # Its summary says what it did: every observation produced once, nothing failed.
+        assert f"{len(delivered)} observations" in connector.output(), connector.output()[-2000:]
+        assert "0 rejected, 0 failed" in connector.output()
+        wait_for(lambda: store_rows(run.settings) == truth, 180, "the store to converge")
+        assert len(server.requests) > pages_before, "the backfill did not page after the outage"
+        assert_exact(run.settings, truth)
+        text = scrape(worker_port)
+        assert metric_sum(text, "byflyt_agent_records_total", agent="aggregate_counts") > 0
+        assert worker.alive()
+        assert late.alive(), late.output()[-3000:]
+        assert "retrying in" in late.output()
+    no_tracebacks([worker, connector, late])

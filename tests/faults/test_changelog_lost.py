@@ -1,0 +1,73 @@
+"""Fault 6: a worker restarted after its state topic (changelog) was deleted.
+
+It must rebuild its state from its input, or refuse to start with one line saying what to do;
+it must never serve numbers computed from a partial state.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kafka.structs import TopicPartition
+
+from byflyt.kafka import admin
+from tests.cycling_expect import expected_rows
+from tests.faults.conftest import RunFactory
+from tests.faults.harness import (
+    assert_exact,
+    delete_topic,
+    no_tracebacks,
+    observations,
+    send,
+    store_rows,
+)
+
+pytestmark = [pytest.mark.faults, pytest.mark.kafka]
+
+
+def test_worker_after_its_changelog_was_deleted(fault_run: RunFactory) -> None:
+    run = fault_run()
+    workload = observations(seed=66)
+    # Half of every kommune's points first, the other half (and the corrections) after the loss:
+    # a worker that forgot the first half would sum the second half alone.
+    early = [o for o in workload[:-40] if o.point_id in ("F1", "F3", "F4")]
+    late = [o for o in workload if o not in early]
+    send(run.settings, early)
+    run.drain("drain-1")
+    assert_exact(run.settings, expected_rows(early))
+
+    delete_topic(run.settings, f"{run.settings.app_id}-count-hours-changelog")
+    send(run.settings, late)
+    rebuilt = run.drain("drain-2", timeout=180)
+    assert_exact(run.settings, expected_rows(early + late))
+    said = [line for line in rebuilt.output().splitlines() if "rebuilding the state" in line]
+    assert len(said) == 1, rebuilt.output()[-3000:]
+    assert "count-hours-changelog is missing" in said[0]
+
+    # With its state back, the next start is an ordinary one.
+    again = run.drain("drain-3")
+    assert "rebuilding" not in again.output()
+    assert_exact(run.settings, expected_rows(early + late))
+    no_tracebacks(run.procs)
+
+
+def test_refuses_to_start_when_the_input_cannot_rebuild_it(fault_run: RunFactory) -> None:
+    run = fault_run()
+    workload = observations(hours=6, seed=67, corrections=0)
+    send(run.settings, workload)
+    run.drain("drain-1")
+    delete_topic(run.settings, f"{run.settings.app_id}-count-hours-changelog")
+    # Retention removed the oldest input: the state can no longer be recomputed from it.
+    client = admin(run.settings)
+    try:
+        client.delete_records({TopicPartition(run.settings.topic("bike.counts"), 0): 1})
+    finally:
+        client.close()
+
+    refused = run.byflyt("drain-2", "worker", "--drain")
+    assert refused.wait(60) == 1
+    lines = refused.output().strip().splitlines()
+    assert len(lines) == 1, refused.output()
+    assert "count-hours-changelog is missing" in lines[0]
+    assert "cannot be rebuilt" in lines[0]
+    assert "restore the topic, or delete group" in lines[0]
+    assert store_rows(run.settings) == expected_rows(workload)  # untouched, not half-rebuilt

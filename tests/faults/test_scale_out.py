@@ -1,0 +1,63 @@
+"""Fault 4: two workers share the partitions, one is SIGKILLed, a third joins under load."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tests.cycling_expect import expected_rows
+from tests.faults.conftest import RunFactory
+from tests.faults.harness import (
+    assert_exact,
+    free_port,
+    group_lag,
+    metric_sum,
+    no_tracebacks,
+    observations,
+    scrape,
+    send,
+    store_rows,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.faults, pytest.mark.kafka]
+
+
+def records_in(port: int) -> float:
+    return metric_sum(
+        scrape(port), "byflyt_agent_records_total", agent="validate_counts", direction="in"
+    )
+
+
+def test_sigkill_one_of_two_then_a_third_joins(fault_run: RunFactory) -> None:
+    run = fault_run(partitions=4)
+    workload = observations(hours=72, seed=44)
+    third = len(workload) // 3
+    truth = expected_rows(workload)
+    ports = [free_port() for _ in range(3)]
+
+    send(run.settings, workload[:third])
+    first = run.worker("worker-1", web_port=ports[0])
+    second = run.worker("worker-2", web_port=ports[1])
+    wait_for(
+        lambda: records_in(ports[0]) > 0 and records_in(ports[1]) > 0,
+        120,
+        "both workers to hold partitions and process records",
+    )
+    send(run.settings, workload[third : 2 * third])
+    first.signal(signal.SIGKILL)
+    assert first.wait(30) == -signal.SIGKILL
+    survivor_before = records_in(ports[1])
+
+    # The survivor takes over the dead worker's partitions; then a third worker joins.
+    third_worker = run.worker("worker-3", web_port=ports[2])
+    send(run.settings, workload[2 * third :])
+    wait_for(lambda: store_rows(run.settings) == truth, 180, "the store to equal the truth")
+    wait_for(lambda: group_lag(run.settings) == 0, 60, "the group to commit everything")
+    assert_exact(run.settings, truth)
+    assert records_in(ports[1]) > survivor_before, "the survivor processed nothing after the kill"
+    wait_for(lambda: records_in(ports[2]) > 0 or None, 30, "the third worker to get partitions")
+    assert second.alive()
+    assert third_worker.alive()
+    no_tracebacks([second, third_worker])
