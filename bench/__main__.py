@@ -1,6 +1,7 @@
 """``python -m bench [N]``: run the benchmarks and write their figures to ``bench/results/``.
 
-``python -m bench siri`` and ``python -m bench gtfs-rt`` run one benchmark that needs no broker.
+``python -m bench siri``, ``python -m bench gtfs-rt`` and ``python -m bench connectors`` (both) run
+the connector benchmarks, which need no broker, and print their rows of the table.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main() -> None:
     """Start a private broker, run each benchmark, print and write the figures."""
-    if sys.argv[1:2] == ["siri"]:  # no broker needed
-        figures = siri.run(RESULTS / "siri.json")
-        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
-        return
-    if sys.argv[1:2] == ["gtfs-rt"]:  # no broker needed
-        figures = gtfs_rt.run(RESULTS / "gtfs_rt.json")
-        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+    if sys.argv[1:2] in (["siri"], ["gtfs-rt"], ["connectors"]):  # no broker needed
+        table: list[tuple[str, ...]] = []
+        if sys.argv[1] in ("gtfs-rt", "connectors"):
+            table += gtfs_rt.rows(gtfs_rt.run(RESULTS / "gtfs_rt.json"))
+        if sys.argv[1] in ("siri", "connectors"):
+            table += siri.rows(siri.run(RESULTS / "siri.json"))
+        sys.stdout.write(_table(table))
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     base = load_settings()
@@ -47,6 +48,13 @@ def main() -> None:
         finally:
             broker.stop()
     sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    header = ("benchmark", "byflyt", "baseline", "ratio", "goal", "met?")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _free_port() -> int:

@@ -360,6 +360,44 @@ def run(out: Path, trips: int = 10_000, calls: int = 24, snapshots: int = 6) -> 
     return figures
 
 
+Row = tuple[str, str, str, str, str, str]
+
+
+def rows(figures: dict[str, Any]) -> list[Row]:
+    """This benchmark's rows of the one table: benchmark, byflyt, baseline, ratio, goal, met?."""
+    ratio = figures["byflyt_to_baseline_cpu_ratio"] or 1e9
+    rss = figures["connector_peak_rss_mb"]
+    five = figures["changed_5pct"]
+    ratio5 = five["byflyt_to_baseline_cpu_ratio"] or 1e9
+    trips, calls = figures["trip_updates_per_snapshot"], figures["stop_time_updates_per_trip"]
+    return [
+        (
+            f"GTFS-RT connector + derive_calls, {trips:,} trips × {calls}",
+            f"{figures['byflyt_cpu_seconds_per_snapshot']} s CPU a snapshot",
+            f"ParseFromString {figures['baseline_cpu_seconds_per_snapshot']} s",
+            f"{ratio}×",
+            "≤ 20×",
+            "yes" if ratio <= 20 else "no",
+        ),
+        (
+            f"GTFS-RT connector RSS, {trips:,} live trips",
+            f"peak {rss} MB ({figures['connector_rss_before_mb']} MB of it imports)",
+            "",
+            "",
+            "≤ 250 MB",
+            "yes" if rss <= 250 else "no",
+        ),
+        (
+            "GTFS-RT, a snapshot in which 5 % of trips changed",
+            f"{five['byflyt_cpu_seconds_per_snapshot']} s CPU a snapshot",
+            f"ParseFromString {five['baseline_cpu_seconds_per_snapshot']} s",
+            f"{ratio5}×",
+            "≤ 3×",
+            "yes" if ratio5 <= 3 else "no",
+        ),
+    ]
+
+
 def main() -> None:
     """Child entry: ``python -m bench.gtfs_rt baseline|byflyt WORK GEOJSON FOLDER``."""
     mode, work = sys.argv[1], Path(sys.argv[2])

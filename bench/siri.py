@@ -145,6 +145,21 @@ def run(out: Path, target_mb: float = 100.0) -> dict[str, Any]:
     return figures
 
 
+def rows(figures: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """This benchmark's row of the one table: benchmark, byflyt, baseline, ratio, goal, met?."""
+    ratio, rss = figures["byflyt_to_baseline_ratio"], figures["byflyt_peak_rss_mb"]
+    return [
+        (
+            f"SIRI ET {figures['answer_mb']} MB answer ({figures['journeys']:,} journeys)",
+            f"{figures['byflyt_journeys_per_s']:,} journeys/s, peak RSS {rss} MB",
+            f"iterparse {figures['baseline_journeys_per_s']:,} journeys/s",
+            f"{ratio}",
+            "≥ 0.4, RSS < 200 MB",
+            "yes" if ratio >= 0.4 and rss < LIMIT_MB else "no",
+        )
+    ]
+
+
 def main() -> None:
     """Child entry: ``python -m bench.siri baseline|byflyt ANSWER STATIC_DIR``."""
     mode, answer, static_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])

@@ -195,12 +195,23 @@ def _call(element: Any, recorded: bool, info: AnswerInfo) -> SiriCall:
     departure_status = arrival_status = occupancy = None
     times: list[datetime | None] = [None] * 6
     names = _LOCAL_NAMES
+    # Why remember the last time read: a call's arrival and departure are mostly the same text.
+    last_text: str | None = None
+    last_time: datetime | None = None
+    last_local = 0
     for child in element:
         tag = child.tag
         name = names.get(tag) or _local(tag)
         slot = _TIME_SLOTS.get(name)
         if slot is not None:
-            times[slot] = parse_time(child.text, info)
+            text = child.text
+            if text is not None and text == last_text:
+                info.local_times += last_local
+            else:
+                before = info.local_times
+                last_time = parse_time(text, info)
+                last_text, last_local = text, info.local_times - before
+            times[slot] = last_time
         elif name == "StopPointRef":
             stop_ref = (child.text or "").strip()
         elif name == "Order":
