@@ -58,7 +58,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -898,7 +898,7 @@ def _call_state(
     if not last and _cut_short_here(siri):
         # The journey ends here now: the arrival was served, only the departure is cancelled.
         last = True
-        siri = replace(siri, departure_status=None)
+        siri = siri._replace(departure_status=None)
 
     def pick(departure: datetime | None, arrival: datetime | None) -> datetime | None:
         return (arrival or departure) if last else (departure or arrival)

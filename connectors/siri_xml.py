@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
 
@@ -74,9 +74,8 @@ def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | N
 
 
 # -- parsing -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SiriCall:
-    """One ``RecordedCall`` or ``EstimatedCall`` as read."""
+class SiriCall(NamedTuple):
+    """One ``RecordedCall`` or ``EstimatedCall`` as read (a tuple: a journey makes several)."""
 
     order: int | None
     stop_ref: str
