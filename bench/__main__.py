@@ -1,5 +1,9 @@
 """``python -m bench [N]``: run the benchmarks and write their figures to ``bench/results/``.
 
+Prints one table (benchmark, byflyt, baseline, ratio, goal, met?) and writes every figure as JSON.
+The cycling benchmark runs into SQLite and into a throw-away PostgreSQL cluster (the test
+suite's, ``tests/pg.py``) when PostgreSQL's server binaries are installed.
+
 ``python -m bench siri``, ``python -m bench gtfs-rt`` and ``python -m bench connectors`` (both) run
 the connector benchmarks, which need no broker, and print their rows of the table.
 """
@@ -10,9 +14,12 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from bench import cycling, gtfs_rt, siri
+from bench import cycling, freshness, gtfs_rt, siri
 from byflyt.broker import LocalBroker
 from byflyt.settings import load_settings
 
@@ -22,12 +29,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> None:
     """Start a private broker, run each benchmark, print and write the figures."""
     if sys.argv[1:2] in (["siri"], ["gtfs-rt"], ["connectors"]):  # no broker needed
-        table: list[tuple[str, ...]] = []
+        rows: list[Row] = []
         if sys.argv[1] in ("gtfs-rt", "connectors"):
-            table += gtfs_rt.rows(gtfs_rt.run(RESULTS / "gtfs_rt.json"))
+            rows += gtfs_rt.rows(gtfs_rt.run(RESULTS / "gtfs_rt.json"))
         if sys.argv[1] in ("siri", "connectors"):
-            table += siri.rows(siri.run(RESULTS / "siri.json"))
-        sys.stdout.write(_table(table))
+            rows += siri.rows(siri.run(RESULTS / "siri.json"))
+        sys.stdout.write(_lines(rows))
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     base = load_settings()
@@ -42,16 +49,88 @@ def main() -> None:
                 topic_prefix=f"bench{int(time.time())}.",
                 app_id="byflyt-bench",
             )
-            figures = cycling.run(settings, n, RESULTS / "cycling.json")
+            with _postgres() as pg_url:
+                stores = {"sqlite": settings.database_url}
+                if pg_url is not None:
+                    stores["postgresql"] = pg_url
+                figures = cycling.run(settings, n, RESULTS / "cycling.json", stores)
+            figures["freshness"] = freshness.run(settings, RESULTS / "freshness.json")
             figures["siri"] = siri.run(RESULTS / "siri.json")
             figures["gtfs_rt"] = gtfs_rt.run(RESULTS / "gtfs_rt.json")
         finally:
             broker.stop()
-    sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+    (RESULTS / "all.json").write_text(json.dumps(figures, indent=2) + "\n")
+    sys.stdout.write(table(figures))
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
-    header = ("benchmark", "byflyt", "baseline", "ratio", "goal", "met?")
+@contextmanager
+def _postgres() -> Iterator[str | None]:
+    """A throw-away PostgreSQL database, or None when no server binaries are installed."""
+    try:
+        from tests.pg import LocalPostgres, pg_bin_dir
+
+        bin_dir = pg_bin_dir()
+    except BaseException:  # noqa: BLE001 - pytest.fail raises a BaseException: no PostgreSQL
+        yield None
+        return
+    cluster = LocalPostgres(bin_dir)
+    try:
+        server = cluster.start()
+        yield server.create_database("byflyt_bench")
+    finally:
+        cluster.stop()
+
+
+Row = tuple[str, str, str, str, str, str]
+
+
+def table(figures: dict[str, Any]) -> str:
+    """The one table of a run: benchmark, byflyt, baseline, ratio, goal, met?."""
+    rows: list[Row] = []
+    n = figures["n_observations"]
+    bare = figures["bare_consumer_events_per_s"]
+    for name, goal in (("sqlite", 0.25), ("postgresql", 0.15)):
+        store = figures.get(name)
+        if store is None:
+            rows.append((f"cycling → {name}, N={n:,}", "not run", "", "", f"≥ {goal}", "—"))
+            continue
+        ratio = store["agent_to_bare_ratio"]
+        rss = store["worker_peak_rss_mb"]
+        ours = f"{store['agent_events_per_s_steady']:,} ev/s"
+        if name == "sqlite":
+            ours += f", RSS {rss} MB"
+        ours += f" (start-up {store['worker_startup_seconds']} s apart)"
+        met = ratio >= goal and (name != "sqlite" or (rss is not None and rss <= 400))
+        goal_text = f"≥ {goal}" + (", RSS ≤ 400 MB" if name == "sqlite" else "")
+        rows.append(
+            (
+                f"cycling → {name}, N={n:,}",
+                ours,
+                f"aiokafka {bare:,} ev/s",
+                f"{ratio}",
+                goal_text,
+                "yes" if met else "no",
+            )
+        )
+    rows += gtfs_rt.rows(figures["gtfs_rt"])
+    rows += siri.rows(figures["siri"])
+    fresh = figures["freshness"]
+    rows.append(
+        (
+            f"freshness {fresh['rate_per_s']:,} obs/s × {fresh['seconds']} s, produce → store row",
+            f"p99 {fresh['p99_seconds']} s (p50 {fresh['p50_seconds']} s, "
+            f"{fresh['missing_rows']} missing)",
+            "",
+            "",
+            "p99 ≤ 2 s",
+            "yes" if fresh["met"] else "no",
+        )
+    )
+    return _lines(rows)
+
+
+def _lines(rows: list[Row]) -> str:
+    header: Row = ("benchmark", "byflyt", "baseline", "ratio", "goal", "met?")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"

@@ -209,7 +209,7 @@ class Metrics:
         )
         self.store_failures = Counter(
             "byflyt_store_failures_total",
-            "Failed store transactions, by table.",
+            'Failed store transactions by table, and failed reads (table "(read)").',
             ["table"],
             registry=registry,
         )

@@ -183,7 +183,21 @@ class Settings(BaseSettings):
     regions_file: Path | None = Field(
         default=None, description="Extra or overriding region definitions (JSON)."
     )
-    hour_retention_days: int = Field(default=60, ge=1, le=3650)
+    hour_retention_days: int = Field(
+        default=60,
+        ge=1,
+        le=3650,
+        description="Days of hour state an aggregation keeps in memory, behind the newest event "
+        "hour it has seen (eviction only: stored results are never deleted by it).",
+    )
+    late_grace_days: int = Field(
+        default=3650,
+        ge=1,
+        le=36500,
+        description="How far behind the newest hour of its kommune a count may be and still be "
+        "aggregated (recomputed from the stored point-hours); older goes to dlq.rejected as "
+        "too_late and leaves the store untouched.",
+    )
     index_min_hours: int = Field(
         default=168,
         ge=1,

@@ -30,9 +30,11 @@ class TopicSpec:
 
 
 BIKE_POINTS = TopicSpec("bike.points", "source:point_id", "CountPoint", compacted=True)
-BIKE_COUNTS = TopicSpec("bike.counts", "source:point_id", "CountObservation")
+BIKE_COUNTS = TopicSpec(
+    "bike.counts", "kommune_nr (older producers: source:point_id)", "Count (models/codec_counts)"
+)
 BIKE_COUNTS_BY_KOMMUNE = TopicSpec(
-    "bike.counts.by-kommune", "kommune_nr", "CountObservation (validated, repartitioned)"
+    "bike.counts.by-kommune", "kommune_nr", "Count (records of bike.counts keyed otherwise)"
 )
 TRIP_UPDATES = TopicSpec("transit.trip-updates", "feed:service_date:trip_id", "TripState")
 STOP_CALLS = TopicSpec("transit.stop-calls", "kommune_nr", "StopCall")

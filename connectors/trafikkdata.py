@@ -29,6 +29,7 @@ from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Recor
 from byflyt.connectors.http import HTTPRetriableError, SourceError, send
 from byflyt.errors import ConfigError, RejectedInput
 from byflyt.metrics import Metrics, default_metrics
+from byflyt.models import codec_counts
 from byflyt.models.base import hour_floor, iso_z
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Rejected
@@ -352,7 +353,9 @@ class TrafikkdataConnector(Connector[CountPoint]):
         )
         return PollResult(
             records=[
-                Record.of(BIKE_COUNTS, o)
+                # Keyed by kommune, in the compact wire format: the aggregation reads each
+                # record where it lands, with no repartition hop.
+                Record(BIKE_COUNTS, o.kommune_nr, codec_counts.encode(o))
                 for o in sorted(observations + missing, key=lambda o: o.start)
             ],
             rejected=rejected,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -39,8 +39,10 @@ from byflyt.store.rows import (
 )
 from byflyt.store.schema import (
     SCHEMA_VERSION,
+    UtcDateTime,
     ensure_schema,
     flows_hourly,
+    format_utc,
     kommune_hourly,
     outages,
     point_hourly,
@@ -51,6 +53,8 @@ from byflyt.store.schema import points as points_table
 
 CHUNK_ROWS = 1000
 """Rows per ``executemany`` (and keys per ``DELETE … IN``) within one transaction."""
+BULK_ROWS = 10_000
+"""Rows per driver-level ``executemany`` of a bulk upsert."""
 
 
 class Store:
@@ -66,6 +70,7 @@ class Store:
         self.engine = create_store_engine(url)
         self._writer = self.engine.execution_options(**{WRITE: True})
         self._dialect = self.engine.dialect.name
+        self._bulk_sql: dict[str, str] = {}
         try:
             self._open_schema()
         except BaseException:
@@ -126,12 +131,17 @@ class Store:
             with self.engine.connect() as conn:
                 return list(conn.execute(query).all())
         except SQLAlchemyError as exc:
+            self.metrics.store_failures.labels(table="(read)").inc()
             if is_retriable(exc, self._dialect):
                 raise retriable(exc, "store read", self.url) from exc
             raise
 
     def _upsert(self, conn: Connection, table: Table, rows: list[Row]) -> None:
         if not rows:
+            return
+        columns = [c.name for c in table.c]
+        if table is not outages and set(rows[0]) == set(columns):
+            self._bulk_upsert(conn, table, columns, rows)
             return
         keys = [c.name for c in table.primary_key]
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
@@ -145,6 +155,39 @@ class Store:
         upsert = stmt.on_conflict_do_update(index_elements=keys, set_=changes)
         for i in range(0, len(rows), CHUNK_ROWS):
             conn.execute(upsert, rows[i : i + CHUNK_ROWS])
+
+    def _bulk_upsert(
+        self, conn: Connection, table: Table, columns: list[str], rows: list[Row]
+    ) -> None:
+        """``INSERT … ON CONFLICT DO UPDATE`` through the driver's own ``executemany``.
+
+        Rows become plain tuples (times converted as :class:`UtcDateTime` stores them), so a
+        batch costs one C-level loop on SQLite and one pipelined round trip on PostgreSQL,
+        instead of SQLAlchemy's per-row parameter processing.
+        """
+        sql = self._bulk_sql.get(table.name)
+        if sql is None:
+            keys = [c.name for c in table.primary_key]
+            mark = "?" if self._dialect == "sqlite" else "%s"
+            # Identifiers from the schema's own metadata; values only ever as parameters.
+            sql = (
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+                f"VALUES ({', '.join(mark for _ in columns)}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+            )
+            self._bulk_sql[table.name] = sql
+        to_time = format_utc if self._dialect == "sqlite" else to_utc
+        times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
+        convert = [
+            (lambda v: None if v is None else to_time(v)) if c in times else None for c in columns
+        ]
+        params = [
+            tuple(row[c] if f is None else f(row[c]) for c, f in zip(columns, convert, strict=True))
+            for row in rows
+        ]
+        for i in range(0, len(params), BULK_ROWS):
+            conn.exec_driver_sql(sql, params[i : i + BULK_ROWS])
 
     def _write_rows(self, table: Table, rows: Iterable[Row]) -> int:
         latest = latest_by_key(table, rows)
@@ -215,6 +258,106 @@ class Store:
             deleted = self._delete(conn, gone)
             self._upsert(conn, kommune_hourly, rows)
         self.metrics.store_writes.labels(table=kommune_hourly.name).inc(len(rows) + deleted)
+
+    def write_counts(
+        self,
+        points: Iterable[CountPoint],
+        point_hours: Iterable[Row],
+        upserts: Iterable[HourlyVolume],
+        deletes: Iterable[VolumeKey],
+    ) -> None:
+        """One cycling flush in one transaction: points, point-hours, kommune-hours.
+
+        ``point_hours`` are ``point_hourly`` rows (``source, point_id, hour_start, kommune_nr,
+        mode, volume, coverage``; ``updated_at`` is set here), at most one per key. Deletes of
+        kommune-hours go first, so a key given in both ends up with the upserted value.
+        """
+        now = datetime.now(UTC)
+        point_rows = latest_by_key(
+            points_table,
+            ({**p.model_dump(include=POINT_FIELDS), "updated_at": now} for p in points),
+        )
+        hour_rows = [{**row, "updated_at": now} for row in point_hours]
+        hour_rows.sort(key=lambda r: (r["source"], r["point_id"], r["hour_start"]))
+        rows = latest_by_key(kommune_hourly, (volume_row(r, now) for r in upserts))
+        gone = unique_keys(deletes)
+        if not (point_rows or hour_rows or rows or gone):
+            return
+        with self._write(kommune_hourly.name) as conn:
+            self._upsert(conn, points_table, point_rows)
+            self._upsert(conn, point_hourly, hour_rows)
+            deleted = self._delete(conn, gone)
+            self._upsert(conn, kommune_hourly, rows)
+        self.metrics.store_writes.labels(table=points_table.name).inc(len(point_rows))
+        self.metrics.store_writes.labels(table=point_hourly.name).inc(len(hour_rows))
+        self.metrics.store_writes.labels(table=kommune_hourly.name).inc(len(rows) + deleted)
+
+    def point_hours_of(
+        self, cells: Iterable[tuple[str, str, datetime]]
+    ) -> list[tuple[str, str, datetime, str, int | None, float]]:
+        """Stored point-hours of the kommune-hours ``(kommune_nr, mode, hour_start)``.
+
+        Rows are ``(kommune_nr, mode, hour_start, "source:point_id", volume, coverage)``: what
+        an aggregation needs to recompute those kommune-hours after it evicted them.
+        """
+        wanted = set(cells)
+        if not wanted:
+            return []
+        c = point_hourly.c
+        by_kommune: dict[tuple[str, str], list[datetime]] = {}
+        for kommune_nr, mode, hour in wanted:
+            by_kommune.setdefault((kommune_nr, mode), []).append(hour)
+        out = []
+        for (kommune_nr, mode), hours in sorted(by_kommune.items()):
+            query = select(c.hour_start, c.source, c.point_id, c.volume, c.coverage).where(
+                c.hour_start >= min(hours),
+                c.hour_start <= max(hours),
+                c.kommune_nr == kommune_nr,
+                c.mode == mode,
+            )
+            for hour, source, point_id, volume, coverage in self._read(query):
+                hour = to_utc(hour)
+                if (kommune_nr, mode, hour) in wanted:
+                    out.append((kommune_nr, mode, hour, f"{source}:{point_id}", volume, coverage))
+        return out
+
+    def point_sources(self) -> list[str]:
+        """The sources that have stored point-hours."""
+        c = point_hourly.c
+        return [row[0] for row in self._read(select(c.source).distinct().order_by(c.source))]
+
+    def point_kommuner(self) -> list[str]:
+        """The kommuner that have stored point-hours."""
+        c = point_hourly.c
+        query = select(c.kommune_nr).distinct().order_by(c.kommune_nr)
+        return [row[0] for row in self._read(query)]
+
+    def point_history(
+        self, kommuner: Sequence[str], days: dict[str, int]
+    ) -> list[tuple[str, datetime, str, str, int | None, float]]:
+        """Each source's point-hours in ``kommuner`` of its last ``days[source]`` days.
+
+        Rows are ``(source, hour_start, point_id, kommune_nr, volume, coverage)``; "last" is
+        counted back from the source's newest stored hour in those kommuner (event time).
+        """
+        if not kommuner:
+            return []
+        c = point_hourly.c
+        out: list[tuple[str, datetime, str, str, int | None, float]] = []
+        for source, n_days in sorted(days.items()):
+            where = (c.source == source, c.kommune_nr.in_(list(kommuner)))
+            newest = self._read(select(func.max(c.hour_start)).where(*where))[0][0]
+            if newest is None:
+                continue
+            since = to_utc(newest) - timedelta(days=n_days)
+            query = select(
+                c.source, c.hour_start, c.point_id, c.kommune_nr, c.volume, c.coverage
+            ).where(*where, c.hour_start >= since)
+            out.extend(
+                (source, to_utc(hour), point_id, kommune_nr, volume, coverage)
+                for source, hour, point_id, kommune_nr, volume, coverage in self._read(query)
+            )
+        return out
 
     def write_transit(self, hourly: Iterable[HourlyVolume], flows: Iterable[FlowHour]) -> None:
         """Upsert transit kommune-hours and kommune-to-kommune flows in one transaction."""

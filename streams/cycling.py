@@ -1,301 +1,243 @@
 """The cycling pipeline's agents: counts → hourly volume per kommune, by event time.
 
-Two agents:
+``aggregate_counts`` reads ``bike.counts`` and ``bike.counts.by-kommune`` (co-partitioned: the
+same partition of both is on the same worker) on one :class:`~byflyt.streams.sink.Sink`. A
+record is decoded with the counts codec (:mod:`byflyt.models.codec_counts`: the compact
+version 2 or the JSON of version 1); what does not decode goes to ``dlq.rejected`` as an
+``invalid_observation``. The connectors key ``bike.counts`` by kommune number, so a record is
+aggregated where it is read; a record keyed otherwise (by point, as older producers did) is
+forwarded once to ``bike.counts.by-kommune`` keyed by kommune, so each kommune's hours live on
+one partition (and one worker).
 
-``validate_counts`` reads ``bike.counts`` (keyed by point), parses every record as a
-:class:`CountObservation`, sends what fails to ``dlq.rejected`` with its reason, and forwards the
-rest to ``bike.counts.by-kommune`` keyed by kommune number, so each kommune's hours live on one
-partition (and one worker).
+State: for each kommune-hour, each point's *latest* ``[volume, coverage]``, kept in memory. A
+re-sent or corrected observation replaces the earlier one and the kommune-hour is recomputed
+from the whole cell, so replays and corrections never double-count. The durable copy of that
+state is the store's ``point_hourly``, written in the same transaction as the kommune-hours
+before the batch is acknowledged: a kommune-hour not in memory (a new hour, an hour evicted, a
+partition this worker just got) is loaded from the stored point-hours before it is changed.
 
-``aggregate_counts`` keeps, in a plain faust table keyed ``kommune|mode|hour``, each point's
-*latest* observation of that hour. A re-sent or corrected observation replaces the earlier one,
-and the kommune-hour is recomputed from the whole state, so replays and corrections never
-double-count. Results go to the compacted ``volumes.hourly`` topic (a tombstone when a
-kommune-hour no longer has any volume) and to the store in one transaction per batch. The
-stream is consumed without automatic acks: records are acknowledged only after their results
-are in the store, so a crash replays the uncommitted tail, which converges to the same rows.
+Each flush writes every dirty kommune-hour once: to the compacted ``volumes.hourly`` topic (a
+tombstone when it no longer has any volume) and to the store, in one transaction with the batch's
+point-hours and points.
 
-Hour state expires by event time (the newest hour seen per kommune minus the retention), never
-by the wall clock: faust's windowed tables close windows on wall-clock time and would silently
-drop replayed history.
+Memory is bounded by event time: a kommune's hours older than its newest hour minus
+``hour_retention_days`` are evicted from memory after a flush — never deleted from the store or
+the topic. A count older than its kommune's newest hour minus ``late_grace_days`` is not
+aggregated: it goes to ``dlq.rejected`` as ``too_late`` and leaves the store untouched.
 """
 
 from __future__ import annotations
 
-import asyncio
-import bisect
-import logging
-import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import cast
+from datetime import datetime
 
 import faust
-from pydantic import ValidationError
 
 from byflyt.metrics import Metrics, default_metrics
-from byflyt.models.base import hour_floor, iso_z
-from byflyt.models.counts import CountObservation, CountPoint
-from byflyt.models.envelope import Rejected
+from byflyt.models import codec_counts
+from byflyt.models.base import iso_z
+from byflyt.models.codec_counts import Count, utc
+from byflyt.models.counts import CountPoint
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
+from byflyt.store.rows import Row, VolumeKey
 from byflyt.streams.app import topic
 from byflyt.streams.hourly import PointState, aggregate_counts
 from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
-from byflyt.topics import (
-    BIKE_COUNTS,
-    BIKE_COUNTS_BY_KOMMUNE,
-    BIKE_POINTS,
-    DLQ,
-    VOLUMES_HOURLY,
-)
+from byflyt.streams.sink import BATCH_MAX, FLUSH_INTERVAL_S, Output, Sink, reason_of
+from byflyt.streams.status import tracker_of
+from byflyt.topics import BIKE_COUNTS, BIKE_COUNTS_BY_KOMMUNE, BIKE_POINTS, VOLUMES_HOURLY
 
-log = logging.getLogger(__name__)
+__all__ = ["BATCH_MAX", "FLUSH_INTERVAL_S", "CountAggregator", "reason_of", "register"]
 
-BATCH_MAX = 5000
-FLUSH_INTERVAL_S = 0.5
-VolumeKey = tuple[str, str, str, datetime]
+STAGE = "aggregate_counts"
+Cell = tuple[str, str, int]
+"""``(kommune_nr, mode, hour)``, the hour in UTC epoch seconds."""
 
 
-def state_key(kommune_nr: str, mode: str, hour_start: datetime) -> str:
-    """The table key of one kommune-hour."""
-    return f"{kommune_nr}|{mode}|{iso_z(hour_start)}"
+def volume_key(kommune_nr: str, mode: str, hour: datetime) -> bytes:
+    """The ``volumes.hourly`` key of a kommune-hour's volume."""
+    return f"{kommune_nr}|{mode}|volume|{iso_z(hour)}".encode()
 
 
-def parse_state_key(key: str) -> tuple[str, str, datetime]:
-    """Inverse of :func:`state_key`."""
-    kommune_nr, mode, hour = key.split("|")
-    return kommune_nr, mode, datetime.fromisoformat(hour)
+class CountAggregator(Sink):
+    """State, loading, eviction and flushing of the count aggregation (one per worker)."""
 
-
-@dataclass
-class _Pending:
-    """Results computed since the last flush, and the events they came from."""
-
-    events: list[faust.EventT] = field(default_factory=list)
-    dirty: set[str] = field(default_factory=set)
-    observations: dict[tuple[str, str, datetime], CountObservation] = field(default_factory=dict)
-    points: dict[str, CountPoint] = field(default_factory=dict)
-    point_events: list[faust.EventT] = field(default_factory=list)
-    since: float = field(default_factory=time.monotonic)
-
-
-class CountAggregator:
-    """State, flushing and expiry of the count aggregation (one per worker)."""
-
-    def __init__(
-        self,
-        app: faust.App,
-        settings: Settings,
-        store: Store,
-        metrics: Metrics,
-    ) -> None:
-        self.app = app
-        self.settings = settings
-        self.store = store
-        self.metrics = metrics
-        self.retention = timedelta(days=settings.hour_retention_days)
-        self.table = app.Table(
-            "count-hours",
-            default=None,
-            partitions=BIKE_COUNTS_BY_KOMMUNE.partitions or settings.topic_partitions,
-            help="kommune|mode|hour → {point: [volume, coverage]}: each point's latest value.",
-        )
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+        volumes = topic(app, settings, VOLUMES_HOURLY)
+        super().__init__(app, settings, metrics, STAGE, volumes)
+        self.retention = settings.hour_retention_days * 86400
+        self.grace = settings.late_grace_days * 86400
         self.counts = topic(app, settings, BIKE_COUNTS)
         self.by_kommune = topic(app, settings, BIKE_COUNTS_BY_KOMMUNE)
         self.points = topic(app, settings, BIKE_POINTS)
-        self.volumes = topic(app, settings, VOLUMES_HOURLY)
-        self.dlq = topic(app, settings, DLQ)
-        self.pending = _Pending()
-        self.lock = asyncio.Lock()
-        self.live = LiveVolumes(metrics.volume)
-        # One writer thread: store transactions stay in order and off the event loop.
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byflyt-store")
-        self._hours: dict[tuple[str, str], list[datetime]] = {}
-
-    # -- state -------------------------------------------------------------------------------
-    def apply(self, obs: CountObservation) -> str:
-        """Record ``obs`` as its point's latest value for the hour; return the state key."""
-        hour = hour_floor(obs.start)
-        key = state_key(obs.kommune_nr, obs.mode, hour)
-        current: dict[str, PointState] = dict(self.table.get(key) or {})
-        current[obs.key] = [obs.volume, obs.coverage]
-        self.table[key] = current
-        self._index(obs.kommune_nr, obs.mode, hour)
-        self.pending.observations[(obs.source, obs.point_id, hour)] = obs
-        return key
-
-    def _index(self, kommune_nr: str, mode: str, hour: datetime) -> None:
-        hours = self._hours.get((kommune_nr, mode))
-        if hours is None:
-            hours = sorted(
-                h
-                for k in self.table
-                if (p := parse_state_key(k))[:2] == (kommune_nr, mode)
-                for h in (p[2],)
-            )
-            self._hours[(kommune_nr, mode)] = hours
-        i = bisect.bisect_left(hours, hour)
-        if i == len(hours) or hours[i] != hour:
-            hours.insert(i, hour)
-        self._expire(kommune_nr, mode, hours)
-
-    def _expire(self, kommune_nr: str, mode: str, hours: list[datetime]) -> None:
-        # Called while processing an event of this kommune, so the table's changelog
-        # tombstones land on the kommune's own partition.
-        horizon = hours[-1] - self.retention
-        cut = bisect.bisect_left(hours, horizon)
-        for hour in hours[:cut]:
-            key = state_key(kommune_nr, mode, hour)
-            if key in self.table:
-                del self.table[key]
-        del hours[:cut]
-
-    def result(self, key: str) -> tuple[HourlyVolume | None, VolumeKey]:
-        """The current value of one kommune-hour (None: no row) and its natural key."""
-        kommune_nr, mode, hour = parse_state_key(key)
-        row = aggregate_counts(kommune_nr, mode, hour, self.table.get(key) or {})
-        return row, (kommune_nr, mode, "volume", hour)
-
-    # -- flushing ----------------------------------------------------------------------------
-    def due(self) -> bool:
-        """Whether the pending batch should be written now."""
-        size = len(self.pending.events) + len(self.pending.point_events)
-        return size >= BATCH_MAX or (
-            size > 0 and time.monotonic() - self.pending.since >= FLUSH_INTERVAL_S
+        self.inputs = app.topic(
+            settings.topic(BIKE_COUNTS.name),
+            settings.topic(BIKE_COUNTS_BY_KOMMUNE.name),
+            key_serializer="raw",
+            value_serializer="raw",
+            allow_empty=True,
         )
+        self.cells: dict[Cell, dict[str, PointState]] = {}
+        self.newest: dict[tuple[str, str], int] = {}
+        self.dirty: set[Cell] = set()
+        self.point_hours: dict[tuple[str, str, int], Count] = {}
+        self.new_points: dict[str, CountPoint] = {}
+        self.live = LiveVolumes(metrics.volume)
+        self.status = tracker_of(app, settings)
+        self._forward_topic = settings.topic(BIKE_COUNTS.name)
+
+    # -- state ---------------------------------------------------------------------------------
+    async def apply_counts(self, batch: list[tuple[Count, faust.EventT]]) -> None:
+        """Forward what is not on its kommune's partition; aggregate the rest."""
+        local: list[Count] = []
+        seen: Counter[tuple[str, str]] = Counter()
+        forwarded = 0
+        for obs, event in batch:
+            if event.message.topic == self._forward_topic:
+                seen[(obs.mode, obs.kommune_nr)] += 1
+                if event.key != obs.kommune_nr.encode():
+                    await self.by_kommune.send(
+                        key=obs.kommune_nr.encode(), value=codec_counts.encode(obs)
+                    )
+                    forwarded += 1
+                    continue
+            local.append(obs)
+        for (mode, kommune_nr), n in seen.items():
+            self.metrics.observations.labels(mode, kommune_nr).inc(n)
+        self.status.in_flight += forwarded
+        accepted = await self.aggregate(local) if local else []
+        await self.status.add_counts(accepted, [event for _, event in batch])
 
     async def flush(self) -> None:
-        """Write pending results to the output topic and the store, then ack their events."""
-        async with self.lock:
-            pending, self.pending = self.pending, _Pending()
-            if not (pending.events or pending.point_events):
-                return
-            started = time.perf_counter()
-            upserts: list[HourlyVolume] = []
-            deletes: list[VolumeKey] = []
-            for key in sorted(pending.dirty):
-                row, natural = self.result(key)
-                if row is None:
-                    deletes.append(natural)
-                    await self.volumes.send(key=_volume_key(natural), value=None)
-                else:
-                    upserts.append(row)
-                    await self.volumes.send(key=row.key.encode(), value=row.to_bytes())
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(
-                self.executor,
-                self._write,
-                list(pending.points.values()),
-                list(pending.observations.values()),
-                upserts,
-                deletes,
-            )
-            self.live.update(upserts, deletes)
-            for event in pending.events + pending.point_events:
-                event.ack()
-            self.metrics.agent_records.labels("aggregate_counts", "out").inc(
-                len(upserts) + len(deletes)
-            )
-            self.metrics.processing_seconds.labels("aggregate_counts").observe(
-                time.perf_counter() - started
-            )
+        """Flush the counts, then sensor status (both before the batch is acknowledged)."""
+        await super().flush()
+        await self.status.flush()
 
-    def _write(
-        self,
-        points: list[CountPoint],
-        observations: list[CountObservation],
-        upserts: list[HourlyVolume],
-        deletes: list[VolumeKey],
-    ) -> None:
-        if points:
-            self.store.upsert_points(points)
-        if observations:
-            self.store.upsert_point_hourly(observations)
-        self.store.write_hourly(upserts, deletes)
+    async def aggregate(self, batch: list[Count]) -> list[Count]:
+        """Apply observations in order, loading the kommune-hours memory does not hold."""
+        accepted: list[Count] = []
+        for obs in batch:
+            group = (obs.kommune_nr, obs.mode)
+            newest = self.newest.get(group)
+            if newest is not None and obs.hour < newest - self.grace:
+                await self.reject(
+                    BIKE_COUNTS.name,
+                    "too_late",
+                    codec_counts.to_observation(obs).to_bytes(),
+                    f"hour {iso_z(utc(obs.hour))} is more than {self.settings.late_grace_days} "
+                    f"days older than the kommune's newest hour {iso_z(utc(newest))}",
+                    STAGE,
+                )
+                continue
+            if newest is None or obs.hour > newest:
+                self.newest[group] = obs.hour
+            accepted.append(obs)
+        missing = {
+            cell
+            for obs in accepted
+            if (cell := (obs.kommune_nr, obs.mode, obs.hour)) not in self.cells
+        }
+        if missing:
+            wanted = [(k, m, utc(h)) for k, m, h in missing]
+            stored = await self.shared.read(lambda store: store.point_hours_of(wanted))
+            for cell in missing:
+                self.cells[cell] = {}
+            for kommune_nr, mode, hour, point, volume, coverage in stored:
+                self.cells[(kommune_nr, mode, int(hour.timestamp()))][point] = [volume, coverage]
+        cells, dirty, point_hours = self.cells, self.dirty, self.point_hours
+        for obs in accepted:
+            cell = (obs.kommune_nr, obs.mode, obs.hour)
+            cells[cell][f"{obs.source}:{obs.point_id}"] = [obs.volume, obs.coverage]
+            dirty.add(cell)
+            point_hours[(obs.source, obs.point_id, obs.hour)] = obs
+        return accepted
 
-    async def reject(self, raw: bytes | None, exc: Exception, stage: str) -> None:
-        """Send a record that failed validation to the dead-letter topic."""
-        reason = reason_of(exc)
-        rejected = Rejected.of("bike.counts", "invalid_observation", reason, stage, raw)
-        self.metrics.rejected.labels("bike.counts", stage, "invalid_observation").inc()
-        await self.dlq.send(key=b"bike.counts", value=rejected.to_bytes())
+    async def apply_points(self, batch: list[tuple[CountPoint, faust.EventT]]) -> None:
+        """Keep the batch's counting points for the next store write."""
+        for point, _ in batch:
+            self.new_points[point.key] = point
 
+    def _evict(self) -> None:
+        """Drop kommune-hours behind their kommune's newest hour minus the retention (memory)."""
+        cells, newest, retention = self.cells, self.newest, self.retention
+        old = [c for c in cells if c[2] < newest.get((c[0], c[1]), c[2]) - retention]
+        for cell in old:
+            del cells[cell]
 
-def manual_acks(stream: faust.StreamT[bytes]) -> faust.StreamT[bytes]:
-    """The stream with automatic acks off: events are acked once their results are stored."""
-    return cast(faust.Stream[bytes], stream).noack()  # StreamT does not declare noack()
+    # -- flushing ------------------------------------------------------------------------------
+    async def write(self) -> Output:
+        """Every dirty kommune-hour once, the batch's point-hours and points, one transaction."""
+        dirty, self.dirty = self.dirty, set()
+        point_hours, self.point_hours = self.point_hours, {}
+        points, self.new_points = self.new_points, {}
+        if not (dirty or point_hours or points):
+            return Output()
+        upserts: list[HourlyVolume] = []
+        deletes: list[VolumeKey] = []
+        records: list[tuple[bytes, bytes | None]] = []
+        for kommune_nr, mode, hour in sorted(dirty):
+            start = utc(hour)
+            row = aggregate_counts(kommune_nr, mode, start, self.cells[(kommune_nr, mode, hour)])
+            if row is None:
+                deletes.append((kommune_nr, mode, "volume", start))
+                records.append((volume_key(kommune_nr, mode, start), None))
+            else:
+                upserts.append(row)
+                records.append((row.key.encode(), row.to_bytes()))
+        self._evict()
+        rows: list[Row] = [
+            {
+                "source": obs.source,
+                "point_id": obs.point_id,
+                "hour_start": utc(obs.hour),
+                "kommune_nr": obs.kommune_nr,
+                "mode": obs.mode,
+                "volume": obs.volume,
+                "coverage": obs.coverage,
+            }
+            for obs in point_hours.values()
+        ]
+        point_list = list(points.values())
 
+        def store_write(store: Store) -> None:
+            store.write_counts(point_list, rows, upserts, deletes)
 
-def _volume_key(natural: VolumeKey) -> bytes:
-    kommune_nr, mode, metric, hour = natural
-    return f"{kommune_nr}|{mode}|{metric}|{iso_z(hour)}".encode()
-
-
-def reason_of(exc: Exception) -> str:
-    """A short, bounded reason for a record that failed validation."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
-        )[:500]
-    return f"{type(exc).__name__}: {exc}"[:500]
+        return Output(
+            records=records,
+            write=store_write,
+            after=lambda: self.live.update(upserts, deletes),
+            count=len(upserts) + len(deletes),
+        )
 
 
 def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]]:
     """Add the cycling agents to ``app``; return the flush the drain calls."""
-    metrics = default_metrics()
-    store = Store.from_settings(settings, metrics=metrics)
-    agg = CountAggregator(app, settings, store, metrics)
+    agg = CountAggregator(app, settings, default_metrics())
 
-    @app.agent(agg.counts, name="validate_counts")
-    async def validate_counts(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            metrics.agent_records.labels("validate_counts", "in").inc()
-            try:
-                obs = CountObservation.from_bytes(event.value)
-            except (ValidationError, ValueError) as exc:
-                await agg.reject(event.value, exc, "validate_counts")
-                continue
-            metrics.observations.labels(obs.mode, obs.kommune_nr).inc()
-            await agg.by_kommune.send(key=obs.kommune_nr.encode(), value=obs.to_bytes())
-
-    @app.agent(agg.by_kommune, name="aggregate_counts")
+    @app.agent(agg.inputs, name=STAGE)
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
-        async for event in manual_acks(stream).events():
-            try:
-                obs = CountObservation.from_bytes(event.value)
-            except (ValidationError, ValueError) as exc:
-                # Only validated records are forwarded here; anything else is not ours to count.
-                await agg.reject(event.value, exc, "aggregate_counts")
-                event.ack()
-                continue
-            agg.pending.dirty.add(agg.apply(obs))
-            agg.pending.events.append(event)
-            metrics.agent_records.labels("aggregate_counts", "in").inc()
-            if agg.due():
-                await agg.flush()
+        await agg.consume(
+            stream,
+            codec_counts.decode,
+            agg.apply_counts,
+            source=BIKE_COUNTS.name,
+            stage=STAGE,
+            code="invalid_observation",
+        )
 
     @app.agent(agg.points, name="store_points")
     async def store_points(stream: faust.StreamT[bytes]) -> None:
-        async for event in manual_acks(stream).events():
-            try:
-                point = CountPoint.from_bytes(event.value)
-            except (ValidationError, ValueError) as exc:
-                await agg.reject(event.value, exc, "store_points")
-                event.ack()
-                continue
-            agg.pending.points[point.key] = point
-            agg.pending.point_events.append(event)
-            if agg.due():
-                await agg.flush()
-
-    @app.timer(FLUSH_INTERVAL_S)
-    async def flush_idle() -> None:
-        if agg.due():
-            await agg.flush()
+        await agg.consume(
+            stream,
+            CountPoint.from_bytes,
+            agg.apply_points,
+            source=BIKE_POINTS.name,
+            stage="store_points",
+            code="invalid_record",
+        )
 
     @app.timer(LIVE_REFRESH_S)
     async def roll_live_hours() -> None:

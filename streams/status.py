@@ -1,64 +1,60 @@
-"""The status agents: counter points and transit feeds → ``sensors.status``, outages, gauge.
+"""Sensor status: counter points and transit feeds → ``sensors.status``, outages, gauge.
 
-``point_status`` reads ``bike.counts`` (keyed by point; the topic also feeds
-``validate_counts``, which dead-letters what does not parse, so it is skipped here) and keeps
-every point-hour in the faust table ``status-point-hours`` (``source|point|hour`` →
-``[volume, coverage, kommune]``), written while processing the point's own record so the
-changelog lands on the point's partition. Reading the connectors' own topic, not the
-repartitioned one, keeps each partition's order exact for the caught-up check below.
-
-The state machines (:mod:`byflyt.streams.sensors`) live in memory and are rebuilt from that
-table the first time a worker sees a record after it starts: the machines are deterministic, so
-judging the same hours again gives the same changes and the same outage keys ``(source, point,
-kind, started)``, and the upserts change nothing. Hours are judged only when every partition
-this agent has read from is caught up with its high-water mark: while a backlog (a replay, a
-restart) is being read, the newest hour of one point says nothing about the hours of points not
-read yet. The source's clock is the newest hour this worker has read from it.
+Counter points are judged from the counts the cycling sink (:mod:`byflyt.streams.cycling`)
+aggregates: it hands every accepted observation of a batch to :meth:`StatusTracker.add_counts`
+and flushes the tracker with its own flush, before the batch is acknowledged. The machines
+(:mod:`byflyt.streams.sensors`) live in memory. Their durable state is the store's
+``point_hourly`` (written with the counts before their offsets are committed): the first batch
+after a start rebuilds them from the stored point-hours of the kommuner on this worker's
+partitions, ``history_days × 2`` back from each source's newest stored hour. The machines are
+deterministic, so judging the same hours again gives the same changes and the same outage keys
+``(source, point, kind, started)``, and the upserts change nothing. Hours are judged only when
+every partition the counts were read from is caught up with its high-water mark (and nothing
+forwarded to the repartition topic is still unread): while a backlog (a replay, a restart) is
+being read, the newest hour of one point says nothing about the hours of points not read yet.
+The source's clock is the newest hour this worker has read from it.
 
 ``feed_status`` reads ``transit.feed-health`` (one :class:`FeedHealth` per poll of a feed, from
-the connectors) and keeps each feed's machine in the table ``status-feeds``. Feeds are judged
-here rather than in the connectors so that one place writes ``sensors.status`` and the outages,
-a feed's state survives a connector restart, and the SIRI and GTFS-RT connectors only have to
-describe each poll.
+the connectors) on the same sink and keeps each feed's machine in the table ``status-feeds``.
+Feeds are judged here rather than in the connectors so that one place writes ``sensors.status``
+and the outages, a feed's state survives a connector restart, and the SIRI and GTFS-RT
+connectors only have to describe each poll.
 
 Each change goes to the compacted ``sensors.status`` (keyed ``source:point_id``), to the
 ``outages`` table (opened with ``ended`` None, closed by the change that ends it) and to the
-gauge ``byflyt_sensor_status``. Input is acknowledged only after the changes it caused are
-stored, as in the cycling aggregation.
+gauge ``byflyt_sensor_status``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
-from pydantic import ValidationError
 
 from byflyt.metrics import Metrics, default_metrics
-from byflyt.models.base import hour_floor, iso_z
-from byflyt.models.counts import CountObservation
-from byflyt.models.envelope import Rejected
+from byflyt.models.base import iso_z
+from byflyt.models.codec_counts import Count, utc
 from byflyt.models.status import FeedHealth, SensorState, SensorStatus
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
-from byflyt.streams.cycling import BATCH_MAX, FLUSH_INTERVAL_S, manual_acks, reason_of
 from byflyt.streams.sensors import Change, FeedMachine, SourceClock
-from byflyt.topics import BIKE_COUNTS, DLQ, FEED_HEALTH, SENSORS_STATUS
+from byflyt.streams.sink import FLUSH_INTERVAL_S, Output, Sink, in_event
+from byflyt.topics import BIKE_COUNTS, BIKE_COUNTS_BY_KOMMUNE, FEED_HEALTH, SENSORS_STATUS
 
 log = logging.getLogger(__name__)
 
 AGENT = "sensor_status"
 HISTORY_FACTOR = 2
-"""Point-hours are kept for this many ``history_days``: enough to rebuild a full history."""
+"""A rebuild reads this many ``history_days`` of point-hours: enough for a full history."""
+_PARTITIONER = DefaultPartitioner()
+"""Kafka's default partitioner (murmur2 of the key), as every producer of keyed counts uses."""
 
 
 def hour_key(source: str, point_id: str, hour: datetime) -> str:
@@ -86,57 +82,47 @@ def status_of(change: Change) -> SensorStatus:
     )
 
 
-@dataclass
-class _Pending:
-    events: list[faust.EventT] = field(default_factory=list)
-    changes: list[Change] = field(default_factory=list)
-    since: float = field(default_factory=time.monotonic)
+class StatusTracker(Sink):
+    """State, judging and flushing of sensor status (one per worker)."""
 
-
-class StatusTracker:
-    """State, judging and flushing of the status agents (one per worker)."""
-
-    def __init__(self, app: faust.App, settings: Settings, store: Store, metrics: Metrics) -> None:
-        self.app = app
-        self.settings = settings
-        self.store = store
-        self.metrics = metrics
-        self.hours = app.Table(
-            "status-point-hours",
-            default=None,
-            partitions=BIKE_COUNTS.partitions or settings.topic_partitions,
-            help="source|point|hour → [volume, coverage, kommune]: the hours sensor status judges.",
-        )
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+        super().__init__(app, settings, metrics, AGENT, topic(app, settings, SENSORS_STATUS))
         self.feeds = app.Table(
             "status-feeds",
             default=None,
             partitions=FEED_HEALTH.partitions or settings.topic_partitions,
             help="source:kind → a transit feed's status machine.",
         )
-        self.counts = topic(app, settings, BIKE_COUNTS)
         self.health = topic(app, settings, FEED_HEALTH)
-        self.status = topic(app, settings, SENSORS_STATUS)
+        self.count_topics = {
+            settings.topic(BIKE_COUNTS.name),
+            settings.topic(BIKE_COUNTS_BY_KOMMUNE.name),
+        }
+        self.repartitioned = settings.topic(BIKE_COUNTS_BY_KOMMUNE.name)
         self.clocks: dict[str, SourceClock] = {}
-        self.stored: dict[tuple[str, str], list[datetime]] = {}
         self.positions: dict[TP, int] = {}
+        self.in_flight = 0
+        """Counts forwarded to ``bike.counts.by-kommune`` and not yet read back."""
         self.loaded = False
-        self.pending = _Pending()
-        self.lock = asyncio.Lock()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byflyt-status")
+        self.changes: list[Change] = []
 
     # -- counter points ----------------------------------------------------------------------
-    def add_count(self, obs: CountObservation) -> None:
-        """Keep one observation as its point's latest value for the hour."""
-        self._load()
-        hour = hour_floor(obs.start)
-        self.hours[hour_key(obs.source, obs.point_id, hour)] = [
-            obs.volume,
-            obs.coverage,
-            obs.kommune_nr,
-        ]
-        clock = self._clock(obs.source)
-        clock.add(obs.point_id, obs.kommune_nr, hour, obs.volume, obs.coverage)
-        self._expire(obs.source, obs.point_id, hour, clock)
+    async def add_counts(self, counts: list[Count], events: Sequence[faust.EventT]) -> None:
+        """Keep each observation as its point's latest value for the hour (from the counts sink).
+
+        ``events`` are every event of the counts batch: how far each partition has been read.
+        """
+        if not self.loaded:
+            await self._load()
+        for event in events:
+            message = event.message
+            self.positions[message.tp] = message.offset + 1
+            if message.topic == self.repartitioned and self.in_flight:
+                self.in_flight -= 1
+        for obs in counts:
+            self._clock(obs.source).add(
+                obs.point_id, obs.kommune_nr, utc(obs.hour), obs.volume, obs.coverage
+            )
 
     def _clock(self, source: str) -> SourceClock:
         clock = self.clocks.get(source)
@@ -145,57 +131,58 @@ class StatusTracker:
             self.clocks[source] = clock
         return clock
 
-    def _expire(self, source: str, point_id: str, hour: datetime, clock: SourceClock) -> None:
-        # Called while processing this point's record: the tombstones go to its partition.
-        hours = self.stored.setdefault((source, point_id), [])
-        if not hours or hours[-1] < hour:
-            hours.append(hour)
-        elif hour not in hours:
-            hours.append(hour)
-            hours.sort()
-        days = clock.thresholds.history_days * HISTORY_FACTOR
-        horizon = (clock.newest or hour) - timedelta(days=days)
-        while hours and hours[0] < horizon:
-            old = hours.pop(0)
-            key = hour_key(source, point_id, old)
-            if key in self.hours:
-                del self.hours[key]
+    def _kommuner_owned(self, kommuner: list[str]) -> list[str]:
+        """The kommuner whose counts land on a partition this worker is assigned."""
+        assigned = {
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic in self.count_topics
+        }
+        n = BIKE_COUNTS.partitions or self.settings.topic_partitions
+        every = list(range(n))
+        return [k for k in kommuner if _PARTITIONER(k.encode(), every, every) in assigned]
 
-    def _load(self) -> None:
-        """Rebuild the machines from the table once, after the worker (re)started."""
-        if self.loaded:
-            return
+    async def _load(self) -> None:
+        """Rebuild the machines once, after the worker (re)started, from the stored point-hours.
+
+        The store's ``point_hourly`` is written with the counts' results before their offsets
+        are committed, so it holds at least every hour this worker's committed input had.
+        """
         self.loaded = True
-        rows = sorted(
-            (parse_hour_key(key), value) for key, value in self.hours.items() if value is not None
+        days = {
+            source: self.settings.point_thresholds(source).history_days * HISTORY_FACTOR
+            for source in await self.shared.read(lambda store: store.point_sources())
+        }
+        if not days:
+            return
+        kommuner = self._kommuner_owned(
+            await self.shared.read(lambda store: store.point_kommuner())
         )
+        rows = sorted(await self.shared.read(lambda store: store.point_history(kommuner, days)))
         if not rows:
             return
-        for (source, point_id, hour), (volume, coverage, kommune_nr) in rows:
+        for source, hour, point_id, kommune_nr, volume, coverage in rows:
             self._clock(source).add(point_id, kommune_nr, hour, volume, coverage)
-            self.stored.setdefault((source, point_id), []).append(hour)
         changes = [c for clock in self.clocks.values() for c in clock.advance()]
         # Changes older than one history window were stored by the run that made them; the
         # start of a rebuilt history is judged with less history and may differ.
-        oldest = rows[0][0][2]
+        oldest = min(row[1] for row in rows)
         latest: dict[tuple[str, str], Change] = {}
         for change in changes:
             latest[(change.source, change.point_id)] = change
-            days = self.clocks[change.source].thresholds.history_days
-            if change.since >= oldest + timedelta(days=days):
-                self.pending.changes.append(change)
+            history = self.clocks[change.source].thresholds.history_days
+            if change.since >= oldest + timedelta(days=history):
+                self.changes.append(change)
         # Every point's current state, for the gauge and the compacted topic.
-        emitted = {id(c) for c in self.pending.changes}
-        self.pending.changes.extend(c for c in latest.values() if id(c) not in emitted)
+        emitted = {id(c) for c in self.changes}
+        self.changes.extend(c for c in latest.values() if id(c) not in emitted)
         log.info("sensor status rebuilt: %d points, %d changes replayed", len(latest), len(changes))
 
-    def note_position(self, event: faust.EventT) -> None:
-        """Remember how far this agent has read the event's partition."""
-        message = event.message
-        self.positions[message.tp] = message.offset + 1
-
     def caught_up(self) -> bool:
-        """Whether every partition read from is read up to its high-water mark."""
+        """Whether every partition read from is read up to its high-water mark.
+
+        Counts forwarded to the repartition topic and not read back yet count as unread.
+        """
+        if self.in_flight:
+            return False
         consumer = self.app.consumer
         assigned = consumer.assignment()
         for tp, position in self.positions.items():
@@ -207,119 +194,99 @@ class StatusTracker:
         return True
 
     # -- feeds -------------------------------------------------------------------------------
-    def add_health(self, health: FeedHealth) -> None:
-        """Judge one poll of a feed."""
-        state: dict[str, Any] | None = self.feeds.get(health.key)
-        machine = (
-            FeedMachine.from_dict(state)
-            if state is not None
-            else FeedMachine(health.source, health.kind)
-        )
-        self.pending.changes.extend(
-            machine.step(health, self.settings.feed_thresholds(health.source))
-        )
-        self.feeds[health.key] = machine.to_dict()
+    async def apply_health(self, batch: list[tuple[FeedHealth, faust.EventT]]) -> None:
+        """Judge each poll of a feed."""
+        for health, event in batch:
+            state: dict[str, Any] | None = self.feeds.get(health.key)
+            machine = (
+                FeedMachine.from_dict(state)
+                if state is not None
+                else FeedMachine(health.source, health.kind)
+            )
+            self.changes.extend(machine.step(health, self.settings.feed_thresholds(health.source)))
+            with in_event(event):
+                self.feeds[health.key] = machine.to_dict()
 
     # -- flushing ----------------------------------------------------------------------------
-    def due(self) -> bool:
-        """Whether the pending batch should be written now."""
-        size = len(self.pending.events)
-        return size >= BATCH_MAX or (
-            size > 0 and time.monotonic() - self.pending.since >= FLUSH_INTERVAL_S
-        )
+    async def write(self) -> Output:
+        """Judge the closed hours (when caught up); the changes, for the topic and the store."""
+        if self.clocks and self.caught_up():
+            for clock in self.clocks.values():
+                self.changes.extend(clock.advance())
+        changes, self.changes = self.changes, []
+        if not changes:
+            return Output()
+        records = []
+        for change in changes:
+            record = status_of(change)
+            records.append((record.key.encode(), record.to_bytes()))
 
-    async def flush(self) -> None:
-        """Judge the closed hours (when caught up), write the changes, then ack the input."""
-        async with self.lock:
-            if self.clocks and self.caught_up():
-                for clock in self.clocks.values():
-                    self.pending.changes.extend(clock.advance())
-            pending, self.pending = self.pending, _Pending()
-            if not (pending.events or pending.changes):
-                return
-            started = time.perf_counter()
-            for change in pending.changes:
-                record = status_of(change)
-                await self.status.send(key=record.key.encode(), value=record.to_bytes())
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.executor, self._write, pending.changes)
-            for change in pending.changes:
+        def after() -> None:
+            for change in changes:
                 self.metrics.set_sensor_state(
                     change.source, change.point_id, change.kommune_nr or "", change.state
                 )
-            for event in pending.events:
-                event.ack()
-            self.metrics.agent_records.labels(AGENT, "out").inc(len(pending.changes))
-            self.metrics.processing_seconds.labels(AGENT).observe(time.perf_counter() - started)
 
-    def _write(self, changes: list[Change]) -> None:
-        for change in changes:
-            if change.closes and change.previous and change.previous_since is not None:
-                self.store.upsert_outage(
-                    change.source,
-                    change.point_id,
-                    change.previous,
-                    change.previous_since,
-                    change.since,
-                    change.kommune_nr,
-                )
-            if change.opens:
-                self.store.upsert_outage(
-                    change.source,
-                    change.point_id,
-                    change.state,
-                    change.since,
-                    None,
-                    change.kommune_nr,
-                    change.details,
-                )
+        return Output(
+            records=records,
+            write=lambda store: _write(store, changes),
+            after=after,
+            count=len(changes),
+        )
+
+
+def _write(store: Store, changes: list[Change]) -> None:
+    for change in changes:
+        if change.closes and change.previous and change.previous_since is not None:
+            store.upsert_outage(
+                change.source,
+                change.point_id,
+                change.previous,
+                change.previous_since,
+                change.since,
+                change.kommune_nr,
+            )
+        if change.opens:
+            store.upsert_outage(
+                change.source,
+                change.point_id,
+                change.state,
+                change.since,
+                None,
+                change.kommune_nr,
+                change.details,
+            )
 
 
 def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]]:
-    """Add the status agents to ``app``; return the flush the drain calls."""
-    metrics = default_metrics()
-    store = Store.from_settings(settings, metrics=metrics)
-    tracker = StatusTracker(app, settings, store, metrics)
-    dlq = topic(app, settings, DLQ)
-
-    @app.agent(tracker.counts, name="point_status")
-    async def point_status(stream: faust.StreamT[bytes]) -> None:
-        async for event in manual_acks(stream).events():
-            metrics.agent_records.labels(AGENT, "in").inc()
-            try:
-                obs = CountObservation.from_bytes(event.value)
-            except (ValidationError, ValueError):
-                # validate_counts reads the same records and dead-letters this one.
-                event.ack()
-                continue
-            tracker.add_count(obs)
-            tracker.note_position(event)
-            tracker.pending.events.append(event)
-            if tracker.due():
-                await tracker.flush()
+    """Add the status agents to ``app`` (counts come from the cycling sink); return the flush."""
+    tracker = tracker_of(app, settings)
 
     @app.agent(tracker.health, name="feed_status")
     async def feed_status(stream: faust.StreamT[bytes]) -> None:
-        async for event in manual_acks(stream).events():
-            metrics.agent_records.labels(AGENT, "in").inc()
-            try:
-                health = FeedHealth.from_bytes(event.value)
-            except (ValidationError, ValueError) as exc:
-                rejected = Rejected.of(
-                    FEED_HEALTH.name, "invalid_record", reason_of(exc), "feed_status", event.value
-                )
-                metrics.rejected.labels(FEED_HEALTH.name, "feed_status", "invalid_record").inc()
-                await dlq.send(key=FEED_HEALTH.name.encode(), value=rejected.to_bytes())
-                event.ack()
-                continue
-            tracker.add_health(health)
-            tracker.pending.events.append(event)
-            if tracker.due():
-                await tracker.flush()
+        await tracker.consume(
+            stream,
+            FeedHealth.from_bytes,
+            tracker.apply_health,
+            source=FEED_HEALTH.name,
+            stage="feed_status",
+        )
 
     @app.timer(FLUSH_INTERVAL_S)
     async def flush_status() -> None:
-        if tracker.due() or tracker.clocks:
+        if tracker.clocks:
             await tracker.flush()
 
     return tracker.flush
+
+
+_TRACKERS: weakref.WeakKeyDictionary[faust.App, StatusTracker] = weakref.WeakKeyDictionary()
+
+
+def tracker_of(app: faust.App, settings: Settings) -> StatusTracker:
+    """The one :class:`StatusTracker` of ``app`` (the cycling sink feeds it counts)."""
+    tracker = _TRACKERS.get(app)
+    if tracker is None:
+        tracker = StatusTracker(app, settings, default_metrics())
+        _TRACKERS[app] = tracker
+    return tracker

@@ -25,12 +25,9 @@ All state expires by event time (service date or hour), never by the wall clock.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -45,7 +42,6 @@ from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_trips
 from byflyt.models.base import hour_floor, iso_z
 from byflyt.models.codec_trips import Trip
-from byflyt.models.envelope import Rejected
 from byflyt.models.transit import (
     CallState,
     FlowHour,
@@ -58,10 +54,9 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
-from byflyt.streams.cycling import BATCH_MAX, FLUSH_INTERVAL_S, manual_acks, reason_of
 from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
+from byflyt.streams.sink import Output, Sink, in_event, reason_of
 from byflyt.topics import (
-    DLQ,
     STOP_CALLS,
     TRANSIT_FACTS,
     TRIP_UPDATES,
@@ -181,6 +176,14 @@ class TripDeriver:
         """
         key = codec_trips.settled_key(raw)
         return key is not None and key in self.table
+
+    def evicted(self, trip: TripState | Trip) -> bool:
+        """Whether ``trip``'s state was evicted: deriving it again would count its calls twice."""
+        return (
+            self.newest is not None
+            and trip.service_date < self.newest - TRIP_RETENTION
+            and trip.key not in self.table
+        )
 
     def _expire(self, key: str, service_date: date) -> None:
         if not self.dates and len(self.table):
@@ -332,20 +335,13 @@ class ScheduledCalls:
             self.counts[key] = self.counts.get(key, 0) + int(n)
 
 
-@dataclass
-class _Pending:
-    events: list[faust.EventT] = field(default_factory=list)
-    dirty: set[str] = field(default_factory=set)
-    since: float = field(default_factory=time.monotonic)
+class TransitAggregator(Sink):
+    """State, flushing and eviction of the hourly transit aggregation (one per worker)."""
 
-
-class TransitAggregator:
-    """State, flushing and expiry of the hourly transit aggregation (one per worker)."""
-
-    def __init__(self, app: faust.App, settings: Settings, store: Store, metrics: Metrics) -> None:
-        self.app = app
-        self.store = store
-        self.metrics = metrics
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+        super().__init__(
+            app, settings, metrics, "aggregate_transit", topic(app, settings, VOLUMES_HOURLY)
+        )
         self.live = LiveVolumes(metrics.volume)
         self.retention = timedelta(days=settings.hour_retention_days)
         self.table = app.Table(
@@ -355,11 +351,28 @@ class TransitAggregator:
             help="kommune|mode|hour → facts by identity: calls, coverage, crossings, vehicles.",
         )
         self.scheduled = ScheduledCalls(settings)
-        self.volumes = topic(app, settings, VOLUMES_HOURLY)
-        self.pending = _Pending()
-        self.lock = asyncio.Lock()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byflyt-transit")
+        self.dirty: set[str] = set()
         self.newest: dict[str, datetime] = {}
+
+    async def apply_facts(self, batch: list[tuple[TransitFact, faust.EventT]]) -> None:
+        """Apply a batch of facts; a fact for an hour already evicted is ``too_late``."""
+        for fact, event in batch:
+            newest = self.newest.get(fact.kommune_nr)
+            if newest is not None and fact.hour_start < newest - self.retention:
+                # Its kommune-hour's facts are gone from memory and are not stored one by one:
+                # recomputing it from this fact alone would overwrite the stored hour.
+                await self.reject(
+                    "transit.facts",
+                    "too_late",
+                    event.value,
+                    f"hour {iso_z(fact.hour_start)} is more than "
+                    f"{self.retention.days} days older than the kommune's newest hour "
+                    f"{iso_z(newest)}",
+                    "aggregate_transit",
+                )
+                continue
+            with in_event(event):
+                self.dirty.add(self.apply(fact))
 
     def apply(self, fact: TransitFact) -> str:
         """Record ``fact`` in its kommune-hour cell; return the cell key."""
@@ -433,49 +446,37 @@ class TransitAggregator:
             return 100.0
         return round(min(100.0, 100.0 * len(cell.get("r", {})) / scheduled), 2)
 
-    def due(self) -> bool:
-        """Whether the pending batch should be written now."""
-        size = len(self.pending.events)
-        return size >= BATCH_MAX or (
-            size > 0 and time.monotonic() - self.pending.since >= FLUSH_INTERVAL_S
-        )
+    async def write(self) -> Output:
+        """Every dirty kommune-hour's rows and flows once, in one store transaction."""
+        dirty, self.dirty = self.dirty, set()
+        if not dirty:
+            return Output()
+        rows: list[HourlyVolume] = []
+        flows: list[FlowHour] = []
+        for key in sorted(dirty):
+            hour_rows, hour_flows = self.rows(key)
+            rows.extend(hour_rows)
+            flows.extend(hour_flows)
 
-    async def flush(self) -> None:
-        """Write pending kommune-hours to the output topic and the store, then ack."""
-        async with self.lock:
-            pending, self.pending = self.pending, _Pending()
-            if not pending.events:
-                return
-            started = time.perf_counter()
-            rows: list[HourlyVolume] = []
-            flows: list[FlowHour] = []
-            for key in sorted(pending.dirty):
-                hour_rows, hour_flows = self.rows(key)
-                rows.extend(hour_rows)
-                flows.extend(hour_flows)
-            for row in rows:
-                await self.volumes.send(key=row.key.encode(), value=row.to_bytes())
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.executor, self.store.write_transit, rows, flows)
-            self.live.update(rows)
-            for event in pending.events:
-                event.ack()
-            self.metrics.agent_records.labels("aggregate_transit", "out").inc(len(rows))
-            self.metrics.processing_seconds.labels("aggregate_transit").observe(
-                time.perf_counter() - started
-            )
+        def store_write(store: Store) -> None:
+            store.write_transit(rows, flows)
+
+        return Output(
+            records=[(row.key.encode(), row.to_bytes()) for row in rows],
+            write=store_write,
+            after=lambda: self.live.update(rows),
+            count=len(rows),
+        )
 
 
 def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]]:
     """Add the transit agents to ``app``; return the flush the drain calls."""
     metrics = default_metrics()
-    store = Store.from_settings(settings, metrics=metrics)
-    agg = TransitAggregator(app, settings, store, metrics)
+    agg = TransitAggregator(app, settings, metrics)
     trips = topic(app, settings, TRIP_UPDATES)
     vehicles = topic(app, settings, VEHICLES)
     facts = topic(app, settings, TRANSIT_FACTS)
     stop_calls = topic(app, settings, STOP_CALLS)
-    dlq = topic(app, settings, DLQ)
     deriver = TripDeriver(
         app.Table(
             "trip-calls",
@@ -486,9 +487,7 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     )
 
     async def reject(source: str, raw: bytes | None, exc: Exception, stage: str) -> None:
-        rejected = Rejected.of(source, "invalid_record", reason_of(exc), stage, raw)
-        metrics.rejected.labels(source, stage, "invalid_record").inc()
-        await dlq.send(key=source.encode(), value=rejected.to_bytes())
+        await agg.reject(source, "invalid_record", raw, reason_of(exc), stage)
 
     async def send_facts(items: list[TransitFact]) -> None:
         for fact in items:
@@ -504,6 +503,16 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
                 trip = codec_trips.decode(event.value)
             except (ValidationError, ValueError) as exc:
                 await reject("transit.trip-updates", event.value, exc, "derive_calls")
+                continue
+            if deriver.evicted(trip):
+                await agg.reject(
+                    "transit.trip-updates",
+                    "too_late",
+                    event.value,
+                    f"service date {trip.service_date} is more than {TRIP_RETENTION.days} days "
+                    f"before the newest service date {deriver.newest}; its calls are settled",
+                    "derive_calls",
+                )
                 continue
             calls, new_facts = deriver.apply(trip)
             for call in calls:
@@ -537,23 +546,13 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
 
     @app.agent(facts, name="aggregate_transit")
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
-        async for event in manual_acks(stream).events():
-            try:
-                fact = TransitFact.from_bytes(event.value)
-            except (ValidationError, ValueError) as exc:
-                await reject("transit.facts", event.value, exc, "aggregate_transit")
-                event.ack()
-                continue
-            agg.pending.dirty.add(agg.apply(fact))
-            agg.pending.events.append(event)
-            metrics.agent_records.labels("aggregate_transit", "in").inc()
-            if agg.due():
-                await agg.flush()
-
-    @app.timer(FLUSH_INTERVAL_S)
-    async def flush_idle() -> None:
-        if agg.due():
-            await agg.flush()
+        await agg.consume(
+            stream,
+            TransitFact.from_bytes,
+            agg.apply_facts,
+            source="transit.facts",
+            stage="aggregate_transit",
+        )
 
     @app.timer(LIVE_REFRESH_S)
     async def roll_live_hours() -> None:

@@ -28,6 +28,7 @@ from byflyt.connectors.trafikkdata import TrafikkdataConnector, graphql_data
 from byflyt.errors import ConfigError, RejectedInput
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
+from byflyt.models import codec_counts
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Checkpoint, Rejected
 from byflyt.models.kommuner import get_region
@@ -91,8 +92,8 @@ def observations(settings: Settings) -> list[CountObservation]:
     result = []
     for key, value in records:
         assert value is not None
-        obs = CountObservation.from_bytes(value)
-        assert key == obs.key.encode()
+        obs = codec_counts.to_observation(codec_counts.decode(value))
+        assert key == obs.kommune_nr.encode()
         result.append(obs)
     return result
 

@@ -425,6 +425,23 @@ def delete_topic(settings: Settings, name: str) -> None:
         client.close()
 
 
+def delete_changelogs(settings: Settings) -> list[str]:
+    """Delete every table changelog topic of the worker's app; return their names."""
+    client = admin(settings)
+    try:
+        names = sorted(
+            t
+            for t in client.list_topics()
+            if t.startswith(f"{settings.app_id}-") and t.endswith("-changelog")
+        )
+    finally:
+        client.close()
+    assert names, f"the worker of {settings.app_id} has no changelog topics to lose"
+    for name in names:
+        delete_topic(settings, name)
+    return names
+
+
 def new_folder(prefix: str) -> Path:
     """A fresh temporary folder."""
     return Path(tempfile.mkdtemp(prefix=prefix))

@@ -1,0 +1,233 @@
+"""One batched, manual-ack sink that every aggregating agent is built on.
+
+An agent hands its stream to :meth:`Sink.consume`. Records arrive in batches (faust's
+``take_events``: up to :data:`BATCH_MAX` events, or what came within :data:`FLUSH_INTERVAL_S`).
+Each event is parsed by the agent's parser; what does not parse goes to ``dlq.rejected`` with one
+of the :data:`REASONS` and the metric ``byflyt_rejected_total{source, stage, reason}``. The rest is
+applied to the sink's state (:meth:`Sink.apply`), and then the sink flushes once: the subclass's
+:meth:`Sink.write` returns the batch's output — records for the output topic (state results, one
+per dirty key) and one store transaction — which is sent and written, and only after that does
+``take_events`` acknowledge the batch's events, so the committed offsets never run ahead of the
+store. A crash replays the uncommitted tail, which converges to the same rows.
+
+One :class:`WorkerStore` per worker (per faust app) is shared by every sink: one connection pool
+and one writer thread, so store transactions stay in order and off the event loop.
+
+A store write that fails with a :class:`~byflyt.errors.RetriableError` pauses the batch and is
+tried again with back-off instead of failing the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
+
+import faust
+import faust.streams as faust_streams
+from pydantic import ValidationError
+
+from byflyt.errors import RetriableError
+from byflyt.metrics import Metrics
+from byflyt.models.envelope import Rejected
+from byflyt.settings import Settings
+from byflyt.store import Store
+from byflyt.streams.app import topic
+from byflyt.topics import DLQ
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 10_000
+"""Events per batch at most."""
+FLUSH_INTERVAL_S = 0.5
+"""A batch closes after this long even when it is not full (freshness of a quiet stream)."""
+RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+REASONS = ("invalid_observation", "invalid_record", "too_late")
+"""The dead-letter reason codes of the sinks: a record of ``bike.counts`` that does not parse is
+an ``invalid_observation``; any other record that does not parse is an ``invalid_record``; a
+record for state that is gone (beyond the sink's stated grace) is ``too_late``."""
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def reason_of(exc: Exception) -> str:
+    """A short, bounded reason for a record that failed validation."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
+        )[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+@contextmanager
+def in_event(event: faust.EventT) -> Iterator[None]:
+    """Make ``event`` faust's current event while state is changed for it.
+
+    A faust table writes its changelog to the partition of the current event (so a key's state
+    is recovered on the worker that owns its input partition). Batches are applied outside
+    faust's per-event iteration, so the sink sets it for each record it applies.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def manual_acks(stream: faust.StreamT[bytes]) -> faust.StreamT[bytes]:
+    """The stream with automatic acks off: events are acked once their results are stored."""
+    return cast(faust.Stream[bytes], stream).noack()  # StreamT does not declare noack()
+
+
+@dataclass
+class WorkerStore:
+    """The store and the writer thread every sink of one worker shares."""
+
+    store: Store
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="byflyt-store")
+    )
+
+    async def read(self, query: Callable[[Store], R]) -> R:
+        """Run a store read on the writer thread (it sees every write before it); retried."""
+        return await self._retrying("read", query)
+
+    async def run(self, write: Callable[[Store], None]) -> None:
+        """Run one store transaction on the writer thread; retry transient failures."""
+        await self._retrying("write", write)
+
+    async def _retrying(self, what: str, call: Callable[[Store], R]) -> R:
+        """``call`` on the writer thread until it succeeds, backing off on transient failures.
+
+        A store that is away (PostgreSQL restarting, SQLite locked by another writer) holds
+        the batch: nothing is acknowledged until it is written, so the wait loses nothing.
+        The back-off grows to :data:`RETRY_S`'s last pause and stays there; every failure is
+        counted in ``byflyt_store_failures_total`` and ``/readyz`` says the store is down.
+        """
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            try:
+                return await loop.run_in_executor(self.executor, call, self.store)
+            except RetriableError as exc:
+                pause = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+                attempt += 1
+                log.warning(
+                    "store %s failed (attempt %d), retrying in %ss: %s", what, attempt, pause, exc
+                )
+                await asyncio.sleep(pause)
+
+
+_STORES: weakref.WeakKeyDictionary[faust.App, WorkerStore] = weakref.WeakKeyDictionary()
+
+
+def worker_store(app: faust.App, settings: Settings, metrics: Metrics) -> WorkerStore:
+    """The one :class:`WorkerStore` of ``app`` (created by the first sink that asks)."""
+    shared = _STORES.get(app)
+    if shared is None:
+        shared = WorkerStore(Store.from_settings(settings, metrics=metrics))
+        _STORES[app] = shared
+    return shared
+
+
+@dataclass
+class Output:
+    """What one flush writes: records for the output topic, then one store transaction."""
+
+    records: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    write: Callable[[Store], None] | None = None
+    after: Callable[[], None] | None = None
+    """Run after the store write (gauges, live hours)."""
+    count: int = 0
+    """Results written (the ``out`` metric)."""
+
+
+class Sink(ABC):
+    """Batched consumption, dead-lettering and flushing; subclasses keep state and write it."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        metrics: Metrics,
+        name: str,
+        output: faust.TopicT | None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.name = name
+        self.output = output
+        self.shared = worker_store(app, settings, metrics)
+        self.store = self.shared.store
+        self.dlq = topic(app, settings, DLQ)
+        self.lock = asyncio.Lock()
+
+    # -- what a subclass provides --------------------------------------------------------------
+    @abstractmethod
+    async def write(self) -> Output:
+        """Take the state changed since the last flush and return its output (under the lock)."""
+
+    # -- consuming -----------------------------------------------------------------------------
+    async def consume(
+        self,
+        stream: faust.StreamT[bytes],
+        parse: Callable[[bytes | None], T],
+        apply: Callable[[list[tuple[T, faust.EventT]]], Awaitable[None]],
+        *,
+        source: str,
+        stage: str,
+        code: str = "invalid_record",
+    ) -> None:
+        """Batches of ``stream``: parse, dead-letter, apply, flush, then (faust) ack."""
+        records_in = self.metrics.agent_records.labels(stage, "in")
+        batches = cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, FLUSH_INTERVAL_S)
+        async for events in batches:
+            parsed: list[tuple[T, faust.EventT]] = []
+            for event in events:
+                try:
+                    parsed.append((parse(event.value), event))
+                except (ValidationError, ValueError, TypeError) as exc:
+                    await self.reject(source, code, event.value, reason_of(exc), stage)
+            records_in.inc(len(events))
+            if parsed:
+                await apply(parsed)
+            await self.flush()
+
+    async def reject(
+        self, source: str, code: str, raw: bytes | None, reason: str, stage: str
+    ) -> None:
+        """Send a record to the dead-letter topic with its reason, and count it."""
+        if code not in REASONS:
+            raise ValueError(f"unknown dead-letter reason {code!r}: one of {REASONS}")
+        rejected = Rejected.of(source, code, reason, stage, raw)
+        self.metrics.rejected.labels(source, stage, code).inc()
+        await self.dlq.send(key=source.encode(), value=rejected.to_bytes())
+
+    # -- flushing ------------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Write what changed since the last flush: output topic, then the store."""
+        async with self.lock:
+            started = time.perf_counter()
+            out = await self.write()
+            if not (out.records or out.write):
+                return
+            if self.output is not None:
+                # Delivered before faust commits the batch's offsets (it flushes the producer).
+                for key, value in out.records:
+                    await self.output.send(key=key, value=value)
+            if out.write is not None:
+                await self.shared.run(out.write)
+            if out.after is not None:
+                out.after()
+            self.metrics.agent_records.labels(self.name, "out").inc(out.count)
+            self.metrics.processing_seconds.labels(self.name).observe(time.perf_counter() - started)
