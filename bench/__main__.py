@@ -4,7 +4,8 @@ Prints one table (benchmark, byflyt, baseline, ratio, goal, met?) and writes eve
 The cycling benchmark runs into SQLite and into a throw-away PostgreSQL cluster (the test
 suite's, ``tests/pg.py``) when PostgreSQL's server binaries are installed.
 
-``python -m bench siri`` and ``python -m bench gtfs-rt`` run one benchmark that needs no broker.
+``python -m bench siri``, ``python -m bench gtfs-rt`` and ``python -m bench connectors`` (both) run
+the connector benchmarks, which need no broker, and print their rows of the table.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main() -> None:
     """Start a private broker, run each benchmark, print and write the figures."""
-    if sys.argv[1:2] == ["siri"]:  # no broker needed
-        figures = siri.run(RESULTS / "siri.json")
-        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
-        return
-    if sys.argv[1:2] == ["gtfs-rt"]:  # no broker needed
-        figures = gtfs_rt.run(RESULTS / "gtfs_rt.json")
-        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+    if sys.argv[1:2] in (["siri"], ["gtfs-rt"], ["connectors"]):  # no broker needed
+        rows: list[Row] = []
+        if sys.argv[1] in ("gtfs-rt", "connectors"):
+            rows += gtfs_rt.rows(gtfs_rt.run(RESULTS / "gtfs_rt.json"))
+        if sys.argv[1] in ("siri", "connectors"):
+            rows += siri.rows(siri.run(RESULTS / "siri.json"))
+        sys.stdout.write(_lines(rows))
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     base = load_settings()
@@ -111,34 +112,8 @@ def table(figures: dict[str, Any]) -> str:
                 "yes" if met else "no",
             )
         )
-    gtfs = figures["gtfs_rt"]
-    rows.append(
-        (
-            "GTFS-RT 10,000 trips × 24 (not this issue's owner)",
-            f"{gtfs['byflyt_cpu_seconds_per_snapshot']} s CPU, RSS {gtfs['byflyt_peak_rss_mb']} MB",
-            f"ParseFromString {gtfs['baseline_cpu_seconds_per_snapshot']} s",
-            f"{gtfs['byflyt_to_baseline_cpu_ratio']}×",
-            "≤ 20×, RSS ≤ 250 MB",
-            "yes"
-            if (gtfs["byflyt_to_baseline_cpu_ratio"] or 1e9) <= 20
-            and gtfs["byflyt_peak_rss_mb"] <= 250
-            else "no",
-        )
-    )
-    siri_f = figures["siri"]
-    rows.append(
-        (
-            f"SIRI ET {siri_f['answer_mb']} MB (not this issue's owner)",
-            f"{siri_f['byflyt_journeys_per_s']:,} journeys/s, "
-            f"RSS {siri_f['byflyt_peak_rss_mb']} MB",
-            f"iterparse {siri_f['baseline_journeys_per_s']:,} journeys/s",
-            f"{siri_f['byflyt_to_baseline_ratio']}",
-            "≥ 0.4, RSS < 200 MB",
-            "yes"
-            if siri_f["byflyt_to_baseline_ratio"] >= 0.4 and siri_f["byflyt_peak_rss_mb"] < 200
-            else "no",
-        )
-    )
+    rows += gtfs_rt.rows(figures["gtfs_rt"])
+    rows += siri.rows(figures["siri"])
     fresh = figures["freshness"]
     rows.append(
         (
@@ -151,6 +126,10 @@ def table(figures: dict[str, Any]) -> str:
             "yes" if fresh["met"] else "no",
         )
     )
+    return _lines(rows)
+
+
+def _lines(rows: list[Row]) -> str:
     header: Row = ("benchmark", "byflyt", "baseline", "ratio", "goal", "met?")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -58,7 +58,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -92,10 +92,11 @@ from byflyt.connectors.siri_xml import (
 from byflyt.connectors.trains import TrainIndex, TrainNotResolved, TrainRef, parse_train_ref
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.metrics import Metrics, default_metrics
+from byflyt.models import codec_trips
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
-from byflyt.models.transit import CallRealtime, CallState, TripState, TripStatus, VehicleSeen
+from byflyt.models.transit import CallRealtime, TripStatus, VehicleSeen
 from byflyt.settings import Settings
 from byflyt.topics import TRIP_UPDATES, VEHICLES
 
@@ -110,6 +111,7 @@ CHUNK_BYTES = 64 * 1024
 SIRI_NS = "http://www.siri.org.uk/siri"
 _DELIVERY = {"et": "EstimatedTimetableDelivery", "vm": "VehicleMonitoringDelivery"}
 _SEEN_CHANGES_MAX = 100_000  # platform changes remembered so that repeats count once
+_MAX_REF = 256  # the longest journey, line or stop ref a record carries
 
 _VEHICLE_MODES: dict[str, Mode] = {
     "bus": "bus",
@@ -331,6 +333,7 @@ class SiriConnector(Connector[SiriItem]):
         self._said_local_time = False
         self._said_wall_clock = False
         self._changes_seen: set[tuple[str, date, int]] = set()
+        self._static_trips: dict[int, tuple[TripPlan, _StaticTrip | None]] = {}
         self._trains: TrainIndex | None = None
 
     def close(self) -> None:
@@ -587,11 +590,11 @@ class SiriConnector(Connector[SiriItem]):
             )
             return
         self.metrics.siri_journeys.labels(self.source, "et", state.status).inc()
-        records.append(Record.of(TRIP_UPDATES, state))
+        records.append(Record(TRIP_UPDATES, state.key, codec_trips.encode(state)))
         counts["trip_states"] += 1
 
-    def trip_state(self, journey: SiriJourney, snapshot_at: datetime) -> TripState:
-        """The :class:`TripState` of one journey (raises ``_JourneyRejected``)."""
+    def trip_state(self, journey: SiriJourney, snapshot_at: datetime) -> codec_trips.Trip:
+        """The trip state of one journey, as its record (raises ``_JourneyRejected``)."""
         trip_id = journey.journey_ref
         if not trip_id:
             raise _JourneyRejected(
@@ -633,7 +636,11 @@ class SiriConnector(Connector[SiriItem]):
         occupancy = journey.occupancy or next(
             (c.occupancy for c in reversed(journey.calls) if c.recorded and c.occupancy), None
         )
-        return TripState(
+        if any(len(ref) > _MAX_REF for ref in (trip_id, route_id)) or any(
+            len(c.stop_id) > _MAX_REF for c in calls
+        ):
+            raise _JourneyRejected("ref_too_long", f"a ref is longer than {_MAX_REF} characters")
+        return codec_trips.Trip(
             feed=self.feed,
             snapshot_at=snapshot_at,
             service_date=service_date,
@@ -746,16 +753,25 @@ class SiriConnector(Connector[SiriItem]):
 
     def _static_trip(self, trip_id: str, service_date: date) -> _StaticTrip | None:
         """The static calls of a trip on a date (None: not running); the feed caches its plans."""
-        return _StaticTrip.of(self.static.trip_plan(trip_id, service_date))
+        plan = self.static.trip_plan(trip_id, service_date)
+        if plan is None:
+            return None
+        # Kept per plan object (and holding it): the feed keeps one per trip and date.
+        kept = self._static_trips.get(id(plan))
+        if kept is None or kept[0] is not plan:
+            if len(self._static_trips) >= _SEEN_CHANGES_MAX:
+                self._static_trips.clear()
+            kept = self._static_trips[id(plan)] = (plan, _StaticTrip.of(plan))
+        return kept[1]
 
     def _known_calls(
         self,
         planned: _StaticTrip,
         siri_calls: tuple[SiriCall, ...],
         run: tuple[str, date],
-    ) -> list[CallState]:
+    ) -> list[codec_trips.Call]:
         matched = self._match(planned.stops, siri_calls)
-        calls: list[CallState] = []
+        calls: list[codec_trips.Call] = []
         last_index = len(planned.stops) - 1
         for i, (stop_id, sequence) in enumerate(zip(planned.stops, planned.sequences, strict=True)):
             siri = matched.get(i)
@@ -776,8 +792,8 @@ class SiriConnector(Connector[SiriItem]):
             calls.append(state)
         return calls
 
-    def _extra_calls(self, siri_calls: tuple[SiriCall, ...]) -> list[CallState]:
-        calls: list[CallState] = []
+    def _extra_calls(self, siri_calls: tuple[SiriCall, ...]) -> list[codec_trips.Call]:
+        calls: list[codec_trips.Call] = []
         previous = -1
         for n, siri in enumerate(siri_calls):
             sequence = siri.order - 1 if siri.order is not None else previous + 1
@@ -872,19 +888,17 @@ def _call_state(
     kommune: str | None,
     last: bool,
     static_time: datetime | None,
-) -> CallState | None:
+) -> codec_trips.Call | None:
     """One call: scheduled (aimed, else static), final actual time, delay; None without times."""
     if siri is None:
         if static_time is None:
             return None
-        return CallState(
-            stop_sequence=sequence, stop_id=stop_id, kommune_nr=kommune, scheduled=static_time
-        )
+        return codec_trips.Call(sequence, stop_id, kommune, static_time)
 
     if not last and _cut_short_here(siri):
         # The journey ends here now: the arrival was served, only the departure is cancelled.
         last = True
-        siri = replace(siri, departure_status=None)
+        siri = siri._replace(departure_status=None)
 
     def pick(departure: datetime | None, arrival: datetime | None) -> datetime | None:
         return (arrival or departure) if last else (departure or arrival)
@@ -909,22 +923,14 @@ def _call_state(
             delay = round((known - scheduled).total_seconds())
         if siri.recorded:
             actual = known or scheduled
-    return CallState(
-        stop_sequence=sequence,
-        stop_id=stop_id,
-        kommune_nr=kommune,
-        scheduled=scheduled,
-        delay_seconds=delay,
-        actual=actual,
-        realtime=realtime,
-    )
+    return codec_trips.Call(sequence, stop_id, kommune, scheduled, delay, actual, realtime)
 
 
 #: How far a call's time may lie from its answer's time (a journey spans at most a day or two).
 MAX_TIME_SPAN = timedelta(days=3)
 
 
-def _check_span(calls: list[CallState], snapshot_at: datetime) -> None:
+def _check_span(calls: list[codec_trips.Call], snapshot_at: datetime) -> None:
     """Reject a journey whose times lie implausibly far from the answer's own time."""
     for call in calls:
         if abs(call.scheduled - snapshot_at) > MAX_TIME_SPAN:

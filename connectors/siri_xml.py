@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
 
@@ -32,7 +32,19 @@ class UnsafeXML(ValueError):
 
 def _local(tag: object) -> str:
     """An element's local name (comments and processing instructions: "")."""
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+    if not isinstance(tag, str):
+        return ""
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = tag.rpartition("}")[2]
+        if len(_LOCAL_NAMES) < _LOCAL_NAMES_MAX:  # a hostile answer may invent endless tags
+            _LOCAL_NAMES[tag] = name
+    return name
+
+
+# Why a memo: a journey has a hundred or so elements, all with a handful of qualified names.
+_LOCAL_NAMES: dict[str, str] = {}
+_LOCAL_NAMES_MAX = 4096
 
 
 def _text(element: Any) -> str:
@@ -52,7 +64,7 @@ def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | N
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
-    if value.utcoffset() is None:
+    if value.tzinfo is None:  # fromisoformat gives a fixed offset or none
         # Norwegian producers write offset-less times as Europe/Oslo local time (in October's
         # repeated hour, the first of the two: fold 0).
         value = value.replace(tzinfo=OSLO)
@@ -62,9 +74,8 @@ def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | N
 
 
 # -- parsing -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SiriCall:
-    """One ``RecordedCall`` or ``EstimatedCall`` as read."""
+class SiriCall(NamedTuple):
+    """One ``RecordedCall`` or ``EstimatedCall`` as read (a tuple: a journey makes several)."""
 
     order: int | None
     stop_ref: str
@@ -94,10 +105,41 @@ class SiriJourney:
     vehicle_ref: str | None
     occupancy: str | None
     calls: tuple[SiriCall, ...]
-    raw: bytes = b""
+    excerpt: Excerpt | None = field(default=None, compare=False, repr=False)
     problem: str | None = None
     rule: str = "unreadable"
     recorded_at: datetime | None = None
+
+    @property
+    def raw(self) -> bytes:
+        """The journey's XML (its first 8 KiB), for a dead letter; see :class:`Excerpt`."""
+        return self.excerpt.get() if self.excerpt is not None else b""
+
+
+class Excerpt:
+    """The XML of the element being handed out, serialised only when asked for.
+
+    Serialising every journey would cost about as much as parsing it, and only rejected ones
+    need it. The element is cleared once the next one is read: ask while the journey is the
+    one handed out (after that, an excerpt never asked for is empty).
+    """
+
+    __slots__ = ("element", "text")
+
+    def __init__(self, element: Any) -> None:
+        self.element = element
+        self.text: bytes | None = None
+
+    def get(self) -> bytes:
+        """The first 8 KiB of the element's XML."""
+        if self.text is None:
+            element, self.element = self.element, None
+            self.text = etree.tostring(element)[:8192] if element is not None else b""
+        return self.text
+
+    def release(self) -> None:
+        """The element is about to be cleared: what was not asked for is gone."""
+        self.element = None
 
 
 @dataclass(frozen=True)
@@ -141,29 +183,66 @@ _CALL_TIMES = {
 }
 
 
+# The six times of a call, in SiriCall's order after its statuses.
+_TIME_SLOTS = {name: slot for slot, name in enumerate(_CALL_TIMES)}
+
+
 def _call(element: Any, recorded: bool, info: AnswerInfo) -> SiriCall:
-    values: dict[str, Any] = {"order": None, "stop_ref": "", "cancelled": False}
+    order: int | None = None
+    stop_ref = ""
+    cancelled = False
+    departure_status = arrival_status = occupancy = None
+    times: list[datetime | None] = [None] * 6
+    names = _LOCAL_NAMES
+    # Why remember the last time read: a call's arrival and departure are mostly the same text.
+    last_text: str | None = None
+    last_time: datetime | None = None
+    last_local = 0
     for child in element:
-        name = _local(child.tag)
-        if name in _CALL_TIMES:
-            values[_CALL_TIMES[name]] = parse_time(child.text, info)
+        tag = child.tag
+        name = names.get(tag) or _local(tag)
+        slot = _TIME_SLOTS.get(name)
+        if slot is not None:
+            text = child.text
+            if text is not None and text == last_text:
+                info.local_times += last_local
+            else:
+                before = info.local_times
+                last_time = parse_time(text, info)
+                last_text, last_local = text, info.local_times - before
+            times[slot] = last_time
         elif name == "StopPointRef":
-            values["stop_ref"] = _text(child)
+            stop_ref = (child.text or "").strip()
         elif name == "Order":
-            values["order"] = int(_text(child))
+            order = int((child.text or "").strip())
         elif name == "Cancellation":
-            values["cancelled"] = _BOOL.get(_text(child).lower(), False)
+            cancelled = _BOOL.get((child.text or "").strip().lower(), False)
         elif name == "DepartureStatus":
-            values["departure_status"] = _text(child).lower()
+            departure_status = (child.text or "").strip().lower()
         elif name == "ArrivalStatus":
-            values["arrival_status"] = _text(child).lower()
+            arrival_status = (child.text or "").strip().lower()
         elif name == "Occupancy":
-            values["occupancy"] = _text(child) or None
-    return SiriCall(recorded=recorded, **values)
+            occupancy = (child.text or "").strip() or None
+    aimed_departure, aimed_arrival, expected_departure, expected_arrival = times[:4]
+    return SiriCall(
+        order,
+        stop_ref,
+        recorded,
+        cancelled,
+        departure_status,
+        arrival_status,
+        aimed_departure,
+        aimed_arrival,
+        expected_departure,
+        expected_arrival,
+        times[4],
+        times[5],
+        occupancy,
+    )
 
 
 def _journey(
-    element: Any, raw: bytes, info: AnswerInfo, calls_seen: int, max_calls: int
+    element: Any, raw: Excerpt | None, info: AnswerInfo, calls_seen: int, max_calls: int
 ) -> SiriJourney:
     fields: dict[str, str] = {}
     calls: list[SiriCall] = []
@@ -186,7 +265,8 @@ def _journey(
         )
     try:
         for child in element:
-            name = _local(child.tag)
+            tag = child.tag
+            name = _LOCAL_NAMES.get(tag) or _local(tag)
             if name == "FramedVehicleJourneyRef":
                 for part in child:
                     part_name = _local(part.tag)
@@ -196,9 +276,10 @@ def _journey(
                         fields["DatedVehicleJourneyRef"] = _text(part)
             elif name in ("RecordedCalls", "EstimatedCalls"):
                 recorded = name == "RecordedCalls"
-                calls.extend(
-                    _call(c, recorded, info) for c in child if _local(c.tag).endswith("Call")
-                )
+                for call in child:
+                    tag = call.tag
+                    if (_LOCAL_NAMES.get(tag) or _local(tag)).endswith("Call"):
+                        calls.append(_call(call, recorded, info))
             elif name and len(child) == 0:
                 fields.setdefault(name, _text(child))
         recorded_at = parse_time(fields.get("RecordedAtTime"), info)
@@ -219,7 +300,7 @@ def _journey(
         vehicle_ref=fields.get("VehicleRef") or None,
         occupancy=fields.get("Occupancy") or None,
         calls=tuple(calls),
-        raw=raw,
+        excerpt=raw,
         recorded_at=recorded_at,
     )
 
@@ -293,26 +374,25 @@ def parse_answer(
     ``lxml.etree.XMLSyntaxError`` for malformed XML (libxml2's limits apply: nesting deeper
     than 256 is refused), after the complete elements before the fault.
     """
+    # Why a tag filter: libxml2 then hands Python only these elements' ends (in any
+    # namespace), not the hundred or so start and end events of every journey's leaves.
     parser = etree.XMLPullParser(
-        events=("start", "end"),
+        events=("end",),
+        tag=[f"{{*}}{name}" for name in _EVENT_TAGS],
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         huge_tree=False,
     )
     calls_seen = 0
+    seen: list[Any] = []  # one element, for the root of an answer cut short
 
     def events() -> Iterator[SiriJourney | SiriActivity]:
         nonlocal calls_seen
-        for event, element in parser.read_events():
+        for _, element in parser.read_events():
             name = _local(element.tag)
-            if event == "start":
-                if info.root is None:
-                    info.root = name
-                    info.root_namespace = etree.QName(element).namespace
-                elif name.endswith("Delivery"):
-                    info.deliveries.add(name)
-                continue
+            if not seen:
+                seen.append(element)
             if name in ("EstimatedCall", "RecordedCall"):
                 calls_seen += 1
                 if calls_seen > max_calls:
@@ -321,11 +401,14 @@ def parse_answer(
                     if parent is not None:
                         parent.remove(element)
                 continue
+            if name == "EstimatedVehicleJourney":
+                excerpt = Excerpt(element) if keep_raw else None
+                yield _journey(element, excerpt, info, calls_seen, max_calls)
+                if excerpt is not None:
+                    excerpt.release()
             if name == "EstimatedVehicleJourney" or name == "VehicleActivity":
-                raw = etree.tostring(element)[:8192] if keep_raw else b""
-                if name[0] == "E":
-                    yield _journey(element, raw, info, calls_seen, max_calls)
-                else:
+                if name[0] == "V":
+                    raw = etree.tostring(element)[:8192] if keep_raw else b""
                     yield _activity(element, raw, info)
                 calls_seen = 0
                 element.clear(keep_tail=False)
@@ -354,9 +437,36 @@ def parse_answer(
             yield from events()
         if not started:
             _check_prolog(head)
-        parser.close()
+        root = parser.close()
     except etree.XMLSyntaxError:
         # The elements complete before the fault are still good: hand them out first.
         yield from events()
+        if seen:
+            _describe(seen[0].getroottree().getroot(), info)
         raise
     yield from events()
+    _describe(root, info)
+
+
+_EVENT_TAGS = (
+    "EstimatedVehicleJourney",
+    "VehicleActivity",
+    "EstimatedCall",
+    "RecordedCall",
+    "ResponseTimestamp",
+    "MoreData",
+    "ErrorCondition",
+)
+
+
+def _describe(root: Any, info: AnswerInfo) -> None:
+    """Fill in the answer's root element and kinds of delivery from what is left of its tree.
+
+    Journeys and activities are cleared as read; the deliveries around them stay.
+    """
+    info.root = _local(root.tag)
+    info.root_namespace = etree.QName(root).namespace
+    for element in root.iterdescendants():
+        name = _local(element.tag)
+        if name.endswith("Delivery"):
+            info.deliveries.add(name)

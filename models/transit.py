@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, Self
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -148,6 +148,21 @@ class TripState(WireModel):
     def key(self) -> str:
         """The trip's identity: ``feed:service_date:trip_id``."""
         return f"{self.feed}:{self.service_date.isoformat()}:{self.trip_id}"
+
+    def to_bytes(self) -> bytes:
+        """The record as produced: version 2 of ``models/codec_trips``."""
+        from byflyt.models import codec_trips
+
+        return codec_trips.encode(self)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> Self:
+        """A record of either wire version (``models/codec_trips``), validated."""
+        from byflyt.models import codec_trips
+
+        if isinstance(raw, bytes) and raw and codec_trips.is_v2(raw):
+            return cls.model_validate(codec_trips.to_state(codec_trips.decode(raw)).model_dump())
+        return cls.model_validate_json(raw)
 
 
 class VehicleSeen(WireModel):

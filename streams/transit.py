@@ -39,7 +39,9 @@ from pydantic import ValidationError
 from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
 from byflyt.errors import ConfigError
 from byflyt.metrics import Metrics, default_metrics
+from byflyt.models import codec_trips
 from byflyt.models.base import hour_floor, iso_z
+from byflyt.models.codec_trips import Trip
 from byflyt.models.transit import (
     CallState,
     FlowHour,
@@ -77,25 +79,25 @@ CALL_METRICS = (
 
 
 # -- deriving final calls ------------------------------------------------------------------------
-def call_key(trip: TripState, call: CallState) -> str:
+def call_key(trip: TripState | Trip, call: CallState | codec_trips.Call) -> str:
     """``feed:service_date:trip_id:stop_sequence``, as :attr:`StopCall.key`."""
     return f"{trip.key}:{call.stop_sequence}"
 
 
-def _when(call: CallState) -> datetime:
+def _when(call: CallState | codec_trips.Call) -> datetime:
     """The call's actual time, or its scheduled time when the feed gave nothing for it."""
     return call.actual or call.scheduled
 
 
 def final_calls(
-    trip: TripState, done: dict[str, list[Any]]
-) -> list[tuple[CallState, str, datetime | None]]:
+    trip: TripState | Trip, done: dict[str, list[Any]]
+) -> list[tuple[CallState | codec_trips.Call, str, datetime | None]]:
     """Calls of ``trip`` that become final with this state: (call, status, actual time).
 
     ``done`` maps stop_sequence (as text) of calls already final to their record; they are
     skipped. Pure: the caller records the result.
     """
-    out: list[tuple[CallState, str, datetime | None]] = []
+    out: list[tuple[CallState | codec_trips.Call, str, datetime | None]] = []
     if not trip.calls:
         return out
     finished = trip.status == "vanished" and trip.snapshot_at > _when(trip.calls[-1])
@@ -124,7 +126,7 @@ class TripDeriver:
     dates: dict[str, date] = field(default_factory=dict)
     newest: date | None = None
 
-    def apply(self, trip: TripState) -> tuple[list[StopCall], list[TransitFact]]:
+    def apply(self, trip: TripState | Trip) -> tuple[list[StopCall], list[TransitFact]]:
         """Record what ``trip`` makes final; return the stop calls and facts to send."""
         state: dict[str, Any] | None = self.table.get(trip.key)
         facts: list[TransitFact] = []
@@ -167,7 +169,15 @@ class TripDeriver:
             self._expire(trip.key, trip.service_date)
         return calls, facts
 
-    def evicted(self, trip: TripState) -> bool:
+    def settled(self, raw: bytes | None) -> bool:
+        """Whether a record adds nothing: settled since one applied to a trip still kept.
+
+        See ``settled_since`` in ``models/codec_trips``.
+        """
+        key = codec_trips.settled_key(raw)
+        return key is not None and key in self.table
+
+    def evicted(self, trip: TripState | Trip) -> bool:
         """Whether ``trip``'s state was evicted: deriving it again would count its calls twice."""
         return (
             self.newest is not None
@@ -190,7 +200,7 @@ class TripDeriver:
                     del self.table[old]
 
 
-def _reported(trip: TripState) -> list[TransitFact]:
+def _reported(trip: TripState | Trip) -> list[TransitFact]:
     """Coverage markers: every scheduled call of a trip the feed reported on, once."""
     return [
         TransitFact(
@@ -207,7 +217,7 @@ def _reported(trip: TripState) -> list[TransitFact]:
     ]
 
 
-def _call_fact(trip: TripState, call: StopCall) -> TransitFact:
+def _call_fact(trip: TripState | Trip, call: StopCall) -> TransitFact:
     assert call.kommune_nr is not None
     return TransitFact(
         kind="call",
@@ -223,7 +233,7 @@ def _call_fact(trip: TripState, call: StopCall) -> TransitFact:
     )
 
 
-def crossings(trip: TripState, done: dict[str, list[Any]]) -> list[TransitFact]:
+def crossings(trip: TripState | Trip, done: dict[str, list[Any]]) -> list[TransitFact]:
     """Every crossing of the trip's served calls so far, as ``out`` and ``in`` facts.
 
     Served calls are walked in stop order; stops placed in no kommune are passed over (they do
@@ -488,7 +498,9 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
         async for event in stream.events():
             metrics.agent_records.labels("derive_calls", "in").inc()
             try:
-                trip = TripState.from_bytes(event.value)
+                if deriver.settled(event.value):
+                    continue
+                trip = codec_trips.decode(event.value)
             except (ValidationError, ValueError) as exc:
                 await reject("transit.trip-updates", event.value, exc, "derive_calls")
                 continue

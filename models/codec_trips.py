@@ -1,0 +1,266 @@
+"""The wire format of ``transit.trip-updates``: one trip's state as one snapshot tells it.
+
+Version 2 (what byflyt writes): a msgpack array ``[2, feed, snapshot_at, service_date,
+trip_id, route_id, mode, status, vehicle_id, occupancy, settled_since, calls]``, each call
+``[stop_sequence, stop_id, kommune_nr, scheduled, delay_seconds, actual, realtime]``; times are
+msgpack timestamps (UTC), the service date ISO text. About a third of the JSON's size, and
+decoded without building a model.
+
+``settled_since`` is what lets a consumer skip most records of a feed that repeats its trips
+every few seconds: the ``snapshot_at`` of the previous record of the same trip, given only when
+this record makes no call final that an earlier record of the trip had not already made final
+(:func:`final_sequences`, the rule of ``streams/transit.final_calls``), and is not
+``vanished``. A consumer that applied the earlier records learns nothing from this one, so it
+may skip it after reading only the head (:func:`decode_head`).
+
+Version 1 (what byflyt wrote before, and what other producers may still send): the JSON object
+of :class:`~byflyt.models.transit.TripState`. A rolling upgrade reads both: a record that is not
+a msgpack array is version 1, validated by the model, so what is accepted and the reason a
+record is rejected are exactly those of the model.
+
+The connectors build :class:`Trip` records directly (no model per stop-time update) and encode
+them with :func:`encode`; :func:`to_state` gives the pydantic model for the edges.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import msgspec
+
+from byflyt.models.base import Mode
+
+if TYPE_CHECKING:
+    from byflyt.models.transit import TripState
+
+VERSION = 2
+_Feed = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+_KommuneNr = Annotated[str, msgspec.Meta(pattern=r"^\d{4}$")]
+_Sequence = Annotated[int, msgspec.Meta(ge=0)]
+Realtime = Literal["scheduled", "skipped", "no_data"]
+Status = Literal["scheduled", "added", "cancelled", "vanished"]
+
+
+class Call(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """One scheduled call of a trip (the fields of :class:`~byflyt.models.transit.CallState`)."""
+
+    stop_sequence: _Sequence
+    stop_id: _Id
+    kommune_nr: _KommuneNr | None
+    scheduled: datetime
+    delay_seconds: int | None = None
+    actual: datetime | None = None
+    realtime: Realtime = "scheduled"
+
+
+class Trip(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False):
+    """A trip's state (version 2 on the wire; the fields of ``TripState``)."""
+
+    feed: _Feed
+    snapshot_at: datetime
+    service_date: date
+    trip_id: _Id
+    route_id: _Id
+    mode: Mode
+    status: Status = "scheduled"
+    vehicle_id: str | None = None
+    occupancy: str | None = None
+    settled_since: datetime | None = None
+    calls: list[Call] = []
+
+    @property
+    def key(self) -> str:
+        """The trip's identity: ``feed:service_date:trip_id``."""
+        return f"{self.feed}:{self.service_date.isoformat()}:{self.trip_id}"
+
+
+class TripHead(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False):
+    """A version 2 record with its calls left encoded: cheap to read, to re-stamp and to keep."""
+
+    feed: _Feed
+    snapshot_at: datetime
+    service_date: date
+    trip_id: _Id
+    route_id: _Id
+    mode: Mode
+    status: Status = "scheduled"
+    vehicle_id: str | None = None
+    occupancy: str | None = None
+    settled_since: datetime | None = None
+    calls: msgspec.Raw = msgspec.Raw(b"\x90")
+
+    @property
+    def key(self) -> str:
+        """The trip's identity: ``feed:service_date:trip_id``."""
+        return f"{self.feed}:{self.service_date.isoformat()}:{self.trip_id}"
+
+
+class _Peek(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False):
+    """What :func:`settled_key` reads of a version 2 record; the rest is left encoded."""
+
+    feed: str
+    snapshot_at: msgspec.Raw
+    service_date: str
+    trip_id: str
+    route_id: msgspec.Raw
+    mode: msgspec.Raw
+    status: msgspec.Raw
+    vehicle_id: msgspec.Raw
+    occupancy: msgspec.Raw
+    settled_since: msgspec.Raw
+    calls: msgspec.Raw = msgspec.Raw(b"\x90")
+
+
+_NIL = b"\xc0"
+_STRUCTS = (Trip, TripHead)
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Trip)
+_head_decoder = msgspec.msgpack.Decoder(TripHead)
+_peek_decoder = msgspec.msgpack.Decoder(_Peek)
+
+
+def is_v2(raw: bytes) -> bool:
+    """Whether ``raw`` is a version 2 (or later) record rather than version 1 JSON."""
+    return 0x90 <= raw[0] <= 0x9F or raw[0] == 0xDC  # a msgpack array: version 2 or later
+
+
+def encode(record: Trip | TripHead | TripState) -> bytes:
+    """Version 2 bytes of ``record``."""
+    if not isinstance(record, _STRUCTS):
+        record = from_state(record)
+    return _encoder.encode(record)
+
+
+def decode(raw: bytes | None) -> Trip:
+    """A record of either version; raises ``ValueError`` (pydantic's, for version 1) if invalid."""
+    if not raw:
+        raise ValueError("empty record")
+    if is_v2(raw):
+        try:
+            return _decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"trip record (version {VERSION}): {exc}") from exc
+    from byflyt.models.transit import TripState
+
+    return from_state(TripState.from_bytes(raw))
+
+
+def decode_head(raw: bytes | None) -> TripHead:
+    """The head of a record of either version (its calls validated only by :func:`decode`)."""
+    if not raw:
+        raise ValueError("empty record")
+    if is_v2(raw):
+        try:
+            return _head_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"trip record (version {VERSION}): {exc}") from exc
+    return head_of(decode(raw))
+
+
+def settled_key(raw: bytes | None) -> str | None:
+    """The trip key of a version 2 record that gives ``settled_since``, else None.
+
+    Reads no more of the record than that, so a consumer can pass over the records that bring
+    nothing new at the cost of a dictionary lookup; the rest of a record it uses is validated
+    by :func:`decode`.
+    """
+    if not raw or not is_v2(raw):
+        return None
+    try:
+        peek = _peek_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if bytes(peek.settled_since) == _NIL:
+        return None
+    return f"{peek.feed}:{peek.service_date}:{peek.trip_id}"
+
+
+def head_of(trip: Trip) -> TripHead:
+    """``trip`` with its calls encoded."""
+    return TripHead(
+        feed=trip.feed,
+        snapshot_at=trip.snapshot_at,
+        service_date=trip.service_date,
+        trip_id=trip.trip_id,
+        route_id=trip.route_id,
+        mode=trip.mode,
+        status=trip.status,
+        vehicle_id=trip.vehicle_id,
+        occupancy=trip.occupancy,
+        settled_since=trip.settled_since,
+        calls=msgspec.Raw(_encoder.encode(trip.calls)),
+    )
+
+
+def final_sequences(trip: Trip) -> set[int]:
+    """The stop sequences of the calls ``trip`` makes final (not ``vanished`` trips).
+
+    The rule of ``streams/transit.final_calls``: every call of a cancelled trip, a skipped
+    call, and a call whose actual time lies before the snapshot.
+    """
+    if trip.status == "cancelled":
+        return {c.stop_sequence for c in trip.calls}
+    at = trip.snapshot_at
+    return {
+        c.stop_sequence
+        for c in trip.calls
+        if c.realtime == "skipped" or (c.actual is not None and c.actual < at)
+    }
+
+
+def from_state(state: TripState) -> Trip:
+    """The wire record of a validated model."""
+    return Trip(
+        feed=state.feed,
+        snapshot_at=state.snapshot_at,
+        service_date=state.service_date,
+        trip_id=state.trip_id,
+        route_id=state.route_id,
+        mode=state.mode,
+        status=state.status,
+        vehicle_id=state.vehicle_id,
+        occupancy=state.occupancy,
+        calls=[
+            Call(
+                stop_sequence=c.stop_sequence,
+                stop_id=c.stop_id,
+                kommune_nr=c.kommune_nr,
+                scheduled=c.scheduled,
+                delay_seconds=c.delay_seconds,
+                actual=c.actual,
+                realtime=c.realtime,
+            )
+            for c in state.calls
+        ],
+    )
+
+
+def to_state(record: Trip) -> TripState:
+    """The pydantic model of ``record`` (for the edges: CLI, tests, the web API)."""
+    from byflyt.models.transit import CallState, TripState
+
+    return TripState(
+        feed=record.feed,
+        snapshot_at=record.snapshot_at,
+        service_date=record.service_date,
+        trip_id=record.trip_id,
+        route_id=record.route_id,
+        mode=record.mode,
+        status=record.status,
+        vehicle_id=record.vehicle_id,
+        occupancy=record.occupancy,
+        calls=[
+            CallState(
+                stop_sequence=c.stop_sequence,
+                stop_id=c.stop_id,
+                kommune_nr=c.kommune_nr,
+                scheduled=c.scheduled,
+                delay_seconds=c.delay_seconds,
+                actual=c.actual,
+                realtime=c.realtime,
+            )
+            for c in record.calls
+        ],
+    )

@@ -1,0 +1,90 @@
+"""The SIRI parse loop: only the elements it reads reach Python, and what it still tells.
+
+Answers from the hostile-input corpus (tests/corpus/siri), fed in small chunks as they arrive
+over HTTP: the root and deliveries are told from the tree left after the journeys are cleared,
+a journey's XML excerpt is serialised while it is the one handed out (and only if asked), a
+call's repeated time text is read once but every offset-less time is still counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from byflyt.connectors.siri_xml import AnswerInfo, SiriActivity, SiriJourney, parse_answer
+
+CORPUS = Path(__file__).resolve().parent / "corpus" / "siri"
+
+
+def chunks(name: str, size: int = 97) -> Iterator[bytes]:
+    data = (CORPUS / name).read_bytes()
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_root_deliveries_and_journeys_of_an_et_answer() -> None:
+    info = AnswerInfo()
+    seen = []
+    for journey in parse_answer(chunks("s18_duplicate_journeys.xml"), info):
+        assert isinstance(journey, SiriJourney)
+        # Asked while it is the one handed out: the journey's own XML, whole.
+        raw = journey.raw
+        assert raw.startswith(b"<EstimatedVehicleJourney")
+        assert raw.endswith(b"</EstimatedVehicleJourney>")
+        assert journey.raw is raw  # serialised once
+        seen.append(journey)
+    assert [j.journey_ref for j in seen] == ["good-s18", "good-s18"]
+    assert (info.root, info.root_namespace) == ("Siri", "http://www.siri.org.uk/siri")
+    assert {"ServiceDelivery", "EstimatedTimetableDelivery"} <= info.deliveries
+    assert info.response_at is not None
+
+
+def test_an_excerpt_not_asked_for_is_gone_once_the_next_is_read() -> None:
+    journeys = list(parse_answer(chunks("s18_duplicate_journeys.xml"), AnswerInfo()))
+    assert [j.raw for j in journeys] == [b"", b""]
+    assert all(len(j.calls) == 2 for j in journeys)
+
+
+def test_a_vm_answer_tells_its_delivery_and_keeps_activities_raw() -> None:
+    info = AnswerInfo()
+    (activity, *_) = list(parse_answer(chunks("s11_vm_answer.xml"), info))
+    assert isinstance(activity, SiriActivity)
+    assert activity.raw.startswith(b"<VehicleActivity")
+    assert "VehicleMonitoringDelivery" in info.deliveries
+    assert "EstimatedTimetableDelivery" not in info.deliveries
+
+
+def test_repeated_offsetless_times_are_each_counted() -> None:
+    # The corpus answer with local times, its first call arriving when it departs (dwell 0).
+    data = (
+        (CORPUS / "s14_local_times.xml")
+        .read_bytes()
+        .replace(
+            b"<AimedDepartureTime>2025-10-27T10:00:00</AimedDepartureTime>",
+            b"<AimedArrivalTime>2025-10-27T10:00:00</AimedArrivalTime>"
+            b"<AimedDepartureTime>2025-10-27T10:00:00</AimedDepartureTime>",
+        )
+    )
+    root = etree.fromstring(data)
+    journeys = root.iter("{*}EstimatedVehicleJourney")
+    read = [e.text for j in journeys for e in j.iter() if str(e.tag).endswith("Time") and e.text]
+    assert len(read) == len(set(read)) + 1  # one text twice within a call
+    info = AnswerInfo()
+    (journey,) = parse_answer(iter([data]), info)
+    assert isinstance(journey, SiriJourney)
+    first = journey.calls[0]
+    assert first.aimed_arrival == first.aimed_departure is not None
+    # Every offset-less time read: the journey's, and the answer's first ResponseTimestamp.
+    offsetless = [t for t in read if "+" not in t and not t.endswith("Z")]
+    assert info.local_times == len(offsetless) + 1 == len(read) + 1
+
+
+def test_a_cut_answer_still_names_its_root() -> None:
+    info = AnswerInfo()
+    with pytest.raises(etree.XMLSyntaxError):
+        for _ in parse_answer(chunks("s02_truncated.xml"), info):
+            pass
+    assert (info.root, info.root_namespace) == ("Siri", "http://www.siri.org.uk/siri")
