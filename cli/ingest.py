@@ -94,11 +94,7 @@ def trafikkdata(
 
     Without --to it follows live every --interval minutes, resuming from Kafka checkpoints.
     """
-    from byflyt.connectors.base import ConnectorRunner, Window
     from byflyt.connectors.trafikkdata import DEFAULT_ENDPOINT, TrafikkdataConnector
-    from byflyt.errors import BrokerError
-    from byflyt.kafka import create_topics
-    from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
 
     from .base import fail, settings_from
 
@@ -107,14 +103,7 @@ def trafikkdata(
     if not region:
         fail("--region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION")
     try:
-        start, end = parse_time("--from", from_), parse_time("--to", to)
-        backfill = None
-        if end is not None:
-            if start is None:
-                raise ConfigError("--to", "needs --from", "give both to backfill a range")
-            if end <= start:
-                raise ConfigError("--to", f"{to} is not after --from {from_}", "swap them")
-            backfill = Window(start, end)
+        start, backfill = _backfill(from_, to)
         connector = TrafikkdataConnector(
             settings,
             region=region,
@@ -124,22 +113,9 @@ def trafikkdata(
         )
     except ConfigError as exc:
         fail(f"configuration error: {exc}")
-    with connector:
-        once = once or backfill is not None
-        try:
-            create_topics(settings)
-            runner = ConnectorRunner(connector, settings)
-            stats = runner.run(once=once, interval=timedelta(minutes=interval))
-        except BrokerError as exc:
-            fail(str(exc), code=1)
-    typer.echo(
-        f"trafikkdata {region}: {stats.produced[BIKE_POINTS.name]} points, "
-        f"{stats.produced[BIKE_COUNTS.name]} observations "
-        f"({stats.counts['missing_hours']} missing hours), {stats.rejected} rejected, "
-        f"{len(stats.failed)} failed"
+    _run_counter(
+        connector, settings, once or backfill is not None, interval, f"trafikkdata {region}"
     )
-    if once and stats.failed:
-        fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
 
 
 def _backfill(from_: str | None, to: str | None) -> tuple[datetime | None, Window | None]:
