@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -58,6 +58,16 @@ class CountObservation(WireModel):
         if length > MAX_INTERVAL:
             raise ValueError(f"interval {self.start}–{self.end} is longer than one hour")
         return self
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> Self:
+        """A record of either wire version (``models/codec_counts``: msgpack v2, JSON v1)."""
+        if isinstance(raw, bytes) and raw and (0x90 <= raw[0] <= 0x9F or raw[0] == 0xDC):
+            from byflyt.models import codec_counts
+
+            record = codec_counts.to_observation(codec_counts.decode(raw))
+            return cls.model_validate(record.model_dump())
+        return cls.model_validate_json(raw)
 
     @property
     def key(self) -> str:

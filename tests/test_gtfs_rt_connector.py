@@ -505,7 +505,7 @@ def test_command_needs_a_loaded_feed(settings: Settings, monkeypatch: pytest.Mon
         ingest_app, ["gtfs-rt", "--feed", "inn", "--trip-updates", "http://x/"]
     )
     assert done.exit_code == 2
-    assert "--feed: no readable static GTFS feed" in done.stderr
+    assert "--feed: no static GTFS feed 'inn'" in done.stderr
     assert "byflyt gtfs load" in done.stderr
 
 

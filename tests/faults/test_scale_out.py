@@ -25,9 +25,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.kafka]
 
 
 def records_in(port: int) -> float:
-    return metric_sum(
-        scrape(port), "byflyt_agent_records_total", agent="validate_counts", direction="in"
-    )
+    return metric_sum(scrape(port), "byflyt_observations_total")
 
 
 def test_sigkill_one_of_two_then_a_third_joins(fault_run: RunFactory) -> None:
