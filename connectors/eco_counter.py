@@ -47,7 +47,7 @@ from byflyt.connectors.counters import (
     point_id,
     read_local_times,
 )
-from byflyt.connectors.http import HTTPRetriableError, SourceError, send
+from byflyt.connectors.http import SourceError, json_body, send
 from byflyt.connectors.siri import TokenBucket
 from byflyt.errors import ConfigError, RejectedInput
 from byflyt.models.base import Mode, hour_floor, iso_z
@@ -230,7 +230,7 @@ class EcoCounterConnector(Connector[EcoSite]):
             data={"grant_type": "client_credentials"},
             auth=(client_id, secret),
         )
-        body = self._json(response, url)
+        body = json_body(response, "POST", url)
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise RejectedInput(
@@ -256,20 +256,7 @@ class EcoCounterConnector(Connector[EcoSite]):
             self._token = None
             self.fair_use.take(self._stop.wait)
             response = send(self._client, "GET", url, params=params, headers=self._auth())
-        return self._json(response, url)
-
-    @staticmethod
-    def _json(response: httpx.Response, url: str) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise HTTPRetriableError(
-                f"{response.request.method} {url}: the answer is not JSON ({exc})",
-                url=url,
-                status=response.status_code,
-                status_class="invalid_body",
-                retry_after=None,
-            ) from exc
+        return json_body(response, "GET", url)
 
     # -- sites -------------------------------------------------------------------------------
     def discover(self, call: Call) -> Discovery[EcoSite]:

@@ -159,6 +159,23 @@ def send(
     _raise(verdict, method, url, None)
 
 
+def json_body(response: httpx.Response, method: str, url: str) -> Any:
+    """The JSON of a successful ``response``; a body that is not JSON is retriable.
+
+    A proxy's HTML error page with 200, or a truncated answer, is classified ``invalid_body``.
+    """
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise HTTPRetriableError(
+            f"{method} {url}: the answer is not JSON ({exc})",
+            url=url,
+            status=response.status_code,
+            status_class="invalid_body",
+            retry_after=None,
+        ) from exc
+
+
 def _raise(
     verdict: Classification, method: str, url: str, cause: httpx.HTTPError | None
 ) -> NoReturn:

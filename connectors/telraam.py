@@ -38,7 +38,7 @@ from byflyt.connectors.counters import (
     is_duplicate,
     point_id,
 )
-from byflyt.connectors.http import HTTPRetriableError, send
+from byflyt.connectors.http import json_body, send
 from byflyt.errors import ConfigError, RejectedInput
 from byflyt.models.base import Mode, hour_floor, iso_z
 from byflyt.models.counts import CountObservation, CountPoint
@@ -136,16 +136,7 @@ class TelraamConnector(Connector[Segment]):
         response = (
             send(self._client, method, url, json=body) if body else send(self._client, method, url)
         )
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise HTTPRetriableError(
-                f"{method} {url}: the answer is not JSON ({exc})",
-                url=url,
-                status=response.status_code,
-                status_class="invalid_body",
-                retry_after=None,
-            ) from exc
+        return json_body(response, method, url)
 
     # -- segments ----------------------------------------------------------------------------
     def discover(self, call: Call) -> Discovery[Segment]:

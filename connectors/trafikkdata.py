@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
 from byflyt.connectors.counters import fetched
-from byflyt.connectors.http import HTTPRetriableError, SourceError, send
+from byflyt.connectors.http import HTTPRetriableError, SourceError, json_body, send
 from byflyt.errors import ConfigError, RejectedInput
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_counts
@@ -241,17 +241,7 @@ class TrafikkdataConnector(Connector[CountPoint]):
         response = send(
             self._client, "POST", self.endpoint, json={"query": query, "variables": variables}
         )
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise HTTPRetriableError(
-                f"POST {self.endpoint}: the answer is not JSON ({exc})",
-                url=self.endpoint,
-                status=response.status_code,
-                status_class="invalid_body",
-                retry_after=None,
-            ) from exc
-        return graphql_data(body, self.endpoint)
+        return graphql_data(json_body(response, "POST", self.endpoint), self.endpoint)
 
     # -- points ------------------------------------------------------------------------------
     def discover(self, call: Call) -> Discovery[CountPoint]:
