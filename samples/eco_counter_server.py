@@ -22,8 +22,6 @@ import argparse
 import base64
 import re
 import secrets
-import signal
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -298,17 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8125)
     args = parser.parse_args(argv)
     server = EcoCounterServer(eco_counter_week(), port=args.port)
-    server.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        sys.stdout.write(f"Eco-Counter (synthetic) on {server.url}\n")
-        sys.stdout.flush()
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.serve_until_stopped("Eco-Counter (synthetic)")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -162,6 +164,20 @@ class JsonServer:
     def _record(self, request: Request) -> None:
         with self._lock:
             self._requests.append(request)
+
+    def serve_until_stopped(self, label: str) -> None:
+        """Start, say where on stdout, and serve until SIGTERM or Ctrl-C (a sample's ``main``)."""
+        self.start()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            sys.stdout.write(f"{label} on {self.url}\n")
+            sys.stdout.flush()
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
 
     def start(self) -> str:
         """Bind, serve on a daemon thread and return the base URL."""

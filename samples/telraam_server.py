@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
-import sys
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -154,17 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8126)
     args = parser.parse_args(argv)
     server = TelraamServer(telraam_week(), port=args.port)
-    server.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        sys.stdout.write(f"Telraam (synthetic) on {server.url}\n")
-        sys.stdout.flush()
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.serve_until_stopped("Telraam (synthetic)")
 
 
 if __name__ == "__main__":
