@@ -27,7 +27,7 @@ from byflyt.queries.indicators import load_index
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web.params import kommuner_for, time_range
-from byflyt.web.problems import PROBLEM_RESPONSES, STORE_UNAVAILABLE, Problem, bad_parameter
+from byflyt.web.problems import PROBLEM_RESPONSES, bad_parameter, store_unavailable
 from byflyt.web.security import token_checker
 
 CSV = "text/csv"
@@ -237,12 +237,7 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
         try:
             return what(store())
         except (RetriableError, SQLAlchemyError) as exc:
-            raise Problem(
-                503,
-                "Store unavailable",
-                f"cannot read the store: {type(exc).__name__}; retry in a moment",
-                kind=STORE_UNAVAILABLE,
-            ) from exc
+            raise store_unavailable(exc) from exc
 
     @router.get("/regions", response_model=Page[RegionItem], summary="Regions")
     def regions(request: Request, limit: LimitParam = 100, offset: OffsetParam = 0) -> Response:

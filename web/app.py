@@ -33,9 +33,9 @@ from byflyt.web.live import LiveView, live_state
 from byflyt.web.params import kommuner_for
 from byflyt.web.problems import (
     PROBLEM_RESPONSES,
-    STORE_UNAVAILABLE,
     Problem,
     install_problem_handlers,
+    store_unavailable,
 )
 from byflyt.web.security import install_security
 
@@ -127,12 +127,7 @@ def create_app(
         try:
             body = live_state(store(), live, running.follower)
         except (RetriableError, SQLAlchemyError) as exc:
-            raise Problem(
-                503,
-                "Store unavailable",
-                f"cannot read the store: {type(exc).__name__}; retry in a moment",
-                kind=STORE_UNAVAILABLE,
-            ) from exc
+            raise store_unavailable(exc) from exc
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz", include_in_schema=False)

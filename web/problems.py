@@ -61,6 +61,16 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
+def store_unavailable(exc: Exception) -> Problem:
+    """A 503 for a store that cannot be read right now (named by the error's type only)."""
+    return Problem(
+        503,
+        "Store unavailable",
+        f"cannot read the store: {type(exc).__name__}; retry in a moment",
+        kind=STORE_UNAVAILABLE,
+    )
+
+
 def bad_parameter(parameter: str, message: str) -> Problem:
     """A 400 for one parameter; ``message`` says what to send instead."""
     return Problem(
