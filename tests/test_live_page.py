@@ -54,8 +54,12 @@ def browser() -> Iterator[WebDriver]:
 
 
 def _text(driver: WebDriver, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text.replace("\u00a0", " ").replace("\u202f", " ") if found else ""
+    # Read in one script call: the page re-renders its tables every poll, so an element found in
+    # one call can be gone by the next (StaleElementReferenceException).
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css
+    )
+    return str(text).replace("\u00a0", " ").replace("\u202f", " ")
 
 
 def _wait_for(driver: WebDriver, what: str, check: Callable[[WebDriver], bool]) -> None:
