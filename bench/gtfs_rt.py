@@ -41,9 +41,9 @@ from typing import Any
 from google.transit import gtfs_realtime_pb2 as rt
 
 from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.models import codec_trips
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -26,11 +26,11 @@ from typing import Any
 
 from lxml import etree
 
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.connectors.siri import CHUNK_BYTES, SiriConnector
 from byflyt.connectors.siri_xml import AnswerInfo, SiriJourney, parse_answer
 from byflyt.models import codec_trips
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.siri import synthetic_day, write_big_et_answer
 from byflyt.settings import Settings, load_settings

@@ -1,7 +1,7 @@
 """``byflyt gtfs …`` and ``byflyt stops …``: load a static GTFS feed, list stops it cannot place.
 
 A loaded feed is saved under ``<BYFLYT_DATA_DIR>/gtfs/<feed>/`` so workers read it without the
-zip (see :meth:`byflyt.connectors.gtfs_static.StaticFeed.save`).
+zip (see :meth:`byflyt.models.gtfs.StaticFeed.save`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Annotated
 
 import typer
 
-from byflyt.connectors.gtfs_checks import FeedReport
-from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, feed_name, load_gtfs
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, feed_dir, feed_name, load_gtfs
+from byflyt.models.gtfs.checks import FeedReport
 from byflyt.models.kommuner import get_region
 
 gtfs_app = typer.Typer(

@@ -281,7 +281,7 @@ def gtfs_rt(
     recorded file once. Checkpoints in Kafka keep the last accepted snapshot time per kind.
     """
     from byflyt.connectors.gtfs_rt import GtfsRtConnector, SnapshotRunner, check_sources
-    from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
+    from byflyt.models.gtfs import StaticFeed, feed_dir
 
     from .base import fail, settings_from
 
@@ -397,8 +397,8 @@ def _siri(
     feed: str | None,
     requests_per_minute: float,
 ) -> None:
-    from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
     from byflyt.connectors.siri import DEFAULT_ENDPOINT, SiriConnector, SiriRunner
+    from byflyt.models.gtfs import StaticFeed, feed_dir
 
     from .base import fail, settings_from
 

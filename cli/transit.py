@@ -51,8 +51,8 @@ def sources(
     Rail's real-time dataset is BNR (Bane NOR publishes every passenger train): ingest it with
     `byflyt ingest siri-et --dataset BNR --feed FEED`.
     """
-    from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, load_gtfs
     from byflyt.models.geo import KommuneLocator
+    from byflyt.models.gtfs import StaticFeed, feed_dir, load_gtfs
     from byflyt.models.kommuner import get_region
 
     settings = settings_from()

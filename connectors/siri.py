@@ -79,7 +79,6 @@ from byflyt.connectors.base import (
     RunStats,
 )
 from byflyt.connectors.feed_health import FeedHealthLog
-from byflyt.connectors.gtfs_static import StaticFeed, TripPlan
 from byflyt.connectors.http import HTTPRetriableError, SourceError, classify
 from byflyt.connectors.siri_xml import (
     AnswerInfo,
@@ -96,6 +95,7 @@ from byflyt.models import codec_trips
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, TripPlan
 from byflyt.models.transit import CallRealtime, TripStatus, VehicleSeen
 from byflyt.settings import Settings
 from byflyt.topics import TRIP_UPDATES, VEHICLES

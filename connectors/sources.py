@@ -17,7 +17,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from byflyt.connectors.gtfs_static import StaticFeed
+from byflyt.models.gtfs import StaticFeed
 from byflyt.models.kommuner import Region
 
 RAIL_REALTIME = "BNR"

@@ -20,7 +20,7 @@ from datetime import date
 
 import pandas as pd
 
-from byflyt.connectors.gtfs_static import StaticFeed
+from byflyt.models.gtfs import StaticFeed
 
 #: ``3520:2018-08-28`` (train number and date) or a bare train number ``3520``.
 TRAIN_REF = re.compile(r"^\s*(?P<number>\d{1,6})(?::(?P<date>\d{4}-\d{2}-\d{2}))?\s*$")

@@ -36,12 +36,12 @@ import faust
 import pandas as pd
 from pydantic import ValidationError
 
-from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
 from byflyt.errors import ConfigError
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_trips
 from byflyt.models.base import hour_floor, iso_z
 from byflyt.models.codec_trips import Trip
+from byflyt.models.gtfs import StaticFeed, feed_dir
 from byflyt.models.transit import (
     CallState,
     FlowHour,

@@ -25,13 +25,13 @@ from byflyt.cli.gtfs import feed_dir
 from byflyt.cli.ingest import ingest_app
 from byflyt.connectors.base import PollResult
 from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot, SnapshotRunner, parse_interval
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.connectors.http import Backoff
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.models.transit import TripState, VehicleSeen
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
 from byflyt.settings import Settings

@@ -20,9 +20,9 @@ from google.transit import gtfs_realtime_pb2 as rt
 
 from bench import gtfs_rt as synthetic
 from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.models import codec_trips
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.settings import Settings
 from byflyt.streams.transit import TripDeriver
 

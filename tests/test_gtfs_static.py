@@ -21,9 +21,9 @@ import typer
 from typer.testing import CliRunner
 
 from byflyt.cli.gtfs import gtfs_app, stops_app
-from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, gtfs_seconds, load_gtfs
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, feed_dir, gtfs_seconds, load_gtfs
 from byflyt.models.kommuner import Region, get_region
 from byflyt.samples.gtfs import (
     AGENCY_NAME,

@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
-from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
 from byflyt.kafka import create_topics
 from byflyt.models.base import iso_z
 from byflyt.models.envelope import Rejected
+from byflyt.models.gtfs import StaticFeed, feed_dir
 from byflyt.models.kommuner import get_region
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.national import bnr_day, write_national_gtfs

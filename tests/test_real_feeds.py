@@ -27,11 +27,11 @@ from prometheus_client import CollectorRegistry
 
 from byflyt.connectors.base import PollResult
 from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.connectors.siri import SiriConnector, SiriItem
 from byflyt.connectors.trafikkdata import TrafikkdataConnector
 from byflyt.metrics import Metrics
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.models.transit import TripState
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
 from byflyt.settings import Settings

@@ -14,8 +14,8 @@ import pytest
 from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2
 
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.models.kommuner import get_region
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, TRIP_STOPS, write_synthetic_gtfs
 from byflyt.samples.gtfs_rt import SYNTHETIC_NOTICE, Scenario, write_synthetic_snapshots

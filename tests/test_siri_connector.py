@@ -21,7 +21,6 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from byflyt.connectors.base import PollResult
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.connectors.http import Backoff
 from byflyt.connectors.siri import SiriConnector, SiriItem, SiriRunner, TokenBucket
 from byflyt.errors import ConfigError
@@ -29,6 +28,7 @@ from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.models.transit import TripState, VehicleSeen
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
 from byflyt.samples.siri import SiriDay, answer, error_answer, synthetic_day

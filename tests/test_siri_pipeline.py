@@ -42,9 +42,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from lxml import etree
 
-from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
 from byflyt.kafka import create_topics
 from byflyt.models.base import iso_z
+from byflyt.models.gtfs import StaticFeed, feed_dir
 from byflyt.models.kommuner import get_region
 from byflyt.models.status import FeedHealth
 from byflyt.models.transit import StopCall

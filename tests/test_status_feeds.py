@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
-from byflyt.connectors.gtfs_static import load_gtfs
 from byflyt.metrics import Metrics
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import load_gtfs
 from byflyt.models.status import FeedHealth
 from byflyt.samples.gtfs import SYNTHETIC_TRIPS, write_synthetic_gtfs
 from byflyt.settings import FeedThresholds, Settings

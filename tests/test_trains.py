@@ -32,12 +32,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from byflyt.connectors.base import PollResult
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.connectors.siri import SiriConnector, SiriItem
 from byflyt.connectors.trains import TrainIndex, TrainNotResolved, TrainRef, parse_train_ref
 from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.models.transit import TripState
 from byflyt.samples.gtfs import write_zip
 from byflyt.samples.siri import answer

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from byflyt.connectors.gtfs_static import StaticFeed, feed_dir
 from byflyt.kafka import create_topics
 from byflyt.models.envelope import Rejected
+from byflyt.models.gtfs import StaticFeed, feed_dir
 from byflyt.settings import Settings
 from byflyt.store import Store
 from samples.gtfs import write_synthetic_gtfs

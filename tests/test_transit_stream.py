@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from byflyt.connectors.gtfs_static import StaticFeed, feed_dir, load_gtfs
 from byflyt.kafka import create_topics
 from byflyt.models.geo import KommuneLocator
+from byflyt.models.gtfs import StaticFeed, feed_dir, load_gtfs
 from byflyt.models.transit import CallState, StopCall, TripState
 from byflyt.settings import Settings
 from byflyt.store import Store

@@ -56,7 +56,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2
 
-from byflyt.connectors.gtfs_static import StaticFeed
+from byflyt.models.gtfs import StaticFeed
 from byflyt.samples.gtfs_rt import Scenario
 
 Row = tuple[str, str, str, datetime, float, float, int]
