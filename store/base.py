@@ -1,0 +1,196 @@
+"""The store's connection, transactions and natural-key upserts, shared by every table family.
+
+Every write is one transaction; batches go through ``executemany`` of the dialect's
+``INSERT … ON CONFLICT DO UPDATE`` in chunks, so a replay or a correction rewrites the same rows
+and never adds. Within one call the last row given for a key wins, and rows are written in key
+order, so concurrent PostgreSQL writers lock rows in the same order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, Self
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Connection, Select, Table, delete, func, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from byflyt.metrics import Metrics
+from byflyt.settings import Settings
+from byflyt.store.engine import WRITE, create_store_engine, describe, is_retriable, retriable
+from byflyt.store.rows import (
+    Row,
+    VolumeKey,
+    latest_by_key,
+)
+from byflyt.store.schema import (
+    SCHEMA_VERSION,
+    UtcDateTime,
+    ensure_schema,
+    format_utc,
+    kommune_hourly,
+    outages,
+    stored_version,
+    to_utc,
+)
+
+CHUNK_ROWS = 1000
+"""Rows per ``executemany`` (and keys per ``DELETE … IN``) within one transaction."""
+BULK_ROWS = 10_000
+"""Rows per driver-level ``executemany`` of a bulk upsert."""
+
+
+class StoreBase:
+    """The connection, transactions and upserts that the table families of the store share.
+
+    Thread-safe: each call takes its own pooled connection and transaction.
+    """
+
+    def __init__(self, url: str, *, metrics: Metrics | None = None) -> None:
+        """Connect to ``url`` and create or migrate the schema."""
+        self.url = url
+        self.metrics = metrics if metrics is not None else Metrics(CollectorRegistry())
+        self.engine = create_store_engine(url)
+        self._writer = self.engine.execution_options(**{WRITE: True})
+        self._dialect = self.engine.dialect.name
+        self._bulk_sql: dict[str, str] = {}
+        try:
+            self._open_schema()
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def _open_schema(self) -> None:
+        # Read first: readers (queries, the API) should not queue for SQLite's write lock.
+        try:
+            with self.engine.connect() as conn:
+                current = stored_version(conn)
+        except SQLAlchemyError as exc:
+            if is_retriable(exc, self._dialect):
+                raise retriable(exc, "opening the store", self.url) from exc
+            raise
+        if current != SCHEMA_VERSION:
+            with self._write("schema_version") as conn:
+                ensure_schema(conn)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, metrics: Metrics | None = None) -> Self:
+        """The store ``settings`` name (``BYFLYT_STORE_URL`` or the SQLite file in the data dir)."""
+        return cls(settings.database_url, metrics=metrics)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({describe(self.url)!r})"
+
+    # -- transactions ------------------------------------------------------------------------
+    @contextmanager
+    def _write(self, table: str) -> Iterator[Connection]:
+        """One write transaction; failures are counted and transient ones made retriable."""
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            self.metrics.store_failures.labels(table=table).inc()
+            if is_retriable(exc, self._dialect):
+                raise retriable(exc, f"store write to {table}", self.url) from exc
+            raise
+        except Exception:
+            self.metrics.store_failures.labels(table=table).inc()
+            raise
+
+    def _read(self, query: Select[*tuple[Any, ...]]) -> list[Any]:
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(query).all())
+        except SQLAlchemyError as exc:
+            self.metrics.store_failures.labels(table="(read)").inc()
+            if is_retriable(exc, self._dialect):
+                raise retriable(exc, "store read", self.url) from exc
+            raise
+
+    def _upsert(self, conn: Connection, table: Table, rows: list[Row]) -> None:
+        if not rows:
+            return
+        columns = [c.name for c in table.c]
+        if table is not outages and set(rows[0]) == set(columns):
+            self._bulk_upsert(conn, table, columns, rows)
+            return
+        keys = [c.name for c in table.primary_key]
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        stmt = insert(table)
+        changes: dict[str, Any] = {
+            c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys
+        }
+        if table is outages:
+            # Closing an outage without knowing its kommune keeps the kommune already stored.
+            changes["kommune_nr"] = func.coalesce(stmt.excluded.kommune_nr, outages.c.kommune_nr)
+        upsert = stmt.on_conflict_do_update(index_elements=keys, set_=changes)
+        for i in range(0, len(rows), CHUNK_ROWS):
+            conn.execute(upsert, rows[i : i + CHUNK_ROWS])
+
+    def _bulk_upsert(
+        self, conn: Connection, table: Table, columns: list[str], rows: list[Row]
+    ) -> None:
+        """``INSERT … ON CONFLICT DO UPDATE`` through the driver's own ``executemany``.
+
+        Rows become plain tuples (times converted as :class:`UtcDateTime` stores them), so a
+        batch costs one C-level loop on SQLite and one pipelined round trip on PostgreSQL,
+        instead of SQLAlchemy's per-row parameter processing.
+        """
+        sql = self._bulk_sql.get(table.name)
+        if sql is None:
+            keys = [c.name for c in table.primary_key]
+            mark = "?" if self._dialect == "sqlite" else "%s"
+            # Identifiers from the schema's own metadata; values only ever as parameters.
+            sql = (
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+                f"VALUES ({', '.join(mark for _ in columns)}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+            )
+            self._bulk_sql[table.name] = sql
+        to_time = format_utc if self._dialect == "sqlite" else to_utc
+        times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
+        convert = [
+            (lambda v: None if v is None else to_time(v)) if c in times else None for c in columns
+        ]
+        params = [
+            tuple(row[c] if f is None else f(row[c]) for c, f in zip(columns, convert, strict=True))
+            for row in rows
+        ]
+        for i in range(0, len(params), BULK_ROWS):
+            conn.exec_driver_sql(sql, params[i : i + BULK_ROWS])
+
+    def _write_rows(self, table: Table, rows: Iterable[Row]) -> int:
+        latest = latest_by_key(table, rows)
+        if not latest:
+            return 0
+        with self._write(table.name) as conn:
+            self._upsert(conn, table, latest)
+        self.metrics.store_writes.labels(table=table.name).inc(len(latest))
+        return len(latest)
+
+    def _delete_volumes(self, conn: Connection, keys: list[VolumeKey]) -> int:
+        c = kommune_hourly.c
+        columns = tuple_(c.kommune_nr, c.mode, c.metric, c.hour_start)
+        deleted = 0
+        for i in range(0, len(keys), CHUNK_ROWS):
+            result = conn.execute(
+                delete(kommune_hourly).where(columns.in_(keys[i : i + CHUNK_ROWS]))
+            )
+            deleted += result.rowcount
+        return deleted

@@ -1,0 +1,261 @@
+"""Counter points, their point-hours and fetched windows: what the cycling agents write and read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, delete, func, select
+
+from byflyt.models.base import hour_floor
+from byflyt.models.counts import CountObservation, CountPoint, FetchedWindow
+from byflyt.models.volumes import HourlyVolume
+from byflyt.store.base import StoreBase
+from byflyt.store.filters import filtered, strings
+from byflyt.store.rows import (
+    POINT_FIELDS,
+    Fetched,
+    PointHour,
+    Row,
+    VolumeKey,
+    latest_by_key,
+    unique_keys,
+    volume_row,
+)
+from byflyt.store.schema import (
+    fetched_windows,
+    kommune_hourly,
+    point_hourly,
+    to_utc,
+)
+from byflyt.store.schema import points as points_table
+
+
+class CountsStore(StoreBase):
+    """``points``, ``point_hourly`` and ``fetched_windows``."""
+
+    def upsert_points(self, points: Iterable[CountPoint]) -> int:
+        """Insert or replace counting points; return how many distinct points were written."""
+        now = datetime.now(UTC)
+        return self._write_rows(
+            points_table,
+            ({**p.model_dump(include=POINT_FIELDS), "updated_at": now} for p in points),
+        )
+
+    def upsert_point_hourly(self, observations: Iterable[CountObservation]) -> int:
+        """Store each point's latest observation per UTC hour (key: source, point, hour).
+
+        An observation shorter than an hour lands in the hour its interval starts in, and the
+        last one given for an hour replaces earlier ones. Returns the number of point-hours.
+        """
+        now = datetime.now(UTC)
+        rows = (
+            {
+                "source": o.source,
+                "point_id": o.point_id,
+                "hour_start": hour_floor(o.start),
+                "kommune_nr": o.kommune_nr,
+                "mode": o.mode,
+                "volume": o.volume,
+                "coverage": o.coverage,
+                "updated_at": now,
+            }
+            for o in observations
+        )
+        return self._write_rows(point_hourly, rows)
+
+    def write_counts(
+        self,
+        points: Iterable[CountPoint],
+        point_hours: Iterable[Row],
+        upserts: Iterable[HourlyVolume],
+        deletes: Iterable[VolumeKey],
+    ) -> None:
+        """One cycling flush in one transaction: points, point-hours, kommune-hours.
+
+        ``point_hours`` are ``point_hourly`` rows (``source, point_id, hour_start, kommune_nr,
+        mode, volume, coverage``; ``updated_at`` is set here), at most one per key. Deletes of
+        kommune-hours go first, so a key given in both ends up with the upserted value.
+        """
+        now = datetime.now(UTC)
+        point_rows = latest_by_key(
+            points_table,
+            ({**p.model_dump(include=POINT_FIELDS), "updated_at": now} for p in points),
+        )
+        hour_rows = [{**row, "updated_at": now} for row in point_hours]
+        hour_rows.sort(key=lambda r: (r["source"], r["point_id"], r["hour_start"]))
+        rows = latest_by_key(kommune_hourly, (volume_row(r, now) for r in upserts))
+        gone = unique_keys(deletes)
+        if not (point_rows or hour_rows or rows or gone):
+            return
+        with self._write(kommune_hourly.name) as conn:
+            self._upsert(conn, points_table, point_rows)
+            self._upsert(conn, point_hourly, hour_rows)
+            deleted = self._delete_volumes(conn, gone)
+            self._upsert(conn, kommune_hourly, rows)
+        self.metrics.store_writes.labels(table=points_table.name).inc(len(point_rows))
+        self.metrics.store_writes.labels(table=point_hourly.name).inc(len(hour_rows))
+        self.metrics.store_writes.labels(table=kommune_hourly.name).inc(len(rows) + deleted)
+
+    def point_hours_of(
+        self, cells: Iterable[tuple[str, str, datetime]]
+    ) -> list[tuple[str, str, datetime, str, int | None, float]]:
+        """Stored point-hours of the kommune-hours ``(kommune_nr, mode, hour_start)``.
+
+        Rows are ``(kommune_nr, mode, hour_start, "source:point_id", volume, coverage)``: what
+        an aggregation needs to recompute those kommune-hours after it evicted them.
+        """
+        wanted = set(cells)
+        if not wanted:
+            return []
+        c = point_hourly.c
+        by_kommune: dict[tuple[str, str], list[datetime]] = {}
+        for kommune_nr, mode, hour in wanted:
+            by_kommune.setdefault((kommune_nr, mode), []).append(hour)
+        out = []
+        for (kommune_nr, mode), hours in sorted(by_kommune.items()):
+            query = select(c.hour_start, c.source, c.point_id, c.volume, c.coverage).where(
+                c.hour_start >= min(hours),
+                c.hour_start <= max(hours),
+                c.kommune_nr == kommune_nr,
+                c.mode == mode,
+            )
+            for hour, source, point_id, volume, coverage in self._read(query):
+                hour = to_utc(hour)
+                if (kommune_nr, mode, hour) in wanted:
+                    out.append((kommune_nr, mode, hour, f"{source}:{point_id}", volume, coverage))
+        return out
+
+    def point_sources(self) -> list[str]:
+        """The sources that have stored point-hours."""
+        c = point_hourly.c
+        return [row[0] for row in self._read(select(c.source).distinct().order_by(c.source))]
+
+    def point_kommuner(self) -> list[str]:
+        """The kommuner that have stored point-hours."""
+        c = point_hourly.c
+        query = select(c.kommune_nr).distinct().order_by(c.kommune_nr)
+        return [row[0] for row in self._read(query)]
+
+    def point_history(
+        self, kommuner: Sequence[str], days: dict[str, int]
+    ) -> list[tuple[str, datetime, str, str, int | None, float]]:
+        """Each source's point-hours in ``kommuner`` of its last ``days[source]`` days.
+
+        Rows are ``(source, hour_start, point_id, kommune_nr, volume, coverage)``; "last" is
+        counted back from the source's newest stored hour in those kommuner (event time).
+        """
+        if not kommuner:
+            return []
+        c = point_hourly.c
+        out: list[tuple[str, datetime, str, str, int | None, float]] = []
+        for source, n_days in sorted(days.items()):
+            where = (c.source == source, c.kommune_nr.in_(list(kommuner)))
+            newest = self._read(select(func.max(c.hour_start)).where(*where))[0][0]
+            if newest is None:
+                continue
+            since = to_utc(newest) - timedelta(days=n_days)
+            query = select(
+                c.source, c.hour_start, c.point_id, c.kommune_nr, c.volume, c.coverage
+            ).where(*where, c.hour_start >= since)
+            out.extend(
+                (source, to_utc(hour), point_id, kommune_nr, volume, coverage)
+                for source, hour, point_id, kommune_nr, volume, coverage in self._read(query)
+            )
+        return out
+
+    def add_fetched(self, windows: Iterable[FetchedWindow]) -> int:
+        """Record the hours each point's source was asked for; return the windows given.
+
+        A point's windows are kept merged: a new one joins every stored window it overlaps or
+        touches, so the table holds disjoint windows with the gaps between them (hours nobody
+        fetched). Replaying windows changes nothing.
+        """
+        by_point: dict[tuple[str, str], list[FetchedWindow]] = {}
+        for w in windows:
+            by_point.setdefault((w.source, w.point_id), []).append(w)
+        if not by_point:
+            return 0
+        c = fetched_windows.c
+        now = datetime.now(UTC)
+        written = 0
+        with self._write(fetched_windows.name) as conn:
+            for (source, point_id), given in sorted(by_point.items()):
+                for w in sorted(given, key=lambda w: w.since):
+                    point = and_(c.source == source, c.point_id == point_id)
+                    touching = point & (c.since <= to_utc(w.until)) & (c.until >= to_utc(w.since))
+                    rows = conn.execute(select(c.since, c.until).where(touching)).all()
+                    since = min([to_utc(w.since), *(r.since for r in rows)])
+                    until = max([to_utc(w.until), *(r.until for r in rows)])
+                    conn.execute(delete(fetched_windows).where(touching))
+                    conn.execute(
+                        fetched_windows.insert(),
+                        {
+                            "source": source,
+                            "point_id": point_id,
+                            "since": since,
+                            "until": until,
+                            "kommune_nr": w.kommune_nr,
+                            "mode": w.mode,
+                            "updated_at": now,
+                        },
+                    )
+                    written += 1
+        self.metrics.store_writes.labels(table=fetched_windows.name).inc(written)
+        return written
+
+    def query_fetched(
+        self,
+        *,
+        kommuner: Sequence[str] | None = None,
+        source: str | None = None,
+        point_ids: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Fetched]:
+        """Fetched windows overlapping ``[start, end)``, by source, point and start."""
+        c = fetched_windows.c
+        query = select(c.source, c.point_id, c.since, c.until, c.kommune_nr, c.mode).order_by(
+            c.source, c.point_id, c.since
+        )
+        query = filtered(query, fetched_windows, kommuner, None, None, None)
+        if source is not None:
+            query = query.where(c.source == source)
+        if point_ids is not None:
+            query = query.where(c.point_id.in_(strings(point_ids, "point_ids")))
+        if start is not None:
+            query = query.where(c.until > to_utc(start))
+        if end is not None:
+            query = query.where(c.since < to_utc(end))
+        return [Fetched(**row._mapping) for row in self._read(query)]
+
+    def query_points(
+        self, *, kommuner: Sequence[str] | None = None, mode: str | None = None
+    ) -> list[CountPoint]:
+        """Counting points, by source and point id."""
+        c = points_table.c
+        query = select(*(c[name] for name in sorted(POINT_FIELDS))).order_by(c.source, c.point_id)
+        query = filtered(query, points_table, kommuner, mode, None, None)
+        return [CountPoint(**row._mapping) for row in self._read(query)]
+
+    def query_point_hourly(
+        self,
+        *,
+        kommuner: Sequence[str] | None = None,
+        mode: str | None = None,
+        source: str | None = None,
+        point_ids: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[PointHour]:
+        """Point-hours with ``start <= hour_start < end``, by source, point and hour."""
+        c = point_hourly.c
+        query = select(
+            c.source, c.point_id, c.hour_start, c.kommune_nr, c.mode, c.volume, c.coverage
+        ).order_by(c.source, c.point_id, c.hour_start)
+        query = filtered(query, point_hourly, kommuner, mode, start, end)
+        if source is not None:
+            query = query.where(c.source == source)
+        if point_ids is not None:
+            query = query.where(c.point_id.in_(strings(point_ids, "point_ids")))
+        return [PointHour(**row._mapping) for row in self._read(query)]

@@ -1,0 +1,77 @@
+"""The WHERE clauses every store query shares (kommuner, mode, half-open hour range)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, Table, select
+
+from byflyt.store.schema import (
+    kommune_hourly,
+    to_utc,
+)
+
+
+def aggregate_time(value: object) -> datetime | None:
+    """An aggregate (``MAX``) of a time column as an aware UTC datetime, or None."""
+    # MAX() over a UtcDateTime column: SQLite may hand back the stored text.
+    if value is None:
+        return None
+    return to_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def strings(values: Sequence[str], name: str) -> list[str]:
+    """``values`` as a list; a bare string (a likely slip for a list of one) is a TypeError."""
+    if isinstance(values, str):
+        raise TypeError(f"{name} must be a sequence of strings, not the string {values!r}")
+    return list(values)
+
+
+def hourly_select(
+    kommuner: Sequence[str] | None,
+    mode: str | None,
+    metric: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Select[*tuple[Any, ...]]:
+    """Kommune-hours as :class:`HourlyVolume` fields, in the order every caller shows them."""
+    c = kommune_hourly.c
+    query = select(
+        c.kommune_nr, c.mode, c.metric, c.hour_start, c.value, c.coverage, c.n_sources
+    ).order_by(c.kommune_nr, c.mode, c.metric, c.hour_start)
+    return where_hourly(query, kommuner, mode, metric, start, end)
+
+
+def where_hourly(
+    query: Select[*tuple[Any, ...]],
+    kommuner: Sequence[str] | None,
+    mode: str | None,
+    metric: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Select[*tuple[Any, ...]]:
+    """:func:`filtered` on ``kommune_hourly``, and its metric."""
+    query = filtered(query, kommune_hourly, kommuner, mode, start, end)
+    return query if metric is None else query.where(kommune_hourly.c.metric == metric)
+
+
+def filtered(
+    query: Select[*tuple[Any, ...]],
+    table: Table,
+    kommuner: Sequence[str] | None,
+    mode: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Select[*tuple[Any, ...]]:
+    """The filters every query shares; ``start``/``end`` bound ``hour_start`` half-open."""
+    if kommuner is not None:
+        query = query.where(table.c.kommune_nr.in_(strings(kommuner, "kommuner")))
+    if mode is not None:
+        query = query.where(table.c.mode == mode)
+    if start is not None:
+        query = query.where(table.c.hour_start >= to_utc(start))
+    if end is not None:
+        query = query.where(table.c.hour_start < to_utc(end))
+    return query
