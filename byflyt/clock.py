@@ -23,6 +23,11 @@ TIME_FIX: Final = (
 """What to write instead, for error messages about a time."""
 
 
+def utc_now() -> datetime:
+    """Now, aware, in UTC: the default clock of everything that can be given another."""
+    return datetime.now(UTC)
+
+
 def parse_when(text: str) -> datetime:
     """An aware UTC datetime from ISO 8601 with an offset, or a date (Europe/Oslo midnight).
 

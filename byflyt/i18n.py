@@ -2,8 +2,9 @@
 
 The live page and the indicator report both read :data:`MESSAGES`, the catalogue kept as data in
 ``messages.toml`` beside this module; modes and metrics have their names there (``mode_bus`` →
-"buss"/"bus", ``metric_departures`` → "avganger"/"departures"), so no raw code reaches a reader. Numbers, dates and month names follow Babel's CLDR locales (``nb``:
-decimal comma, no-break-space thousands, "oktober"); times shown to people are Europe/Oslo.
+"buss"/"bus", ``metric_departures`` → "avganger"/"departures"), so no raw code reaches a reader.
+Numbers, dates and month names follow Babel's CLDR locales (``nb``: decimal comma,
+no-break-space thousands, "oktober"); times shown to people are Europe/Oslo.
 """
 
 from __future__ import annotations

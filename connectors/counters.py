@@ -7,6 +7,8 @@
 - :func:`is_duplicate` tells whether a point is configured as another source's counter
   (``BYFLYT_COUNTER_DUPLICATES``), so one physical counter is counted once.
 - :func:`point_id` names a point of a site or segment and one mode: a point has one mode.
+- :func:`hour_window` is the whole UTC hours a poll asks for (a backfill, or the live window
+  from the checkpoint on), :func:`read_checkpoint` the checkpoint a poll starts from.
 - :func:`fetched` is the record saying which hours a point's source was asked for
   (``bike.fetched``): a point is judged only over those hours, and a gap between them is "not
   ingested", never an outage.
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,12 +24,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from byflyt.clock import OSLO
-from byflyt.connectors.base import Record
+from byflyt.connectors.base import Record, Window
 from byflyt.models import codec_counts
 from byflyt.models.base import Mode, hour_floor
 from byflyt.models.counts import CountObservation, FetchedWindow
 from byflyt.settings import Settings
 from byflyt.topics import BIKE_COUNTS, COUNTS_FETCHED
+
+log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 HOUR_MINUTES = 60
@@ -192,3 +197,24 @@ def hour_ceil(value: datetime) -> datetime:
     """The first whole UTC hour at or after ``value``."""
     floor = hour_floor(value)
     return floor if floor == value else floor + HOUR
+
+
+def hour_window(
+    backfill: Window | None,
+    checkpoint: datetime | None,
+    start: datetime | None,
+    now: datetime,
+    lookback: timedelta,
+) -> Window:
+    """Whole UTC hours: the backfill window, or the live one from the checkpoint on."""
+    window = backfill if backfill is not None else Window.live(checkpoint or start, now, lookback)
+    return Window(hour_floor(window.since), hour_ceil(window.until))
+
+
+def read_checkpoint(position: str | None, source: str) -> datetime | None:
+    """A poll's checkpoint (an ISO time); an unreadable one is logged and read as none."""
+    try:
+        return None if position is None else datetime.fromisoformat(position).astimezone(UTC)
+    except ValueError:
+        log.warning("%s: ignoring unreadable checkpoint %r", source, position)
+        return None

@@ -20,19 +20,18 @@ a token bucket of the fair-use limits (about 100 a minute and 5,000 a day).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
+from byflyt.clock import utc_now
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
 from byflyt.connectors.counters import (
     HOUR,
@@ -40,16 +39,25 @@ from byflyt.connectors.counters import (
     LocalTimes,
     count_record,
     fetched,
-    hour_ceil,
+    hour_window,
     hours_between,
     is_duplicate,
     local_naive,
     point_id,
-    read_local_times,
+    read_checkpoint,
 )
-from byflyt.connectors.http import SourceError, json_body, send
+from byflyt.connectors.eco_counter_sites import (
+    V2_MODES,
+    V2_NAMES,
+    Api,
+    Channel,
+    EcoSite,
+    credentials,
+    read_site,
+)
+from byflyt.connectors.http import SourceError, base_url, json_body, raw_json, send
 from byflyt.connectors.siri import TokenBucket
-from byflyt.errors import ConfigError, RejectedInput
+from byflyt.errors import RejectedInput
 from byflyt.models.base import Mode, hour_floor, iso_z
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Rejected
@@ -61,61 +69,16 @@ from byflyt.topics import BIKE_POINTS
 log = logging.getLogger(__name__)
 
 SOURCE = "eco-counter"
-Api = Literal["v1", "v2"]
 DEFAULT_ENDPOINTS: dict[Api, str] = {
     "v1": "https://apieco.eco-counter-tools.com/",
     "v2": "https://api.eco-counter.com/",
 }
-V1_MODES: dict[int, Mode] = {1: "pedestrian", 2: "bicycle"}
-V2_MODES: dict[str, Mode] = {"bike": "bicycle", "pedestrian": "pedestrian"}
-V2_NAMES: dict[Mode, str] = {mode: name for name, mode in V2_MODES.items()}
 LOOKBACK = timedelta(hours=48)
 MAX_SPAN = timedelta(days=31)  # one data request's range; a backfill asks month by month
 PAGE_SIZE = 100
 RATE_PER_MINUTE = 100.0
 RATE_PER_DAY = 5000.0
 TOKEN_MARGIN_S = 60.0
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _unreadable(problem: str, body: Any) -> RejectedInput:
-    return RejectedInput(problem, source=SOURCE, raw=_dump(body))
-
-
-@dataclass(frozen=True)
-class Channel:
-    """A v1 channel (one mode and direction) or a v2 flow, in minutes per interval."""
-
-    id: str
-    mode: Mode
-    interval: int
-    direction: str = ""
-
-
-@dataclass(frozen=True)
-class EcoSite:
-    """A counting site in the region with the modes it counts (each mode one point)."""
-
-    id: str
-    name: str
-    lat: float
-    lon: float
-    kommune_nr: str
-    channels: tuple[Channel, ...]
-    first_data: datetime | None = None
-    last_data: datetime | None = None
-
-    @property
-    def modes(self) -> list[Mode]:
-        """The modes of its channels, bicycle first."""
-        return sorted({c.mode for c in self.channels})
 
 
 class FairUse:
@@ -129,22 +92,6 @@ class FairUse:
         """Wait for a request of both budgets (returns at once when ``wait`` is interrupted)."""
         if self.day.take(wait) is not None:
             self.minute.take(wait)
-
-
-def _minutes(granularity: Any) -> int:
-    """``PT15M`` → 15, ``PT1H`` → 60 (v2 site granularity)."""
-    text = str(granularity or "PT1H").upper()
-    if text == "PT1H":
-        return 60
-    if text.startswith("PT") and text.endswith("M") and text[2:-1].isdigit():
-        return int(text[2:-1])
-    raise ValueError(f"granularity {granularity!r} is not PT15M or PT1H")
-
-
-def _time(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    return next(read_local_times([str(value)]))
 
 
 def _count(value: Any) -> int | None:
@@ -175,14 +122,14 @@ class EcoCounterConnector(Connector[EcoSite]):
         start: datetime | None = None,
         lookback: timedelta = LOOKBACK,
         timeout: float = 30.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         fair_use: FairUse | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
         self.api: Api = api or settings.eco_counter_api
-        self.endpoint = _check_endpoint(endpoint or DEFAULT_ENDPOINTS[self.api])
-        self.credentials = _credentials(settings, self.api)
+        self.endpoint = base_url(endpoint or DEFAULT_ENDPOINTS[self.api], DEFAULT_ENDPOINTS["v1"])
+        self.credentials = credentials(settings, self.api)
         self.region = get_region(region, settings.regions_file)
         self.settings = settings
         self.backfill = backfill
@@ -234,7 +181,7 @@ class EcoCounterConnector(Connector[EcoSite]):
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise RejectedInput(
-                "the token answer has no access_token", source=SOURCE, raw=_dump(body)
+                "the token answer has no access_token", source=SOURCE, raw=raw_json(body)
             )
         try:
             lifetime = float(body.get("expires_in") or 3600)
@@ -266,9 +213,9 @@ class EcoCounterConnector(Connector[EcoSite]):
         duplicates = 0
         for entry in entries:
             try:
-                site = self._site(entry)
+                site = read_site(entry, self.api, self._locate)
             except (ValueError, TypeError) as exc:
-                discovery.rejected.append(self.reject("invalid_point", str(exc), _dump(entry)))
+                discovery.rejected.append(self.reject("invalid_point", str(exc), raw_json(entry)))
                 continue
             if site is None or site.kommune_nr not in self.region:
                 continue
@@ -299,7 +246,7 @@ class EcoCounterConnector(Connector[EcoSite]):
             body = self._get("api/1.0/site", {})
             if not isinstance(body, list):
                 raise RejectedInput(
-                    "the site list is not a JSON array", source=SOURCE, raw=_dump(body)
+                    "the site list is not a JSON array", source=SOURCE, raw=raw_json(body)
                 )
             return body
         sites: list[Any] = []
@@ -308,64 +255,12 @@ class EcoCounterConnector(Connector[EcoSite]):
             body = self._get("api/v2/sites", {"page": page, "pageSize": self.page_size})
             if not isinstance(body, list):
                 raise RejectedInput(
-                    "the site page is not a JSON array", source=SOURCE, raw=_dump(body)
+                    "the site page is not a JSON array", source=SOURCE, raw=raw_json(body)
                 )
             sites.extend(body)
             if len(body) < self.page_size:
                 return sites
             page += 1
-
-    def _site(self, entry: Any) -> EcoSite | None:
-        """A site of the region's modes, or None when it counts neither bicycles nor walking."""
-        if not isinstance(entry, dict):
-            raise ValueError("a site is not a JSON object")
-        site_id = str(entry.get("id") or "")
-        if not site_id:
-            raise ValueError("a site has no id")
-        if self.api == "v1":
-            lat, lon = entry.get("latitude"), entry.get("longitude")
-            channels = self._v1_channels(entry)
-            first, last = _time(entry.get("firstData")), None
-        else:
-            location = entry.get("location") or {}
-            lat, lon = location.get("lat"), location.get("lon")
-            minutes = _minutes(entry.get("granularity"))
-            modes = [V2_MODES[m] for m in entry.get("travelModes") or [] if m in V2_MODES]
-            channels = tuple(Channel(site_id, mode, minutes) for mode in modes)
-            first, last = _time(entry.get("firstData")), _time(entry.get("lastData"))
-        if not channels:
-            return None
-        if not isinstance(lat, int | float) or not isinstance(lon, int | float):
-            raise ValueError(f"site {site_id} has no coordinates")
-        kommune = self._locate(float(lat), float(lon))
-        if kommune is None:
-            raise ValueError(f"site {site_id} at {lat}, {lon} is in no Norwegian kommune")
-        return EcoSite(
-            id=site_id,
-            name=str(entry.get("name") or ""),
-            lat=float(lat),
-            lon=float(lon),
-            kommune_nr=kommune,
-            channels=channels,
-            first_data=first,
-            last_data=last,
-        )
-
-    @staticmethod
-    def _v1_channels(entry: dict[str, Any]) -> tuple[Channel, ...]:
-        raw = entry.get("channels") or [entry]  # a site without channels is its own channel
-        channels = []
-        for channel in raw:
-            mode = V1_MODES.get(channel.get("userType"))
-            if mode is None:
-                continue
-            interval = channel.get("interval") or 15
-            if interval not in (15, 60):
-                raise ValueError(f"channel {channel.get('id')} has interval {interval}, not 15/60")
-            channels.append(
-                Channel(str(channel["id"]), mode, int(interval), str(channel.get("sens", "")))
-            )
-        return tuple(channels)
 
     def _locate(self, lat: float, lon: float) -> str | None:
         if self._locator is None:
@@ -389,7 +284,7 @@ class EcoCounterConnector(Connector[EcoSite]):
     # -- counts ------------------------------------------------------------------------------
     def poll(self, item: EcoSite, position: str | None, call: Call) -> PollResult:
         """Every hour of the window per mode: counted, partly counted, or missing (None)."""
-        checkpoint = _read_checkpoint(position)
+        checkpoint = read_checkpoint(position, SOURCE)
         window = self._window(checkpoint)
         retrieved_at = self.clock()
         sums: dict[Mode, HourSums] = {mode: HourSums() for mode in item.modes}
@@ -439,11 +334,7 @@ class EcoCounterConnector(Connector[EcoSite]):
         )
 
     def _window(self, checkpoint: datetime | None) -> Window:
-        if self.backfill is not None:
-            window = self.backfill
-        else:
-            window = Window.live(checkpoint or self.start, self.clock(), self.lookback)
-        return Window(hour_floor(window.since), hour_ceil(window.until))
+        return hour_window(self.backfill, checkpoint, self.start, self.clock(), self.lookback)
 
     def _v1_rows(self, channel: Channel, chunk: Window) -> Any:
         params = {
@@ -478,7 +369,7 @@ class EcoCounterConnector(Connector[EcoSite]):
         """Add one channel's rows (``date``, ``counts``); return the end of its last hour."""
         if not isinstance(rows, list):
             raise RejectedInput(
-                "the data answer is not a JSON array", source=SOURCE, raw=_dump(rows)
+                "the data answer is not a JSON array", source=SOURCE, raw=raw_json(rows)
             )
         return self._add_series(item, channel, rows, "date", chunk, sums, rejected)
 
@@ -492,7 +383,7 @@ class EcoCounterConnector(Connector[EcoSite]):
     ) -> datetime | None:
         if not isinstance(flows, list):
             raise RejectedInput(
-                "the history answer is not a JSON array", source=SOURCE, raw=_dump(flows)
+                "the history answer is not a JSON array", source=SOURCE, raw=raw_json(flows)
             )
         last: datetime | None = None
         for flow in flows:
@@ -501,7 +392,9 @@ class EcoCounterConnector(Connector[EcoSite]):
                 continue
             data = flow.get("data")
             if not isinstance(data, list):
-                rejected.append(self.reject("invalid_row", "a flow has no data array", _dump(flow)))
+                rejected.append(
+                    self.reject("invalid_row", "a flow has no data array", raw_json(flow))
+                )
                 continue
             channel = Channel(item.id, mode, 60, str(flow.get("direction", "")))
             # gapFilling is off: an hour of the site's data span without a row is missing.
@@ -542,7 +435,9 @@ class EcoCounterConnector(Connector[EcoSite]):
                         f"[{iso_z(chunk.since)}, {iso_z(chunk.until)})"
                     )
             except ValueError as exc:
-                rejected.append(self.reject("invalid_row", str(exc), _dump(row), point_id=item.id))
+                rejected.append(
+                    self.reject("invalid_row", str(exc), raw_json(row), point_id=item.id)
+                )
                 continue
             hour = hour_floor(start)
             if expect and hour not in expected:
@@ -551,49 +446,3 @@ class EcoCounterConnector(Connector[EcoSite]):
             sums.add(start, channel.interval, count)
             last = max(filter(None, (last, hour + HOUR)), default=None)
         return last
-
-
-def _read_checkpoint(position: str | None) -> datetime | None:
-    try:
-        return None if position is None else datetime.fromisoformat(position).astimezone(UTC)
-    except ValueError:
-        log.warning("%s: ignoring unreadable checkpoint %r", SOURCE, position)
-        return None
-
-
-def _check_endpoint(endpoint: str) -> str:
-    try:
-        url = httpx.URL(endpoint) if "://" in endpoint else None
-    except httpx.InvalidURL:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(
-            "--endpoint",
-            f"{endpoint!r} is not an http(s) URL",
-            f"use e.g. {DEFAULT_ENDPOINTS['v1']}",
-        )
-    return endpoint if endpoint.endswith("/") else endpoint + "/"
-
-
-def _credentials(settings: Settings, api: Api) -> tuple[str, str]:
-    """The dialect's credentials; a missing one stops the command naming the setting."""
-    if api == "v2":
-        if settings.eco_counter_api_key is None:
-            raise ConfigError(
-                "BYFLYT_ECO_COUNTER_API_KEY",
-                "is not set",
-                "set the X-API-KEY of your API v2 access",
-            )
-        return settings.eco_counter_api_key.get_secret_value(), ""
-    for name, value in (
-        ("BYFLYT_ECO_COUNTER_CLIENT_ID", settings.eco_counter_client_id),
-        ("BYFLYT_ECO_COUNTER_CLIENT_SECRET", settings.eco_counter_client_secret),
-    ):
-        if value is None:
-            raise ConfigError(name, "is not set", "set the OAuth2 client of your API v1 access")
-    assert settings.eco_counter_client_id is not None
-    assert settings.eco_counter_client_secret is not None
-    return (
-        settings.eco_counter_client_id.get_secret_value(),
-        settings.eco_counter_client_secret.get_secret_value(),
-    )

@@ -10,6 +10,7 @@ exponential back-off with full jitter that honours the source's ``Retry-After``.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any, Literal, NoReturn
 
 import httpx
 
-from byflyt.errors import ByflytError, RetriableError
+from byflyt.errors import ByflytError, ConfigError, RetriableError
 
 Verdict = Literal["ok", "retriable", "fatal"]
 StatusClass = Literal["3xx", "4xx", "5xx", "timeout", "network", "invalid_body", "graphql"]
@@ -224,3 +225,26 @@ class Backoff:
         if retry_after is None:
             return jittered
         return max(min(retry_after, self.max_retry_after), jittered)
+
+
+def check_endpoint(endpoint: str, example: str) -> str:
+    """``endpoint`` if it is an http(s) URL with a host, else a ConfigError on ``--endpoint``."""
+    try:
+        url = httpx.URL(endpoint) if "://" in endpoint else None
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        problem = f"{endpoint!r} is not an http(s) URL"
+        raise ConfigError("--endpoint", problem, f"use e.g. {example}")
+    return endpoint
+
+
+def base_url(endpoint: str, example: str) -> str:
+    """:func:`check_endpoint`, ending in ``/`` so that API paths can be appended."""
+    checked = check_endpoint(endpoint, example)
+    return checked if checked.endswith("/") else checked + "/"
+
+
+def raw_json(value: Any) -> str:
+    """A source's JSON answer (or part of one) as text, for the dead-letter topic's excerpt."""
+    return json.dumps(value, ensure_ascii=False, default=str)

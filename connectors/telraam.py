@@ -14,7 +14,6 @@ kommune by a point on its line. ``--segments`` names them; ``--region`` finds th
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import Counter
@@ -28,17 +27,19 @@ import httpx
 import shapely
 from shapely.geometry import shape
 
+from byflyt.clock import utc_now
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
 from byflyt.connectors.counters import (
     HOUR,
     count_record,
     fetched,
-    hour_ceil,
+    hour_window,
     hours_between,
     is_duplicate,
     point_id,
+    read_checkpoint,
 )
-from byflyt.connectors.http import json_body, send
+from byflyt.connectors.http import base_url, json_body, raw_json, send
 from byflyt.errors import ConfigError, RejectedInput
 from byflyt.models.base import Mode, hour_floor, iso_z
 from byflyt.models.counts import CountObservation, CountPoint
@@ -55,14 +56,6 @@ DEFAULT_ENDPOINT = "https://telraam-api.net/"
 LOOKBACK = timedelta(hours=48)
 MAX_SPAN = timedelta(days=90)
 MODES: dict[Mode, str] = {"bicycle": "bike", "pedestrian": "pedestrian"}
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def measured(reported: float, uptime: float) -> int:
@@ -98,7 +91,7 @@ class TelraamConnector(Connector[Segment]):
         start: datetime | None = None,
         lookback: timedelta = LOOKBACK,
         timeout: float = 30.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if settings.telraam_api_key is None:
             raise ConfigError("BYFLYT_TELRAAM_API_KEY", "is not set", "set your Telraam API key")
@@ -106,7 +99,7 @@ class TelraamConnector(Connector[Segment]):
             raise ConfigError("--segments", "neither --segments nor --region is given", "give one")
         if segments and any(not s.isdigit() for s in segments):
             raise ConfigError("--segments", f"{','.join(segments)!r}", "give segment ids: 1,2,3")
-        self.endpoint = _check_endpoint(endpoint)
+        self.endpoint = base_url(endpoint, DEFAULT_ENDPOINT)
         self.segments = segments or []
         self.region: Region | None = get_region(region, settings.regions_file) if region else None
         self.settings = settings
@@ -160,7 +153,7 @@ class TelraamConnector(Connector[Segment]):
             try:
                 segment = self._segment(feature)
             except (ValueError, TypeError, KeyError) as exc:
-                discovery.rejected.append(self.reject("invalid_point", str(exc), _dump(feature)))
+                discovery.rejected.append(self.reject("invalid_point", str(exc), raw_json(feature)))
                 continue
             if segment.id in seen or (
                 self.region is not None and segment.kommune_nr not in self.region
@@ -211,7 +204,7 @@ class TelraamConnector(Connector[Segment]):
     # -- counts ------------------------------------------------------------------------------
     def poll(self, item: Segment, position: str | None, call: Call) -> PollResult:
         """Every hour with a row, and the dark hours between, per mode."""
-        checkpoint = _read_checkpoint(position)
+        checkpoint = read_checkpoint(position, SOURCE)
         window = self._window(checkpoint)
         retrieved_at = self.clock()
         rows: dict[datetime, Any] = {}
@@ -231,14 +224,14 @@ class TelraamConnector(Connector[Segment]):
             report = answer.get("report") if isinstance(answer, dict) else None
             if not isinstance(report, list):
                 raise RejectedInput(
-                    "the answer has no report array", source=SOURCE, raw=_dump(answer)
+                    "the answer has no report array", source=SOURCE, raw=raw_json(answer)
                 )
             for row in report:
                 try:
                     hour = self._hour(row, chunk)
                 except (ValueError, TypeError, AttributeError) as exc:
                     rejected.append(
-                        self.reject("invalid_row", str(exc), _dump(row), point_id=item.id)
+                        self.reject("invalid_row", str(exc), raw_json(row), point_id=item.id)
                     )
                     continue
                 rows[hour] = row
@@ -310,33 +303,11 @@ class TelraamConnector(Connector[Segment]):
         return result
 
     def _window(self, checkpoint: datetime | None) -> Window:
-        if self.backfill is not None:
-            window = self.backfill
-        else:
-            window = Window.live(checkpoint or self.start, self.clock(), self.lookback)
-        return Window(hour_floor(window.since), hour_ceil(window.until))
+        return hour_window(self.backfill, checkpoint, self.start, self.clock(), self.lookback)
 
 
 def _features(body: Any) -> list[Any]:
     features = body.get("features") if isinstance(body, dict) else None
     if not isinstance(features, list):
-        raise RejectedInput("the answer has no features array", source=SOURCE, raw=_dump(body))
+        raise RejectedInput("the answer has no features array", source=SOURCE, raw=raw_json(body))
     return features
-
-
-def _read_checkpoint(position: str | None) -> datetime | None:
-    try:
-        return None if position is None else datetime.fromisoformat(position).astimezone(UTC)
-    except ValueError:
-        return None
-
-
-def _check_endpoint(endpoint: str) -> str:
-    try:
-        url = httpx.URL(endpoint) if "://" in endpoint else None
-    except httpx.InvalidURL:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        problem = f"{endpoint!r} is not an http(s) URL"
-        raise ConfigError("--endpoint", problem, f"use e.g. {DEFAULT_ENDPOINT}")
-    return endpoint if endpoint.endswith("/") else endpoint + "/"

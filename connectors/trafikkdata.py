@@ -14,7 +14,6 @@ NLOD licence (attribution required).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -25,9 +24,17 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from byflyt.clock import utc_now
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
-from byflyt.connectors.counters import fetched
-from byflyt.connectors.http import HTTPRetriableError, SourceError, json_body, send
+from byflyt.connectors.counters import fetched, hour_window
+from byflyt.connectors.http import (
+    HTTPRetriableError,
+    SourceError,
+    check_endpoint,
+    json_body,
+    raw_json,
+    send,
+)
 from byflyt.errors import ConfigError, RejectedInput
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_counts
@@ -78,10 +85,6 @@ query Hours($id: String!, $from: ZonedDateTime!, $to: ZonedDateTime!, $after: St
 """
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def graphql_data(body: Any, url: str) -> dict[str, Any]:
     """The ``data`` of a GraphQL answer; ``errors`` become a fatal or a retriable error.
 
@@ -89,7 +92,7 @@ def graphql_data(body: Any, url: str) -> dict[str, Any]:
     any other GraphQL error (a timeout behind the API, a fetch failure) is worth retrying.
     """
     if not isinstance(body, dict):
-        raise RejectedInput("the answer is not a JSON object", source=SOURCE, raw=_dump(body))
+        raise RejectedInput("the answer is not a JSON object", source=SOURCE, raw=raw_json(body))
     errors = body.get("errors")
     if errors:
         listed = errors if isinstance(errors, list) else [errors]
@@ -112,12 +115,8 @@ def graphql_data(body: Any, url: str) -> dict[str, Any]:
         )
     data = body.get("data")
     if not isinstance(data, dict):
-        raise RejectedInput("the answer has no data object", source=SOURCE, raw=_dump(body))
+        raise RejectedInput("the answer has no data object", source=SOURCE, raw=raw_json(body))
     return data
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _dig(data: dict[str, Any], *path: str, expect: type = dict) -> Any:
@@ -128,7 +127,7 @@ def _dig(data: dict[str, Any], *path: str, expect: type = dict) -> Any:
     if not isinstance(value, expect):
         where = ".".join(path)
         raise RejectedInput(
-            f"the answer has no {where} {expect.__name__}", source=SOURCE, raw=_dump(data)
+            f"the answer has no {where} {expect.__name__}", source=SOURCE, raw=raw_json(data)
         )
     return value
 
@@ -138,13 +137,15 @@ def _page(data: dict[str, Any]) -> tuple[list[Any], str | None]:
     by_hour = _dig(data, "trafficData", "volume", "byHour")
     edges, info = by_hour.get("edges") or [], by_hour.get("pageInfo") or {}
     if not isinstance(edges, list) or not isinstance(info, dict):
-        raise RejectedInput("byHour has no edges list or pageInfo", source=SOURCE, raw=_dump(data))
+        raise RejectedInput(
+            "byHour has no edges list or pageInfo", source=SOURCE, raw=raw_json(data)
+        )
     nodes = [edge.get("node") if isinstance(edge, dict) else edge for edge in edges]
     if not info.get("hasNextPage"):
         return nodes, None
     cursor = info.get("endCursor")
     if not isinstance(cursor, str) or not cursor:
-        raise RejectedInput("hasNextPage without endCursor", source=SOURCE, raw=_dump(data))
+        raise RejectedInput("hasNextPage without endCursor", source=SOURCE, raw=raw_json(data))
     return nodes, cursor
 
 
@@ -153,7 +154,7 @@ def _field(value: Any, name: str) -> Any:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ValueError(f"expected an object holding {name!r}, got {_dump(value)[:80]}")
+        raise ValueError(f"expected an object holding {name!r}, got {raw_json(value)[:80]}")
     return value.get(name)
 
 
@@ -171,21 +172,6 @@ def _reason(exc: ValueError) -> str:
             f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
         )
     return str(exc)
-
-
-def _check_endpoint(endpoint: str) -> None:
-    try:
-        url = httpx.URL(endpoint) if "://" in endpoint else None
-    except httpx.InvalidURL:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        problem = f"{endpoint!r} is not an http(s) URL"
-        raise ConfigError("--endpoint", problem, f"use e.g. {DEFAULT_ENDPOINT}")
-
-
-def _hour_ceil(value: datetime) -> datetime:
-    floor = hour_floor(value)
-    return floor if floor == value else floor + HOUR
 
 
 class TrafikkdataConnector(Connector[CountPoint]):
@@ -210,10 +196,10 @@ class TrafikkdataConnector(Connector[CountPoint]):
         start: datetime | None = None,
         lookback: timedelta = LOOKBACK,
         timeout: float = 30.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
     ) -> None:
-        _check_endpoint(endpoint)
+        check_endpoint(endpoint, DEFAULT_ENDPOINT)
         if start is not None and start.utcoffset() is None:
             raise ConfigError("--from", "the start time is naive", "give a time with an offset")
         self.region = get_region(region, settings.regions_file)
@@ -253,7 +239,9 @@ class TrafikkdataConnector(Connector[CountPoint]):
             try:
                 point, traffic_type = self._point(entry)
             except ValueError as exc:
-                discovery.rejected.append(self.reject("invalid_point", _reason(exc), _dump(entry)))
+                discovery.rejected.append(
+                    self.reject("invalid_point", _reason(exc), raw_json(entry))
+                )
                 continue
             # The search asks for bicycle points; the type is checked again in case it is ignored.
             if traffic_type not in (None, "BICYCLE") or point.kommune_nr not in self.region:
@@ -314,7 +302,7 @@ class TrafikkdataConnector(Connector[CountPoint]):
                     )
                 observations.append(observation)
             except ValueError as exc:
-                raw = _dump(node)
+                raw = raw_json(node)
                 rejected.append(
                     self.reject("invalid_node", _reason(exc), raw, point_id=item.point_id)
                 )
@@ -369,11 +357,7 @@ class TrafikkdataConnector(Connector[CountPoint]):
 
     def _window(self, checkpoint: datetime | None) -> Window:
         """Whole UTC hours: the backfill window, or the live one from the checkpoint on."""
-        if self.backfill is not None:
-            window = self.backfill
-        else:
-            window = Window.live(checkpoint or self.start, self.clock(), self.lookback)
-        return Window(hour_floor(window.since), _hour_ceil(window.until))
+        return hour_window(self.backfill, checkpoint, self.start, self.clock(), self.lookback)
 
     def _nodes(self, item: CountPoint, window: Window, call: Call) -> list[Any]:
         """Every node of the window, following ``endCursor`` while ``hasNextPage``."""
