@@ -1,14 +1,15 @@
 """Hourly values and Europe/Oslo daily totals, in the record shapes every caller prints.
 
 ``query hourly`` CSV/JSON, ``/api/v1/hourly`` and the live page use :func:`hourly_record`;
-``query daily`` and the report's day sums use :func:`daily_totals` (a day is 23, 24 or 25
-hours; an hour without a value lowers the day's coverage, never its value silently).
+``query daily`` uses :func:`daily_totals` and the report's months :func:`local_sums`, the one
+Europe/Oslo day rule (a day is 23, 24 or 25 hours; an hour without a value lowers the day's
+coverage, never its value silently).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -95,22 +96,62 @@ def local_day_hours(start: datetime, end: datetime) -> Counter[date]:
     return counts
 
 
-def daily_totals(rows: Iterable[HourlyVolume], start: datetime, end: datetime) -> list[DailyTotal]:
-    """Sum hourly rows (all within ``[start, end)``) into Europe/Oslo days."""
-    day_hours = local_day_hours(start, end)
+@dataclass(frozen=True)
+class LocalSum:
+    """Hourly values summed over one Europe/Oslo day (or month): the parts of every total.
+
+    ``value`` and ``coverage_sum`` add up the rows; ``hours`` counts the rows (hours with a
+    value); ``period_hours`` counts every hour of the day or month inside the range asked for
+    (23, 24 or 25 a whole day), with a value or not: the denominator of a mean coverage.
+    """
+
+    value: float
+    coverage_sum: float
+    hours: int
+    period_hours: int
+
+
+def local_sums(
+    rows: Iterable[HourlyVolume],
+    start: datetime,
+    end: datetime,
+    period: Callable[[date], date] | None = None,
+) -> dict[tuple[str, str, str, date], LocalSum]:
+    """Sum hourly rows per kommune, mode, metric and Europe/Oslo day: the one day rule.
+
+    ``period`` maps a local date to the first date of its period to sum months (or weeks)
+    instead of days. ``start`` and ``end`` bound the hours counted in ``period_hours``.
+    """
+    group = period or (lambda day: day)
+    period_hours: Counter[date] = Counter()
+    for day, n in local_day_hours(start, end).items():
+        period_hours[group(day)] += n
     groups: dict[tuple[str, str, str, date], list[HourlyVolume]] = defaultdict(list)
     for row in rows:
-        day = row.hour_start.astimezone(OSLO).date()
-        groups[(row.kommune_nr, row.mode, row.metric, day)].append(row)
+        first = group(row.hour_start.astimezone(OSLO).date())
+        groups[(row.kommune_nr, row.mode, row.metric, first)].append(row)
+    return {
+        key: LocalSum(
+            value=sum(r.value for r in members),
+            coverage_sum=sum(r.coverage for r in members),
+            hours=len(members),
+            period_hours=period_hours[key[3]],
+        )
+        for key, members in sorted(groups.items())
+    }
+
+
+def daily_totals(rows: Iterable[HourlyVolume], start: datetime, end: datetime) -> list[DailyTotal]:
+    """Sum hourly rows (all within ``[start, end)``) into Europe/Oslo days."""
     return [
         DailyTotal(
             kommune_nr=kommune_nr,
             mode=mode,
             metric=metric,
             date=day,
-            value=sum(r.value for r in members),
-            coverage=round(sum(r.coverage for r in members) / day_hours[day], 2),
-            hours=len(members),
+            value=total.value,
+            coverage=round(total.coverage_sum / total.period_hours, 2),
+            hours=total.hours,
         )
-        for (kommune_nr, mode, metric, day), members in sorted(groups.items())
+        for (kommune_nr, mode, metric, day), total in local_sums(rows, start, end).items()
     ]

@@ -21,8 +21,8 @@ from byflyt.clock import OSLO
 from byflyt.i18n import MESSAGES, Lang, mode_name, t
 from byflyt.models.kommuner import Region, kommune_name
 from byflyt.models.volumes import HourlyVolume
-from byflyt.queries.hourly import number
-from byflyt.queries.index import MIN_COVERAGE, AreaIndex, Period, local_midnight
+from byflyt.queries.hourly import local_sums, number
+from byflyt.queries.index import MIN_COVERAGE, AreaIndex, Period
 from byflyt.queries.indicators import COUNTER_MODES, IndexResult, load_index, round_or_none
 from byflyt.store import Fetched, Store
 
@@ -118,6 +118,11 @@ def months_of(period: Period) -> list[date]:
     return months
 
 
+def month_of(day: date) -> date:
+    """The first day of ``day``'s month."""
+    return day.replace(day=1)
+
+
 def hours_between(start: datetime, end: datetime) -> int:
     """Whole hours in ``[start, end)`` (23, 24 or 25 on a local day)."""
     return max(0, int((end - start).total_seconds()) // 3600)
@@ -193,30 +198,24 @@ def build_report(
 def _monthly(
     key: str, rows: list[HourlyVolume], period: Period, until: datetime, lang: Lang
 ) -> tuple[dict[tuple[str, date], float], ReportTable]:
-    """Volume per kommune and month (``cycling_monthly`` or ``walking_monthly``)."""
-    sums: dict[tuple[str, date], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
-    for row in rows:
-        local = row.hour_start.astimezone(OSLO)
-        cell = sums[(row.kommune_nr, date(local.year, local.month, 1))]
-        cell[0] += row.value
-        cell[1] += row.coverage
-        cell[2] += 1
-    table_rows = []
-    for (kommune_nr, month), (volume, coverage, hours) in sorted(sums.items()):
-        next_month = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
-        first = max(local_midnight(month), local_midnight(period.start))
-        last = min(local_midnight(next_month), local_midnight(period.end), max(until, first))
-        total = hours_between(first, last) or int(hours)
-        table_rows.append(
-            (
-                kommune_nr,
-                kommune_name(kommune_nr),
-                month,
-                number(volume),
-                round(coverage / total, 1),
-                int(hours),
-            )
+    """Volume per kommune and month (``cycling_monthly`` or ``walking_monthly``).
+
+    Months are summed by the query layer's Europe/Oslo day rule; coverage is over the month's
+    hours in the period up to ``until`` (hours still to come are not missing).
+    """
+    start, end = period.bounds()
+    sums = local_sums(rows, start, min(end, until), month_of)
+    table_rows = [
+        (
+            kommune_nr,
+            kommune_name(kommune_nr),
+            month,
+            number(total.value),
+            round(total.coverage_sum / (total.period_hours or total.hours), 1),
+            total.hours,
         )
+        for (kommune_nr, _, _, month), total in sums.items()
+    ]
     table = _table(
         key,
         lang,
@@ -230,7 +229,7 @@ def _monthly(
         ],
         table_rows,
     )
-    return {(k, m): float(v[0]) for (k, m), v in sums.items()}, table
+    return {(k, m): float(total.value) for (k, _, _, m), total in sums.items()}, table
 
 
 def _index_row(area: str, kommune_nr: str, index: AreaIndex) -> tuple[Any, ...]:

@@ -9,7 +9,7 @@ aggregated where it is read; a record keyed otherwise (by point, as older produc
 forwarded once to ``bike.counts.by-kommune`` keyed by kommune, so each kommune's hours live on
 one partition (and one worker).
 
-State: for each kommune-hour, each point's *latest* ``[volume, coverage]``, kept in memory. A
+State: for each kommune-hour, each point's *latest* ``PointState`` (volume, coverage), in memory. A
 re-sent or corrected observation replaces the earlier one and the kommune-hour is recomputed
 from the whole cell, so replays and corrections never double-count. The durable copy of that
 state is the store's ``point_hourly``, written in the same transaction as the kommune-hours
@@ -146,11 +146,13 @@ class CountAggregator(Sink):
             for cell in missing:
                 self.cells[cell] = {}
             for kommune_nr, mode, hour, point, volume, coverage in stored:
-                self.cells[(kommune_nr, mode, int(hour.timestamp()))][point] = [volume, coverage]
+                self.cells[(kommune_nr, mode, int(hour.timestamp()))][point] = PointState(
+                    volume, coverage
+                )
         cells, dirty, point_hours = self.cells, self.dirty, self.point_hours
         for obs in accepted:
             cell = (obs.kommune_nr, obs.mode, obs.hour)
-            cells[cell][f"{obs.source}:{obs.point_id}"] = [obs.volume, obs.coverage]
+            cells[cell][f"{obs.source}:{obs.point_id}"] = PointState(obs.volume, obs.coverage)
             dirty.add(cell)
             point_hours[(obs.source, obs.point_id, obs.hour)] = obs
         return accepted

@@ -14,10 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+import msgspec
+
 from byflyt.models.volumes import HourlyVolume
 
-PointState = list[float | int | None]
-"""``[volume or None, coverage]`` of one point's latest observation for the hour."""
+
+class PointState(msgspec.Struct, frozen=True, gc=False):
+    """One point's latest observation for the hour (as cheap to build as a list)."""
+
+    volume: int | None
+    """None: the point registered but published no volume (missing, not zero)."""
+    coverage: float | None
 
 
 def aggregate_counts(
@@ -28,10 +35,10 @@ def aggregate_counts(
     metric: str = "volume",
 ) -> HourlyVolume | None:
     """The kommune-hour value of ``points``, or None when no point has a volume."""
-    volumes = [int(state[0]) for state in points.values() if state[0] is not None]
+    volumes = [int(state.volume) for state in points.values() if state.volume is not None]
     if not volumes:
         return None
-    coverage = sum(float(state[1] or 0.0) for state in points.values()) / len(points)
+    coverage = sum(float(state.coverage or 0.0) for state in points.values()) / len(points)
     return HourlyVolume(
         kommune_nr=kommune_nr,
         mode=mode,

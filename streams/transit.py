@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -56,6 +56,15 @@ from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
 from byflyt.streams.sink import Output, Sink, in_event, reason_of
+from byflyt.streams.transit_state import (
+    CallFact,
+    FinalCall,
+    HourCell,
+    TripCalls,
+    read_cell,
+    read_trip,
+    table_value,
+)
 from byflyt.topics import (
     STOP_CALLS,
     TRANSIT_FACTS,
@@ -90,7 +99,7 @@ def _when(call: CallState | codec_trips.Call) -> datetime:
 
 
 def final_calls(
-    trip: TripState | Trip, done: dict[str, list[Any]]
+    trip: TripState | Trip, done: Mapping[str, FinalCall]
 ) -> list[tuple[CallState | codec_trips.Call, str, datetime | None]]:
     """Calls of ``trip`` that become final with this state: (call, status, actual time).
 
@@ -128,12 +137,12 @@ class TripDeriver:
 
     def apply(self, trip: TripState | Trip) -> tuple[list[StopCall], list[TransitFact]]:
         """Record what ``trip`` makes final; return the stop calls and facts to send."""
-        state: dict[str, Any] | None = self.table.get(trip.key)
+        state = read_trip(self.table.get(trip.key))
         facts: list[TransitFact] = []
         if state is None:
-            state = {"date": trip.service_date.isoformat(), "done": {}}
+            state = TripCalls(day=trip.service_date.isoformat())
             facts.extend(_reported(trip))
-        done: dict[str, list[Any]] = dict(state["done"])
+        done = dict(state.done)
         calls: list[StopCall] = []
         for call, status, actual in final_calls(trip, done):
             record = StopCall(
@@ -155,17 +164,17 @@ class TripDeriver:
             calls.append(record)
             if record.kommune_nr is not None:
                 facts.append(_call_fact(trip, record))
-            done[str(call.stop_sequence)] = [
-                status,
-                call.kommune_nr,
-                iso_z(actual) if actual else None,
-            ]
+            done[str(call.stop_sequence)] = FinalCall(
+                status=status,
+                kommune_nr=call.kommune_nr,
+                actual=iso_z(actual) if actual else None,
+            )
         if any(c.status == "served" for c in calls):
             # Recomputed over the whole trip: a call served late (known only when its trip
             # finished) can open a crossing to a call that was final before it.
             facts.extend(crossings(trip, done))
         if calls or facts or trip.key not in self.table:
-            self.table[trip.key] = {"date": state["date"], "done": done}
+            self.table[trip.key] = table_value(TripCalls(day=state.day, done=done))
             self._expire(trip.key, trip.service_date)
         return calls, facts
 
@@ -188,7 +197,9 @@ class TripDeriver:
     def _expire(self, key: str, service_date: date) -> None:
         if not self.dates and len(self.table):
             self.dates = {
-                k: date.fromisoformat(v["date"]) for k, v in self.table.items() if v is not None
+                k: trip.service_date
+                for k, v in self.table.items()
+                if (trip := read_trip(v)) is not None
             }
         self.dates[key] = service_date
         if self.newest is None or service_date > self.newest:
@@ -233,7 +244,7 @@ def _call_fact(trip: TripState | Trip, call: StopCall) -> TransitFact:
     )
 
 
-def crossings(trip: TripState | Trip, done: dict[str, list[Any]]) -> list[TransitFact]:
+def crossings(trip: TripState | Trip, done: Mapping[str, FinalCall]) -> list[TransitFact]:
     """Every crossing of the trip's served calls so far, as ``out`` and ``in`` facts.
 
     Served calls are walked in stop order; stops placed in no kommune are passed over (they do
@@ -242,20 +253,20 @@ def crossings(trip: TripState | Trip, done: dict[str, list[Any]]) -> list[Transi
     crossing sent before a call between its two ends was known to be served is not withdrawn.
     """
     served = [
-        (c.stop_sequence, done[str(c.stop_sequence)])
+        (c.stop_sequence, final, final.kommune_nr)
         for c in trip.calls
-        if str(c.stop_sequence) in done
-        and done[str(c.stop_sequence)][0] == "served"
-        and done[str(c.stop_sequence)][1] is not None
+        if (final := done.get(str(c.stop_sequence))) is not None
+        and final.status == "served"
+        and final.kommune_nr is not None
     ]
     out: list[TransitFact] = []
-    for (seq_a, (_, a, departed, *_)), (seq_b, (_, b, *_)) in itertools.pairwise(served):
-        if a == b or departed is None:
+    for (seq_a, call_a, a), (seq_b, _, b) in itertools.pairwise(served):
+        if a == b or call_a.actual is None:
             continue
         common = {
             "feed": trip.feed,
             "mode": trip.mode,
-            "hour_start": hour_floor(datetime.fromisoformat(departed)),
+            "hour_start": hour_floor(datetime.fromisoformat(call_a.actual)),
             "id": f"{trip.key}:{seq_a}>{seq_b}",
         }
         out.append(TransitFact(kind="out", kommune_nr=a, other_kommune=b, **common))
@@ -264,29 +275,27 @@ def crossings(trip: TripState | Trip, done: dict[str, list[Any]]) -> list[Transi
 
 
 # -- hourly aggregation --------------------------------------------------------------------------
-def hour_metrics(cell: dict[str, Any]) -> dict[str, tuple[float, int]]:
+def hour_metrics(cell: HourCell) -> dict[str, tuple[float, int]]:
     """Metric → (value, n_sources) of one kommune-hour cell (see the module docstring)."""
     out: dict[str, tuple[float, int]] = {}
-    calls: dict[str, list[Any]] = cell.get("c", {})
+    calls = cell.calls
     if calls:
-        served = [v for v in calls.values() if v[0] == "served"]
-        delays = [v[1] for v in served if v[1] is not None]
-        trips = len({v[2] for v in calls.values()})
+        served = [v for v in calls.values() if v.status == "served"]
+        delays = [v.delay_seconds for v in served if v.delay_seconds is not None]
+        trips = len({v.trip_id for v in calls.values()})
         out["departures"] = (len(served), trips)
         out["cancelled_calls"] = (len(calls) - len(served), trips)
-        out["trips"] = (len({v[2] for v in served}), trips)
+        out["trips"] = (len({v.trip_id for v in served}), trips)
         out["delay_seconds_sum"] = (float(sum(delays)), trips)
         out["delay_count"] = (len(delays), trips)
         on_time = sum(1 for d in delays if ON_TIME[0] <= d < ON_TIME[1])
         out["on_time_calls"] = (on_time, trips)
-    for kind, metric in (("o", "trips_out"), ("i", "trips_in")):
-        crossings = cell.get(kind, {})
+    for metric, crossings in (("trips_out", cell.trips_out), ("trips_in", cell.trips_in)):
         if crossings:
             # Crossing ids are ``<trip key>:<from seq>><to seq>``: n_sources counts trips.
             out[metric] = (len(crossings), len({c.rsplit(":", 1)[0] for c in crossings}))
-    vehicles = cell.get("v", {})
-    if vehicles:
-        out["vehicles_active"] = (len(vehicles), len(vehicles))
+    if cell.vehicles:
+        out["vehicles_active"] = (len(cell.vehicles), len(cell.vehicles))
     return out
 
 
@@ -377,19 +386,19 @@ class TransitAggregator(Sink):
     def apply(self, fact: TransitFact) -> str:
         """Record ``fact`` in its kommune-hour cell; return the cell key."""
         key = f"{fact.kommune_nr}|{fact.mode}|{iso_z(fact.hour_start)}"
-        cell: dict[str, Any] = {k: dict(v) for k, v in (self.table.get(key) or {}).items()}
+        cell = read_cell(self.table.get(key))
         if fact.kind == "call":
-            cell.setdefault("c", {})[fact.id] = [fact.status, fact.delay_seconds, fact.trip_id]
+            cell.calls[fact.id] = CallFact(fact.status, fact.delay_seconds, fact.trip_id)
         elif fact.kind == "reported":
-            cell.setdefault("r", {})[fact.id] = 1
+            cell.reported[fact.id] = 1
         elif fact.kind == "out":
-            cell.setdefault("o", {})[fact.id] = fact.other_kommune
+            cell.trips_out[fact.id] = fact.other_kommune
         elif fact.kind == "in":
-            cell.setdefault("i", {})[fact.id] = fact.other_kommune
+            cell.trips_in[fact.id] = fact.other_kommune
         else:
-            cell.setdefault("v", {})[fact.id] = fact.occupancy
-        cell.setdefault("f", {})[fact.feed] = 1
-        self.table[key] = cell
+            cell.vehicles[fact.id] = fact.occupancy
+        cell.feeds[fact.feed] = 1
+        self.table[key] = table_value(cell)
         self._expire(fact.kommune_nr, fact.hour_start)
         return key
 
@@ -408,7 +417,7 @@ class TransitAggregator(Sink):
         """The kommune-hour's metric rows and the flows leaving it."""
         kommune_nr, mode, hour_text = key.split("|")
         hour = datetime.fromisoformat(hour_text)
-        cell: dict[str, Any] = self.table.get(key) or {}
+        cell = read_cell(self.table.get(key))
         coverage = self._coverage(cell, kommune_nr, mode, hour)
         rows = [
             HourlyVolume(
@@ -423,8 +432,9 @@ class TransitAggregator(Sink):
             for metric, (value, n) in hour_metrics(cell).items()
         ]
         targets: dict[str, int] = {}
-        for other in cell.get("o", {}).values():
-            targets[other] = targets.get(other, 0) + 1
+        for other in cell.trips_out.values():
+            if other is not None:
+                targets[other] = targets.get(other, 0) + 1
         flows = [
             FlowHour(
                 from_kommune=kommune_nr,
@@ -437,14 +447,14 @@ class TransitAggregator(Sink):
         ]
         return rows, flows
 
-    def _coverage(self, cell: dict[str, Any], kommune_nr: str, mode: str, hour: datetime) -> float:
+    def _coverage(self, cell: HourCell, kommune_nr: str, mode: str, hour: datetime) -> float:
         scheduled = 0
-        for feed in cell.get("f", {}):
+        for feed in cell.feeds:
             count = self.scheduled.count(feed, kommune_nr, mode, hour)
             scheduled += count or 0
         if scheduled == 0:
             return 100.0
-        return round(min(100.0, 100.0 * len(cell.get("r", {})) / scheduled), 2)
+        return round(min(100.0, 100.0 * len(cell.reported) / scheduled), 2)
 
     async def write(self) -> Output:
         """Every dirty kommune-hour's rows and flows once, in one store transaction."""

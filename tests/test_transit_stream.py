@@ -18,7 +18,14 @@ from byflyt.models.gtfs import StaticFeed, feed_dir, load_gtfs
 from byflyt.models.transit import CallState, StopCall, TripState
 from byflyt.settings import Settings
 from byflyt.store import Store
-from byflyt.streams.transit import final_calls, hour_metrics
+from byflyt.streams.transit import TripDeriver, final_calls, hour_metrics
+from byflyt.streams.transit_state import (
+    CallFact,
+    FinalCall,
+    read_cell,
+    read_trip,
+    table_value,
+)
 from samples.gtfs import SYNTHETIC_TRIPS, write_synthetic_gtfs
 from tests.kafka_util import produce, read_all
 from tests.test_cycling_stream import drain
@@ -60,7 +67,7 @@ def test_calls_become_final_once_by_the_rules() -> None:
     first = final_calls(trip(T0 + timedelta(minutes=10), calls), {})
     assert [(c.stop_sequence, s) for c, s, _ in first] == [(0, "served")]
     # Already final calls are not repeated; 07:20 + 4 min delay is not yet past at 07:22.
-    done = {"0": ["served", "3407", None]}
+    done = {"0": FinalCall("served", "3407", None)}
     assert final_calls(trip(T0 + timedelta(minutes=22), calls), done) == []
     # A trip that vanishes after its last call's time was finished: the rest were served.
     vanished = final_calls(trip(T0 + timedelta(minutes=55), calls, "vanished"), done)
@@ -76,6 +83,7 @@ def test_calls_become_final_once_by_the_rules() -> None:
 
 
 def test_hour_metrics_keep_means_recomputable() -> None:
+    # A cell as the transit-hours changelog holds it (see streams/transit_state.py).
     cell = {
         "c": {
             "a": ["served", 30, "T1"],
@@ -86,7 +94,7 @@ def test_hour_metrics_keep_means_recomputable() -> None:
         "o": {"x": "3446"},
         "v": {"V1": None, "V2": "FEW_SEATS_AVAILABLE"},
     }
-    metrics = hour_metrics(cell)
+    metrics = hour_metrics(read_cell(cell))
     assert metrics["departures"] == (3, 3)
     assert metrics["cancelled_calls"] == (1, 3)
     assert metrics["trips"] == (2, 3)
@@ -96,6 +104,50 @@ def test_hour_metrics_keep_means_recomputable() -> None:
     assert metrics["trips_out"] == (1, 1)
     assert metrics["vehicles_active"] == (2, 2)
     assert "trips_in" not in metrics
+
+
+def test_table_values_an_older_worker_wrote_read_and_write_back_unchanged() -> None:
+    # The first version's shapes, letter for letter: a rolling upgrade reads both ways.
+    older_cell = {
+        "c": {"inn:2025-10-27:T1:3": ["served", 42, "T1"]},
+        "r": {"inn:2025-10-27:T1:3": 1, "inn:2025-10-27:T1:4": 1},
+        "o": {"inn:2025-10-27:T1:3>4": "3403"},
+        "i": {"inn:2025-10-27:T2:1>2": "3405"},
+        "v": {"V1": None},
+        "f": {"inn": 1},
+    }
+    cell = read_cell(older_cell)
+    assert cell.calls == {"inn:2025-10-27:T1:3": CallFact("served", 42, "T1")}
+    assert (cell.trips_out, cell.trips_in) == (
+        {"inn:2025-10-27:T1:3>4": "3403"},
+        {"inn:2025-10-27:T2:1>2": "3405"},
+    )
+    assert table_value(cell) == older_cell
+    assert table_value(read_cell({"f": {"inn": 1}})) == {"f": {"inn": 1}}
+    older_trip = {"date": "2025-10-27", "done": {"0": ["served", "3407", "2025-10-27T07:01:00Z"]}}
+    state = read_trip(older_trip)
+    assert state is not None
+    assert state.service_date == date(2025, 10, 27)
+    assert state.done["0"] == FinalCall("served", "3407", "2025-10-27T07:01:00Z")
+    assert table_value(state) == older_trip
+
+
+def test_a_deriver_restored_from_an_older_changelog_goes_on_where_it_was() -> None:
+    calls = [call(0, 0, "3407"), call(1, 20, "3443"), call(2, 50, "3446")]
+    first = trip(T0 + timedelta(minutes=10), calls)
+    table = {
+        first.key: {"date": "2025-10-27", "done": {"0": ["served", "3407", "2025-10-27T07:00:00Z"]}}
+    }
+    deriver = TripDeriver(table=table)
+    stop_calls, facts = deriver.apply(trip(T0 + timedelta(minutes=55), calls, "vanished"))
+    assert [c.stop_sequence for c in stop_calls] == [1, 2]
+    assert {(f.kind, f.kommune_nr, f.other_kommune) for f in facts if f.kind in ("out", "in")} == {
+        ("out", "3407", "3443"),
+        ("in", "3443", "3407"),
+        ("out", "3443", "3446"),
+        ("in", "3446", "3443"),
+    }
+    assert table[first.key]["done"]["2"] == ["served", "3446", "2025-10-27T07:50:00Z"]
 
 
 @pytest.fixture
