@@ -1,8 +1,9 @@
 """A small threaded HTTP server for JSON APIs, with a request log and injectable faults.
 
-The Eco-Counter and Telraam sample servers subclass :class:`JsonServer` and implement
-:meth:`JsonServer.answer`; faults queued with :meth:`JsonServer.inject` (a status such as 429
-with ``Retry-After``, a delay, truncated JSON) are served instead of the next answers.
+The Trafikkdata, Eco-Counter and Telraam sample servers subclass :class:`JsonServer` and
+implement :meth:`JsonServer.answer`; faults queued with :meth:`JsonServer.inject` (a status such
+as 429 with ``Retry-After``, a delay, truncated JSON, another answer such as a GraphQL error)
+are served instead of the next answers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,11 @@ log = logging.getLogger(__name__)
 class Fault:
     """A fault served instead of (or before) the next request's normal answer."""
 
-    kind: Literal["status", "delay", "malformed_json"]
+    kind: Literal["status", "delay", "malformed_json", "reply"]
     code: int = 200
     retry_after: int | None = None
     seconds: float = 0.0
+    body: Any = None
 
     @classmethod
     def status(cls, code: int, retry_after: int | None = None) -> Fault:
@@ -44,6 +46,11 @@ class Fault:
     def malformed_json(cls) -> Fault:
         """Answer HTTP 200 with truncated JSON."""
         return cls("malformed_json")
+
+    @classmethod
+    def reply(cls, code: int, body: Any) -> Fault:
+        """Answer with this status and JSON body instead of the normal answer."""
+        return cls("reply", code=code, body=body)
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,10 @@ class Request:
 
 
 Answer = tuple[int, Any]
-"""An HTTP status and a JSON-serialisable body."""
+"""An HTTP status and a JSON-serialisable body (``bytes``: plain text, sent as they are)."""
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -83,6 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
+    # HTTP/1.0: one request per connection, so nothing is left connected after ``stop``.
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         parts = urlsplit(self.path)
@@ -95,35 +106,46 @@ class _Handler(BaseHTTPRequestHandler):
         )
         owner = self.server.owner
         owner._record(request)
-        fault = owner._next_fault()
+        fault = owner._next_fault() if owner.takes_fault(request) else None
         if fault is not None and fault.kind == "delay":
             owner._stopping.wait(fault.seconds)
         if fault is not None and fault.kind == "status":
             extra = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             self._send(fault.code, json.dumps({"message": f"HTTP {fault.code}"}).encode(), extra)
         elif fault is not None and fault.kind == "malformed_json":
-            self._send(200, b'[{"date": "2025-10-2', {})
+            self._send(200, owner.truncated_body, {})
+        elif fault is not None and fault.kind == "reply":
+            self._send(fault.code, json.dumps(fault.body, ensure_ascii=False).encode(), {})
         else:
             status, payload = owner.answer(request)
-            self._send(status, json.dumps(payload, ensure_ascii=False).encode(), {})
+            if isinstance(payload, bytes):
+                self._send(status, payload, {}, TEXT)
+            else:
+                self._send(status, json.dumps(payload, ensure_ascii=False).encode(), {})
 
-    do_GET = do_POST = _handle
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+    def _send(
+        self, status: int, body: bytes, headers: dict[str, str], content_type: str = JSON
+    ) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
         except OSError:
-            log.debug("client went away before the answer")
+            log.debug("client went away before the answer (timeout?)")
 
 
 class JsonServer:
     """Serves :meth:`answer` on a background thread; a context manager."""
+
+    truncated_body = b'[{"date": "2025-10-2'
+    """What a ``malformed_json`` fault answers: the API's shape, cut off."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._address = (host, port)
@@ -137,6 +159,10 @@ class JsonServer:
     def answer(self, request: Request) -> Answer:
         """The status and JSON body for ``request`` (subclasses implement the API)."""
         raise NotImplementedError
+
+    def takes_fault(self, request: Request) -> bool:
+        """Whether ``request`` takes the next queued fault (every request, unless overridden)."""
+        return True
 
     @property
     def url(self) -> str:
@@ -181,22 +207,32 @@ class JsonServer:
 
     def start(self) -> str:
         """Bind, serve on a daemon thread and return the base URL."""
+        if self._http is not None:
+            raise RuntimeError("the server is already started")
         self._stopping.clear()
         self._http = _HTTPServer(self._address, _Handler)
         self._http.owner = self
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._http.serve_forever,
+            kwargs={"poll_interval": 0.05},  # how long ``stop`` may wait for the loop to notice
+            name=type(self).__name__,
+            daemon=True,
+        )
         self._thread.start()
         return self.url
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving (cutting injected delays short) and release the port."""
         self._stopping.set()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
-    def __enter__(self) -> JsonServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

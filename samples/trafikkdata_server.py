@@ -14,20 +14,18 @@ import argparse
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import re
 import signal
 import sys
 import threading
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from byflyt.samples import json_server
+from byflyt.samples.json_server import Answer, JsonServer, Request
 from byflyt.samples.trafikkdata import (
     HOUR,
     OSLO,
@@ -40,8 +38,6 @@ from byflyt.samples.trafikkdata import (
 
 log = logging.getLogger(__name__)
 
-JSON = "application/json"
-TEXT = "text/plain; charset=utf-8"
 GONE_BODY = b"GET/PUT/DELETE are not supported: send the GraphQL query as JSON in a POST body.\n"
 
 
@@ -198,115 +194,22 @@ def answer(dataset: TrafikkdataDataset, body: Any, page_size: int = 100) -> dict
         return error.body()
 
 
-@dataclass(frozen=True)
-class Fault:
-    """A fault the server serves instead of (or before) the next POST's normal answer."""
-
-    kind: Literal["status", "graphql_error", "delay", "malformed_json"]
-    code: int = 200
-    retry_after: int | None = None
-    message: str = ""
-    seconds: float = 0.0
-
-    @classmethod
-    def status(cls, code: int, retry_after: int | None = None) -> Fault:
-        """Answer with this HTTP status (and a ``Retry-After`` header when given)."""
-        return cls("status", code=code, retry_after=retry_after)
+class Fault(json_server.Fault):
+    """The sample servers' faults, and a GraphQL ``errors`` answer with HTTP 200."""
 
     @classmethod
     def graphql_error(cls, message: str) -> Fault:
         """Answer HTTP 200 with a GraphQL ``errors`` body."""
-        return cls("graphql_error", message=message)
-
-    @classmethod
-    def delay(cls, seconds: float) -> Fault:
-        """Wait this long, then answer normally (to provoke client timeouts)."""
-        return cls("delay", seconds=seconds)
-
-    @classmethod
-    def malformed_json(cls) -> Fault:
-        """Answer HTTP 200 with truncated JSON."""
-        return cls("malformed_json")
+        return cls("reply", code=200, body=GraphQLError(message).body())
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """A request the server received; ``headers`` has lower-case names, ``body`` is decoded."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    owner: TrafikkdataServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.0: one request per connection, so nothing is left connected after ``stop``.
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def _receive(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        self.server.owner._record(RecordedRequest(self.command, self.path, headers, body))
-        return body
-
-    def _send(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        try:
-            self.send_response(status)
-            for name, value in {"Content-Type": content_type, **(headers or {})}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-        except OSError:
-            log.debug("client went away before the answer (timeout?)")
-
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
-        self._send(status, json.dumps(payload, ensure_ascii=False).encode(), JSON)
-
-    def _gone(self) -> None:
-        self._receive()
-        self._send(410, GONE_BODY, TEXT)
-
-    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _gone
-
-    def do_POST(self) -> None:
-        body = self._receive()
-        owner = self.server.owner
-        fault = owner._next_fault() or Fault("delay")  # no fault: no delay, normal answer
-        owner._stopping.wait(fault.seconds)
-        if fault.kind == "status":
-            retry = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-            self._send(fault.code, f"HTTP {fault.code}\n".encode(), TEXT, retry)
-        elif fault.kind == "graphql_error":
-            self._json(200, GraphQLError(fault.message).body())
-        elif fault.kind == "malformed_json":
-            self._send(200, b'{"data":{"trafficData":{"volume":{"byHour":{"edges":[{"no', JSON)
-        elif body is None:
-            self._json(400, GraphQLError("Request body is not JSON", kind="InvalidSyntax").body())
-        else:
-            self._json(200, answer(owner.dataset, body, owner.page_size))
-
-
-class TrafikkdataServer:
+class TrafikkdataServer(JsonServer):
     """The dataset served over HTTP on a background thread; a context manager.
 
     ``requests`` logs what arrived; ``inject`` queues faults, each consumed by the next POST.
     """
+
+    truncated_body = b'{"data":{"trafficData":{"volume":{"byHour":{"edges":[{"no'
 
     def __init__(
         self,
@@ -317,23 +220,9 @@ class TrafikkdataServer:
     ) -> None:
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
+        super().__init__(host, port)
         self.page_size = page_size
         self._dataset = dataset
-        self._address = (host, port)
-        self._lock = threading.Lock()
-        self._faults: deque[Fault] = deque()
-        self._requests: list[RecordedRequest] = []
-        self._stopping = threading.Event()
-        self._http: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The endpoint URL, e.g. ``http://127.0.0.1:8123/`` (RuntimeError before ``start``)."""
-        if self._http is None:
-            raise RuntimeError("the Trafikkdata server is not started")
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}/"
 
     @property
     def dataset(self) -> TrafikkdataDataset:
@@ -341,62 +230,23 @@ class TrafikkdataServer:
         with self._lock:
             return self._dataset
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A copy of every request received so far, in arrival order."""
-        with self._lock:
-            return list(self._requests)
-
     def set_dataset(self, dataset: TrafikkdataDataset) -> None:
         """Serve another dataset from the next request on (e.g. version 1 → 2)."""
         with self._lock:
             self._dataset = dataset
 
-    def inject(self, *faults: Fault) -> None:
-        """Queue faults; each POST takes the oldest one."""
-        with self._lock:
-            self._faults.extend(faults)
+    def takes_fault(self, request: Request) -> bool:
+        """Only a POST takes a fault: every other method is answered 410."""
+        return request.method == "POST"
 
-    def _next_fault(self) -> Fault | None:
-        with self._lock:
-            return self._faults.popleft() if self._faults else None
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
-
-    def start(self) -> str:
-        """Bind, serve on a daemon thread and return the endpoint URL."""
-        if self._http is not None:
-            raise RuntimeError("the Trafikkdata server is already started")
-        self._stopping.clear()
-        self._http = _HTTPServer(self._address, _Handler)
-        self._http.owner = self
-        self._thread = threading.Thread(
-            target=self._http.serve_forever,
-            kwargs={"poll_interval": 0.05},  # how long ``stop`` may wait for the loop to notice
-            name="trafikkdata-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return self.url
-
-    def stop(self) -> None:
-        """Stop serving (cutting injected delays short) and release the port."""
-        if self._http is None or self._thread is None:
-            return
-        self._stopping.set()
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join()
-        self._http, self._thread = None, None
-
-    def __enter__(self) -> TrafikkdataServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def answer(self, request: Request) -> Answer:
+        """410 for anything but POST; a ``data`` or ``errors`` body for a POSTed query."""
+        if request.method != "POST":
+            return 410, GONE_BODY
+        body = request.json()
+        if body is None:
+            return 400, GraphQLError("Request body is not JSON", kind="InvalidSyntax").body()
+        return 200, answer(self.dataset, body, self.page_size)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

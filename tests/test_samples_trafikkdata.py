@@ -393,7 +393,7 @@ def test_requests_are_logged_with_headers_and_body(
     [request] = server.requests
     assert request.method == "POST"
     assert request.headers["x-client"] == "byflyt-tests"
-    assert request.body["variables"] == {"countyNumbers": [34]}
+    assert request.json()["variables"] == {"countyNumbers": [34]}
 
 
 def test_page_size_and_stop_release_the_server(week: TrafikkdataDataset) -> None:

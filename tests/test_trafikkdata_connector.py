@@ -143,7 +143,7 @@ def ingest(
 
 def hour_requests(server: TrafikkdataServer, start: int = 0) -> list[dict[str, object]]:
     return [
-        r.body["variables"] for r in server.requests[start:] if "trafficData" in r.body["query"]
+        r.json()["variables"] for r in server.requests[start:] if "trafficData" in r.json()["query"]
     ]
 
 
@@ -220,7 +220,7 @@ def test_points_normalise_kommune_numbers(
     points = {p.point_id: p for p in discovery.items}
     assert points[OSLO_POINT].kommune_nr == "0301"  # 301 on the wire
     assert "44656V72811" not in points  # the vehicle point
-    assert server.requests[0].body["variables"] == {"counties": [3, 31, 32, 33, 34]}
+    assert server.requests[0].json()["variables"] == {"counties": [3, 31, 32, 33, 34]}
 
 
 # -- with Kafka --------------------------------------------------------------------------------

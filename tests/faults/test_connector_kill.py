@@ -47,10 +47,11 @@ def produced_per_point(settings: Settings) -> Counter[str]:
 
 def hours_requests(server: TrafikkdataServer, point: str, first: int = 0) -> list[dict[str, str]]:
     """The ``byHour`` variables of every request for ``point`` from request ``first`` on."""
+    bodies = [r.json() for r in server.requests[first:]]
     return [
-        r.body["variables"]
-        for r in server.requests[first:]
-        if isinstance(r.body, dict) and (r.body.get("variables") or {}).get("id") == point
+        body["variables"]
+        for body in bodies
+        if isinstance(body, dict) and (body.get("variables") or {}).get("id") == point
     ]
 
 
