@@ -92,8 +92,8 @@ def _whole_seconds(value: datetime | None) -> bool:
     return value is None or value.microsecond == 0
 
 
-def from_observation(obs: CountObservation) -> Count:
-    """The wire record of a validated observation."""
+def from_observation(obs: CountObservation | _JsonV1) -> Count:
+    """The wire record of a validated observation (or of a version-1 record that is clean)."""
     return Count(
         source=obs.source,
         point_id=obs.point_id,
@@ -128,17 +128,7 @@ def decode(raw: bytes | None) -> Count:
     except msgspec.DecodeError:
         v1 = None
     if v1 is not None and _clean(v1):
-        return Count(
-            source=v1.source,
-            point_id=v1.point_id,
-            kommune_nr=v1.kommune_nr,
-            mode=v1.mode,
-            start=_epoch(v1.start),
-            end=_epoch(v1.end),
-            volume=v1.volume,
-            coverage=v1.coverage,
-            retrieved_at=_epoch(v1.retrieved_at) if v1.retrieved_at else None,
-        )
+        return from_observation(v1)
     # The model decides (and words the reason); raises pydantic.ValidationError (a ValueError).
     return from_observation(CountObservation.from_bytes(raw))
 

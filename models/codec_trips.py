@@ -25,7 +25,7 @@ them with :func:`encode`; :func:`to_state` gives the pydantic model for the edge
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
@@ -210,57 +210,24 @@ def final_sequences(trip: Trip) -> set[int]:
     }
 
 
+# The fields a trip and a call share with the models (``settled_since`` is the wire's own).
+_TRIP_FIELDS = tuple(f for f in Trip.__struct_fields__ if f not in ("calls", "settled_since"))
+_CALL_FIELDS = Call.__struct_fields__
+
+
+def _fields(source: object, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in names}
+
+
 def from_state(state: TripState) -> Trip:
     """The wire record of a validated model."""
-    return Trip(
-        feed=state.feed,
-        snapshot_at=state.snapshot_at,
-        service_date=state.service_date,
-        trip_id=state.trip_id,
-        route_id=state.route_id,
-        mode=state.mode,
-        status=state.status,
-        vehicle_id=state.vehicle_id,
-        occupancy=state.occupancy,
-        calls=[
-            Call(
-                stop_sequence=c.stop_sequence,
-                stop_id=c.stop_id,
-                kommune_nr=c.kommune_nr,
-                scheduled=c.scheduled,
-                delay_seconds=c.delay_seconds,
-                actual=c.actual,
-                realtime=c.realtime,
-            )
-            for c in state.calls
-        ],
-    )
+    calls = [Call(**_fields(c, _CALL_FIELDS)) for c in state.calls]
+    return Trip(**_fields(state, _TRIP_FIELDS), calls=calls)
 
 
 def to_state(record: Trip) -> TripState:
     """The pydantic model of ``record`` (for the edges: CLI, tests, the web API)."""
     from byflyt.models.transit import CallState, TripState
 
-    return TripState(
-        feed=record.feed,
-        snapshot_at=record.snapshot_at,
-        service_date=record.service_date,
-        trip_id=record.trip_id,
-        route_id=record.route_id,
-        mode=record.mode,
-        status=record.status,
-        vehicle_id=record.vehicle_id,
-        occupancy=record.occupancy,
-        calls=[
-            CallState(
-                stop_sequence=c.stop_sequence,
-                stop_id=c.stop_id,
-                kommune_nr=c.kommune_nr,
-                scheduled=c.scheduled,
-                delay_seconds=c.delay_seconds,
-                actual=c.actual,
-                realtime=c.realtime,
-            )
-            for c in record.calls
-        ],
-    )
+    calls = [CallState(**_fields(c, _CALL_FIELDS)) for c in record.calls]
+    return TripState(**_fields(record, _TRIP_FIELDS), calls=calls)
