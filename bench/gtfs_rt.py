@@ -219,7 +219,7 @@ def _connector(paths: list[Path], static_dir: Path, geojson: Path | None) -> dic
 
 
 def _byflyt(paths: list[Path], static_dir: Path, geojson: Path | None) -> dict[str, Any]:
-    from byflyt.streams.transit import TripDeriver  # the agent's logic (faust comes with it)
+    from byflyt.streams.transit_calls import TripDeriver  # the agent's logic
 
     static = StaticFeed.load(static_dir)
     settings = Settings(kommuner_geojson=geojson)

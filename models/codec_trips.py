@@ -9,7 +9,7 @@ decoded without building a model.
 ``settled_since`` is what lets a consumer skip most records of a feed that repeats its trips
 every few seconds: the ``snapshot_at`` of the previous record of the same trip, given only when
 this record makes no call final that an earlier record of the trip had not already made final
-(:func:`final_sequences`, the rule of ``streams/transit.final_calls``), and is not
+(:func:`final_sequences`, the rule of ``streams/transit_calls.final_calls``), and is not
 ``vanished``. A consumer that applied the earlier records learns nothing from this one, so it
 may skip it after reading only the head (:func:`decode_head`).
 
@@ -197,7 +197,7 @@ def head_of(trip: Trip) -> TripHead:
 def final_sequences(trip: Trip) -> set[int]:
     """The stop sequences of the calls ``trip`` makes final (not ``vanished`` trips).
 
-    The rule of ``streams/transit.final_calls``: every call of a cancelled trip, a skipped
+    The rule of ``streams/transit_calls.final_calls``: every call of a cancelled trip, a skipped
     call, and a call whose actual time lies before the snapshot.
     """
     if trip.status == "cancelled":

@@ -118,7 +118,7 @@ def test_version_1_rejections_keep_the_models_reasons(raw: bytes, reason: str) -
 
 
 def test_final_sequences_follow_final_calls() -> None:
-    from byflyt.streams.transit import final_calls
+    from byflyt.streams.transit_calls import final_calls
 
     record = codec_trips.decode(codec_trips.encode(STATE))
     expected = {c.stop_sequence for c, _, _ in final_calls(record, {})}

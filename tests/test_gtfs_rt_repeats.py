@@ -24,7 +24,7 @@ from byflyt.models import codec_trips
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.settings import Settings
-from byflyt.streams.transit import TripDeriver
+from byflyt.streams.transit_calls import TripDeriver
 
 NOW = synthetic.FIRST_SNAPSHOT + timedelta(days=1)
 

@@ -18,7 +18,8 @@ from byflyt.models.gtfs import StaticFeed, feed_dir, load_gtfs
 from byflyt.models.transit import CallState, StopCall, TripState
 from byflyt.settings import Settings
 from byflyt.store import Store
-from byflyt.streams.transit import TripDeriver, final_calls, hour_metrics
+from byflyt.streams.transit import hour_metrics
+from byflyt.streams.transit_calls import TripDeriver, final_calls
 from byflyt.streams.transit_state import (
     CallFact,
     FinalCall,
