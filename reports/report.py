@@ -3,7 +3,7 @@
 The HTML has its CSS inline and its figures as base64 PNG ``data:`` URIs, so it can be mailed or
 archived as one file. The workbook has one sheet per table, typed cells (numbers as numbers,
 months and times as Excel dates) and a frozen header row. Both show the same
-:class:`~byflyt.reports.tables.ReportTable` values. Excel has no time zones: times are written
+:class:`~byflyt.reports.table.ReportTable` values. Excel has no time zones: times are written
 as Europe/Oslo wall-clock times, which the column notes say.
 """
 
@@ -24,7 +24,8 @@ from byflyt.i18n import Lang, format_date, format_number, month_name, t
 from byflyt.models.kommuner import Region
 from byflyt.queries.index import Period
 from byflyt.reports.plots import all_plots
-from byflyt.reports.tables import Column, ReportData, ReportTable, build_report
+from byflyt.reports.table import Column, ReportTable
+from byflyt.reports.tables import ReportData, build_report
 from byflyt.store import Store
 
 SECTION_ORDER = (

@@ -1,8 +1,8 @@
-"""The report's content: its tables, read from the store, in one shape for HTML and XLSX.
+"""The report's content: its tables, read from the store (:class:`ReportData`).
 
-Each :class:`ReportTable` holds typed values (``str``, ``int``, ``float``, ``date``, aware
-``datetime`` or ``None`` for "no value"), so the HTML shows and the workbook stores exactly the
-same numbers. The table keys (``cycling_monthly``, ``index``, …) are the HTML section ids.
+Every table is a :class:`~byflyt.reports.table.ReportTable`, one shape for HTML and XLSX; the
+outages and data-quality tables are built in :mod:`~byflyt.reports.quality`. The table keys
+(``cycling_monthly``, ``index``, …) are the HTML section ids.
 
 **Synthetic data.** The store has no flag for it; the report calls its data synthetic when any
 counting point of the region carries a name marked ``(syntetisk)`` — :mod:`byflyt.samples`
@@ -13,23 +13,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from itertools import pairwise
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Any
 
 from byflyt.clock import OSLO
-from byflyt.i18n import MESSAGES, Lang, mode_name, t
+from byflyt.i18n import Lang, mode_name, t
 from byflyt.models.kommuner import Region, kommune_name
 from byflyt.models.volumes import HourlyVolume
 from byflyt.queries.hourly import local_sums, number
-from byflyt.queries.index import MIN_COVERAGE, AreaIndex, Period
+from byflyt.queries.index import AreaIndex, Period
 from byflyt.queries.indicators import COUNTER_MODES, IndexResult, load_index, round_or_none
-from byflyt.store import Fetched, Store
+from byflyt.reports.quality import fetched_by_point, outages_table, quality_table
+from byflyt.reports.table import ReportTable, make_table
+from byflyt.store import Store
 
 SYNTHETIC_MARK = "(syntetisk)"
 """How :mod:`byflyt.samples` marks the names of made-up points (and lines and agencies)."""
-
-Kind = Literal["text", "int", "float", "pct", "month", "datetime"]
 
 ATTRIBUTIONS = (
     (
@@ -52,31 +51,6 @@ ATTRIBUTIONS = (
 """(source, licence, attribution text) shown in every report."""
 
 
-@dataclass(frozen=True)
-class Column:
-    """A column: its stable key, its heading in the report's language, and its value kind."""
-
-    key: str
-    label: str
-    kind: Kind
-
-
-@dataclass
-class ReportTable:
-    """One table of the report; one HTML section and one workbook sheet."""
-
-    key: str
-    title: str
-    sheet: str
-    columns: tuple[Column, ...]
-    rows: list[tuple[Any, ...]]
-    note: str = ""
-
-    def records(self) -> list[dict[str, Any]]:
-        """The rows as column key → value."""
-        return [dict(zip((c.key for c in self.columns), row, strict=True)) for row in self.rows]
-
-
 @dataclass
 class ReportData:
     """Everything a report shows, before it is rendered."""
@@ -94,20 +68,6 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
 
 
-def _table(
-    key: str, lang: Lang, columns: list[tuple[str, Kind]], rows: list[tuple[Any, ...]]
-) -> ReportTable:
-    note_key = f"note_{key}"
-    return ReportTable(
-        key=key,
-        title=t(key, lang),
-        sheet=t(f"sheet_{key}", lang),
-        columns=tuple(Column(k, t(k, lang), kind) for k, kind in columns),
-        rows=rows,
-        note=t(note_key, lang) if note_key in MESSAGES else "",
-    )
-
-
 def months_of(period: Period) -> list[date]:
     """The first day of every month that the period touches."""
     months = []
@@ -121,11 +81,6 @@ def months_of(period: Period) -> list[date]:
 def month_of(day: date) -> date:
     """The first day of ``day``'s month."""
     return day.replace(day=1)
-
-
-def hours_between(start: datetime, end: datetime) -> int:
-    """Whole hours in ``[start, end)`` (23, 24 or 25 on a local day)."""
-    return max(0, int((end - start).total_seconds()) // 3600)
 
 
 def build_report(
@@ -166,9 +121,9 @@ def build_report(
         _index_points_table(index, lang),
         _transit_table(store, kommuner, start, end, lang),
         _flows_table(store, kommuner, start, end, lang),
-        _outages_table(store, region, every_point, windows, start, end, generated, lang),
-        _quality_table(store, kommuner, index, windows, start, until, lang),
-        _table(
+        outages_table(store, region, every_point, windows, start, end, generated, lang),
+        quality_table(store, kommuner, index, windows, start, until, lang),
+        make_table(
             "attributions",
             lang,
             [("source", "text"), ("licence", "text"), ("attribution", "text")],
@@ -216,7 +171,7 @@ def _monthly(
         )
         for (kommune_nr, _, _, month), total in sums.items()
     ]
-    table = _table(
+    table = make_table(
         key,
         lang,
         [
@@ -251,7 +206,7 @@ def _index_table(
 ) -> ReportTable:
     rows = [_index_row(kommune_name(k), k, per_kommune[k]) for k in region.kommuner]
     rows.append(_index_row(f"{t('region', lang)}: {region.name}", "", index.area))
-    return _table(
+    return make_table(
         "index",
         lang,
         [
@@ -286,7 +241,7 @@ def _index_points_table(index: IndexResult, lang: Lang) -> ReportTable:
                 t(index.status(p.point), lang),
             )
         )
-    return _table(
+    return make_table(
         "index_points",
         lang,
         [
@@ -339,7 +294,7 @@ def _transit_table(
                 coverage,
             )
         )
-    return _table(
+    return make_table(
         "transit",
         lang,
         [
@@ -373,189 +328,10 @@ def _flows_table(
         (mode_name(mode, lang), into.get(mode, 0), out.get(mode, 0))
         for mode in sorted(set(into) | set(out))
     ]
-    return _table(
+    return make_table(
         "transit_flows",
         lang,
         [("mode", "text"), ("trips_into_region", "int"), ("trips_out_of_region", "int")],
-        rows,
-    )
-
-
-Span = tuple[datetime, datetime]
-
-
-def fetched_by_point(windows: list[Fetched]) -> dict[tuple[str, str], list[Span]]:
-    """Each point's fetched windows ``[since, until)``, in order."""
-    result: dict[tuple[str, str], list[Span]] = defaultdict(list)
-    for w in windows:
-        result[(w.source, w.point_id)].append((w.since, w.until))
-    for spans in result.values():
-        spans.sort()
-    return result
-
-
-def within_fetched(spans: list[Span], since: datetime, until: datetime) -> list[Span]:
-    """The parts of ``[since, until)`` inside the fetched windows ``spans``."""
-    parts = [(max(since, a), min(until, b)) for a, b in spans]
-    return [(a, b) for a, b in parts if a < b]
-
-
-def not_fetched(spans: list[Span]) -> list[Span]:
-    """The gaps between consecutive fetched windows: hours nobody asked the source for."""
-    return [(a[1], b[0]) for a, b in pairwise(spans) if a[1] < b[0]]
-
-
-def _outages_table(
-    store: Store,
-    region: Region,
-    points: list[Any],
-    windows: dict[tuple[str, str], list[Span]],
-    start: datetime,
-    end: datetime,
-    generated: datetime,
-    lang: Lang,
-) -> ReportTable:
-    """Outages overlapping the period; a counter's only over the hours its source was asked for.
-
-    A counter outage is cut to the point's fetched windows (when the point has any on record),
-    and each gap between its windows is a "not ingested" row instead: nobody asked the source
-    for those hours, so nothing can be said about the counter then.
-    """
-    counters = {(p.source, p.point_id): p for p in points}
-    now = generated.astimezone(UTC)
-    found: list[tuple[datetime, str, str, str, tuple[Any, ...]]] = []
-
-    def add(
-        source: str,
-        point_id: str,
-        kommune_nr: str | None,
-        kind: str,
-        started: datetime,
-        ended: datetime | None,
-        details: str,
-    ) -> None:
-        if started >= end or (ended is not None and ended <= start):
-            return
-        until = ended if ended is not None else now
-        row = (
-            t("counter" if (source, point_id) in counters else "feed", lang),
-            source,
-            point_id,
-            kommune_name(kommune_nr) if kommune_nr else "",
-            kind,
-            started.astimezone(OSLO),
-            ended.astimezone(OSLO) if ended is not None else None,
-            round((until - started) / timedelta(hours=1), 1),
-            details or ("" if ended is not None else t("open", lang)),
-        )
-        found.append((started, source, point_id, kind, row))
-
-    # Feed outages may carry no kommune; those are shown for every region.
-    for outage in store.query_outages():
-        if outage.kommune_nr is not None and outage.kommune_nr not in region:
-            continue
-        spans = windows.get((outage.source, outage.point_id))
-        if not spans:  # no fetched windows on record: the outage as the status agent saw it
-            parts: list[tuple[datetime, datetime | None]] = [(outage.started, outage.ended)]
-        else:
-            until = outage.ended if outage.ended is not None else now
-            parts = [
-                (a, outage.ended if b == until else b)
-                for a, b in within_fetched(spans, outage.started, until)
-            ]
-        o = outage
-        for a, b in parts:
-            add(o.source, o.point_id, o.kommune_nr, o.kind, a, b, o.details)
-    for (source, point_id), spans in windows.items():
-        point = counters.get((source, point_id))
-        for a, b in not_fetched(spans):
-            kommune_nr = point.kommune_nr if point is not None else None
-            details = t("not_ingested_details", lang)
-            add(source, point_id, kommune_nr, t("not_ingested", lang), a, b, details)
-    rows = [row for *_, row in sorted(found, key=lambda f: f[:4])]
-    return _table(
-        "outages",
-        lang,
-        [
-            ("type", "text"),
-            ("source", "text"),
-            ("point_id", "text"),
-            ("kommune", "text"),
-            ("kind", "text"),
-            ("started", "datetime"),
-            ("ended", "datetime"),
-            ("duration_hours", "float"),
-            ("details", "text"),
-        ],
-        rows,
-    )
-
-
-def _quality_table(
-    store: Store,
-    kommuner: list[str],
-    index: IndexResult,
-    windows: dict[tuple[str, str], list[Span]],
-    start: datetime,
-    until: datetime,
-    lang: Lang,
-) -> ReportTable:
-    period_hours = hours_between(start, until)
-    seen: dict[tuple[str, str], list[Any]] = {}
-    names = {(p.source, p.point_id): p for p in store.query_points(kommuner=kommuner)}
-    for h in store.query_point_hourly(kommuner=kommuner, start=start, end=until):
-        cell = seen.setdefault((h.source, h.point_id), [h.kommune_nr, h.mode, 0, 0.0, 0])
-        if h.volume is not None:
-            cell[2] += 1
-        cell[3] += h.coverage
-        cell[4] += h.coverage >= MIN_COVERAGE and h.volume is not None
-    for pair, p in names.items():
-        seen.setdefault(pair, [p.kommune_nr, p.mode, 0, 0.0, 0])
-    rows = []
-    for (source, point_id), (kommune_nr, mode, hours, coverage, ok) in sorted(seen.items()):
-        key = f"{source}:{point_id}"
-        if mode != "bicycle":
-            status = "—"
-        elif key in index.points:
-            status = t(index.status(key), lang)
-        else:
-            status = t("no_index", lang)
-        meta = names.get((source, point_id))
-        spans = windows.get((source, point_id))
-        fetched_hours = sum(
-            hours_between(a, b) for a, b in within_fetched(spans or [], start, max(start, until))
-        )
-        rows.append(
-            (
-                source,
-                point_id,
-                meta.name if meta is not None else "",
-                kommune_name(kommune_nr),
-                mode_name(mode, lang),
-                period_hours,
-                hours,
-                round(coverage / period_hours, 1) if period_hours else None,
-                int(ok),
-                period_hours - fetched_hours if spans else None,
-                status,
-            )
-        )
-    return _table(
-        "data_quality",
-        lang,
-        [
-            ("source", "text"),
-            ("point_id", "text"),
-            ("name", "text"),
-            ("kommune", "text"),
-            ("mode", "text"),
-            ("period_hours", "int"),
-            ("hours", "int"),
-            ("coverage_pct", "pct"),
-            ("hours_ok", "int"),
-            ("not_ingested_hours", "int"),
-            ("status", "text"),
-        ],
         rows,
     )
 

@@ -34,23 +34,19 @@ reports occupancy, and one crossing position has no vehicle id.
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from google.transit import gtfs_realtime_pb2
 
-from byflyt.models.transit import gtfs_midnight
-from byflyt.samples.gtfs import EXPECTED_KOMMUNE, SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.samples.gtfs import SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.samples.static_trips import StaticCall, StaticTrip, read_static_trips
 
 SYNTHETIC_NOTICE = (
     "SYNTETISKE DATA / SYNTHETIC DATA: made-up GTFS-realtime snapshots of a made-up "
@@ -141,24 +137,6 @@ class Scenario:
             if seen.snapshot_at == snapshot_at and seen.vehicle_id == vehicle_id:
                 return seen.kommune_nr
         raise KeyError((snapshot_at, vehicle_id))
-
-
-@dataclass(frozen=True)
-class _Call:
-    sequence: int
-    stop_id: str
-    scheduled: datetime
-    lat: float
-    lon: float
-    kommune_nr: str | None
-
-
-@dataclass(frozen=True)
-class _Trip:
-    trip_id: str
-    route_id: str
-    service_date: date
-    calls: tuple[_Call, ...]
 
 
 @dataclass
@@ -271,67 +249,14 @@ def _static_zip(static_zip: Path | None) -> Iterator[Path]:
         yield write_synthetic_gtfs(Path(tmp) / "static.zip")
 
 
-def read_static_trips(path: Path, service_date: date) -> list[_Trip]:
-    """The trips running on ``service_date``, read straight from the zip's CSV files."""
-    with zipfile.ZipFile(path) as archive:
-
-        def rows(name: str) -> list[dict[str, str]]:
-            text = archive.read(name).decode("utf-8-sig")
-            return list(csv.DictReader(io.StringIO(text)))
-
-        timezone = ZoneInfo(rows("agency.txt")[0]["agency_timezone"])
-        stops = {r["stop_id"]: r for r in rows("stops.txt")}
-        running = {
-            r["service_id"]
-            for r in rows("calendar_dates.txt")
-            if r["exception_type"] == "1" and r["date"] == service_date.strftime("%Y%m%d")
-        }
-        trips = {r["trip_id"]: r for r in rows("trips.txt") if r["service_id"] in running}
-        times = [r for r in rows("stop_times.txt") if r["trip_id"] in trips]
-    midnight = gtfs_midnight(service_date, timezone)
-
-    def coords(stop_id: str) -> tuple[float, float]:
-        stop = stops[stop_id]
-        if not stop["stop_lat"]:
-            stop = stops[stop["parent_station"]]
-        lat, lon = float(stop["stop_lat"]), float(stop["stop_lon"])
-        # A stop with latitude and longitude swapped (Hunndalen): the vehicle's GPS is right.
-        return (lon, lat) if not 57 < lat < 72 else (lat, lon)
-
-    out: list[_Trip] = []
-    for trip_id, trip in trips.items():
-        mine = sorted((r for r in times if r["trip_id"] == trip_id), key=_sequence)
-        calls = []
-        for position, row in enumerate(mine):
-            clock = row["arrival_time" if position == len(mine) - 1 else "departure_time"]
-            hours, minutes, seconds = (int(p) for p in clock.split(":"))
-            lat, lon = coords(row["stop_id"])
-            calls.append(
-                _Call(
-                    sequence=int(row["stop_sequence"]),
-                    stop_id=row["stop_id"],
-                    scheduled=midnight + timedelta(hours=hours, minutes=minutes, seconds=seconds),
-                    lat=lat,
-                    lon=lon,
-                    kommune_nr=EXPECTED_KOMMUNE.get(row["stop_id"]),
-                )
-            )
-        out.append(_Trip(trip_id, trip["route_id"], service_date, tuple(calls)))
-    return sorted(out, key=lambda t: (t.calls[0].scheduled, t.trip_id))
-
-
-def _sequence(row: dict[str, str]) -> int:
-    return int(row["stop_sequence"])
-
-
-def _visible(trip: _Trip, times: list[datetime]) -> bool:
+def _visible(trip: StaticTrip, times: list[datetime]) -> bool:
     # Delays in the scenario stay within a few minutes: a margin of 10 minutes is plenty.
     return trip.calls[0].scheduled - LOOKAHEAD <= times[-1] and (
         trip.calls[-1].scheduled + timedelta(minutes=10) >= times[0]
     )
 
 
-def _plan(trip: _Trip, rng: random.Random, roles: dict[str, str]) -> _Plan:
+def _plan(trip: StaticTrip, rng: random.Random, roles: dict[str, str]) -> _Plan:
     count = len(trip.calls)
     plan = _Plan(
         targets=[rng.randint(-30, 120) for _ in range(count)],
@@ -360,7 +285,7 @@ def _plan(trip: _Trip, rng: random.Random, roles: dict[str, str]) -> _Plan:
     return plan
 
 
-def _predicted(plan: _Plan, index: int, call: _Call, now: datetime) -> int:
+def _predicted(plan: _Plan, index: int, call: StaticCall, now: datetime) -> int:
     """The delay published for an own-updated call at ``now``: drifts to its target."""
     target = plan.targets[index]
     assert target is not None
@@ -376,7 +301,7 @@ def _ancestor(plan: _Plan, index: int) -> int:
     return index
 
 
-def _snapshot_trip(trip: _Trip, plan: _Plan, state: _State, now: datetime, feed: Any) -> None:
+def _snapshot_trip(trip: StaticTrip, plan: _Plan, state: _State, now: datetime, feed: Any) -> None:
     """Add the trip to the trip-updates message (or not) and record what that makes final."""
     calls = trip.calls
     if state.finished or now < calls[0].scheduled - LOOKAHEAD:
@@ -461,7 +386,7 @@ def _message(now: datetime) -> Any:
     return feed
 
 
-def _trip_entity(feed: Any, trip: _Trip, now: datetime) -> Any:
+def _trip_entity(feed: Any, trip: StaticTrip, now: datetime) -> Any:
     entity = feed.entity.add()
     entity.id = f"{trip.trip_id}:{trip.service_date:%Y%m%d}"
     _describe(entity.trip_update.trip, trip)
@@ -469,14 +394,14 @@ def _trip_entity(feed: Any, trip: _Trip, now: datetime) -> Any:
     return entity
 
 
-def _describe(descriptor: Any, trip: _Trip) -> None:
+def _describe(descriptor: Any, trip: StaticTrip) -> None:
     descriptor.trip_id = trip.trip_id
     descriptor.start_date = trip.service_date.strftime("%Y%m%d")
     descriptor.route_id = trip.route_id
 
 
 def _vehicle(
-    trip: _Trip, plan: _Plan, state: _State, now: datetime, index: int, rng: random.Random
+    trip: StaticTrip, plan: _Plan, state: _State, now: datetime, index: int, rng: random.Random
 ) -> VehicleTruth | None:
     """Where the trip's vehicle is at ``now`` (None: not on the road, cancelled or unplanned)."""
     if plan.vehicle_id is None or not state.seen or state.finished:
@@ -518,7 +443,7 @@ def _vehicle(
     )
 
 
-def _add_vehicle(feed: Any, trip: _Trip, seen: VehicleTruth) -> None:
+def _add_vehicle(feed: Any, trip: StaticTrip, seen: VehicleTruth) -> None:
     entity = feed.entity.add()
     entity.id = f"vehicle:{seen.vehicle_id or trip.trip_id}"
     vehicle = entity.vehicle
@@ -541,7 +466,7 @@ def _write_pair(directory: Path, slot: int, blobs: tuple[bytes, ...]) -> list[st
     return names
 
 
-def _truth(trip: _Trip, plan: _Plan, state: _State) -> TripTruth:
+def _truth(trip: StaticTrip, plan: _Plan, state: _State) -> TripTruth:
     calls = []
     for i, call in enumerate(trip.calls):
         status: CallStatus = "open"

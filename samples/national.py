@@ -39,7 +39,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from byflyt.samples.gtfs import SERVICE_DATES, STOP_PLACES, synthetic_files, write_zip
-from byflyt.samples.gtfs_rt import read_static_trips
 from byflyt.samples.siri import (
     FIRST_TICK,
     SERVICE_DATE,
@@ -49,6 +48,7 @@ from byflyt.samples.siri import (
     day_ticks,
     serve,
 )
+from byflyt.samples.static_trips import read_static_trips
 
 SYNTHETIC_NOTICE = (
     "SYNTETISKE DATA / SYNTHETIC DATA: a made-up slice of Entur's national GTFS (Innlandstrafikk's "

@@ -37,12 +37,8 @@ from lxml import etree
 
 from byflyt.clock import OSLO
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
-from byflyt.samples.gtfs_rt import (
-    Scenario,
-    TripTruth,
-    read_static_trips,
-    write_synthetic_snapshots,
-)
+from byflyt.samples.gtfs_rt import Scenario, TripTruth, write_synthetic_snapshots
+from byflyt.samples.static_trips import read_static_trips
 
 SYNTHETIC_NOTICE = (
     "SYNTETISKE DATA / SYNTHETIC DATA: made-up SIRI ET/VM answers for a made-up Innlandstrafikk "
