@@ -153,3 +153,15 @@ def test_the_check_sees_an_upward_import(
     path.write_text(source, "utf-8")
     found = sorted({text.split(" (")[0].split(": ", 1)[1] for text in violations(module, path)})
     assert found == expected
+
+
+def test_the_readme_folder_table_names_every_package_and_only_real_folders() -> None:
+    text = (REPO / "README.md").read_text("utf-8")
+    table = text[text.index("| folder | what | imports |") :].split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    folders = {row.split("`")[1] for row in rows}
+    parts = (*PACKAGES, "samples", "bench", "deploy", "tests")
+    assert {f"{folder}/" for folder in parts} <= folders
+    named = {p for row in rows for p in row.split("`")[1::2] if "/" in p and p[0] != "/"}
+    missing = sorted(path for path in named if not (REPO / path).exists())
+    assert not missing, f"the README's folder table names paths that do not exist: {missing}"
