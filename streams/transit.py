@@ -22,9 +22,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import faust
 import pandas as pd
+from faust.serializers.codecs import Codec
 from pydantic import ValidationError
 
 from byflyt.errors import ConfigError
@@ -44,12 +46,7 @@ from byflyt.streams.app import topic
 from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
 from byflyt.streams.sink import Output, Sink, in_event, reason_of
 from byflyt.streams.transit_calls import TRIP_RETENTION, TripDeriver
-from byflyt.streams.transit_state import (
-    CallFact,
-    HourCell,
-    read_cell,
-    table_value,
-)
+from byflyt.streams.transit_state import CallFact, HourCell, decode_cell, decode_trip, encode
 from byflyt.topics import (
     STOP_CALLS,
     TRANSIT_FACTS,
@@ -94,6 +91,48 @@ def hour_metrics(cell: HourCell) -> dict[str, tuple[float, int]]:
     if cell.vehicles:
         out["vehicles_active"] = (len(cell.vehicles), len(cell.vehicles))
     return out
+
+
+class RecordCodec(Codec):
+    """A transit table's records on its changelog (see :mod:`~byflyt.streams.transit_state`)."""
+
+    def __init__(self, decode: Callable[[bytes], Any], **kwargs: Any) -> None:
+        super().__init__(decode=decode, **kwargs)
+        self.decode = decode
+
+    def _dumps(self, s: Any) -> bytes:
+        return encode(s)
+
+    def _loads(self, s: bytes) -> Any:
+        return self.decode(s)
+
+
+class RecordTable(faust.Table):
+    """A faust table whose values are records, written to and read from its changelog by a codec.
+
+    faust picks a table's value serializer from a faust ``Record`` type only; this one is set
+    before the table is added to the app, which is when its changelog topic is made.
+    """
+
+    def __init__(self, app: faust.App, *, codec: Codec, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.value_serializer = codec
+
+
+def record_table(
+    app: faust.App, name: str, decode: Callable[[bytes], Any], *, partitions: int, help: str
+) -> Any:
+    """A table of records (None for a missing key) with their changelog codec."""
+    table = RecordTable(
+        app,
+        codec=RecordCodec(decode),
+        name=name,
+        default=None,
+        beacon=app.tables.beacon,
+        partitions=partitions,
+        help=help,
+    )
+    return app.tables.add(table)
 
 
 class ScheduledCalls:
@@ -150,9 +189,10 @@ class TransitAggregator(Sink):
         )
         self.live = LiveVolumes(metrics.volume)
         self.retention = timedelta(days=settings.hour_retention_days)
-        self.table = app.Table(
+        self.table = record_table(
+            app,
             "transit-hours",
-            default=None,
+            decode_cell,
             partitions=settings.topic_partitions,
             help="kommune|mode|hour → facts by identity: calls, coverage, crossings, vehicles.",
         )
@@ -183,7 +223,7 @@ class TransitAggregator(Sink):
     def apply(self, fact: TransitFact) -> str:
         """Record ``fact`` in its kommune-hour cell; return the cell key."""
         key = f"{fact.kommune_nr}|{fact.mode}|{iso_z(fact.hour_start)}"
-        cell = read_cell(self.table.get(key))
+        cell: HourCell = self.table.get(key) or HourCell()
         if fact.kind == "call":
             cell.calls[fact.id] = CallFact(fact.status, fact.delay_seconds, fact.trip_id)
         elif fact.kind == "reported":
@@ -195,7 +235,7 @@ class TransitAggregator(Sink):
         else:
             cell.vehicles[fact.id] = fact.occupancy
         cell.feeds[fact.feed] = 1
-        self.table[key] = table_value(cell)
+        self.table[key] = cell
         self._expire(fact.kommune_nr, fact.hour_start)
         return key
 
@@ -214,7 +254,7 @@ class TransitAggregator(Sink):
         """The kommune-hour's metric rows and the flows leaving it."""
         kommune_nr, mode, hour_text = key.split("|")
         hour = datetime.fromisoformat(hour_text)
-        cell = read_cell(self.table.get(key))
+        cell: HourCell = self.table.get(key) or HourCell()
         coverage = self._coverage(cell, kommune_nr, mode, hour)
         rows = [
             HourlyVolume(
@@ -285,9 +325,10 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     facts = topic(app, settings, TRANSIT_FACTS)
     stop_calls = topic(app, settings, STOP_CALLS)
     deriver = TripDeriver(
-        app.Table(
+        record_table(
+            app,
             "trip-calls",
-            default=None,
+            decode_trip,
             partitions=settings.topic_partitions,
             help="feed:service_date:trip_id → the trip's final calls (status, kommune, actual).",
         )

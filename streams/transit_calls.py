@@ -30,12 +30,7 @@ from byflyt.models.transit import (
     TransitFact,
     TripState,
 )
-from byflyt.streams.transit_state import (
-    FinalCall,
-    TripCalls,
-    read_trip,
-    table_value,
-)
+from byflyt.streams.transit_state import FinalCall, TripCalls
 
 TRIP_RETENTION = timedelta(days=3)
 
@@ -89,7 +84,7 @@ class TripDeriver:
 
     def apply(self, trip: TripState | Trip) -> tuple[list[StopCall], list[TransitFact]]:
         """Record what ``trip`` makes final; return the stop calls and facts to send."""
-        state = read_trip(self.table.get(trip.key))
+        state: TripCalls | None = self.table.get(trip.key)
         facts: list[TransitFact] = []
         if state is None:
             state = TripCalls(day=trip.service_date.isoformat())
@@ -126,7 +121,7 @@ class TripDeriver:
             # finished) can open a crossing to a call that was final before it.
             facts.extend(crossings(trip, done))
         if calls or facts or trip.key not in self.table:
-            self.table[trip.key] = table_value(TripCalls(day=state.day, done=done))
+            self.table[trip.key] = TripCalls(day=state.day, done=done)
             self._expire(trip.key, trip.service_date)
         return calls, facts
 
@@ -148,11 +143,7 @@ class TripDeriver:
 
     def _expire(self, key: str, service_date: date) -> None:
         if not self.dates and len(self.table):
-            self.dates = {
-                k: trip.service_date
-                for k, v in self.table.items()
-                if (trip := read_trip(v)) is not None
-            }
+            self.dates = {k: v.service_date for k, v in self.table.items() if v is not None}
         self.dates[key] = service_date
         if self.newest is None or service_date > self.newest:
             self.newest = service_date

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from faust.serializers import codecs
 
 from byflyt.kafka import create_topics
 from byflyt.models.geo import KommuneLocator
@@ -18,15 +19,9 @@ from byflyt.models.gtfs import StaticFeed, feed_dir, load_gtfs
 from byflyt.models.transit import CallState, StopCall, TripState
 from byflyt.settings import Settings
 from byflyt.store import Store
-from byflyt.streams.transit import hour_metrics
+from byflyt.streams.transit import RecordCodec, hour_metrics
 from byflyt.streams.transit_calls import TripDeriver, final_calls
-from byflyt.streams.transit_state import (
-    CallFact,
-    FinalCall,
-    read_cell,
-    read_trip,
-    table_value,
-)
+from byflyt.streams.transit_state import CallFact, FinalCall, decode_cell, decode_trip
 from samples.gtfs import SYNTHETIC_TRIPS, write_synthetic_gtfs
 from tests.kafka_util import produce, read_all
 from tests.test_cycling_stream import drain
@@ -95,7 +90,7 @@ def test_hour_metrics_keep_means_recomputable() -> None:
         "o": {"x": "3446"},
         "v": {"V1": None, "V2": "FEW_SEATS_AVAILABLE"},
     }
-    metrics = hour_metrics(read_cell(cell))
+    metrics = hour_metrics(decode_cell(codecs.dumps("json", cell)))
     assert metrics["departures"] == (3, 3)
     assert metrics["cancelled_calls"] == (1, 3)
     assert metrics["trips"] == (2, 3)
@@ -108,7 +103,7 @@ def test_hour_metrics_keep_means_recomputable() -> None:
 
 
 def test_table_values_an_older_worker_wrote_read_and_write_back_unchanged() -> None:
-    # The first version's shapes, letter for letter: a rolling upgrade reads both ways.
+    # The first version's shapes, letter for letter, as faust's json codec wrote them.
     older_cell = {
         "c": {"inn:2025-10-27:T1:3": ["served", 42, "T1"]},
         "r": {"inn:2025-10-27:T1:3": 1, "inn:2025-10-27:T1:4": 1},
@@ -117,28 +112,29 @@ def test_table_values_an_older_worker_wrote_read_and_write_back_unchanged() -> N
         "v": {"V1": None},
         "f": {"inn": 1},
     }
-    cell = read_cell(older_cell)
+    older_trip = {"date": "2025-10-27", "done": {"0": ["served", "3407", "2025-10-27T07:01:00Z"]}}
+    cell_codec, trip_codec = RecordCodec(decode_cell), RecordCodec(decode_trip)
+    cell = cell_codec.loads(codecs.dumps("json", older_cell))
     assert cell.calls == {"inn:2025-10-27:T1:3": CallFact("served", 42, "T1")}
     assert (cell.trips_out, cell.trips_in) == (
         {"inn:2025-10-27:T1:3>4": "3403"},
         {"inn:2025-10-27:T2:1>2": "3405"},
     )
-    assert table_value(cell) == older_cell
-    assert table_value(read_cell({"f": {"inn": 1}})) == {"f": {"inn": 1}}
-    older_trip = {"date": "2025-10-27", "done": {"0": ["served", "3407", "2025-10-27T07:01:00Z"]}}
-    state = read_trip(older_trip)
-    assert state is not None
+    state = trip_codec.loads(codecs.dumps("json", older_trip))
     assert state.service_date == date(2025, 10, 27)
     assert state.done["0"] == FinalCall("served", "3407", "2025-10-27T07:01:00Z")
-    assert table_value(state) == older_trip
+    # A rolling upgrade: an older worker restores with the json codec what this one wrote.
+    assert codecs.loads("json", cell_codec.dumps(cell)) == older_cell
+    assert codecs.loads("json", trip_codec.dumps(state)) == older_trip
+    only_feeds = cell_codec.loads(b'{"f": {"inn": 1}}')
+    assert codecs.loads("json", cell_codec.dumps(only_feeds)) == {"f": {"inn": 1}}
 
 
 def test_a_deriver_restored_from_an_older_changelog_goes_on_where_it_was() -> None:
     calls = [call(0, 0, "3407"), call(1, 20, "3443"), call(2, 50, "3446")]
     first = trip(T0 + timedelta(minutes=10), calls)
-    table = {
-        first.key: {"date": "2025-10-27", "done": {"0": ["served", "3407", "2025-10-27T07:00:00Z"]}}
-    }
+    older = {"date": "2025-10-27", "done": {"0": ["served", "3407", "2025-10-27T07:00:00Z"]}}
+    table = {first.key: RecordCodec(decode_trip).loads(codecs.dumps("json", older))}
     deriver = TripDeriver(table=table)
     stop_calls, facts = deriver.apply(trip(T0 + timedelta(minutes=55), calls, "vanished"))
     assert [c.stop_sequence for c in stop_calls] == [1, 2]
@@ -148,7 +144,12 @@ def test_a_deriver_restored_from_an_older_changelog_goes_on_where_it_was() -> No
         ("out", "3443", "3446"),
         ("in", "3446", "3443"),
     }
-    assert table[first.key]["done"]["2"] == ["served", "3446", "2025-10-27T07:50:00Z"]
+    written = RecordCodec(decode_trip).dumps(table[first.key])
+    assert codecs.loads("json", written)["done"]["2"] == [
+        "served",
+        "3446",
+        "2025-10-27T07:50:00Z",
+    ]
 
 
 @pytest.fixture
