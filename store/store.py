@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -57,6 +57,7 @@ CHUNK_ROWS = 1000
 """Rows per ``executemany`` (and keys per ``DELETE … IN``) within one transaction."""
 BULK_ROWS = 10_000
 """Rows per driver-level ``executemany`` of a bulk upsert."""
+_POINT_HOUR_FIELDS = tuple(f.name for f in fields(PointHour))
 
 
 class Store:
@@ -510,15 +511,16 @@ class Store:
     ) -> list[PointHour]:
         """Point-hours with ``start <= hour_start < end``, by source, point and hour."""
         c = point_hourly.c
-        query = select(
-            c.source, c.point_id, c.hour_start, c.kommune_nr, c.mode, c.volume, c.coverage
-        ).order_by(c.source, c.point_id, c.hour_start)
+        query = select(*(c[name] for name in _POINT_HOUR_FIELDS)).order_by(
+            c.source, c.point_id, c.hour_start
+        )
         query = _filter(query, point_hourly, kommuner, mode, start, end)
         if source is not None:
             query = query.where(c.source == source)
         if point_ids is not None:
             query = query.where(c.point_id.in_(_strings(point_ids, "point_ids")))
-        return [PointHour(**row._mapping) for row in self._read(query)]
+        # Positional: a row's mapping view costs more than the row (an index reads 10⁵ rows).
+        return [PointHour(*row) for row in self._read(query)]
 
     def query_flows(
         self,

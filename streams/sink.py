@@ -134,9 +134,24 @@ def worker_store(app: faust.App, settings: Settings, metrics: Metrics) -> Worker
     """The one :class:`WorkerStore` of ``app`` (created by the first sink that asks)."""
     shared = _STORES.get(app)
     if shared is None:
-        shared = WorkerStore(Store.from_settings(settings, metrics=metrics))
+        shared = WorkerStore(_open_store(settings, metrics))
         _STORES[app] = shared
     return shared
+
+
+def _open_store(settings: Settings, metrics: Metrics) -> Store:
+    """The store, waited for: a worker (re)started while the database is away retries it."""
+    attempt = 0
+    while True:
+        try:
+            return Store.from_settings(settings, metrics=metrics)
+        except RetriableError as exc:
+            pause = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+            attempt += 1
+            log.warning(
+                "opening the store failed (attempt %d), retrying in %ss: %s", attempt, pause, exc
+            )
+            time.sleep(pause)
 
 
 @dataclass

@@ -23,11 +23,12 @@ from byflyt.models.kommuner import kommune_names, load_regions
 from byflyt.queries.hourly import HOURLY_FIELDS, hourly_record
 from byflyt.queries.index import parse_period
 from byflyt.queries.index_records import area_record, index_summary, point_records
-from byflyt.queries.indicators import load_index
+from byflyt.queries.indicators import IndexResult, load_index
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web.params import kommuner_for, time_range
 from byflyt.web.problems import PROBLEM_RESPONSES, bad_parameter, store_unavailable
+from byflyt.web.reuse import Reuse
 from byflyt.web.security import token_checker
 
 CSV = "text/csv"
@@ -233,6 +234,8 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
         int, Query(ge=1, le=max_limit, description=f"Items per page (at most {max_limit}).")
     ]
 
+    indexes: Reuse[IndexResult] = Reuse(settings.serve_index_reuse_seconds)
+
     def read(what: Callable[[Store], _T]) -> _T:
         try:
             return what(store())
@@ -384,10 +387,13 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
             raise bad_parameter("region", "which area? give region (e.g. mjosbyen) or kommune")
         name = region if region and not kommune else ", ".join(chosen)
         needed = min_hours if min_hours is not None else settings.index_min_hours
-        result = read(
-            lambda s: load_index(
-                s, mode=mode, kommuner=chosen, period=chosen_period, min_hours=needed
-            )
+        result, age = indexes.get(
+            (mode, tuple(chosen), chosen_period, needed),
+            lambda: read(
+                lambda s: load_index(
+                    s, mode=mode, kommuner=chosen, period=chosen_period, min_hours=needed
+                )
+            ),
         )
         rows = point_records(result)
         page_links = links(request, len(rows), limit, offset)
@@ -402,7 +408,7 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
                 "links": page_links.model_dump(),
             },
         }
-        return JSONResponse(body, headers=_headers(page_links, len(rows)))
+        return JSONResponse(body, headers={**_headers(page_links, len(rows)), "Age": str(int(age))})
 
     @router.get("/outages", response_model=Page[OutageItem], summary="Outages")
     def outages(

@@ -37,6 +37,7 @@ from byflyt.web.problems import (
     install_problem_handlers,
     store_unavailable,
 )
+from byflyt.web.reuse import Reuse
 from byflyt.web.security import install_security
 
 STATIC = resources.files("byflyt.web").joinpath("static")
@@ -92,6 +93,8 @@ def create_app(
     app.include_router(api_router(settings, store))
     _problems_in_openapi(app)
 
+    states: Reuse[dict[str, Any]] = Reuse(settings.serve_state_reuse_seconds, max_entries=64)
+
     def view(region: str | None) -> LiveView:
         key = region or settings.region
         chosen = kommuner_for(key, None, settings.regions_file)
@@ -124,10 +127,14 @@ def create_app(
     def state(region: RegionParam = None) -> JSONResponse:
         """Latest and previous hour per kommune and mode, sensor states and feed freshness."""
         live = view(region)
-        try:
-            body = live_state(store(), live, running.follower)
-        except (RetriableError, SQLAlchemyError) as exc:
-            raise store_unavailable(exc) from exc
+
+        def build() -> dict[str, Any]:
+            try:
+                return live_state(store(), live, running.follower)
+            except (RetriableError, SQLAlchemyError) as exc:
+                raise store_unavailable(exc) from exc
+
+        body, _ = states.get(region or settings.region, build)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz", include_in_schema=False)
