@@ -166,18 +166,18 @@ class Settings(BaseSettings):
         description="Longest [from, to) an hourly request may ask, in days (366: a leap year).",
     )
     serve_index_reuse_seconds: float = Field(
-        default=30.0,
+        default=60.0,
         ge=0,
         le=3600,
         description="How long `byflyt serve` reuses a computed /api/v1/index answer for the "
         "same question (an index reads every point-hour of two periods); 0: compute each time.",
     )
     serve_state_reuse_seconds: float = Field(
-        default=1.0,
+        default=5.0,
         ge=0,
         le=60,
         description="How long `byflyt serve` reuses the live page's state (/live/state.json) "
-        "for the same region; 0: build it for every request.",
+        "for the same region (5: once per page poll at most); 0: build it for every request.",
     )
     ready_max_lag: int = Field(
         default=10_000,
