@@ -177,7 +177,7 @@ class Settings(BaseSettings):
         ge=0,
         le=60,
         description="How long `byflyt serve` reuses the live page's state (/live/state.json) "
-        "for the same region (5: once per page poll at most); 0: build it for every request.",
+        "for the same region, at most the page's poll interval; 0: build it for every request.",
     )
     ready_max_lag: int = Field(
         default=10_000,

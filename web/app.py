@@ -93,7 +93,9 @@ def create_app(
     app.include_router(api_router(settings, store))
     _problems_in_openapi(app)
 
-    states: Reuse[dict[str, Any]] = Reuse(settings.serve_state_reuse_seconds, max_entries=64)
+    # Never longer than the page's poll: each poll of a page sees a state built since its last.
+    reuse_state = min(settings.serve_state_reuse_seconds, poll)
+    states: Reuse[dict[str, Any]] = Reuse(reuse_state, max_entries=64)
 
     def view(region: str | None) -> LiveView:
         key = region or settings.region
