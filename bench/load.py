@@ -181,9 +181,11 @@ def run(
         port = free_port()
         serve = start_serve(probe.env, port, settings.data_dir / "load-serve.log")
         url = f"http://127.0.0.1:{port}"
+        cpu_before = _cpu_seconds(serve.pid)
         baseline = _figures_of(
             _clients(url, clients, BASELINE_S, "--only", "/healthz"), BASELINE_S + 120
         )
+        baseline_cpu = _cpu_seconds(serve.pid) - cpu_before
         load_avg = os.getloadavg()
         cpu_before = _cpu_seconds(serve.pid)
         loadgen = _clients(url, clients, seconds)
@@ -222,6 +224,9 @@ def run(
         "api": api,
         "api_to_healthz_ratio": ratio,
         "serve_cpu_seconds": round(serve_cpu, 1),
+        "serve_cpu_ms_per_request": _per_request(serve_cpu, api["requests"]),
+        "serve_cpu_share": round(serve_cpu / api["seconds"], 2),
+        "baseline_cpu_ms_per_request": _per_request(baseline_cpu, baseline["requests"]),
         "freshness": fresh,
         "goal": {
             "errors": 0,
@@ -235,6 +240,10 @@ def run(
     return figures
 
 
+def _per_request(cpu_seconds: float, requests: int) -> float | None:
+    return round(1000 * cpu_seconds / requests, 2) if requests else None
+
+
 Row = tuple[str, str, str, str, str, str]
 
 
@@ -246,8 +255,10 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             f"load: {figures['clients']} API clients × {figures['seconds']} s, "
             f"worker at {figures['rate_per_s']:,} obs/s",
             f"{api['requests_per_s']:,} req/s, p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, "
-            f"{api['errors']} errors",
-            f"/healthz {base['requests_per_s']:,} req/s",
+            f"{api['errors']} errors; serve {figures['serve_cpu_ms_per_request']} ms CPU a "
+            f"request, {figures['serve_cpu_share']:.0%} of a core",
+            f"/healthz {base['requests_per_s']:,} req/s, "
+            f"{figures['baseline_cpu_ms_per_request']} ms CPU a request",
             f"{figures['api_to_healthz_ratio']}",
             f"0 errors, p99 ≤ {GOAL_P99_MS / 1000:g} s",
             "yes" if api["errors"] == 0 and (api["p99_ms"] or 1e9) <= GOAL_P99_MS else "no",

@@ -166,3 +166,24 @@ def test_reuse_computes_once_for_callers_asking_at_the_same_time() -> None:
         thread.join(10)
     assert answers == [42] * 8
     assert calls == [1]
+
+
+def test_reuse_gives_the_last_answer_while_a_new_one_is_computed() -> None:
+    clock = _Clock()
+    reuse: Reuse[int] = Reuse(30, clock=clock)
+    assert reuse.get("k", lambda: 1)[0] == 1
+    clock.now += 31
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        started.set()
+        release.wait(10)
+        return 2
+
+    renewing = threading.Thread(target=lambda: reuse.get("k", slow))
+    renewing.start()
+    assert started.wait(10)
+    assert reuse.get("k", lambda: 3) == (1, 31.0)  # not computed again, not waited for
+    release.set()
+    renewing.join(10)
+    assert reuse.get("k", lambda: 4)[0] == 2

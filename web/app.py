@@ -17,6 +17,7 @@ from string import Template
 from typing import Any
 from urllib.parse import urlencode
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,6 +43,9 @@ from byflyt.web.security import install_security
 
 STATIC = resources.files("byflyt.web").joinpath("static")
 ASSETS = {"live.js": "text/javascript", "live.css": "text/css"}
+REQUEST_THREADS = 8
+"""Requests answered at once (the rest queue on the event loop). Their work is Python under one
+interpreter lock and store reads over at most 15 pooled connections: more threads only wait."""
 
 
 @dataclass
@@ -62,6 +66,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         running.store = Store.from_settings(settings)
         if follow:
             running.follower = TopicFollower(settings)

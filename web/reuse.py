@@ -3,9 +3,11 @@
 An index reads every point-hour of a period and of the year before it (10⁵ rows for a month of a
 region), which takes a second of a core; the same question asked by many clients at once would
 otherwise compute it once per request and starve every other request. :class:`Reuse` keeps each
-answer for ``seconds`` (its age counted from when its computation began, so no answer is older
-than that) and lets only one thread compute a given key: the others wait for its answer.
-Failures are not kept: the next request computes again.
+answer for ``seconds`` (its age counted from when its computation began) and lets only one thread
+compute a given key. While it does, the others are given the previous answer, if there is one
+(so an answer is at most ``seconds`` plus one computation old), or wait for the new one: waiting
+threads would hold the server's request threads for nothing. Failures are not kept: the next
+request computes again.
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ class Reuse(Generic[_V]):
         """The value of ``key`` and its age in seconds; ``compute()`` when none is fresh."""
         if self.seconds <= 0:
             return compute(), 0.0
-        found = self._fresh(key)
-        if found is not None:
-            return found
         with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                age = self.clock() - entry[0]
+                if age < self.seconds or key in self._computing:
+                    return entry[1], age  # fresh, or the last answer while one is computed
             turn = self._computing.setdefault(key, threading.Lock())
         with turn:
             try:
