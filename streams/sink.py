@@ -85,6 +85,13 @@ def in_event(event: faust.EventT) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
+def release(consumer: object, messages: list[Message]) -> None:
+    """Forget ``messages`` as in flight without acknowledging them (they stay uncommitted)."""
+    unacked = getattr(consumer, "_unacked_messages", None)  # faust keeps no public way to drop
+    if unacked is not None:
+        unacked.difference_update(messages)
+
+
 def manual_acks(stream: faust.StreamT[bytes]) -> faust.StreamT[bytes]:
     """The stream with automatic acks off: events are acked once their results are stored."""
     return cast(faust.Stream[bytes], stream).noack()  # StreamT does not declare noack()
@@ -259,9 +266,16 @@ class Sink(ABC):
                 except (ValidationError, ValueError, TypeError) as exc:
                     await self.reject(source, code, message.value, reason_of(exc), stage)
             records_in.inc(len(messages))
-            if parsed:
-                await apply(parsed)
-            await self.flush()
+            try:
+                if parsed:
+                    await apply(parsed)
+                await self.flush()
+            except Exception:
+                # Not written, so not acknowledged: release the batch (faust would otherwise
+                # wait for it forever on the way down) and let the agent's crash stop the
+                # worker; a restart reads the batch again from the committed offsets.
+                release(consumer, messages)
+                raise
             for message in messages:
                 consumer.ack(message)
 
