@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, delete, func, select
@@ -29,6 +30,8 @@ from byflyt.store.schema import (
     to_utc,
 )
 from byflyt.store.schema import points as points_table
+
+_POINT_HOUR_FIELDS = tuple(f.name for f in fields(PointHour))
 
 
 class CountsStore(StoreBase):
@@ -250,12 +253,13 @@ class CountsStore(StoreBase):
     ) -> list[PointHour]:
         """Point-hours with ``start <= hour_start < end``, by source, point and hour."""
         c = point_hourly.c
-        query = select(
-            c.source, c.point_id, c.hour_start, c.kommune_nr, c.mode, c.volume, c.coverage
-        ).order_by(c.source, c.point_id, c.hour_start)
+        query = select(*(c[name] for name in _POINT_HOUR_FIELDS)).order_by(
+            c.source, c.point_id, c.hour_start
+        )
         query = filtered(query, point_hourly, kommuner, mode, start, end)
         if source is not None:
             query = query.where(c.source == source)
         if point_ids is not None:
             query = query.where(c.point_id.in_(strings(point_ids, "point_ids")))
-        return [PointHour(**row._mapping) for row in self._read(query)]
+        # Positional: a row's mapping view costs more than the row (an index reads 10⁵ rows).
+        return [PointHour(*row) for row in self._read(query)]

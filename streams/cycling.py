@@ -34,6 +34,7 @@ from datetime import datetime
 
 import faust
 from faust.types import Message
+from mode import CrashingSupervisor
 
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_counts
@@ -243,7 +244,9 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     """Add the cycling agents to ``app``; return the flush the drain calls."""
     agg = CountAggregator(app, settings, default_metrics())
 
-    @app.agent(agg.inputs, name=STAGE)
+    # A batch that fails to apply or to write stops the worker (not a silent agent restart that
+    # would leave the batch in flight for good); it is read again after the restart.
+    @app.agent(agg.inputs, name=STAGE, supervisor_strategy=CrashingSupervisor)
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         # The agent subscribes the count topics; their records come a fetch at a time.
         await agg.consume_batches(

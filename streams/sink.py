@@ -85,6 +85,13 @@ def in_event(event: faust.EventT) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
+def release(consumer: object, messages: list[Message]) -> None:
+    """Forget ``messages`` as in flight without acknowledging them (they stay uncommitted)."""
+    unacked = getattr(consumer, "_unacked_messages", None)  # faust keeps no public way to drop
+    if unacked is not None:
+        unacked.difference_update(messages)
+
+
 def manual_acks(stream: faust.StreamT[bytes]) -> faust.StreamT[bytes]:
     """The stream with automatic acks off: events are acked once their results are stored."""
     return cast(faust.Stream[bytes], stream).noack()  # StreamT does not declare noack()
@@ -136,9 +143,24 @@ def worker_store(app: faust.App, settings: Settings, metrics: Metrics) -> Worker
     """The one :class:`WorkerStore` of ``app`` (created by the first sink that asks)."""
     shared = _STORES.get(app)
     if shared is None:
-        shared = WorkerStore(Store.from_settings(settings, metrics=metrics))
+        shared = WorkerStore(_open_store(settings, metrics))
         _STORES[app] = shared
     return shared
+
+
+def _open_store(settings: Settings, metrics: Metrics) -> Store:
+    """The store, waited for: a worker (re)started while the database is away retries it."""
+    attempt = 0
+    while True:
+        try:
+            return Store.from_settings(settings, metrics=metrics)
+        except RetriableError as exc:
+            pause = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+            attempt += 1
+            log.warning(
+                "opening the store failed (attempt %d), retrying in %ss: %s", attempt, pause, exc
+            )
+            time.sleep(pause)
 
 
 @dataclass
@@ -244,9 +266,16 @@ class Sink(ABC):
                 except (ValidationError, ValueError, TypeError) as exc:
                     await self.reject(source, code, message.value, reason_of(exc), stage)
             records_in.inc(len(messages))
-            if parsed:
-                await apply(parsed)
-            await self.flush()
+            try:
+                if parsed:
+                    await apply(parsed)
+                await self.flush()
+            except Exception:
+                # Not written, so not acknowledged: release the batch (faust would otherwise
+                # wait for it forever on the way down) and let the agent's crash stop the
+                # worker; a restart reads the batch again from the committed offsets.
+                release(consumer, messages)
+                raise
             for message in messages:
                 consumer.ack(message)
 
