@@ -50,7 +50,7 @@ def backfill(seed: int = 17) -> list[CountObservation]:
     return out
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
     worker_env = dict(worker_env)
     worker_env["BYFLYT_TOPIC_PARTITIONS"] = "1"

@@ -37,7 +37,7 @@ def byflyt(env: dict[str, str], *args: str, timeout: float = 150) -> str:
     return done.stdout
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
     if request.param == "postgresql":
         worker_env = dict(worker_env)

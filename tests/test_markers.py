@@ -8,6 +8,7 @@ class, so the watcher sees what it would see of a broker, without starting one.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -117,3 +118,13 @@ def test_marked(settings):
 )
 def test_server_kinds(argv: list[str], kind: str | None) -> None:
     assert server_kind(argv) == kind
+
+
+def test_the_readme_tiers_select_by_registered_markers(pytestconfig: pytest.Config) -> None:
+    registered = {line.split(":", 1)[0] for line in pytestconfig.getini("markers")}
+    readme = (REPO / "README.md").read_text()
+    expressions = [q or bare for q, bare in re.findall(r'pytest -m (?:"([^"]+)"|(\w+))', readme)]
+    assert len(expressions) >= 4
+    for expression in expressions:
+        names = set(re.findall(r"\w+", expression)) - {"and", "or", "not"}
+        assert names <= registered, (expression, names - registered)

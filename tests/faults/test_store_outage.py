@@ -27,7 +27,7 @@ from tests.faults.harness import (
 )
 from tests.helpers import wait_until
 
-pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.postgres]
+pytestmark = [pytest.mark.faults, pytest.mark.kafka]
 PG_DOWN_S = 30.0
 SQLITE_LOCKED_S = 15.0
 
@@ -36,6 +36,7 @@ def failures(port: int) -> float:
     return metric_sum(scrape(port), "byflyt_store_failures_total")
 
 
+@pytest.mark.postgres
 def test_postgres_stopped_for_30s_while_the_worker_flushes(
     fault_run: RunFactory, fault_pg: PrivatePostgres, pg_database: str
 ) -> None:
