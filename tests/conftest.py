@@ -61,9 +61,18 @@ def kafka_libs() -> Path:
     return data_dir / "kafka" / "libs"
 
 
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> Broker:
+    """The session's Kafka, for a test marked ``kafka``; any other test fails before it starts."""
+    if request.node.get_closest_marker("kafka") is None:
+        pytest.fail(f"{request.node.nodeid} asks for Kafka: mark it 'kafka'", pytrace=False)
+    session: Broker = request.getfixturevalue("session_broker")
+    return session
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """The session's Kafka: started on first use, by a test marked ``kafka``."""
+def session_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """The session's Kafka, started on first use (tests ask for ``broker``)."""
     external = os.environ.get("BYFLYT_KAFKA_BOOTSTRAP")
     if external:
         yield Broker(external)

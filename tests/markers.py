@@ -24,6 +24,7 @@ import pytest
 
 FIXTURE_MARKERS = {
     "broker": "kafka",
+    "session_broker": "kafka",
     "secure_broker": "kafka",
     "fault_broker": "kafka",
     "pg_server": "postgres",

@@ -128,3 +128,11 @@ def test_the_readme_tiers_select_by_registered_markers(pytestconfig: pytest.Conf
     for expression in expressions:
         names = set(re.findall(r"\w+", expression)) - {"and", "or", "not"}
         assert names <= registered, (expression, names - registered)
+
+
+def test_asking_for_the_broker_unmarked_fails_before_one_starts(
+    request: pytest.FixtureRequest,
+) -> None:
+    with pytest.raises(pytest.fail.Exception, match="asks for Kafka: mark it 'kafka'"):
+        request.getfixturevalue("broker")
+    assert "session_broker" not in request.fixturenames
