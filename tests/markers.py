@@ -52,6 +52,8 @@ def server_kind(argv: list[str]) -> str | None:
 
 def is_pytest(argv: list[str]) -> bool:
     """Whether ``argv`` runs pytest (``python -m pytest``, ``-mpytest``, ``pytest``)."""
+    if not argv:
+        return False  # a process that has exited and not been reaped yet
     return Path(argv[0]).name in {"pytest", "py.test"} or any(
         arg in {"-mpytest", "pytest"} for arg in argv[1:3]
     )

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from tests.conftest import REPO
-from tests.markers import server_kind
+from tests.markers import is_pytest, server_kind
 
 FAKE_BROKER = """
 import subprocess, sys, time
@@ -136,3 +136,17 @@ def test_asking_for_the_broker_unmarked_fails_before_one_starts(
     with pytest.raises(pytest.fail.Exception, match="asks for Kafka: mark it 'kafka'"):
         request.getfixturevalue("broker")
     assert "session_broker" not in request.fixturenames
+
+
+@pytest.mark.parametrize(
+    ("argv", "nested"),
+    [
+        (["/usr/bin/python3", "-mpytest", "--basetemp=x"], True),
+        (["/usr/bin/python3", "-m", "pytest", "tests"], True),
+        ([".venv/bin/pytest", "-q"], True),
+        (["/usr/bin/python3", "-m", "byflyt", "demo"], False),
+        ([], False),
+    ],
+)
+def test_nested_pytest_runs_are_left_to_their_own_watcher(argv: list[str], nested: bool) -> None:
+    assert is_pytest(argv) == nested
