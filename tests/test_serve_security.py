@@ -6,6 +6,7 @@ page in a real headless Chromium that must run under the Content-Security-Policy
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -313,14 +314,19 @@ def test_serve_is_ready_once_it_follows_the_topics(
         assert [r.split(":")[0] for r in body["reasons"]] == ["kafka"]
 
         create_topics(settings, [VOLUMES_HOURLY, SENSORS_STATUS])
-        answer = wait_until(
-            lambda: httpx.get(url + "/readyz"),
+
+        def readyz() -> tuple[int, str]:
+            answer = httpx.get(url + "/readyz")
+            return answer.status_code, answer.text
+
+        _, text = wait_until(
+            readyz,
             60,
             "serve to be ready once the topics exist",
-            until=lambda answer: answer.status_code == 200,
+            until=lambda answer: answer[0] == 200,
             every=0.5,
         )
-        checks = answer.json()["checks"]
+        checks = json.loads(text)["checks"]
         assert checks["kafka"]["ok"] is True
         assert checks["lag"] == {
             "ok": True,
