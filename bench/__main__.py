@@ -6,6 +6,8 @@ suite's, ``tests/pg.py``) when PostgreSQL's server binaries are installed.
 
 ``python -m bench siri``, ``python -m bench gtfs-rt`` and ``python -m bench connectors`` (both) run
 the connector benchmarks, which need no broker, and print their rows of the table.
+``python -m bench load`` runs the load benchmark alone (200 API clients for 60 s against
+``byflyt serve`` while a worker ingests 1,000 observations/s) and prints its rows.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import cycling, freshness, gtfs_rt, siri
+from bench import cycling, freshness, gtfs_rt, load, siri
 from byflyt.broker import LocalBroker
 from byflyt.settings import load_settings
 
@@ -36,7 +38,8 @@ def main() -> None:
             rows += siri.rows(siri.run(RESULTS / "siri.json"))
         sys.stdout.write(_lines(rows))
         return
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    only_load = sys.argv[1:2] == ["load"]
+    n = int(sys.argv[1]) if len(sys.argv) > 1 and not only_load else 1_000_000
     base = load_settings()
     with tempfile.TemporaryDirectory(prefix="byflyt-bench-") as tmp:
         work = Path(tmp)
@@ -49,12 +52,17 @@ def main() -> None:
                 topic_prefix=f"bench{int(time.time())}.",
                 app_id="byflyt-bench",
             )
+            if only_load:
+                figures = load.run(settings, RESULTS / "load.json")
+                sys.stdout.write(_lines(load.rows(figures)))
+                return
             with _postgres() as pg_url:
                 stores = {"sqlite": settings.database_url}
                 if pg_url is not None:
                     stores["postgresql"] = pg_url
                 figures = cycling.run(settings, n, RESULTS / "cycling.json", stores)
             figures["freshness"] = freshness.run(settings, RESULTS / "freshness.json")
+            figures["load"] = load.run(settings, RESULTS / "load.json")
             figures["siri"] = siri.run(RESULTS / "siri.json")
             figures["gtfs_rt"] = gtfs_rt.run(RESULTS / "gtfs_rt.json")
         finally:
@@ -126,6 +134,7 @@ def table(figures: dict[str, Any]) -> str:
             "yes" if fresh["met"] else "no",
         )
     )
+    rows += load.rows(figures["load"])
     return _lines(rows)
 
 

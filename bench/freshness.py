@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ from byflyt.topics import BIKE_COUNTS
 
 POINTS = 500
 POLL_S = 0.02
+GOAL_P99_S = 2.0
 
 
 def _observation(i: int) -> CountObservation:
@@ -79,97 +81,140 @@ class _Reader(threading.Thread):
             time.sleep(POLL_S)
 
 
-def run(settings: Settings, out: Path, rate: int = 1000, seconds: int = 60) -> dict[str, Any]:
-    """Run the freshness benchmark; return and write the figures."""
-    fresh = settings.model_copy(update={"topic_prefix": settings.topic_prefix + "fresh."})
-    create_topics(fresh)
-    url = f"sqlite:///{settings.data_dir / 'fresh.sqlite'}"
-    env = dict(os.environ)
-    env.update(
-        {
-            "BYFLYT_KAFKA_BOOTSTRAP": fresh.bootstrap_servers,
-            "BYFLYT_TOPIC_PREFIX": fresh.topic_prefix,
-            "BYFLYT_APP_ID": f"{settings.app_id}-fresh",
-            "BYFLYT_DATA_DIR": str(settings.data_dir),
-            "BYFLYT_STORE_URL": url,
-        }
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "byflyt", "worker", "--web-port", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    reader = _Reader(url)
-    prod = producer(fresh, linger_ms=5)
-    topic = fresh.topic(BIKE_COUNTS.name)
-    produced: dict[tuple[str, str], float] = {}
+class Probe:
+    """A running ``byflyt worker`` on its own topics and SQLite store, and the row reader.
 
-    def send(i: int) -> None:
-        obs = _observation(i)
-        produced[(obs.point_id, obs.start.isoformat()[:13].replace("T", " "))] = time.perf_counter()
-        prod.send(topic, key=obs.kommune_nr.encode(), value=codec_counts.encode(obs))
+    :meth:`start` waits until the worker writes (start-up is not part of the figure),
+    :meth:`produce` sends observations at a steady rate, :meth:`figures` says how fresh their rows
+    were. The load benchmark runs one beside its API clients.
+    """
 
-    try:
-        reader.start()
-        total = rate * seconds
-        # Start-up: the first observation's row shows the worker is consuming and writing.
+    def __init__(self, settings: Settings, name: str = "fresh") -> None:
+        self.settings = settings.model_copy(
+            update={"topic_prefix": f"{settings.topic_prefix}{name}."}
+        )
+        self.url = f"sqlite:///{settings.data_dir / f'{name}.sqlite'}"
+        self.env = dict(os.environ)
+        self.env.update(
+            {
+                "BYFLYT_KAFKA_BOOTSTRAP": self.settings.bootstrap_servers,
+                "BYFLYT_TOPIC_PREFIX": self.settings.topic_prefix,
+                "BYFLYT_APP_ID": f"{settings.app_id}-{name}",
+                "BYFLYT_DATA_DIR": str(settings.data_dir),
+                "BYFLYT_STORE_URL": self.url,
+            }
+        )
+        self.worker: subprocess.Popen[str] | None = None
+        self.reader = _Reader(self.url)
+        self.producer = producer(self.settings, linger_ms=5)
+        self.topic = self.settings.topic(BIKE_COUNTS.name)
+        self.produced: dict[tuple[str, str], float] = {}
+        self.startup_s = 0.0
+        self.rate = 0
+        self.seconds = 0
+
+    def send(self, obs: CountObservation, *, timed: bool = True) -> None:
+        """Hand ``obs`` to the producer (noting when, unless ``timed`` is false)."""
+        if timed:
+            key = (obs.point_id, obs.start.isoformat()[:13].replace("T", " "))
+            self.produced[key] = time.perf_counter()
+        self.producer.send(self.topic, key=obs.kommune_nr.encode(), value=codec_counts.encode(obs))
+
+    def start(self) -> None:
+        """Start the worker and the reader; return once a first observation's row is stored."""
+        create_topics(self.settings)
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "byflyt", "worker", "--web-port", str(free_port())],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.reader.start()
         started = time.perf_counter()
-        send(total)
-        prod.flush()
-        first = next(iter(produced))
-        while first not in reader.seen:
-            if worker.poll() is not None or time.perf_counter() - started > 180:
-                raise RuntimeError(f"worker did not start: {worker.communicate()[1][-2000:]}")
+        self.send(_observation(-1))  # the hour before the timed ones
+        self.producer.flush()
+        first = next(iter(self.produced))
+        while first not in self.reader.seen:
+            if self.worker.poll() is not None or time.perf_counter() - started > 180:
+                raise RuntimeError(f"worker did not start: {self.worker.communicate()[1][-2000:]}")
             time.sleep(POLL_S)
-        startup_s = reader.seen[first] - started
-        produced.clear()
+        self.startup_s = self.reader.seen[first] - started
+        self.produced.clear()
+
+    def produce(self, rate: int, seconds: int) -> None:
+        """Send ``rate`` observations a second for ``seconds``; wait (≤ 60 s) for their rows."""
+        self.rate, self.seconds = rate, seconds
         begin = time.perf_counter()
-        for i in range(total):
-            due = begin + i / rate
-            pause = due - time.perf_counter()
+        for i in range(rate * seconds):
+            pause = begin + i / rate - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
-            send(i)
-        prod.flush()
+            self.send(_observation(i))
+        self.producer.flush()
         deadline = time.perf_counter() + 60
-        while len(set(produced) & set(reader.seen)) < len(produced):
+        while len(set(self.produced) & set(self.reader.seen)) < len(self.produced):
             if time.perf_counter() > deadline:
                 break
             time.sleep(0.2)
-    finally:
-        reader.stop.set()
-        prod.close()
-        worker.terminate()
+
+    def stop(self) -> None:
+        """Stop the reader, the producer and the worker."""
+        self.reader.stop.set()
+        self.producer.close()
+        if self.worker is None:
+            return
+        self.worker.terminate()
         try:
-            worker.communicate(timeout=30)
+            self.worker.communicate(timeout=30)
         except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.communicate()
-    latencies = sorted(reader.seen[k] - t for k, t in produced.items() if k in reader.seen)
-    missing = len(produced) - len(latencies)
+            self.worker.kill()
+            self.worker.communicate()
 
-    def pct(q: float) -> float | None:
-        if not latencies:
-            return None
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 3)
+    def figures(self) -> dict[str, Any]:
+        """p50/p99/max produce → stored row, missing rows, and whether the goal was met."""
+        seen = self.reader.seen
+        latencies = sorted(seen[k] - t for k, t in self.produced.items() if k in seen)
+        missing = len(self.produced) - len(latencies)
 
-    figures = {
-        "benchmark": "freshness: produce → committed store row (point_hourly), SQLite",
-        "measured_at": datetime.now(UTC).isoformat(),
-        "rate_per_s": rate,
-        "seconds": seconds,
-        "observations": len(produced),
-        "missing_rows": missing,
-        "worker_startup_seconds": round(startup_s, 2),
-        "p50_seconds": pct(0.50),
-        "p99_seconds": pct(0.99),
-        "max_seconds": round(latencies[-1], 3) if latencies else None,
-        "poll_interval_seconds": POLL_S,
-        "goal_p99_seconds": 2.0,
-        "met": missing == 0 and (pct(0.99) or 1e9) <= 2.0,
-    }
+        def pct(q: float) -> float | None:
+            if not latencies:
+                return None
+            return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 3)
+
+        return {
+            "benchmark": "freshness: produce → committed store row (point_hourly), SQLite",
+            "measured_at": datetime.now(UTC).isoformat(),
+            "rate_per_s": self.rate,
+            "seconds": self.seconds,
+            "observations": len(self.produced),
+            "missing_rows": missing,
+            "worker_startup_seconds": round(self.startup_s, 2),
+            "p50_seconds": pct(0.50),
+            "p99_seconds": pct(0.99),
+            "max_seconds": round(latencies[-1], 3) if latencies else None,
+            "poll_interval_seconds": POLL_S,
+            "goal_p99_seconds": GOAL_P99_S,
+            "met": missing == 0 and (pct(0.99) or 1e9) <= GOAL_P99_S,
+        }
+
+
+def run(settings: Settings, out: Path, rate: int = 1000, seconds: int = 60) -> dict[str, Any]:
+    """Run the freshness benchmark; return and write the figures."""
+    probe = Probe(settings)
+    try:
+        probe.start()
+        probe.produce(rate, seconds)
+    finally:
+        probe.stop()
+    figures = probe.figures()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")
     return figures
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -219,26 +219,43 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS) -
     result: dict[str, str] = {}
     client = admin(settings)
     try:
-        existing = set(client.list_topics())
-        for spec in specs:
-            name = settings.topic(spec.name)
-            if name in existing:
-                result[name] = "exists"
-                continue
-            topic = NewTopic(
-                name=name,
-                num_partitions=spec.partitions or settings.topic_partitions,
-                replication_factor=_replication_factor(client),
-                topic_configs=spec.kafka_config(),
-            )
-            try:
-                client.create_topics([topic])
-                result[name] = "created"
-            except TopicAlreadyExistsError:
-                result[name] = "exists"
+        _create_missing(settings, client, specs, result)
+    except KafkaError as exc:
+        if not exc.retriable:
+            raise
+        # The broker went away after the client connected: as unreachable as before it.
+        raise BrokerError(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {type(exc).__name__}: {exc}"
+        ) from exc
     finally:
         client.close()
     return result
+
+
+def _create_missing(
+    settings: Settings,
+    client: KafkaAdminClient,
+    specs: Iterable[TopicSpec],
+    result: dict[str, str],
+) -> None:
+    """Create each of ``specs`` that ``client`` does not list, noting what happened."""
+    existing = set(client.list_topics())
+    for spec in specs:
+        name = settings.topic(spec.name)
+        if name in existing:
+            result[name] = "exists"
+            continue
+        topic = NewTopic(
+            name=name,
+            num_partitions=spec.partitions or settings.topic_partitions,
+            replication_factor=_replication_factor(client),
+            topic_configs=spec.kafka_config(),
+        )
+        try:
+            client.create_topics([topic])
+            result[name] = "created"
+        except TopicAlreadyExistsError:
+            result[name] = "exists"
 
 
 def create_topics_waiting(

@@ -165,6 +165,20 @@ class Settings(BaseSettings):
         le=3660,
         description="Longest [from, to) an hourly request may ask, in days (366: a leap year).",
     )
+    serve_index_reuse_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="How long `byflyt serve` reuses a computed /api/v1/index answer for the "
+        "same question (an index reads every point-hour of two periods); 0: compute each time.",
+    )
+    serve_state_reuse_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="How long `byflyt serve` reuses the live page's state (/live/state.json) "
+        "for the same region, at most the page's poll interval; 0: build it for every request.",
+    )
     ready_max_lag: int = Field(
         default=10_000,
         ge=0,

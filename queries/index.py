@@ -42,6 +42,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from scipy.stats import t as student_t
 
@@ -151,12 +152,14 @@ def parse_period(text: str, today: date | None = None) -> Period:
     )
 
 
+@lru_cache(maxsize=65_536)  # an index names each hour once per point: memoise
 def hour_key(hour: datetime) -> HourKey:
     """The Europe/Oslo name of the UTC hour starting at ``hour``."""
     local = hour.astimezone(OSLO)
     return (local.date(), local.hour, local.fold)
 
 
+@lru_cache(maxsize=65_536)
 def base_hour_key(hour: datetime) -> HourKey | None:
     """The name of the current-year hour that the base-year ``hour`` is compared with.
 

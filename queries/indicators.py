@@ -80,17 +80,76 @@ def load_index(
     min_coverage: float = MIN_COVERAGE,
 ) -> IndexResult:
     """The index of ``kommuner`` (together) for ``mode`` over ``period`` from ``store``."""
+    part = matched_points(
+        store, mode=mode, kommuner=kommuner, period=period, min_coverage=min_coverage
+    )
+    return assemble_index(
+        store,
+        mode=mode,
+        kommuner=kommuner,
+        period=period,
+        min_hours=min_hours,
+        min_coverage=min_coverage,
+        parts=[part],
+    )
+
+
+@dataclass(frozen=True)
+class MatchedPoints:
+    """Each point's matched totals (the costly part of an index), and each point's kommune."""
+
+    matched: tuple[PointIndex, ...]
+    kommuner: dict[str, str]
+
+
+def matched_points(
+    store: Store,
+    *,
+    mode: str,
+    kommuner: Sequence[str],
+    period: Period,
+    min_coverage: float = MIN_COVERAGE,
+) -> MatchedPoints:
+    """Every point of ``kommuner`` seen in ``period`` or its base, with its B_i and C_i.
+
+    A point's totals depend on its own hours only, so the points of several kommuner are the
+    union of each kommune's (``byflyt serve`` reuses them per kommune).
+    """
     start, end = period.bounds()
     base_start, base_end = period.base_bounds()
     chosen = list(kommuner)
     if mode in COUNTER_MODES:
-        current, points = _counter_counts(store, mode, chosen, start, end)
-        base, base_points = _counter_counts(store, mode, chosen, base_start, base_end)
+        current, seen = _counter_counts(store, mode, chosen, start, end)
+        base, base_seen = _counter_counts(store, mode, chosen, base_start, base_end)
+        seen = {**base_seen, **seen}
+    else:
+        current = _transit_counts(store, mode, chosen, start, end)
+        base = _transit_counts(store, mode, chosen, base_start, base_end)
+        seen = {c.point: c.point for c in (*current, *base)}
+    matched = match_hours(current, base, period, min_coverage=min_coverage)
+    return MatchedPoints(tuple(matched), seen)
+
+
+def assemble_index(
+    store: Store,
+    *,
+    mode: str,
+    kommuner: Sequence[str],
+    period: Period,
+    min_hours: int,
+    min_coverage: float,
+    parts: Sequence[MatchedPoints],
+) -> IndexResult:
+    """The index of ``kommuner`` from the matched points of ``parts`` (which cover them)."""
+    chosen = list(kommuner)
+    matched = sorted((p for part in parts for p in part.matched), key=lambda p: p.point)
+    seen = {key: nr for part in parts for key, nr in part.kommuner.items()}
+    if mode in COUNTER_MODES:
         stored = {
             f"{p.source}:{p.point_id}": p for p in store.query_points(kommuner=chosen, mode=mode)
         }
         info = {}
-        for key, kommune_nr in {**base_points, **points}.items():
+        for key, kommune_nr in seen.items():
             meta = stored.get(key)
             source, point_id = key.split(":", 1)
             info[key] = IndexPoint(
@@ -101,20 +160,14 @@ def load_index(
                 kommune_nr=meta.kommune_nr if meta is not None else kommune_nr,
             )
     else:
-        current = _transit_counts(store, mode, chosen, start, end)
-        base = _transit_counts(store, mode, chosen, base_start, base_end)
-        info = {
-            k: IndexPoint(k, "transit", k, f"{kommune_name(k)} ({mode})", k)
-            for k in {c.point for c in (*current, *base)}
-        }
-    matched = tuple(match_hours(current, base, period, min_coverage=min_coverage))
+        info = {k: IndexPoint(k, "transit", k, f"{kommune_name(k)} ({mode})", k) for k in seen}
     return IndexResult(
         mode=mode,
         period=period,
         kommuner=tuple(chosen),
         min_hours=min_hours,
         min_coverage=min_coverage,
-        matched=matched,
+        matched=tuple(matched),
         points=info,
         area=area_index(matched, min_hours=min_hours),
     )

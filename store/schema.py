@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -87,8 +88,14 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if isinstance(value, str):
-            return to_utc(datetime.fromisoformat(value))
+            return parse_utc(value)
         return to_utc(value)
+
+
+@lru_cache(maxsize=65_536)
+def parse_utc(text: str) -> datetime:
+    """The aware UTC datetime of stored text; memoised, as hours repeat across the rows read."""
+    return to_utc(datetime.fromisoformat(text))
 
 
 def _key(length: int) -> TypeEngine[str]:

@@ -32,6 +32,7 @@ from typing import TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
+from faust.types import Message
 from pydantic import ValidationError
 
 from byflyt.errors import RetriableError
@@ -40,6 +41,7 @@ from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
+from byflyt.streams.consumer import BatchChannel
 from byflyt.topics import DLQ
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,13 @@ def in_event(event: faust.EventT) -> Iterator[None]:
         yield
     finally:
         faust_streams._current_event.reset(token)
+
+
+def release(consumer: object, messages: list[Message]) -> None:
+    """Forget ``messages`` as in flight without acknowledging them (they stay uncommitted)."""
+    unacked = getattr(consumer, "_unacked_messages", None)  # faust keeps no public way to drop
+    if unacked is not None:
+        unacked.difference_update(messages)
 
 
 def manual_acks(stream: faust.StreamT[bytes]) -> faust.StreamT[bytes]:
@@ -134,9 +143,24 @@ def worker_store(app: faust.App, settings: Settings, metrics: Metrics) -> Worker
     """The one :class:`WorkerStore` of ``app`` (created by the first sink that asks)."""
     shared = _STORES.get(app)
     if shared is None:
-        shared = WorkerStore(Store.from_settings(settings, metrics=metrics))
+        shared = WorkerStore(_open_store(settings, metrics))
         _STORES[app] = shared
     return shared
+
+
+def _open_store(settings: Settings, metrics: Metrics) -> Store:
+    """The store, waited for: a worker (re)started while the database is away retries it."""
+    attempt = 0
+    while True:
+        try:
+            return Store.from_settings(settings, metrics=metrics)
+        except RetriableError as exc:
+            pause = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+            attempt += 1
+            log.warning(
+                "opening the store failed (attempt %d), retrying in %ss: %s", attempt, pause, exc
+            )
+            time.sleep(pause)
 
 
 @dataclass
@@ -202,6 +226,58 @@ class Sink(ABC):
             if parsed:
                 await apply(parsed)
             await self.flush()
+
+    async def consume_batches(
+        self,
+        channel: BatchChannel,
+        parse: Callable[[bytes | None], T],
+        apply: Callable[[list[tuple[T, Message]]], Awaitable[None]],
+        *,
+        source: str,
+        stage: str,
+        code: str = "invalid_record",
+    ) -> None:
+        """Whole fetches from ``channel``: parse, dead-letter, apply, flush, then ack.
+
+        The batch path of a busy topic (see :mod:`byflyt.streams.consumer`): no per-record
+        hand-over through faust's streams. As a faust stream does, records fetched before a
+        rebalance (an older consumer generation, or while faust holds the flow) are skipped:
+        faust seeks back to the committed offsets after the rebalance and fetches them again.
+        The rest are tracked as in flight (faust waits for them before it gives partitions
+        away) and acknowledged once their results are stored, so the commit follows the store.
+        """
+        app = self.app
+        consumer = app.consumer
+        flow = app.flow_control
+        records_in = self.metrics.agent_records.labels(stage, "in")
+        while True:
+            fetched = await channel.take(BATCH_MAX)
+            generation = app.consumer_generation_id
+            if not flow.is_active():
+                continue
+            messages = [m for m in fetched if m.generation_id == generation]
+            for message in messages:
+                message.tracked = True
+                consumer.track_message(message)
+            parsed: list[tuple[T, Message]] = []
+            for message in messages:
+                try:
+                    parsed.append((parse(message.value), message))
+                except (ValidationError, ValueError, TypeError) as exc:
+                    await self.reject(source, code, message.value, reason_of(exc), stage)
+            records_in.inc(len(messages))
+            try:
+                if parsed:
+                    await apply(parsed)
+                await self.flush()
+            except Exception:
+                # Not written, so not acknowledged: release the batch (faust would otherwise
+                # wait for it forever on the way down) and let the agent's crash stop the
+                # worker; a restart reads the batch again from the committed offsets.
+                release(consumer, messages)
+                raise
+            for message in messages:
+                consumer.ack(message)
 
     async def reject(
         self, source: str, code: str, raw: bytes | None, reason: str, stage: str

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import faust
 from mode.utils.futures import maybe_cancel
 
+from byflyt.kafka import create_topics_waiting
 from byflyt.metrics import default_metrics
 from byflyt.settings import Settings
 from byflyt.streams.app import AgentRegistrar, create_app
@@ -76,4 +77,7 @@ def run_worker(
         settings, registrars, drain=drain, web_port=web_port, loglevel=loglevel
     )
     ensure_state(app, settings)
+    # The store and the state check may have waited out an outage that the broker is still in;
+    # faust exits at once when it cannot bootstrap, so wait for the broker here, with back-off.
+    create_topics_waiting(settings)
     worker.execute_from_commandline()

@@ -169,3 +169,44 @@ def test_two_workers_give_the_same_table_as_one(settings_factory, tmp_path: Path
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
     assert stored_rows(settings) == expected_rows(observations)
+
+
+BROKEN_WRITE = """
+import sys
+from byflyt.store import Store
+
+def broken(self, *args, **kwargs):
+    raise RuntimeError("injected write failure")
+
+Store.write_counts = broken
+from byflyt.cli.commands import main
+sys.argv = ["byflyt", "worker", "--drain"]
+main()
+"""
+
+
+def test_a_failing_write_stops_the_worker_and_a_restart_loses_nothing(
+    settings: Settings, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A batch that cannot be written (a bug, not an outage) stops the worker with an error
+    instead of hanging or skipping the batch; the next worker writes it from the committed
+    offsets."""
+    create_topics(settings)
+    observations = synthetic_observations(12)
+    send(settings, observations)
+    script = tmp_path / "broken_worker.py"
+    script.write_text(BROKEN_WRITE)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        env=worker_env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode != 0, done.stderr[-3000:]
+    assert "injected write failure" in done.stderr
+    assert stored_rows(settings) == []
+    drain(worker_env)
+    assert stored_rows(settings) == expected_rows(observations)

@@ -45,6 +45,7 @@ from byflyt.cli import app
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.volumes import HourlyVolume
 from byflyt.queries.index import (
+    MIN_COVERAGE,
     Count,
     Period,
     area_index,
@@ -55,6 +56,7 @@ from byflyt.queries.index import (
     match_hours,
     parse_period,
 )
+from byflyt.queries.indicators import assemble_index, load_index, matched_points
 from byflyt.store import Store
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -407,3 +409,24 @@ def test_cli_bad_input_is_one_line_naming_the_flag(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert flag in lines[0]
+
+
+def test_an_index_assembled_from_each_kommunes_points_equals_the_whole(filled: str) -> None:
+    """``byflyt serve`` reuses each kommune's matched points; together they are the region's."""
+    chosen = sorted({k for _, k, *_ in HAND_CASE})
+    with Store(filled) as store:
+        whole = load_index(store, mode="bicycle", kommuner=chosen, period=OCTOBER, min_hours=1)
+        parts = [
+            matched_points(store, mode="bicycle", kommuner=[nr], period=OCTOBER) for nr in chosen
+        ]
+        assembled = assemble_index(
+            store,
+            mode="bicycle",
+            kommuner=chosen,
+            period=OCTOBER,
+            min_hours=1,
+            min_coverage=MIN_COVERAGE,
+            parts=parts,
+        )
+    assert whole.area.n >= 2
+    assert assembled == whole

@@ -10,6 +10,7 @@ what ``byflyt query`` takes. Errors are RFC 7807 problem details (:mod:`byflyt.w
 import csv
 import io
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,13 +22,20 @@ from byflyt.errors import RetriableError
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.kommuner import kommune_names, load_regions
 from byflyt.queries.hourly import HOURLY_FIELDS, hourly_record
-from byflyt.queries.index import parse_period
+from byflyt.queries.index import MIN_COVERAGE, Period, parse_period
 from byflyt.queries.index_records import area_record, index_summary, point_records
-from byflyt.queries.indicators import load_index
+from byflyt.queries.indicators import (
+    IndexResult,
+    MatchedPoints,
+    assemble_index,
+    load_index,
+    matched_points,
+)
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web.params import kommuner_for, time_range
 from byflyt.web.problems import PROBLEM_RESPONSES, bad_parameter, store_unavailable
+from byflyt.web.reuse import Reuse
 from byflyt.web.security import token_checker
 
 CSV = "text/csv"
@@ -233,6 +241,42 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
         int, Query(ge=1, le=max_limit, description=f"Items per page (at most {max_limit}).")
     ]
 
+    matched: Reuse[MatchedPoints] = Reuse(settings.serve_index_reuse_seconds, max_entries=1024)
+
+    def index_of(
+        mode: str, kommuner: list[str], period: Period, min_hours: int
+    ) -> tuple[IndexResult, float]:
+        """The index and the age of its oldest part: each kommune's points are reused."""
+
+        def part_of(nr: str) -> MatchedPoints:
+            return read(lambda s: matched_points(s, mode=mode, kommuner=[nr], period=period))
+
+        parts, age = [], 0.0
+        for nr in kommuner:
+            part, part_age = matched.get((mode, nr, period), partial(part_of, nr))
+            parts.append(part)
+            age = max(age, part_age)
+        keys = [key for part in parts for key in part.kommuner]
+        if len(keys) != len(set(keys)):  # a point whose rows name two kommuner: read it whole
+            whole = read(
+                lambda s: load_index(
+                    s, mode=mode, kommuner=kommuner, period=period, min_hours=min_hours
+                )
+            )
+            return whole, 0.0
+        result = read(
+            lambda s: assemble_index(
+                s,
+                mode=mode,
+                kommuner=kommuner,
+                period=period,
+                min_hours=min_hours,
+                min_coverage=MIN_COVERAGE,
+                parts=parts,
+            )
+        )
+        return result, age
+
     def read(what: Callable[[Store], _T]) -> _T:
         try:
             return what(store())
@@ -384,11 +428,7 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
             raise bad_parameter("region", "which area? give region (e.g. mjosbyen) or kommune")
         name = region if region and not kommune else ", ".join(chosen)
         needed = min_hours if min_hours is not None else settings.index_min_hours
-        result = read(
-            lambda s: load_index(
-                s, mode=mode, kommuner=chosen, period=chosen_period, min_hours=needed
-            )
-        )
+        result, age = index_of(mode, chosen, chosen_period, needed)
         rows = point_records(result)
         page_links = links(request, len(rows), limit, offset)
         body = {
@@ -402,7 +442,7 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
                 "links": page_links.model_dump(),
             },
         }
-        return JSONResponse(body, headers=_headers(page_links, len(rows)))
+        return JSONResponse(body, headers={**_headers(page_links, len(rows)), "Age": str(int(age))})
 
     @router.get("/outages", response_model=Page[OutageItem], summary="Outages")
     def outages(

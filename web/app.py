@@ -17,6 +17,7 @@ from string import Template
 from typing import Any
 from urllib.parse import urlencode
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,10 +38,14 @@ from byflyt.web.problems import (
     install_problem_handlers,
     store_unavailable,
 )
+from byflyt.web.reuse import Reuse
 from byflyt.web.security import install_security
 
 STATIC = resources.files("byflyt.web").joinpath("static")
 ASSETS = {"live.js": "text/javascript", "live.css": "text/css"}
+REQUEST_THREADS = 8
+"""Requests answered at once (the rest queue on the event loop). Their work is Python under one
+interpreter lock and store reads over at most 15 pooled connections: more threads only wait."""
 
 
 @dataclass
@@ -61,6 +66,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         running.store = Store.from_settings(settings)
         if follow:
             running.follower = TopicFollower(settings)
@@ -91,6 +97,10 @@ def create_app(
     install_security(app, settings)
     app.include_router(api_router(settings, store))
     _problems_in_openapi(app)
+
+    # Never longer than the page's poll: each poll of a page sees a state built since its last.
+    reuse_state = min(settings.serve_state_reuse_seconds, poll)
+    states: Reuse[dict[str, Any]] = Reuse(reuse_state, max_entries=64)
 
     def view(region: str | None) -> LiveView:
         key = region or settings.region
@@ -124,10 +134,14 @@ def create_app(
     def state(region: RegionParam = None) -> JSONResponse:
         """Latest and previous hour per kommune and mode, sensor states and feed freshness."""
         live = view(region)
-        try:
-            body = live_state(store(), live, running.follower)
-        except (RetriableError, SQLAlchemyError) as exc:
-            raise store_unavailable(exc) from exc
+
+        def build() -> dict[str, Any]:
+            try:
+                return live_state(store(), live, running.follower)
+            except (RetriableError, SQLAlchemyError) as exc:
+                raise store_unavailable(exc) from exc
+
+        body, _ = states.get(region or settings.region, build)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz", include_in_schema=False)

@@ -179,11 +179,12 @@ class Run:
         return proc
 
     def worker(self, name: str, web_port: int | None = None) -> Proc:
-        """A long-running worker (with /metrics on ``web_port`` when given)."""
-        args = ["worker", "--loglevel", "info"]
-        if web_port is not None:
-            args += ["--web-port", str(web_port)]
-        return self.byflyt(name, *args)
+        """A long-running worker, its /metrics on ``web_port`` (default: a free port).
+
+        Never the default port: two workers of a run, or another run's, would collide on it.
+        """
+        port = web_port if web_port is not None else free_port()
+        return self.byflyt(name, "worker", "--loglevel", "info", "--web-port", str(port))
 
     def drain(self, name: str, timeout: float = 120) -> Proc:
         """``byflyt worker --drain`` to the end; fails unless it exits 0."""
