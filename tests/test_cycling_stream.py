@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from tests.cycling_expect import expected_rows
-from tests.helpers import drain, send, stored_rows, wait_until, worker
+from tests.helpers import REPO, drain, send, stored_rows, wait_until, worker
 from tests.kafka_util import produce, read_all
 
 pytestmark = pytest.mark.kafka
