@@ -25,7 +25,7 @@ from byflyt.cli.gtfs import feed_dir
 from byflyt.cli.ingest import ingest_app
 from byflyt.connectors.base import PollResult
 from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot, SnapshotRunner, parse_interval
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
+from byflyt.connectors.gtfs_static import StaticFeed
 from byflyt.connectors.http import Backoff
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
@@ -33,7 +33,7 @@ from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.transit import TripState, VehicleSeen
-from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.gtfs_rt_build import feed, headless, stu, trip_update, vehicle
 from tests.kafka_util import read_all
@@ -53,22 +53,6 @@ SCHEDULED = [
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
-
-
-@pytest.fixture(scope="module")
-def locator() -> KommuneLocator:
-    return KommuneLocator.from_file()
-
-
-@pytest.fixture(scope="module")
-def static(tmp_path_factory: pytest.TempPathFactory, locator: KommuneLocator) -> StaticFeed:
-    zip_path = write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip")
-    return load_gtfs(zip_path, feed="inn", region=None, locator=locator)
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
 
 
 @pytest.fixture

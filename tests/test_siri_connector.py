@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from byflyt.connectors.base import PollResult
-from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
+from byflyt.connectors.gtfs_static import StaticFeed
 from byflyt.connectors.http import Backoff
 from byflyt.connectors.siri import SiriConnector, SiriItem, SiriRunner, TokenBucket
 from byflyt.errors import ConfigError
@@ -30,7 +30,7 @@ from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.transit import TripState, VehicleSeen
-from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.samples.siri import SiriDay, answer, error_answer, synthetic_day
 from byflyt.samples.siri_server import HTML_PAGE, Fault, SiriServer
 from byflyt.settings import Settings
@@ -41,28 +41,8 @@ FAST = Backoff(base=0.01, cap=0.05, attempts=4)
 
 
 @pytest.fixture(scope="module")
-def locator() -> KommuneLocator:
-    return KommuneLocator.from_file()
-
-
-@pytest.fixture(scope="module")
-def static_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip")
-
-
-@pytest.fixture(scope="module")
-def static(static_zip: Path, locator: KommuneLocator) -> StaticFeed:
-    return load_gtfs(static_zip, feed="inn", region=None, locator=locator)
-
-
-@pytest.fixture(scope="module")
 def day(static_zip: Path) -> SiriDay:
     return synthetic_day(static_zip)
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
 
 
 Make = Callable[..., SiriConnector]
@@ -279,6 +259,7 @@ def test_full_answer_then_deltas_with_more_data_paging(
     assert live(make(endpoint=other.url)).records == []
 
 
+@pytest.mark.kafka
 def test_429_past_the_limit_is_retried_after_retry_after(
     make: Make, serve: Callable[..., SiriServer], settings: Settings
 ) -> None:
@@ -299,6 +280,7 @@ def test_429_past_the_limit_is_retried_after_retry_after(
     assert failed >= 1
 
 
+@pytest.mark.kafka
 def test_requestor_id_survives_a_restart_and_bad_answers_reset_it(
     make: Make, serve: Callable[..., SiriServer], settings: Settings
 ) -> None:
@@ -333,6 +315,7 @@ def test_configuration_errors(make: Make, tmp_path: Path) -> None:
         make(replay=tmp_path)
 
 
+@pytest.mark.kafka
 def test_cli_once_against_the_server(
     static_zip: Path, serve: Callable[..., SiriServer], worker_env: dict[str, str]
 ) -> None:

@@ -20,8 +20,8 @@ from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.transit import final_calls, hour_metrics
 from samples.gtfs import SYNTHETIC_TRIPS, write_synthetic_gtfs
+from tests.helpers import drain
 from tests.kafka_util import produce, read_all
-from tests.test_cycling_stream import drain
 
 T0 = datetime(2025, 10, 27, 7, tzinfo=UTC)
 BYFLYT = (sys.executable, "-m", "byflyt")
@@ -142,6 +142,7 @@ def _nat(value: object) -> bool:
     return bool(pd.isna(value))
 
 
+@pytest.mark.kafka
 def test_trip_states_give_calls_metrics_and_flows(
     settings: Settings, worker_env: dict[str, str], static_feed: StaticFeed
 ) -> None:
