@@ -41,7 +41,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +52,7 @@ from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2 as rt
 from kafka import KafkaProducer
 
+from byflyt.connectors import gtfs_rt_decode as decode
 from byflyt.connectors.base import (
     Call,
     Connector,
@@ -220,10 +221,13 @@ class GtfsRtConnector(Connector[Snapshot]):
         )
         self._validators: dict[str, dict[str, str]] = {}
         self._trips: dict[str, _Live] = {}
-        self._by_print: dict[bytes, str] = {}
+        self._by_print: dict[int, str] = {}
         self._start_dates: dict[str, date] = {}
         self._platform_changes = 0
         self._tally: Counter[str] = Counter()
+        self._added: Counter[str] = Counter()
+        self._timed: list[tuple[float, int]] | None = None
+        self._skipped: list[int] | None = None  # ADDED trips by where their mode came from
         self._plan_calls: dict[int, _PlanCalls] = {}
         self._occupancy: dict[str, str] = {}
         trips = static.trips
@@ -272,15 +276,21 @@ class GtfsRtConnector(Connector[Snapshot]):
                 self._note_health(item.kind, last_taken, None)
                 self._count_snapshot(item.kind, "not_modified")
                 return PollResult(records=[], counts=Counter(not_modified=1))
-        message = rt.FeedMessage()
-        try:
-            message.ParseFromString(data)
-        except DecodeError as exc:
-            return self._reject_snapshot(
-                item, "parse", f"does not parse as a FeedMessage: {exc}", data
-            )
-        header = message.header
-        if not _has(message, "header") or not _has(header, "timestamp") or not header.timestamp:
+        walked = decode.walk(data) if item.kind == "trip_updates" else None
+        message = header = None
+        # Why not ParseFromString: most entities repeat the last snapshot's; only the others
+        # are parsed, one at a time (see connectors/gtfs_rt_decode).
+        if walked is not None and walked[0] is not None:
+            try:
+                header = rt.FeedHeader.FromString(walked[0])
+            except DecodeError:
+                walked = None
+        if walked is None:
+            message = self._parse(data)
+            if message is None:
+                return self._reject_unparsable(item, data)
+            header = message.header if _has(message, "header") else None
+        if header is None or not _has(header, "timestamp") or not header.timestamp:
             return self._reject_snapshot(item, "no_header", "has no header timestamp", data)
         if not _plausible(header.timestamp):
             reason = (
@@ -309,16 +319,20 @@ class GtfsRtConnector(Connector[Snapshot]):
         records: list[Record] = []
         rejected: list[Rejected] = []
         counts: Counter[str] = Counter(snapshots=1)
-        updates = None
-        if item.kind == "trip_updates":
-            updates = _entity_updates(data, len(message.entity))
-        if updates is None or None in updates:  # some entity may hold a vehicle position
+        if message is not None:  # some entity may hold a vehicle position
             self._vehicles(message, taken, records, rejected, counts)
         if item.kind == "trip_updates":
-            cancelled = self._trip_updates(message, updates, taken, records, rejected, counts)
+            entities = decode.Entities(message, data, walked[1] if walked is not None else None)
+            full = header.incrementality == rt.FeedHeader.FULL_DATASET
+            try:
+                cancelled = self._trip_updates(entities, full, taken, records, rejected, counts)
+            except decode.Unparsable:
+                return self._reject_unparsable(item, data)
+            count = len(entities)
         else:
-            cancelled = _cancelled(message)
-        self._note_health(item.kind, taken, len(message.entity), cancelled)
+            assert message is not None
+            cancelled, count = _cancelled(message), len(message.entity)
+        self._note_health(item.kind, taken, count, cancelled)
         self._count_snapshot(item.kind, "accepted")
         return PollResult(
             records=records,
@@ -327,6 +341,23 @@ class GtfsRtConnector(Connector[Snapshot]):
             last_data=taken,
             counts=counts,
         )
+
+    @staticmethod
+    def _parse(data: bytes) -> Any | None:
+        message = rt.FeedMessage()
+        try:
+            message.ParseFromString(data)
+        except DecodeError:
+            return None
+        return message
+
+    def _reject_unparsable(self, item: Snapshot, data: bytes) -> PollResult:
+        try:
+            rt.FeedMessage().ParseFromString(data)
+            problem = "does not parse as a FeedMessage"
+        except DecodeError as exc:
+            problem = f"does not parse as a FeedMessage: {exc}"
+        return self._reject_snapshot(item, "parse", problem, data)
 
     def _fetch(self, url: str) -> bytes | None:
         """One conditional GET: the body, or None when the feed answers 304 Not Modified."""
@@ -438,8 +469,8 @@ class GtfsRtConnector(Connector[Snapshot]):
     # -- trip updates ------------------------------------------------------------------------
     def _trip_updates(
         self,
-        message: Any,
-        updates: list[memoryview | None] | None,
+        entities: decode.Entities,
+        full: bool,
         taken: datetime,
         records: list[Record],
         rejected: list[Rejected],
@@ -447,26 +478,49 @@ class GtfsRtConnector(Connector[Snapshot]):
     ) -> int:
         """Resolve the snapshot's trip updates into records; return how many are cancelled.
 
-        ``updates`` are the entities' trip updates as encoded (:func:`_entity_updates`); a
-        trip whose update is byte for byte the one its state was resolved from (less the
-        timestamp) is not resolved again.
+        A trip whose update is byte for byte the one its state was resolved from (less the
+        timestamp, :func:`~byflyt.connectors.gtfs_rt_decode.fingerprint`) is neither parsed
+        nor resolved again. Raises :class:`~byflyt.connectors.gtfs_rt_decode.Unparsable`
+        (nothing kept, nothing counted) when an entity that must be parsed does not parse.
         """
+        self._added.clear()
         states: dict[str, _Live] = {}
         refused: set[str] = set()
         ids: set[str] = set()
         previous = self._trips
         by_print = self._by_print
+        data, view = entities.data, entities.view
         occupancy = self._occupancy
         stale_before = (taken - 2 * self.interval).timestamp()
         warnings: Counter[str] = Counter()
         self._tally = warnings
         platform_changes = cancelled = no_vehicle = stale = 0
-        for n, entity in enumerate(message.entity):
+        for n in range(len(entities)):
+            raw = entities.raw(n)
+            print_: int | None = None
+            tail: int | None = None
+            if raw is not None:
+                entity_id, start, end = raw
+                print_, tail = decode.fingerprint(data, view, start, end)
+                known_key = by_print.get(print_)
+                live = previous.get(known_key) if known_key is not None else None
+                if live is not None and entity_id not in ids and live.same(entity_id, occupancy):
+                    # The feed repeats the trip (its descriptor too): nothing to parse or
+                    # resolve, only its checks to count.
+                    ids.add(entity_id)
+                    stamp = tail if tail is not None else live.stamp
+                    no_vehicle += live.no_vehicle
+                    if stamp and _plausible(stamp) and stamp < stale_before:
+                        stale += 1
+                    platform_changes += live.platform_changes
+                    cancelled += live.cancelled
+                    states[live.key] = live.restamped(taken)
+                    continue
+            entity = entities.parsed(n)
             if not entity.HasField("trip_update"):
                 continue
             update = entity.trip_update
             entity_id = entity.id
-            print_ = live = None
             self._platform_changes = 0
             try:
                 if entity_id in ids:
@@ -476,22 +530,6 @@ class GtfsRtConnector(Connector[Snapshot]):
                         f"entity id {entity_id[:256]!r} came before in this snapshot",
                     )
                 ids.add(entity_id)
-                stamp = update.timestamp
-                encoded = updates[n] if updates is not None else None
-                if encoded is not None:
-                    print_ = _fingerprint(encoded, stamp)
-                    known_key = by_print.get(print_)
-                    live = previous.get(known_key) if known_key is not None else None
-                if live is not None and live.same(entity_id, occupancy):
-                    # The feed repeats the trip (its descriptor too): nothing to resolve, only
-                    # its checks to count.
-                    no_vehicle += live.no_vehicle
-                    if stamp and _plausible(stamp) and stamp < stale_before:
-                        stale += 1
-                    platform_changes += live.platform_changes
-                    cancelled += live.cancelled
-                    states[live.key] = live.restamped(taken)
-                    continue
                 cancelled += update.trip.schedule_relationship == _TRIP.CANCELED
                 trip, fixed_date = self._trip_state(entity, taken)
                 platform_changes += self._platform_changes
@@ -503,13 +541,18 @@ class GtfsRtConnector(Connector[Snapshot]):
                 continue
             if trip.occupancy is None and trip.trip_id in occupancy:
                 trip = msgspec.structs.replace(trip, occupancy=occupancy[trip.trip_id])
-            cacheable = fixed_date and trip.status != "added"
+            # A print stands for the state only when the state follows from the update alone,
+            # and its stripped tail is the update's own timestamp.
+            cacheable = fixed_date and trip.status != "added" and tail in (None, update.timestamp)
             key = trip.key
             states[key] = _Live.of(
                 trip,
                 previous.get(key),
                 print_ if cacheable else None,
                 None if update.trip.start_date else entity_id,
+                timed=self._timed,
+                skipped=self._skipped,
+                stamp=update.timestamp,
                 no_vehicle=not (update.HasField("vehicle") and update.vehicle.id),
                 platform_changes=self._platform_changes,
             )
@@ -518,9 +561,11 @@ class GtfsRtConnector(Connector[Snapshot]):
         for warning, times in warnings.items():
             if times:
                 self._warn(warning, times)
+        for source, times in self._added.items():
+            self.metrics.added_trips.labels(self.source, source).inc(times)
+        self._added.clear()
         if platform_changes:
             self.metrics.platform_changes.labels(self.feed, self.name).inc(platform_changes)
-        full = message.header.incrementality == rt.FeedHeader.FULL_DATASET
         current = dict(states) if full else previous | states
         if full:
             for key, last in previous.items():
@@ -535,7 +580,9 @@ class GtfsRtConnector(Connector[Snapshot]):
                 records.append(Record(TRIP_UPDATES, key, codec_trips.encode(gone)))
                 counts["vanished"] += 1
         self._trips = current
-        self._by_print = {live.print_: key for key, live in current.items() if live.print_}
+        self._by_print = {
+            live.print_: key for key, live in current.items() if live.print_ is not None
+        }
         records.extend(
             Record(TRIP_UPDATES, key, codec_trips.encode(live.head)) for key, live in states.items()
         )
@@ -566,7 +613,8 @@ class GtfsRtConnector(Connector[Snapshot]):
                 f"trip {trip_id[:256]!r} has {len(update.stop_time_update)} stop time updates, "
                 f"more than the limit of {self.max_calls}",
             )
-        updates = [_read_update(u) for u in update.stop_time_update]
+        updates = [decode.read_update(u) for u in update.stop_time_update]
+        self._timed = self._skipped = None
         self._check_updates(updates)
         if not (_has(update, "vehicle") and update.vehicle.id):
             self._tally["missing_vehicle_id"] += 1
@@ -636,10 +684,10 @@ class GtfsRtConnector(Connector[Snapshot]):
             mode = self._feed_modes[0]
         if mode is None:
             source, mode = "unknown", "unknown"
-        self.metrics.added_trips.labels(self.source, source).inc()
+        self._added[source] += 1
         return route_id or f"added:{mode}", mode
 
-    def _check_updates(self, updates: Sequence[_Update]) -> None:
+    def _check_updates(self, updates: Sequence[decode.Update]) -> None:
         """Entity rules: known stops, stop_sequence order, times that never decrease."""
         previous_sequence: int | None = None
         previous_time: int | None = None
@@ -729,11 +777,11 @@ class GtfsRtConnector(Connector[Snapshot]):
         trip_id: str,
         stops: tuple[str, ...],
         sequences: Sequence[int],
-        updates: Sequence[_Update],
+        updates: Sequence[decode.Update],
         by_sequence: _SequenceIndex,
-    ) -> dict[int, _Update]:
+    ) -> dict[int, decode.Update]:
         """Call index → its stop time update (see the module docstring for the rule)."""
-        matched: dict[int, _Update] = {}
+        matched: dict[int, decode.Update] = {}
         last = -1
         for update in updates:
             stop_id, sequence = update[0], update[1]
@@ -780,7 +828,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         return next((i for i in candidates if self._stop_parent.get(stops[i]) == parent), None)
 
     def _calls(
-        self, trip_id: str, plan: TripPlan, updates: Sequence[_Update], trip_delay: int | None
+        self, trip_id: str, plan: TripPlan, updates: Sequence[decode.Update], trip_delay: int | None
     ) -> list[codec_trips.Call]:
         """Every static call with the delay that reaches it (GTFS-realtime propagation)."""
         stops, sequences = plan.stops, plan.sequences
@@ -794,6 +842,11 @@ class GtfsRtConnector(Connector[Snapshot]):
         shift_of: int | None = None
         shift = timedelta(0)
         calls: list[codec_trips.Call] = []
+        # Each call with an actual time, as epoch seconds and stop sequence, and the skipped
+        # calls' sequences: what _Live keeps, worked out here without reading the datetimes.
+        timed = self._timed = []
+        skipped = self._skipped = []
+        epochs = planned.epochs
         last = len(stops) - 1
         for i, (stop_id, scheduled, kommune) in enumerate(
             zip(stops, planned.scheduled, planned.kommunes, strict=True)
@@ -811,6 +864,7 @@ class GtfsRtConnector(Connector[Snapshot]):
                     if current != shift_of:
                         shift_of, shift = current, timedelta(seconds=current)
                     actual = scheduled + shift
+                    timed.append((epochs[i] + current, sequences[i]))
                 calls.append(Call(sequences[i], stop_id, kommune, scheduled, current, actual))
                 continue
             realtime: CallRealtime = "no_data" if no_data else "scheduled"
@@ -842,13 +896,16 @@ class GtfsRtConnector(Connector[Snapshot]):
                 kommune = stop_kommune.get(stop_id)
                 self._platform_changes += 1
             actual = None
-            if realtime != "skipped":
-                if own_time is not None:
-                    actual = _instant(own_time)
-                elif delay is not None:
-                    if delay != shift_of:
-                        shift_of, shift = delay, timedelta(seconds=delay)
-                    actual = scheduled + shift
+            if realtime == "skipped":
+                skipped.append(sequences[i])
+            elif own_time is not None:
+                actual = _instant(own_time)
+                timed.append((own_time, sequences[i]))
+            elif delay is not None:
+                if delay != shift_of:
+                    shift_of, shift = delay, timedelta(seconds=delay)
+                actual = scheduled + shift
+                timed.append((epochs[i] + delay, sequences[i]))
             calls.append(Call(sequences[i], stop_id, kommune, scheduled, delay, actual, realtime))
         return calls
 
@@ -873,6 +930,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         planned = _PlanCalls(
             plan,
             missing or times,
+            [int(t.timestamp()) for t in times],
             [self._stop_kommune.get(s) for s in plan.stops],
             _SequenceIndex(plan.sequences),
         )
@@ -881,7 +939,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         self._plan_calls[id(plan)] = planned
         return planned
 
-    def _added_calls(self, updates: Sequence[_Update]) -> list[codec_trips.Call]:
+    def _added_calls(self, updates: Sequence[decode.Update]) -> list[codec_trips.Call]:
         """An ADDED trip unknown to the static feed: its updates with an absolute time."""
         calls: list[codec_trips.Call] = []
         for n, update in enumerate(updates):
@@ -905,13 +963,14 @@ class GtfsRtConnector(Connector[Snapshot]):
 
 @dataclass(frozen=True)
 class _PlanCalls:
-    """What the snapshots need of a plan, per call: scheduled instant, kommune, index.
+    """What the snapshots need of a plan, per call: scheduled instant, epoch, kommune, index.
 
     ``scheduled`` is the reason the plan cannot be used when a call has no time.
     """
 
     plan: TripPlan
     scheduled: list[datetime] | _EntityRejected
+    epochs: list[int]
     kommunes: list[str | None]
     by_sequence: _SequenceIndex
 
@@ -941,46 +1000,20 @@ class _SequenceIndex:
 _PLAN_CALLS_MAX = 200_000  # as the static feed's plan cache
 _NOTHING_PENDING: tuple[array[float], array[int]] = (array("d"), array("q"))
 
-# One stop time update as read once: stop_id, stop_sequence, schedule_relationship, then the
-# arrival's time and delay and the departure's (None where the feed gives none; a time of 0 is
-# none).
-_Update = tuple[str, int | None, int, int | None, int | None, int | None, int | None]
-
-
-def _read_update(update: Any) -> _Update:
-    # Why HasField only for zeros: an absent field reads 0, and most values are not 0.
-    arrival, departure = update.arrival, update.departure
-    sequence = update.stop_sequence
-    if not sequence and not update.HasField("stop_sequence"):
-        sequence = None
-    arrival_delay = arrival.delay
-    if not arrival_delay and not arrival.HasField("delay"):
-        arrival_delay = None
-    departure_delay = departure.delay
-    if not departure_delay and not departure.HasField("delay"):
-        departure_delay = None
-    return (
-        update.stop_id,
-        sequence,
-        update.schedule_relationship,
-        arrival.time or None,  # a time of 0 is none
-        arrival_delay,
-        departure.time or None,
-        departure_delay,
-    )
-
 
 class _Live:
     """What the connector keeps of a live trip: its last record, compactly, and its entity.
 
     ``head`` is the last record with its calls left encoded (about a kilobyte a trip).
-    ``print_`` is the entity's trip update as the feed encoded it, less its ``timestamp``
-    (:func:`_fingerprint`): the same bytes resolve to the same state, so the trip is not
-    resolved again. None: the state depends on more than the entity (the service date on the
-    clock, an ADDED trip's metrics) and is always resolved. ``final`` holds the stop sequences
-    of the calls the trip's records made final so far; ``pending`` the calls that become final
-    when the snapshot passes their actual time: epoch seconds (sorted) and stop sequences, as
-    arrays (a few hundred bytes a trip, not two objects a call). Together they give each
+    ``print_`` is the fingerprint of the entity's trip update as the feed encoded it, less its
+    ``timestamp`` (:func:`~byflyt.connectors.gtfs_rt_decode.fingerprint`): the same bytes
+    resolve to the same state, so the trip is not parsed nor resolved again. None: the state
+    depends on more than the entity (the service date on the clock, an ADDED trip's metrics)
+    and is always resolved. ``stamp`` is the update's ``timestamp`` (for a print that keeps it).
+    ``final`` holds the stop sequences of the calls the trip's records made final so far;
+    ``pending`` the calls that become final when the snapshot passes their actual time: epoch
+    seconds (sorted) and stop sequences, as arrays (a few hundred bytes a trip, not two objects
+    a call). Together they give each
     record its ``settled_since`` (see ``models/codec_trips``).
     """
 
@@ -995,24 +1028,28 @@ class _Live:
         "platform_changes",
         "print_",
         "repeated",
+        "stamp",
     )
 
     def __init__(
         self,
         head: codec_trips.TripHead,
+        key: str,
         final: tuple[int, ...],
         pending: tuple[array[float], array[int]],
-        print_: bytes | None,
+        print_: int | None,
         entity_id: str | None,
+        stamp: int,
         no_vehicle: bool,
         platform_changes: int,
     ) -> None:
         self.head = head
-        self.key = head.key
+        self.key = key
         self.final = final
         self.pending = pending
         self.print_ = print_
         self.entity_id = entity_id
+        self.stamp = stamp
         self.no_vehicle = no_vehicle
         self.platform_changes = platform_changes
         self.repeated = False
@@ -1023,32 +1060,48 @@ class _Live:
         cls,
         trip: codec_trips.Trip,
         last: _Live | None,
-        print_: bytes | None,
+        print_: int | None,
         entity_id: str | None,
         *,
+        timed: list[tuple[float, int]] | None,
+        skipped: list[int] | None,
+        stamp: int,
         no_vehicle: bool,
         platform_changes: int,
     ) -> _Live:
-        """A freshly resolved trip; ``last`` is what its previous record left, if any."""
-        final = codec_trips.final_sequences(trip)
+        """A freshly resolved trip; ``last`` is what its previous record left, if any.
+
+        ``timed`` are its calls with an actual time (epoch seconds, stop sequence) and
+        ``skipped`` its skipped calls' sequences, when the resolution worked them out.
+        """
+        if trip.status == "cancelled" or timed is None or skipped is None:
+            final = codec_trips.final_sequences(trip)
+            if timed is None:
+                timed = [
+                    (c.actual.timestamp(), c.stop_sequence)
+                    for c in trip.calls
+                    if c.actual is not None and c.realtime != "skipped"
+                ]
+        else:  # final_sequences' rule, on the epoch seconds at hand
+            at = trip.snapshot_at.timestamp()
+            final = {q for t, q in timed if t < at}
+            final.update(skipped)
         if last is not None and final.issubset(last.final):
             trip = msgspec.structs.replace(trip, settled_since=last.head.snapshot_at)
         pending = _NOTHING_PENDING
-        if trip.status != "cancelled":
-            timed = sorted(
-                (c.actual.timestamp(), c.stop_sequence)
-                for c in trip.calls
-                if c.actual is not None and c.realtime != "skipped"
-            )
-            if timed:
-                pending = (array("d", [t for t, _ in timed]), array("q", [q for _, q in timed]))
+        if trip.status != "cancelled" and timed:
+            timed.sort()
+            pending = (array("d", [t for t, _ in timed]), array("q", [q for _, q in timed]))
         seen = final.union(last.final) if last is not None else final
+        head = codec_trips.head_of(trip)
         return cls(
-            codec_trips.head_of(trip),
+            head,
+            head.key,
             tuple(sorted(seen)),
             pending,
             print_,
             entity_id,
+            stamp,
             no_vehicle,
             platform_changes,
         )
@@ -1060,7 +1113,10 @@ class _Live:
         return occupancy.get(self.head.trip_id) == self.head.occupancy
 
     def restamped(self, taken: datetime) -> _Live:
-        """The same state at snapshot ``taken``, settled unless it makes a call final."""
+        """The same state at snapshot ``taken``, settled unless it makes a call final.
+
+        A new object: this one stays as it was until the snapshot is accepted whole.
+        """
         since = self.head.snapshot_at
         if since == taken:  # the trip came twice in this snapshot: once is its record
             return self
@@ -1072,96 +1128,22 @@ class _Live:
                 break
             if sequences[at] not in final:
                 newly.append(sequences[at])
-        if newly:
-            self.final = tuple(sorted({*final, *newly}))
-        self.head = msgspec.structs.replace(
+        head = msgspec.structs.replace(
             self.head, snapshot_at=taken, settled_since=None if newly else since
         )
-        self.repeated = True
-        return self
-
-
-@lru_cache(maxsize=64)  # a snapshot's entities share a handful of timestamps
-def _timestamp_field(stamp: int) -> bytes:
-    """TripUpdate's ``timestamp`` (field 4, a varint) as encoded."""
-    return b"\x20" + _varint(stamp)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _length(data: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """A length varint at ``pos``: (value, position after it)."""
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 35:
-            raise IndexError("varint too long")
-
-
-def _entity_updates(data: bytes, entities: int) -> list[memoryview | None] | None:
-    """Each entity's trip update as the feed encoded it, in order.
-
-    Walks only what protobuf has already parsed: the message's top level (a header and
-    entities) and each entity's (an id and a trip update). An entity with anything else gives
-    None (it is resolved as parsed); a message with anything else gives None for all.
-    """
-    view = memoryview(data)
-    out: list[memoryview | None] = []
-    pos, end = 0, len(data)
-    try:
-        while pos < end:
-            tag = data[pos]
-            length, start = _length(data, pos + 1)
-            pos = start + length
-            if tag == 0x12:
-                out.append(_trip_update_of(view[start:pos]))
-            elif tag != 0x0A:
-                return None
-    except IndexError:
-        return None
-    return out if pos == end and len(out) == entities else None
-
-
-def _trip_update_of(entity: memoryview) -> memoryview | None:
-    pos, end = 0, len(entity)
-    update: memoryview | None = None
-    try:
-        while pos < end:
-            tag = entity[pos]
-            length, start = _length(entity, pos + 1)
-            pos = start + length
-            if tag == 0x1A and update is None:
-                update = entity[start:pos]
-            elif tag != 0x0A:
-                return None
-    except IndexError:
-        return None
-    return update if pos == end else None
-
-
-def _fingerprint(update: memoryview, stamp: int) -> bytes:
-    """The trip update less its trailing ``timestamp``.
-
-    The timestamp is taken off only when it is the update's last field, as encoders write it,
-    so equal prints are equal updates but for their timestamps.
-    """
-    if stamp:
-        tail = _timestamp_field(stamp)
-        if update[-len(tail) :] == tail:
-            return bytes(update[: -len(tail)])
-    return bytes(update)
+        restamped = _Live(
+            head,
+            self.key,
+            tuple(sorted({*final, *newly})) if newly else final,
+            self.pending,
+            self.print_,
+            self.entity_id,
+            self.stamp,
+            self.no_vehicle,
+            self.platform_changes,
+        )
+        restamped.repeated = True
+        return restamped
 
 
 def _replay_files(folder: Path, polls: int | None) -> list[Path]:
