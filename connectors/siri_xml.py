@@ -60,17 +60,30 @@ def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | N
     """
     if not text:
         return None
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
-    if value.tzinfo is None:  # fromisoformat gives a fixed offset or none
-        # Norwegian producers write offset-less times as Europe/Oslo local time (in October's
-        # repeated hour, the first of the two: fold 0).
-        value = value.replace(tzinfo=OSLO)
-        if info is not None:
-            info.local_times += 1
-    return value.astimezone(UTC)
+    known = _TIMES.get(text)
+    if known is None:
+        try:
+            value = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
+        local = value.tzinfo is None  # fromisoformat gives a fixed offset or none
+        if local:
+            # Norwegian producers write offset-less times as Europe/Oslo local time (in
+            # October's repeated hour, the first of the two: fold 0).
+            value = value.replace(tzinfo=OSLO)
+        known = (value.astimezone(UTC), local)
+        if len(_TIMES) >= _TIMES_MAX:
+            _TIMES.clear()
+        _TIMES[text] = known
+    if known[1] and info is not None:
+        info.local_times += 1
+    return known[0]
+
+
+# Why a memo: an answer names the same minutes over and over (aimed times, a call's arrival and
+# departure); parsing one costs more than looking it up.
+_TIMES: dict[str, tuple[datetime, bool]] = {}
+_TIMES_MAX = 65_536
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -194,23 +207,12 @@ def _call(element: Any, recorded: bool, info: AnswerInfo) -> SiriCall:
     departure_status = arrival_status = occupancy = None
     times: list[datetime | None] = [None] * 6
     names = _LOCAL_NAMES
-    # Why remember the last time read: a call's arrival and departure are mostly the same text.
-    last_text: str | None = None
-    last_time: datetime | None = None
-    last_local = 0
     for child in element:
         tag = child.tag
         name = names.get(tag) or _local(tag)
         slot = _TIME_SLOTS.get(name)
         if slot is not None:
-            text = child.text
-            if text is not None and text == last_text:
-                info.local_times += last_local
-            else:
-                before = info.local_times
-                last_time = parse_time(text, info)
-                last_text, last_local = text, info.local_times - before
-            times[slot] = last_time
+            times[slot] = parse_time(child.text, info)
         elif name == "StopPointRef":
             stop_ref = (child.text or "").strip()
         elif name == "Order":
