@@ -27,8 +27,8 @@ trip in the previous accepted snapshot but missing from this one is sent once mo
 ``vanished``. That previous set lives in memory: after a restart the first snapshot has none,
 so trips that vanished while the connector was down are not reported.
 
-The shared :class:`~byflyt.connectors.base.ConnectorRunner` runs it (producer, dead-letter
-topic, checkpoints, back-off); :class:`SnapshotRunner` only adds a limit on the number of polls.
+The transit feeds' one runner, :class:`~byflyt.connectors.snapshots.SnapshotRunner`, runs it
+(producer, dead-letter topic, checkpoints, back-off, the number of polls, feed health).
 """
 
 from __future__ import annotations
@@ -50,21 +50,19 @@ import msgspec
 import pandas as pd
 from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2 as rt
-from kafka import KafkaProducer
 
 from byflyt.connectors import gtfs_rt_decode as decode
 from byflyt.connectors.base import (
     Call,
-    Connector,
-    ConnectorRunner,
     Discovery,
     PollResult,
     Record,
-    RunStats,
 )
 from byflyt.connectors.feed_health import FeedHealthLog
 from byflyt.connectors.gtfs_static import StaticFeed, TripPlan
 from byflyt.connectors.http import send
+from byflyt.connectors.replay import read_replay
+from byflyt.connectors.snapshots import SnapshotConnector
 from byflyt.errors import ConfigError
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_trips
@@ -80,7 +78,6 @@ log = logging.getLogger(__name__)
 Kind = Literal["trip_updates", "vehicle_positions"]
 FUTURE_TOLERANCE = timedelta(seconds=60)
 DEFAULT_INTERVAL = timedelta(seconds=10)
-_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min)?\s*$")
 _ENTITY_DATE = re.compile(r"-(\d{4}-\d{2}-\d{2})$")  # Entur: "<trip_id>-<YYYY-MM-DD>"
 
 _STU = rt.TripUpdate.StopTimeUpdate
@@ -92,17 +89,6 @@ _MAX_ID = 256  # the longest trip or route id a record carries
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def parse_interval(text: str) -> timedelta:
-    """A ``--interval``: ``10s``, ``1m`` or plain seconds; anything else is a ConfigError."""
-    match = _INTERVAL.match(text)
-    seconds = 0.0
-    if match:
-        seconds = float(match[1]) * (60 if match[2] in ("m", "min") else 1)
-    if seconds <= 0:
-        raise ConfigError("--interval", f"{text!r} is not a positive interval", "write 10s or 1m")
-    return timedelta(seconds=seconds)
 
 
 def check_sources(
@@ -172,7 +158,7 @@ def _check_url(option: str, url: str) -> None:
         raise ConfigError(option, f"{url!r} is not an http(s) URL", "give the feed's full URL")
 
 
-class GtfsRtConnector(Connector[Snapshot]):
+class GtfsRtConnector(SnapshotConnector[Snapshot]):
     """A GTFS-realtime feed resolved against its static feed (see the module docstring).
 
     Give ``trip_updates`` (and optionally ``vehicle_positions``) URLs, or a ``replay`` folder
@@ -202,7 +188,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         self.feed = static.feed
         self.source = f"gtfs-rt:{static.feed}"
         self.static = static
-        self.recordings = _read(_replay_files(replay, polls)) if replay is not None else []
+        self.recordings = read_replay(replay, ".pb", polls) if replay is not None else []
         self.urls: list[tuple[Kind, str]] = []
         if vehicle_positions is not None:
             self.urls.append(("vehicle_positions", vehicle_positions))
@@ -1146,33 +1132,6 @@ class _Live:
         return restamped
 
 
-def _replay_files(folder: Path, polls: int | None) -> list[Path]:
-    try:
-        files = sorted(p for p in folder.iterdir() if p.suffix == ".pb" and p.is_file())
-    except OSError as exc:
-        raise ConfigError(
-            "--replay",
-            f"cannot read folder {folder}: {exc.strerror or exc}",
-            "give a folder of *.pb files",
-        ) from exc
-    if not files:
-        raise ConfigError(
-            "--replay", f"{folder} has no *.pb files", "give a folder of recorded snapshots"
-        )
-    return files if polls is None else files[:polls]
-
-
-def _read(files: list[Path]) -> list[tuple[Path, bytes]]:
-    try:
-        return [(path, path.read_bytes()) for path in files]
-    except OSError as exc:
-        raise ConfigError(
-            "--replay",
-            f"cannot read {exc.filename}: {exc.strerror}",
-            "check the files' permissions",
-        ) from exc
-
-
 def _cancelled(message: Any) -> int:
     return sum(
         1
@@ -1193,25 +1152,3 @@ def _kind_of(data: bytes, name: str) -> Kind:
     if any(_has(e, "vehicle") for e in message.entity):
         return "vehicle_positions"
     return "vehicle_positions" if "vehicle" in name.lower() else "trip_updates"
-
-
-class SnapshotRunner(ConnectorRunner[Snapshot]):
-    """The shared runner, able to stop after ``polls`` passes (``--polls N`` of a live feed)."""
-
-    def __init__(self, connector: GtfsRtConnector, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(connector, settings, **kwargs)
-        self.gtfs = connector
-        self.polls: int | None = None
-        self._passes = 0
-
-    def run_polls(self, polls: int | None, interval: timedelta) -> RunStats:
-        """Poll every ``interval``, ``polls`` times (None: until stopped)."""
-        self.polls, self._passes = polls, 0
-        return self.run(once=polls == 1, interval=interval)
-
-    def _pass(self, producer: KafkaProducer, stats: RunStats) -> None:
-        super()._pass(producer, stats)
-        self.gtfs.health.deliver(self, producer, stats)
-        self._passes += 1
-        if self.polls is not None and self._passes >= self.polls:
-            self.stop()

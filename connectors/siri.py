@@ -62,25 +62,22 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 import pandas as pd
-from kafka import KafkaProducer
 from lxml import etree
 
 from byflyt.connectors.base import (
     Call,
-    Connector,
-    ConnectorRunner,
     Discovery,
     PollResult,
     Record,
-    RunStats,
 )
 from byflyt.connectors.feed_health import FeedHealthLog
 from byflyt.connectors.gtfs_static import StaticFeed, TripPlan
 from byflyt.connectors.http import HTTPRetriableError, SourceError, classify
+from byflyt.connectors.replay import read_replay
 from byflyt.connectors.siri_xml import (
     AnswerInfo,
     SiriActivity,
@@ -89,6 +86,7 @@ from byflyt.connectors.siri_xml import (
     UnsafeXML,
     parse_answer,
 )
+from byflyt.connectors.snapshots import SnapshotConnector
 from byflyt.connectors.trains import TrainIndex, TrainNotResolved, TrainRef, parse_train_ref
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.metrics import Metrics, default_metrics
@@ -106,7 +104,6 @@ Kind = Literal["et", "vm"]
 DEFAULT_ENDPOINT = "https://api.entur.io/realtime/v1/rest"
 DEFAULT_INTERVAL = timedelta(seconds=15)
 RATE_PER_MINUTE = 4.0
-MAX_PAGES = 500  # MoreData follow-ups of one poll: a guard against a server that never ends
 CHUNK_BYTES = 64 * 1024
 SIRI_NS = "http://www.siri.org.uk/siri"
 _DELIVERY = {"et": "EstimatedTimetableDelivery", "vm": "VehicleMonitoringDelivery"}
@@ -259,7 +256,7 @@ def check_endpoint(endpoint: str | None, replay: Path | None) -> None:
         )
 
 
-class SiriConnector(Connector[SiriItem]):
+class SiriConnector(SnapshotConnector[SiriItem]):
     """Entur SIRI ET (``kind="et"``) or VM (``kind="vm"``) of one dataset (see the module doc).
 
     ``static`` is the GTFS static feed of the same codespace: its name is the feed of every
@@ -296,7 +293,7 @@ class SiriConnector(Connector[SiriItem]):
         self.feed = static.feed
         self.static = static
         self.endpoint = endpoint.rstrip("/") if endpoint else None
-        self.recordings = _read(_replay_files(replay, polls)) if replay is not None else []
+        self.recordings = read_replay(replay, ".xml", polls) if replay is not None else []
         self.replay = replay is not None
         self.bucket = bucket or TokenBucket(rate_per_minute)
         self.clock = clock
@@ -959,52 +956,3 @@ def _requestor_of(position: str | None) -> str | None:
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, str) and value else None
-
-
-def _replay_files(folder: Path, polls: int | None) -> list[Path]:
-    try:
-        files = sorted(p for p in folder.iterdir() if p.suffix == ".xml" and p.is_file())
-    except OSError as exc:
-        raise ConfigError(
-            "--replay", f"cannot read folder {folder}: {exc.strerror or exc}", "give a folder"
-        ) from exc
-    if not files:
-        raise ConfigError("--replay", f"{folder} has no *.xml files", "give recorded answers")
-    return files if polls is None else files[:polls]
-
-
-def _read(files: list[Path]) -> list[tuple[Path, bytes]]:
-    try:
-        return [(path, path.read_bytes()) for path in files]
-    except OSError as exc:
-        raise ConfigError(
-            "--replay", f"cannot read {exc.filename}: {exc.strerror}", "check permissions"
-        ) from exc
-
-
-class SiriRunner(ConnectorRunner[SiriItem]):
-    """The shared runner, following ``MoreData`` at once and stopping after ``polls`` answers."""
-
-    def __init__(self, connector: SiriConnector, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(connector, settings, **kwargs)
-        self.siri = connector
-        connector.stopping = self._stopping
-        self.polls: int | None = None
-        self._passes = 0
-
-    def run_polls(self, polls: int | None, interval: timedelta) -> RunStats:
-        """Poll every ``interval``, ``polls`` times (None: until stopped)."""
-        self.polls, self._passes = polls, 0
-        return self.run(once=polls == 1, interval=interval)
-
-    def _pass(self, producer: KafkaProducer, stats: RunStats) -> None:
-        super()._pass(producer, stats)
-        pages = 1
-        while self.siri.more_data and pages < MAX_PAGES and not self._stopping.is_set():
-            super()._pass(producer, stats)
-            pages += 1
-        stats.counts["pages"] += pages
-        self.siri.health.deliver(self, producer, stats)
-        self._passes += 1
-        if self.polls is not None and self._passes >= self.polls:
-            self.stop()

@@ -24,9 +24,10 @@ from typer.testing import CliRunner
 from byflyt.cli.gtfs import feed_dir
 from byflyt.cli.ingest import ingest_app
 from byflyt.connectors.base import PollResult
-from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot, SnapshotRunner, parse_interval
+from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
 from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.connectors.http import Backoff
+from byflyt.connectors.snapshots import SnapshotRunner, parse_interval
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
