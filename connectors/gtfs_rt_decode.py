@@ -13,6 +13,7 @@ positions, alerts, ``is_deleted``, a field twice) is parsed whole, as protobuf d
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -24,6 +25,20 @@ _ENTITY = 0x12  # FeedMessage.entity
 _ID = 0x0A  # FeedEntity.id
 _TRIP_UPDATE = 0x1A  # FeedEntity.trip_update
 _TIMESTAMP = 0x20  # TripUpdate.timestamp, a varint
+
+
+# POSIX seconds byflyt believes (2000-01-01 … 2100-01-01); milliseconds are far beyond.
+_EPOCH_RANGE = (946_684_800, 4_102_444_800)
+
+
+def plausible(seconds: int) -> bool:
+    """Whether ``seconds`` are POSIX seconds between 2000 and 2100 (not milliseconds)."""
+    return _EPOCH_RANGE[0] <= seconds <= _EPOCH_RANGE[1]
+
+
+def instant(seconds: int) -> datetime:
+    """POSIX seconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 class Unparsable(Exception):
