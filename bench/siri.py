@@ -85,7 +85,7 @@ def _byflyt(answer: Path, static_dir: Path) -> dict[str, Any]:
     for element in parse_answer(_chunks(answer), info):
         assert isinstance(element, SiriJourney)
         count += 1
-        state = connector.trip_state(element, info.response_at or datetime.now(UTC))
+        state = connector.journeys.trip_state(element, info.response_at or datetime.now(UTC))
         produced += len(codec_trips.encode(state))
         states += 1
     connector.close()

@@ -23,7 +23,8 @@ from rich.console import Console
 from byflyt.connectors.base import PollResult
 from byflyt.connectors.gtfs_static import StaticFeed, load_gtfs
 from byflyt.connectors.http import Backoff
-from byflyt.connectors.siri import SiriConnector, SiriItem, TokenBucket
+from byflyt.connectors.rate_limit import TokenBucket
+from byflyt.connectors.siri import SiriConnector, SiriItem
 from byflyt.connectors.snapshots import SnapshotRunner
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
