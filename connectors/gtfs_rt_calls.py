@@ -12,6 +12,7 @@ A rule broken raises :class:`EntityRejected`: the entity goes to the dead-letter
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -257,7 +258,7 @@ class CallResolver:
         planned = _PlanCalls(
             plan,
             missing or times,
-            [int(t.timestamp()) for t in times],
+            array("q", [int(t.timestamp()) for t in times]),
             [self.stop_kommune.get(s) for s in plan.stops],
             _SequenceIndex(plan.sequences),
         )
@@ -297,7 +298,7 @@ class _PlanCalls:
 
     plan: TripPlan
     scheduled: list[datetime] | EntityRejected
-    epochs: list[int]
+    epochs: array[int]
     kommunes: list[str | None]
     by_sequence: _SequenceIndex
 
