@@ -17,6 +17,7 @@ encode it here with :func:`encode`.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Literal
 
 import msgspec
@@ -169,6 +170,7 @@ def to_observation(record: Count) -> CountObservation:
     )
 
 
+@lru_cache(maxsize=1 << 16)
 def utc(epoch: int) -> datetime:
-    """An epoch second as an aware UTC datetime."""
+    """An epoch second as an aware UTC datetime (cached: a batch repeats few distinct hours)."""
     return datetime.fromtimestamp(epoch, UTC)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from types import TracebackType
 from typing import Any, Self
 
@@ -181,13 +182,23 @@ class Store:
             self._bulk_sql[table.name] = sql
         to_time = format_utc if self._dialect == "sqlite" else to_utc
         times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
-        convert = [
-            (lambda v: None if v is None else to_time(v)) if c in times else None for c in columns
-        ]
-        params = [
-            tuple(row[c] if f is None else f(row[c]) for c, f in zip(columns, convert, strict=True))
-            for row in rows
-        ]
+        at = [i for i, c in enumerate(columns) if c in times]
+        values_of = itemgetter(*columns)
+        # A batch repeats few distinct times (its hours, one updated_at): convert each once.
+        converted: dict[datetime | None, object] = {None: None}
+
+        def convert(value: datetime | None) -> object:
+            done = converted.get(value, converted)
+            if done is converted:
+                done = converted[value] = to_time(value)
+            return done
+
+        params: list[tuple[object, ...]] = []
+        for row in rows:
+            values = list(values_of(row))
+            for i in at:
+                values[i] = convert(values[i])
+            params.append(tuple(values))
         for i in range(0, len(params), BULK_ROWS):
             conn.exec_driver_sql(sql, params[i : i + BULK_ROWS])
 

@@ -21,14 +21,24 @@ from aiokafka's buffer, never handed to a stream), and the seek is what brings t
 partition that has no committed offset yet, aiokafka's seek-to-committed does nothing, so they
 were lost for good and the partition's lag never fell (seen as a ``worker --drain`` after a
 SIGKILL that waited forever with the same lag). Such partitions now go back to their beginning.
+
+Batched delivery. faust hands every record to its streams one at a time (a conductor callback,
+a channel queue and a stream iteration per record, several futures each): on a busy count topic
+that per-record hand-over was most of a worker's time. A topic registered with
+:meth:`App.deliver_in_batches` skips it: :meth:`SeekSafeConsumer.getmany` keeps the records of
+such a topic out of faust's per-record path and puts each fetch's records on the topic's
+:class:`BatchChannel` as one list, which a sink (:meth:`byflyt.streams.sink.Sink.consume_batches`)
+takes whole. The records stay faust's: they are tracked as unacknowledged while processed and
+acknowledged after their results are stored, so faust's commits, its wait for in-flight records
+before a rebalance and its seek bookkeeping cover them as they cover any stream's records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, cast
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -42,6 +52,28 @@ log = logging.getLogger(__name__)
 BATCH_HANDOVER_TIMEOUT_S = 60.0
 
 
+BATCH_QUEUE_FETCHES = 2
+"""Fetches a batch channel holds before the fetcher waits for its sink (back-pressure)."""
+
+
+class BatchChannel:
+    """The records of batch-delivered topics, one list per fetch, for one sink."""
+
+    def __init__(self, maxsize: int = BATCH_QUEUE_FETCHES) -> None:
+        self.queue: asyncio.Queue[list[Message]] = asyncio.Queue(maxsize)
+
+    async def put(self, messages: list[Message]) -> None:
+        """Hand one fetch's records over (waits while the sink is behind)."""
+        await self.queue.put(messages)
+
+    async def take(self, max_records: int) -> list[Message]:
+        """The next fetch, joined by whatever further fetches are already waiting."""
+        messages = await self.queue.get()
+        while len(messages) < max_records and not self.queue.empty():
+            messages += self.queue.get_nowait()
+        return messages
+
+
 class SeekSafeConsumer(aiokafka_driver.Consumer):
     """The aiokafka consumer; seeks wait for a quiet fetcher and exclude commits."""
 
@@ -52,12 +84,32 @@ class SeekSafeConsumer(aiokafka_driver.Consumer):
         self._batch_task: asyncio.Task[Any] | None = None
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
-        """The next batch, marked as in flight until its last record has been handed over."""
+        """The next batch, marked as in flight until its last record has been handed over.
+
+        Records of a batch-delivered topic are not yielded: they go to the topic's channel as
+        one list, after the rest of the fetch. Like faust's own hand-over, a record older
+        than its partition's read offset (already handed over before a seek moved it) is
+        dropped, and the read offset moves to the last record handed over.
+        """
         self._batch_idle.clear()
         self._batch_task = asyncio.current_task()
+        channels = cast(App, self.app).batch_channels
+        held: dict[BatchChannel, list[Message]] = {}
+        read_offsets = self._read_offset
         try:
-            async for item in super().getmany(timeout):
-                yield item
+            async for tp, message in super().getmany(timeout):
+                channel = channels.get(tp.topic) if channels else None
+                if channel is None:
+                    yield tp, message
+                    continue
+                offset = message.offset
+                read = read_offsets[tp]
+                if read is not None and offset < read:
+                    continue
+                read_offsets[tp] = offset
+                held.setdefault(channel, []).append(message)
+            for channel, messages in held.items():
+                await channel.put(messages)
         finally:
             self._batch_task = None
             self._batch_idle.set()
@@ -121,7 +173,31 @@ class SeekSafeTransport(aiokafka_driver.Transport):
 
 
 class App(faust.App):
-    """faust's App with the seek-safe consumer transport."""
+    """faust's App with the seek-safe consumer transport and batched delivery."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_channels: dict[str, BatchChannel] = {}
+
+    def deliver_in_batches(self, topics: Iterable[str]) -> BatchChannel:
+        """One channel that gets the records of ``topics`` a fetch at a time.
+
+        The topics must still be subscribed by an agent (faust subscribes to and assigns
+        the topics its agents read); that agent takes its records from the channel.
+        """
+        channel = BatchChannel()
+        for name in topics:
+            if name in self.batch_channels:
+                raise ValueError(f"topic {name!r} is already delivered in batches")
+            self.batch_channels[name] = channel
+        return channel
 
     def _new_transport(self) -> TransportT:
         return SeekSafeTransport(self.conf.broker_consumer, self)
+
+
+def deliver_in_batches(app: faust.App, topics: Iterable[str]) -> BatchChannel:
+    """:meth:`App.deliver_in_batches` of ``app``, which must be built by ``create_app``."""
+    if not isinstance(app, App):
+        raise TypeError("batched delivery needs the app of byflyt.streams.app.create_app")
+    return app.deliver_in_batches(topics)

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import faust
+from faust.types import Message
 
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_counts
@@ -44,6 +45,7 @@ from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.store.rows import Row, VolumeKey
 from byflyt.streams.app import topic
+from byflyt.streams.consumer import deliver_in_batches
 from byflyt.streams.hourly import PointState, aggregate_counts
 from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
 from byflyt.streams.sink import BATCH_MAX, FLUSH_INTERVAL_S, Output, Sink, reason_of
@@ -88,17 +90,39 @@ class CountAggregator(Sink):
         self.live = LiveVolumes(metrics.volume)
         self.status = tracker_of(app, settings)
         self._forward_topic = settings.topic(BIKE_COUNTS.name)
+        self.channel = deliver_in_batches(
+            app, [settings.topic(BIKE_COUNTS.name), settings.topic(BIKE_COUNTS_BY_KOMMUNE.name)]
+        )
+        self.revoked = False
+        """Partitions were given away since the last batch: memory may be stale."""
+
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a narrower callable
+        async def on_revoked(sender: faust.App, revoked: object, **_: object) -> None:
+            self.revoked = True
+
+    def _forget_clean_cells(self) -> None:
+        """Drop every flushed kommune-hour from memory after a rebalance.
+
+        Another worker may have changed a kommune-hour whose partition this worker held
+        before; the next observation for it loads the stored point-hours afresh.
+        """
+        self.revoked = False
+        dirty = self.dirty
+        self.cells = {cell: points for cell, points in self.cells.items() if cell in dirty}
 
     # -- state ---------------------------------------------------------------------------------
-    async def apply_counts(self, batch: list[tuple[Count, faust.EventT]]) -> None:
+    async def apply_counts(self, batch: list[tuple[Count, Message]]) -> None:
         """Forward what is not on its kommune's partition; aggregate the rest."""
+        if self.revoked:
+            self._forget_clean_cells()
         local: list[Count] = []
         seen: Counter[tuple[str, str]] = Counter()
         forwarded = 0
-        for obs, event in batch:
-            if event.message.topic == self._forward_topic:
+        forward_topic = self._forward_topic
+        for obs, message in batch:
+            if message.topic == forward_topic:
                 seen[(obs.mode, obs.kommune_nr)] += 1
-                if event.key != obs.kommune_nr.encode():
+                if message.key != obs.kommune_nr.encode():
                     await self.by_kommune.send(
                         key=obs.kommune_nr.encode(), value=codec_counts.encode(obs)
                     )
@@ -109,7 +133,7 @@ class CountAggregator(Sink):
             self.metrics.observations.labels(mode, kommune_nr).inc(n)
         self.status.in_flight += forwarded
         accepted = await self.aggregate(local) if local else []
-        await self.status.add_counts(accepted, [event for _, event in batch])
+        await self.status.add_counts(accepted, [message for _, message in batch])
 
     async def flush(self) -> None:
         """Flush the counts, then sensor status (both before the batch is acknowledged)."""
@@ -219,8 +243,9 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
 
     @app.agent(agg.inputs, name=STAGE)
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
-        await agg.consume(
-            stream,
+        # The agent subscribes the count topics; their records come a fetch at a time.
+        await agg.consume_batches(
+            agg.channel,
             codec_counts.decode,
             agg.apply_counts,
             source=BIKE_COUNTS.name,

@@ -32,6 +32,7 @@ from typing import TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
+from faust.types import Message
 from pydantic import ValidationError
 
 from byflyt.errors import RetriableError
@@ -40,6 +41,7 @@ from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
+from byflyt.streams.consumer import BatchChannel
 from byflyt.topics import DLQ
 
 log = logging.getLogger(__name__)
@@ -202,6 +204,51 @@ class Sink(ABC):
             if parsed:
                 await apply(parsed)
             await self.flush()
+
+    async def consume_batches(
+        self,
+        channel: BatchChannel,
+        parse: Callable[[bytes | None], T],
+        apply: Callable[[list[tuple[T, Message]]], Awaitable[None]],
+        *,
+        source: str,
+        stage: str,
+        code: str = "invalid_record",
+    ) -> None:
+        """Whole fetches from ``channel``: parse, dead-letter, apply, flush, then ack.
+
+        The batch path of a busy topic (see :mod:`byflyt.streams.consumer`): no per-record
+        hand-over through faust's streams. As a faust stream does, records fetched before a
+        rebalance (an older consumer generation, or while faust holds the flow) are skipped:
+        faust seeks back to the committed offsets after the rebalance and fetches them again.
+        The rest are tracked as in flight (faust waits for them before it gives partitions
+        away) and acknowledged once their results are stored, so the commit follows the store.
+        """
+        app = self.app
+        consumer = app.consumer
+        flow = app.flow_control
+        records_in = self.metrics.agent_records.labels(stage, "in")
+        while True:
+            fetched = await channel.take(BATCH_MAX)
+            generation = app.consumer_generation_id
+            if not flow.is_active():
+                continue
+            messages = [m for m in fetched if m.generation_id == generation]
+            for message in messages:
+                message.tracked = True
+                consumer.track_message(message)
+            parsed: list[tuple[T, Message]] = []
+            for message in messages:
+                try:
+                    parsed.append((parse(message.value), message))
+                except (ValidationError, ValueError, TypeError) as exc:
+                    await self.reject(source, code, message.value, reason_of(exc), stage)
+            records_in.inc(len(messages))
+            if parsed:
+                await apply(parsed)
+            await self.flush()
+            for message in messages:
+                consumer.ack(message)
 
     async def reject(
         self, source: str, code: str, raw: bytes | None, reason: str, stage: str

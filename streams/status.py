@@ -40,7 +40,7 @@ from typing import Any, cast
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
-from faust.types import TP
+from faust.types import TP, Message
 
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models.base import iso_z
@@ -114,15 +114,14 @@ class StatusTracker(Sink):
         """Whether the machines have every fetched window stored before the last counts."""
 
     # -- counter points ----------------------------------------------------------------------
-    async def add_counts(self, counts: list[Count], events: Sequence[faust.EventT]) -> None:
+    async def add_counts(self, counts: list[Count], messages: Sequence[Message]) -> None:
         """Keep each observation as its point's latest value for the hour (from the counts sink).
 
-        ``events`` are every event of the counts batch: how far each partition has been read.
+        ``messages`` are every record of the counts batch: how far each partition has been read.
         """
         if not self.loaded:
             await self._load()
-        for event in events:
-            message = event.message
+        for message in messages:
             self.positions[message.tp] = message.offset + 1
             if message.topic == self.repartitioned and self.in_flight:
                 self.in_flight -= 1
