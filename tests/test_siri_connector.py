@@ -23,7 +23,9 @@ from rich.console import Console
 from byflyt.connectors.base import PollResult
 from byflyt.connectors.gtfs_static import StaticFeed
 from byflyt.connectors.http import Backoff
-from byflyt.connectors.siri import SiriConnector, SiriItem, SiriRunner, TokenBucket
+from byflyt.connectors.rate_limit import TokenBucket
+from byflyt.connectors.siri import SiriConnector, SiriItem
+from byflyt.connectors.snapshots import SnapshotRunner
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
@@ -267,7 +269,7 @@ def test_429_past_the_limit_is_retried_after_retry_after(
     create_topics(settings)
     metrics = Metrics(CollectorRegistry())
     connector = make(endpoint=server.url, metrics=metrics)
-    runner = SiriRunner(
+    runner = SnapshotRunner(
         connector, settings, metrics=metrics, backoff=FAST, console=Console(file=io.StringIO())
     )
     stats = runner.run_polls(3, timedelta(milliseconds=10))
@@ -292,7 +294,7 @@ def test_requestor_id_survives_a_restart_and_bad_answers_reset_it(
     def run(polls: int) -> SiriConnector:
         metrics = Metrics(CollectorRegistry())
         connector = make(endpoint=server.url, metrics=metrics)
-        SiriRunner(connector, settings, metrics=metrics, console=quiet).run_polls(
+        SnapshotRunner(connector, settings, metrics=metrics, console=quiet).run_polls(
             polls, timedelta(milliseconds=10)
         )
         return connector
