@@ -15,7 +15,8 @@
    sent on, serialised); CPU seconds per snapshot and peak RSS. Kafka's
    transport is not in (b): the cycling benchmark measures the broker round trip.
    (c) The connector alone, in a child process, as ``byflyt ingest gtfs-rt`` runs it: its peak
-   RSS with every trip live.
+   RSS with every trip live. (b) and (c) settle the heap as the snapshot runner does
+   (``connectors/snapshots.settle_heap``) before the first snapshot.
    All of it twice: snapshots in which every trip's delays change, and snapshots in which 5 %
    of the trips change (the rest repeat, re-stamped).
 5. Write both, their ratio, and the share of one core at one snapshot per 10 s, to
@@ -41,6 +42,7 @@ from typing import Any
 from google.transit import gtfs_realtime_pb2 as rt
 
 from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
+from byflyt.connectors.snapshots import settle_heap
 from byflyt.models import codec_trips
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed, load_gtfs
@@ -205,6 +207,7 @@ def _connector(paths: list[Path], static_dir: Path, geojson: Path | None) -> dic
         clock=lambda: FIRST_SNAPSHOT + timedelta(days=1),
         locator=KommuneLocator.from_file(geojson),
     )
+    settle_heap()  # as the snapshot runner does before its first poll
     cpu: list[float] = []
     position: str | None = None
     for path in paths:
@@ -231,6 +234,7 @@ def _byflyt(paths: list[Path], static_dir: Path, geojson: Path | None) -> dict[s
         locator=KommuneLocator.from_file(geojson),
     )
     deriver = TripDeriver(table={})
+    settle_heap()  # as the snapshot runner does before its first poll
     cpu, states, stop_calls, facts, rejected, derived = [], 0, 0, 0, 0, 0
     position: str | None = None
     for path in paths:

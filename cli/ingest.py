@@ -280,7 +280,8 @@ def gtfs_rt(
     Live, it polls every --interval until stopped (--once: one poll); a replay plays every
     recorded file once. Checkpoints in Kafka keep the last accepted snapshot time per kind.
     """
-    from byflyt.connectors.gtfs_rt import GtfsRtConnector, SnapshotRunner, check_sources
+    from byflyt.connectors.gtfs_rt import GtfsRtConnector, check_sources
+    from byflyt.connectors.snapshots import SnapshotRunner
     from byflyt.models.gtfs import StaticFeed, feed_dir
 
     from .base import fail, settings_from
@@ -397,7 +398,8 @@ def _siri(
     feed: str | None,
     requests_per_minute: float,
 ) -> None:
-    from byflyt.connectors.siri import DEFAULT_ENDPOINT, SiriConnector, SiriRunner
+    from byflyt.connectors.siri import DEFAULT_ENDPOINT, SiriConnector
+    from byflyt.connectors.snapshots import SnapshotRunner
     from byflyt.models.gtfs import StaticFeed, feed_dir
 
     from .base import fail, settings_from
@@ -419,7 +421,7 @@ def _siri(
     except ConfigError as exc:
         fail(f"configuration error: {exc}")
     with connector:
-        stats = _run_feed(SiriRunner(connector, settings), settings, replay, once, polls, every)
+        stats = _run_feed(SnapshotRunner(connector, settings), settings, replay, once, polls, every)
     counts = stats.counts
     typer.echo(
         f"siri-{kind} {dataset}: {counts['answers']} answers ({counts['pages']} requests "
@@ -438,7 +440,7 @@ class _PollingRunner(Protocol):
 
 def _poll_interval(interval: str, once: bool, polls: int | None) -> timedelta:
     """``--interval`` as a duration; ``--once`` and ``--polls`` exclude each other (ConfigError)."""
-    from byflyt.connectors.gtfs_rt import parse_interval
+    from byflyt.connectors.snapshots import parse_interval
 
     if once and polls is not None:
         raise ConfigError("--polls", "cannot go with --once", "give one of them")

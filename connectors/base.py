@@ -277,7 +277,7 @@ class ConnectorRunner(Generic[ItemT]):
         except (RetriableError, SourceError, RejectedInput) as exc:
             self._failed("discovery", exc, producer, stats)
             return
-        self._deliver(producer, discovery.records, discovery.rejected, stats)
+        self.deliver(producer, discovery.records, discovery.rejected, stats)
         with self._bar.show(len(discovery.items)):
             for item in discovery.items:
                 if self._stopping.is_set():
@@ -290,7 +290,7 @@ class ConnectorRunner(Generic[ItemT]):
                 except (RetriableError, SourceError, RejectedInput) as exc:
                     self._failed(item_id, exc, producer, stats)
                     continue
-                self._deliver(producer, result.records, result.rejected, stats)
+                self.deliver(producer, result.records, result.rejected, stats)
                 if result.checkpoint is not None:
                     self.checkpoints.save(producer, {item_id: result.checkpoint})
                 self._note_last_data(result.last_data)
@@ -343,9 +343,9 @@ class ConnectorRunner(Generic[ItemT]):
         stats.failed.append(what)
         if isinstance(exc, RejectedInput):
             rejected = self.connector.reject("invalid_response", exc.reason, exc.raw, item=what)
-            self._deliver(producer, [], [rejected], stats)
+            self.deliver(producer, [], [rejected], stats)
 
-    def _deliver(
+    def deliver(
         self,
         producer: KafkaProducer,
         records: list[Record],

@@ -56,7 +56,7 @@ from byflyt.connectors.eco_counter_sites import (
     read_site,
 )
 from byflyt.connectors.http import SourceError, base_url, json_body, raw_json, send
-from byflyt.connectors.siri import TokenBucket
+from byflyt.connectors.rate_limit import TokenBucket
 from byflyt.errors import RejectedInput
 from byflyt.models.base import Mode, hour_floor, iso_z
 from byflyt.models.counts import CountObservation, CountPoint

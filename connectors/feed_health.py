@@ -1,20 +1,18 @@
 """Feed health for transit connectors: one :class:`FeedHealth` record per poll of a feed.
 
 A connector notes every poll (a new snapshot, the same one again, or HTTP 304) with
-:meth:`FeedHealthLog.note`; its runner produces what was noted with :meth:`FeedHealthLog.deliver`
-after each pass. The status agent (``streams/status.py``) judges ``stale`` and ``empty`` from
-these records, so connectors only describe what they saw. Cancelled journeys must be counted
-in ``entities`` (and in ``cancelled``): a mass cancellation is a service event, not an empty feed.
+:meth:`FeedHealthLog.note`; its runner (``connectors/snapshots.py``) produces what was noted
+(:meth:`FeedHealthLog.take`) after each pass. The status agent (``streams/status.py``) judges
+``stale`` and ``empty`` from these records, so connectors only describe what they saw.
+Cancelled journeys must be counted in ``entities`` (and in ``cancelled``): a mass cancellation
+is a service event, not an empty feed.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from kafka import KafkaProducer
-
-from byflyt.connectors.base import ConnectorRunner, Record, RunStats
+from byflyt.connectors.base import Record
 from byflyt.metrics import Metrics
 from byflyt.models.status import FeedHealth
 from byflyt.topics import FEED_HEALTH
@@ -59,11 +57,3 @@ class FeedHealthLog:
         """The noted records, emptying the log."""
         records, self._records = self._records, []
         return records
-
-    def deliver(
-        self, runner: ConnectorRunner[Any], producer: KafkaProducer, stats: RunStats
-    ) -> None:
-        """Produce the noted records with ``runner``'s producer (after its pass)."""
-        records = self.take()
-        if records:
-            runner._deliver(producer, records, [], stats)

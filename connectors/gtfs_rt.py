@@ -17,69 +17,64 @@ static feed (ADDED trips may be unknown) or a stop that is not on its trip. Miss
 ids, entities older than the header by more than two intervals and a feed older than two
 intervals (live only: a recording is old by nature) are warnings, counted, not rejects.
 
-Every accepted TripUpdate becomes a :class:`~byflyt.models.transit.TripState`: the whole trip
-from the static feed, each call with the delay that reaches it under GTFS-realtime propagation
-(its own update, else the nearest previous one; NO_DATA stops propagation, SKIPPED does not;
-``trip_update.delay`` before the first update). Entur's ``stop_sequence`` is a synthetic
-counter, so an update is matched by ``stop_sequence`` only when that call has the same stop,
-else by ``stop_id`` searching forward from the last matched call. For FULL_DATASET feeds a
-trip in the previous accepted snapshot but missing from this one is sent once more as
-``vanished``. That previous set lives in memory: after a restart the first snapshot has none,
-so trips that vanished while the connector was down are not reported.
+Every accepted TripUpdate becomes a :class:`~byflyt.models.transit.TripState`, the whole trip
+from the static feed (:mod:`byflyt.connectors.gtfs_rt_trips`, calls resolved by
+:mod:`byflyt.connectors.gtfs_rt_calls`); a trip in the previous FULL_DATASET snapshot but missing
+from this one is sent once more as ``vanished``. That previous set lives in memory: after a
+restart the first snapshot has none, so trips that vanished while the connector was down are
+not reported. A TripUpdates snapshot is read from its bytes
+(:mod:`byflyt.connectors.gtfs_rt_decode`): only the entities that changed are parsed.
 
-The shared :class:`~byflyt.connectors.base.ConnectorRunner` runs it (producer, dead-letter
-topic, checkpoints, back-off); :class:`SnapshotRunner` only adds a limit on the number of polls.
+The transit feeds' one runner, :class:`~byflyt.connectors.snapshots.SnapshotRunner`, runs it
+(producer, dead-letter topic, checkpoints, back-off, the number of polls, feed health).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from array import array
-from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache, partial
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import msgspec
 import pandas as pd
 from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2 as rt
-from kafka import KafkaProducer
 
+from byflyt.connectors import gtfs_rt_decode as decode
 from byflyt.connectors.base import (
     Call,
-    Connector,
-    ConnectorRunner,
     Discovery,
     PollResult,
     Record,
-    RunStats,
 )
 from byflyt.connectors.feed_health import FeedHealthLog
+from byflyt.connectors.gtfs_rt_calls import CallResolver
+from byflyt.connectors.gtfs_rt_decode import instant, plausible
+from byflyt.connectors.gtfs_rt_trips import TripUpdates
 from byflyt.connectors.http import send
+from byflyt.connectors.replay import read_replay
+from byflyt.connectors.snapshots import SnapshotConnector
 from byflyt.errors import ConfigError
 from byflyt.metrics import Metrics, default_metrics
-from byflyt.models import codec_trips
-from byflyt.models.base import Mode, iso_z
+from byflyt.models.base import iso_z
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
-from byflyt.models.gtfs import StaticFeed, TripPlan
-from byflyt.models.transit import CallRealtime, TripStatus, VehicleSeen
+from byflyt.models.gtfs import StaticFeed
+from byflyt.models.transit import VehicleSeen
 from byflyt.settings import Settings
-from byflyt.topics import TRIP_UPDATES, VEHICLES
+from byflyt.topics import VEHICLES
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["trip_updates", "vehicle_positions"]
 FUTURE_TOLERANCE = timedelta(seconds=60)
 DEFAULT_INTERVAL = timedelta(seconds=10)
-_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min)?\s*$")
 _ENTITY_DATE = re.compile(r"-(\d{4}-\d{2}-\d{2})$")  # Entur: "<trip_id>-<YYYY-MM-DD>"
 
 _STU = rt.TripUpdate.StopTimeUpdate
@@ -91,17 +86,6 @@ _MAX_ID = 256  # the longest trip or route id a record carries
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def parse_interval(text: str) -> timedelta:
-    """A ``--interval``: ``10s``, ``1m`` or plain seconds; anything else is a ConfigError."""
-    match = _INTERVAL.match(text)
-    seconds = 0.0
-    if match:
-        seconds = float(match[1]) * (60 if match[2] in ("m", "min") else 1)
-    if seconds <= 0:
-        raise ConfigError("--interval", f"{text!r} is not a positive interval", "write 10s or 1m")
-    return timedelta(seconds=seconds)
 
 
 def check_sources(
@@ -137,29 +121,8 @@ class Snapshot:
     data: bytes | None = None
 
 
-class _EntityRejected(Exception):
-    """An entity breaks a rule: it goes to the dead-letter topic, the snapshot goes on."""
-
-    def __init__(self, rule: str, reason: str) -> None:
-        self.rule = rule
-        self.reason = reason
-        super().__init__(reason)
-
-
 def _has(message: Any, name: str) -> bool:
     return bool(message.HasField(name))
-
-
-# POSIX seconds byflyt believes (2000-01-01 … 2100-01-01); milliseconds are far beyond.
-_EPOCH_RANGE = (946_684_800, 4_102_444_800)
-
-
-def _plausible(seconds: int) -> bool:
-    return _EPOCH_RANGE[0] <= seconds <= _EPOCH_RANGE[1]
-
-
-def _instant(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _check_url(option: str, url: str) -> None:
@@ -171,7 +134,7 @@ def _check_url(option: str, url: str) -> None:
         raise ConfigError(option, f"{url!r} is not an http(s) URL", "give the feed's full URL")
 
 
-class GtfsRtConnector(Connector[Snapshot]):
+class GtfsRtConnector(SnapshotConnector[Snapshot]):
     """A GTFS-realtime feed resolved against its static feed (see the module docstring).
 
     Give ``trip_updates`` (and optionally ``vehicle_positions``) URLs, or a ``replay`` folder
@@ -201,7 +164,7 @@ class GtfsRtConnector(Connector[Snapshot]):
         self.feed = static.feed
         self.source = f"gtfs-rt:{static.feed}"
         self.static = static
-        self.recordings = _read(_replay_files(replay, polls)) if replay is not None else []
+        self.recordings = read_replay(replay, ".pb", polls) if replay is not None else []
         self.urls: list[tuple[Kind, str]] = []
         if vehicle_positions is not None:
             self.urls.append(("vehicle_positions", vehicle_positions))
@@ -219,30 +182,32 @@ class GtfsRtConnector(Connector[Snapshot]):
             headers={"ET-Client-Name": settings.client_name}, timeout=httpx.Timeout(timeout)
         )
         self._validators: dict[str, dict[str, str]] = {}
-        self._trips: dict[str, _Live] = {}
-        self._by_print: dict[bytes, str] = {}
-        self._start_dates: dict[str, date] = {}
-        self._platform_changes = 0
-        self._tally: Counter[str] = Counter()
-        self._plan_calls: dict[int, _PlanCalls] = {}
-        self._occupancy: dict[str, str] = {}
         trips = static.trips
         self._trip_service = dict(zip(trips["trip_id"], trips["service_id"], strict=True))
         self._trip_route = dict(zip(trips["trip_id"], trips["route_id"], strict=True))
         self._route_mode = dict(zip(static.routes["route_id"], static.routes["mode"], strict=True))
         stops = static.stops
-        self._stop_kommune: dict[str, str | None] = {
-            str(s): (None if pd.isna(k) else str(k))
-            for s, k in zip(stops["stop_id"], stops["kommune_nr"], strict=True)
-        }
-        self._stop_parent: dict[str, str] = {
-            str(s): str(p)
-            for s, p in zip(stops["stop_id"], stops["parent_station"], strict=True)
-            if not pd.isna(p) and p
-        }
-        self.max_calls = settings.max_calls_per_journey
-        self._location = ""
-        self._feed_modes = sorted(set(static.routes["mode"]))
+        resolver = CallResolver(
+            static.feed,
+            {
+                str(s): (None if pd.isna(k) else str(k))
+                for s, k in zip(stops["stop_id"], stops["kommune_nr"], strict=True)
+            },
+            {
+                str(s): str(p)
+                for s, p in zip(stops["stop_id"], stops["parent_station"], strict=True)
+                if not pd.isna(p) and p
+            },
+        )
+        self.trips = TripUpdates(
+            static,
+            source=self.source,
+            name=self.name,
+            metrics=self.metrics,
+            interval=interval,
+            max_calls=settings.max_calls_per_journey,
+            resolver=resolver,
+        )
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -263,7 +228,7 @@ class GtfsRtConnector(Connector[Snapshot]):
     # -- one snapshot ------------------------------------------------------------------------
     def poll(self, item: Snapshot, position: str | None, call: Call) -> PollResult:
         """Fetch (or read) one snapshot, validate it and resolve its entities."""
-        self._location = item.location
+        self.trips.location = item.location
         data = item.data
         if data is None:
             data = call(partial(self._fetch, item.location), f"{item.kind} {item.location}")
@@ -272,23 +237,29 @@ class GtfsRtConnector(Connector[Snapshot]):
                 self._note_health(item.kind, last_taken, None)
                 self._count_snapshot(item.kind, "not_modified")
                 return PollResult(records=[], counts=Counter(not_modified=1))
-        message = rt.FeedMessage()
-        try:
-            message.ParseFromString(data)
-        except DecodeError as exc:
-            return self._reject_snapshot(
-                item, "parse", f"does not parse as a FeedMessage: {exc}", data
-            )
-        header = message.header
-        if not _has(message, "header") or not _has(header, "timestamp") or not header.timestamp:
+        walked = decode.walk(data) if item.kind == "trip_updates" else None
+        message = header = None
+        # Why not ParseFromString: most entities repeat the last snapshot's; only the others
+        # are parsed, one at a time (see connectors/gtfs_rt_decode).
+        if walked is not None and walked[0] is not None:
+            try:
+                header = rt.FeedHeader.FromString(walked[0])
+            except DecodeError:
+                walked = None
+        if walked is None:
+            message = self._parse(data)
+            if message is None:
+                return self._reject_unparsable(item, data)
+            header = message.header if _has(message, "header") else None
+        if header is None or not _has(header, "timestamp") or not header.timestamp:
             return self._reject_snapshot(item, "no_header", "has no header timestamp", data)
-        if not _plausible(header.timestamp):
+        if not plausible(header.timestamp):
             reason = (
                 f"header timestamp {header.timestamp} is not POSIX seconds between 2000 and 2100 "
                 "(milliseconds?)"
             )
             return self._reject_snapshot(item, "timestamp_out_of_range", reason, data)
-        taken = _instant(header.timestamp)
+        taken = instant(header.timestamp)
         now = self.clock()
         if taken > now + FUTURE_TOLERANCE:
             reason = f"header timestamp {iso_z(taken)} is more than 60 s after now ({iso_z(now)})"
@@ -309,16 +280,20 @@ class GtfsRtConnector(Connector[Snapshot]):
         records: list[Record] = []
         rejected: list[Rejected] = []
         counts: Counter[str] = Counter(snapshots=1)
-        updates = None
-        if item.kind == "trip_updates":
-            updates = _entity_updates(data, len(message.entity))
-        if updates is None or None in updates:  # some entity may hold a vehicle position
+        if message is not None:  # some entity may hold a vehicle position
             self._vehicles(message, taken, records, rejected, counts)
         if item.kind == "trip_updates":
-            cancelled = self._trip_updates(message, updates, taken, records, rejected, counts)
+            entities = decode.Entities(message, data, walked[1] if walked is not None else None)
+            full = header.incrementality == rt.FeedHeader.FULL_DATASET
+            try:
+                cancelled = self.trips.snapshot(entities, full, taken, records, rejected, counts)
+            except decode.Unparsable:
+                return self._reject_unparsable(item, data)
+            count = len(entities)
         else:
-            cancelled = _cancelled(message)
-        self._note_health(item.kind, taken, len(message.entity), cancelled)
+            assert message is not None
+            cancelled, count = _cancelled(message), len(message.entity)
+        self._note_health(item.kind, taken, count, cancelled)
         self._count_snapshot(item.kind, "accepted")
         return PollResult(
             records=records,
@@ -327,6 +302,23 @@ class GtfsRtConnector(Connector[Snapshot]):
             last_data=taken,
             counts=counts,
         )
+
+    @staticmethod
+    def _parse(data: bytes) -> Any | None:
+        message = rt.FeedMessage()
+        try:
+            message.ParseFromString(data)
+        except DecodeError:
+            return None
+        return message
+
+    def _reject_unparsable(self, item: Snapshot, data: bytes) -> PollResult:
+        try:
+            rt.FeedMessage().ParseFromString(data)
+            problem = "does not parse as a FeedMessage"
+        except DecodeError as exc:
+            problem = f"does not parse as a FeedMessage: {exc}"
+        return self._reject_snapshot(item, "parse", problem, data)
 
     def _fetch(self, url: str) -> bytes | None:
         """One conditional GET: the body, or None when the feed answers 304 Not Modified."""
@@ -351,17 +343,6 @@ class GtfsRtConnector(Connector[Snapshot]):
         )
         return PollResult(records=[], rejected=[rejected], counts=Counter(rejected_snapshots=1))
 
-    def _reject_entity(self, entity: Any, exc: _EntityRejected, **context: str) -> Rejected:
-        return self.reject(
-            "invalid_entity",
-            f"{exc.rule}: {exc.reason}",
-            entity.SerializePartialToString(),
-            rule=exc.rule,
-            entity_id=entity.id[:256],
-            location=self._location,
-            **context,
-        )
-
     def _note_health(
         self, kind: Kind, taken: datetime | None, entities: int | None, cancelled: int = 0
     ) -> None:
@@ -376,9 +357,6 @@ class GtfsRtConnector(Connector[Snapshot]):
 
     def _warn(self, warning: str, times: int = 1) -> None:
         self.metrics.feed_warnings.labels(self.source, warning).inc(times)
-
-    def _stale(self, entity_timestamp: int, taken: datetime) -> bool:
-        return taken - _instant(entity_timestamp) > 2 * self.interval
 
     # -- vehicle positions -------------------------------------------------------------------
     def _vehicles(
@@ -403,10 +381,10 @@ class GtfsRtConnector(Connector[Snapshot]):
                 self._warn("missing_vehicle_id")
                 continue
             stamp = int(position.timestamp) if _has(position, "timestamp") else 0
-            if stamp and not _plausible(stamp):
+            if stamp and not plausible(stamp):
                 self._warn("timestamp_out_of_range")
                 stamp = 0
-            if stamp and self._stale(stamp, taken):
+            if stamp and taken - instant(stamp) > 2 * self.interval:
                 self._warn("stale_entity")
             trip_id = position.trip.trip_id or None
             route = self._trip_route.get(trip_id or "") or position.trip.route_id
@@ -423,7 +401,7 @@ class GtfsRtConnector(Connector[Snapshot]):
             seen_vehicle = VehicleSeen(
                 feed=self.feed,
                 snapshot_at=taken,
-                seen_at=_instant(stamp) if stamp else taken,
+                seen_at=instant(stamp) if stamp else taken,
                 vehicle_id=vehicle_id,
                 trip_id=trip_id,
                 mode=self._route_mode.get(route, "other"),
@@ -433,762 +411,7 @@ class GtfsRtConnector(Connector[Snapshot]):
             records.append(Record.of(VEHICLES, seen_vehicle))
             counts["vehicles"] += 1
         if seen:
-            self._occupancy = occupancy
-
-    # -- trip updates ------------------------------------------------------------------------
-    def _trip_updates(
-        self,
-        message: Any,
-        updates: list[memoryview | None] | None,
-        taken: datetime,
-        records: list[Record],
-        rejected: list[Rejected],
-        counts: Counter[str],
-    ) -> int:
-        """Resolve the snapshot's trip updates into records; return how many are cancelled.
-
-        ``updates`` are the entities' trip updates as encoded (:func:`_entity_updates`); a
-        trip whose update is byte for byte the one its state was resolved from (less the
-        timestamp) is not resolved again.
-        """
-        states: dict[str, _Live] = {}
-        refused: set[str] = set()
-        ids: set[str] = set()
-        previous = self._trips
-        by_print = self._by_print
-        occupancy = self._occupancy
-        stale_before = (taken - 2 * self.interval).timestamp()
-        warnings: Counter[str] = Counter()
-        self._tally = warnings
-        platform_changes = cancelled = no_vehicle = stale = 0
-        for n, entity in enumerate(message.entity):
-            if not entity.HasField("trip_update"):
-                continue
-            update = entity.trip_update
-            entity_id = entity.id
-            print_ = live = None
-            self._platform_changes = 0
-            try:
-                if entity_id in ids:
-                    cancelled += update.trip.schedule_relationship == _TRIP.CANCELED
-                    raise _EntityRejected(
-                        "duplicate_entity_id",
-                        f"entity id {entity_id[:256]!r} came before in this snapshot",
-                    )
-                ids.add(entity_id)
-                stamp = update.timestamp
-                encoded = updates[n] if updates is not None else None
-                if encoded is not None:
-                    print_ = _fingerprint(encoded, stamp)
-                    known_key = by_print.get(print_)
-                    live = previous.get(known_key) if known_key is not None else None
-                if live is not None and live.same(entity_id, occupancy):
-                    # The feed repeats the trip (its descriptor too): nothing to resolve, only
-                    # its checks to count.
-                    no_vehicle += live.no_vehicle
-                    if stamp and _plausible(stamp) and stamp < stale_before:
-                        stale += 1
-                    platform_changes += live.platform_changes
-                    cancelled += live.cancelled
-                    states[live.key] = live.restamped(taken)
-                    continue
-                cancelled += update.trip.schedule_relationship == _TRIP.CANCELED
-                trip, fixed_date = self._trip_state(entity, taken)
-                platform_changes += self._platform_changes
-            except _EntityRejected as exc:
-                platform_changes += self._platform_changes
-                trip_id = update.trip.trip_id
-                refused.add(trip_id)
-                rejected.append(self._reject_entity(entity, exc, trip_id=trip_id[:256]))
-                continue
-            if trip.occupancy is None and trip.trip_id in occupancy:
-                trip = msgspec.structs.replace(trip, occupancy=occupancy[trip.trip_id])
-            cacheable = fixed_date and trip.status != "added"
-            key = trip.key
-            states[key] = _Live.of(
-                trip,
-                previous.get(key),
-                print_ if cacheable else None,
-                None if update.trip.start_date else entity_id,
-                no_vehicle=not (update.HasField("vehicle") and update.vehicle.id),
-                platform_changes=self._platform_changes,
-            )
-        warnings["missing_vehicle_id"] += no_vehicle
-        warnings["stale_entity"] += stale
-        for warning, times in warnings.items():
-            if times:
-                self._warn(warning, times)
-        if platform_changes:
-            self.metrics.platform_changes.labels(self.feed, self.name).inc(platform_changes)
-        full = message.header.incrementality == rt.FeedHeader.FULL_DATASET
-        current = dict(states) if full else previous | states
-        if full:
-            for key, last in previous.items():
-                if key in states:
-                    continue
-                if last.head.trip_id in refused:  # still in the feed, only unreadable this time
-                    current[key] = last
-                    continue
-                gone = msgspec.structs.replace(
-                    last.head, status="vanished", snapshot_at=taken, settled_since=None
-                )
-                records.append(Record(TRIP_UPDATES, key, codec_trips.encode(gone)))
-                counts["vanished"] += 1
-        self._trips = current
-        self._by_print = {live.print_: key for key, live in current.items() if live.print_}
-        records.extend(
-            Record(TRIP_UPDATES, key, codec_trips.encode(live.head)) for key, live in states.items()
-        )
-        counts["trip_states"] += len(states) + counts["vanished"]
-        counts["unchanged_trips"] += sum(1 for live in states.values() if live.repeated)
-        return cancelled
-
-    def _trip_state(self, entity: Any, taken: datetime) -> tuple[codec_trips.Trip, bool]:
-        """The entity's trip, and whether its service date is fixed by the entity alone."""
-        update = entity.trip_update
-        trip = update.trip
-        relation = trip.schedule_relationship
-        added = relation == _TRIP.ADDED
-        trip_id = trip.trip_id
-        if not trip_id:
-            raise _EntityRejected("no_trip_id", "the trip update has no trip.trip_id")
-        if len(trip_id) > _MAX_ID:
-            raise _EntityRejected("trip_id", f"trip_id is longer than {_MAX_ID} characters")
-        known = trip_id in self._trip_service
-        if not known and not added:
-            raise _EntityRejected(
-                "unknown_trip",
-                f"trip_id {trip_id!r} is not in static feed {self.feed!r} and is not ADDED",
-            )
-        if len(update.stop_time_update) > self.max_calls:
-            raise _EntityRejected(
-                "too_many_calls",
-                f"trip {trip_id[:256]!r} has {len(update.stop_time_update)} stop time updates, "
-                f"more than the limit of {self.max_calls}",
-            )
-        updates = [_read_update(u) for u in update.stop_time_update]
-        self._check_updates(updates)
-        if not (_has(update, "vehicle") and update.vehicle.id):
-            self._tally["missing_vehicle_id"] += 1
-        if (
-            update.timestamp
-            and _plausible(int(update.timestamp))
-            and self._stale(int(update.timestamp), taken)
-        ):
-            self._tally["stale_entity"] += 1
-        service_date, fixed_date = self._service_date(entity, trip_id, taken)
-        status: TripStatus = "added" if added else "scheduled"
-        if relation == _TRIP.CANCELED:
-            status = "cancelled"
-        if known:
-            plan = self.static.trip_plan(trip_id, service_date)
-            if plan is None:
-                raise _EntityRejected(
-                    "not_running", f"trip {trip_id!r} does not run on {service_date.isoformat()}"
-                )
-            if len(plan.stops) > self.max_calls:
-                raise _EntityRejected(
-                    "too_many_calls",
-                    f"trip {trip_id!r} has {len(plan.stops)} static calls, more than the limit "
-                    f"of {self.max_calls}",
-                )
-            route_id = plan.route_id
-            delay = int(update.delay) if _has(update, "delay") else None
-            calls = self._calls(trip_id, plan, updates, delay)
-            mode = self._route_mode.get(route_id, "other")
-        else:
-            calls = self._added_calls(updates)
-            if not calls:
-                raise _EntityRejected(
-                    "no_stops", f"ADDED trip {trip_id!r} has no stop with a stop_id and a time"
-                )
-            if len(trip.route_id) > _MAX_ID:
-                raise _EntityRejected("route_id", f"route_id is longer than {_MAX_ID} characters")
-            route_id, mode = self._added_route(trip.route_id, calls)
-        record = codec_trips.Trip(
-            feed=self.feed,
-            snapshot_at=taken,
-            service_date=service_date,
-            trip_id=trip_id,
-            route_id=route_id,
-            mode=mode,
-            status=status,
-            vehicle_id=update.vehicle.id or None,
-            calls=calls,
-        )
-        return record, fixed_date
-
-    def _added_route(self, route_id: str, calls: Sequence[codec_trips.Call]) -> tuple[str, Mode]:
-        """An ADDED trip's route and mode: its route_id, else its stops' routes, else the feed's.
-
-        Real feeds (BART) send ADDED trips with full absolute times and no ``route_id``; their
-        stops resolve, so they are counted, with the mode of the routes serving those stops,
-        else the feed's only mode, else ``unknown``.
-        """
-        source = "route"
-        mode: Mode | None = self._route_mode.get(route_id) if route_id else None
-        if mode is None:
-            modes = Counter(
-                m for c in calls for m in self.static.stop_modes().get(c.stop_id, ())
-            ).most_common(1)
-            source, mode = ("stops", modes[0][0]) if modes else ("feed_default", None)
-        if mode is None and len(self._feed_modes) == 1:
-            mode = self._feed_modes[0]
-        if mode is None:
-            source, mode = "unknown", "unknown"
-        self.metrics.added_trips.labels(self.source, source).inc()
-        return route_id or f"added:{mode}", mode
-
-    def _check_updates(self, updates: Sequence[_Update]) -> None:
-        """Entity rules: known stops, stop_sequence order, times that never decrease."""
-        previous_sequence: int | None = None
-        previous_time: int | None = None
-        stop_kommune = self._stop_kommune
-        for stop_id, sequence, _, arrival, _, departure, _ in updates:
-            if stop_id and stop_id not in stop_kommune:
-                raise _EntityRejected(
-                    "unknown_stop",
-                    f"stop_id {stop_id!r} is not in static feed {self.feed!r}",
-                )
-            if sequence is None:
-                if not stop_id:
-                    raise _EntityRejected(
-                        "no_stop", "a stop time update has neither stop_id nor stop_sequence"
-                    )
-            else:
-                if previous_sequence is not None and sequence <= previous_sequence:
-                    raise _EntityRejected(
-                        "stop_sequence_order",
-                        f"stop time updates are not ordered by stop_sequence "
-                        f"({sequence} after {previous_sequence})",
-                    )
-                previous_sequence = sequence
-            for moment in (arrival, departure):
-                if moment is None:
-                    continue
-                if not _plausible(moment):
-                    raise _EntityRejected(
-                        "time_out_of_range",
-                        f"time {moment} at stop {stop_id[:64] or '?'} is not POSIX seconds "
-                        "between 2000 and 2100 (milliseconds?)",
-                    )
-                if previous_time is not None and moment < previous_time:
-                    raise _EntityRejected(
-                        "times_decrease",
-                        f"time {iso_z(_instant(moment))} at stop {stop_id or '?'} is "
-                        f"before the previous time {iso_z(_instant(previous_time))}",
-                    )
-                previous_time = moment
-
-    def _service_date(self, entity: Any, trip_id: str, taken: datetime) -> tuple[date, bool]:
-        """start_date, else the date in Entur's entity id, else the nearest running date.
-
-        The flag says whether the date follows from the entity alone (not from ``taken``).
-        """
-        start = entity.trip_update.trip.start_date
-        if start:
-            known = self._start_dates.get(start)
-            if known is not None:
-                return known, True
-            try:
-                day = datetime.strptime(start, "%Y%m%d").replace(tzinfo=UTC).date()
-            except ValueError:
-                raise _EntityRejected(
-                    "start_date", f"start_date {start!r} is not YYYYMMDD"
-                ) from None
-            if len(self._start_dates) >= 1000:  # a feed names a few days; a broken one, many
-                self._start_dates.clear()
-            self._start_dates[start] = day
-            return day, True
-        service = self._trip_service.get(trip_id)
-        local = taken.astimezone(self.static.timezone).date()
-        if service is None:
-            return local, False
-        dates = self.static.service_dates(service)
-        named = _ENTITY_DATE.search(entity.id)
-        if named and date.fromisoformat(named[1]) in dates:
-            return date.fromisoformat(named[1]), True
-        if not dates:
-            raise _EntityRejected("not_running", f"trip {trip_id!r} has no service dates")
-        near = [d for d in dates if abs((d - local).days) <= 1]
-        near = near or [min(dates, key=lambda d: abs((d - local).days))]
-        return min(near, key=lambda d: self._distance(trip_id, d, taken)), False
-
-    def _distance(self, trip_id: str, service_date: date, taken: datetime) -> timedelta:
-        """How far ``taken`` is from the trip's run on ``service_date`` (zero: during it)."""
-        plan = self.static.trip_plan(trip_id, service_date)
-        departures = [d for d in plan.departures if d is not None] if plan else []
-        arrivals = [a for a in plan.arrivals if a is not None] if plan else []
-        if not departures or not arrivals:
-            return timedelta.max
-        first, last = min(departures), max(arrivals)
-        return max(first - taken, taken - last, timedelta(0))
-
-    def _match(
-        self,
-        trip_id: str,
-        stops: tuple[str, ...],
-        sequences: Sequence[int],
-        updates: Sequence[_Update],
-        by_sequence: _SequenceIndex,
-    ) -> dict[int, _Update]:
-        """Call index → its stop time update (see the module docstring for the rule)."""
-        matched: dict[int, _Update] = {}
-        last = -1
-        for update in updates:
-            stop_id, sequence = update[0], update[1]
-            index = None
-            if sequence is not None:
-                at = by_sequence.get(sequence)
-                if at is not None and at > last and stop_id in ("", stops[at]):
-                    index = at
-            if index is None and stop_id:
-                try:
-                    index = stops.index(stop_id, last + 1)
-                except ValueError:
-                    index = self._sibling_index(stop_id, sequence, stops, by_sequence, last)
-                    if index is None:
-                        where = " after the previous update" if stop_id in stops else ""
-                        raise _EntityRejected(
-                            "stop_not_on_trip",
-                            f"stop_id {stop_id!r} is not on trip {trip_id!r}{where}",
-                        ) from None
-            if index is None:
-                raise _EntityRejected(
-                    "stop_not_on_trip",
-                    f"stop_sequence {sequence or 0} is not on trip {trip_id!r}",
-                )
-            matched[index] = update
-            last = index
-        return matched
-
-    def _sibling_index(
-        self,
-        stop_id: str,
-        sequence: int | None,
-        stops: Sequence[str],
-        by_sequence: _SequenceIndex,
-        last: int,
-    ) -> int | None:
-        """The call a stop time update at a sibling quay (same parent_station) belongs to."""
-        parent = self._stop_parent.get(stop_id)
-        if parent is None:
-            return None
-        at = by_sequence.get(sequence) if sequence is not None else None
-        candidates = [at] if at is not None and at > last else []
-        candidates += range(last + 1, len(stops))
-        return next((i for i in candidates if self._stop_parent.get(stops[i]) == parent), None)
-
-    def _calls(
-        self, trip_id: str, plan: TripPlan, updates: Sequence[_Update], trip_delay: int | None
-    ) -> list[codec_trips.Call]:
-        """Every static call with the delay that reaches it (GTFS-realtime propagation)."""
-        stops, sequences = plan.stops, plan.sequences
-        planned = self._planned(trip_id, plan)
-        matched = self._match(trip_id, stops, sequences, updates, planned.by_sequence)
-        if isinstance(planned.scheduled, _EntityRejected):
-            raise planned.scheduled
-        stop_kommune = self._stop_kommune
-        Call = codec_trips.Call
-        current, no_data = trip_delay, False
-        shift_of: int | None = None
-        shift = timedelta(0)
-        calls: list[codec_trips.Call] = []
-        last = len(stops) - 1
-        for i, (stop_id, scheduled, kommune) in enumerate(
-            zip(stops, planned.scheduled, planned.kommunes, strict=True)
-        ):
-            update = matched.get(i) if matched else None
-            if update is None:
-                # The common case: a call the feed says nothing about takes the delay before it.
-                if no_data:
-                    calls.append(
-                        Call(sequences[i], stop_id, kommune, scheduled, None, None, "no_data")
-                    )
-                    continue
-                actual = None
-                if current is not None:
-                    if current != shift_of:
-                        shift_of, shift = current, timedelta(seconds=current)
-                    actual = scheduled + shift
-                calls.append(Call(sequences[i], stop_id, kommune, scheduled, current, actual))
-                continue
-            realtime: CallRealtime = "no_data" if no_data else "scheduled"
-            own_time: int | None = None
-            delay = None if no_data else current
-            _, _, relation, arrival, arrival_delay, departure, departure_delay = update
-            if relation == _NO_DATA:
-                no_data, current, delay, realtime = True, None, None, "no_data"
-            else:
-                if i == last:  # the arrival is what counts at the last stop
-                    own_time = arrival if arrival is not None else departure
-                    own_delay = arrival_delay if arrival_delay is not None else departure_delay
-                else:
-                    own_time = departure if departure is not None else arrival
-                    own_delay = departure_delay if departure_delay is not None else arrival_delay
-                if own_delay is None and own_time is not None:
-                    own_delay = int((_instant(own_time) - scheduled).total_seconds())
-                if relation == _SKIPPED:
-                    realtime = "skipped"
-                    delay = own_delay if own_delay is not None else delay
-                else:
-                    no_data, realtime = False, "scheduled"
-                    if own_delay is not None:
-                        current = own_delay
-                    delay = current
-            if update[0] and update[0] != stop_id:
-                # Served at another platform of the same station: keep the actual quay.
-                stop_id = update[0]
-                kommune = stop_kommune.get(stop_id)
-                self._platform_changes += 1
-            actual = None
-            if realtime != "skipped":
-                if own_time is not None:
-                    actual = _instant(own_time)
-                elif delay is not None:
-                    if delay != shift_of:
-                        shift_of, shift = delay, timedelta(seconds=delay)
-                    actual = scheduled + shift
-            calls.append(Call(sequences[i], stop_id, kommune, scheduled, delay, actual, realtime))
-        return calls
-
-    def _planned(self, trip_id: str, plan: TripPlan) -> _PlanCalls:
-        """What every snapshot needs of a trip's plan, worked out once per trip and date."""
-        # Keyed by the plan object, held by the entry: the static feed keeps one per trip and date.
-        planned = self._plan_calls.get(id(plan))
-        if planned is not None and planned.plan is plan:
-            return planned
-        times: list[datetime] = []
-        missing: _EntityRejected | None = None
-        last = len(plan.stops) - 1
-        for i, (arrival, departure) in enumerate(zip(plan.arrivals, plan.departures, strict=True)):
-            when = (arrival or departure) if i == last else (departure or arrival)
-            if when is None:
-                missing = _EntityRejected(
-                    "static_times",
-                    f"the static call {plan.sequences[i]} of {trip_id!r} has no time",
-                )
-                break
-            times.append(when)
-        planned = _PlanCalls(
-            plan,
-            missing or times,
-            [self._stop_kommune.get(s) for s in plan.stops],
-            _SequenceIndex(plan.sequences),
-        )
-        if len(self._plan_calls) >= _PLAN_CALLS_MAX:
-            self._plan_calls.clear()
-        self._plan_calls[id(plan)] = planned
-        return planned
-
-    def _added_calls(self, updates: Sequence[_Update]) -> list[codec_trips.Call]:
-        """An ADDED trip unknown to the static feed: its updates with an absolute time."""
-        calls: list[codec_trips.Call] = []
-        for n, update in enumerate(updates):
-            stop_id, sequence, relation, arrival, arrival_delay, departure, departure_delay = update
-            moment = departure if departure is not None else arrival
-            if moment is None or not stop_id:
-                continue
-            calls.append(
-                codec_trips.Call(
-                    sequence if sequence is not None else n,
-                    stop_id,
-                    self._stop_kommune.get(stop_id),
-                    _instant(moment),
-                    departure_delay if departure_delay is not None else arrival_delay,
-                    _instant(moment),
-                    "skipped" if relation == _SKIPPED else "scheduled",
-                )
-            )
-        return calls
-
-
-@dataclass(frozen=True)
-class _PlanCalls:
-    """What the snapshots need of a plan, per call: scheduled instant, kommune, index.
-
-    ``scheduled`` is the reason the plan cannot be used when a call has no time.
-    """
-
-    plan: TripPlan
-    scheduled: list[datetime] | _EntityRejected
-    kommunes: list[str | None]
-    by_sequence: _SequenceIndex
-
-
-class _SequenceIndex:
-    """A plan's call index by stop_sequence.
-
-    Arithmetic for the usual run of sequences (0, 1, 2 … or 1, 2, 3 …), a dictionary otherwise.
-    """
-
-    __slots__ = ("count", "first", "table")
-
-    def __init__(self, sequences: Sequence[int]) -> None:
-        self.first = sequences[0] if sequences else 0
-        self.count = len(sequences)
-        consecutive = all(q == self.first + i for i, q in enumerate(sequences))
-        self.table = None if consecutive else {q: i for i, q in enumerate(sequences)}
-
-    def get(self, sequence: int) -> int | None:
-        """The index of the call with ``sequence`` (the last, were there two), or None."""
-        if self.table is not None:
-            return self.table.get(sequence)
-        index = sequence - self.first
-        return index if 0 <= index < self.count else None
-
-
-_PLAN_CALLS_MAX = 200_000  # as the static feed's plan cache
-_NOTHING_PENDING: tuple[array[float], array[int]] = (array("d"), array("q"))
-
-# One stop time update as read once: stop_id, stop_sequence, schedule_relationship, then the
-# arrival's time and delay and the departure's (None where the feed gives none; a time of 0 is
-# none).
-_Update = tuple[str, int | None, int, int | None, int | None, int | None, int | None]
-
-
-def _read_update(update: Any) -> _Update:
-    # Why HasField only for zeros: an absent field reads 0, and most values are not 0.
-    arrival, departure = update.arrival, update.departure
-    sequence = update.stop_sequence
-    if not sequence and not update.HasField("stop_sequence"):
-        sequence = None
-    arrival_delay = arrival.delay
-    if not arrival_delay and not arrival.HasField("delay"):
-        arrival_delay = None
-    departure_delay = departure.delay
-    if not departure_delay and not departure.HasField("delay"):
-        departure_delay = None
-    return (
-        update.stop_id,
-        sequence,
-        update.schedule_relationship,
-        arrival.time or None,  # a time of 0 is none
-        arrival_delay,
-        departure.time or None,
-        departure_delay,
-    )
-
-
-class _Live:
-    """What the connector keeps of a live trip: its last record, compactly, and its entity.
-
-    ``head`` is the last record with its calls left encoded (about a kilobyte a trip).
-    ``print_`` is the entity's trip update as the feed encoded it, less its ``timestamp``
-    (:func:`_fingerprint`): the same bytes resolve to the same state, so the trip is not
-    resolved again. None: the state depends on more than the entity (the service date on the
-    clock, an ADDED trip's metrics) and is always resolved. ``final`` holds the stop sequences
-    of the calls the trip's records made final so far; ``pending`` the calls that become final
-    when the snapshot passes their actual time: epoch seconds (sorted) and stop sequences, as
-    arrays (a few hundred bytes a trip, not two objects a call). Together they give each
-    record its ``settled_since`` (see ``models/codec_trips``).
-    """
-
-    __slots__ = (
-        "cancelled",
-        "entity_id",
-        "final",
-        "head",
-        "key",
-        "no_vehicle",
-        "pending",
-        "platform_changes",
-        "print_",
-        "repeated",
-    )
-
-    def __init__(
-        self,
-        head: codec_trips.TripHead,
-        final: tuple[int, ...],
-        pending: tuple[array[float], array[int]],
-        print_: bytes | None,
-        entity_id: str | None,
-        no_vehicle: bool,
-        platform_changes: int,
-    ) -> None:
-        self.head = head
-        self.key = head.key
-        self.final = final
-        self.pending = pending
-        self.print_ = print_
-        self.entity_id = entity_id
-        self.no_vehicle = no_vehicle
-        self.platform_changes = platform_changes
-        self.repeated = False
-        self.cancelled = head.status == "cancelled"
-
-    @classmethod
-    def of(
-        cls,
-        trip: codec_trips.Trip,
-        last: _Live | None,
-        print_: bytes | None,
-        entity_id: str | None,
-        *,
-        no_vehicle: bool,
-        platform_changes: int,
-    ) -> _Live:
-        """A freshly resolved trip; ``last`` is what its previous record left, if any."""
-        final = codec_trips.final_sequences(trip)
-        if last is not None and final.issubset(last.final):
-            trip = msgspec.structs.replace(trip, settled_since=last.head.snapshot_at)
-        pending = _NOTHING_PENDING
-        if trip.status != "cancelled":
-            timed = sorted(
-                (c.actual.timestamp(), c.stop_sequence)
-                for c in trip.calls
-                if c.actual is not None and c.realtime != "skipped"
-            )
-            if timed:
-                pending = (array("d", [t for t, _ in timed]), array("q", [q for _, q in timed]))
-        seen = final.union(last.final) if last is not None else final
-        return cls(
-            codec_trips.head_of(trip),
-            tuple(sorted(seen)),
-            pending,
-            print_,
-            entity_id,
-            no_vehicle,
-            platform_changes,
-        )
-
-    def same(self, entity_id: str, occupancy: dict[str, str]) -> bool:
-        """Whether the repeated entity resolves to this state (its id and occupancy too)."""
-        if self.entity_id is not None and self.entity_id != entity_id:
-            return False
-        return occupancy.get(self.head.trip_id) == self.head.occupancy
-
-    def restamped(self, taken: datetime) -> _Live:
-        """The same state at snapshot ``taken``, settled unless it makes a call final."""
-        since = self.head.snapshot_at
-        if since == taken:  # the trip came twice in this snapshot: once is its record
-            return self
-        (times, sequences), final = self.pending, self.final
-        newly = []
-        until = taken.timestamp()
-        for at in range(bisect_left(times, since.timestamp()), len(times)):
-            if times[at] >= until:
-                break
-            if sequences[at] not in final:
-                newly.append(sequences[at])
-        if newly:
-            self.final = tuple(sorted({*final, *newly}))
-        self.head = msgspec.structs.replace(
-            self.head, snapshot_at=taken, settled_since=None if newly else since
-        )
-        self.repeated = True
-        return self
-
-
-@lru_cache(maxsize=64)  # a snapshot's entities share a handful of timestamps
-def _timestamp_field(stamp: int) -> bytes:
-    """TripUpdate's ``timestamp`` (field 4, a varint) as encoded."""
-    return b"\x20" + _varint(stamp)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _length(data: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """A length varint at ``pos``: (value, position after it)."""
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 35:
-            raise IndexError("varint too long")
-
-
-def _entity_updates(data: bytes, entities: int) -> list[memoryview | None] | None:
-    """Each entity's trip update as the feed encoded it, in order.
-
-    Walks only what protobuf has already parsed: the message's top level (a header and
-    entities) and each entity's (an id and a trip update). An entity with anything else gives
-    None (it is resolved as parsed); a message with anything else gives None for all.
-    """
-    view = memoryview(data)
-    out: list[memoryview | None] = []
-    pos, end = 0, len(data)
-    try:
-        while pos < end:
-            tag = data[pos]
-            length, start = _length(data, pos + 1)
-            pos = start + length
-            if tag == 0x12:
-                out.append(_trip_update_of(view[start:pos]))
-            elif tag != 0x0A:
-                return None
-    except IndexError:
-        return None
-    return out if pos == end and len(out) == entities else None
-
-
-def _trip_update_of(entity: memoryview) -> memoryview | None:
-    pos, end = 0, len(entity)
-    update: memoryview | None = None
-    try:
-        while pos < end:
-            tag = entity[pos]
-            length, start = _length(entity, pos + 1)
-            pos = start + length
-            if tag == 0x1A and update is None:
-                update = entity[start:pos]
-            elif tag != 0x0A:
-                return None
-    except IndexError:
-        return None
-    return update if pos == end else None
-
-
-def _fingerprint(update: memoryview, stamp: int) -> bytes:
-    """The trip update less its trailing ``timestamp``.
-
-    The timestamp is taken off only when it is the update's last field, as encoders write it,
-    so equal prints are equal updates but for their timestamps.
-    """
-    if stamp:
-        tail = _timestamp_field(stamp)
-        if update[-len(tail) :] == tail:
-            return bytes(update[: -len(tail)])
-    return bytes(update)
-
-
-def _replay_files(folder: Path, polls: int | None) -> list[Path]:
-    try:
-        files = sorted(p for p in folder.iterdir() if p.suffix == ".pb" and p.is_file())
-    except OSError as exc:
-        raise ConfigError(
-            "--replay",
-            f"cannot read folder {folder}: {exc.strerror or exc}",
-            "give a folder of *.pb files",
-        ) from exc
-    if not files:
-        raise ConfigError(
-            "--replay", f"{folder} has no *.pb files", "give a folder of recorded snapshots"
-        )
-    return files if polls is None else files[:polls]
-
-
-def _read(files: list[Path]) -> list[tuple[Path, bytes]]:
-    try:
-        return [(path, path.read_bytes()) for path in files]
-    except OSError as exc:
-        raise ConfigError(
-            "--replay",
-            f"cannot read {exc.filename}: {exc.strerror}",
-            "check the files' permissions",
-        ) from exc
+            self.trips.occupancy = occupancy
 
 
 def _cancelled(message: Any) -> int:
@@ -1211,25 +434,3 @@ def _kind_of(data: bytes, name: str) -> Kind:
     if any(_has(e, "vehicle") for e in message.entity):
         return "vehicle_positions"
     return "vehicle_positions" if "vehicle" in name.lower() else "trip_updates"
-
-
-class SnapshotRunner(ConnectorRunner[Snapshot]):
-    """The shared runner, able to stop after ``polls`` passes (``--polls N`` of a live feed)."""
-
-    def __init__(self, connector: GtfsRtConnector, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(connector, settings, **kwargs)
-        self.gtfs = connector
-        self.polls: int | None = None
-        self._passes = 0
-
-    def run_polls(self, polls: int | None, interval: timedelta) -> RunStats:
-        """Poll every ``interval``, ``polls`` times (None: until stopped)."""
-        self.polls, self._passes = polls, 0
-        return self.run(once=polls == 1, interval=interval)
-
-    def _pass(self, producer: KafkaProducer, stats: RunStats) -> None:
-        super()._pass(producer, stats)
-        self.gtfs.health.deliver(self, producer, stats)
-        self._passes += 1
-        if self.polls is not None and self._passes >= self.polls:
-            self.stop()

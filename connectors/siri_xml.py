@@ -60,17 +60,30 @@ def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | N
     """
     if not text:
         return None
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
-    if value.tzinfo is None:  # fromisoformat gives a fixed offset or none
-        # Norwegian producers write offset-less times as Europe/Oslo local time (in October's
-        # repeated hour, the first of the two: fold 0).
-        value = value.replace(tzinfo=OSLO)
-        if info is not None:
-            info.local_times += 1
-    return value.astimezone(UTC)
+    known = _TIMES.get(text)
+    if known is None:
+        try:
+            value = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
+        local = value.tzinfo is None  # fromisoformat gives a fixed offset or none
+        if local:
+            # Norwegian producers write offset-less times as Europe/Oslo local time (in
+            # October's repeated hour, the first of the two: fold 0).
+            value = value.replace(tzinfo=OSLO)
+        known = (value.astimezone(UTC), local)
+        if len(_TIMES) >= _TIMES_MAX:
+            _TIMES.clear()
+        _TIMES[text] = known
+    if known[1] and info is not None:
+        info.local_times += 1
+    return known[0]
+
+
+# Why a memo: an answer names the same minutes over and over (aimed times, a call's arrival and
+# departure); parsing one costs more than looking it up.
+_TIMES: dict[str, tuple[datetime, bool]] = {}
+_TIMES_MAX = 65_536
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -183,61 +196,52 @@ _CALL_TIMES = {
 }
 
 
-# The six times of a call, in SiriCall's order after its statuses.
-_TIME_SLOTS = {name: slot for slot, name in enumerate(_CALL_TIMES)}
+# What a call's child is, by local name: its six times (in SiriCall's order after its
+# statuses), then the texts read after the loop; anything else is skipped.
+_CALL_SLOTS = {name: slot for slot, name in enumerate(_CALL_TIMES)} | {
+    "StopPointRef": 6,
+    "Order": 7,
+    "Cancellation": 8,
+    "DepartureStatus": 9,
+    "ArrivalStatus": 10,
+    "Occupancy": 11,
+}
+# Why by qualified tag: one lookup a child, where a local name would cost two.
+_SLOTS_BY_TAG: dict[str, int] = {}
+
+
+def _call_slot(tag: object) -> int:
+    slot = _CALL_SLOTS.get(_local(tag), -1)
+    if isinstance(tag, str) and len(_SLOTS_BY_TAG) < _LOCAL_NAMES_MAX:
+        _SLOTS_BY_TAG[tag] = slot
+    return slot
 
 
 def _call(element: Any, recorded: bool, info: AnswerInfo) -> SiriCall:
-    order: int | None = None
-    stop_ref = ""
-    cancelled = False
-    departure_status = arrival_status = occupancy = None
-    times: list[datetime | None] = [None] * 6
-    names = _LOCAL_NAMES
-    # Why remember the last time read: a call's arrival and departure are mostly the same text.
-    last_text: str | None = None
-    last_time: datetime | None = None
-    last_local = 0
+    values: list[Any] = [None] * 12
+    slots = _SLOTS_BY_TAG
     for child in element:
-        tag = child.tag
-        name = names.get(tag) or _local(tag)
-        slot = _TIME_SLOTS.get(name)
-        if slot is not None:
-            text = child.text
-            if text is not None and text == last_text:
-                info.local_times += last_local
-            else:
-                before = info.local_times
-                last_time = parse_time(text, info)
-                last_text, last_local = text, info.local_times - before
-            times[slot] = last_time
-        elif name == "StopPointRef":
-            stop_ref = (child.text or "").strip()
-        elif name == "Order":
-            order = int((child.text or "").strip())
-        elif name == "Cancellation":
-            cancelled = _BOOL.get((child.text or "").strip().lower(), False)
-        elif name == "DepartureStatus":
-            departure_status = (child.text or "").strip().lower()
-        elif name == "ArrivalStatus":
-            arrival_status = (child.text or "").strip().lower()
-        elif name == "Occupancy":
-            occupancy = (child.text or "").strip() or None
-    aimed_departure, aimed_arrival, expected_departure, expected_arrival = times[:4]
+        slot = slots.get(child.tag)
+        if slot is None:
+            slot = _call_slot(child.tag)
+        if slot < 0:
+            continue
+        values[slot] = parse_time(child.text, info) if slot < 6 else (child.text or "")
+    stop_ref, order, cancelled, departure_status, arrival_status, occupancy = values[6:]
     return SiriCall(
-        order,
-        stop_ref,
+        int(order.strip()) if order is not None else None,
+        stop_ref.strip() if stop_ref is not None else "",
         recorded,
-        cancelled,
-        departure_status,
-        arrival_status,
-        aimed_departure,
-        aimed_arrival,
-        expected_departure,
-        expected_arrival,
-        times[4],
-        times[5],
-        occupancy,
+        _BOOL.get(cancelled.strip().lower(), False) if cancelled is not None else False,
+        departure_status.strip().lower() if departure_status is not None else None,
+        arrival_status.strip().lower() if arrival_status is not None else None,
+        values[0],
+        values[1],
+        values[2],
+        values[3],
+        values[4],
+        values[5],
+        (occupancy.strip() or None) if occupancy is not None else None,
     )
 
 

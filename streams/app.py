@@ -19,6 +19,9 @@ from byflyt.settings import Settings
 from byflyt.streams.consumer import App
 from byflyt.topics import TopicSpec
 
+BATCH_RECORDS = 25_000
+"""Records one poll of the consumer returns at most, and one sink batch takes at most."""
+
 AgentRegistrar = Callable[[faust.App, Settings], "Callable[[], Awaitable[None]] | None"]
 
 
@@ -53,6 +56,9 @@ def create_app(
         "broker_commit_interval": timedelta(seconds=0.5 if drain else 2.8),
         "broker_commit_every": 2000 if drain else 10_000,
         "stream_buffer_maxsize": 8192,
+        # One poll hands over at most one sink batch: bounds what a batch-delivered topic
+        # holds in memory (a fetch queued, one in process).
+        "broker_max_poll_records": BATCH_RECORDS,
         "producer_acks": -1,
         "producer_linger_ms": 5,
         "stream_wait_empty": True,

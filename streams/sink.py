@@ -40,13 +40,13 @@ from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from byflyt.store import Store
-from byflyt.streams.app import topic
+from byflyt.streams.app import BATCH_RECORDS, topic
 from byflyt.streams.consumer import BatchChannel
 from byflyt.topics import DLQ
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 10_000
+BATCH_MAX = BATCH_RECORDS
 """Events per batch at most."""
 FLUSH_INTERVAL_S = 0.5
 """A batch closes after this long even when it is not full (freshness of a quiet stream)."""

@@ -3,6 +3,12 @@
 The broker is a real single-node KRaft Kafka from the Maven-resolved jars (``make install``),
 started on a free port in a temporary folder, or the Kafka named by ``BYFLYT_KAFKA_BOOTSTRAP``.
 Every test gets its own topic prefix and app id, so tests never see each other's records.
+
+The ``kafka`` marker decides whether a test gets the broker: ``settings`` (and everything built on
+it) of a test marked ``kafka`` point at the session's broker; those of any other test point at
+:data:`NO_BROKER`, a host that never resolves, so an unmarked test that talks to Kafka fails at
+once with that name in its error, and ``pytest -m "not kafka"`` starts no broker
+(``tests/markers.py`` guards the other ways of starting one).
 """
 
 from __future__ import annotations
@@ -19,15 +25,20 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from byflyt.broker import LocalBroker
-from byflyt.models.geo import BUNDLED_BOUNDARIES
+from byflyt.models.geo import BUNDLED_BOUNDARIES, KommuneLocator
+from byflyt.models.gtfs import StaticFeed, load_gtfs
+from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+NO_BROKER = "no-broker.test-not-marked-kafka.invalid:9092"
+"""The bootstrap of tests without the ``kafka`` marker (``.invalid`` never resolves)."""
 
 
-pytest_plugins = ["tests.pg"]
+pytest_plugins = ["tests.pg", "tests.markers", "pytester"]
 
 
 @dataclass(frozen=True)
@@ -50,8 +61,18 @@ def kafka_libs() -> Path:
     return data_dir / "kafka" / "libs"
 
 
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> Broker:
+    """The session's Kafka, for a test marked ``kafka``; any other test fails before it starts."""
+    if request.node.get_closest_marker("kafka") is None:
+        pytest.fail(f"{request.node.nodeid} asks for Kafka: mark it 'kafka'", pytrace=False)
+    session: Broker = request.getfixturevalue("session_broker")
+    return session
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+def session_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """The session's Kafka, started on first use (tests ask for ``broker``)."""
     external = os.environ.get("BYFLYT_KAFKA_BOOTSTRAP")
     if external:
         yield Broker(external)
@@ -150,12 +171,17 @@ SettingsFactory = Callable[..., Settings]
 
 
 @pytest.fixture
-def settings_factory(broker: Broker, tmp_path: Path, unique: str) -> SettingsFactory:
-    """Settings for this test: the session broker, a private prefix, app id and data dir."""
+def settings_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, unique: str
+) -> SettingsFactory:
+    """Settings for this test: a private prefix, app id and data dir, and the session's broker
+    when the test is marked ``kafka`` (:data:`NO_BROKER` when not)."""
+    marked = request.node.get_closest_marker("kafka") is not None
+    bootstrap = request.getfixturevalue("broker").bootstrap if marked else NO_BROKER
 
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
-            "kafka_bootstrap": broker.bootstrap,
+            "kafka_bootstrap": bootstrap,
             "data_dir": tmp_path / "data",
             "topic_prefix": f"t{unique}.",
             "app_id": f"byflyt-test-{unique}",
@@ -194,3 +220,43 @@ def worker_env(settings: Settings) -> dict[str, str]:
             env[f"BYFLYT_{key.upper()}"] = str(value)
     env["BYFLYT_STORE_URL"] = settings.database_url
     return env
+
+
+# -- shared by many modules ------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def locator() -> KommuneLocator:
+    """The shipped kommune boundaries (read-only, so one for the session)."""
+    return KommuneLocator.from_file()
+
+
+@pytest.fixture(scope="module")
+def static_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic INN static GTFS feed as a zip (``samples.gtfs``)."""
+    return write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip")
+
+
+@pytest.fixture(scope="module")
+def static(static_zip: Path, locator: KommuneLocator) -> StaticFeed:
+    """That feed loaded as feed ``inn``, every stop kept (no region)."""
+    return load_gtfs(static_zip, feed="inn", region=None, locator=locator)
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    """A fresh Prometheus registry: a test reads its metrics with ``get_sample_value``."""
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """An SQLite store of this test alone (created on first open)."""
+    return f"sqlite:///{tmp_path / 'store' / 'byflyt.sqlite'}"
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No ``BYFLYT_*`` variable and no stray ``.env``: the current folder is ``tmp_path``."""
+    for key in [k for k in os.environ if k.startswith("BYFLYT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

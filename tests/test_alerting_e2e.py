@@ -32,6 +32,7 @@ from byflyt.models.base import hour_floor
 from byflyt.models.counts import CountObservation
 from byflyt.settings import Settings
 from tests.conftest import REPO, SettingsFactory, free_port
+from tests.helpers import send, wait_until
 from tests.prom_util import (
     Processes,
     WebhookReceiver,
@@ -40,10 +41,8 @@ from tests.prom_util import (
     http_get,
     prometheus_config,
     short_rules,
-    wait_for,
     write_yaml,
 )
-from tests.test_cycling_stream import send
 
 PROMETHEUS = shutil.which("prometheus")
 ALERTMANAGER = shutil.which("prometheus-alertmanager")
@@ -196,7 +195,9 @@ def test_a_silent_counter_alerts_through_alertmanager_and_resolves(
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nworker log:\n{processes.log('worker')}") from exc
 
-    wait_for(lambda: state(SILENT_POINT) == "silent", 60, "the worker's /metrics to show S1 silent")
+    wait_until(
+        lambda: state(SILENT_POINT) == "silent", 60, "the worker's /metrics to show S1 silent"
+    )
     assert {state(p) for p in ("A1", "A2", "A3")} == {"up"}
 
     assert ALERTMANAGER is not None
@@ -247,13 +248,13 @@ def test_a_silent_counter_alerts_through_alertmanager_and_resolves(
             return None
         return active_alerts(am_url)
 
-    (alert,) = wait_for(firing, 45, f"{ALERT} in Alertmanager's /api/v2/alerts")
+    (alert,) = wait_until(firing, 45, f"{ALERT} in Alertmanager's /api/v2/alerts")
     labels = alert["labels"]
     assert (labels["source"], labels["kommune"], labels["point"]) == (SOURCE, KOMMUNE, "S1")
     assert labels["severity"] == "warning"
     assert alert["status"]["state"] == "active"
     assert alert["annotations"]["summary"] == "Counter S1 in kommune 3403 is silent"
-    (sent,) = wait_for(
+    (sent,) = wait_until(
         lambda: notifications(webhook, "firing")[:1], 20, "a firing webhook notification"
     )
     assert sent["annotations"]["summary"] == "Counter S1 in kommune 3403 is silent"
@@ -267,9 +268,9 @@ def test_a_silent_counter_alerts_through_alertmanager_and_resolves(
     # S1 counts again; two good hours (the hysteresis) bring it back up.
     send(settings, counts(timeline, timeline.resume, timeline.end))
 
-    wait_for(lambda: state(SILENT_POINT) == "up", 30, "the worker's /metrics to show S1 up again")
-    (resolved,) = wait_for(
+    wait_until(lambda: state(SILENT_POINT) == "up", 30, "the worker's /metrics to show S1 up again")
+    (resolved,) = wait_until(
         lambda: notifications(webhook, "resolved")[:1], 30, "a resolved webhook notification"
     )
     assert resolved["labels"]["kommune"] == KOMMUNE
-    wait_for(lambda: not active_alerts(am_url), 15, f"{ALERT} to leave /api/v2/alerts")
+    wait_until(lambda: not active_alerts(am_url), 15, f"{ALERT} to leave /api/v2/alerts")

@@ -31,7 +31,7 @@ import pytest
 from byflyt.models.counts import CountObservation
 from byflyt.models.envelope import Rejected
 from byflyt.models.transit import TripState
-from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.corpus.cases import GTFS, GTFS_RT, HERE, SIRI, TRAFIKKDATA, Case
 from tests.gtfs_rt_build import feed, stu, trip_update
@@ -83,11 +83,6 @@ def check(case: Case, found: list[Rejected], good: set[str], problems: list[str]
     missing = [g for g in case.good if g not in good]
     if missing:
         problems.append(f"{case.name}: good records missing: {missing}")
-
-
-@pytest.fixture(scope="module")
-def static_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip")
 
 
 def load_static(env: dict[str, str], static_zip: Path) -> None:
@@ -171,6 +166,7 @@ class _Listener:
         self.sock.close()
 
 
+@pytest.mark.kafka
 def test_siri_corpus(
     static_zip: Path, settings: Settings, worker_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -326,6 +322,7 @@ def _with_ms_entity(at: datetime, ms: int) -> bytes:
     return message.SerializeToString()
 
 
+@pytest.mark.kafka
 def test_gtfs_rt_corpus(
     static_zip: Path, settings: Settings, worker_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -378,6 +375,7 @@ class _Trafikkdata(BaseHTTPRequestHandler):
         return
 
 
+@pytest.mark.kafka
 def test_trafikkdata_corpus(settings: Settings, worker_env: dict[str, str]) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Trafikkdata)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -18,8 +18,8 @@ from byflyt.models.counts import CountObservation
 from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from tests.cycling_expect import expected_rows
+from tests.helpers import drain, send, stored_rows
 from tests.kafka_util import read_all
-from tests.test_cycling_stream import drain, send, stored_rows
 
 pytestmark = pytest.mark.kafka
 START = datetime(2024, 6, 1, tzinfo=UTC)
@@ -50,7 +50,7 @@ def backfill(seed: int = 17) -> list[CountObservation]:
     return out
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
     worker_env = dict(worker_env)
     worker_env["BYFLYT_TOPIC_PARTITIONS"] = "1"

@@ -9,63 +9,18 @@ from the dataset by the rules — on SQLite and on PostgreSQL, and re-running ch
 
 from __future__ import annotations
 
-import csv
-import io
 import subprocess
 import sys
-from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from byflyt.models.kommuner import get_region, kommune_name
-from byflyt.samples.trafikkdata import TrafikkdataDataset, mjosbyen_week
+from byflyt.samples.trafikkdata import mjosbyen_week
 from byflyt.samples.trafikkdata_server import TrafikkdataServer
+from tests.cycling_expect import FROM, TO, expected_csv_rows, parse
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
-FROM, TO = "2025-10-22", "2025-10-29"
-HEADER = "kommune_nr,kommune,mode,metric,hour_start,value,coverage,n_sources"
-
-
-def expected_csv_rows(dataset: TrafikkdataDataset) -> list[tuple[object, ...]]:
-    """The rules, applied to the dataset (the last serving), hour by hour."""
-    region = get_region("mjosbyen")
-    window_start = datetime(2025, 10, 21, 22, tzinfo=UTC)  # 2025-10-22 00:00 Europe/Oslo
-    window_end = datetime(2025, 10, 28, 23, tzinfo=UTC)  # 2025-10-29 00:00 Europe/Oslo
-    cells: dict[tuple[str, datetime], list[tuple[int | None, float]]] = defaultdict(list)
-    for point in dataset.points:
-        kommune = f"{point.municipality_number:04d}"
-        if point.traffic_type != "BICYCLE" or kommune not in region.kommuner:
-            continue
-        hour = max(window_start, point.first_data.astimezone(UTC))
-        last = min(window_end - timedelta(hours=1), point.latest_data.astimezone(UTC))
-        while hour <= last:
-            value = dataset.hours.get(point.id, {}).get(hour)
-            cells[(kommune, hour)].append(
-                (value.volume, value.coverage) if value is not None else (None, 0.0)
-            )
-            hour += timedelta(hours=1)
-    rows = []
-    for (kommune, hour), members in sorted(cells.items()):
-        volumes = [v for v, _ in members if v is not None]
-        if not volumes:
-            continue
-        coverage = round(sum(c for _, c in members) / len(members), 2)
-        rows.append(
-            (
-                kommune,
-                kommune_name(kommune),
-                "bicycle",
-                "volume",
-                hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                float(sum(volumes)),
-                coverage,
-                len(volumes),
-            )
-        )
-    return rows
 
 
 def byflyt(env: dict[str, str], *args: str, timeout: float = 150) -> str:
@@ -82,17 +37,7 @@ def byflyt(env: dict[str, str], *args: str, timeout: float = 150) -> str:
     return done.stdout
 
 
-def parse(csv_text: str) -> list[tuple[object, ...]]:
-    reader = csv.reader(io.StringIO(csv_text))
-    header = next(reader)
-    assert ",".join(header) == HEADER
-    return [
-        (k, name, mode, metric, hour, float(value), float(coverage), int(n))
-        for k, name, mode, metric, hour, value, coverage, n in reader
-    ]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
     if request.param == "postgresql":
         worker_env = dict(worker_env)

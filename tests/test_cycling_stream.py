@@ -7,7 +7,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,11 +18,11 @@ from byflyt.models.envelope import Rejected
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
-from tests.cycling_expect import Row, expected_rows
+from tests.cycling_expect import expected_rows
+from tests.helpers import REPO, drain, send, stored_rows, wait_until, worker
 from tests.kafka_util import produce, read_all
 
 pytestmark = pytest.mark.kafka
-REPO = Path(__file__).resolve().parent.parent
 # 2025-10-26 01:00Z is the second 02:00 local hour (the autumn change): both UTC hours must stay.
 START = datetime(2025, 10, 25, 20, tzinfo=UTC)
 POINTS = {"A1": "3403", "A2": "3403", "B1": "3407", "C1": "0301"}
@@ -49,55 +48,6 @@ def synthetic_observations(hours: int, seed: int = 3) -> list[CountObservation]:
                 )
             )
     return out
-
-
-def send(settings: Settings, observations: list[CountObservation]) -> None:
-    produce(
-        settings,
-        settings.topic("bike.counts"),
-        [(o.key.encode(), o.to_bytes()) for o in observations],
-    )
-
-
-def stored_rows(settings: Settings) -> list[Row]:
-    store = Store(settings.database_url)
-    try:
-        rows = store.query_hourly(mode="bicycle", metric="volume")
-    finally:
-        store.close()
-    return sorted(
-        (r.kommune_nr, r.mode, r.metric, r.hour_start, r.value, r.coverage, r.n_sources)
-        for r in rows
-    )
-
-
-def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "byflyt", "worker", *args],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def drain(env: dict[str, str], timeout: float = 120) -> None:
-    proc = worker(env, "--drain", "--loglevel", os.environ.get("BYFLYT_TEST_LOGLEVEL", "info"))
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        # mode's worker prints every thread's stack and every task on SIGUSR1: the log then
-        # shows where a hung drain waits.
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(3)
-        proc.kill()
-        _, err = proc.communicate()
-        Path(env["BYFLYT_DATA_DIR"], "hung-worker.log").write_text(err)
-        pytest.fail(f"worker --drain did not finish in {timeout}s:\n{err[-4000:]}")
-    n = len(list(Path(env["BYFLYT_DATA_DIR"]).glob("worker-*.log")))
-    Path(env["BYFLYT_DATA_DIR"], f"worker-{n}.log").write_text(err)
-    assert proc.returncode == 0, err[-3000:]
 
 
 def test_exact_table_replay_and_correction(settings: Settings, worker_env: dict[str, str]) -> None:
@@ -180,17 +130,18 @@ def test_sigkill_mid_run_gives_the_same_table(
     observations = synthetic_observations(400, seed=11)
     send(settings, observations)
     proc = worker(worker_env, "--web-port", "0")
-    deadline = time.monotonic() + 120
-    store = Store(settings.database_url)
     try:
-        while time.monotonic() < deadline:
-            if len(store.query_hourly(mode="bicycle")) > 50:
-                break
-            time.sleep(0.05)
+        with Store(settings.database_url) as store:
+            wait_until(
+                lambda: len(store.query_hourly(mode="bicycle")),
+                120,
+                "the worker to store more than 50 hourly rows",
+                until=lambda rows: rows > 50,
+                every=0.05,
+            )
     finally:
-        store.close()
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
     partial = stored_rows(settings)
     expected = expected_rows(observations)
     assert len(partial) > 0

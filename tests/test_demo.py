@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
 from byflyt.store import Store
 from tests.conftest import free_port
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -26,29 +26,31 @@ REPO = Path(__file__).resolve().parent.parent
 def wait_for_line(
     lines: list[str], prefix: str, proc: subprocess.Popen[str], timeout: float
 ) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [line for line in lines if line.startswith(prefix)]
-        if found:
-            return found[-1]
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise AssertionError(f"the demo never printed {prefix!r}:\n{''.join(lines)[-3000:]}")
+    """The last line the demo printed starting with ``prefix``, once it has printed one."""
+
+    def found() -> list[str]:
+        return [line for line in lines if line.startswith(prefix)]
+
+    def output() -> str:
+        text = "".join(lines)
+        if not found() and proc.poll() is not None:
+            raise AssertionError(f"the demo exited without printing {prefix!r}:\n{text[-3000:]}")
+        return text[-3000:]
+
+    wait_until(output, timeout, f"the demo to print {prefix!r}", until=lambda _: found())
+    return found()[-1]
 
 
 def get(url: str, timeout: float = 60) -> httpx.Response:
     """GET ``url`` until it answers 200 (the demo's servers start in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            answer = httpx.get(url, timeout=5)
-            if answer.status_code == 200 or time.monotonic() > deadline:
-                return answer
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.5)
+    return wait_until(
+        lambda: httpx.get(url, timeout=5),
+        timeout,
+        f"{url} to answer 200",
+        until=lambda answer: answer.status_code == 200,
+        every=0.5,
+        retry_on=(httpx.TransportError,),
+    )
 
 
 def test_demo_runs_end_to_end_then_serves_until_ctrl_c(

@@ -19,11 +19,6 @@ from byflyt.settings import Settings
 MOROKULIEN = STOP_INFO["morokulien_bus"]
 
 
-@pytest.fixture(scope="module")
-def locator() -> KommuneLocator:
-    return KommuneLocator.from_file()
-
-
 def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)

@@ -18,22 +18,26 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from google.protobuf.message import DecodeError
+from google.transit import gtfs_realtime_pb2 as rt
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from byflyt.cli.gtfs import feed_dir
 from byflyt.cli.ingest import ingest_app
+from byflyt.connectors import gtfs_rt_decode as decode
 from byflyt.connectors.base import PollResult
-from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot, SnapshotRunner, parse_interval
+from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
 from byflyt.connectors.http import Backoff
+from byflyt.connectors.snapshots import SnapshotRunner, parse_interval
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
-from byflyt.models.gtfs import StaticFeed, load_gtfs
+from byflyt.models.gtfs import StaticFeed
 from byflyt.models.transit import TripState, VehicleSeen
-from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.gtfs_rt_build import feed, headless, stu, trip_update, vehicle
 from tests.kafka_util import read_all
@@ -53,22 +57,6 @@ SCHEDULED = [
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
-
-
-@pytest.fixture(scope="module")
-def locator() -> KommuneLocator:
-    return KommuneLocator.from_file()
-
-
-@pytest.fixture(scope="module")
-def static(tmp_path_factory: pytest.TempPathFactory, locator: KommuneLocator) -> StaticFeed:
-    zip_path = write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip")
-    return load_gtfs(zip_path, feed="inn", region=None, locator=locator)
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
 
 
 @pytest.fixture
@@ -661,3 +649,29 @@ def test_command_replays_recorded_snapshots(
         ("invalid_entity", "unknown_stop"),
         ("invalid_snapshot", "parse"),
     ]
+
+
+def test_a_changed_entity_that_does_not_parse_rejects_the_snapshot_and_keeps_the_state(
+    make: Make,
+) -> None:
+    # Only the entities that changed are parsed: a corrupt one among repeated ones is found
+    # then, and the snapshot is rejected whole, as protobuf's parse of it would be.
+    connector = make()
+    bus = trip_update(T["bus_5_day"], delay=300, start_date="20251027")
+    first = poll(connector, feed(AT, bus))
+    assert (len(first.records), first.rejected) == (1, [])
+    corrupt_update = b"\x0a\x03abc\x0f\x00"  # a trip descriptor, then wire type 7
+    corrupt = b"\x12" + bytes([7 + len(corrupt_update)]) + b"\x0a\x03bad\x1a"
+    corrupt += bytes([len(corrupt_update)]) + corrupt_update
+    data = feed(AT + timedelta(seconds=20), bus) + corrupt
+    assert decode.walk(data) is not None  # well framed: only parsing the entity finds it out
+    with pytest.raises(DecodeError):
+        rt.FeedMessage.FromString(data)
+    dead = one_rejected(poll(connector, data, AT))
+    assert (dead.code, dead.context["rule"]) == ("invalid_snapshot", "parse")
+    assert "does not parse" in dead.reason
+    # The trip kept from the first snapshot is still known: the next one repeats it.
+    later = poll(connector, feed(AT + timedelta(seconds=40), bus), AT)
+    assert later.rejected == []
+    assert later.counts["unchanged_trips"] == 1
+    assert trips(later)[T["bus_5_day"]].snapshot_at == AT + timedelta(seconds=40)

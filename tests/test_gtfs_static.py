@@ -6,7 +6,6 @@ service day" in Europe/Oslo (see test_transit_models for GTFS midnight itself).
 
 from __future__ import annotations
 
-import os
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -50,11 +49,6 @@ def utc(year: int, month: int, day: int, hour: int, minute: int) -> pd.Timestamp
 @pytest.fixture(scope="module")
 def gtfs_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip")
-
-
-@pytest.fixture(scope="module")
-def locator() -> KommuneLocator:
-    return KommuneLocator.from_file()
 
 
 @pytest.fixture(scope="module")
@@ -362,11 +356,8 @@ def test_load_from_a_url(server: str, locator: KommuneLocator, national: StaticF
 
 # -- command line ------------------------------------------------------------------------------
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for key in [k for k in os.environ if k.startswith("BYFLYT_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    return {"BYFLYT_DATA_DIR": str(tmp_path / "data")}
+def cli_env(clean_env: Path) -> dict[str, str]:
+    return {"BYFLYT_DATA_DIR": str(clean_env / "data")}
 
 
 def cli() -> typer.Typer:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +20,7 @@ from byflyt.settings import Settings
 from byflyt.streams.health import Check, readiness
 from byflyt.web import create_app
 from tests.conftest import REPO, free_port
+from tests.helpers import wait_until
 from tests.web_server import serving
 
 pytestmark = [pytest.mark.kafka]
@@ -52,16 +53,19 @@ def worker_url(worker_env: dict[str, str]) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
+
+        def healthz() -> int:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the worker's web server never answered"
-            time.sleep(0.3)
+            return httpx.get(url + "/healthz").status_code
+
+        wait_until(
+            healthz,
+            120,
+            "the worker's web server to answer /healthz with 200",
+            until=lambda status: status == 200,
+            every=0.3,
+            retry_on=(httpx.TransportError,),
+        )
         yield url
     finally:
         proc.terminate()
@@ -70,15 +74,19 @@ def worker_url(worker_env: dict[str, str]) -> Iterator[str]:
 
 def test_worker_is_alive_then_ready_with_its_reasons(worker_url: str) -> None:
     assert httpx.get(worker_url + "/healthz").json() == {"status": "ok"}
-    deadline = time.monotonic() + 90
-    while (answer := httpx.get(worker_url + "/readyz", timeout=30)).status_code != 200:
-        body = answer.json()
-        assert answer.status_code == 503
-        assert body["status"] == "not ready"
-        assert body["reasons"]
-        assert time.monotonic() < deadline, body
-        time.sleep(0.5)
-    body = answer.json()
+
+    def readyz() -> tuple[int, dict[str, Any]]:
+        answer = httpx.get(worker_url + "/readyz", timeout=30)
+        body: dict[str, Any] = answer.json()
+        if answer.status_code != 200:
+            assert answer.status_code == 503
+            assert body["status"] == "not ready"
+            assert body["reasons"]
+        return answer.status_code, body
+
+    _, body = wait_until(
+        readyz, 90, "the worker to be ready", until=lambda answer: answer[0] == 200, every=0.5
+    )
     assert body["status"] == "ready"
     assert body["reasons"] == []
     assert set(body["checks"]) == {"store", "kafka", "lag"}

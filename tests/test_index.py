@@ -36,7 +36,6 @@ import csv
 import io
 import json
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -290,11 +289,6 @@ def fill_hand_case(store: Store) -> None:
             )
         )
     store.upsert_point_hourly(observations)
-
-
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store' / 'byflyt.sqlite'}"
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from tests.browser import chromium, screenshot
 from tests.kafka_util import produce
 from tests.web_server import serving
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.browser, pytest.mark.slow]
 
 HOUR = timedelta(hours=1)
 NOW_HOUR = datetime(2025, 10, 27, 13, tzinfo=UTC)  # 14:00 in Oslo, after the autumn change

@@ -7,7 +7,6 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -18,11 +17,6 @@ from byflyt.store import Store
 
 # 2025-10-26 01:00Z is the second 02:00 local (the autumn change).
 START = datetime(2025, 10, 26, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store' / 'byflyt.sqlite'}"
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -40,11 +39,6 @@ def vol(
         coverage=coverage,
         n_sources=n_sources,
     )
-
-
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store' / 'byflyt.sqlite'}"
 
 
 @pytest.fixture

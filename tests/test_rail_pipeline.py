@@ -36,10 +36,9 @@ from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.national import bnr_day, write_national_gtfs
 from byflyt.samples.siri import synthetic_day, write_replay
 from byflyt.settings import Settings
+from tests.helpers import byflyt, drain, stored
 from tests.kafka_util import read_all
-from tests.test_cycling_stream import drain
-from tests.test_siri_pipeline import NS, aggregate, scheduled_calls, siri_calls
-from tests.test_transit_pipeline import byflyt, stored
+from tests.siri_expect import NS, aggregate, scheduled_calls, siri_calls
 
 pytestmark = pytest.mark.kafka
 Cell = tuple[str, str, datetime]

@@ -31,9 +31,9 @@ from byflyt.connectors.siri import SiriConnector, SiriItem
 from byflyt.connectors.trafikkdata import TrafikkdataConnector
 from byflyt.metrics import Metrics
 from byflyt.models.geo import KommuneLocator
-from byflyt.models.gtfs import StaticFeed, load_gtfs
+from byflyt.models.gtfs import StaticFeed
 from byflyt.models.transit import TripState
-from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.gtfs_rt_build import feed, stu, trip_update
 
@@ -41,26 +41,6 @@ MON = date(2025, 10, 27)
 RAIL = SYNTHETIC_TRIPS["rail_morning"]  # Lillehammer 06:10 → Moelv → Brumunddal → Hamar → Stange
 Q = SYNTHETIC_STOPS
 SIRI = "http://www.siri.org.uk/siri"
-
-
-@pytest.fixture(scope="module")
-def locator() -> KommuneLocator:
-    return KommuneLocator.from_file()
-
-
-@pytest.fixture(scope="module")
-def static_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip")
-
-
-@pytest.fixture(scope="module")
-def static(static_zip: Path, locator: KommuneLocator) -> StaticFeed:
-    return load_gtfs(static_zip, feed="inn", region=None, locator=locator)
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -173,12 +172,6 @@ def test_unknown_and_mismatched_queries() -> None:
 
 
 # -- regions -------------------------------------------------------------------------------
-@pytest.fixture
-def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in [k for k in os.environ if k.startswith("BYFLYT_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    return tmp_path
 
 
 def run(*args: str, regions_file: Path | None = None) -> Result:

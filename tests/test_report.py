@@ -456,6 +456,7 @@ def test_report_period_and_date_helpers() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_report_renders_in_headless_chromium(written: dict[str, Path], tmp_path: Path) -> None:
     """The HTML report as a browser shows it: heading, every plot decoded, a screenshot saved."""
     with chromium(width=1200, height=900) as driver:

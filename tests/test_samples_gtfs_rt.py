@@ -17,22 +17,12 @@ from google.transit import gtfs_realtime_pb2
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.models.kommuner import get_region
-from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, TRIP_STOPS, write_synthetic_gtfs
+from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, TRIP_STOPS
 from byflyt.samples.gtfs_rt import SYNTHETIC_NOTICE, Scenario, write_synthetic_snapshots
 from tests.transit_expect import Expected, expected_transit, read_feed
 
 MJOSBYEN = set(get_region("mjosbyen").kommuner)
 FeedMessage = gtfs_realtime_pb2.FeedMessage
-
-
-@pytest.fixture(scope="module")
-def locator() -> KommuneLocator:
-    return KommuneLocator.from_file()
-
-
-@pytest.fixture(scope="module")
-def static_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +27,9 @@ from byflyt.samples.trafikkdata import mjosbyen_week
 from byflyt.samples.trafikkdata_server import TrafikkdataServer
 from byflyt.topics import ALL_TOPICS, BIKE_COUNTS, DLQ
 from tests.conftest import REPO, SecureBroker, free_port, kafka_libs
+from tests.cycling_expect import FROM, TO, expected_csv_rows, parse
+from tests.helpers import wait_until
 from tests.kafka_util import produce, read_all
-from tests.test_cycling_pipeline import FROM, TO, expected_csv_rows, parse
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -97,19 +97,20 @@ def procs(secure_broker: SecureBroker, tmp_path: Path, unique: str) -> Iterator[
 
 
 def _wait_ready(url: str, timeout: float = 120) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            answer = httpx.get(url + "/readyz", timeout=15)
-            if answer.status_code == 200:
-                body: dict[str, object] = answer.json()
-                return body
-            last = answer.text
-        except httpx.TransportError as exc:
-            last = repr(exc)
-        time.sleep(0.5)
-    raise AssertionError(f"{url} never became ready: {last}")
+    def readyz() -> tuple[int, str]:
+        answer = httpx.get(url + "/readyz", timeout=15)
+        return answer.status_code, answer.text
+
+    _, text = wait_until(
+        readyz,
+        timeout,
+        f"{url} to become ready",
+        until=lambda answer: answer[0] == 200,
+        every=0.5,
+        retry_on=(httpx.TransportError,),
+    )
+    body: dict[str, object] = json.loads(text)
+    return body
 
 
 def test_pipeline_through_sasl_ssl_is_exact_and_keeps_the_password_secret(

@@ -44,6 +44,7 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.kafka
 def test_a_fresh_clone_with_nothing_beside_it_runs_the_demo(tmp_path: Path) -> None:
     alone = tmp_path / "alone"
     alone.mkdir()

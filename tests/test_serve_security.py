@@ -6,11 +6,11 @@ page in a real headless Chromium that must run under the Content-Security-Policy
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -31,6 +31,7 @@ from byflyt.web import create_app
 from byflyt.web.security import is_loopback
 from tests.browser import chromium
 from tests.conftest import REPO, free_port
+from tests.helpers import wait_until
 from tests.web_server import serving
 
 TOKEN = "t0ken-for-the-api-0123456789abcdef"
@@ -145,6 +146,7 @@ def test_the_page_has_no_inline_script_or_style(open_url: str) -> None:
     assert '<script src="/static/live.js"></script>' in page
 
 
+@pytest.mark.browser
 def test_the_live_page_runs_under_its_csp_in_chromium(open_url: str) -> None:
     with chromium() as driver:
         driver.get(f"{open_url}/?region=mjosbyen")
@@ -312,11 +314,19 @@ def test_serve_is_ready_once_it_follows_the_topics(
         assert [r.split(":")[0] for r in body["reasons"]] == ["kafka"]
 
         create_topics(settings, [VOLUMES_HOURLY, SENSORS_STATUS])
-        deadline = time.monotonic() + 60
-        while (answer := httpx.get(url + "/readyz")).status_code != 200:
-            assert time.monotonic() < deadline, answer.text
-            time.sleep(0.5)
-        checks = answer.json()["checks"]
+
+        def readyz() -> tuple[int, str]:
+            answer = httpx.get(url + "/readyz")
+            return answer.status_code, answer.text
+
+        _, text = wait_until(
+            readyz,
+            60,
+            "serve to be ready once the topics exist",
+            until=lambda answer: answer[0] == 200,
+            every=0.5,
+        )
+        checks = json.loads(text)["checks"]
         assert checks["kafka"]["ok"] is True
         assert checks["lag"] == {
             "ok": True,
@@ -341,14 +351,14 @@ def _serve(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
 def _first_line(proc: subprocess.Popen[str], port: int) -> str:
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return line
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"serve did not answer: {line}")
+    wait_until(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code,
+        30,
+        f"serve to answer /healthz with 200 after printing {line!r}",
+        until=lambda status: status == 200,
+        retry_on=(httpx.TransportError,),
+    )
+    return line
 
 
 def test_serve_beyond_loopback_needs_a_token_or_public(data_dir: Path) -> None:

@@ -16,15 +16,6 @@ from byflyt.settings import Settings, load_settings
 BYFLYT = str(Path(sys.executable).parent / "byflyt")
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for key in list(os.environ):
-        if key.startswith("BYFLYT_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def test_defaults_use_the_local_broker_and_sqlite(clean_env: Path) -> None:
     settings = load_settings()
     assert settings.uses_local_broker

@@ -22,15 +22,17 @@ from rich.console import Console
 
 from byflyt.connectors.base import PollResult
 from byflyt.connectors.http import Backoff
-from byflyt.connectors.siri import SiriConnector, SiriItem, SiriRunner, TokenBucket
+from byflyt.connectors.rate_limit import TokenBucket
+from byflyt.connectors.siri import SiriConnector, SiriItem
+from byflyt.connectors.snapshots import SnapshotRunner
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
 from byflyt.models.geo import KommuneLocator
-from byflyt.models.gtfs import StaticFeed, load_gtfs
+from byflyt.models.gtfs import StaticFeed
 from byflyt.models.transit import TripState, VehicleSeen
-from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.samples.siri import SiriDay, answer, error_answer, synthetic_day
 from byflyt.samples.siri_server import HTML_PAGE, Fault, SiriServer
 from byflyt.settings import Settings
@@ -41,28 +43,8 @@ FAST = Backoff(base=0.01, cap=0.05, attempts=4)
 
 
 @pytest.fixture(scope="module")
-def locator() -> KommuneLocator:
-    return KommuneLocator.from_file()
-
-
-@pytest.fixture(scope="module")
-def static_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip")
-
-
-@pytest.fixture(scope="module")
-def static(static_zip: Path, locator: KommuneLocator) -> StaticFeed:
-    return load_gtfs(static_zip, feed="inn", region=None, locator=locator)
-
-
-@pytest.fixture(scope="module")
 def day(static_zip: Path) -> SiriDay:
     return synthetic_day(static_zip)
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
 
 
 Make = Callable[..., SiriConnector]
@@ -279,6 +261,7 @@ def test_full_answer_then_deltas_with_more_data_paging(
     assert live(make(endpoint=other.url)).records == []
 
 
+@pytest.mark.kafka
 def test_429_past_the_limit_is_retried_after_retry_after(
     make: Make, serve: Callable[..., SiriServer], settings: Settings
 ) -> None:
@@ -286,7 +269,7 @@ def test_429_past_the_limit_is_retried_after_retry_after(
     create_topics(settings)
     metrics = Metrics(CollectorRegistry())
     connector = make(endpoint=server.url, metrics=metrics)
-    runner = SiriRunner(
+    runner = SnapshotRunner(
         connector, settings, metrics=metrics, backoff=FAST, console=Console(file=io.StringIO())
     )
     stats = runner.run_polls(3, timedelta(milliseconds=10))
@@ -299,6 +282,7 @@ def test_429_past_the_limit_is_retried_after_retry_after(
     assert failed >= 1
 
 
+@pytest.mark.kafka
 def test_requestor_id_survives_a_restart_and_bad_answers_reset_it(
     make: Make, serve: Callable[..., SiriServer], settings: Settings
 ) -> None:
@@ -310,7 +294,7 @@ def test_requestor_id_survives_a_restart_and_bad_answers_reset_it(
     def run(polls: int) -> SiriConnector:
         metrics = Metrics(CollectorRegistry())
         connector = make(endpoint=server.url, metrics=metrics)
-        SiriRunner(connector, settings, metrics=metrics, console=quiet).run_polls(
+        SnapshotRunner(connector, settings, metrics=metrics, console=quiet).run_polls(
             polls, timedelta(milliseconds=10)
         )
         return connector
@@ -333,6 +317,7 @@ def test_configuration_errors(make: Make, tmp_path: Path) -> None:
         make(replay=tmp_path)
 
 
+@pytest.mark.kafka
 def test_cli_once_against_the_server(
     static_zip: Path, serve: Callable[..., SiriServer], worker_env: dict[str, str]
 ) -> None:

@@ -20,8 +20,8 @@ from byflyt.models.counts import CountObservation, FetchedWindow
 from byflyt.models.status import SensorStatus
 from byflyt.settings import Settings
 from byflyt.store import Store
+from tests.helpers import drain, send
 from tests.kafka_util import produce, read_all
-from tests.test_cycling_stream import drain, send
 
 pytestmark = pytest.mark.kafka
 REPO = Path(__file__).resolve().parent.parent

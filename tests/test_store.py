@@ -40,11 +40,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture
 def store(store_url: str, registry: CollectorRegistry) -> Iterator[Store]:
     with Store(store_url, metrics=Metrics(registry)) as opened:
         yield opened

@@ -44,6 +44,7 @@ from byflyt.samples.trafikkdata import (
 from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
 from byflyt.settings import Settings
 from tests.conftest import free_port
+from tests.helpers import wait_until
 from tests.kafka_util import read_all
 
 HOUR = timedelta(hours=1)
@@ -456,9 +457,13 @@ def test_follow_mode_polls_live_and_stops_cleanly_on_sigterm(
     command = [sys.executable, "-m", "byflyt", "ingest", *metrics, "trafikkdata", *args]
     proc = subprocess.Popen(command, env=worker_env, cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while len(hour_requests(server)) < 12 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(
+            lambda: len(hour_requests(server)),
+            60,
+            "the connector's first pass over the 12 points",
+            until=lambda requests: requests >= 12,
+            every=0.1,
+        )
         live = hour_requests(server)
         assert len(live) == 12  # one pass over the points, now sleeping for 10 minutes
         since = datetime.fromisoformat(str(live[0]["from"]))

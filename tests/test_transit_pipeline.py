@@ -8,8 +8,6 @@ and flows computed independently by ``tests/transit_expect.py``. A second replay
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,37 +16,13 @@ from byflyt.kafka import create_topics
 from byflyt.models.envelope import Rejected
 from byflyt.models.gtfs import StaticFeed, feed_dir
 from byflyt.settings import Settings
-from byflyt.store import Store
 from samples.gtfs import write_synthetic_gtfs
 from samples.gtfs_rt import write_synthetic_snapshots
+from tests.helpers import byflyt, drain, stored
 from tests.kafka_util import read_all
-from tests.test_cycling_stream import drain
 from tests.transit_expect import expected_transit
 
 pytestmark = pytest.mark.kafka
-BYFLYT = (sys.executable, "-m", "byflyt")
-
-
-def byflyt(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([*BYFLYT, *args], env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
-def stored(settings: Settings) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    store = Store(settings.database_url)
-    try:
-        rows = [r for r in store.query_hourly() if r.mode != "bicycle"]
-        flows = store.query_flows()
-    finally:
-        store.close()
-    hourly = sorted(
-        (r.kommune_nr, r.mode, r.metric, r.hour_start, r.value, r.coverage, r.n_sources)
-        for r in rows
-    )
-    return hourly, sorted(
-        (f.from_kommune, f.to_kommune, f.mode, f.hour_start, f.trips) for f in flows
-    )
 
 
 def test_replayed_snapshots_equal_the_independent_table(

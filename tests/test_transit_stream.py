@@ -23,8 +23,8 @@ from byflyt.streams.transit import RecordCodec, hour_metrics
 from byflyt.streams.transit_calls import TripDeriver, final_calls
 from byflyt.streams.transit_state import CallFact, FinalCall, decode_cell, decode_trip
 from samples.gtfs import SYNTHETIC_TRIPS, write_synthetic_gtfs
+from tests.helpers import drain
 from tests.kafka_util import produce, read_all
-from tests.test_cycling_stream import drain
 
 T0 = datetime(2025, 10, 27, 7, tzinfo=UTC)
 BYFLYT = (sys.executable, "-m", "byflyt")
@@ -196,6 +196,7 @@ def _nat(value: object) -> bool:
     return bool(pd.isna(value))
 
 
+@pytest.mark.kafka
 def test_trip_states_give_calls_metrics_and_flows(
     settings: Settings, worker_env: dict[str, str], static_feed: StaticFeed
 ) -> None:

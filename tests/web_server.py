@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests.conftest import free_port
+from tests.helpers import wait_until
 
 
 @contextmanager
@@ -22,11 +22,12 @@ def serving(app: FastAPI) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
+
+    def started() -> bool:
+        assert thread.is_alive(), "uvicorn's thread ended before it started"
+        return bool(server.started)
+
+    wait_until(started, 20, "uvicorn to start", every=0.05)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -42,6 +42,7 @@ from tests.faults.harness import (
     store_rows,
     topic_rows,
 )
+from tests.helpers import wait_until
 
 FAULTS = ("kill", "pause", "broker", "db")
 WORKERS = 2
@@ -164,13 +165,16 @@ class Schedule:
             producer.close()
         for thread in threads:
             thread.join()
-        deadline = time.monotonic() + CONVERGE_S
-        got: list[Row] = []
-        while time.monotonic() < deadline:
+        try:
+            got = wait_until(
+                lambda: _safe(lambda: store_rows(self.run.settings)) or [],
+                CONVERGE_S,
+                "the store to converge",
+                until=lambda rows: rows == truth,
+                every=1,
+            )
+        except AssertionError:  # not converged: the verdict below says how far off it is
             got = _safe(lambda: store_rows(self.run.settings)) or []
-            if got == truth:
-                break
-            time.sleep(1)
         verdict = compare(got, truth, "store")
         if verdict.exact:
             verdict = compare(topic_rows(self.run.settings), truth, "volumes.hourly")

@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,26 +33,12 @@ from byflyt.samples.trafikkdata import TrafikkdataDataset
 from byflyt.settings import Settings
 from byflyt.store import Store
 from tests.cycling_expect import Row
+from tests.helpers import wait_until
 from tests.kafka_util import produce, read_all
 from tests.pg import LocalPostgres, pg_bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-
-
-# -- one polling helper ----------------------------------------------------------------------
-def wait_for(
-    condition: Callable[[], T | None], timeout: float, what: str, every: float = 0.25
-) -> T:
-    """Poll ``condition`` until it returns something truthy, or raise naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
 
 
 # -- a broker and a PostgreSQL we may stop ---------------------------------------------------
@@ -421,7 +407,7 @@ def delete_topic(settings: Settings, name: str) -> None:
     client = admin(settings)
     try:
         client.delete_topics([name])
-        wait_for(lambda: name not in client.list_topics(), 60, f"{name} to be deleted")
+        wait_until(lambda: name not in client.list_topics(), 60, f"{name} to be deleted")
     finally:
         client.close()
 

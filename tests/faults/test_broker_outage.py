@@ -24,8 +24,8 @@ from tests.faults.harness import (
     no_tracebacks,
     scrape,
     store_rows,
-    wait_for,
 )
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka]
 BROKER_DOWN_S = 20.0
@@ -58,7 +58,7 @@ def test_broker_stopped_for_20s_mid_backfill_and_mid_aggregation(
             "2025-10-22",
             "--once",
         )
-        wait_for(lambda: len(store_rows(run.settings)) > 20, 120, "the worker to aggregate")
+        wait_until(lambda: len(store_rows(run.settings)) > 20, 120, "the worker to aggregate")
         assert connector.alive(), connector.output()
         pages_before = len(server.requests)
 
@@ -79,7 +79,12 @@ def test_broker_stopped_for_20s_mid_backfill_and_mid_aggregation(
         # Its summary says what it did: every observation produced once, nothing failed.
         assert f"{len(delivered)} observations" in connector.output(), connector.output()[-2000:]
         assert "0 rejected, 0 failed" in connector.output()
-        wait_for(lambda: store_rows(run.settings) == truth, 180, "the store to converge")
+        wait_until(
+            lambda: store_rows(run.settings),
+            180,
+            "the store to converge",
+            until=lambda rows: rows == truth,
+        )
         assert len(server.requests) > pages_before, "the backfill did not page after the outage"
         assert_exact(run.settings, truth)
         text = scrape(worker_port)

@@ -19,7 +19,8 @@ from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
 from byflyt.settings import Settings
 from tests.cycling_expect import expected_rows
 from tests.faults.conftest import RunFactory
-from tests.faults.harness import assert_exact, connector_observations, no_tracebacks, wait_for
+from tests.faults.harness import assert_exact, connector_observations, no_tracebacks
+from tests.helpers import wait_until
 from tests.kafka_util import read_all
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka]
@@ -72,7 +73,7 @@ def test_sigkill_mid_backfill_resumes_from_checkpoints(fault_run: RunFactory) ->
     with TrafikkdataServer(dataset, page_size=12) as server:
         server.inject(*[Fault.delay(0.05)] * 400)
         first = run.byflyt("connector-1", *ingest, "--endpoint", server.url)
-        done = wait_for(
+        done = wait_until(
             lambda: (c := checkpoints(run.settings)) and len(c) >= 3 and c,
             120,
             "three points to be checkpointed",

@@ -18,8 +18,8 @@ from tests.faults.harness import (
     scrape,
     send,
     store_rows,
-    wait_for,
 )
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka]
 
@@ -36,9 +36,14 @@ def test_every_batch_twice_then_a_replay_from_offset_zero(fault_run: RunFactory)
 
     port = free_port()
     worker = run.worker("worker", web_port=port)
-    wait_for(lambda: store_rows(run.settings) == truth, 120, "the store to equal the truth")
+    wait_until(
+        lambda: store_rows(run.settings),
+        120,
+        "the store to equal the truth",
+        until=lambda rows: rows == truth,
+    )
     # The metrics say every record was seen twice, yet the table counts each once.
-    seen = wait_for(
+    seen = wait_until(
         lambda: (
             # Every delivery of bike.counts is counted as it is read, repeats included.
             metric_sum(scrape(port), "byflyt_observations_total") == 2 * len(workload)

@@ -18,8 +18,8 @@ from tests.faults.harness import (
     scrape,
     send,
     store_rows,
-    wait_for,
 )
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka]
 
@@ -38,7 +38,7 @@ def test_sigkill_one_of_two_then_a_third_joins(fault_run: RunFactory) -> None:
     send(run.settings, workload[:third])
     first = run.worker("worker-1", web_port=ports[0])
     second = run.worker("worker-2", web_port=ports[1])
-    wait_for(
+    wait_until(
         lambda: records_in(ports[0]) > 0 and records_in(ports[1]) > 0,
         120,
         "both workers to hold partitions and process records",
@@ -51,11 +51,21 @@ def test_sigkill_one_of_two_then_a_third_joins(fault_run: RunFactory) -> None:
     # The survivor takes over the dead worker's partitions; then a third worker joins.
     third_worker = run.worker("worker-3", web_port=ports[2])
     send(run.settings, workload[2 * third :])
-    wait_for(lambda: store_rows(run.settings) == truth, 180, "the store to equal the truth")
-    wait_for(lambda: group_lag(run.settings) == 0, 60, "the group to commit everything")
+    wait_until(
+        lambda: store_rows(run.settings),
+        180,
+        "the store to equal the truth",
+        until=lambda rows: rows == truth,
+    )
+    wait_until(
+        lambda: group_lag(run.settings),
+        60,
+        "the group to commit everything",
+        until=lambda lag: lag == 0,
+    )
     assert_exact(run.settings, truth)
     assert records_in(ports[1]) > survivor_before, "the survivor processed nothing after the kill"
-    wait_for(lambda: records_in(ports[2]) > 0 or None, 30, "the third worker to get partitions")
+    wait_until(lambda: records_in(ports[2]) > 0 or None, 30, "the third worker to get partitions")
     assert second.alive()
     assert third_worker.alive()
     no_tracebacks([second, third_worker])

@@ -24,10 +24,10 @@ from tests.faults.harness import (
     scrape,
     send,
     store_rows,
-    wait_for,
 )
+from tests.helpers import wait_until
 
-pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.postgres]
+pytestmark = [pytest.mark.faults, pytest.mark.kafka]
 PG_DOWN_S = 30.0
 SQLITE_LOCKED_S = 15.0
 
@@ -36,6 +36,7 @@ def failures(port: int) -> float:
     return metric_sum(scrape(port), "byflyt_store_failures_total")
 
 
+@pytest.mark.postgres
 def test_postgres_stopped_for_30s_while_the_worker_flushes(
     fault_run: RunFactory, fault_pg: PrivatePostgres, pg_database: str
 ) -> None:
@@ -46,20 +47,25 @@ def test_postgres_stopped_for_30s_while_the_worker_flushes(
     port = free_port()
     send(run.settings, workload[:half])
     worker = run.worker("worker", web_port=port)
-    wait_for(lambda: store_rows(run.settings), 120, "the first rows in the store")
+    wait_until(lambda: store_rows(run.settings), 120, "the first rows in the store")
 
     fault_pg.halt()
     stopped = time.monotonic()
     try:
         send(run.settings, workload[half:])
-        wait_for(lambda: failures(port) > 0, PG_DOWN_S, "the worker to report failed writes")
+        wait_until(lambda: failures(port) > 0, PG_DOWN_S, "the worker to report failed writes")
         time.sleep(max(0.0, PG_DOWN_S - (time.monotonic() - stopped)))
         assert worker.alive(), f"the worker exited while the database was down:\n{worker.output()}"
     finally:
         fault_pg.resume()
     failed_during_outage = failures(port)
 
-    wait_for(lambda: store_rows(run.settings) == truth, 90, "the store to converge")
+    wait_until(
+        lambda: store_rows(run.settings),
+        90,
+        "the store to converge",
+        until=lambda rows: rows == truth,
+    )
     assert_exact(run.settings, truth)
     assert failed_during_outage >= 2, "one failure and no retry is not a retry with back-off"
     assert worker.alive()
@@ -76,21 +82,26 @@ def test_sqlite_held_locked_by_another_writer(fault_run: RunFactory, tmp_path: P
     port = free_port()
     send(run.settings, workload[:half])
     worker = run.worker("worker", web_port=port)
-    wait_for(lambda: store_rows(run.settings), 120, "the first rows in the store")
+    wait_until(lambda: store_rows(run.settings), 120, "the first rows in the store")
 
     holder = sqlite3.connect(path, isolation_level=None, timeout=30)
     holder.execute("BEGIN EXCLUSIVE")
     locked = time.monotonic()
     try:
         send(run.settings, workload[half:])
-        wait_for(lambda: failures(port) > 0, 60, "the worker to report failed writes")
+        wait_until(lambda: failures(port) > 0, 60, "the worker to report failed writes")
         time.sleep(max(0.0, SQLITE_LOCKED_S - (time.monotonic() - locked)))
         assert worker.alive(), f"the worker exited while the store was locked:\n{worker.output()}"
     finally:
         holder.execute("ROLLBACK")
         holder.close()
 
-    wait_for(lambda: store_rows(run.settings) == truth, 90, "the store to converge")
+    wait_until(
+        lambda: store_rows(run.settings),
+        90,
+        "the store to converge",
+        until=lambda rows: rows == truth,
+    )
     assert_exact(run.settings, truth)
     assert worker.alive()
     no_tracebacks([worker])

@@ -1,0 +1,364 @@
+"""GTFS-realtime trip updates → whole-trip records, one per live trip and snapshot.
+
+:class:`TripUpdates` keeps every live trip (:class:`~byflyt.connectors.gtfs_rt_live.LiveTrip`)
+between snapshots. A trip whose update repeats byte for byte (less its timestamp) is re-sent
+re-stamped without being parsed or resolved; any other is parsed, its service date found
+(``start_date``, else the date in Entur's entity id, else the running date nearest the
+snapshot) and its calls resolved on the static plan (:mod:`byflyt.connectors.gtfs_rt_calls`).
+For FULL_DATASET feeds a trip in the previous snapshot but missing from this one is sent once
+more as ``vanished``. A rule broken rejects the entity alone (``invalid_entity``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import msgspec
+from google.transit import gtfs_realtime_pb2 as rt
+
+from byflyt.connectors import gtfs_rt_decode as decode
+from byflyt.connectors.base import Record
+from byflyt.connectors.gtfs_rt_calls import CallResolver, EntityRejected
+from byflyt.connectors.gtfs_rt_decode import instant, plausible
+from byflyt.connectors.gtfs_rt_live import LiveTrip
+from byflyt.metrics import Metrics
+from byflyt.models import codec_trips
+from byflyt.models.base import Mode
+from byflyt.models.envelope import Rejected
+from byflyt.models.gtfs import StaticFeed
+from byflyt.models.transit import TripStatus
+from byflyt.topics import TRIP_UPDATES
+
+_ENTITY_DATE = re.compile(r"-(\d{4}-\d{2}-\d{2})$")  # Entur: "<trip_id>-<YYYY-MM-DD>"
+_TRIP = rt.TripDescriptor
+_MAX_ID = 256  # the longest trip or route id a record carries
+
+
+class TripUpdates:
+    """The trip-update side of a GTFS-realtime connector (see the module docstring).
+
+    ``source`` and ``name`` stamp its metrics and dead letters; ``interval`` is the poll
+    interval staleness is measured in; ``max_calls`` the most stop time updates (and static
+    calls) a trip may have. ``occupancy`` (trip id → status) comes from the vehicle positions
+    read before; ``location`` names the snapshot being read, for dead letters.
+    """
+
+    def __init__(
+        self,
+        static: StaticFeed,
+        *,
+        source: str,
+        name: str,
+        metrics: Metrics,
+        interval: timedelta,
+        max_calls: int,
+        resolver: CallResolver,
+    ) -> None:
+        self.static = static
+        self.feed = static.feed
+        self.source = source
+        self.name = name
+        self.metrics = metrics
+        self.interval = interval
+        self.max_calls = max_calls
+        self.resolver = resolver
+        self.live: dict[str, LiveTrip] = {}
+        self.by_print: dict[int, str] = {}
+        self.occupancy: dict[str, str] = {}
+        self.location = ""
+        self._start_dates: dict[str, date] = {}
+        self._tally: Counter[str] = Counter()
+        self._added: Counter[str] = Counter()  # ADDED trips by where their mode came from
+        trips = static.trips
+        self._trip_service = dict(zip(trips["trip_id"], trips["service_id"], strict=True))
+        self._route_mode = dict(zip(static.routes["route_id"], static.routes["mode"], strict=True))
+        self._feed_modes = sorted(set(static.routes["mode"]))
+
+    def warn(self, warning: str, times: int = 1) -> None:
+        """Count a feed warning."""
+        self.metrics.feed_warnings.labels(self.source, warning).inc(times)
+
+    def reject(self, entity: Any, exc: EntityRejected, **context: str) -> Rejected:
+        """The dead letter of an entity that breaks rule ``exc``."""
+        return Rejected.of(
+            self.source,
+            "invalid_entity",
+            f"{exc.rule}: {exc.reason}",
+            self.name,
+            entity.SerializePartialToString(),
+            rule=exc.rule,
+            entity_id=entity.id[:256],
+            location=self.location,
+            **context,
+        )
+
+    def _stale(self, entity_timestamp: int, taken: datetime) -> bool:
+        return taken - instant(entity_timestamp) > 2 * self.interval
+
+    def snapshot(
+        self,
+        entities: decode.Entities,
+        full: bool,
+        taken: datetime,
+        records: list[Record],
+        rejected: list[Rejected],
+        counts: Counter[str],
+    ) -> int:
+        """Resolve the snapshot's trip updates into records; return how many are cancelled.
+
+        A trip whose update is byte for byte the one its state was resolved from (less the
+        timestamp, :func:`~byflyt.connectors.gtfs_rt_decode.fingerprint`) is neither parsed
+        nor resolved again. Raises :class:`~byflyt.connectors.gtfs_rt_decode.Unparsable`
+        (nothing kept, nothing counted) when an entity that must be parsed does not parse.
+        """
+        self._added.clear()
+        states: dict[str, LiveTrip] = {}
+        refused: set[str] = set()
+        ids: set[str] = set()
+        previous = self.live
+        by_print = self.by_print
+        data, view = entities.data, entities.view
+        occupancy = self.occupancy
+        stale_before = (taken - 2 * self.interval).timestamp()
+        warnings: Counter[str] = Counter()
+        self._tally = warnings
+        platform_changes = cancelled = no_vehicle = stale = 0
+        for n in range(len(entities)):
+            raw = entities.raw(n)
+            print_: int | None = None
+            tail: int | None = None
+            if raw is not None:
+                entity_id, start, end = raw
+                print_, tail = decode.fingerprint(data, view, start, end)
+                known_key = by_print.get(print_)
+                live = previous.get(known_key) if known_key is not None else None
+                if live is not None and entity_id not in ids and live.same(entity_id, occupancy):
+                    # The feed repeats the trip (its descriptor too): nothing to parse or
+                    # resolve, only its checks to count.
+                    ids.add(entity_id)
+                    stamp = tail if tail is not None else live.stamp
+                    no_vehicle += live.no_vehicle
+                    if stamp and plausible(stamp) and stamp < stale_before:
+                        stale += 1
+                    platform_changes += live.platform_changes
+                    cancelled += live.cancelled
+                    states[live.key] = live.restamped(taken)
+                    continue
+            entity = entities.parsed(n)
+            if not entity.HasField("trip_update"):
+                continue
+            update = entity.trip_update
+            entity_id = entity.id
+            self.resolver.platform_changes = 0
+            try:
+                if entity_id in ids:
+                    cancelled += update.trip.schedule_relationship == _TRIP.CANCELED
+                    raise EntityRejected(
+                        "duplicate_entity_id",
+                        f"entity id {entity_id[:256]!r} came before in this snapshot",
+                    )
+                ids.add(entity_id)
+                cancelled += update.trip.schedule_relationship == _TRIP.CANCELED
+                trip, fixed_date = self._trip_state(entity, taken)
+                platform_changes += self.resolver.platform_changes
+            except EntityRejected as exc:
+                platform_changes += self.resolver.platform_changes
+                trip_id = update.trip.trip_id
+                refused.add(trip_id)
+                rejected.append(self.reject(entity, exc, trip_id=trip_id[:256]))
+                continue
+            if trip.occupancy is None and trip.trip_id in occupancy:
+                trip = msgspec.structs.replace(trip, occupancy=occupancy[trip.trip_id])
+            # A print stands for the state only when the state follows from the update alone,
+            # and its stripped tail is the update's own timestamp.
+            cacheable = fixed_date and trip.status != "added" and tail in (None, update.timestamp)
+            key = trip.key
+            states[key] = LiveTrip.of(
+                trip,
+                previous.get(key),
+                print_ if cacheable else None,
+                None if update.trip.start_date else entity_id,
+                timed=self.resolver.timed,
+                skipped=self.resolver.skipped,
+                stamp=update.timestamp,
+                no_vehicle=not (update.HasField("vehicle") and update.vehicle.id),
+                platform_changes=self.resolver.platform_changes,
+            )
+        warnings["missing_vehicle_id"] += no_vehicle
+        warnings["stale_entity"] += stale
+        for warning, times in warnings.items():
+            if times:
+                self.warn(warning, times)
+        for source, times in self._added.items():
+            self.metrics.added_trips.labels(self.source, source).inc(times)
+        self._added.clear()
+        if platform_changes:
+            self.metrics.platform_changes.labels(self.feed, self.name).inc(platform_changes)
+        current = dict(states) if full else previous | states
+        if full:
+            for key, last in previous.items():
+                if key in states:
+                    continue
+                if last.head.trip_id in refused:  # still in the feed, only unreadable this time
+                    current[key] = last
+                    continue
+                gone = msgspec.structs.replace(
+                    last.head, status="vanished", snapshot_at=taken, settled_since=None
+                )
+                records.append(Record(TRIP_UPDATES, key, codec_trips.encode(gone)))
+                counts["vanished"] += 1
+        self.live = current
+        self.by_print = {
+            live.print_: key for key, live in current.items() if live.print_ is not None
+        }
+        records.extend(
+            Record(TRIP_UPDATES, key, codec_trips.encode(live.head)) for key, live in states.items()
+        )
+        counts["trip_states"] += len(states) + counts["vanished"]
+        counts["unchanged_trips"] += sum(1 for live in states.values() if live.repeated)
+        return cancelled
+
+    def _trip_state(self, entity: Any, taken: datetime) -> tuple[codec_trips.Trip, bool]:
+        """The entity's trip, and whether its service date is fixed by the entity alone."""
+        update = entity.trip_update
+        trip = update.trip
+        relation = trip.schedule_relationship
+        added = relation == _TRIP.ADDED
+        trip_id = trip.trip_id
+        if not trip_id:
+            raise EntityRejected("no_trip_id", "the trip update has no trip.trip_id")
+        if len(trip_id) > _MAX_ID:
+            raise EntityRejected("trip_id", f"trip_id is longer than {_MAX_ID} characters")
+        known = trip_id in self._trip_service
+        if not known and not added:
+            raise EntityRejected(
+                "unknown_trip",
+                f"trip_id {trip_id!r} is not in static feed {self.feed!r} and is not ADDED",
+            )
+        if len(update.stop_time_update) > self.max_calls:
+            raise EntityRejected(
+                "too_many_calls",
+                f"trip {trip_id[:256]!r} has {len(update.stop_time_update)} stop time updates, "
+                f"more than the limit of {self.max_calls}",
+            )
+        updates = [decode.read_update(u) for u in update.stop_time_update]
+        self.resolver.timed = self.resolver.skipped = None
+        self.resolver.check_updates(updates)
+        if not (update.HasField("vehicle") and update.vehicle.id):
+            self._tally["missing_vehicle_id"] += 1
+        if (
+            update.timestamp
+            and plausible(int(update.timestamp))
+            and self._stale(int(update.timestamp), taken)
+        ):
+            self._tally["stale_entity"] += 1
+        service_date, fixed_date = self._service_date(entity, trip_id, taken)
+        status: TripStatus = "added" if added else "scheduled"
+        if relation == _TRIP.CANCELED:
+            status = "cancelled"
+        if known:
+            plan = self.static.trip_plan(trip_id, service_date)
+            if plan is None:
+                raise EntityRejected(
+                    "not_running", f"trip {trip_id!r} does not run on {service_date.isoformat()}"
+                )
+            if len(plan.stops) > self.max_calls:
+                raise EntityRejected(
+                    "too_many_calls",
+                    f"trip {trip_id!r} has {len(plan.stops)} static calls, more than the limit "
+                    f"of {self.max_calls}",
+                )
+            route_id = plan.route_id
+            delay = int(update.delay) if update.HasField("delay") else None
+            calls = self.resolver.calls(trip_id, plan, updates, delay)
+            mode = self._route_mode.get(route_id, "other")
+        else:
+            calls = self.resolver.added_calls(updates)
+            if not calls:
+                raise EntityRejected(
+                    "no_stops", f"ADDED trip {trip_id!r} has no stop with a stop_id and a time"
+                )
+            if len(trip.route_id) > _MAX_ID:
+                raise EntityRejected("route_id", f"route_id is longer than {_MAX_ID} characters")
+            route_id, mode = self._added_route(trip.route_id, calls)
+        record = codec_trips.Trip(
+            feed=self.feed,
+            snapshot_at=taken,
+            service_date=service_date,
+            trip_id=trip_id,
+            route_id=route_id,
+            mode=mode,
+            status=status,
+            vehicle_id=update.vehicle.id or None,
+            calls=calls,
+        )
+        return record, fixed_date
+
+    def _added_route(self, route_id: str, calls: Sequence[codec_trips.Call]) -> tuple[str, Mode]:
+        """An ADDED trip's route and mode: its route_id, else its stops' routes, else the feed's.
+
+        Real feeds (BART) send ADDED trips with full absolute times and no ``route_id``; their
+        stops resolve, so they are counted, with the mode of the routes serving those stops,
+        else the feed's only mode, else ``unknown``.
+        """
+        source = "route"
+        mode: Mode | None = self._route_mode.get(route_id) if route_id else None
+        if mode is None:
+            modes = Counter(
+                m for c in calls for m in self.static.stop_modes().get(c.stop_id, ())
+            ).most_common(1)
+            source, mode = ("stops", modes[0][0]) if modes else ("feed_default", None)
+        if mode is None and len(self._feed_modes) == 1:
+            mode = self._feed_modes[0]
+        if mode is None:
+            source, mode = "unknown", "unknown"
+        self._added[source] += 1
+        return route_id or f"added:{mode}", mode
+
+    def _service_date(self, entity: Any, trip_id: str, taken: datetime) -> tuple[date, bool]:
+        """start_date, else the date in Entur's entity id, else the nearest running date.
+
+        The flag says whether the date follows from the entity alone (not from ``taken``).
+        """
+        start = entity.trip_update.trip.start_date
+        if start:
+            known = self._start_dates.get(start)
+            if known is not None:
+                return known, True
+            try:
+                day = datetime.strptime(start, "%Y%m%d").replace(tzinfo=UTC).date()
+            except ValueError:
+                raise EntityRejected(
+                    "start_date", f"start_date {start!r} is not YYYYMMDD"
+                ) from None
+            if len(self._start_dates) >= 1000:  # a feed names a few days; a broken one, many
+                self._start_dates.clear()
+            self._start_dates[start] = day
+            return day, True
+        service = self._trip_service.get(trip_id)
+        local = taken.astimezone(self.static.timezone).date()
+        if service is None:
+            return local, False
+        dates = self.static.service_dates(service)
+        named = _ENTITY_DATE.search(entity.id)
+        if named and date.fromisoformat(named[1]) in dates:
+            return date.fromisoformat(named[1]), True
+        if not dates:
+            raise EntityRejected("not_running", f"trip {trip_id!r} has no service dates")
+        near = [d for d in dates if abs((d - local).days) <= 1]
+        near = near or [min(dates, key=lambda d: abs((d - local).days))]
+        return min(near, key=lambda d: self._distance(trip_id, d, taken)), False
+
+    def _distance(self, trip_id: str, service_date: date, taken: datetime) -> timedelta:
+        """How far ``taken`` is from the trip's run on ``service_date`` (zero: during it)."""
+        plan = self.static.trip_plan(trip_id, service_date)
+        departures = [d for d in plan.departures if d is not None] if plan else []
+        arrivals = [a for a in plan.arrivals if a is not None] if plan else []
+        if not departures or not arrivals:
+            return timedelta.max
+        first, last = min(departures), max(arrivals)
+        return max(first - taken, taken - last, timedelta(0))

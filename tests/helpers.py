@@ -1,0 +1,145 @@
+"""What test modules share beyond fixtures: the one polling helper, the CLI and worker, the ends
+of the pipelines (counts in, rows out). Test modules import from here, never from each other."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from byflyt.models.counts import CountObservation
+from byflyt.settings import Settings
+from byflyt.store import Store
+from tests.cycling_expect import Row
+from tests.kafka_util import produce
+
+REPO = Path(__file__).resolve().parent.parent
+BYFLYT = (sys.executable, "-m", "byflyt")
+SHOWN_CHARS = 2000
+
+T = TypeVar("T")
+
+
+# -- the one polling helper ------------------------------------------------------------------
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float,
+    what: str,
+    *,
+    until: Callable[[T], object] = bool,
+    every: float = 0.2,
+    retry_on: tuple[type[Exception], ...] = (),
+) -> T:
+    """Call ``predicate`` every ``every`` s until its value satisfies ``until`` (by default: is
+    truthy), and return that value.
+
+    After ``timeout`` seconds, fail with an AssertionError that says what it waited for and the
+    last value seen (or the last exception of a ``retry_on`` type, which count as "not yet").
+    Any other exception from ``predicate`` fails at once (a process that died, an HTTP error).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except retry_on as exc:
+            last: object = exc
+        else:
+            if until(value):
+                return value
+            last = value
+        if time.monotonic() > deadline:
+            shown = repr(last)
+            if len(shown) > SHOWN_CHARS:
+                shown = shown[:SHOWN_CHARS] + f"… ({len(shown)} chars)"
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {shown}")
+        time.sleep(every)
+
+
+# -- the command line and the worker ---------------------------------------------------------
+def byflyt(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``byflyt ARGS`` with ``env``; it must succeed."""
+    done = subprocess.run([*BYFLYT, *args], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """Start ``byflyt worker ARGS`` with ``env`` (stdout and stderr piped)."""
+    return subprocess.Popen(
+        [*BYFLYT, "worker", *args],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def drain(env: dict[str, str], timeout: float = 120) -> None:
+    """``byflyt worker --drain``: process everything produced so far, then exit 0.
+
+    Each drain's log is kept in the data dir (``worker-N.log``); a hung one's thread and task
+    dump in ``hung-worker.log``.
+    """
+    proc = worker(env, "--drain", "--loglevel", os.environ.get("BYFLYT_TEST_LOGLEVEL", "info"))
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # mode's worker prints every thread's stack and every task on SIGUSR1: the log then
+        # shows where a hung drain waits.
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(3)
+        proc.kill()
+        _, err = proc.communicate()
+        Path(env["BYFLYT_DATA_DIR"], "hung-worker.log").write_text(err)
+        pytest.fail(f"worker --drain did not finish in {timeout}s:\n{err[-4000:]}")
+    n = len(list(Path(env["BYFLYT_DATA_DIR"]).glob("worker-*.log")))
+    Path(env["BYFLYT_DATA_DIR"], f"worker-{n}.log").write_text(err)
+    assert proc.returncode == 0, err[-3000:]
+
+
+# -- the ends of the pipelines ---------------------------------------------------------------
+def send(settings: Settings, observations: list[CountObservation]) -> None:
+    """Produce ``observations`` to ``bike.counts``, keyed as the connectors key them."""
+    produce(
+        settings,
+        settings.topic("bike.counts"),
+        [(o.key.encode(), o.to_bytes()) for o in observations],
+    )
+
+
+def stored_rows(settings: Settings) -> list[Row]:
+    """The store's hourly cycling volumes, as :func:`tests.cycling_expect.expected_rows` gives."""
+    store = Store(settings.database_url)
+    try:
+        rows = store.query_hourly(mode="bicycle", metric="volume")
+    finally:
+        store.close()
+    return sorted(
+        (r.kommune_nr, r.mode, r.metric, r.hour_start, r.value, r.coverage, r.n_sources)
+        for r in rows
+    )
+
+
+def stored(settings: Settings) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The store's transit rows (every mode but bicycle) and flows, sorted."""
+    store = Store(settings.database_url)
+    try:
+        rows = [r for r in store.query_hourly() if r.mode != "bicycle"]
+        flows = store.query_flows()
+    finally:
+        store.close()
+    hourly = sorted(
+        (r.kommune_nr, r.mode, r.metric, r.hour_start, r.value, r.coverage, r.n_sources)
+        for r in rows
+    )
+    return hourly, sorted(
+        (f.from_kommune, f.to_kommune, f.mode, f.hour_start, f.trips) for f in flows
+    )

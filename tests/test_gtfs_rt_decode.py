@@ -1,0 +1,56 @@
+"""The GTFS-realtime snapshot walk: what it reads of the bytes agrees with protobuf's parse."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from google.transit import gtfs_realtime_pb2 as rt
+
+from byflyt.connectors import gtfs_rt_decode as decode
+from tests.gtfs_rt_build import feed, stu, trip_update, vehicle
+
+AT = datetime(2025, 10, 27, 5, 30, tzinfo=UTC)
+
+
+def spans_of(data: bytes) -> list[tuple[str, bytes]]:
+    walked = decode.walk(data)
+    assert walked is not None
+    header, spans = walked
+    assert header is not None
+    assert rt.FeedHeader.FromString(header).timestamp == int(AT.timestamp())
+    return [(entity_id, data[start:end]) for entity_id, start, end in spans]
+
+
+def test_the_walk_finds_each_entity_id_and_its_trip_update_as_protobuf_reads_them() -> None:
+    entities = [
+        trip_update(f"INN:ServiceJourney:{n}", [stu(f"NSR:Quay:{n}", 1, delay=60 * n)])
+        for n in range(3)
+    ]
+    # An entity id longer than 127 bytes has a two-byte length.
+    entities.append(trip_update("INN:ServiceJourney:long", entity_id="x" * 300))
+    data = feed(AT, *entities)
+    parsed = rt.FeedMessage.FromString(data)
+    assert spans_of(data) == [(e.id, e.trip_update.SerializeToString()) for e in parsed.entity]
+
+
+def test_anything_but_ids_and_trip_updates_is_left_to_protobuf() -> None:
+    positions = feed(AT, trip_update("INN:ServiceJourney:1"), vehicle("v1", vehicle_id="bus-7"))
+    assert decode.walk(positions) is None
+    deleted = rt.FeedEntity(id="gone", is_deleted=True)
+    assert decode.walk(feed(AT, deleted)) is None
+    assert decode.walk(b"\x0a\xff\xff\xff") is None  # truncated: protobuf says why
+    assert decode.walk(feed(AT)) is not None  # a feed with no entity is walked
+
+
+def test_a_fingerprint_ignores_the_trailing_timestamp_and_nothing_else() -> None:
+    def print_of(delay: int, stamp: datetime | None) -> tuple[int, int | None]:
+        entity = trip_update("T", [stu("NSR:Quay:1", 1, delay=delay)], timestamp=stamp)
+        (_, update), *_ = spans_of(feed(AT, entity))
+        return decode.fingerprint(update, memoryview(update), 0, len(update))
+
+    first, later = print_of(60, AT), print_of(60, AT + timedelta(seconds=10))
+    assert first[0] == later[0]
+    assert (first[1], later[1]) == (int(AT.timestamp()), int(AT.timestamp()) + 10)
+    assert print_of(61, AT)[0] != first[0]
+    # Without a timestamp the whole update is the print (the same), and no timestamp is claimed.
+    assert print_of(60, None) == (first[0], None)
