@@ -24,7 +24,7 @@ import logging
 import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +59,8 @@ record for state that is gone (beyond the sink's stated grace) is ``too_late``."
 
 T = TypeVar("T")
 R = TypeVar("R")
+E = TypeVar("E", faust.EventT, Message)
+"""A record as a sink gets it: a faust event (a stream) or a message (a batch channel)."""
 
 
 def reason_of(exc: Exception) -> str:
@@ -216,12 +218,7 @@ class Sink(ABC):
         records_in = self.metrics.agent_records.labels(stage, "in")
         batches = cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, FLUSH_INTERVAL_S)
         async for events in batches:
-            parsed: list[tuple[T, faust.EventT]] = []
-            for event in events:
-                try:
-                    parsed.append((parse(event.value), event))
-                except (ValidationError, ValueError, TypeError) as exc:
-                    await self.reject(source, code, event.value, reason_of(exc), stage)
+            parsed = await self._parse(events, parse, source, stage, code)
             records_in.inc(len(events))
             if parsed:
                 await apply(parsed)
@@ -259,12 +256,7 @@ class Sink(ABC):
             for message in messages:
                 message.tracked = True
                 consumer.track_message(message)
-            parsed: list[tuple[T, Message]] = []
-            for message in messages:
-                try:
-                    parsed.append((parse(message.value), message))
-                except (ValidationError, ValueError, TypeError) as exc:
-                    await self.reject(source, code, message.value, reason_of(exc), stage)
+            parsed = await self._parse(messages, parse, source, stage, code)
             records_in.inc(len(messages))
             try:
                 if parsed:
@@ -278,6 +270,23 @@ class Sink(ABC):
                 raise
             for message in messages:
                 consumer.ack(message)
+
+    async def _parse(
+        self,
+        records: Sequence[E],
+        parse: Callable[[bytes | None], T],
+        source: str,
+        stage: str,
+        code: str,
+    ) -> list[tuple[T, E]]:
+        """Each record parsed, beside it; what does not parse goes to the dead-letter topic."""
+        parsed: list[tuple[T, E]] = []
+        for record in records:
+            try:
+                parsed.append((parse(record.value), record))
+            except (ValidationError, ValueError, TypeError) as exc:
+                await self.reject(source, code, record.value, reason_of(exc), stage)
+        return parsed
 
     async def reject(
         self, source: str, code: str, raw: bytes | None, reason: str, stage: str
