@@ -260,8 +260,9 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             f"/healthz {base['requests_per_s']:,} req/s, "
             f"{figures['baseline_cpu_ms_per_request']} ms CPU a request",
             f"{figures['api_to_healthz_ratio']}",
-            f"0 errors, p99 ≤ {GOAL_P99_MS / 1000:g} s",
-            "yes" if api["errors"] == 0 and (api["p99_ms"] or 1e9) <= GOAL_P99_MS else "no",
+            f"0 errors (issue 15); p99 ≤ {GOAL_P99_MS / 1000:g} s (our own target)",
+            f"errors: {'yes' if api['errors'] == 0 else 'no'}; "
+            f"p99: {'yes' if (api['p99_ms'] or 1e9) <= GOAL_P99_MS else 'no'}",
         ),
         (
             "load: the worker's freshness meanwhile, produce → store row",
