@@ -123,17 +123,8 @@ def table(figures: dict[str, Any]) -> str:
     rows += gtfs_rt.rows(figures["gtfs_rt"])
     rows += siri.rows(figures["siri"])
     fresh = figures["freshness"]
-    rows.append(
-        (
-            f"freshness {fresh['rate_per_s']:,} obs/s × {fresh['seconds']} s, produce → store row",
-            f"p99 {fresh['p99_seconds']} s (p50 {fresh['p50_seconds']} s, "
-            f"{fresh['missing_rows']} missing)",
-            "",
-            "",
-            "p99 ≤ 2 s",
-            "yes" if fresh["met"] else "no",
-        )
-    )
+    label = f"freshness {fresh['rate_per_s']:,} obs/s × {fresh['seconds']} s, produce → store row"
+    rows.append(freshness.row(label, fresh))
     rows += load.rows(figures["load"])
     return _lines(rows)
 

@@ -218,3 +218,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def row(label: str, fresh: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """The bench table's row for these figures (:meth:`Probe.figures`), named ``label``."""
+    return (
+        label,
+        f"p99 {fresh['p99_seconds']} s (p50 {fresh['p50_seconds']} s, "
+        f"{fresh['missing_rows']} missing)",
+        "",
+        "",
+        "p99 ≤ 2 s",
+        "yes" if fresh["met"] else "no",
+    )

@@ -29,8 +29,6 @@ import csv
 import io
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ from typing import Any
 
 from google.transit import gtfs_realtime_pb2 as rt
 
+from bench.child import peak_mb, run_child
 from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
 from byflyt.connectors.snapshots import settle_heap
 from byflyt.models import codec_trips
@@ -48,7 +47,6 @@ from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.settings import Settings, load_settings
 
-REPO = Path(__file__).resolve().parent.parent
 SERVICE_DATE = date(2025, 10, 27)
 # Snapshot times: Monday 12:00 Europe/Oslo, every 10 s.
 FIRST_SNAPSHOT = datetime(2025, 10, 27, 11, 0, tzinfo=UTC)
@@ -169,21 +167,6 @@ def write_snapshots(
     return paths
 
 
-def _peak_mb() -> float:
-    """This process's peak RSS, in MB.
-
-    ``VmHWM`` where Linux gives it: ``ru_maxrss`` of a child also counts the parent's pages
-    the fork copied before ``exec`` (the bench driver's, here).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _baseline(paths: list[Path], *_: Any) -> dict[str, Any]:
     blobs = [p.read_bytes() for p in paths]
     cpu = []
@@ -273,17 +256,7 @@ def _no_call(*_: Any) -> Any:
 
 
 def _child(mode: str, work: Path, geojson: Path | None, folder: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.gtfs_rt", mode, str(work), str(geojson or ""), folder],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bench.gtfs_rt {mode} failed: {done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return run_child("bench.gtfs_rt", mode, str(work), str(geojson or ""), folder)
 
 
 def _steady(cpu: list[float]) -> float:
@@ -406,12 +379,12 @@ def main() -> None:
     """Child entry: ``python -m bench.gtfs_rt baseline|byflyt WORK GEOJSON FOLDER``."""
     mode, work = sys.argv[1], Path(sys.argv[2])
     geojson = Path(sys.argv[3]) if sys.argv[3] else None
-    before = _peak_mb()
+    before = peak_mb()
     paths = sorted((work / sys.argv[4]).glob("*.pb"))
     static = work / "static"
     runs = {"baseline": _baseline, "connector": _connector, "byflyt": _byflyt}
     result = runs[mode](paths, static, geojson)
-    result["peak_rss_mb"] = _peak_mb()
+    result["peak_rss_mb"] = peak_mb()
     result["rss_before_mb"] = before
     sys.stdout.write(json.dumps(result))
 

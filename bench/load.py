@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, text
 
 from bench.cycling import KOMMUNER
 from bench.freshness import Probe, free_port
+from bench.freshness import row as freshness_row
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.settings import Settings
 from byflyt.store import Store
@@ -264,13 +265,5 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             f"errors: {'yes' if api['errors'] == 0 else 'no'}; "
             f"p99: {'yes' if (api['p99_ms'] or 1e9) <= GOAL_P99_MS else 'no'}",
         ),
-        (
-            "load: the worker's freshness meanwhile, produce → store row",
-            f"p99 {fresh['p99_seconds']} s (p50 {fresh['p50_seconds']} s, "
-            f"{fresh['missing_rows']} missing)",
-            "",
-            "",
-            "p99 ≤ 2 s",
-            "yes" if fresh["met"] else "no",
-        ),
+        freshness_row("load: the worker's freshness meanwhile, produce → store row", fresh),
     ]

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from typing import Any
 
 from lxml import etree
 
+from bench.child import peak_mb, run_child
 from byflyt.connectors.siri import CHUNK_BYTES, SiriConnector
 from byflyt.connectors.siri_xml import AnswerInfo, SiriJourney, parse_answer
 from byflyt.connectors.snapshots import settle_heap
@@ -37,22 +36,6 @@ from byflyt.samples.siri import synthetic_day, write_big_et_answer
 from byflyt.settings import Settings, load_settings
 
 LIMIT_MB = 200.0
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _peak_mb() -> float:
-    """This process's peak RSS, in MB.
-
-    ``VmHWM`` where Linux gives it: ``ru_maxrss`` of a child also counts the parent's pages
-    the fork copied before ``exec`` (the bench driver's, here).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _baseline(answer: Path) -> dict[str, Any]:
@@ -94,17 +77,7 @@ def _byflyt(answer: Path, static_dir: Path) -> dict[str, Any]:
 
 
 def _child(mode: str, answer: Path, static_dir: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.siri", mode, str(answer), str(static_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bench.siri {mode} failed: {done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return run_child("bench.siri", mode, str(answer), str(static_dir))
 
 
 def run(out: Path, target_mb: float = 100.0) -> dict[str, Any]:
@@ -165,9 +138,9 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
 def main() -> None:
     """Child entry: ``python -m bench.siri baseline|byflyt ANSWER STATIC_DIR``."""
     mode, answer, static_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    before = _peak_mb()  # after the imports (pandas, lxml, pydantic): what parsing adds is on top
+    before = peak_mb()  # after the imports (pandas, lxml, pydantic): what parsing adds is on top
     result = _baseline(answer) if mode == "baseline" else _byflyt(answer, static_dir)
-    result["peak_rss_mb"] = _peak_mb()
+    result["peak_rss_mb"] = peak_mb()
     result["rss_before_parse_mb"] = before
     sys.stdout.write(json.dumps(result) + "\n")
 
