@@ -17,11 +17,8 @@ XML or a bare status. gzip when the client accepts it. Run it standalone with
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import logging
-import signal
-import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -31,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from byflyt.samples.serving import serve_until_interrupted
 from byflyt.samples.siri import SYNTHETIC_NOTICE, SiriDay, answer, error_answer, synthetic_day
 
 log = logging.getLogger(__name__)
@@ -263,8 +261,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--rate-per-minute", type=int, default=4)
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     server = SiriServer(
         synthetic_day(),
         host=args.host,
@@ -273,12 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rate_per_minute=args.rate_per_minute,
     )
     server.schedule("et", 3, Fault("error_condition"))
-    with server:
-        sys.stdout.write(f"{server.url}\n")
-        sys.stdout.flush()
-        sys.stderr.write(f"{SYNTHETIC_NOTICE}\nServing until Ctrl-C.\n")
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+    serve_until_interrupted(server, SYNTHETIC_NOTICE)
 
 
 if __name__ == "__main__":

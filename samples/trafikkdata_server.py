@@ -13,12 +13,8 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import contextlib
 import logging
 import re
-import signal
-import sys
-import threading
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +22,7 @@ from typing import Any
 
 from byflyt.samples import json_server
 from byflyt.samples.json_server import Answer, JsonServer, Request
+from byflyt.samples.serving import serve_until_interrupted
 from byflyt.samples.trafikkdata import (
     HOUR,
     OSLO,
@@ -268,14 +265,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.dataset
         else mjosbyen_week(args.version)
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    with TrafikkdataServer(dataset, args.host, args.port, args.page_size) as server:
-        sys.stdout.write(f"{server.url}\n")
-        sys.stdout.flush()
-        sys.stderr.write(f"{SYNTHETIC_NOTICE}\nServing until Ctrl-C.\n")
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+    server = TrafikkdataServer(dataset, args.host, args.port, args.page_size)
+    serve_until_interrupted(server, SYNTHETIC_NOTICE)
 
 
 if __name__ == "__main__":
