@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import httpx
 
@@ -151,13 +151,13 @@ def send(
         outcome = client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         verdict = classify(exc)
-        _raise(verdict, method, url, exc)
+        raise request_error(verdict, method, url) from exc
     if outcome.status_code in also_ok:
         return outcome
     verdict = classify(outcome)
     if verdict.verdict == "ok":
         return outcome
-    _raise(verdict, method, url, None)
+    raise request_error(verdict, method, url)
 
 
 def json_body(response: httpx.Response, method: str, url: str) -> Any:
@@ -177,22 +177,21 @@ def json_body(response: httpx.Response, method: str, url: str) -> Any:
         ) from exc
 
 
-def _raise(
-    verdict: Classification, method: str, url: str, cause: httpx.HTTPError | None
-) -> NoReturn:
+def request_error(
+    verdict: Classification, method: str, url: str
+) -> HTTPRetriableError | SourceError:
+    """The error a request's failing ``verdict`` means: retriable or, otherwise, a source error."""
     message = f"{method} {url}: {verdict.detail}"
     if verdict.verdict == "retriable":
         assert verdict.status_class is not None
-        raise HTTPRetriableError(
+        return HTTPRetriableError(
             message,
             url=url,
             status=verdict.status,
             status_class=verdict.status_class,
             retry_after=verdict.retry_after,
-        ) from cause
-    raise SourceError(
-        message, url=url, status=verdict.status, status_class=verdict.status_class
-    ) from cause
+        )
+    return SourceError(message, url=url, status=verdict.status, status_class=verdict.status_class)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from byflyt.connectors.base import (
     Record,
 )
 from byflyt.connectors.feed_health import FeedHealthLog
-from byflyt.connectors.http import HTTPRetriableError, SourceError, classify
+from byflyt.connectors.http import classify, request_error
 from byflyt.connectors.rate_limit import RATE_PER_MINUTE, TokenBucket
 from byflyt.connectors.replay import read_replay
 from byflyt.connectors.siri_et import VEHICLE_MODES, JourneyRejected, JourneyResolver
@@ -283,40 +283,15 @@ class SiriConnector(SnapshotConnector[SiriItem]):
         try:
             with self._client.stream("GET", url, params=params) as response:
                 verdict = classify(response)
-                if verdict.verdict == "retriable":
-                    assert verdict.status_class is not None
-                    raise HTTPRetriableError(
-                        f"GET {url}: {verdict.detail}",
-                        url=url,
-                        status=verdict.status,
-                        status_class=verdict.status_class,
-                        retry_after=verdict.retry_after,
-                    )
-                if verdict.verdict == "fatal":
-                    raise SourceError(
-                        f"GET {url}: {verdict.detail}",
-                        url=url,
-                        status=verdict.status,
-                        status_class=verdict.status_class,
-                    )
+                if verdict.verdict != "ok":
+                    raise request_error(verdict, "GET", url)
                 content_type = response.headers.get("Content-Type", "").lower()
                 chunks = response.iter_bytes(CHUNK_BYTES)
                 if "html" in content_type:
                     return self._html_page(b"".join(chunks))
                 return self._read_page(chunks)
         except httpx.HTTPError as exc:
-            verdict = classify(exc)
-            message = f"GET {url}: {verdict.detail}"
-            if verdict.verdict == "retriable":
-                assert verdict.status_class is not None
-                raise HTTPRetriableError(
-                    message,
-                    url=url,
-                    status=None,
-                    status_class=verdict.status_class,
-                    retry_after=None,
-                ) from exc
-            raise SourceError(message, url=url) from exc
+            raise request_error(classify(exc), "GET", url) from exc
 
     def _html_page(self, body: bytes) -> _Page:
         return _Page([], [], AnswerInfo(), Counter(), "html", "is an HTML page, not SIRI", body)
@@ -455,6 +430,20 @@ class SiriConnector(SnapshotConnector[SiriItem]):
         counts["trip_states"] += 1
 
     # -- VM ----------------------------------------------------------------------------------
+    def _reject_activity(
+        self,
+        activity: SiriActivity,
+        reason: str,
+        rejected: list[Rejected],
+        counts: Counter[str],
+    ) -> None:
+        """Send a vehicle activity to the dead-letter topic as ``invalid_activity``; count it."""
+        self.metrics.siri_journeys.labels(self.source, "vm", "rejected").inc()
+        rejected.append(
+            self.reject("invalid_activity", reason, activity.raw, location=self._location)
+        )
+        counts["rejected_activities"] += 1
+
     def _vehicle(
         self,
         activity: SiriActivity,
@@ -464,16 +453,7 @@ class SiriConnector(SnapshotConnector[SiriItem]):
         counts: Counter[str],
     ) -> None:
         if activity.problem is not None:
-            self.metrics.siri_journeys.labels(self.source, "vm", "rejected").inc()
-            rejected.append(
-                self.reject(
-                    "invalid_activity",
-                    f"unreadable: {activity.problem}",
-                    activity.raw,
-                    location=self._location,
-                )
-            )
-            counts["rejected_activities"] += 1
+            self._reject_activity(activity, f"unreadable: {activity.problem}", rejected, counts)
             return
         if not activity.vehicle_ref:
             self._warn("missing_vehicle_ref")
@@ -481,16 +461,7 @@ class SiriConnector(SnapshotConnector[SiriItem]):
         try:
             snapshot_at = self._snapshot_at(info, activity.recorded_at)
         except JourneyRejected as exc:
-            self.metrics.siri_journeys.labels(self.source, "vm", "rejected").inc()
-            rejected.append(
-                self.reject(
-                    "invalid_activity",
-                    f"{exc.rule}: {exc.reason}",
-                    activity.raw,
-                    location=self._location,
-                )
-            )
-            counts["rejected_activities"] += 1
+            self._reject_activity(activity, f"{exc.rule}: {exc.reason}", rejected, counts)
             return
         kommune = None
         if activity.lat is not None and activity.lon is not None and self.locator is not None:

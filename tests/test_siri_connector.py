@@ -9,6 +9,7 @@ run on the session's real Kafka.
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -189,6 +190,30 @@ def test_unusable_journeys_are_rejected_alone(day: SiriDay, make: Make) -> None:
     reasons = sorted(r.context["rule"] for r in result.rejected)
     assert reasons == ["unknown_journey", "unreadable"]
     assert all(r.code == "invalid_journey" and r.raw for r in result.rejected)
+
+
+def test_unusable_vehicle_activities_are_rejected_alone(
+    day: SiriDay, make: Make, registry: CollectorRegistry, tmp_path: Path
+) -> None:
+    good, other, third = [activity for vm in day.vm for activity in vm][:3]
+    unreadable = other.replace(b"<Latitude>", b"<Latitude>north ", 1)
+    undated = re.sub(rb"<RecordedAtTime>[^<]*</RecordedAtTime>", b"", third)
+    # A recording without ResponseTimestamp: each activity needs its own RecordedAtTime.
+    data = re.sub(
+        rb"<ResponseTimestamp>[^<]*</ResponseTimestamp>",
+        b"",
+        answer("vm", [good, unreadable, undated], day.ticks[-1]),
+    )
+    (tmp_path / "answer.xml").write_bytes(data)
+    result = read(make(kind="vm", replay=tmp_path), data)
+    assert len(result.records) == 1
+    assert [r.code for r in result.rejected] == ["invalid_activity", "invalid_activity"]
+    first, second = (r.reason for r in result.rejected)
+    assert first.startswith("unreadable: ")
+    assert second.startswith("no_timestamp: ")
+    assert all(r.raw for r in result.rejected)
+    labels = {"source": "siri:INN", "kind": "vm", "outcome": "rejected"}
+    assert sample(registry, "byflyt_siri_journeys_total", **labels) == 2
 
 
 # -- token bucket ----------------------------------------------------------------------------------
