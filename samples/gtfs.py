@@ -27,7 +27,10 @@ from __future__ import annotations
 import csv
 import io
 import random
+import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -323,6 +326,18 @@ def write_synthetic_gtfs(path: Path, *, seed: int = 7) -> Path:
     ``crossing_reverse``, ``outside``) by 0–20 minutes and picks ``boarding_type`` values.
     """
     return write_zip(path, synthetic_files(seed))
+
+
+@contextmanager
+def given_or_synthetic(
+    static_zip: Path | None, write: Callable[[Path], Path] = write_synthetic_gtfs
+) -> Iterator[Path]:
+    """``static_zip`` if given, else a zip ``write`` puts in a folder removed after the block."""
+    if static_zip is not None:
+        yield static_zip
+        return
+    with tempfile.TemporaryDirectory(prefix="byflyt-gtfs-") as tmp:
+        yield write(Path(tmp) / "static.zip")
 
 
 def synthetic_files(seed: int = 7) -> dict[str, str]:

@@ -35,9 +35,6 @@ reports occupancy, and one crossing position has no vehicle id.
 from __future__ import annotations
 
 import random
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -45,7 +42,7 @@ from typing import Any, Literal
 
 from google.transit import gtfs_realtime_pb2
 
-from byflyt.samples.gtfs import SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.samples.gtfs import SYNTHETIC_TRIPS, given_or_synthetic
 from byflyt.samples.static_trips import StaticCall, StaticTrip, read_static_trips
 
 SYNTHETIC_NOTICE = (
@@ -180,7 +177,7 @@ def write_synthetic_snapshots(
     """
     if service_date != SCENARIO_DATE:
         raise ValueError(f"the synthetic realtime scenario is made for {SCENARIO_DATE} only")
-    with _static_zip(static_zip) as path:
+    with given_or_synthetic(static_zip) as path:
         trips = read_static_trips(path, service_date)
     rng = random.Random(seed)
     times = [WINDOW_START + STEP * k for k in range(SNAPSHOTS)]
@@ -238,15 +235,6 @@ def write_synthetic_snapshots(
         malformed_file=malformed,
         vehicles=tuple(vehicles),
     )
-
-
-@contextmanager
-def _static_zip(static_zip: Path | None) -> Iterator[Path]:
-    if static_zip is not None:
-        yield static_zip
-        return
-    with tempfile.TemporaryDirectory(prefix="byflyt-gtfs-rt-") as tmp:
-        yield write_synthetic_gtfs(Path(tmp) / "static.zip")
 
 
 def _visible(trip: StaticTrip, times: list[datetime]) -> bool:

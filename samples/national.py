@@ -31,14 +31,17 @@ from __future__ import annotations
 import csv
 import io
 import random
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from byflyt.samples.gtfs import SERVICE_DATES, STOP_PLACES, synthetic_files, write_zip
+from byflyt.samples.gtfs import (
+    SERVICE_DATES,
+    STOP_PLACES,
+    given_or_synthetic,
+    synthetic_files,
+    write_zip,
+)
 from byflyt.samples.siri import (
     FIRST_TICK,
     SERVICE_DATE,
@@ -257,18 +260,9 @@ def write_national_gtfs(path: Path, *, seed: int = 7) -> Path:
     return write_zip(path, _national_files(seed))
 
 
-@contextmanager
-def _static_zip(static_zip: Path | None) -> Iterator[Path]:
-    if static_zip is not None:
-        yield static_zip
-        return
-    with tempfile.TemporaryDirectory(prefix="byflyt-national-") as tmp:
-        yield write_national_gtfs(Path(tmp) / "national.zip")
-
-
 def bnr_day(static_zip: Path | None = None, *, seed: int = 11) -> SiriDay:
     """Bane NOR's SIRI ET for the slice's trains on 2025-10-27 (same arguments, same bytes)."""
-    with _static_zip(static_zip) as path:
+    with given_or_synthetic(static_zip, write_national_gtfs) as path:
         numbers = {trip_id: train[2] for trip_id, train in TRAINS.items()}
         today = read_static_trips(path, SERVICE_DATE)
         night = [

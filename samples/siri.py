@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import random
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 from lxml import etree
 
 from byflyt.clock import OSLO
-from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, write_synthetic_gtfs
+from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, given_or_synthetic
 from byflyt.samples.gtfs_rt import Scenario, TripTruth, write_synthetic_snapshots
 from byflyt.samples.static_trips import read_static_trips
 
@@ -139,18 +138,9 @@ class SiriDay:
         return [xml for key, xml in self.et[tick].items() if before.get(key) != xml]
 
 
-@contextmanager
-def _static_zip(static_zip: Path | None) -> Iterator[Path]:
-    if static_zip is not None:
-        yield static_zip
-        return
-    with tempfile.TemporaryDirectory(prefix="byflyt-siri-") as tmp:
-        yield write_synthetic_gtfs(Path(tmp) / "static.zip")
-
-
 def synthetic_day(static_zip: Path | None = None, *, seed: int = 7) -> SiriDay:
     """The synthetic SIRI day for the synthetic static feed (same arguments, same bytes)."""
-    with _static_zip(static_zip) as path, tempfile.TemporaryDirectory() as rt_dir:
+    with given_or_synthetic(static_zip) as path, tempfile.TemporaryDirectory() as rt_dir:
         scenario = write_synthetic_snapshots(Path(rt_dir), static_zip=path)
         trips = read_static_trips(path, SERVICE_DATE)
         night = [
