@@ -35,6 +35,7 @@ reports occupancy, and one crossing position has no vehicle id.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -388,6 +389,29 @@ def _describe(descriptor: Any, trip: StaticTrip) -> None:
     descriptor.route_id = trip.route_id
 
 
+def on_the_road(
+    times: Sequence[datetime], kommuner: Sequence[str | None], now: datetime
+) -> tuple[int, int, int, float] | None:
+    """Where a vehicle due at its stops at ``times`` is at ``now``; None: not on the road.
+
+    On the road from 3 minutes before the first call to the last. ``(segment, near, far,
+    fraction)``: the leg it is on (stop ``segment`` to the next), the leg's stop it is nearer
+    (the other one where that stop's kommune, in ``kommuner``, is None: then it is at that
+    other one, fraction 0) and how far from ``near`` toward ``far`` it is (at most a half).
+    """
+    if now < times[0] - timedelta(minutes=3) or now > times[-1]:
+        return None
+    segment = min(max((i for i, t in enumerate(times) if t <= now), default=0), len(times) - 2)
+    span = (times[segment + 1] - times[segment]).total_seconds()
+    fraction = min(max((now - times[segment]).total_seconds() / span, 0.0), 1.0)
+    near, far = segment, segment + 1
+    if fraction > 0.5:
+        near, far, fraction = far, near, 1 - fraction
+    if kommuner[near] is None:
+        near, far, fraction = far, near, 0.0
+    return segment, near, far, fraction
+
+
 def _vehicle(
     trip: StaticTrip, plan: _Plan, state: _State, now: datetime, index: int, rng: random.Random
 ) -> VehicleTruth | None:
@@ -398,17 +422,10 @@ def _vehicle(
     for i, call in enumerate(trip.calls):
         delay = state.known.get(_ancestor(plan, i))
         times.append(call.scheduled + timedelta(seconds=delay or 0))
-    if now < times[0] - timedelta(minutes=3) or now > times[-1]:
+    where = on_the_road(times, [call.kommune_nr for call in trip.calls], now)
+    if where is None:
         return None
-    segment = max((i for i, t in enumerate(times) if t <= now), default=0)
-    segment = min(segment, len(times) - 2)
-    span = (times[segment + 1] - times[segment]).total_seconds()
-    fraction = min(max((now - times[segment]).total_seconds() / span, 0.0), 1.0)
-    near, far = segment, segment + 1
-    if fraction > 0.5:
-        near, far, fraction = far, near, 1 - fraction
-    if trip.calls[near].kommune_nr is None:
-        near, far, fraction = far, near, 0.0
+    _, near, far, fraction = where
     fraction = min(fraction, NEAR_STOP)
     a, b = trip.calls[near], trip.calls[far]
     lat = round(a.lat + (b.lat - a.lat) * fraction, 5)

@@ -36,7 +36,7 @@ from lxml import etree
 
 from byflyt.clock import OSLO
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, given_or_synthetic
-from byflyt.samples.gtfs_rt import Scenario, TripTruth, write_synthetic_snapshots
+from byflyt.samples.gtfs_rt import Scenario, TripTruth, on_the_road, write_synthetic_snapshots
 from byflyt.samples.static_trips import read_static_trips
 
 SYNTHETIC_NOTICE = (
@@ -351,16 +351,10 @@ def _vehicle(
     if plan.vehicle_ref is None or plan.cancel_from is not None:
         return None
     times = [plan.due(i) for i in range(len(plan.calls))]
-    if tick < times[0] - timedelta(minutes=3) or tick > times[-1]:
+    where = on_the_road(times, [call.kommune_nr for call in plan.calls], tick)
+    if where is None:
         return None
-    segment = min(max((i for i, t in enumerate(times) if t <= tick), default=0), len(times) - 2)
-    span = (times[segment + 1] - times[segment]).total_seconds()
-    fraction = min(max((tick - times[segment]).total_seconds() / span, 0.0), 1.0)
-    near, far = segment, segment + 1
-    if fraction > 0.5:
-        near, far, fraction = far, near, 1 - fraction
-    if plan.calls[near].kommune_nr is None:
-        near, far, fraction = far, near, 0.0
+    segment, near, far, fraction = where
     a, b = plan.calls[near], plan.calls[far]
     # Kommuner are small near the stops: between two of them the vehicle waits at its stop.
     fraction = min(fraction, NEAR_STOP) if a.kommune_nr == b.kommune_nr else 0.0
