@@ -18,7 +18,6 @@ Run it standalone with ``python -m byflyt.samples.eco_counter_server``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import re
 import secrets
@@ -36,7 +35,7 @@ from byflyt.samples.counters import (
     EcoSite,
     eco_counter_week,
 )
-from byflyt.samples.json_server import Answer, JsonServer, Request
+from byflyt.samples.json_server import Answer, JsonServer, Request, serve_main
 
 USER_TYPES = {1: "pedestrian", 2: "bike", 4: "car"}
 _INVALID_TOKEN = {
@@ -292,11 +291,9 @@ class EcoCounterServer(JsonServer):
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the synthetic Eco-Counter week until interrupted."""
-    parser = argparse.ArgumentParser(description=SYNTHETIC_NOTICE)
-    parser.add_argument("--port", type=int, default=8125)
-    args = parser.parse_args(argv)
-    server = EcoCounterServer(eco_counter_week(), port=args.port)
-    server.serve_until_stopped("Eco-Counter (synthetic)")
+    serve_main(
+        argv, EcoCounterServer, eco_counter_week, 8125, "Eco-Counter (synthetic)", SYNTHETIC_NOTICE
+    )
 
 
 if __name__ == "__main__":

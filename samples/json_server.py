@@ -8,12 +8,14 @@ are served instead of the next answers.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import signal
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, Self
@@ -238,3 +240,21 @@ class JsonServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def serve_main(
+    argv: Sequence[str] | None,
+    server: Callable[..., JsonServer],
+    dataset: Callable[[], Any],
+    port: int,
+    label: str,
+    description: str,
+) -> None:
+    """A sample server's ``main``: ``--port`` (default ``port``), then serve until stopped.
+
+    ``server(dataset(), port=…)`` is the server; ``label`` names it in the line saying where.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=port)
+    args = parser.parse_args(argv)
+    server(dataset(), port=args.port).serve_until_stopped(label)

@@ -11,7 +11,6 @@ bounding box) answer GeoJSON feature collections. Run it standalone with
 
 from __future__ import annotations
 
-import argparse
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +22,7 @@ from byflyt.samples.counters import (
     TelraamSegment,
     telraam_week,
 )
-from byflyt.samples.json_server import Answer, JsonServer, Request
+from byflyt.samples.json_server import Answer, JsonServer, Request, serve_main
 
 MAX_RANGE = timedelta(days=92)
 MODES = ("heavy", "car", "bike", "pedestrian")
@@ -147,11 +146,7 @@ class TelraamServer(JsonServer):
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the synthetic Telraam week until interrupted."""
-    parser = argparse.ArgumentParser(description=SYNTHETIC_NOTICE)
-    parser.add_argument("--port", type=int, default=8126)
-    args = parser.parse_args(argv)
-    server = TelraamServer(telraam_week(), port=args.port)
-    server.serve_until_stopped("Telraam (synthetic)")
+    serve_main(argv, TelraamServer, telraam_week, 8126, "Telraam (synthetic)", SYNTHETIC_NOTICE)
 
 
 if __name__ == "__main__":
