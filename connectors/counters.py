@@ -7,7 +7,7 @@
 - :func:`is_duplicate` tells whether a point is configured as another source's counter
   (``BYFLYT_COUNTER_DUPLICATES``), so one physical counter is counted once.
 - :func:`point_id` names a point of a site or segment and one mode: a point has one mode.
-- :func:`hour_window` is the whole UTC hours a poll asks for (a backfill, or the live window
+- :class:`PolledHours` is the whole UTC hours a poll asks for (a backfill, or the live window
   from the checkpoint on), :func:`read_checkpoint` the checkpoint a poll starts from.
 - :func:`fetched` is the record saying which hours a point's source was asked for
   (``bike.fetched``): a point is judged only over those hours, and a gap between them is "not
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -199,16 +199,28 @@ def hour_ceil(value: datetime) -> datetime:
     return floor if floor == value else floor + HOUR
 
 
-def hour_window(
-    backfill: Window | None,
-    checkpoint: datetime | None,
-    start: datetime | None,
-    now: datetime,
-    lookback: timedelta,
-) -> Window:
-    """Whole UTC hours: the backfill window, or the live one from the checkpoint on."""
-    window = backfill if backfill is not None else Window.live(checkpoint or start, now, lookback)
-    return Window(hour_floor(window.since), hour_ceil(window.until))
+@dataclass(frozen=True)
+class PolledHours:
+    """Which hours a counting connector polls: a ``backfill`` window, or live ones.
+
+    Live, a poll runs from its checkpoint on, or from ``start``, or from ``now − lookback``, to
+    ``clock()`` (tests inject a clock to run live windows over past data).
+    """
+
+    backfill: Window | None
+    start: datetime | None
+    lookback: timedelta
+    clock: Callable[[], datetime]
+
+    def window(self, checkpoint: datetime | None) -> Window:
+        """Whole UTC hours: the backfill window, or the live one from the checkpoint on."""
+        now, backfill = self.clock(), self.backfill
+        window = (
+            backfill
+            if backfill is not None
+            else Window.live(checkpoint or self.start, now, self.lookback)
+        )
+        return Window(hour_floor(window.since), hour_ceil(window.until))
 
 
 def read_checkpoint(position: str | None, source: str) -> datetime | None:

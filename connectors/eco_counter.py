@@ -37,9 +37,9 @@ from byflyt.connectors.counters import (
     HOUR,
     HourSums,
     LocalTimes,
+    PolledHours,
     count_record,
     fetched,
-    hour_window,
     hours_between,
     is_duplicate,
     local_naive,
@@ -132,9 +132,7 @@ class EcoCounterConnector(Connector[EcoSite]):
         self.credentials = credentials(settings, self.api)
         self.region = get_region(region, settings.regions_file)
         self.settings = settings
-        self.backfill = backfill
-        self.start = start
-        self.lookback = lookback
+        self.hours = PolledHours(backfill, start, lookback, clock)
         self.clock = clock
         self.monotonic = monotonic
         self.fair_use = fair_use or FairUse()
@@ -285,7 +283,7 @@ class EcoCounterConnector(Connector[EcoSite]):
     def poll(self, item: EcoSite, position: str | None, call: Call) -> PollResult:
         """Every hour of the window per mode: counted, partly counted, or missing (None)."""
         checkpoint = read_checkpoint(position, SOURCE)
-        window = self._window(checkpoint)
+        window = self.hours.window(checkpoint)
         retrieved_at = self.clock()
         sums: dict[Mode, HourSums] = {mode: HourSums() for mode in item.modes}
         rejected: list[Rejected] = []
@@ -332,9 +330,6 @@ class EcoCounterConnector(Connector[EcoSite]):
                 missing_hours=sum(1 for o in observations if o.volume is None),
             ),
         )
-
-    def _window(self, checkpoint: datetime | None) -> Window:
-        return hour_window(self.backfill, checkpoint, self.start, self.clock(), self.lookback)
 
     def _v1_rows(self, channel: Channel, chunk: Window) -> Any:
         params = {

@@ -31,9 +31,9 @@ from byflyt.clock import utc_now
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
 from byflyt.connectors.counters import (
     HOUR,
+    PolledHours,
     count_record,
     fetched,
-    hour_window,
     hours_between,
     is_duplicate,
     point_id,
@@ -103,9 +103,7 @@ class TelraamConnector(Connector[Segment]):
         self.segments = segments or []
         self.region: Region | None = get_region(region, settings.regions_file) if region else None
         self.settings = settings
-        self.backfill = backfill
-        self.start = start
-        self.lookback = lookback
+        self.hours = PolledHours(backfill, start, lookback, clock)
         self.clock = clock
         self._locator: KommuneLocator | None = None
         self._client = httpx.Client(
@@ -205,7 +203,7 @@ class TelraamConnector(Connector[Segment]):
     def poll(self, item: Segment, position: str | None, call: Call) -> PollResult:
         """Every hour with a row, and the dark hours between, per mode."""
         checkpoint = read_checkpoint(position, SOURCE)
-        window = self._window(checkpoint)
+        window = self.hours.window(checkpoint)
         retrieved_at = self.clock()
         rows: dict[datetime, Any] = {}
         rejected: list[Rejected] = []
@@ -301,9 +299,6 @@ class TelraamConnector(Connector[Segment]):
                     )
                 )
         return result
-
-    def _window(self, checkpoint: datetime | None) -> Window:
-        return hour_window(self.backfill, checkpoint, self.start, self.clock(), self.lookback)
 
 
 def _features(body: Any) -> list[Any]:

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from byflyt.clock import utc_now
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
-from byflyt.connectors.counters import fetched, hour_window
+from byflyt.connectors.counters import PolledHours, fetched
 from byflyt.connectors.http import (
     HTTPRetriableError,
     SourceError,
@@ -204,9 +204,7 @@ class TrafikkdataConnector(Connector[CountPoint]):
             raise ConfigError("--from", "the start time is naive", "give a time with an offset")
         self.region = get_region(region, settings.regions_file)
         self.endpoint = endpoint
-        self.backfill = backfill
-        self.start = start
-        self.lookback = lookback
+        self.hours = PolledHours(backfill, start, lookback, clock)
         self.clock = clock
         self.metrics = metrics or default_metrics()
         self._newest: dict[str, datetime] = {}
@@ -288,7 +286,7 @@ class TrafikkdataConnector(Connector[CountPoint]):
     def poll(self, item: CountPoint, position: str | None, call: Call) -> PollResult:
         """Every hour of the point's window: counted, null, or missing (emitted as None)."""
         checkpoint = self._position(item, position)
-        window = self._window(checkpoint)
+        window = self.hours.window(checkpoint)
         retrieved_at = self.clock()
         observations: list[CountObservation] = []
         rejected: list[Rejected] = []
@@ -354,10 +352,6 @@ class TrafikkdataConnector(Connector[CountPoint]):
         except ValueError:
             log.warning("%s: ignoring unreadable checkpoint %r", item.key, position)
             return None
-
-    def _window(self, checkpoint: datetime | None) -> Window:
-        """Whole UTC hours: the backfill window, or the live one from the checkpoint on."""
-        return hour_window(self.backfill, checkpoint, self.start, self.clock(), self.lookback)
 
     def _nodes(self, item: CountPoint, window: Window, call: Call) -> list[Any]:
         """Every node of the window, following ``endCursor`` while ``hasNextPage``."""
