@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from byflyt.clock import utc_now
 from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
-from byflyt.connectors.counters import PolledHours, fetched
+from byflyt.connectors.counters import HOUR, PolledHours, fetched
 from byflyt.connectors.http import (
     HTTPRetriableError,
     SourceError,
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://trafikkdata-api.atlas.vegvesen.no/"
 SOURCE = "trafikkdata"
-HOUR = timedelta(hours=1)
 LOOKBACK = timedelta(hours=48)
 # GraphQL error classifications that mean the query itself is wrong: retrying cannot help.
 FATAL_CLASSIFICATIONS = frozenset({"ValidationError", "InvalidSyntax", "OperationNotSupported"})
