@@ -78,3 +78,17 @@ def filtered(
     if end is not None:
         query = query.where(table.c.hour_start < to_utc(end))
     return query
+
+
+def by_points(
+    query: Select[*tuple[Any, ...]],
+    table: Table,
+    source: str | None,
+    point_ids: Sequence[str] | None,
+) -> Select[*tuple[Any, ...]]:
+    """``query`` on ``table`` kept to one ``source`` and to ``point_ids`` (None: no filter)."""
+    if source is not None:
+        query = query.where(table.c.source == source)
+    if point_ids is not None:
+        query = query.where(table.c.point_id.in_(strings(point_ids, "point_ids")))
+    return query
