@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -93,18 +93,22 @@ def _whole_seconds(value: datetime | None) -> bool:
     return value is None or value.microsecond == 0
 
 
+# The fields the wire record and the model hold alike (the times differ: epoch seconds, datetimes).
+_SAME_FIELDS = ("source", "point_id", "kommune_nr", "mode", "volume", "coverage")
+
+
+def _same_fields(record: object) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _SAME_FIELDS}
+
+
 def from_observation(obs: CountObservation | _JsonV1) -> Count:
     """The wire record of a validated observation (or of a version-1 record that is clean)."""
+    retrieved = obs.retrieved_at
     return Count(
-        source=obs.source,
-        point_id=obs.point_id,
-        kommune_nr=obs.kommune_nr,
-        mode=obs.mode,
+        **_same_fields(obs),
         start=_epoch(obs.start),
         end=_epoch(obs.end),
-        volume=obs.volume,
-        coverage=obs.coverage,
-        retrieved_at=_epoch(obs.retrieved_at) if obs.retrieved_at else None,
+        retrieved_at=None if retrieved is None else _epoch(retrieved),
     )
 
 
@@ -147,16 +151,12 @@ def _clean(v1: _JsonV1) -> bool:
 
 def to_observation(record: Count) -> CountObservation:
     """The pydantic model of ``record`` (for the edges: CLI, tests, the web API)."""
+    retrieved = record.retrieved_at
     return CountObservation(
-        source=record.source,
-        point_id=record.point_id,
-        kommune_nr=record.kommune_nr,
-        mode=record.mode,
+        **_same_fields(record),
         start=utc(record.start),
         end=utc(record.end),
-        volume=record.volume,
-        coverage=record.coverage,
-        retrieved_at=utc(record.retrieved_at) if record.retrieved_at is not None else None,
+        retrieved_at=None if retrieved is None else utc(retrieved),
     )
 
 

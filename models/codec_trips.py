@@ -55,46 +55,36 @@ class Call(msgspec.Struct, array_like=True, frozen=True, gc=False):
     realtime: Realtime = "scheduled"
 
 
-class Trip(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False):
+class _TripFields(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False):
+    """What a version 2 record holds before its calls (subclasses inherit the wire config)."""
+
+    feed: _Feed
+    snapshot_at: datetime
+    service_date: date
+    trip_id: _Id
+    route_id: _Id
+    mode: Mode
+    status: Status = "scheduled"
+    vehicle_id: str | None = None
+    occupancy: str | None = None
+    settled_since: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        """The trip's identity: ``feed:service_date:trip_id``."""
+        return f"{self.feed}:{self.service_date.isoformat()}:{self.trip_id}"
+
+
+class Trip(_TripFields, frozen=True):
     """A trip's state (version 2 on the wire; the fields of ``TripState``)."""
 
-    feed: _Feed
-    snapshot_at: datetime
-    service_date: date
-    trip_id: _Id
-    route_id: _Id
-    mode: Mode
-    status: Status = "scheduled"
-    vehicle_id: str | None = None
-    occupancy: str | None = None
-    settled_since: datetime | None = None
     calls: list[Call] = []
 
-    @property
-    def key(self) -> str:
-        """The trip's identity: ``feed:service_date:trip_id``."""
-        return f"{self.feed}:{self.service_date.isoformat()}:{self.trip_id}"
 
-
-class TripHead(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False):
+class TripHead(_TripFields, frozen=True):
     """A version 2 record with its calls left encoded: cheap to read, to re-stamp and to keep."""
 
-    feed: _Feed
-    snapshot_at: datetime
-    service_date: date
-    trip_id: _Id
-    route_id: _Id
-    mode: Mode
-    status: Status = "scheduled"
-    vehicle_id: str | None = None
-    occupancy: str | None = None
-    settled_since: datetime | None = None
     calls: msgspec.Raw = msgspec.Raw(b"\x90")
-
-    @property
-    def key(self) -> str:
-        """The trip's identity: ``feed:service_date:trip_id``."""
-        return f"{self.feed}:{self.service_date.isoformat()}:{self.trip_id}"
 
 
 class _Peek(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False):

@@ -32,17 +32,27 @@ class CountPoint(WireModel):
         return f"{self.source}:{self.point_id}"
 
 
-class CountObservation(WireModel):
+class _PointRecord(WireModel):
+    """A record about one counting point, keyed by the point (its fields lead the JSON)."""
+
+    source: str = Field(min_length=1, max_length=64)
+    point_id: str = Field(min_length=1, max_length=128)
+    kommune_nr: KommuneNr
+    mode: Mode = "bicycle"
+
+    @property
+    def key(self) -> str:
+        """The Kafka key: ``source:point_id`` (a point's records stay in order)."""
+        return f"{self.source}:{self.point_id}"
+
+
+class CountObservation(_PointRecord):
     """A count over an interval of at most one hour, with the coverage the source reports.
 
     ``volume`` is None when the source has no count for the interval (coverage 0): missing is
     never zero.
     """
 
-    source: str = Field(min_length=1, max_length=64)
-    point_id: str = Field(min_length=1, max_length=128)
-    kommune_nr: KommuneNr
-    mode: Mode = "bicycle"
     start: UtcDatetime
     end: UtcDatetime
     volume: int | None = Field(default=None, ge=0, le=1_000_000)
@@ -69,23 +79,14 @@ class CountObservation(WireModel):
             return cls.model_validate(record.model_dump())
         return cls.model_validate_json(raw)
 
-    @property
-    def key(self) -> str:
-        """The Kafka key: ``source:point_id`` (observations of a point stay in order)."""
-        return f"{self.source}:{self.point_id}"
 
-
-class FetchedWindow(WireModel):
+class FetchedWindow(_PointRecord):
     """The hours ``[since, until)`` a connector asked its source for, for one point.
 
     A point is judged only over the hours its source was asked for: a gap between fetched
     windows is *not ingested* (nobody asked), never an outage of the counter.
     """
 
-    source: str = Field(min_length=1, max_length=64)
-    point_id: str = Field(min_length=1, max_length=128)
-    kommune_nr: KommuneNr
-    mode: Mode = "bicycle"
     since: UtcDatetime
     until: UtcDatetime
     fetched_at: UtcDatetime | None = None
@@ -95,8 +96,3 @@ class FetchedWindow(WireModel):
         if self.until <= self.since:
             raise ValueError(f"window end {self.until} is not after its start {self.since}")
         return self
-
-    @property
-    def key(self) -> str:
-        """The Kafka key: ``source:point_id`` (a point's windows stay in order)."""
-        return f"{self.source}:{self.point_id}"

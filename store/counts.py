@@ -12,7 +12,7 @@ from byflyt.models.base import hour_floor
 from byflyt.models.counts import CountObservation, CountPoint, FetchedWindow
 from byflyt.models.volumes import HourlyVolume
 from byflyt.store.base import StoreBase
-from byflyt.store.filters import filtered, strings
+from byflyt.store.filters import by_points, filtered
 from byflyt.store.rows import (
     POINT_FIELDS,
     Fetched,
@@ -222,10 +222,7 @@ class CountsStore(StoreBase):
             c.source, c.point_id, c.since
         )
         query = filtered(query, fetched_windows, kommuner, None, None, None)
-        if source is not None:
-            query = query.where(c.source == source)
-        if point_ids is not None:
-            query = query.where(c.point_id.in_(strings(point_ids, "point_ids")))
+        query = by_points(query, fetched_windows, source, point_ids)
         if start is not None:
             query = query.where(c.until > to_utc(start))
         if end is not None:
@@ -257,9 +254,6 @@ class CountsStore(StoreBase):
             c.source, c.point_id, c.hour_start
         )
         query = filtered(query, point_hourly, kommuner, mode, start, end)
-        if source is not None:
-            query = query.where(c.source == source)
-        if point_ids is not None:
-            query = query.where(c.point_id.in_(strings(point_ids, "point_ids")))
+        query = by_points(query, point_hourly, source, point_ids)
         # Positional: a row's mapping view costs more than the row (an index reads 10⁵ rows).
         return [PointHour(*row) for row in self._read(query)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Select, Table, select
 
@@ -29,30 +29,33 @@ def strings(values: Sequence[str], name: str) -> list[str]:
     return list(values)
 
 
-def hourly_select(
-    kommuner: Sequence[str] | None,
-    mode: str | None,
-    metric: str | None,
-    start: datetime | None,
-    end: datetime | None,
-) -> Select[*tuple[Any, ...]]:
+class HourlyFilters(TypedDict, total=False):
+    """The filters of the kommune-hour queries; one left out (or None) does not filter."""
+
+    kommuner: Sequence[str] | None
+    mode: str | None
+    metric: str | None
+    start: datetime | None
+    end: datetime | None
+
+
+def hourly_select(**filters: Unpack[HourlyFilters]) -> Select[*tuple[Any, ...]]:
     """Kommune-hours as :class:`HourlyVolume` fields, in the order every caller shows them."""
     c = kommune_hourly.c
     query = select(
         c.kommune_nr, c.mode, c.metric, c.hour_start, c.value, c.coverage, c.n_sources
     ).order_by(c.kommune_nr, c.mode, c.metric, c.hour_start)
-    return where_hourly(query, kommuner, mode, metric, start, end)
+    return where_hourly(query, **filters)
 
 
 def where_hourly(
-    query: Select[*tuple[Any, ...]],
-    kommuner: Sequence[str] | None,
-    mode: str | None,
-    metric: str | None,
-    start: datetime | None,
-    end: datetime | None,
+    query: Select[*tuple[Any, ...]], **filters: Unpack[HourlyFilters]
 ) -> Select[*tuple[Any, ...]]:
     """:func:`filtered` on ``kommune_hourly``, and its metric."""
+    if unknown := filters.keys() - HourlyFilters.__optional_keys__:  # a typo must not widen
+        raise TypeError(f"unexpected filter(s): {', '.join(sorted(unknown))}")
+    kommuner, mode, metric = filters.get("kommuner"), filters.get("mode"), filters.get("metric")
+    start, end = filters.get("start"), filters.get("end")
     query = filtered(query, kommune_hourly, kommuner, mode, start, end)
     return query if metric is None else query.where(kommune_hourly.c.metric == metric)
 
@@ -74,4 +77,18 @@ def filtered(
         query = query.where(table.c.hour_start >= to_utc(start))
     if end is not None:
         query = query.where(table.c.hour_start < to_utc(end))
+    return query
+
+
+def by_points(
+    query: Select[*tuple[Any, ...]],
+    table: Table,
+    source: str | None,
+    point_ids: Sequence[str] | None,
+) -> Select[*tuple[Any, ...]]:
+    """``query`` on ``table`` kept to one ``source`` and to ``point_ids`` (None: no filter)."""
+    if source is not None:
+        query = query.where(table.c.source == source)
+    if point_ids is not None:
+        query = query.where(table.c.point_id.in_(strings(point_ids, "point_ids")))
     return query

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Unpack
 
 from sqlalchemy import func, select
 
 from byflyt.models.transit import FlowHour
 from byflyt.models.volumes import HourlyVolume
 from byflyt.store.base import StoreBase
-from byflyt.store.filters import aggregate_time, filtered, hourly_select, strings, where_hourly
 from byflyt.store.rows import (
     VolumeKey,
     latest_by_key,
@@ -21,6 +21,17 @@ from byflyt.store.rows import (
 from byflyt.store.schema import (
     flows_hourly,
     kommune_hourly,
+)
+
+# Relative: mypy finds ``store.filters`` by this name only (``byflyt.store`` is the installed
+# package's), and ``Unpack`` needs to see the ``TypedDict``.
+from .filters import (
+    HourlyFilters,
+    aggregate_time,
+    filtered,
+    hourly_select,
+    strings,
+    where_hourly,
 )
 
 
@@ -70,49 +81,24 @@ class VolumesStore(StoreBase):
         self.metrics.store_writes.labels(table=kommune_hourly.name).inc(len(rows))
         self.metrics.store_writes.labels(table=flows_hourly.name).inc(len(flow_rows))
 
-    def query_hourly(
-        self,
-        *,
-        kommuner: Sequence[str] | None = None,
-        mode: str | None = None,
-        metric: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> list[HourlyVolume]:
+    def query_hourly(self, **filters: Unpack[HourlyFilters]) -> list[HourlyVolume]:
         """Kommune-hours with ``start <= hour_start < end``, by kommune, mode, metric, hour.
 
         ``None`` means no filter; an empty ``kommuner`` matches nothing.
         """
-        query = hourly_select(kommuner, mode, metric, start, end)
-        return [HourlyVolume(**row._mapping) for row in self._read(query)]
+        return [HourlyVolume(**row._mapping) for row in self._read(hourly_select(**filters))]
 
     def query_hourly_page(
-        self,
-        *,
-        kommuner: Sequence[str] | None = None,
-        mode: str | None = None,
-        metric: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        limit: int,
-        offset: int = 0,
+        self, *, limit: int, offset: int = 0, **filters: Unpack[HourlyFilters]
     ) -> tuple[list[HourlyVolume], int]:
         """One page of :meth:`query_hourly` (same filters and order) and the total row count."""
-        counted = where_hourly(select(func.count()), kommuner, mode, metric, start, end)
-        query = hourly_select(kommuner, mode, metric, start, end)
+        counted = where_hourly(select(func.count()), **filters)
+        query = hourly_select(**filters)
         rows = self._read(query.limit(limit).offset(offset))
         total = int(self._read(counted)[0][0])
         return [HourlyVolume(**row._mapping) for row in rows], total
 
-    def total_hourly(
-        self,
-        *,
-        kommuner: Sequence[str] | None = None,
-        mode: str | None = None,
-        metric: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> list[HourlyTotal]:
+    def total_hourly(self, **filters: Unpack[HourlyFilters]) -> list[HourlyTotal]:
         """Kommune-hours with ``start <= hour_start < end`` summed per kommune, mode and metric.
 
         Summed in the database, so a year of transit metrics never crosses the wire hour by hour.
@@ -130,7 +116,7 @@ class VolumesStore(StoreBase):
             .group_by(c.kommune_nr, c.mode, c.metric)
             .order_by(c.kommune_nr, c.mode, c.metric)
         )
-        query = where_hourly(query, kommuner, mode, metric, start, end)
+        query = where_hourly(query, **filters)
         return [
             HourlyTotal(
                 kommune_nr=row.kommune_nr,

@@ -113,8 +113,39 @@ class _Run:
         self.start, self.count = None, 0
 
 
+class _Sensor:
+    """What both machines share: wording a change of their state as a :class:`Change`."""
+
+    def _who(self) -> tuple[str, str, str, str | None]:
+        """``(source, point_id, sensor, kommune_nr)`` of this machine's changes."""
+        raise NotImplementedError
+
+    def _change(
+        self,
+        previous: str | None,
+        previous_since: datetime | None,
+        state: str,
+        since: datetime,
+        as_of: datetime,
+        details: str = "",
+    ) -> Change:
+        source, point_id, sensor, kommune_nr = self._who()
+        return Change(
+            source=source,
+            point_id=point_id,
+            sensor=sensor,
+            kommune_nr=kommune_nr,
+            previous=previous,
+            previous_since=previous_since,
+            state=state,
+            since=since,
+            as_of=as_of,
+            details=details,
+        )
+
+
 @dataclass
-class PointMachine:
+class PointMachine(_Sensor):
     """The state of one counter point (see the module docstring)."""
 
     source: str
@@ -190,7 +221,7 @@ class PointMachine:
         changes: list[Change] = []
         if self.since is None:
             self.since = hour
-            changes.append(self._change(None, None, UP, hour, hour))
+            changes.append(self._change(None, None, UP, hour, hour + HOUR))
 
         if has:
             self._silent.reset()
@@ -222,7 +253,7 @@ class PointMachine:
                 self._good.reset()
             if self._good.count >= th.recover_hours and self._good.start is not None:
                 start = self._good.start
-                changes.append(self._change(self.state, self.since, UP, start, hour))
+                changes.append(self._change(self.state, self.since, UP, start, hour + HOUR))
                 self.state, self.since, self.details = UP, start, ""
                 self._good.reset()
                 if bad is not None:
@@ -260,33 +291,14 @@ class PointMachine:
         return None
 
     def _open(self, state: str, start: datetime, details: str, hour: datetime) -> Change:
-        change = self._change(self.state, self.since, state, start, hour, details)
+        change = self._change(self.state, self.since, state, start, hour + HOUR, details)
         self.state, self.since, self.details = state, start, details
         self._stuck_value = self._flat_value if state == "flat" else None
         self._good.reset()
         return change
 
-    def _change(
-        self,
-        previous: str | None,
-        previous_since: datetime | None,
-        state: str,
-        since: datetime,
-        hour: datetime,
-        details: str = "",
-    ) -> Change:
-        return Change(
-            source=self.source,
-            point_id=self.point_id,
-            sensor="point",
-            kommune_nr=self.kommune_nr,
-            previous=previous,
-            previous_since=previous_since,
-            state=state,
-            since=since,
-            as_of=hour + HOUR,
-            details=details,
-        )
+    def _who(self) -> tuple[str, str, str, str | None]:
+        return self.source, self.point_id, "point", self.kommune_nr
 
     # -- history -----------------------------------------------------------------------------
     def _mean(self, hod: int) -> float:
@@ -349,7 +361,7 @@ class SourceClock:
 
 
 @dataclass
-class FeedMachine:
+class FeedMachine(_Sensor):
     """The state of one transit feed (see the module docstring); a plain dict in a table."""
 
     source: str
@@ -423,24 +435,5 @@ class FeedMachine:
     def _since(self) -> datetime | None:
         return datetime.fromisoformat(self.since) if self.since else None
 
-    def _change(
-        self,
-        previous: str | None,
-        previous_since: datetime | None,
-        state: str,
-        since: datetime,
-        at: datetime,
-        details: str = "",
-    ) -> Change:
-        return Change(
-            source=self.source,
-            point_id=self.kind,
-            sensor="feed",
-            kommune_nr=None,
-            previous=previous,
-            previous_since=previous_since,
-            state=state,
-            since=since,
-            as_of=at,
-            details=details,
-        )
+    def _who(self) -> tuple[str, str, str, str | None]:
+        return self.source, self.kind, "feed", None

@@ -343,6 +343,8 @@ def test_query_filters_and_half_open_range(store: Store) -> None:
     assert store.query_hourly(start=hours[3], end=hours[3]) == []
     with pytest.raises(TypeError, match="sequence of strings"):
         store.query_hourly(kommuner="3403")
+    with pytest.raises(TypeError, match="unexpected filter"):  # a typo never widens a query
+        store.total_hourly(kommune=["3403"])
 
 
 def test_point_hours_keep_the_latest_per_utc_hour(

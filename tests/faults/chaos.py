@@ -25,7 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kafka import KafkaProducer
+
 from byflyt.connectors.checkpoints import send_and_wait
+from byflyt.errors import BrokerError
 from byflyt.kafka import create_topics
 from byflyt.kafka import producer as kafka_producer
 from byflyt.settings import Settings
@@ -49,6 +52,7 @@ WORKERS = 2
 EVENTS = (2, 4)  # faults per schedule, inclusive
 SPAN_S = 20.0  # faults start within this many seconds of the schedule's start
 CONVERGE_S = 150.0
+PRODUCE_DEADLINE_S = 300.0  # the workload gives up when the broker stays away this long
 
 
 @dataclass(frozen=True)
@@ -152,19 +156,16 @@ class Schedule:
         producer = kafka_producer(self.run.settings)
         try:
             for i in range(0, len(workload), 40):
-                send_and_wait(
-                    producer,
-                    [
-                        (self.run.settings.topic("bike.counts"), o.key.encode(), o.to_bytes())
-                        for o in workload[i : i + 40]
-                    ],
-                    timeout=120,
-                )
+                chunk = [
+                    (self.run.settings.topic("bike.counts"), o.key.encode(), o.to_bytes())
+                    for o in workload[i : i + 40]
+                ]
+                _send_riding_out(producer, chunk)
                 time.sleep(0.5)
         finally:
             producer.close()
-        for thread in threads:
-            thread.join()
+            for thread in threads:  # every fault undone before anything is judged or torn down
+                thread.join()
         try:
             got = wait_until(
                 lambda: _safe(lambda: store_rows(self.run.settings)) or [],
@@ -185,6 +186,24 @@ class Schedule:
         self.run.close()
         if self.pg is not None:
             self.pg.server.drop_database(self.database)
+
+
+def _send_riding_out(producer: KafkaProducer, chunk: list[tuple[str, bytes, bytes]]) -> None:
+    """Send ``chunk`` until the broker acknowledges it, as a connector does.
+
+    Back-to-back broker stops (each waiting for the previous restart) can keep the broker away
+    longer than one send's timeout; a chunk not acknowledged is sent again (a repeat replaces,
+    so the workload's truth is unchanged). Gives up after :data:`PRODUCE_DEADLINE_S`.
+    """
+    deadline = time.monotonic() + PRODUCE_DEADLINE_S
+    while True:
+        try:
+            send_and_wait(producer, chunk, timeout=60)
+            return
+        except BrokerError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 _broker_lock = threading.Lock()
