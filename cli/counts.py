@@ -25,28 +25,19 @@ def counts(
     ] = None,
 ) -> None:
     """Counts per point and interval (up to an hour) into bike.counts; bad rows dead-lettered."""
-    from byflyt.connectors.base import ConnectorRunner
     from byflyt.connectors.csv_counts import CsvCountsConnector
-    from byflyt.errors import BrokerError
-    from byflyt.kafka import create_topics
 
-    from .base import fail, settings_from
+    from .base import fail, fail_if_incomplete, run_connector, settings_from
 
     settings = settings_from()
     try:
         connector = CsvCountsConnector(settings, file, source=source, mapping=mapping)
     except ConfigError as exc:
         fail(f"configuration error: {exc}")
-    with connector:
-        try:
-            create_topics(settings)
-            stats = ConnectorRunner(connector, settings).run(once=True)
-        except BrokerError as exc:
-            fail(str(exc), code=1)
+    stats = run_connector(connector, settings, once=True)
     typer.echo(
         f"import counts {file.name} ({source}): {stats.counts['rows']} rows, "
         f"{stats.counts['points']} points, {stats.counts['observations']} hourly observations, "
         f"{stats.rejected} rejected"
     )
-    if stats.failed:
-        fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
+    fail_if_incomplete(stats)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,7 +13,11 @@ from byflyt.clock import TIME_FIX, parse_when
 from byflyt.errors import ConfigError
 
 if TYPE_CHECKING:
-    from byflyt.connectors.base import Connector, RunStats, Window
+    from collections.abc import Callable
+
+    from byflyt.connectors.base import Connector, Window
+    from byflyt.connectors.eco_counter_sites import Api
+    from byflyt.connectors.snapshots import SnapshotConnector
     from byflyt.settings import Settings
 
 ingest_app = typer.Typer(help="Run a connector: poll a source into Kafka.", no_args_is_help=True)
@@ -102,20 +107,9 @@ def trafikkdata(
     region = region or settings.region
     if not region:
         fail("--region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION")
-    try:
-        start, backfill = _backfill(from_, to)
-        connector = TrafikkdataConnector(
-            settings,
-            region=region,
-            endpoint=endpoint or DEFAULT_ENDPOINT,
-            backfill=backfill,
-            start=start,
-        )
-    except ConfigError as exc:
-        fail(f"configuration error: {exc}")
-    _run_counter(
-        connector, settings, once or backfill is not None, interval, f"trafikkdata {region}"
-    )
+    url = endpoint or DEFAULT_ENDPOINT
+    connect = partial(TrafikkdataConnector, settings, region=region, endpoint=url)
+    _run_counter(settings, connect, f"trafikkdata {region}", from_, to, once, interval)
 
 
 def _backfill(from_: str | None, to: str | None) -> tuple[datetime | None, Window | None]:
@@ -133,31 +127,36 @@ def _backfill(from_: str | None, to: str | None) -> tuple[datetime | None, Windo
 
 
 def _run_counter(
-    connector: Connector[Any], settings: Settings, once: bool, interval: float, label: str
+    settings: Settings,
+    connect: Callable[..., Connector[Any]],
+    label: str,
+    from_: str | None,
+    to: str | None,
+    once: bool,
+    interval: float,
 ) -> None:
-    """Run a counter connector once or live, then print its summary line."""
-    from byflyt.connectors.base import ConnectorRunner
-    from byflyt.errors import BrokerError
-    from byflyt.kafka import create_topics
+    """Run a counter connector over ``--from``/``--to`` or live, then print its summary line.
+
+    ``connect(start=…, backfill=…)`` makes the connector; a ConfigError ends with one line.
+    """
     from byflyt.topics import BIKE_COUNTS, BIKE_POINTS
 
-    from .base import fail
+    from .base import fail, fail_if_incomplete, run_connector
 
-    with connector:
-        try:
-            create_topics(settings)
-            runner = ConnectorRunner(connector, settings)
-            stats = runner.run(once=once, interval=timedelta(minutes=interval))
-        except BrokerError as exc:
-            fail(str(exc), code=1)
+    try:
+        start, backfill = _backfill(from_, to)
+        connector = connect(start=start, backfill=backfill)
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+    bounded = once or backfill is not None
+    stats = run_connector(connector, settings, once=bounded, interval=timedelta(minutes=interval))
     typer.echo(
         f"{label}: {stats.produced[BIKE_POINTS.name]} points, "
         f"{stats.produced[BIKE_COUNTS.name]} observations "
         f"({stats.counts['missing_hours']} missing hours), {stats.rejected} rejected, "
         f"{len(stats.failed)} failed"
     )
-    if once and stats.failed:
-        fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
+    fail_if_incomplete(stats, bounded=bounded)
 
 
 @ingest_app.command("eco-counter")
@@ -192,20 +191,9 @@ def eco_counter(
         fail("--region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION")
     if api not in (None, "v1", "v2"):
         fail(f"configuration error: --api: {api!r} is not v1 or v2 (fix: give --api v1 or v2)")
-    try:
-        start, backfill = _backfill(from_, to)
-        connector = EcoCounterConnector(
-            settings,
-            region=region,
-            api="v2" if api == "v2" else "v1" if api == "v1" else None,
-            endpoint=endpoint,
-            backfill=backfill,
-            start=start,
-        )
-    except ConfigError as exc:
-        fail(f"configuration error: {exc}")
-    label = f"eco-counter {connector.api} {region}"
-    _run_counter(connector, settings, once or backfill is not None, interval, label)
+    chosen: Api = "v2" if api == "v2" else "v1" if api == "v1" else settings.eco_counter_api
+    connect = partial(EcoCounterConnector, settings, region=region, api=chosen, endpoint=endpoint)
+    _run_counter(settings, connect, f"eco-counter {chosen} {region}", from_, to, once, interval)
 
 
 @ingest_app.command("telraam")
@@ -234,20 +222,9 @@ def telraam(
     if segments and region:
         fail("configuration error: --segments and --region exclude each other (fix: give one)")
     ids = [s.strip() for s in segments.split(",") if s.strip()] if segments else None
-    try:
-        start, backfill = _backfill(from_, to)
-        connector = TelraamConnector(
-            settings,
-            segments=ids,
-            region=region,
-            endpoint=endpoint or DEFAULT_ENDPOINT,
-            backfill=backfill,
-            start=start,
-        )
-    except ConfigError as exc:
-        fail(f"configuration error: {exc}")
-    label = f"telraam {region or segments}"
-    _run_counter(connector, settings, once or backfill is not None, interval, label)
+    url = endpoint or DEFAULT_ENDPOINT
+    connect = partial(TelraamConnector, settings, segments=ids, region=region, endpoint=url)
+    _run_counter(settings, connect, f"telraam {region or segments}", from_, to, once, interval)
 
 
 @ingest_app.command("gtfs-rt")
@@ -281,16 +258,15 @@ def gtfs_rt(
     recorded file once. Checkpoints in Kafka keep the last accepted snapshot time per kind.
     """
     from byflyt.connectors.gtfs_rt import GtfsRtConnector, check_sources
-    from byflyt.connectors.snapshots import SnapshotRunner
     from byflyt.models.gtfs import StaticFeed, feed_dir
 
-    from .base import fail, settings_from
+    from .base import settings_from
 
     settings = settings_from()
-    try:
-        every = _poll_interval(interval, once, polls)
+
+    def connect(every: timedelta) -> GtfsRtConnector:
         check_sources(trip_updates, vehicle_positions, replay)
-        connector = GtfsRtConnector(
+        return GtfsRtConnector(
             settings,
             static=StaticFeed.load(feed_dir(settings, feed)),
             trip_updates=trip_updates,
@@ -299,19 +275,15 @@ def gtfs_rt(
             polls=1 if once else polls,
             interval=every,
         )
-    except ConfigError as exc:
-        fail(f"configuration error: {exc}")
-    with connector:
-        stats = _run_feed(SnapshotRunner(connector, settings), settings, replay, once, polls, every)
-    counts = stats.counts
-    typer.echo(
-        f"gtfs-rt {feed}: {counts['snapshots']} snapshots ({counts['repeated']} repeated, "
-        f"{counts['not_modified']} not modified), {counts['trip_states']} trip states "
-        f"({counts['vanished']} vanished), {counts['vehicles']} vehicles, "
-        f"{stats.rejected} rejected, {len(stats.failed)} failed"
-    )
-    _fail_if_incomplete(stats, bounded=once or polls is not None or replay is not None)
 
+    _run_feed(settings, connect, f"gtfs-rt {feed}", GTFS_RT_COUNTS, interval, once, polls, replay)
+
+
+GTFS_RT_COUNTS = (
+    "{snapshots} snapshots ({repeated} repeated, {not_modified} not modified), "
+    "{trip_states} trip states ({vanished} vanished), {vehicles} vehicles"
+)
+"""The counts in the summary line of ``ingest gtfs-rt``."""
 
 DatasetOpt = Annotated[
     str,
@@ -352,39 +324,35 @@ SiriFeedOpt = Annotated[
 ]
 
 
-@ingest_app.command("siri-et")
-def siri_et(
-    dataset: DatasetOpt,
-    endpoint: SiriEndpointOpt = None,
-    interval: SiriIntervalOpt = "15s",
-    once: OnceOpt = False,
-    polls: SiriPollsOpt = None,
-    replay: SiriReplayOpt = None,
-    feed: SiriFeedOpt = None,
-    requests_per_minute: SiriRateOpt = 4.0,
-) -> None:
+def _siri_command(kind: str, doc: str) -> None:
+    """Add ``ingest siri-<kind>``: both SIRI services take the same options."""
+
+    def command(
+        dataset: DatasetOpt,
+        endpoint: SiriEndpointOpt = None,
+        interval: SiriIntervalOpt = "15s",
+        once: OnceOpt = False,
+        polls: SiriPollsOpt = None,
+        replay: SiriReplayOpt = None,
+        feed: SiriFeedOpt = None,
+        requests_per_minute: SiriRateOpt = 4.0,
+    ) -> None:
+        _siri(kind, dataset, endpoint, interval, once, polls, replay, feed, requests_per_minute)
+
+    command.__doc__ = doc
+    ingest_app.command(f"siri-{kind}")(command)
+
+
+_siri_command(
+    "et",
     """Trip states from Entur's SIRI Estimated Timetable (ET), e.g. Innlandstrafikk (INN).
 
     Quays are placed in kommuner through the static feed loaded with `byflyt gtfs load`. Bane
     NOR's trains (BNR), named by train number and date, resolve to that feed's rail trips by
     trip_short_name: load Entur's national GTFS for it.
-    """
-    _siri("et", dataset, endpoint, interval, once, polls, replay, feed, requests_per_minute)
-
-
-@ingest_app.command("siri-vm")
-def siri_vm(
-    dataset: DatasetOpt,
-    endpoint: SiriEndpointOpt = None,
-    interval: SiriIntervalOpt = "15s",
-    once: OnceOpt = False,
-    polls: SiriPollsOpt = None,
-    replay: SiriReplayOpt = None,
-    feed: SiriFeedOpt = None,
-    requests_per_minute: SiriRateOpt = 4.0,
-) -> None:
-    """Vehicles from Entur's SIRI Vehicle Monitoring (VM), placed in kommuner."""
-    _siri("vm", dataset, endpoint, interval, once, polls, replay, feed, requests_per_minute)
+    """,
+)
+_siri_command("vm", """Vehicles from Entur's SIRI Vehicle Monitoring (VM), placed in kommuner.""")
 
 
 def _siri(
@@ -399,43 +367,34 @@ def _siri(
     requests_per_minute: float,
 ) -> None:
     from byflyt.connectors.siri import DEFAULT_ENDPOINT, SiriConnector
-    from byflyt.connectors.snapshots import SnapshotRunner
     from byflyt.models.gtfs import StaticFeed, feed_dir
 
-    from .base import fail, settings_from
+    from .base import settings_from
 
     settings = settings_from()
-    try:
-        every = _poll_interval(interval, once, polls)
-        static = StaticFeed.load(feed_dir(settings, feed or dataset))
-        connector = SiriConnector(
+
+    def connect(_every: timedelta) -> SiriConnector:
+        return SiriConnector(
             settings,
             kind="et" if kind == "et" else "vm",
             dataset=dataset,
-            static=static,
+            static=StaticFeed.load(feed_dir(settings, feed or dataset)),
             endpoint=None if replay is not None else endpoint or DEFAULT_ENDPOINT,
             replay=replay,
             polls=1 if once else polls,
             rate_per_minute=requests_per_minute,
         )
-    except ConfigError as exc:
-        fail(f"configuration error: {exc}")
-    with connector:
-        stats = _run_feed(SnapshotRunner(connector, settings), settings, replay, once, polls, every)
-    counts = stats.counts
-    typer.echo(
-        f"siri-{kind} {dataset}: {counts['answers']} answers ({counts['pages']} requests "
-        f"with pages), {counts['trip_states']} trip states, {counts['vehicles']} vehicles, "
-        f"{counts['error_conditions']} error conditions, {stats.rejected} rejected, "
-        f"{len(stats.failed)} failed"
+
+    _run_feed(
+        settings, connect, f"siri-{kind} {dataset}", SIRI_COUNTS, interval, once, polls, replay
     )
-    _fail_if_incomplete(stats, bounded=once or polls is not None or replay is not None)
 
 
-class _PollingRunner(Protocol):
-    def run(self, *, once: bool = False, interval: timedelta = ...) -> RunStats: ...
-
-    def run_polls(self, polls: int | None, interval: timedelta) -> RunStats: ...
+SIRI_COUNTS = (
+    "{answers} answers ({pages} requests with pages), {trip_states} trip states, "
+    "{vehicles} vehicles, {error_conditions} error conditions"
+)
+"""The counts in the summary line of ``ingest siri-et`` and ``siri-vm``."""
 
 
 def _poll_interval(interval: str, once: bool, polls: int | None) -> timedelta:
@@ -448,31 +407,43 @@ def _poll_interval(interval: str, once: bool, polls: int | None) -> timedelta:
 
 
 def _run_feed(
-    runner: _PollingRunner,
     settings: Settings,
-    replay: Path | None,
+    connect: Callable[[timedelta], SnapshotConnector[Any]],
+    label: str,
+    counts: str,
+    interval: str,
     once: bool,
     polls: int | None,
-    every: timedelta,
-) -> RunStats:
-    """A transit feed's run: a replay in one pass, else ``polls`` polls (``--once``: one)."""
+    replay: Path | None,
+) -> None:
+    """A transit feed's run: a replay in one pass, else ``polls`` polls (``--once``: one).
+
+    ``connect`` makes the connector for the poll interval (a ConfigError ends with one line).
+    Prints ``label`` and the run's ``counts`` (a template of count names), what was rejected
+    and what failed; a bounded run
+    (``--once``, ``--polls``, a replay) with failed sources ends with exit code 1.
+    """
+    from byflyt.connectors.snapshots import SnapshotRunner
     from byflyt.errors import BrokerError
     from byflyt.kafka import create_topics
 
-    from .base import fail
+    from .base import fail, fail_if_incomplete
 
     try:
-        create_topics(settings)
-        if replay is not None:  # every recorded file (or the first --polls) in one pass
-            return runner.run(once=True)
-        return runner.run_polls(1 if once else polls, every)
-    except BrokerError as exc:
-        fail(str(exc), code=1)
-
-
-def _fail_if_incomplete(stats: RunStats, *, bounded: bool) -> None:
-    """A bounded run (once, --polls, a replay) with failed sources ends with exit code 1."""
-    from .base import fail
-
-    if bounded and stats.failed:
-        fail(f"incomplete: {', '.join(stats.failed)} failed (see the log above)", code=1)
+        every = _poll_interval(interval, once, polls)
+        connector = connect(every)
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+    with connector:
+        runner = SnapshotRunner(connector, settings)
+        try:
+            create_topics(settings)
+            if replay is not None:  # every recorded file (or the first --polls) in one pass
+                stats = runner.run(once=True)
+            else:
+                stats = runner.run_polls(1 if once else polls, every)
+        except BrokerError as exc:
+            fail(str(exc), code=1)
+    summary = counts.format_map(stats.counts)  # a count never reached reads 0 (a Counter)
+    typer.echo(f"{label}: {summary}, {stats.rejected} rejected, {len(stats.failed)} failed")
+    fail_if_incomplete(stats, bounded=once or polls is not None or replay is not None)

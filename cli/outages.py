@@ -22,7 +22,7 @@ from byflyt.store import Outage
 
 from .base import settings_from
 from .options import RegionOpt, read_store, region_kommuner
-from .render import Format, FormatOpt, print_table, write_csv, write_json
+from .render import Format, FormatOpt, write_records
 
 OUTAGE_FIELDS = (
     "source",
@@ -126,9 +126,5 @@ def outages(
         settings, None, lambda store: store.query_outages(kommuner=kommuner, open_only=open_only)
     )
     now = datetime.now(UTC)
-    if output is Format.csv:
-        write_csv(OUTAGE_FIELDS, (outage_record(o, now) for o in found))
-    elif output is Format.json:
-        write_json([outage_record(o, now) for o in found])
-    else:
-        print_table(outages_table(found, now))
+    records = [outage_record(o, now) for o in found]
+    write_records(output, OUTAGE_FIELDS, records, lambda: outages_table(found, now))

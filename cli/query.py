@@ -9,7 +9,7 @@ half-open, ``[from, to)``. CSV and JSON give UTC hours; the table shows Europe/O
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -25,7 +25,6 @@ from byflyt.queries.hourly import (
     daily_totals,
     hourly_record,
 )
-from byflyt.settings import Settings
 
 from .base import fail, settings_from
 from .options import (
@@ -38,7 +37,7 @@ from .options import (
     read_store,
     region_kommuner,
 )
-from .render import Format, FormatOpt, print_table, write_csv, write_json
+from .render import Format, FormatOpt, write_records
 
 query_app = typer.Typer(help="Query hourly aggregates from the store.", no_args_is_help=True)
 
@@ -86,20 +85,25 @@ def _daily_table(totals: list[DailyTotal]) -> Table:
 
 
 def _query(
-    settings: Settings,
-    kommuner: list[str] | None,
+    from_: str,
+    to: str,
+    region: str | None,
+    kommune: list[str] | None,
     mode: str | None,
     metric: str | None,
-    start: datetime,
-    end: datetime,
-) -> list[HourlyVolume]:
-    return read_store(
+) -> tuple[list[HourlyVolume], datetime, datetime]:
+    """The hourly values the options select, with the range [start, end) they were read for."""
+    settings = settings_from()
+    start, end = command_range(from_, to)
+    kommuner = region_kommuner(settings, region, kommune)
+    rows = read_store(
         settings,
         mode,
         lambda store: store.query_hourly(
             kommuner=kommuner, mode=mode, metric=metric, start=start, end=end
         ),
     )
+    return rows, start, end
 
 
 @query_app.command("hourly")
@@ -115,15 +119,9 @@ def hourly(
     output: FormatOpt = Format.table,
 ) -> None:
     """Hourly values per kommune in [from, to), with coverage and the number of sources."""
-    settings = settings_from()
-    start, end = command_range(from_, to)
-    rows = _query(settings, region_kommuner(settings, region, kommune), mode, metric, start, end)
-    if output is Format.csv:
-        write_csv(HOURLY_FIELDS, (hourly_record(r) for r in rows))
-    elif output is Format.json:
-        write_json([hourly_record(r) for r in rows])
-    else:
-        print_table(_hourly_table(rows))
+    rows, _, _ = _query(from_, to, region, kommune, mode, metric)
+    records = [hourly_record(r) for r in rows]
+    write_records(output, HOURLY_FIELDS, records, lambda: _hourly_table(rows))
 
 
 @query_app.command("daily")
@@ -139,16 +137,10 @@ def daily(
     output: FormatOpt = Format.table,
 ) -> None:
     """Daily totals per kommune (Europe/Oslo days: 23, 24 or 25 hours) with mean coverage."""
-    settings = settings_from()
-    start, end = command_range(from_, to)
-    rows = _query(settings, region_kommuner(settings, region, kommune), mode, metric, start, end)
+    rows, start, end = _query(from_, to, region, kommune, mode, metric)
     totals = daily_totals(rows, start, end)
-    if output is Format.csv:
-        write_csv(DAILY_FIELDS, (t.record() for t in totals))
-    elif output is Format.json:
-        write_json([t.record() for t in totals])
-    else:
-        print_table(_daily_table(totals))
+    records = [t.record() for t in totals]
+    write_records(output, DAILY_FIELDS, records, lambda: _daily_table(totals))
 
 
 @query_app.command("flows")
@@ -177,15 +169,14 @@ def flows(
         lambda store: store.query_flows(kommuner=members, mode=mode, start=start, end=end),
     )
     records = flow_records(found, set(members) if members else None, level, per_hour)
-    if output is Format.csv:
-        write_csv(FLOWS_FIELDS, records)
-    elif output is Format.json:
-        write_json(records)
-    else:
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, caption=FLOWS_NOTICE)
-        for name in FLOWS_FIELDS:
-            right = name == "vehicle_trips"
-            table.add_column(name, justify="right" if right else "left", no_wrap=True)
-        for record in records:
-            table.add_row(*(str(record[f]) for f in FLOWS_FIELDS))
-        print_table(table)
+    write_records(output, FLOWS_FIELDS, records, lambda: _flows_table(records))
+
+
+def _flows_table(records: list[dict[str, Any]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, caption=FLOWS_NOTICE)
+    for name in FLOWS_FIELDS:
+        right = name == "vehicle_trips"
+        table.add_column(name, justify="right" if right else "left", no_wrap=True)
+    for record in records:
+        table.add_row(*(str(record[f]) for f in FLOWS_FIELDS))
+    return table

@@ -21,7 +21,7 @@ from byflyt.models.history import Resolution, UnknownKommune, kommune_history
 from byflyt.models.kommuner import Region, get_region, kommune_name, load_regions
 
 from .base import fail, settings_from
-from .render import Format, FormatOpt, print_table, write_csv, write_json
+from .render import Format, FormatOpt, print_table, write_csv, write_json, write_records
 
 ATTRIBUTION = (
     "Kommune boundaries © Kartverket (CC BY 4.0). Kommune history: Statistics Norway (SSB), "
@@ -63,6 +63,13 @@ def _table(*columns: str) -> Table:
     return table
 
 
+def _records_table(fields: tuple[str, ...], records: list[dict[str, Any]]) -> Table:
+    table = _table(*fields)
+    for record in records:
+        table.add_row(*(str(record[f]) for f in fields))
+    return table
+
+
 @regions_app.command("list")
 def regions_list(output: FormatOpt = Format.table) -> None:
     """Every region byflyt knows (built in, plus BYFLYT_REGIONS_FILE): id, name, kommuner."""
@@ -70,15 +77,7 @@ def regions_list(output: FormatOpt = Format.table) -> None:
         {"id": r.key, "name": r.name, "n_kommuner": len(r.kommuner)}
         for r in sorted(_regions().values(), key=lambda r: r.key)
     ]
-    if output is Format.csv:
-        write_csv(LIST_FIELDS, records)
-    elif output is Format.json:
-        write_json(records)
-    else:
-        table = _table(*LIST_FIELDS)
-        for record in records:
-            table.add_row(*(str(record[f]) for f in LIST_FIELDS))
-        print_table(table)
+    write_records(output, LIST_FIELDS, records, lambda: _records_table(LIST_FIELDS, records))
 
 
 @regions_app.command("show")
@@ -162,12 +161,4 @@ def regions_resolve(
             err=True,
         )
     records = [resolution_record(r) for r in found]
-    if output is Format.csv:
-        write_csv(RESOLVE_FIELDS, records)
-    elif output is Format.json:
-        write_json(records)
-    else:
-        table = _table(*RESOLVE_FIELDS)
-        for record in records:
-            table.add_row(*(str(record[f]) for f in RESOLVE_FIELDS))
-        print_table(table)
+    write_records(output, RESOLVE_FIELDS, records, lambda: _records_table(RESOLVE_FIELDS, records))

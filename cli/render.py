@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -43,6 +43,21 @@ def print_table(table: Table) -> None:
         # Piped or captured: never wrap or cut a row to an assumed 80 columns.
         console = Console(highlight=False, width=400)
     console.print(table)
+
+
+def write_records(
+    output: Format,
+    fields: Sequence[str],
+    records: list[dict[str, Any]],
+    table: Callable[[], Table],
+) -> None:
+    """Print ``records`` as ``output``: CSV headed ``fields``, a JSON array, or ``table()``."""
+    if output is Format.csv:
+        write_csv(fields, records)
+    elif output is Format.json:
+        write_json(records)
+    else:
+        print_table(table())
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", help="table, csv or json.")]

@@ -212,6 +212,18 @@ def page(
     return JSONResponse(body, headers=_headers(page_links, total))
 
 
+def paged(
+    request: Request,
+    found: Sequence[_T],
+    limit: int,
+    offset: int,
+    item: Callable[[_T], BaseModel],
+) -> JSONResponse:
+    """The page ``[offset, offset + limit)`` of ``found``, each made an item by ``item``."""
+    items = [item(each).model_dump() for each in found[offset : offset + limit]]
+    return page(request, items, len(found), limit, offset)
+
+
 def _headers(page_links: Links, total: int) -> dict[str, str]:
     return {"Link": link_header(page_links), "X-Total-Count": str(total)}
 
@@ -287,17 +299,19 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
     def regions(request: Request, limit: LimitParam = 100, offset: OffsetParam = 0) -> Response:
         """The regions byflyt knows (built in, plus ``BYFLYT_REGIONS_FILE``)."""
         known = sorted(load_regions(settings.regions_file).values(), key=lambda r: r.key)
-        items = [
-            RegionItem(
+        return paged(
+            request,
+            known,
+            limit,
+            offset,
+            lambda r: RegionItem(
                 key=r.key,
                 name=r.name,
                 kommuner=list(r.kommuner),
                 counties=list(r.counties),
                 note=r.note,
-            ).model_dump()
-            for r in known[offset : offset + limit]
-        ]
-        return page(request, items, len(known), limit, offset)
+            ),
+        )
 
     @router.get("/kommuner", response_model=Page[KommuneItem], summary="Kommuner")
     def kommuner(
@@ -310,15 +324,17 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
         chosen = kommuner_for(region, None, settings.regions_file)
         all_regions = load_regions(settings.regions_file)
         numbers = sorted(chosen if chosen is not None else kommune_names())
-        items = [
-            KommuneItem(
+        return paged(
+            request,
+            numbers,
+            limit,
+            offset,
+            lambda nr: KommuneItem(
                 kommune_nr=nr,
                 kommune=kommune_names().get(nr, nr),
                 regions=sorted(k for k, r in all_regions.items() if nr in r.kommuner),
-            ).model_dump()
-            for nr in numbers[offset : offset + limit]
-        ]
-        return page(request, items, len(numbers), limit, offset)
+            ),
+        )
 
     @router.get("/points", response_model=Page[PointItem], summary="Counting points")
     def points(
@@ -332,16 +348,18 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
         """Counting points in the store, by source and point id."""
         chosen = kommuner_for(region, kommune, settings.regions_file)
         found = read(lambda s: s.query_points(kommuner=chosen, mode=mode))
-        items = [
-            PointItem(
+        return paged(
+            request,
+            found,
+            limit,
+            offset,
+            lambda p: PointItem(
                 **p.model_dump(exclude={"first_data", "latest_data"}),
                 kommune=kommune_names().get(p.kommune_nr, p.kommune_nr),
                 first_data=iso_z(p.first_data) if p.first_data else None,
                 latest_data=iso_z(p.latest_data) if p.latest_data else None,
-            ).model_dump()
-            for p in found[offset : offset + limit]
-        ]
-        return page(request, items, len(found), limit, offset)
+            ),
+        )
 
     @router.get(
         "/hourly",
@@ -462,8 +480,12 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
             for o in read(lambda s: s.query_outages(open_only=open_only))
             if chosen is None or o.kommune_nr is None or o.kommune_nr in chosen
         ]
-        items = [
-            OutageItem(
+        return paged(
+            request,
+            found,
+            limit,
+            offset,
+            lambda o: OutageItem(
                 source=o.source,
                 point_id=o.point_id,
                 kind=o.kind,
@@ -473,9 +495,7 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
                 kommune_nr=o.kommune_nr,
                 kommune=kommune_names().get(o.kommune_nr) if o.kommune_nr else None,
                 details=o.details,
-            ).model_dump()
-            for o in found[offset : offset + limit]
-        ]
-        return page(request, items, len(found), limit, offset)
+            ),
+        )
 
     return router
