@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from collections.abc import Iterable
 
 import faust
+from aiokafka.errors import KafkaError
 from mode.utils.futures import maybe_cancel
 
 from byflyt.kafka import create_topics_waiting
@@ -80,4 +83,44 @@ def run_worker(
     # The store and the state check may have waited out an outage that the broker is still in;
     # faust exits at once when it cannot bootstrap, so wait for the broker here, with back-off.
     create_topics_waiting(settings)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stop:
+        if stop.code not in (0, None) and _broker_went_away(stop.__context__):
+            _start_again(settings, stop.__context__)
+        raise
+
+
+RESTARTS_ENV = "BYFLYT_WORKER_BROKER_RESTARTS"
+MAX_BROKER_RESTARTS = 20
+"""Times a worker starts itself again after losing the broker before it gives up."""
+
+
+def _broker_went_away(exc: BaseException | None) -> bool:
+    """Whether faust stopped because Kafka could not be reached (it does not retry that).
+
+    faust retries a lost broker while it runs, but an error while it starts (the broker gone
+    between the wait for it and faust's first request) stops the worker.
+    """
+    return isinstance(exc, KafkaError | ConnectionError)
+
+
+def _start_again(settings: Settings, cause: BaseException | None) -> None:
+    """Wait for the broker, then replace this process with a fresh start of the same command.
+
+    In-process restarts of a faust app are not reliable; a fresh process resumes from the
+    committed offsets like any restart. Bounded by :data:`MAX_BROKER_RESTARTS`.
+    """
+    restarts = int(os.environ.get(RESTARTS_ENV, "0"))
+    if restarts >= MAX_BROKER_RESTARTS:
+        log.error("the broker went away %d times while the worker ran; giving up", restarts)
+        return
+    log.warning(
+        "the broker went away while the worker started (%s); waiting for it, then starting again",
+        cause,
+    )
+    create_topics_waiting(settings)
+    os.environ[RESTARTS_ENV] = str(restarts + 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, sys.orig_argv)  # noqa: S606 - this very command, started afresh

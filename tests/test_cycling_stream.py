@@ -212,3 +212,55 @@ def test_a_failing_write_stops_the_worker_and_a_restart_loses_nothing(
     assert stored_rows(settings) == []
     drain(worker_env)
     assert stored_rows(settings) == expected_rows(observations)
+
+
+BROKER_GONE_AT_START = """
+import os
+import sys
+from pathlib import Path
+
+from aiokafka.errors import KafkaConnectionError
+from faust.tables.manager import TableManager
+
+marker = Path(os.environ["BROKER_GONE_MARKER"])
+original = TableManager.on_start
+
+
+async def on_start(self):
+    if not marker.exists():  # the first start only: the broker "goes away" as faust starts
+        marker.write_text("gone once")
+        raise KafkaConnectionError("injected: the broker went away during start-up")
+    await original(self)
+
+
+TableManager.on_start = on_start
+from byflyt.cli.commands import main
+sys.argv = ["byflyt", "worker", "--drain"]
+main()
+"""
+
+
+def test_a_broker_lost_during_start_up_starts_the_worker_again(
+    settings: Settings, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """faust stops when Kafka fails while it starts (after the worker's wait for the broker);
+    the worker waits for the broker and starts itself again, and the drain is exact."""
+    create_topics(settings)
+    observations = synthetic_observations(12)
+    send(settings, observations)
+    script = tmp_path / "broker_gone_worker.py"
+    script.write_text(BROKER_GONE_AT_START)
+    marker = tmp_path / "gone"
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        env={**worker_env, "BROKER_GONE_MARKER": str(marker)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert marker.exists()
+    assert "starting again" in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert stored_rows(settings) == expected_rows(observations)
