@@ -262,10 +262,11 @@ class Sink(ABC):
                 if parsed:
                     await apply(parsed)
                 await self.flush()
-            except Exception:
+            except BaseException:
                 # Not written, so not acknowledged: release the batch (faust would otherwise
-                # wait for it forever on the way down) and let the agent's crash stop the
-                # worker; a restart reads the batch again from the committed offsets.
+                # wait for it forever on the way down: a failure, or the worker stopping in
+                # the middle of a batch) and let the agent stop; a restart reads the batch
+                # again from the committed offsets.
                 release(consumer, messages)
                 raise
             for message in messages:

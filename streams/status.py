@@ -51,7 +51,13 @@ from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.sensors import Change, FeedMachine, SourceClock
 from byflyt.streams.sink import FLUSH_INTERVAL_S, Output, Sink, in_event
-from byflyt.topics import BIKE_COUNTS, BIKE_COUNTS_BY_KOMMUNE, FEED_HEALTH, SENSORS_STATUS
+from byflyt.topics import (
+    BIKE_COUNTS,
+    BIKE_COUNTS_BY_KOMMUNE,
+    COUNTS_FETCHED,
+    FEED_HEALTH,
+    SENSORS_STATUS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +110,7 @@ class StatusTracker(Sink):
             settings.topic(BIKE_COUNTS_BY_KOMMUNE.name),
         }
         self.repartitioned = settings.topic(BIKE_COUNTS_BY_KOMMUNE.name)
+        self.fetched_topic = settings.topic(COUNTS_FETCHED.name)
         self.clocks: dict[str, SourceClock] = {}
         self.positions: dict[TP, int] = {}
         self.in_flight = 0
@@ -215,6 +222,16 @@ class StatusTracker(Sink):
             return False
         consumer = self.app.consumer
         assigned = consumer.assignment()
+        # The fetched windows produced before these counts must be stored before hours are
+        # judged (else a point without windows on record is judged at every hour): every
+        # assigned partition of bike.fetched committed (stored, then acked) up to its end.
+        committed = getattr(consumer, "_committed_offset", {})  # faust keeps no public view
+        for tp in assigned:
+            if tp.topic == self.fetched_topic:
+                highwater = consumer.highwater(tp)
+                done = committed.get(tp)
+                if highwater is None or (highwater > 0 and (done is None or done < highwater)):
+                    return False
         for tp, position in self.positions.items():
             if tp not in assigned:
                 continue
