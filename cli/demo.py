@@ -227,11 +227,20 @@ def _serve_until_interrupted(settings: Settings, console: Console) -> None:
             for proc in procs:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
+            # One shared deadline: Ctrl-C ends the demo within STOP_GRACE_S however slowly a
+            # child stops (one that is still up then is killed; the worker's uncommitted tail
+            # is read again by the next worker).
+            deadline = time.monotonic() + STOP_GRACE_S
             for proc in procs:
                 try:
-                    proc.wait(timeout=30)
+                    proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                    proc.wait()
+
+
+STOP_GRACE_S = 20.0
+"""How long the demo's worker and live page together get to stop after Ctrl-C."""
 
 
 def _background(args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
