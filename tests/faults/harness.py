@@ -31,9 +31,8 @@ from byflyt.models.kommuner import get_region
 from byflyt.models.volumes import HourlyVolume
 from byflyt.samples.trafikkdata import TrafikkdataDataset
 from byflyt.settings import Settings
-from byflyt.store import Store
 from tests.cycling_expect import Row
-from tests.helpers import wait_until
+from tests.helpers import stored_rows, wait_until
 from tests.kafka_util import produce, read_all
 from tests.pg import LocalPostgres, pg_bin_dir
 
@@ -326,17 +325,8 @@ def connector_observations(
 
 
 # -- the two views that must equal the truth -------------------------------------------------
-def store_rows(settings: Settings) -> list[Row]:
-    """The store's bicycle kommune-hours, sorted like the truth."""
-    store = Store(settings.database_url)
-    try:
-        rows = store.query_hourly(mode="bicycle", metric="volume")
-    finally:
-        store.close()
-    return sorted(
-        (r.kommune_nr, r.mode, r.metric, r.hour_start, r.value, r.coverage, r.n_sources)
-        for r in rows
-    )
+store_rows = stored_rows
+"""The store's bicycle kommune-hours, sorted like the truth (the helper every test uses)."""
 
 
 def topic_rows(settings: Settings) -> list[Row]:
