@@ -8,7 +8,7 @@ order, so concurrent PostgreSQL writers lock rows in the same order and cannot d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from operator import itemgetter
@@ -153,6 +153,38 @@ class StoreBase:
         batch costs one C-level loop on SQLite and one pipelined round trip on PostgreSQL,
         instead of SQLAlchemy's per-row parameter processing.
         """
+        times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
+        at = [i for i, c in enumerate(columns) if c in times]
+        values_of = itemgetter(*columns)
+        convert = self._time_converter()
+        params: list[tuple[object, ...]] = []
+        for row in rows:
+            values = list(values_of(row))
+            for i in at:
+                values[i] = convert(values[i])
+            params.append(tuple(values))
+        self._bulk_execute(conn, table, columns, params)
+
+    def _time_converter(self) -> Callable[[datetime | None], object]:
+        """Aware times to what the driver stores, each distinct time converted once.
+
+        A batch repeats few distinct times (its hours, one ``updated_at``).
+        """
+        to_time = format_utc if self._dialect == "sqlite" else to_utc
+        converted: dict[datetime | None, object] = {None: None}
+
+        def convert(value: datetime | None) -> object:
+            done = converted.get(value, converted)
+            if done is converted:
+                done = converted[value] = to_time(value)
+            return done
+
+        return convert
+
+    def _bulk_execute(
+        self, conn: Connection, table: Table, columns: list[str], params: list[tuple[object, ...]]
+    ) -> None:
+        """The upsert of ``params`` (values of ``columns``, times converted) by ``executemany``."""
         sql = self._bulk_sql.get(table.name)
         if sql is None:
             keys = [c.name for c in table.primary_key]
@@ -165,25 +197,6 @@ class StoreBase:
                 + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
             )
             self._bulk_sql[table.name] = sql
-        to_time = format_utc if self._dialect == "sqlite" else to_utc
-        times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
-        at = [i for i, c in enumerate(columns) if c in times]
-        values_of = itemgetter(*columns)
-        # A batch repeats few distinct times (its hours, one updated_at): convert each once.
-        converted: dict[datetime | None, object] = {None: None}
-
-        def convert(value: datetime | None) -> object:
-            done = converted.get(value, converted)
-            if done is converted:
-                done = converted[value] = to_time(value)
-            return done
-
-        params: list[tuple[object, ...]] = []
-        for row in rows:
-            values = list(values_of(row))
-            for i in at:
-                values[i] = convert(values[i])
-            params.append(tuple(values))
         for i in range(0, len(params), BULK_ROWS):
             conn.exec_driver_sql(sql, params[i : i + BULK_ROWS])
 

@@ -25,12 +25,14 @@ SIGKILL that waited forever with the same lag). Such partitions now go back to t
 Batched delivery. faust hands every record to its streams one at a time (a conductor callback,
 a channel queue and a stream iteration per record, several futures each): on a busy count topic
 that per-record hand-over was most of a worker's time. A topic registered with
-:meth:`App.deliver_in_batches` skips it: :meth:`SeekSafeConsumer.getmany` keeps the records of
-such a topic out of faust's per-record path and puts each fetch's records on the topic's
-:class:`BatchChannel` as one list, which a sink (:meth:`byflyt.streams.sink.Sink.consume_batches`)
-takes whole. The records stay faust's: they are tracked as unacknowledged while processed and
-acknowledged after their results are stored, so faust's commits, its wait for in-flight records
-before a rebalance and its seek bookkeeping cover them as they cover any stream's records.
+:meth:`App.deliver_in_batches` skips it, and faust's per-record ``Message`` with it: the
+consumer takes such a topic's records out of each fetch as aiokafka returned them and puts them
+on the topic's :class:`BatchChannel`, one :class:`Batch` per partition, which a sink
+(:meth:`byflyt.streams.sink.Sink.consume_batches`) takes whole. The records stay faust's to
+commit: a batch is tracked as in flight while processed (one entry in faust's set of
+unacknowledged messages, which faust waits for before a rebalance or a stop) and its offsets
+are acknowledged together after its results are stored, into the same bookkeeping faust's
+``ack`` keeps, so faust's commits and its seeks cover them as they cover any stream's records.
 """
 
 from __future__ import annotations
@@ -38,12 +40,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias, cast
 
 import faust
+from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
 from faust.types.transports import TransportT
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +58,72 @@ log = logging.getLogger(__name__)
 BATCH_HANDOVER_TIMEOUT_S = 60.0
 
 
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+"""A record of a batch-delivered topic, as aiokafka returns it."""
+RecordMap: TypeAlias = dict[TP, list[Any]]
+"""What aiokafka's fetch returns: each partition's records."""
+
 BATCH_QUEUE_FETCHES = 2
 """Fetches a batch channel holds before the fetcher waits for its sink (back-pressure)."""
 
 
+class InFlight:
+    """Stands for a batch's records in faust's set of unacknowledged messages.
+
+    faust waits until that set is empty before it gives partitions away or stops; a batch is
+    in it, as one entry, from the moment a sink takes it until it is acknowledged or released.
+    """
+
+    __slots__ = ("__weakref__", "acked", "refcount")
+
+    def __init__(self) -> None:
+        self.acked = False
+        self.refcount = 1
+
+
+@dataclass(eq=False)
+class Batch:
+    """One partition's records of one fetch, as aiokafka returned them (no faust ``Message``).
+
+    ``records`` have contiguous positions in the partition: ``first`` to ``last`` (offsets in
+    between that hold no record, such as transaction markers, are covered too).
+    """
+
+    tp: TP
+    records: list[Record]
+    generation_id: int
+    token: InFlight = field(default_factory=InFlight)
+
+    @property
+    def first(self) -> int:
+        """The first record's offset."""
+        return self.records[0].offset
+
+    @property
+    def last(self) -> int:
+        """The last record's offset."""
+        return self.records[-1].offset
+
+
 class BatchChannel:
-    """The records of batch-delivered topics, one list per fetch, for one sink."""
+    """The records of batch-delivered topics, one list of partition batches per fetch."""
 
     def __init__(self, maxsize: int = BATCH_QUEUE_FETCHES) -> None:
-        self.queue: asyncio.Queue[list[Message]] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[list[Batch]] = asyncio.Queue(maxsize)
 
-    async def put(self, messages: list[Message]) -> None:
+    async def put(self, batches: list[Batch]) -> None:
         """Hand one fetch's records over (waits while the sink is behind)."""
-        await self.queue.put(messages)
+        await self.queue.put(batches)
 
-    async def take(self, max_records: int) -> list[Message]:
+    async def take(self, max_records: int) -> list[Batch]:
         """The next fetch, joined by whatever further fetches are already waiting."""
-        messages = await self.queue.get()
-        while len(messages) < max_records and not self.queue.empty():
-            messages += self.queue.get_nowait()
-        return messages
+        batches = await self.queue.get()
+        n = sum(len(b.records) for b in batches)
+        while n < max_records and not self.queue.empty():
+            more = self.queue.get_nowait()
+            batches += more
+            n += sum(len(b.records) for b in more)
+        return batches
 
 
 class SeekSafeConsumer(aiokafka_driver.Consumer):
@@ -82,37 +134,95 @@ class SeekSafeConsumer(aiokafka_driver.Consumer):
         self._batch_idle = asyncio.Event()
         self._batch_idle.set()
         self._batch_task: asyncio.Task[Any] | None = None
+        self._held: dict[BatchChannel, list[Batch]] = {}
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """The next batch, marked as in flight until its last record has been handed over.
 
-        Records of a batch-delivered topic are not yielded: they go to the topic's channel as
-        one list, after the rest of the fetch. Like faust's own hand-over, a record older
-        than its partition's read offset (already handed over before a seek moved it) is
-        dropped, and the read offset moves to the last record handed over.
+        Records of a batch-delivered topic are not yielded, nor made into faust messages:
+        :meth:`_wait_next_records` takes them out of the fetch, and they go to the topic's
+        channel as one :class:`Batch` per partition, after the rest of the fetch. Like faust's
+        own hand-over, a record older than its partition's read offset (already handed over
+        before a seek moved it) is dropped, and the read offset moves to the last record
+        handed over.
         """
         self._batch_idle.clear()
         self._batch_task = asyncio.current_task()
-        channels = cast(App, self.app).batch_channels
-        held: dict[BatchChannel, list[Message]] = {}
-        read_offsets = self._read_offset
         try:
             async for tp, message in super().getmany(timeout):
-                channel = channels.get(tp.topic) if channels else None
-                if channel is None:
-                    yield tp, message
-                    continue
-                offset = message.offset
-                read = read_offsets[tp]
-                if read is not None and offset < read:
-                    continue
-                read_offsets[tp] = offset
-                held.setdefault(channel, []).append(message)
-            for channel, messages in held.items():
-                await channel.put(messages)
+                yield tp, message
+            held, self._held = self._held, {}
+            for channel, batches in held.items():
+                await channel.put(batches)
         finally:
+            self._held = {}
             self._batch_task = None
             self._batch_idle.set()
+
+    async def _wait_next_records(self, timeout: float) -> tuple[RecordMap | None, set[TP] | None]:
+        """The fetch of faust, less the batch-delivered partitions' records (kept as batches)."""
+        fetched, active = await super()._wait_next_records(timeout)
+        records = cast("RecordMap | None", fetched)
+        channels = cast(App, self.app).batch_channels
+        if not (records and channels) or self.should_stop or not self.flow_active:
+            return records, active
+        rest: RecordMap = {}
+        generation = self.app.consumer_generation_id
+        read_offsets = self._read_offset
+        buffered = self._buffered_partitions
+        for tp, tp_records in records.items():
+            channel = channels.get(tp.topic)
+            if channel is None:
+                rest[tp] = tp_records
+                continue
+            if active is not None and tp not in active and tp not in buffered:
+                continue
+            read = read_offsets[tp]
+            if read is not None and tp_records and tp_records[0].offset < read:
+                tp_records = [r for r in tp_records if r.offset >= read]
+            if not tp_records:
+                continue
+            read_offsets[tp] = tp_records[-1].offset
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            self._held.setdefault(channel, []).append(Batch(tp, tp_records, generation))
+        return rest, active
+
+    def track_batch(self, batch: Batch) -> None:
+        """Mark ``batch`` as in flight (faust waits for it before a rebalance or a stop)."""
+        self._unacked_messages.add(cast(Message, batch.token))
+
+    def release_batch(self, batch: Batch) -> None:
+        """Forget ``batch`` as in flight without acknowledging it (it stays uncommitted)."""
+        self._unacked_messages.discard(cast(Message, batch.token))
+
+    def ack_batch(self, batch: Batch) -> None:
+        """Acknowledge every offset of ``batch`` at once, as faust's ``ack`` does one by one.
+
+        Offsets already committed or already acknowledged are left alone; the rest join the
+        partition's acknowledged offsets, from which faust's commit takes the next offset.
+        """
+        tp = batch.tp
+        with ack_lock:
+            token = batch.token
+            if token.acked:
+                return
+            token.acked = True
+            try:
+                self._unacked_messages.discard(cast(Message, token))
+                committed = self._committed_offset[tp]
+                first = batch.first if committed is None else max(batch.first, committed)
+                if first > batch.last:
+                    return
+                index = self._acked_index[tp]
+                fresh = set(range(first, batch.last + 1))
+                fresh -= index
+                if not fresh:
+                    return
+                index |= fresh
+                self._acked[tp].extend(sorted(fresh))
+                self._n_acked += len(fresh)
+            finally:
+                notify(self._waiting_for_ack)
 
     async def perform_seek(self) -> None:
         """Seek every partition to its committed offset with nothing in flight."""

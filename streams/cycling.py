@@ -28,12 +28,12 @@ aggregated: it goes to ``dlq.rejected`` as ``too_late`` and leaves the store unt
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import faust
-from faust.types import Message
 from mode import CrashingSupervisor
 
 from byflyt.metrics import Metrics, default_metrics
@@ -44,9 +44,10 @@ from byflyt.models.counts import CountPoint
 from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
-from byflyt.store.rows import Row, VolumeKey
+from byflyt.store.counts import PointHourValues
+from byflyt.store.rows import VolumeKey
 from byflyt.streams.app import topic
-from byflyt.streams.consumer import deliver_in_batches
+from byflyt.streams.consumer import Batch, Record, deliver_in_batches
 from byflyt.streams.hourly import PointState, aggregate_counts
 from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
 from byflyt.streams.sink import BATCH_MAX, FLUSH_INTERVAL_S, Output, Sink, reason_of
@@ -56,6 +57,7 @@ from byflyt.topics import BIKE_COUNTS, BIKE_COUNTS_BY_KOMMUNE, BIKE_POINTS, VOLU
 __all__ = ["BATCH_MAX", "FLUSH_INTERVAL_S", "CountAggregator", "reason_of", "register"]
 
 STAGE = "aggregate_counts"
+intern = sys.intern
 Cell = tuple[str, str, int]
 """``(kommune_nr, mode, hour)``, the hour in UTC epoch seconds."""
 
@@ -112,7 +114,7 @@ class CountAggregator(Sink):
         self.cells = {cell: points for cell, points in self.cells.items() if cell in dirty}
 
     # -- state ---------------------------------------------------------------------------------
-    async def apply_counts(self, batch: list[tuple[Count, Message]]) -> None:
+    async def apply_counts(self, batch: list[tuple[Count, Record]], batches: list[Batch]) -> None:
         """Forward what is not on its kommune's partition; aggregate the rest."""
         if self.revoked:
             self._forget_clean_cells()
@@ -134,7 +136,7 @@ class CountAggregator(Sink):
             self.metrics.observations.labels(mode, kommune_nr).inc(n)
         self.status.in_flight += forwarded
         accepted = await self.aggregate(local) if local else []
-        await self.status.add_counts(accepted, [message for _, message in batch])
+        await self.status.add_counts(accepted, batches)
 
     async def flush(self) -> None:
         """Flush the counts, then sensor status (both before the batch is acknowledged)."""
@@ -171,13 +173,16 @@ class CountAggregator(Sink):
             for cell in missing:
                 self.cells[cell] = {}
             for kommune_nr, mode, hour, point, volume, coverage in stored:
-                self.cells[(kommune_nr, mode, int(hour.timestamp()))][point] = PointState(
+                self.cells[(kommune_nr, mode, int(hour.timestamp()))][intern(point)] = PointState(
                     volume, coverage
                 )
         cells, dirty, point_hours = self.cells, self.dirty, self.point_hours
         for obs in accepted:
             cell = (obs.kommune_nr, obs.mode, obs.hour)
-            cells[cell][f"{obs.source}:{obs.point_id}"] = PointState(obs.volume, obs.coverage)
+            # One string per point, not per observation: a cell keeps its points' keys.
+            cells[cell][intern(f"{obs.source}:{obs.point_id}")] = PointState(
+                obs.volume, obs.coverage
+            )
             dirty.add(cell)
             point_hours[(obs.source, obs.point_id, obs.hour)] = obs
         return accepted
@@ -215,16 +220,16 @@ class CountAggregator(Sink):
                 upserts.append(row)
                 records.append((row.key.encode(), row.to_bytes()))
         self._evict()
-        rows: list[Row] = [
-            {
-                "source": obs.source,
-                "point_id": obs.point_id,
-                "hour_start": utc(obs.hour),
-                "kommune_nr": obs.kommune_nr,
-                "mode": obs.mode,
-                "volume": obs.volume,
-                "coverage": obs.coverage,
-            }
+        rows: list[PointHourValues] = [
+            (
+                obs.source,
+                obs.point_id,
+                utc(obs.hour),
+                obs.kommune_nr,
+                obs.mode,
+                obs.volume,
+                obs.coverage,
+            )
             for obs in point_hours.values()
         ]
         point_list = list(points.values())

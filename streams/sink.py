@@ -32,7 +32,6 @@ from typing import TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
-from faust.types import Message
 from pydantic import ValidationError
 
 from byflyt.errors import RetriableError
@@ -41,7 +40,7 @@ from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import BATCH_RECORDS, topic
-from byflyt.streams.consumer import BatchChannel
+from byflyt.streams.consumer import Batch, BatchChannel, Record, SeekSafeConsumer
 from byflyt.topics import DLQ
 
 log = logging.getLogger(__name__)
@@ -59,8 +58,8 @@ record for state that is gone (beyond the sink's stated grace) is ``too_late``."
 
 T = TypeVar("T")
 R = TypeVar("R")
-E = TypeVar("E", faust.EventT, Message)
-"""A record as a sink gets it: a faust event (a stream) or a message (a batch channel)."""
+E = TypeVar("E", faust.EventT, Record)
+"""A record as a sink gets it: a faust event (a stream) or an aiokafka record (a batch)."""
 
 
 def reason_of(exc: Exception) -> str:
@@ -85,13 +84,6 @@ def in_event(event: faust.EventT) -> Iterator[None]:
         yield
     finally:
         faust_streams._current_event.reset(token)
-
-
-def release(consumer: object, messages: list[Message]) -> None:
-    """Forget ``messages`` as in flight without acknowledging them (they stay uncommitted)."""
-    unacked = getattr(consumer, "_unacked_messages", None)  # faust keeps no public way to drop
-    if unacked is not None:
-        unacked.difference_update(messages)
 
 
 def manual_acks(stream: faust.StreamT[bytes]) -> faust.StreamT[bytes]:
@@ -228,7 +220,7 @@ class Sink(ABC):
         self,
         channel: BatchChannel,
         parse: Callable[[bytes | None], T],
-        apply: Callable[[list[tuple[T, Message]]], Awaitable[None]],
+        apply: Callable[[list[tuple[T, Record]], list[Batch]], Awaitable[None]],
         *,
         source: str,
         stage: str,
@@ -237,14 +229,17 @@ class Sink(ABC):
         """Whole fetches from ``channel``: parse, dead-letter, apply, flush, then ack.
 
         The batch path of a busy topic (see :mod:`byflyt.streams.consumer`): no per-record
-        hand-over through faust's streams. As a faust stream does, records fetched before a
-        rebalance (an older consumer generation, or while faust holds the flow) are skipped:
-        faust seeks back to the committed offsets after the rebalance and fetches them again.
-        The rest are tracked as in flight (faust waits for them before it gives partitions
-        away) and acknowledged once their results are stored, so the commit follows the store.
+        hand-over through faust's streams, and no faust ``Message`` per record. ``apply`` gets
+        the parsed records beside their aiokafka records, and the fetch's partition batches
+        (how far each partition has been read). As a faust stream does, batches fetched
+        before a rebalance (an older consumer generation, or while faust holds the flow) are
+        skipped: faust seeks back to the committed offsets after the rebalance and fetches
+        them again. The rest are tracked as in flight (faust waits for them before it gives
+        partitions away) and acknowledged, a partition batch at a time, once their results
+        are stored, so the commit follows the store.
         """
         app = self.app
-        consumer = app.consumer
+        consumer = cast(SeekSafeConsumer, app.consumer)
         flow = app.flow_control
         records_in = self.metrics.agent_records.labels(stage, "in")
         while True:
@@ -252,25 +247,25 @@ class Sink(ABC):
             generation = app.consumer_generation_id
             if not flow.is_active():
                 continue
-            messages = [m for m in fetched if m.generation_id == generation]
-            for message in messages:
-                message.tracked = True
-                consumer.track_message(message)
-            parsed = await self._parse(messages, parse, source, stage, code)
-            records_in.inc(len(messages))
+            batches = [b for b in fetched if b.generation_id == generation]
+            for batch in batches:
+                consumer.track_batch(batch)
+            records = [r for b in batches for r in b.records]
+            parsed = await self._parse(records, parse, source, stage, code)
+            records_in.inc(len(records))
             try:
-                if parsed:
-                    await apply(parsed)
+                await apply(parsed, batches)
                 await self.flush()
             except BaseException:
                 # Not written, so not acknowledged: release the batch (faust would otherwise
                 # wait for it forever on the way down: a failure, or the worker stopping in
                 # the middle of a batch) and let the agent stop; a restart reads the batch
                 # again from the committed offsets.
-                release(consumer, messages)
+                for batch in batches:
+                    consumer.release_batch(batch)
                 raise
-            for message in messages:
-                consumer.ack(message)
+            for batch in batches:
+                consumer.ack_batch(batch)
 
     async def _parse(
         self,

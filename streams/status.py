@@ -40,7 +40,7 @@ from typing import Any, cast
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
-from faust.types import TP, Message
+from faust.types import TP
 
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models.base import iso_z
@@ -49,6 +49,7 @@ from byflyt.models.status import FeedHealth, SensorState, SensorStatus
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
+from byflyt.streams.consumer import Batch
 from byflyt.streams.sensors import Change, FeedMachine, SourceClock
 from byflyt.streams.sink import FLUSH_INTERVAL_S, Output, Sink, in_event
 from byflyt.topics import (
@@ -121,17 +122,17 @@ class StatusTracker(Sink):
         """Whether the machines have every fetched window stored before the last counts."""
 
     # -- counter points ----------------------------------------------------------------------
-    async def add_counts(self, counts: list[Count], messages: Sequence[Message]) -> None:
+    async def add_counts(self, counts: list[Count], batches: Sequence[Batch]) -> None:
         """Keep each observation as its point's latest value for the hour (from the counts sink).
 
-        ``messages`` are every record of the counts batch: how far each partition has been read.
+        ``batches`` are the counts batch's partition batches: how far each partition is read.
         """
         if not self.loaded:
             await self._load()
-        for message in messages:
-            self.positions[message.tp] = message.offset + 1
-            if message.topic == self.repartitioned and self.in_flight:
-                self.in_flight -= 1
+        for batch in batches:
+            self.positions[batch.tp] = batch.last + 1
+            if batch.tp.topic == self.repartitioned and self.in_flight:
+                self.in_flight = max(self.in_flight - len(batch.records), 0)
         for obs in counts:
             self._clock(obs.source).add(
                 obs.point_id, obs.kommune_nr, utc(obs.hour), obs.volume, obs.coverage
