@@ -146,45 +146,46 @@ class CountAggregator(Sink):
     async def aggregate(self, batch: list[Count]) -> list[Count]:
         """Apply observations in order, loading the kommune-hours memory does not hold."""
         accepted: list[Count] = []
+        placed: list[tuple[Cell, Count]] = []
+        newest_of, grace = self.newest, self.grace
         for obs in batch:
+            start = obs.start
+            hour = start - start % 3600
             group = (obs.kommune_nr, obs.mode)
-            newest = self.newest.get(group)
-            if newest is not None and obs.hour < newest - self.grace:
+            newest = newest_of.get(group)
+            if newest is not None and hour < newest - grace:
                 await self.reject(
                     BIKE_COUNTS.name,
                     "too_late",
                     codec_counts.to_observation(obs).to_bytes(),
-                    f"hour {iso_z(utc(obs.hour))} is more than {self.settings.late_grace_days} "
+                    f"hour {iso_z(utc(hour))} is more than {self.settings.late_grace_days} "
                     f"days older than the kommune's newest hour {iso_z(utc(newest))}",
                     STAGE,
                 )
                 continue
-            if newest is None or obs.hour > newest:
-                self.newest[group] = obs.hour
+            if newest is None or hour > newest:
+                newest_of[group] = hour
             accepted.append(obs)
-        missing = {
-            cell
-            for obs in accepted
-            if (cell := (obs.kommune_nr, obs.mode, obs.hour)) not in self.cells
-        }
+            placed.append(((obs.kommune_nr, obs.mode, hour), obs))
+        cells = self.cells
+        missing = {cell for cell, _ in placed if cell not in cells}
         if missing:
             wanted = [(k, m, utc(h)) for k, m, h in missing]
             stored = await self.shared.read(lambda store: store.point_hours_of(wanted))
             for cell in missing:
-                self.cells[cell] = {}
-            for kommune_nr, mode, hour, point, volume, coverage in stored:
-                self.cells[(kommune_nr, mode, int(hour.timestamp()))][intern(point)] = PointState(
+                cells[cell] = {}
+            for kommune_nr, mode, hour_start, point, volume, coverage in stored:
+                cells[(kommune_nr, mode, int(hour_start.timestamp()))][intern(point)] = PointState(
                     volume, coverage
                 )
-        cells, dirty, point_hours = self.cells, self.dirty, self.point_hours
-        for obs in accepted:
-            cell = (obs.kommune_nr, obs.mode, obs.hour)
+        dirty, point_hours = self.dirty, self.point_hours
+        for cell, obs in placed:
             # One string per point, not per observation: a cell keeps its points' keys.
             cells[cell][intern(f"{obs.source}:{obs.point_id}")] = PointState(
                 obs.volume, obs.coverage
             )
             dirty.add(cell)
-            point_hours[(obs.source, obs.point_id, obs.hour)] = obs
+            point_hours[(obs.source, obs.point_id, cell[2])] = obs
         return accepted
 
     async def apply_points(self, batch: list[tuple[CountPoint, faust.EventT]]) -> None:

@@ -49,6 +49,7 @@ from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
 from byflyt.clock import OSLO
@@ -94,8 +95,9 @@ class Change:
         return self.state != UP
 
 
+@lru_cache(maxsize=1 << 14)
 def local_hour(hour: datetime) -> int:
-    """The Europe/Oslo hour of day of an aware instant."""
+    """The Europe/Oslo hour of day of an aware instant (cached: every point asks for each hour)."""
     return hour.astimezone(OSLO).hour
 
 
