@@ -25,7 +25,7 @@ them with :func:`encode`; :func:`to_state` gives the pydantic model for the edge
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import msgspec
 
@@ -119,7 +119,7 @@ def is_v2(raw: bytes) -> bool:
 def encode(record: Trip | TripHead | TripState) -> bytes:
     """Version 2 bytes of ``record``."""
     if type(record) not in _STRUCTS:  # Why not isinstance: it costs as much as the encoding
-        record = from_state(record)
+        record = from_state(cast("TripState", record))
     return _encoder.encode(record)
 
 
