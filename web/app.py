@@ -28,10 +28,10 @@ from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.health import ALIVE, Check, lag_check, readiness, store_check
-from byflyt.web.api import RegionParam, api_router
+from byflyt.web.api import api_router
 from byflyt.web.follow import TopicFollower
 from byflyt.web.live import LiveView, live_state
-from byflyt.web.params import kommuner_for
+from byflyt.web.params import RegionParam, kommuner_for
 from byflyt.web.problems import (
     PROBLEM_RESPONSES,
     Problem,
