@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 import msgspec
 
@@ -121,7 +121,7 @@ def is_v2(raw: bytes) -> bool:
 def encode(record: Trip | TripHead | TripState) -> bytes:
     """Version 2 bytes of ``record``."""
     if type(record) not in _STRUCTS:  # Why not isinstance: it costs as much as the encoding
-        record = from_state(record)
+        record = from_state(cast("TripState", record))
     return _encoder.encode(record)
 
 
