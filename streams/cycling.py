@@ -90,6 +90,8 @@ class CountAggregator(Sink):
         self.dirty: set[Cell] = set()
         self.point_hours: dict[tuple[str, str, int], Count] = {}
         self.new_points: dict[str, CountPoint] = {}
+        self._kommune_keys: dict[str, bytes] = {}
+        """Each kommune number's record key (encoded once, compared per record)."""
         self.live = LiveVolumes(metrics.volume)
         self.status = tracker_of(app, settings)
         self._forward_topic = settings.topic(BIKE_COUNTS.name)
@@ -122,13 +124,16 @@ class CountAggregator(Sink):
         seen: Counter[tuple[str, str]] = Counter()
         forwarded = 0
         forward_topic = self._forward_topic
-        for obs, message in batch:
-            if message.topic == forward_topic:
-                seen[(obs.mode, obs.kommune_nr)] += 1
-                if message.key != obs.kommune_nr.encode():
-                    await self.by_kommune.send(
-                        key=obs.kommune_nr.encode(), value=codec_counts.encode(obs)
-                    )
+        keys = self._kommune_keys
+        for obs, record in batch:
+            if record.topic == forward_topic:
+                kommune_nr = obs.kommune_nr
+                seen[(obs.mode, kommune_nr)] += 1
+                key = keys.get(kommune_nr)
+                if key is None:
+                    key = keys[kommune_nr] = kommune_nr.encode()
+                if record.key != key:
+                    await self.by_kommune.send(key=key, value=codec_counts.encode(obs))
                     forwarded += 1
                     continue
             local.append(obs)
