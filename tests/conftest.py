@@ -16,8 +16,6 @@ from __future__ import annotations
 import gzip
 import os
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from byflyt.models.geo import BUNDLED_BOUNDARIES, KommuneLocator
 from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.settings import Settings
+from tests.helpers import BYFLYT, plain_env, run
 
 REPO = Path(__file__).resolve().parent.parent
 NO_BROKER = "no-broker.test-not-marked-kafka.invalid:9092"
@@ -126,20 +125,13 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBr
     """A second local broker, started by ``byflyt broker start --secure`` (slow: TLS, a CA)."""
     root = tmp_path_factory.mktemp("secure-broker")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")}
+    env = plain_env()
     env.update(BYFLYT_DATA_DIR=str(root / "data"), BYFLYT_KAFKA_LIBS=str(kafka_libs()))
     broker_dir = root / "broker"
     args = ["--port", str(port), "--data-dir", str(broker_dir)]
 
     def cli(*command: str) -> None:
-        done = subprocess.run(
-            [sys.executable, "-m", "byflyt", "broker", *command, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+        done = run([*BYFLYT, "broker", *command, *args], env=env, timeout=240)
         assert done.returncode == 0, done.stderr
 
     cli("start", "--secure")

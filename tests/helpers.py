@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,7 +17,7 @@ import pytest
 from byflyt.models.counts import CountObservation
 from byflyt.settings import Settings
 from byflyt.store import Store
-from tests.cycling_expect import Row
+from tests.cycling_expect import FROM, TO, Row, parse
 from tests.kafka_util import produce
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,10 +63,37 @@ def wait_until(
 
 
 # -- the command line and the worker ---------------------------------------------------------
-def byflyt(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def plain_env() -> dict[str, str]:
+    """This process' environment without any ``BYFLYT_*`` setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")}
+
+
+def run(
+    argv: Sequence[str | Path],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` to its end (from ``cwd``, output captured as text); the caller judges how it
+    exited."""
+    return subprocess.run(
+        [str(arg) for arg in argv],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def byflyt(
+    env: dict[str, str], *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     """Run ``byflyt ARGS`` with ``env``; it must succeed."""
-    done = subprocess.run([*BYFLYT, *args], env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run([*BYFLYT, *args], env=env, timeout=timeout)
+    assert done.returncode == 0, f"byflyt {' '.join(args)}:\n{done.stderr[-3000:]}"
     return done
 
 
@@ -112,6 +139,37 @@ def send(settings: Settings, observations: list[CountObservation]) -> None:
         settings,
         settings.topic("bike.counts"),
         [(o.key.encode(), o.to_bytes()) for o in observations],
+    )
+
+
+def ingest_week(endpoint: str) -> list[str]:
+    """The ``byflyt`` arguments that ingest the Mjøsbyen week (``FROM`` to ``TO``) from the
+    Trafikkdata API at ``endpoint``."""
+    return [
+        "ingest",
+        "trafikkdata",
+        "--region",
+        "mjosbyen",
+        "--endpoint",
+        endpoint,
+        "--from",
+        FROM,
+        "--to",
+        TO,
+    ]
+
+
+def queried_rows(
+    env: dict[str, str], mode: str, since: str, until: str
+) -> list[tuple[object, ...]]:
+    """``byflyt query hourly --mode MODE --format csv`` for Mjøsbyen, parsed (as
+    :func:`tests.cycling_expect.kommune_hours` gives)."""
+    return parse(
+        byflyt(
+            env,
+            *("query", "hourly", "--region", "mjosbyen", "--mode", mode, "--metric", "volume"),
+            *("--from", since, "--to", until, "--format", "csv"),
+        ).stdout
     )
 
 

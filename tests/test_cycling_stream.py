@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from tests.cycling_expect import expected_rows
-from tests.helpers import REPO, drain, send, stored_rows, wait_until, worker
+from tests.helpers import drain, run, send, stored_rows, wait_until, worker
 from tests.kafka_util import produce, read_all
 
 pytestmark = pytest.mark.kafka
@@ -198,15 +197,7 @@ def test_a_failing_write_stops_the_worker_and_a_restart_loses_nothing(
     send(settings, observations)
     script = tmp_path / "broken_worker.py"
     script.write_text(BROKEN_WRITE)
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=worker_env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    done = run([sys.executable, script], env=worker_env, timeout=180)
     assert done.returncode != 0, done.stderr[-3000:]
     assert "injected write failure" in done.stderr
     assert stored_rows(settings) == []
@@ -251,14 +242,8 @@ def test_a_broker_lost_during_start_up_starts_the_worker_again(
     script = tmp_path / "broker_gone_worker.py"
     script.write_text(BROKER_GONE_AT_START)
     marker = tmp_path / "gone"
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env={**worker_env, "BROKER_GONE_MARKER": str(marker)},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    done = run(
+        [sys.executable, script], env={**worker_env, "BROKER_GONE_MARKER": str(marker)}, timeout=240
     )
     assert marker.exists()
     assert "starting again" in done.stderr, done.stderr[-3000:]

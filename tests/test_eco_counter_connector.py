@@ -31,7 +31,8 @@ from byflyt.samples.eco_counter_server import EcoCounterServer
 from byflyt.samples.json_server import Fault
 from byflyt.settings import Settings
 from byflyt.topics import COUNTS_FETCHED
-from tests.counter_pipeline import PointHours, byflyt, kommune_hours, query
+from tests.cycling_expect import PointHours, kommune_hours
+from tests.helpers import byflyt, queried_rows
 from tests.kafka_util import read_all
 
 MODES: dict[int, Mode] = {1: "pedestrian", 2: "bicycle"}
@@ -249,14 +250,14 @@ def test_done_when_v1_week_through_the_worker_equals_the_rules(
             env,
             *("ingest", "eco-counter", "--region", "mjosbyen", "--api", "v1"),
             *("--endpoint", server.url, "--from", "2025-10-22", "--to", "2025-10-29"),
-        )
+        ).stdout
         assert server.tokens_issued >= 3
     assert out.startswith("eco-counter v1 mjosbyen: 5 points, ")
     assert "0 rejected, 0 failed" in out
     byflyt(env, "worker", "--drain")
     want = kommune_hours(expected(week, "v1", week.start, week.end))
     for mode in ("bicycle", "pedestrian"):
-        rows = query(env, mode, "2025-10-22", "2025-10-29")
+        rows = queried_rows(env, mode, "2025-10-22", "2025-10-29")
         assert rows == [r for r in want if r[2] == mode]
         assert rows
     assert {r[0] for r in want if r[2] == "pedestrian"} == {"3403", "3405"}

@@ -7,8 +7,6 @@ rebuilt from the table's changelog), and ``byflyt outages`` lists what the test 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from byflyt.models.counts import CountObservation, FetchedWindow
 from byflyt.models.status import SensorStatus
 from byflyt.settings import Settings
 from byflyt.store import Store
-from tests.helpers import drain, send
+from tests.helpers import byflyt, drain, send
 from tests.kafka_util import produce, read_all
 
 pytestmark = pytest.mark.kafka
@@ -62,15 +60,7 @@ def statuses(settings: Settings) -> dict[str, SensorStatus]:
 
 
 def outages_cli(env: dict[str, str], *args: str) -> list[dict[str, object]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "byflyt", "outages", "--format", "json", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = byflyt(env, "outages", "--format", "json", *args, timeout=60)
     rows: list[dict[str, object]] = json.loads(done.stdout)
     return rows
 

@@ -26,7 +26,8 @@ from byflyt.samples.telraam_server import TelraamServer
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.topics import COUNTS_FETCHED
-from tests.counter_pipeline import PointHours, byflyt, kommune_hours, query
+from tests.cycling_expect import PointHours, kommune_hours
+from tests.helpers import byflyt, queried_rows
 
 OSLO = ZoneInfo("Europe/Oslo")
 KEY = {"telraam_api_key": "nokkel"}
@@ -132,13 +133,13 @@ def test_done_when_week_through_the_worker_equals_the_rules(
             env,
             *("ingest", "telraam", "--region", "mjosbyen", "--endpoint", server.url),
             *("--from", "2025-10-22", "--to", "2025-10-29"),
-        )
+        ).stdout
     assert out.startswith("telraam mjosbyen: 4 points, ")
     assert "0 rejected, 0 failed" in out
     byflyt(env, "worker", "--drain")
     want = kommune_hours(expected(week, week.start, week.end))
     for mode in ("bicycle", "pedestrian"):
-        rows = query(env, mode, "2025-10-22", "2025-10-29")
+        rows = queried_rows(env, mode, "2025-10-22", "2025-10-29")
         assert rows == [r for r in want if r[2] == mode]
         assert rows
     # The worker stored the hours each point was asked for (Oslo days 22–28 October).

@@ -44,7 +44,7 @@ from byflyt.samples.trafikkdata import (
 from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
 from byflyt.settings import Settings
 from tests.conftest import free_port
-from tests.helpers import wait_until
+from tests.helpers import BYFLYT, byflyt, ingest_week, run, wait_until
 from tests.kafka_util import read_all
 
 HOUR = timedelta(hours=1)
@@ -426,18 +426,7 @@ def test_command_backfills_and_prints_a_summary(
     serve: Callable[..., TrafikkdataServer],
 ) -> None:
     server = serve()
-    args = [
-        "--region",
-        "mjosbyen",
-        "--endpoint",
-        server.url,
-        "--from",
-        "2025-10-22",
-        "--to",
-        "2025-10-29",
-    ]
-    done = byflyt(worker_env, *args)
-    assert done.returncode == 0, done.stderr
+    done = byflyt(worker_env, *ingest_week(server.url))
     want = expected(week, week.start, week.end)
     assert done.stdout.strip() == (
         f"trafikkdata mjosbyen: 12 points, {len(want)} observations (24 missing hours), "
@@ -488,16 +477,8 @@ def test_follow_mode_polls_live_and_stops_cleanly_on_sigterm(
     assert "trafikkdata mjosbyen: 12 points, 0 observations" in out
 
 
-def byflyt(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "byflyt", "ingest", "trafikkdata", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def ingest_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run([*BYFLYT, "ingest", "trafikkdata", *args], env=env)
 
 
 @pytest.mark.parametrize(
@@ -523,14 +504,14 @@ def test_command_refuses_bad_options_in_one_line(args: list[str], message: str) 
         "BYFLYT_REGION": "mjosbyen",
         "BYFLYT_KAFKA_BOOTSTRAP": "127.0.0.1:9",
     }
-    done = byflyt(env, *args)
+    done = ingest_command(env, *args)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert message in done.stderr
 
 
 def test_command_needs_a_region() -> None:
-    done = byflyt({"PATH": "/usr/bin:/bin"}, "--once")
+    done = ingest_command({"PATH": "/usr/bin:/bin"}, "--once")
     assert done.returncode == 2
     assert (
         done.stderr
