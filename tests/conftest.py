@@ -21,11 +21,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from byflyt.broker import LocalBroker
+from byflyt.connectors.gtfs_rt import GtfsRtConnector
+from byflyt.connectors.siri import SiriConnector
+from byflyt.metrics import Metrics
 from byflyt.models.geo import BUNDLED_BOUNDARIES, KommuneLocator
 from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.samples.gtfs import write_synthetic_gtfs
@@ -237,6 +241,63 @@ def static(static_zip: Path, locator: KommuneLocator) -> StaticFeed:
 def registry() -> CollectorRegistry:
     """A fresh Prometheus registry: a test reads its metrics with ``get_sample_value``."""
     return CollectorRegistry()
+
+
+@pytest.fixture
+def metrics(registry: CollectorRegistry) -> Metrics:
+    """The product's metrics, registered in this test's :func:`registry`."""
+    return Metrics(registry)
+
+
+class Connectors:
+    """Builds a test's GTFS-RT and SIRI connectors on the synthetic INN feed (``static``), with
+    the shipped boundaries and the test's metrics, and closes them all when the test ends.
+
+    Their endpoints are a closed port: tests hand them snapshots or answers to ``poll``, or give
+    the endpoint of a local server in ``options``.
+    """
+
+    def __init__(
+        self, settings: Settings, static: StaticFeed, locator: KommuneLocator, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.common: dict[str, Any] = {"static": static, "metrics": metrics, "locator": locator}
+        self.made: list[GtfsRtConnector | SiriConnector] = []
+
+    def gtfs_rt(self, **options: Any) -> GtfsRtConnector:
+        """A GTFS-RT TripUpdates connector; ``options`` are the constructor's."""
+        values = {**self.common, "trip_updates": "http://127.0.0.1:9/tu", **options}
+        connector = GtfsRtConnector(self.settings, **values)
+        self.made.append(connector)
+        return connector
+
+    def siri(self, **options: Any) -> SiriConnector:
+        """A SIRI ET connector for dataset INN; ``options`` are the constructor's."""
+        values = {
+            **self.common,
+            "kind": "et",
+            "dataset": "INN",
+            "endpoint": "http://127.0.0.1:9/realtime/v1/rest",
+            **options,
+        }
+        connector = SiriConnector(self.settings, **values)
+        self.made.append(connector)
+        return connector
+
+    def close(self) -> None:
+        """Close every connector built (their HTTP pools)."""
+        for connector in self.made:
+            connector.close()
+
+
+@pytest.fixture
+def connectors(
+    settings: Settings, static: StaticFeed, locator: KommuneLocator, metrics: Metrics
+) -> Iterator[Connectors]:
+    """This test's :class:`Connectors`."""
+    made = Connectors(settings, static, locator, metrics)
+    yield made
+    made.close()
 
 
 @pytest.fixture

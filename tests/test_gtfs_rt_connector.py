@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,13 +33,12 @@ from byflyt.connectors.http import Backoff
 from byflyt.connectors.snapshots import SnapshotRunner, parse_interval
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
-from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
-from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed
 from byflyt.models.transit import TripState, VehicleSeen
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
+from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, headless, stu, trip_update, vehicle
 from tests.kafka_util import read_all
 
@@ -59,36 +59,12 @@ def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
 
 
-@pytest.fixture
-def metrics(registry: CollectorRegistry) -> Metrics:
-    return Metrics(registry)
-
-
 Make = Callable[..., GtfsRtConnector]
 
 
 @pytest.fixture
-def make(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator, metrics: Metrics
-) -> Iterator[Make]:
-    made: list[GtfsRtConnector] = []
-
-    def build(**options: Any) -> GtfsRtConnector:
-        values: dict[str, Any] = {
-            "static": static,
-            "trip_updates": "http://127.0.0.1:9/tu",
-            "clock": lambda: AT + timedelta(seconds=5),
-            "metrics": metrics,
-            "locator": locator,
-        }
-        values.update(options)
-        connector = GtfsRtConnector(settings, **values)
-        made.append(connector)
-        return connector
-
-    yield build
-    for connector in made:
-        connector.close()
+def make(connectors: Connectors) -> Make:
+    return partial(connectors.gtfs_rt, clock=lambda: AT + timedelta(seconds=5))
 
 
 def poll(

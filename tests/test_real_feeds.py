@@ -16,8 +16,9 @@ import subprocess
 import sys
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from byflyt.connectors.base import PollResult
-from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
+from byflyt.connectors.gtfs_rt import Snapshot
 from byflyt.connectors.siri import SiriConnector, SiriItem
 from byflyt.connectors.trafikkdata import TrafikkdataConnector
 from byflyt.metrics import Metrics
-from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed
 from byflyt.models.transit import TripState
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
+from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, stu, trip_update
 
 MON = date(2025, 10, 27)
@@ -52,29 +53,8 @@ def direct(request: Callable[[], Any], what: str) -> Any:
 
 
 @pytest.fixture
-def siri(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator, registry: CollectorRegistry
-) -> Iterator[Callable[..., SiriConnector]]:
-    made: list[SiriConnector] = []
-    metrics = Metrics(registry)
-
-    def build(**options: Any) -> SiriConnector:
-        values: dict[str, Any] = {
-            "kind": "et",
-            "dataset": "BNR",
-            "static": static,
-            "replay": None,
-            "endpoint": "http://127.0.0.1:9/realtime/v1/rest",
-            "metrics": metrics,
-            "locator": locator,
-        }
-        values.update(options)
-        made.append(SiriConnector(settings, **values))
-        return made[-1]
-
-    yield build
-    for connector in made:
-        connector.close()
+def siri(connectors: Connectors) -> Callable[..., SiriConnector]:
+    return partial(connectors.siri, dataset="BNR")
 
 
 def read(connector: SiriConnector, data: bytes) -> PollResult:
@@ -157,6 +137,13 @@ def vm_answer(at: str = "2025-10-27T07:30:00+01:00") -> bytes:
     ).encode()
 
 
+def poll_gtfs_rt(connectors: Connectors, at: datetime, *entities: Any) -> PollResult:
+    """A TripUpdates snapshot of ``entities`` taken ``at``, polled by a connector whose clock
+    says ``at``."""
+    connector = connectors.gtfs_rt(clock=lambda: at)
+    return connector.poll(Snapshot("trip_updates", "tu", feed(at, *entities)), None, direct)
+
+
 def states(result: PollResult) -> list[TripState]:
     return [TripState.from_bytes(r.value) for r in result.records]
 
@@ -195,7 +182,7 @@ def test_a_call_at_a_sibling_quay_is_the_planned_call_served_there(
 
 
 def test_gtfs_rt_update_at_a_sibling_quay_matches_by_parent_station(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator, registry: CollectorRegistry
+    connectors: Connectors, registry: CollectorRegistry
 ) -> None:
     at = datetime(2025, 10, 27, 5, 50, tzinfo=UTC)
     entity = trip_update(
@@ -203,16 +190,7 @@ def test_gtfs_rt_update_at_a_sibling_quay_matches_by_parent_station(
         [stu(Q["moelv_bus"], 1, delay=120), stu(Q["brumunddal_bus"], 2, delay=60)],
         start_date="20251027",
     )
-    connector = GtfsRtConnector(
-        settings,
-        static=static,
-        trip_updates="http://127.0.0.1:9/tu",
-        clock=lambda: at,
-        metrics=Metrics(registry),
-        locator=locator,
-    )
-    with connector:
-        result = connector.poll(Snapshot("trip_updates", "tu", feed(at, entity)), None, direct)
+    result = poll_gtfs_rt(connectors, at, entity)
     assert not result.rejected, result.rejected
     (state,) = states(result)
     assert [c.stop_id for c in state.calls[1:3]] == [Q["moelv_bus"], Q["brumunddal_bus"]]
@@ -318,9 +296,7 @@ def test_a_journey_with_8000_calls_is_rejected_with_an_excerpt_and_the_page_goes
     assert 0 < len(rejected.raw) < 5000
 
 
-def test_a_gtfs_rt_trip_with_10000_updates_is_rejected_alone(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator
-) -> None:
+def test_a_gtfs_rt_trip_with_10000_updates_is_rejected_alone(connectors: Connectors) -> None:
     at = datetime(2025, 10, 27, 5, 50, tzinfo=UTC)
     huge = trip_update(
         "BART:added-huge",
@@ -329,16 +305,7 @@ def test_a_gtfs_rt_trip_with_10000_updates_is_rejected_alone(
         start_date="20251027",
     )
     good = trip_update(RAIL, [stu(Q["moelv_rail"], 1, delay=30)], start_date="20251027")
-    connector = GtfsRtConnector(
-        settings,
-        static=static,
-        trip_updates="http://127.0.0.1:9/tu",
-        clock=lambda: at,
-        metrics=Metrics(CollectorRegistry()),
-        locator=locator,
-    )
-    with connector:
-        result = connector.poll(Snapshot("trip_updates", "tu", feed(at, huge, good)), None, direct)
+    result = poll_gtfs_rt(connectors, at, huge, good)
     assert [s.trip_id for s in states(result)] == [RAIL]
     (rejected,) = result.rejected
     assert rejected.context["rule"] == "too_many_calls"
@@ -462,7 +429,7 @@ def test_gtfs_load_refuses_an_unusable_feed_in_one_line(
 
 # -- 5. GTFS-realtime ADDED trips without route_id -------------------------------------------
 def test_added_trips_without_route_id_are_counted_with_their_stops_mode(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator, registry: CollectorRegistry
+    connectors: Connectors, registry: CollectorRegistry
 ) -> None:
     at = datetime(2025, 10, 27, 9, 0, tzinfo=UTC)
     # The shape of BART's ADDED trips: no route_id, full absolute times at known stops.
@@ -476,16 +443,7 @@ def test_added_trips_without_route_id_are_counted_with_their_stops_mode(
         start_date="20251027",
         vehicle_id=None,
     )
-    connector = GtfsRtConnector(
-        settings,
-        static=static,
-        trip_updates="http://127.0.0.1:9/tu",
-        clock=lambda: at,
-        metrics=Metrics(registry),
-        locator=locator,
-    )
-    with connector:
-        result = connector.poll(Snapshot("trip_updates", "tu", feed(at, added)), None, direct)
+    result = poll_gtfs_rt(connectors, at, added)
     assert not result.rejected, result.rejected
     (state,) = states(result)
     assert (state.status, state.mode) == ("added", "bus")

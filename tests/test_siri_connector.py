@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,12 @@ from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
-from byflyt.models.geo import KommuneLocator
-from byflyt.models.gtfs import StaticFeed
 from byflyt.models.transit import TripState, VehicleSeen
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.samples.siri import SiriDay, answer, error_answer, synthetic_day
 from byflyt.samples.siri_server import HTML_PAGE, Fault, SiriServer
 from byflyt.settings import Settings
+from tests.conftest import Connectors
 from tests.kafka_util import read_all
 
 MON = date(2025, 10, 27)
@@ -52,30 +52,8 @@ Make = Callable[..., SiriConnector]
 
 
 @pytest.fixture
-def make(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator, registry: CollectorRegistry
-) -> Iterator[Make]:
-    made: list[SiriConnector] = []
-    metrics = Metrics(registry)
-
-    def build(**options: Any) -> SiriConnector:
-        values: dict[str, Any] = {
-            "kind": "et",
-            "dataset": "INN",
-            "static": static,
-            "endpoint": "http://127.0.0.1:9/realtime/v1/rest",
-            "metrics": metrics,
-            "locator": locator,
-            "rate_per_minute": 60_000,
-        }
-        values.update(options)
-        connector = SiriConnector(settings, **values)
-        made.append(connector)
-        return connector
-
-    yield build
-    for connector in made:
-        connector.close()
+def make(connectors: Connectors) -> Make:
+    return partial(connectors.siri, rate_per_minute=60_000)
 
 
 def direct(request: Callable[[], Any], what: str) -> Any:
