@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from byflyt.models.geo import BUNDLED_BOUNDARIES, KommuneLocator
 from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.settings import Settings
-from tests.helpers import BYFLYT, plain_env, run
+from tests.helpers import BYFLYT, free_port, kafka_libs, plain_env, run
 
 REPO = Path(__file__).resolve().parent.parent
 NO_BROKER = "no-broker.test-not-marked-kafka.invalid:9092"
@@ -49,19 +48,6 @@ class Broker:
     """The session's Kafka."""
 
     bootstrap: str
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def kafka_libs() -> Path:
-    """Where ``make install`` put the Kafka jars."""
-    data_dir = Path(os.environ.get("BYFLYT_DATA_DIR", REPO / ".byflyt"))
-    return data_dir / "kafka" / "libs"
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,19 @@ BYFLYT = (sys.executable, "-m", "byflyt")
 SHOWN_CHARS = 2000
 
 T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def kafka_libs() -> Path:
+    """Where ``make install`` put the Kafka jars."""
+    data_dir = Path(os.environ.get("BYFLYT_DATA_DIR", REPO / ".byflyt"))
+    return data_dir / "kafka" / "libs"
 
 
 # -- the one polling helper ------------------------------------------------------------------
