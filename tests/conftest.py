@@ -17,10 +17,11 @@ import gzip
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -284,6 +285,20 @@ def connectors(
     made = Connectors(settings, static, locator, metrics)
     yield made
     made.close()
+
+
+ServerT = TypeVar("ServerT", bound=AbstractContextManager[Any])
+
+
+Served = Callable[[ServerT], ServerT]
+
+
+@pytest.fixture
+def served() -> Iterator[Served[Any]]:
+    """Starts a sample server for this test (``served(SiriServer(day))`` gives it running) and
+    stops every one it started when the test ends."""
+    with ExitStack() as stack:
+        yield stack.enter_context
 
 
 @pytest.fixture

@@ -76,6 +76,12 @@ def wait_until(
         time.sleep(every)
 
 
+# -- connectors ------------------------------------------------------------------------------
+def direct(request: Callable[[], T], what: str) -> T:
+    """The ``call`` a test hands to a connector's ``poll``: the request, once, without back-off."""
+    return request()
+
+
 # -- the command line and the worker ---------------------------------------------------------
 def plain_env() -> dict[str, str]:
     """This process' environment without any ``BYFLYT_*`` setting."""

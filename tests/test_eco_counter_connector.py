@@ -10,7 +10,6 @@ the dataset, through the real broker and ``byflyt worker --drain``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,8 +30,9 @@ from byflyt.samples.eco_counter_server import EcoCounterServer
 from byflyt.samples.json_server import Fault
 from byflyt.settings import Settings
 from byflyt.topics import COUNTS_FETCHED
+from tests.conftest import Served
 from tests.cycling_expect import PointHours, kommune_hours
-from tests.helpers import byflyt, queried_rows
+from tests.helpers import byflyt, direct, queried_rows
 from tests.kafka_util import read_all
 
 MODES: dict[int, Mode] = {1: "pedestrian", 2: "bicycle"}
@@ -82,13 +82,8 @@ def week() -> EcoCounterDataset:
 
 
 @pytest.fixture
-def server(week: EcoCounterDataset) -> Iterator[EcoCounterServer]:
-    with EcoCounterServer(week) as running:
-        yield running
-
-
-def direct(request, what):  # type: ignore[no-untyped-def]
-    return request()
+def server(week: EcoCounterDataset, served: Served) -> EcoCounterServer:
+    return served(EcoCounterServer(week))
 
 
 def test_offsetless_local_times_across_the_autumn_change() -> None:

@@ -37,6 +37,7 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, stu, trip_update
+from tests.helpers import direct
 
 MON = date(2025, 10, 27)
 RAIL = SYNTHETIC_TRIPS["rail_morning"]  # Lillehammer 06:10 → Moelv → Brumunddal → Hamar → Stange
@@ -46,10 +47,6 @@ SIRI = "http://www.siri.org.uk/siri"
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
-
-
-def direct(request: Callable[[], Any], what: str) -> Any:
-    return request()
 
 
 @pytest.fixture

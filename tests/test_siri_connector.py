@@ -12,7 +12,7 @@ import io
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -36,7 +36,8 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.samples.siri import SiriDay, answer, error_answer, synthetic_day
 from byflyt.samples.siri_server import HTML_PAGE, Fault, SiriServer
 from byflyt.settings import Settings
-from tests.conftest import Connectors
+from tests.conftest import Connectors, Served
+from tests.helpers import direct
 from tests.kafka_util import read_all
 
 MON = date(2025, 10, 27)
@@ -54,10 +55,6 @@ Make = Callable[..., SiriConnector]
 @pytest.fixture
 def make(connectors: Connectors) -> Make:
     return partial(connectors.siri, rate_per_minute=60_000)
-
-
-def direct(request: Callable[[], Any], what: str) -> Any:
-    return request()
 
 
 def read(connector: SiriConnector, data: bytes) -> PollResult:
@@ -220,18 +217,11 @@ def test_token_bucket_allows_four_a_minute_without_sleeping_blindly() -> None:
 
 # -- over HTTP -------------------------------------------------------------------------------------
 @pytest.fixture
-def serve(day: SiriDay) -> Iterator[Callable[..., SiriServer]]:
-    servers: list[SiriServer] = []
-
+def serve(day: SiriDay, served: Served) -> Callable[..., SiriServer]:
     def start(**options: Any) -> SiriServer:
-        server = SiriServer(day, **{"rate_per_minute": 60_000, **options})
-        server.start()
-        servers.append(server)
-        return server
+        return served(SiriServer(day, **{"rate_per_minute": 60_000, **options}))
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def live(connector: SiriConnector) -> PollResult:

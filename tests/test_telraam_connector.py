@@ -8,7 +8,6 @@ and dark hours as missing. The Done-when test adds a 429 and goes through the re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -26,8 +25,9 @@ from byflyt.samples.telraam_server import TelraamServer
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.topics import COUNTS_FETCHED
+from tests.conftest import Served
 from tests.cycling_expect import PointHours, kommune_hours
-from tests.helpers import byflyt, queried_rows
+from tests.helpers import byflyt, direct, queried_rows
 
 OSLO = ZoneInfo("Europe/Oslo")
 KEY = {"telraam_api_key": "nokkel"}
@@ -61,13 +61,8 @@ def week() -> TelraamDataset:
 
 
 @pytest.fixture
-def server(week: TelraamDataset) -> Iterator[TelraamServer]:
-    with TelraamServer(week) as running:
-        yield running
-
-
-def direct(request, what):  # type: ignore[no-untyped-def]
-    return request()
+def server(week: TelraamDataset, served: Served) -> TelraamServer:
+    return served(TelraamServer(week))
 
 
 def test_the_key_and_the_segments_are_required() -> None:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,7 +43,7 @@ from byflyt.samples.trafikkdata import (
 )
 from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
 from byflyt.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import Served, free_port
 from tests.helpers import BYFLYT, byflyt, ingest_week, run, wait_until
 from tests.kafka_util import read_all
 
@@ -59,18 +59,11 @@ def week() -> TrafikkdataDataset:
 
 
 @pytest.fixture
-def serve(week: TrafikkdataDataset) -> Iterator[Callable[..., TrafikkdataServer]]:
-    servers: list[TrafikkdataServer] = []
-
+def serve(week: TrafikkdataDataset, served: Served) -> Callable[..., TrafikkdataServer]:
     def start(dataset: TrafikkdataDataset = week, page_size: int = 100) -> TrafikkdataServer:
-        server = TrafikkdataServer(dataset, page_size=page_size)
-        server.start()
-        servers.append(server)
-        return server
+        return served(TrafikkdataServer(dataset, page_size=page_size))
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def expected(dataset: TrafikkdataDataset, since: datetime, until: datetime) -> Expected:
