@@ -4,12 +4,14 @@ of the pipelines (counts in, rows out). Test modules import from here, never fro
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -153,6 +155,31 @@ def drain(env: dict[str, str], timeout: float = 120) -> None:
 
 
 # -- the ends of the pipelines ---------------------------------------------------------------
+def synthetic_hour(
+    rng: random.Random,
+    source: str,
+    point: str,
+    kommune: str,
+    start: datetime,
+    *,
+    null_share: float,
+    most: int,
+    coverages: Sequence[float],
+) -> CountObservation:
+    """One random hour of ``point`` from ``start``: null (coverage 0) with probability
+    ``null_share``, else a volume from 0 to ``most`` with a coverage drawn from ``coverages``."""
+    null = rng.random() < null_share
+    return CountObservation(
+        source=source,
+        point_id=point,
+        kommune_nr=kommune,
+        start=start,
+        end=start + timedelta(hours=1),
+        volume=None if null else rng.randint(0, most),
+        coverage=0.0 if null else rng.choice(coverages),
+    )
+
+
 def send(settings: Settings, observations: list[CountObservation]) -> None:
     """Produce ``observations`` to ``bike.counts``, keyed as the connectors key them."""
     produce(

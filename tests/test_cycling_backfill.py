@@ -18,7 +18,7 @@ from byflyt.models.counts import CountObservation
 from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from tests.cycling_expect import expected_rows
-from tests.helpers import drain, send, stored_rows
+from tests.helpers import drain, send, stored_rows, synthetic_hour
 from tests.kafka_util import read_all
 
 pytestmark = pytest.mark.kafka
@@ -35,16 +35,12 @@ def backfill(seed: int = 17) -> list[CountObservation]:
     for point, kommune in POINTS.items():
         for h in range(0, DAYS * 24, STEP_HOURS):
             start = START + timedelta(hours=h)
-            null = rng.random() < 0.05
             out.append(
-                CountObservation(
-                    source="synthetic",
-                    point_id=point,
-                    kommune_nr=kommune,
-                    start=start,
-                    end=start + timedelta(hours=1),
-                    volume=None if null else rng.randint(0, 90),
-                    coverage=0.0 if null else rng.choice([100.0, 100.0, 95.83]),
+                synthetic_hour(
+                    *(rng, "synthetic", point, kommune, start),
+                    null_share=0.05,
+                    most=90,
+                    coverages=[100.0, 100.0, 95.83],
                 )
             )
     return out

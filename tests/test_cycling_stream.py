@@ -18,7 +18,7 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from tests.cycling_expect import expected_rows
-from tests.helpers import drain, run, send, stored_rows, wait_until, worker
+from tests.helpers import drain, run, send, stored_rows, synthetic_hour, wait_until, worker
 from tests.kafka_util import produce, read_all
 
 pytestmark = pytest.mark.kafka
@@ -34,16 +34,12 @@ def synthetic_observations(hours: int, seed: int = 3) -> list[CountObservation]:
     for h in range(hours):
         start = START + timedelta(hours=h)
         for point, kommune in POINTS.items():
-            null = rng.random() < 0.1
             out.append(
-                CountObservation(
-                    source="synthetic",
-                    point_id=point,
-                    kommune_nr=kommune,
-                    start=start,
-                    end=start + timedelta(hours=1),
-                    volume=None if null else rng.randint(0, 60),
-                    coverage=0.0 if null else rng.choice([100.0, 100.0, 100.0, 87.5]),
+                synthetic_hour(
+                    *(rng, "synthetic", point, kommune, start),
+                    null_share=0.1,
+                    most=60,
+                    coverages=[100.0, 100.0, 100.0, 87.5],
                 )
             )
     return out

@@ -32,7 +32,7 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.samples.trafikkdata import TrafikkdataDataset
 from byflyt.settings import Settings
 from tests.cycling_expect import Row
-from tests.helpers import free_port, kafka_libs, stored_rows, wait_until
+from tests.helpers import free_port, kafka_libs, stored_rows, synthetic_hour, wait_until
 from tests.kafka_util import produce, read_all
 from tests.pg import LocalPostgres, PgServer, pg_bin_dir
 
@@ -235,25 +235,24 @@ def observations(hours: int = 48, seed: int = 15, corrections: int = 40) -> list
     for h in range(hours):
         start = START + timedelta(hours=h)
         for point, kommune in POINTS.items():
-            null = rng.random() < 0.08
-            out.append(_obs(point, kommune, start, None if null else rng.randint(0, 80), rng))
+            out.append(hour_of(rng, point, kommune, start, null_share=0.08, most=80))
     for base in rng.sample(out[: len(out)], corrections):
-        volume = None if rng.random() < 0.15 else rng.randint(0, 120)
-        out.append(_obs(base.point_id, base.kommune_nr, base.start, volume, rng))
+        out.append(
+            hour_of(rng, base.point_id, base.kommune_nr, base.start, null_share=0.15, most=120)
+        )
     return out
 
 
-def _obs(
-    point: str, kommune: str, start: datetime, volume: int | None, rng: random.Random
+def hour_of(
+    rng: random.Random, point: str, kommune: str, start: datetime, null_share: float, most: int
 ) -> CountObservation:
-    return CountObservation(
-        source="faults",
-        point_id=point,
-        kommune_nr=kommune,
-        start=start,
-        end=start + timedelta(hours=1),
-        volume=volume,
-        coverage=0.0 if volume is None else rng.choice([100.0, 100.0, 100.0, 87.5]),
+    """A random hour of the workload's ``point`` (source ``faults``)."""
+    coverages = [100.0, 100.0, 100.0, 87.5]
+    return synthetic_hour(
+        *(rng, "faults", point, kommune, start),
+        null_share=null_share,
+        most=most,
+        coverages=coverages,
     )
 
 
