@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -21,6 +20,7 @@ from byflyt.connectors.http import (
     send,
 )
 from tests.conftest import free_port
+from tests.helpers import http_server
 
 NOW = datetime(2025, 10, 26, 1, 30, tzinfo=UTC)
 URL = "https://trafikkdata-api.atlas.vegvesen.no/"
@@ -159,15 +159,8 @@ class _Answers(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def answers() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with http_server(_Answers) as url:
+        yield url
 
 
 def test_send_over_real_sockets(answers: str) -> None:

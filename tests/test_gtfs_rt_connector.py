@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +39,7 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, headless, stu, trip_update, vehicle
+from tests.helpers import http_server
 from tests.kafka_util import read_all
 
 REPO = Path(__file__).resolve().parent.parent
@@ -503,15 +503,8 @@ class _Feed(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     _Feed.answers, _Feed.seen = [], []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/tu"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with http_server(_Feed) as url:
+        yield f"{url}/tu"
 
 
 def topic_values(settings: Settings, name: str) -> list[tuple[bytes | None, bytes]]:

@@ -6,11 +6,10 @@ service day" in Europe/Oslo (see test_transit_models for GTFS midnight itself).
 
 from __future__ import annotations
 
-import threading
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,6 +35,7 @@ from byflyt.samples.gtfs import (
     write_synthetic_gtfs,
 )
 from byflyt.settings import load_settings
+from tests.helpers import http_server
 
 SAT, SUN, MON = SERVICE_DATES
 T = SYNTHETIC_TRIPS
@@ -329,15 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
 def server(gtfs_zip: Path) -> Iterator[str]:
     _Handler.body = gtfs_zip.read_bytes()
     _Handler.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with http_server(_Handler) as url:
+        yield url
 
 
 def test_load_from_a_url(server: str, locator: KommuneLocator, national: StaticFeed) -> None:

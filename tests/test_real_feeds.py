@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, stu, trip_update
-from tests.helpers import direct
+from tests.helpers import direct, http_server
 
 MON = date(2025, 10, 27)
 RAIL = SYNTHETIC_TRIPS["rail_morning"]  # Lillehammer 06:10 → Moelv → Brumunddal → Hamar → Stange
@@ -553,21 +552,12 @@ def test_a_trafikkdata_point_without_a_municipality_says_so(settings: Settings) 
 
     points = [point("10001B", None), point("10002B", {"name": "Hamar", "number": 3403})]
     _Answer.body = json.dumps({"data": {"trafficRegistrationPoints": points}}).encode()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(_Answer) as url:
         connector = TrafikkdataConnector(
-            settings,
-            region="mjosbyen",
-            endpoint=f"http://127.0.0.1:{server.server_port}/",
-            metrics=Metrics(CollectorRegistry()),
+            settings, region="mjosbyen", endpoint=f"{url}/", metrics=Metrics(CollectorRegistry())
         )
         with connector:
             found = connector.discover(direct)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert [p.point_id for p in found.items] == ["10002B"]
     (rejected,) = found.rejected
     assert "has no municipality" in rejected.reason
