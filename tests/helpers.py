@@ -3,6 +3,8 @@ of the pipelines (counts in, rows out). Test modules import from here, never fro
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import random
 import signal
@@ -11,16 +13,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
+from byflyt.models.base import iso_z
 from byflyt.models.counts import CountObservation
+from byflyt.models.gtfs import StaticFeed, feed_dir
+from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
 from byflyt.store import Store
 from tests.cycling_expect import FROM, TO, Row, parse
@@ -268,3 +274,52 @@ def stored(settings: Settings) -> tuple[list[tuple[object, ...]], list[tuple[obj
     return hourly, sorted(
         (f.from_kommune, f.to_kommune, f.mode, f.hour_start, f.trips) for f in flows
     )
+
+
+def load_static(settings: Settings, env: dict[str, str], zip_path: Path, feed: str) -> StaticFeed:
+    """``byflyt gtfs load --feed FEED --zip ZIP`` (the whole feed, no region); the feed as the
+    command saved it."""
+    byflyt(env, "gtfs", "load", "--feed", feed, "--zip", str(zip_path))
+    return StaticFeed.load(feed_dir(settings, feed))
+
+
+def analyst_answers(
+    env: dict[str, str],
+    hourly: Sequence[tuple[Any, ...]],
+    flows: Sequence[tuple[Any, ...]],
+    mode: str,
+) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str, str], int]]:
+    """Ask as an analyst does, over the hours of ``hourly``: ``query hourly`` of MODE's
+    departures per Mjøsbyen kommune and ``query flows --level region``. Both must equal what the
+    expected ``hourly`` rows and ``flows`` say; the answers, for further checks."""
+    members = set(get_region("mjosbyen").kommuner)
+    hours = [r[3] for r in hourly]
+    span = ["--from", iso_z(min(hours)), "--to", iso_z(max(hours) + timedelta(hours=1))]
+    answer = byflyt(
+        env, "query", "hourly", "--region", "mjosbyen", "--mode", mode,
+        "--metric", "departures", *span, "--format", "csv",
+    )  # fmt: skip
+    departures = {
+        (row["kommune_nr"], row["hour_start"]): float(row["value"])
+        for row in csv.DictReader(io.StringIO(answer.stdout))
+    }
+    assert departures == {
+        (r[0], iso_z(r[3])): r[4]
+        for r in hourly
+        if r[1] == mode and r[2] == "departures" and r[0] in members
+    }
+    answer = byflyt(
+        env, "query", "flows", "--region", "mjosbyen", "--level", "region", *span,
+        "--format", "csv",
+    )  # fmt: skip
+    region_flows = {
+        (row["from"], row["to"], row["mode"]): int(row["vehicle_trips"])
+        for row in csv.DictReader(io.StringIO(answer.stdout))
+    }
+    want: dict[tuple[str, str, str], int] = defaultdict(int)
+    for a, b, flow_mode, _, trips in flows:
+        if (a in members) != (b in members):
+            ends = ("region", "outside") if a in members else ("outside", "region")
+            want[(*ends, flow_mode)] += trips
+    assert region_flows == dict(want)
+    return departures, region_flows
