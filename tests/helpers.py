@@ -27,6 +27,7 @@ from byflyt.models.base import iso_z
 from byflyt.models.counts import CountObservation
 from byflyt.models.gtfs import StaticFeed, feed_dir
 from byflyt.models.kommuner import get_region
+from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from tests.cycling_expect import FROM, TO, Row, parse
@@ -243,6 +244,29 @@ def queried_rows(
             *("query", "hourly", "--region", "mjosbyen", "--mode", mode, "--metric", "volume"),
             *("--from", since, "--to", until, "--format", "csv"),
         ).stdout
+    )
+
+
+def kommune_hour(
+    kommune: str,
+    hour: datetime,
+    value: float,
+    *,
+    mode: str = "bicycle",
+    metric: str = "volume",
+    coverage: float = 100.0,
+    n_sources: int = 1,
+) -> HourlyVolume:
+    """A kommune-hour as ``volumes.hourly`` and the store hold it (a bicycle volume unless
+    ``mode`` and ``metric`` say otherwise)."""
+    return HourlyVolume(
+        kommune_nr=kommune,
+        mode=mode,
+        metric=metric,
+        hour_start=hour,
+        value=value,
+        coverage=coverage,
+        n_sources=n_sources,
     )
 
 

@@ -58,6 +58,7 @@ from byflyt.queries.index import (
 )
 from byflyt.queries.indicators import assemble_index, load_index, matched_points
 from byflyt.store import Store
+from tests.helpers import kommune_hour
 
 OSLO = ZoneInfo("Europe/Oslo")
 OCTOBER = parse_period("2025-10")
@@ -356,14 +357,8 @@ def test_cli_on_postgresql(pg_store_url: str) -> None:
 
 def test_cli_transit_departures(store_url: str) -> None:
     def dep(kommune: str, hour: datetime, value: float, coverage: float = 100.0) -> HourlyVolume:
-        return HourlyVolume(
-            kommune_nr=kommune,
-            mode="bus",
-            metric="departures",
-            hour_start=hour,
-            value=value,
-            coverage=coverage,
-            n_sources=1,
+        return kommune_hour(
+            kommune, hour, value, mode="bus", metric="departures", coverage=coverage
         )
 
     with Store(store_url) as store:

@@ -14,6 +14,7 @@ from byflyt.clock import parse_when
 from byflyt.models.volumes import HourlyVolume
 from byflyt.queries.hourly import local_day_hours
 from byflyt.store import Store
+from tests.helpers import kommune_hour
 
 HEADER = "kommune_nr,kommune,mode,metric,hour_start,value,coverage,n_sources"
 DAILY_HEADER = "kommune_nr,kommune,mode,metric,date,value,coverage,hours"
@@ -30,15 +31,7 @@ def vol(
     n_sources: int = 1,
     mode: str = "bicycle",
 ) -> HourlyVolume:
-    return HourlyVolume(
-        kommune_nr=kommune,
-        mode=mode,
-        metric="volume",
-        hour_start=hour,
-        value=value,
-        coverage=coverage,
-        n_sources=n_sources,
-    )
+    return kommune_hour(kommune, hour, value, mode=mode, coverage=coverage, n_sources=n_sources)
 
 
 @pytest.fixture

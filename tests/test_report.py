@@ -31,6 +31,7 @@ from byflyt.samples.trafikkdata import SILENT_POINT, TrafikkdataDataset, generat
 from byflyt.store import Store
 from tests.browser import chromium, screenshot
 from tests.cycling_expect import expected_rows
+from tests.helpers import kommune_hour
 
 OSLO = ZoneInfo("Europe/Oslo")
 HOUR = timedelta(hours=1)
@@ -79,15 +80,7 @@ def transit_flows() -> list[FlowHour]:
 def transit_rows() -> list[HourlyVolume]:
     def row(kommune: str, mode: str, metric: str, day: int, hour: int, value: float, cov: float):
         when = datetime(2025, 10, day, hour, tzinfo=OSLO).astimezone(UTC)
-        return HourlyVolume(
-            kommune_nr=kommune,
-            mode=mode,
-            metric=metric,
-            hour_start=when,
-            value=value,
-            coverage=cov,
-            n_sources=1,
-        )
+        return kommune_hour(kommune, when, value, mode=mode, metric=metric, coverage=cov)
 
     rows = []
     for day, scale in ((22, 1), (23, 2)):
