@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +36,7 @@ from tests.kafka_util import produce
 REPO = Path(__file__).resolve().parent.parent
 BYFLYT = (sys.executable, "-m", "byflyt")
 SHOWN_CHARS = 2000
+EMPTY: Mapping[str, str] = {}
 
 T = TypeVar("T")
 
@@ -92,6 +93,22 @@ def wait_until(
 def direct(request: Callable[[], T], what: str) -> T:
     """The ``call`` a test hands to a connector's ``poll``: the request, once, without back-off."""
     return request()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test's hand-written HTTP handler: it answers with :meth:`reply` and logs nothing."""
+
+    def reply(self, status: int, body: bytes = b"", headers: Mapping[str, str] = EMPTY) -> None:
+        """Answer ``status`` with ``headers`` and ``body`` (and its Content-Length)."""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Nothing: the tests assert on what was asked and answered, not on access lines."""
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -20,7 +19,7 @@ from byflyt.connectors.http import (
     send,
 )
 from tests.conftest import free_port
-from tests.helpers import http_server
+from tests.helpers import QuietHandler, http_server
 
 NOW = datetime(2025, 10, 26, 1, 30, tzinfo=UTC)
 URL = "https://trafikkdata-api.atlas.vegvesen.no/"
@@ -142,19 +141,12 @@ def test_backoff_refuses_nonsense(bad: dict[str, float]) -> None:
         Backoff(**bad)  # type: ignore[arg-type]
 
 
-class _Answers(BaseHTTPRequestHandler):
+class _Answers(QuietHandler):
     """``/<status>`` answers with that status; ``/slow`` never answers in time."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def do_POST(self) -> None:
         status = int(self.path.strip("/"))
-        self.send_response(status)
-        if status == 429:
-            self.send_header("Retry-After", "2")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self.reply(status, headers={"Retry-After": "2"} if status == 429 else {})
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import threading
 import zipfile
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.corpus.cases import GTFS, GTFS_RT, HERE, SIRI, TRAFIKKDATA, Case
 from tests.gtfs_rt_build import feed, stu, trip_update
-from tests.helpers import http_server
+from tests.helpers import QuietHandler, http_server
 from tests.kafka_util import read_all
 
 BYFLYT = (sys.executable, "-m", "byflyt")
@@ -350,7 +349,7 @@ def test_gtfs_rt_corpus(
 
 
 # -- Trafikkdata ---------------------------------------------------------------------------------
-class _Trafikkdata(BaseHTTPRequestHandler):
+class _Trafikkdata(QuietHandler):
     """Answers byflyt's two queries from the corpus files, as the API does (HTTP 200)."""
 
     def do_POST(self) -> None:
@@ -361,16 +360,8 @@ class _Trafikkdata(BaseHTTPRequestHandler):
         else:
             point = body["variables"]["id"]
             path = next(folder.glob(f"hours-{point}.*"))
-        data = path.read_bytes()
-        self.send_response(200)
         kind = "text/html; charset=utf-8" if path.suffix == ".html" else "application/json"
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+        self.reply(200, path.read_bytes(), {"Content-Type": kind})
 
 
 @pytest.mark.kafka

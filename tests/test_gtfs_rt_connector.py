@@ -13,7 +13,6 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,7 +38,7 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, headless, stu, trip_update, vehicle
-from tests.helpers import http_server
+from tests.helpers import QuietHandler, http_server
 from tests.kafka_util import read_all
 
 REPO = Path(__file__).resolve().parent.parent
@@ -474,7 +473,7 @@ def test_command_needs_a_loaded_feed(settings: Settings, monkeypatch: pytest.Mon
 
 
 # -- over HTTP into Kafka ----------------------------------------------------------------------
-class _Feed(BaseHTTPRequestHandler):
+class _Feed(QuietHandler):
     """Answers GETs from a queue of (status, headers, body); 304 when If-None-Match matches."""
 
     answers: ClassVar[list[tuple[int, dict[str, str], bytes]]] = []
@@ -489,15 +488,7 @@ class _Feed(BaseHTTPRequestHandler):
             and self.headers.get("If-None-Match") == headers["ETag"]
         ):
             status, body = 304, b""
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(status, body, headers)
 
 
 @pytest.fixture

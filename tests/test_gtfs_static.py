@@ -9,7 +9,6 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -35,7 +34,7 @@ from byflyt.samples.gtfs import (
     write_synthetic_gtfs,
 )
 from byflyt.settings import load_settings
-from tests.helpers import http_server
+from tests.helpers import QuietHandler, http_server
 
 SAT, SUN, MON = SERVICE_DATES
 T = SYNTHETIC_TRIPS
@@ -305,7 +304,7 @@ def test_broken_feeds_are_config_errors(
         load_gtfs(bad_times, feed="x", region=None, locator=locator)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Serves the synthetic zip at /gtfs.zip, 503 at /busy, 404 elsewhere; records headers."""
 
     body = b""
@@ -316,13 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, body = {"/gtfs.zip": (200, self.body), "/busy": (503, b"busy")}.get(
             self.path, (404, b"not found")
         )
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(status, body)
 
 
 @pytest.fixture

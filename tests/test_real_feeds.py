@@ -18,7 +18,6 @@ import zipfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, stu, trip_update
-from tests.helpers import direct, http_server
+from tests.helpers import QuietHandler, direct, http_server
 
 MON = date(2025, 10, 27)
 RAIL = SYNTHETIC_TRIPS["rail_morning"]  # Lillehammer 06:10 → Moelv → Brumunddal → Hamar → Stange
@@ -517,19 +516,12 @@ def test_a_journey_cut_short_counts_the_arrival_at_its_new_last_stop(
     assert [c.realtime for c in state.calls[3:]] == ["skipped", "skipped"]
 
 
-class _Answer(BaseHTTPRequestHandler):
+class _Answer(QuietHandler):
     body = b""
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+        self.reply(200, self.body, {"Content-Type": "application/json"})
 
 
 def test_a_trafikkdata_point_without_a_municipality_says_so(settings: Settings) -> None:
