@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from typer.testing import CliRunner, Result
 
 from byflyt.models.base import iso_z
 from byflyt.models.counts import CountObservation
@@ -161,6 +162,25 @@ def byflyt(
     done = run([*BYFLYT, *args], env=env, timeout=timeout)
     assert done.returncode == 0, f"byflyt {' '.join(args)}:\n{done.stderr[-3000:]}"
     return done
+
+
+def invoke(store_url: str | None, *args: str, **env: str | None) -> Result:
+    """``byflyt ARGS`` run in this process (typer's runner) on the store at ``store_url``, with
+    no region from the environment unless ``env`` (``BYFLYT_*`` → value, None: unset) says so."""
+    from byflyt.cli import app  # the whole command line: only the tests that call it load it
+
+    environment = {
+        "BYFLYT_STORE_URL": store_url,
+        "BYFLYT_REGION": None,
+        "BYFLYT_REGIONS_FILE": None,
+    }
+    return CliRunner().invoke(app, list(args), env={**environment, **env}, catch_exceptions=False)
+
+
+def ok(result: Result) -> str:
+    """The output of a command run by :func:`invoke`, which must have succeeded."""
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
 
 
 def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

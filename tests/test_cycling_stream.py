@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,6 +169,18 @@ def test_two_workers_give_the_same_table_as_one(settings_factory, tmp_path: Path
     assert stored_rows(settings) == expected_rows(observations)
 
 
+def patched_drain(
+    settings: Settings, env: dict[str, str], script: Path, source: str, timeout: float = 180
+) -> tuple[list[CountObservation], subprocess.CompletedProcess[str]]:
+    """Twelve hours of counts sent, then ``source`` (a ``worker --drain`` with a fault patched
+    in) written to ``script`` and run to its end: the counts and how the run went."""
+    create_topics(settings)
+    observations = synthetic_observations(12)
+    send(settings, observations)
+    script.write_text(source)
+    return observations, run([sys.executable, script], env=env, timeout=timeout)
+
+
 BROKEN_WRITE = """
 import sys
 from byflyt.store import Store
@@ -188,12 +201,7 @@ def test_a_failing_write_stops_the_worker_and_a_restart_loses_nothing(
     """A batch that cannot be written (a bug, not an outage) stops the worker with an error
     instead of hanging or skipping the batch; the next worker writes it from the committed
     offsets."""
-    create_topics(settings)
-    observations = synthetic_observations(12)
-    send(settings, observations)
-    script = tmp_path / "broken_worker.py"
-    script.write_text(BROKEN_WRITE)
-    done = run([sys.executable, script], env=worker_env, timeout=180)
+    observations, done = patched_drain(settings, worker_env, tmp_path / "broken.py", BROKEN_WRITE)
     assert done.returncode != 0, done.stderr[-3000:]
     assert "injected write failure" in done.stderr
     assert stored_rows(settings) == []
@@ -232,14 +240,10 @@ def test_a_broker_lost_during_start_up_starts_the_worker_again(
 ) -> None:
     """faust stops when Kafka fails while it starts (after the worker's wait for the broker);
     the worker waits for the broker and starts itself again, and the drain is exact."""
-    create_topics(settings)
-    observations = synthetic_observations(12)
-    send(settings, observations)
-    script = tmp_path / "broker_gone_worker.py"
-    script.write_text(BROKER_GONE_AT_START)
     marker = tmp_path / "gone"
-    done = run(
-        [sys.executable, script], env={**worker_env, "BROKER_GONE_MARKER": str(marker)}, timeout=240
+    env = {**worker_env, "BROKER_GONE_MARKER": str(marker)}
+    observations, done = patched_drain(
+        settings, env, tmp_path / "broker_gone.py", BROKER_GONE_AT_START, timeout=240
     )
     assert marker.exists()
     assert "starting again" in done.stderr, done.stderr[-3000:]

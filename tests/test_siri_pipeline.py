@@ -20,7 +20,6 @@ import pytest
 from byflyt.kafka import create_topics
 from byflyt.models.status import FeedHealth
 from byflyt.models.transit import StopCall
-from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.gtfs_rt import write_synthetic_snapshots
 from byflyt.samples.siri import synthetic_day
 from byflyt.samples.siri_server import Fault, SiriServer
@@ -66,10 +65,9 @@ def ingest(env: dict[str, str], server: SiriServer, kind: str) -> None:
 
 
 def test_siri_day_equals_the_independent_table(
-    settings: Settings, worker_env: dict[str, str], tmp_path: Path
+    settings: Settings, worker_env: dict[str, str], static_zip: Path, tmp_path: Path
 ) -> None:
     create_topics(settings)
-    static_zip = write_synthetic_gtfs(tmp_path / "inn.zip")
     static = load_static(settings, worker_env, static_zip, "inn")
     day = synthetic_day(static_zip)
     with SiriServer(day, page_size=2, rate_per_minute=60_000) as server:

@@ -15,7 +15,6 @@ import pytest
 from byflyt.kafka import create_topics
 from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
-from samples.gtfs import write_synthetic_gtfs
 from samples.gtfs_rt import write_synthetic_snapshots
 from tests.helpers import byflyt, drain, load_static, stored
 from tests.kafka_util import read_all
@@ -25,10 +24,9 @@ pytestmark = pytest.mark.kafka
 
 
 def test_replayed_snapshots_equal_the_independent_table(
-    settings: Settings, worker_env: dict[str, str], tmp_path: Path
+    settings: Settings, worker_env: dict[str, str], static_zip: Path, tmp_path: Path
 ) -> None:
     create_topics(settings)
-    static_zip = write_synthetic_gtfs(tmp_path / "inn.zip")
     static = load_static(settings, worker_env, static_zip, "inn")
     snapshots = tmp_path / "rt"
     scenario = write_synthetic_snapshots(snapshots, static_zip=static_zip)
