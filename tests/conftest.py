@@ -205,6 +205,15 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
+    """:func:`worker_env` on this test's SQLite store, and again (the ``postgresql`` case,
+    marked ``postgres``) on a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        return {**worker_env, "BYFLYT_STORE_URL": request.getfixturevalue("pg_store_url")}
+    return worker_env
+
+
 # -- shared by many modules ------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def locator() -> KommuneLocator:

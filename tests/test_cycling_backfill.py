@@ -46,13 +46,9 @@ def backfill(seed: int = 17) -> list[CountObservation]:
     return out
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
-    worker_env = dict(worker_env)
-    worker_env["BYFLYT_TOPIC_PARTITIONS"] = "1"
-    if request.param == "postgresql":
-        worker_env["BYFLYT_STORE_URL"] = request.getfixturevalue("pg_store_url")
-    return worker_env
+@pytest.fixture
+def env(store_env: dict[str, str]) -> dict[str, str]:
+    return {**store_env, "BYFLYT_TOPIC_PARTITIONS": "1"}
 
 
 def _settings(settings: Settings, env: dict[str, str]) -> Settings:

@@ -19,15 +19,8 @@ from tests.helpers import byflyt, ingest_week
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
-    if request.param == "postgresql":
-        worker_env = dict(worker_env)
-        worker_env["BYFLYT_STORE_URL"] = request.getfixturevalue("pg_store_url")
-    return worker_env
-
-
-def test_week_with_corrections_equals_the_rules(env: dict[str, str]) -> None:
+def test_week_with_corrections_equals_the_rules(store_env: dict[str, str]) -> None:
+    env = store_env
     v1, v2 = mjosbyen_week(1), mjosbyen_week(2)
     assert v2.corrected
     query = [
