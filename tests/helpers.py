@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner, Result
 
 from byflyt.models.base import iso_z
@@ -88,6 +89,11 @@ def wait_until(
                 shown = shown[:SHOWN_CHARS] + f"… ({len(shown)} chars)"
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {shown}")
         time.sleep(every)
+
+
+def metric_value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """A sample's value in ``registry`` (0 for a counter or gauge never set with ``labels``)."""
+    return registry.get_sample_value(name, labels) or 0.0
 
 
 # -- connectors ------------------------------------------------------------------------------

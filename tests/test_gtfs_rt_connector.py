@@ -38,7 +38,7 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, headless, stu, trip_update, vehicle
-from tests.helpers import QuietHandler, http_server
+from tests.helpers import QuietHandler, http_server, metric_value
 from tests.kafka_util import read_all
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,10 +89,6 @@ def trips(result: PollResult) -> dict[str, TripState]:
 def one_rejected(result: PollResult) -> Rejected:
     assert len(result.rejected) == 1, result.rejected
     return result.rejected[0]
-
-
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, labels) or 0.0
 
 
 # -- resolving trips ---------------------------------------------------------------------------
@@ -301,7 +297,7 @@ def test_a_bad_snapshot_is_rejected_whole(
     assert words in dead.reason
     assert dead.raw.startswith("hex:") or len(dead.raw) > 0
     labels = {"source": "gtfs-rt:inn", "kind": "trip_updates", "outcome": "rejected"}
-    assert sample(registry, "byflyt_gtfs_rt_snapshots_total", **labels) == 1
+    assert metric_value(registry, "byflyt_gtfs_rt_snapshots_total", **labels) == 1
 
 
 def test_a_repeated_snapshot_produces_nothing(make: Make, registry: CollectorRegistry) -> None:
@@ -312,13 +308,13 @@ def test_a_repeated_snapshot_produces_nothing(make: Make, registry: CollectorReg
     assert (again.records, again.rejected, again.checkpoint) == ([], [], None)
     assert again.counts["repeated"] == 1
     labels = {"source": "gtfs-rt:inn", "kind": "trip_updates", "outcome": "repeated"}
-    assert sample(registry, "byflyt_gtfs_rt_snapshots_total", **labels) == 1
+    assert metric_value(registry, "byflyt_gtfs_rt_snapshots_total", **labels) == 1
 
 
 # -- warnings ----------------------------------------------------------------------------------
 def warnings(registry: CollectorRegistry, warning: str) -> float:
     labels = {"source": "gtfs-rt:inn", "warning": warning}
-    return sample(registry, "byflyt_gtfs_rt_warnings_total", **labels)
+    return metric_value(registry, "byflyt_gtfs_rt_warnings_total", **labels)
 
 
 def test_missing_vehicle_id_is_a_warning(make: Make, registry: CollectorRegistry) -> None:
@@ -529,10 +525,14 @@ def test_http_retries_a_503_honours_etag_and_keeps_the_rule_across_restarts(
     state = TripState.from_bytes(value)
     assert key == state.key.encode() == f"inn:2025-10-27:{RAIL}".encode()
     assert (
-        sample(registry, "byflyt_http_errors_total", source="gtfs-rt:inn", status_class="5xx") == 1
+        metric_value(registry, "byflyt_http_errors_total", source="gtfs-rt:inn", status_class="5xx")
+        == 1
     )
     labels = {"source": "gtfs-rt:inn", "kind": "trip_updates"}
-    assert sample(registry, "byflyt_gtfs_rt_snapshots_total", **labels, outcome="not_modified") == 1
+    assert (
+        metric_value(registry, "byflyt_gtfs_rt_snapshots_total", **labels, outcome="not_modified")
+        == 1
+    )
 
     # A restarted connector reads the checkpoint from Kafka: an older snapshot is rejected.
     _Feed.answers = [(200, {}, feed(AT - minutes(1), trip_update(RAIL)))]
@@ -543,7 +543,7 @@ def test_http_retries_a_503_honours_etag_and_keeps_the_rule_across_restarts(
     assert [(d.code, d.context["rule"]) for d in dead] == [("invalid_snapshot", "older_than_last")]
     assert len(topic_values(settings, "transit.trip-updates")) == 1
     rejected = {"source": "gtfs-rt:inn", "stage": "gtfs-rt", "reason": "invalid_snapshot"}
-    assert sample(registry, "byflyt_rejected_total", **rejected) == 1
+    assert metric_value(registry, "byflyt_rejected_total", **rejected) == 1
 
 
 @pytest.mark.kafka

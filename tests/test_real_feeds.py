@@ -35,16 +35,12 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, stu, trip_update
-from tests.helpers import QuietHandler, direct, http_server
+from tests.helpers import QuietHandler, direct, http_server, metric_value
 
 MON = date(2025, 10, 27)
 RAIL = SYNTHETIC_TRIPS["rail_morning"]  # Lillehammer 06:10 → Moelv → Brumunddal → Hamar → Stange
 Q = SYNTHETIC_STOPS
 SIRI = "http://www.siri.org.uk/siri"
-
-
-def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture
@@ -170,8 +166,11 @@ def test_a_call_at_a_sibling_quay_is_the_planned_call_served_there(
     assert moelv.actual == datetime(2025, 10, 27, 5, 37, tzinfo=UTC)
     assert brumunddal.actual == datetime(2025, 10, 27, 5, 47, tzinfo=UTC)
     assert (moelv.stop_sequence, moelv.kommune_nr) == (1, "3411")
-    assert value(registry, "byflyt_platform_changes_total", feed="inn", connector="siri-et") == 2
-    assert not value(
+    assert (
+        metric_value(registry, "byflyt_platform_changes_total", feed="inn", connector="siri-et")
+        == 2
+    )
+    assert not metric_value(
         registry, "byflyt_siri_warnings_total", source="siri:BNR", warning="stop_not_on_journey"
     )
 
@@ -190,7 +189,10 @@ def test_gtfs_rt_update_at_a_sibling_quay_matches_by_parent_station(
     (state,) = states(result)
     assert [c.stop_id for c in state.calls[1:3]] == [Q["moelv_bus"], Q["brumunddal_bus"]]
     assert state.calls[1].delay_seconds == 120
-    assert value(registry, "byflyt_platform_changes_total", feed="inn", connector="gtfs-rt") == 2
+    assert (
+        metric_value(registry, "byflyt_platform_changes_total", feed="inn", connector="gtfs-rt")
+        == 2
+    )
 
 
 # -- 2. offset-less SIRI times ---------------------------------------------------------------
@@ -221,8 +223,10 @@ def test_offset_less_times_are_oslo_local_time_not_an_error_condition(
     assert state.calls[0].actual == datetime(2025, 10, 27, 5, 12, tzinfo=UTC)
     assert state.calls[0].delay_seconds == 120
     labels = {"source": "siri:BNR", "kind": "et"}
-    assert value(registry, "byflyt_siri_local_time_answers_total", **labels) == 2
-    assert not value(registry, "byflyt_siri_answers_total", outcome="error_condition", **labels)
+    assert metric_value(registry, "byflyt_siri_local_time_answers_total", **labels) == 2
+    assert not metric_value(
+        registry, "byflyt_siri_answers_total", outcome="error_condition", **labels
+    )
     said = [r for r in caplog.records if "Europe/Oslo local time" in r.getMessage()]
     assert len(said) == 1  # once, not per answer
 
@@ -444,7 +448,9 @@ def test_added_trips_without_route_id_are_counted_with_their_stops_mode(
     assert (state.status, state.mode) == ("added", "bus")
     assert [c.kommune_nr for c in state.calls] == ["3403", "3413"]
     assert (
-        value(registry, "byflyt_gtfs_rt_added_trips_total", source="gtfs-rt:inn", mode_from="stops")
+        metric_value(
+            registry, "byflyt_gtfs_rt_added_trips_total", source="gtfs-rt:inn", mode_from="stops"
+        )
         == 1
     )
 

@@ -37,7 +37,7 @@ from byflyt.samples.siri import SiriDay, answer, error_answer, synthetic_day
 from byflyt.samples.siri_server import HTML_PAGE, Fault, SiriServer
 from byflyt.settings import Settings
 from tests.conftest import Connectors, Served
-from tests.helpers import direct
+from tests.helpers import direct, metric_value
 from tests.kafka_util import read_all
 
 MON = date(2025, 10, 27)
@@ -66,10 +66,6 @@ def last_state(day: SiriDay, role: str, make: Make) -> TripState:
     result = read(make(), answer("et", [day.et[-1][key]], day.ticks[-1]))
     (state,) = [TripState.from_bytes(r.value) for r in result.records]
     return state
-
-
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, labels) or 0.0
 
 
 # -- ET semantics ----------------------------------------------------------------------------------
@@ -151,7 +147,7 @@ def test_bad_answers_go_to_the_dead_letter_topic_with_a_metric(
         assert (result.checkpoint is None) == (code == "siri_error_condition")
         outcome = code.removeprefix("siri_")
         labels = {"source": "siri:INN", "kind": "et", "outcome": outcome}
-        assert sample(registry, "byflyt_siri_answers_total", **labels) == 1
+        assert metric_value(registry, "byflyt_siri_answers_total", **labels) == 1
     # The journeys complete before the fault of a truncated answer are kept.
     assert read(connector, cases["siri_malformed"]).records
 
@@ -188,7 +184,7 @@ def test_unusable_vehicle_activities_are_rejected_alone(
     assert second.startswith("no_timestamp: ")
     assert all(r.raw for r in result.rejected)
     labels = {"source": "siri:INN", "kind": "vm", "outcome": "rejected"}
-    assert sample(registry, "byflyt_siri_journeys_total", **labels) == 2
+    assert metric_value(registry, "byflyt_siri_journeys_total", **labels) == 2
 
 
 # -- token bucket ----------------------------------------------------------------------------------
