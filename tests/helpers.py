@@ -334,7 +334,7 @@ def stored(settings: Settings) -> tuple[list[tuple[object, ...]], list[tuple[obj
         flows = store.query_flows()
     finally:
         store.close()
-    hourly = sorted(
+    hourly: list[tuple[object, ...]] = sorted(
         (r.kommune_nr, r.mode, r.metric, r.hour_start, r.value, r.coverage, r.n_sources)
         for r in rows
     )
