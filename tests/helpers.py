@@ -1,5 +1,6 @@
-"""What test modules share beyond fixtures: the one polling helper, the CLI and worker, the ends
-of the pipelines (counts in, rows out). Test modules import from here, never from each other."""
+"""What test modules share beyond fixtures: ports and jars, the one polling helper, metrics,
+connectors' local HTTP, the command line and the worker, the ends of the pipelines (counts in,
+rows and answers out). Test modules import from here, never from each other."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ EMPTY: Mapping[str, str] = {}
 T = TypeVar("T")
 
 
+# -- ports and jars --------------------------------------------------------------------------
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -91,12 +93,13 @@ def wait_until(
         time.sleep(every)
 
 
+# -- metrics ---------------------------------------------------------------------------------
 def metric_value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     """A sample's value in ``registry`` (0 for a counter or gauge never set with ``labels``)."""
     return registry.get_sample_value(name, labels) or 0.0
 
 
-# -- connectors ------------------------------------------------------------------------------
+# -- connectors and local HTTP --------------------------------------------------------------
 def direct(request: Callable[[], T], what: str) -> T:
     """The ``call`` a test hands to a connector's ``poll``: the request, once, without back-off."""
     return request()
