@@ -169,15 +169,24 @@ def test_two_workers_give_the_same_table_as_one(settings_factory, tmp_path: Path
     assert stored_rows(settings) == expected_rows(observations)
 
 
+RUN_DRAIN = """
+import sys
+
+from byflyt.cli.commands import main
+sys.argv = ["byflyt", "worker", "--drain"]
+main()
+"""
+
+
 def patched_drain(
     settings: Settings, env: dict[str, str], script: Path, source: str, timeout: float = 180
 ) -> tuple[list[CountObservation], subprocess.CompletedProcess[str]]:
-    """Twelve hours of counts sent, then ``source`` (a ``worker --drain`` with a fault patched
-    in) written to ``script`` and run to its end: the counts and how the run went."""
+    """Twelve hours of counts sent, then ``source`` (a fault patched into byflyt) written to
+    ``script`` with ``worker --drain`` after it and run to its end: the counts and how it went."""
     create_topics(settings)
     observations = synthetic_observations(12)
     send(settings, observations)
-    script.write_text(source)
+    script.write_text(source + RUN_DRAIN)
     return observations, run([sys.executable, script], env=env, timeout=timeout)
 
 
@@ -189,9 +198,6 @@ def broken(self, *args, **kwargs):
     raise RuntimeError("injected write failure")
 
 Store.write_counts = broken
-from byflyt.cli.commands import main
-sys.argv = ["byflyt", "worker", "--drain"]
-main()
 """
 
 
@@ -229,9 +235,6 @@ async def on_start(self):
 
 
 TableManager.on_start = on_start
-from byflyt.cli.commands import main
-sys.argv = ["byflyt", "worker", "--drain"]
-main()
 """
 
 
