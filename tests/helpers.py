@@ -293,6 +293,17 @@ def queried_rows(
     )
 
 
+def assert_drained_week(env: dict[str, str], want: list[tuple[object, ...]]) -> None:
+    """``byflyt worker --drain``; then the Mjøsbyen week's bicycle and pedestrian hours (``FROM``
+    to ``TO``) are ``want``'s rows of each mode (as :func:`tests.cycling_expect.kommune_hours`
+    gives them), and neither is empty."""
+    byflyt(env, "worker", "--drain")
+    for mode in ("bicycle", "pedestrian"):
+        rows = queried_rows(env, mode, FROM, TO)
+        assert rows == [r for r in want if r[2] == mode]
+        assert rows
+
+
 def kommune_hour(
     kommune: str,
     hour: datetime,
