@@ -31,8 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import msgspec
 import pandas as pd
 
 from byflyt.connectors.siri_xml import SiriCall, SiriJourney
@@ -41,7 +42,7 @@ from byflyt.metrics import Metrics
 from byflyt.models import codec_trips
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.gtfs import StaticFeed, TripPlan
-from byflyt.models.transit import CallRealtime, TripStatus
+from byflyt.models.transit import TripStatus
 
 _SEEN_CHANGES_MAX = 100_000  # platform changes remembered so that repeats count once
 _MAX_REF = 256  # the longest journey, line or stop ref a record carries
@@ -61,15 +62,16 @@ VEHICLE_MODES: dict[str, Mode] = {
 
 @dataclass(frozen=True)
 class _StaticTrip:
-    """A static trip on one date: route, quays, sequences and scheduled times (plain values)."""
+    """A static trip on one date: route, quays, their kommuner, sequences and scheduled times."""
 
     route_id: str
     stops: list[str]
+    kommuner: list[str | None]
     sequences: list[int]
     times: list[datetime | None]
 
     @classmethod
-    def of(cls, plan: TripPlan | None) -> _StaticTrip | None:
+    def of(cls, plan: TripPlan | None, kommune_of: dict[str, str | None]) -> _StaticTrip | None:
         if plan is None:
             return None
         last = len(plan.stops) - 1
@@ -80,6 +82,7 @@ class _StaticTrip:
         return cls(
             route_id=plan.route_id,
             stops=list(plan.stops),
+            kommuner=[kommune_of.get(stop) for stop in plan.stops],
             sequences=list(plan.sequences),
             times=times,
         )
@@ -295,7 +298,7 @@ class JourneyResolver:
         if kept is None or kept[0] is not plan:
             if len(self._static_trips) >= _SEEN_CHANGES_MAX:
                 self._static_trips.clear()
-            kept = self._static_trips[id(plan)] = (plan, _StaticTrip.of(plan))
+            kept = self._static_trips[id(plan)] = (plan, _StaticTrip.of(plan, self._stop_kommune))
         return kept[1]
 
     def _known_calls(
@@ -307,20 +310,22 @@ class JourneyResolver:
         matched = self._match(planned.stops, siri_calls)
         calls: list[codec_trips.Call] = []
         last_index = len(planned.stops) - 1
-        for i, (stop_id, sequence) in enumerate(zip(planned.stops, planned.sequences, strict=True)):
+        new_call = codec_trips.Call
+        for i, (stop_id, sequence, kommune, static_time) in enumerate(
+            zip(planned.stops, planned.sequences, planned.kommuner, planned.times, strict=True)
+        ):
             siri = matched.get(i)
-            if siri is not None and self.sibling(stop_id, siri.stop_ref):
+            if siri is None:
+                if static_time is None:
+                    raise JourneyRejected("static_times", f"static call {sequence} has no time")
+                calls.append(new_call(sequence, stop_id, kommune, static_time))
+                continue
+            if siri.stop_ref != stop_id and self.sibling(stop_id, siri.stop_ref):
                 # The same call at another platform: keep the quay it was actually served at.
                 stop_id = siri.stop_ref
+                kommune = self._kommune(stop_id) or kommune
                 self._platform_change((*run, sequence))
-            state = _call_state(
-                siri,
-                sequence,
-                stop_id,
-                self._kommune(stop_id) or self._kommune(planned.stops[i]),
-                i == last_index,
-                planned.times[i],
-            )
+            state = _call_state(siri, sequence, stop_id, kommune, i == last_index, static_time)
             if state is None:
                 raise JourneyRejected("static_times", f"static call {sequence} has no time")
             calls.append(state)
@@ -357,48 +362,41 @@ class JourneyResolver:
 
 
 def _call_state(
-    siri: SiriCall | None,
+    siri: SiriCall,
     sequence: int,
     stop_id: str,
     kommune: str | None,
     last: bool,
     static_time: datetime | None,
 ) -> codec_trips.Call | None:
-    """One call: scheduled (aimed, else static), final actual time, delay; None without times."""
-    if siri is None:
-        if static_time is None:
-            return None
-        return codec_trips.Call(sequence, stop_id, kommune, static_time)
+    """One call: scheduled (aimed, else static), final actual time, delay; None without times.
 
-    if not last and _cut_short_here(siri):
+    At the last stop the arrival counts (its time, its status), elsewhere the departure; the
+    other one stands in when it is missing.
+    """
+    if not last and siri.departure_status == "cancelled" and _cut_short_here(siri):
         # The journey ends here now: the arrival was served, only the departure is cancelled.
         last = True
-        siri = siri._replace(departure_status=None)
-
-    def pick(departure: datetime | None, arrival: datetime | None) -> datetime | None:
-        return (arrival or departure) if last else (departure or arrival)
-
-    aimed = pick(siri.aimed_departure, siri.aimed_arrival)
-    expected = pick(siri.expected_departure, siri.expected_arrival)
-    actual_time = pick(siri.actual_departure, siri.actual_arrival)
+        siri = msgspec.structs.replace(siri, departure_status=None)
+    if last:
+        aimed = siri.aimed_arrival or siri.aimed_departure
+        expected = siri.expected_arrival or siri.expected_departure
+        actual_time = siri.actual_arrival or siri.actual_departure
+        status = siri.arrival_status or siri.departure_status
+    else:
+        aimed = siri.aimed_departure or siri.aimed_arrival
+        expected = siri.expected_departure or siri.expected_arrival
+        actual_time = siri.actual_departure or siri.actual_arrival
+        status = siri.departure_status or siri.arrival_status
     scheduled = aimed or static_time or actual_time or expected
     if scheduled is None:
         return None
-    status = (siri.arrival_status if last else siri.departure_status) or (
-        siri.departure_status if last else siri.arrival_status
-    )
-    realtime: CallRealtime = "scheduled"
-    actual: datetime | None = None
-    delay: int | None = None
     if siri.cancelled or status == "cancelled":
-        realtime = "skipped"
-    else:
-        known = actual_time or expected
-        if known is not None:
-            delay = round((known - scheduled).total_seconds())
-        if siri.recorded:
-            actual = known or scheduled
-    return codec_trips.Call(sequence, stop_id, kommune, scheduled, delay, actual, realtime)
+        return codec_trips.Call(sequence, stop_id, kommune, scheduled, None, None, "skipped")
+    known = actual_time or expected
+    delay = round((known - scheduled).total_seconds()) if known is not None else None
+    actual = (known or scheduled) if siri.recorded else None
+    return codec_trips.Call(sequence, stop_id, kommune, scheduled, delay, actual, "scheduled")
 
 
 #: How far a call's time may lie from its answer's time (a journey spans at most a day or two).
@@ -407,13 +405,25 @@ MAX_TIME_SPAN = timedelta(days=3)
 
 def _check_span(calls: list[codec_trips.Call], snapshot_at: datetime) -> None:
     """Reject a journey whose times lie implausibly far from the answer's own time."""
+    earliest, latest = _shifted(snapshot_at, -MAX_TIME_SPAN), _shifted(snapshot_at, MAX_TIME_SPAN)
     for call in calls:
-        if abs(call.scheduled - snapshot_at) > MAX_TIME_SPAN:
+        if not earliest <= call.scheduled <= latest:
             raise JourneyRejected(
                 "time_out_of_range",
                 f"call {call.stop_sequence} is scheduled at {iso_z(call.scheduled)}, more than "
                 f"{MAX_TIME_SPAN.days} days from the answer's time {iso_z(snapshot_at)}",
             )
+
+
+_FIRST, _LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+
+
+def _shifted(at: datetime, by: timedelta) -> datetime:
+    """``at + by``, or the calendar's first or last instant where that would leave it."""
+    try:
+        return at + by
+    except OverflowError:
+        return _LAST if by > timedelta(0) else _FIRST
 
 
 def _cut_short_here(siri: SiriCall) -> bool:

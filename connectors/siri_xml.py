@@ -14,8 +14,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
+import msgspec
 from lxml import etree
 
 from byflyt.clock import OSLO
@@ -87,8 +88,10 @@ _TIMES_MAX = 65_536
 
 
 # -- parsing -------------------------------------------------------------------------------------
-class SiriCall(NamedTuple):
-    """One ``RecordedCall`` or ``EstimatedCall`` as read (a tuple: a journey makes several)."""
+# Why Structs (not dataclasses or named tuples): an answer makes one journey and several calls
+# per 1.5 KB, and a frozen dataclass costs more to build than its elements cost to read.
+class SiriCall(msgspec.Struct, frozen=True, gc=False):
+    """One ``RecordedCall`` or ``EstimatedCall`` as read."""
 
     order: int | None
     stop_ref: str
@@ -105,8 +108,7 @@ class SiriCall(NamedTuple):
     occupancy: str | None = None
 
 
-@dataclass(frozen=True)
-class SiriJourney:
+class SiriJourney(msgspec.Struct, frozen=True, gc=False):
     """One ``EstimatedVehicleJourney`` as read; ``problem`` says why it cannot be read."""
 
     journey_ref: str | None
@@ -118,7 +120,7 @@ class SiriJourney:
     vehicle_ref: str | None
     occupancy: str | None
     calls: tuple[SiriCall, ...]
-    excerpt: Excerpt | None = field(default=None, compare=False, repr=False)
+    excerpt: Excerpt | None = None
     problem: str | None = None
     rule: str = "unreadable"
     recorded_at: datetime | None = None
@@ -155,8 +157,7 @@ class Excerpt:
         self.element = None
 
 
-@dataclass(frozen=True)
-class SiriActivity:
+class SiriActivity(msgspec.Struct, frozen=True, gc=False):
     """One ``VehicleActivity`` as read."""
 
     vehicle_ref: str | None
@@ -220,16 +221,26 @@ def _call_slot(tag: object) -> int:
 def _call(element: Any, recorded: bool, info: AnswerInfo) -> SiriCall:
     values: list[Any] = [None] * 12
     slots = _SLOTS_BY_TAG
+    times = _TIMES
     for child in element:
         slot = slots.get(child.tag)
         if slot is None:
             slot = _call_slot(child.tag)
         if slot < 0:
             continue
-        values[slot] = parse_time(child.text, info) if slot < 6 else (child.text or "")
+        text = child.text
+        if slot < 6:
+            # The memo inline: a call reads two to six times, nearly all of them seen before.
+            known = times.get(text)
+            if known is None or known[1]:
+                values[slot] = parse_time(text, info)
+            else:
+                values[slot] = known[0]
+        else:
+            values[slot] = text or ""
     stop_ref, order, cancelled, departure_status, arrival_status, occupancy = values[6:]
     return SiriCall(
-        int(order.strip()) if order is not None else None,
+        int(order) if order is not None else None,
         stop_ref.strip() if stop_ref is not None else "",
         recorded,
         _BOOL.get(cancelled.strip().lower(), False) if cancelled is not None else False,
@@ -245,68 +256,109 @@ def _call(element: Any, recorded: bool, info: AnswerInfo) -> SiriCall:
     )
 
 
-def _journey(
-    element: Any, raw: Excerpt | None, info: AnswerInfo, calls_seen: int, max_calls: int
-) -> SiriJourney:
-    fields: dict[str, str] = {}
+# What a journey's child is, by local name: a field it reads (an index into _FIELDS), the
+# framed ref, the recorded or the estimated calls; anything else is skipped.
+_FIELDS = (
+    "DatedVehicleJourneyRef",
+    "EstimatedVehicleJourneyCode",
+    "LineRef",
+    "VehicleMode",
+    "Cancellation",
+    "ExtraJourney",
+    "VehicleRef",
+    "Occupancy",
+    "RecordedAtTime",
+)
+_FRAMED, _RECORDED, _ESTIMATED, _SKIP = -1, -2, -3, -4
+_JOURNEY_KINDS = {name: kind for kind, name in enumerate(_FIELDS)} | {
+    "FramedVehicleJourneyRef": _FRAMED,
+    "RecordedCalls": _RECORDED,
+    "EstimatedCalls": _ESTIMATED,
+}
+_KINDS_BY_TAG: dict[object, int] = {}
+_IS_CALL: dict[object, bool] = {}
+_DATES: dict[str, date] = {}
+
+
+def _journey_kind(tag: object) -> int:
+    kind = _JOURNEY_KINDS.get(_local(tag), _SKIP)
+    if len(_KINDS_BY_TAG) < _LOCAL_NAMES_MAX:
+        _KINDS_BY_TAG[tag] = kind
+    return kind
+
+
+def _is_call(tag: object) -> bool:
+    call = _local(tag).endswith("Call")
+    if len(_IS_CALL) < _LOCAL_NAMES_MAX:
+        _IS_CALL[tag] = call
+    return call
+
+
+def _service_date(text: str) -> date:
+    known = _DATES.get(text)
+    if known is None:
+        known = date.fromisoformat(text)
+        if len(_DATES) >= _TIMES_MAX:
+            _DATES.clear()
+        _DATES[text] = known
+    return known
+
+
+def _journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJourney:
+    # The first leaf of each name wins, but the framed ref's DatedVehicleJourneyRef is the ref.
+    fields: list[str | None] = [None] * len(_FIELDS)
     calls: list[SiriCall] = []
     service_date: date | None = None
-    if calls_seen > max_calls:
-        problem = f"the journey has {calls_seen} calls, more than the limit of {max_calls}"
-        return SiriJourney(
-            _ref_of(element),
-            None,
-            None,
-            None,
-            False,
-            False,
-            None,
-            None,
-            (),
-            raw,
-            problem,
-            "too_many_calls",
-        )
+    kinds = _KINDS_BY_TAG
+    is_call = _IS_CALL
     try:
         for child in element:
             tag = child.tag
-            name = _LOCAL_NAMES.get(tag) or _local(tag)
-            if name == "FramedVehicleJourneyRef":
-                for part in child:
-                    part_name = _local(part.tag)
-                    if part_name == "DataFrameRef" and _text(part):
-                        service_date = date.fromisoformat(_text(part))
-                    elif part_name == "DatedVehicleJourneyRef":
-                        fields["DatedVehicleJourneyRef"] = _text(part)
-            elif name in ("RecordedCalls", "EstimatedCalls"):
-                recorded = name == "RecordedCalls"
+            kind = kinds.get(tag)
+            if kind is None:
+                kind = _journey_kind(tag)
+            if kind >= 0:
+                if fields[kind] is None and len(child) == 0:
+                    fields[kind] = (child.text or "").strip()
+            elif kind in (_RECORDED, _ESTIMATED):
+                recorded = kind == _RECORDED
                 for call in child:
                     tag = call.tag
-                    if (_LOCAL_NAMES.get(tag) or _local(tag)).endswith("Call"):
+                    known = is_call.get(tag)
+                    if known or (known is None and _is_call(tag)):
                         calls.append(_call(call, recorded, info))
-            elif name and len(child) == 0:
-                fields.setdefault(name, _text(child))
-        recorded_at = parse_time(fields.get("RecordedAtTime"), info)
+            elif kind == _FRAMED:
+                for part in child:
+                    part_name = _local(part.tag)
+                    if part_name == "DataFrameRef" and (text := _text(part)):
+                        service_date = _service_date(text)
+                    elif part_name == "DatedVehicleJourneyRef":
+                        fields[0] = _text(part)
+        recorded_at = parse_time(fields[8], info)
     except ValueError as exc:
-        return SiriJourney(
-            _ref_of(element), None, None, None, False, False, None, None, (), raw, str(exc)
-        )
-    journey_ref = (
-        fields.get("DatedVehicleJourneyRef") or fields.get("EstimatedVehicleJourneyCode") or None
-    )
+        return _unreadable(element, raw, str(exc), "unreadable")
+    ref, code, line, mode, cancelled, extra, vehicle, occupancy = fields[:8]
     return SiriJourney(
-        journey_ref=journey_ref,
-        service_date=service_date,
-        line_ref=fields.get("LineRef") or None,
-        vehicle_mode=fields.get("VehicleMode") or None,
-        cancelled=_BOOL.get(fields.get("Cancellation", "").lower(), False),
-        extra=_BOOL.get(fields.get("ExtraJourney", "").lower(), False),
-        vehicle_ref=fields.get("VehicleRef") or None,
-        occupancy=fields.get("Occupancy") or None,
-        calls=tuple(calls),
-        excerpt=raw,
-        recorded_at=recorded_at,
+        ref or code or None,
+        service_date,
+        line or None,
+        mode or None,
+        _BOOL.get(cancelled.lower(), False) if cancelled else False,
+        _BOOL.get(extra.lower(), False) if extra else False,
+        vehicle or None,
+        occupancy or None,
+        tuple(calls),
+        raw,
+        None,
+        "unreadable",
+        recorded_at,
     )
+
+
+def _unreadable(element: Any, raw: Excerpt | None, problem: str, rule: str) -> SiriJourney:
+    """A journey that cannot be used: its ref (for the dead letter), the problem and rule."""
+    ref = _ref_of(element)
+    return SiriJourney(ref, None, None, None, False, False, None, None, (), raw, problem, rule)
 
 
 def _ref_of(element: Any) -> str | None:
@@ -360,6 +412,30 @@ def _check_prolog(head: bytes) -> bool:
     return root is not None
 
 
+def _trim(journey: Any, keep: int, ended: bool) -> tuple[int, int]:
+    """Remove the calls of ``journey`` past its first ``keep``: how many it had, how many went.
+
+    Only calls that have ended are removed (one with a next sibling has; all of them once the
+    journey has ``ended``): libxml2 is still filling in the open one.
+    """
+    found = 0
+    past: list[Any] = []
+    for call in journey.iter(*_CALL_TAGS):
+        found += 1
+        if found > keep and (ended or call.getnext() is not None):
+            past.append(call)
+    for call in past:
+        parent = call.getparent()
+        if parent is not None:
+            parent.remove(call)
+    return found, len(past)
+
+
+def _too_many(journey: Any, raw: Excerpt | None, calls: int, max_calls: int) -> SiriJourney:
+    problem = f"the journey has {calls} calls, more than the limit of {max_calls}"
+    return _unreadable(journey, raw, problem, "too_many_calls")
+
+
 def parse_answer(
     chunks: Iterable[bytes],
     info: AnswerInfo,
@@ -372,63 +448,76 @@ def parse_answer(
     ``info`` is filled in on the way (response time, ``MoreData``, error conditions, the root
     element and its namespace, the kinds of delivery, how many times had no offset). Every
     journey or activity is cleared from the tree once read, with its finished siblings, so
-    memory does not grow with the answer; calls of a journey past ``max_calls`` are dropped as
-    they end and the journey comes out with a ``too_many_calls`` problem. Raises
-    :class:`UnsafeXML` for an answer with a DTD before anything is parsed, and
-    ``lxml.etree.XMLSyntaxError`` for malformed XML (libxml2's limits apply: nesting deeper
-    than 256 is refused), after the complete elements before the fault.
+    memory does not grow with the answer. A journey with more than ``max_calls`` calls comes
+    out with a ``too_many_calls`` problem; the bytes are fed to the parser
+    :data:`FEED_BYTES` at a time and, between feeds, the open journey's calls past the limit
+    are dropped, so such a journey is never held whole. Raises :class:`UnsafeXML` for an
+    answer with a DTD before anything is parsed, and ``lxml.etree.XMLSyntaxError`` for
+    malformed XML (libxml2's limits apply: nesting deeper than 256 is refused), after the
+    complete elements before the fault.
     """
-    # Why a tag filter: libxml2 then hands Python only these elements' ends (in any
-    # namespace), not the hundred or so start and end events of every journey's leaves.
+    # Why a tag filter: libxml2 then hands Python only these elements (in any namespace), not
+    # the hundred or so start and end events of every journey's leaves. Why start events: the
+    # open journey is the one whose calls are counted and trimmed between feeds.
     parser = etree.XMLPullParser(
-        events=("end",),
+        events=("start", "end"),
         tag=[f"{{*}}{name}" for name in _EVENT_TAGS],
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         huge_tree=False,
     )
-    calls_seen = 0
+    open_journeys: list[list[Any]] = []  # [element, calls dropped so far], innermost last
     seen: list[Any] = []  # one element, for the root of an answer cut short
 
     def events() -> Iterator[SiriJourney | SiriActivity]:
-        nonlocal calls_seen
-        for _, element in parser.read_events():
-            name = _local(element.tag)
+        for event, element in parser.read_events():
             if not seen:
                 seen.append(element)
-            if name in ("EstimatedCall", "RecordedCall"):
-                calls_seen += 1
-                if calls_seen > max_calls:
-                    # Why drop it now: an 8,000-call journey must not be held whole.
-                    parent = element.getparent()
-                    if parent is not None:
-                        parent.remove(element)
+            name = _local(element.tag)
+            if event == "start":
+                if name == "EstimatedVehicleJourney":
+                    open_journeys.append([element, 0])
                 continue
             if name == "EstimatedVehicleJourney":
+                dropped = open_journeys.pop()[1] if open_journeys else 0
                 excerpt = Excerpt(element) if keep_raw else None
-                yield _journey(element, excerpt, info, calls_seen, max_calls)
+                journey = None if dropped else _journey(element, excerpt, info)
+                if journey is None or len(journey.calls) > max_calls:
+                    found = dropped + _trim(element, max_calls, ended=True)[0]
+                    journey = _too_many(element, excerpt, found, max_calls)
+                yield journey
                 if excerpt is not None:
                     excerpt.release()
-            if name == "EstimatedVehicleJourney" or name == "VehicleActivity":
-                if name[0] == "V":
-                    raw = etree.tostring(element)[:8192] if keep_raw else b""
-                    yield _activity(element, raw, info)
-                calls_seen = 0
-                element.clear(keep_tail=False)
-                parent = element.getparent()
-                if parent is not None:
-                    while element.getprevious() is not None:
-                        del parent[0]
-            elif name == "ResponseTimestamp" and info.response_at is None:
-                try:
-                    info.response_at = parse_time(element.text, info)
-                except ValueError:
-                    info.unreadable_response_timestamp = _text(element)[:64]
+            elif name == "VehicleActivity":
+                raw = etree.tostring(element)[:8192] if keep_raw else b""
+                yield _activity(element, raw, info)
+            elif name == "ResponseTimestamp":
+                if info.response_at is None:
+                    try:
+                        info.response_at = parse_time(element.text, info)
+                    except ValueError:
+                        info.unreadable_response_timestamp = _text(element)[:64]
+                continue
             elif name == "MoreData":
                 info.more_data = info.more_data or _BOOL.get(_text(element).lower(), False)
+                continue
             elif name == "ErrorCondition":
                 info.errors.append(_error_text(element))
+                continue
+            element.clear(keep_tail=False)
+            parent = element.getparent()
+            if parent is not None:
+                while element.getprevious() is not None:
+                    del parent[0]
+
+    def feed(data: bytes) -> Iterator[SiriJourney | SiriActivity]:
+        for start in range(0, len(data), FEED_BYTES):
+            parser.feed(data[start : start + FEED_BYTES])
+            yield from events()
+            if open_journeys:
+                innermost = open_journeys[-1]
+                innermost[1] += _trim(innermost[0], max_calls, ended=False)[1]
 
     head = b""
     started = False
@@ -437,8 +526,7 @@ def parse_answer(
             if not started:
                 head += chunk
                 started = _check_prolog(head)
-            parser.feed(chunk)
-            yield from events()
+            yield from feed(chunk)
         if not started:
             _check_prolog(head)
         root = parser.close()
@@ -452,11 +540,12 @@ def parse_answer(
     _describe(root, info)
 
 
+#: The most bytes handed to the parser at once (see :func:`parse_answer`).
+FEED_BYTES = 64 * 1024
+_CALL_TAGS = ("{*}EstimatedCall", "{*}RecordedCall")
 _EVENT_TAGS = (
     "EstimatedVehicleJourney",
     "VehicleActivity",
-    "EstimatedCall",
-    "RecordedCall",
     "ResponseTimestamp",
     "MoreData",
     "ErrorCondition",
