@@ -125,6 +125,7 @@ class JourneyResolver:
         self._changes_seen: set[tuple[str, date, int]] = set()
         self._static_trips: dict[int, tuple[TripPlan, _StaticTrip | None]] = {}
         self._trains: TrainIndex | None = None
+        self._span: tuple[datetime, datetime, datetime] | None = None
 
     def warn(self, warning: str) -> None:
         """Count a SIRI warning."""
@@ -169,13 +170,17 @@ class JourneyResolver:
         mode = self._route_mode.get(route_id) or VEHICLE_MODES.get(
             (journey.vehicle_mode or "").lower(), "other"
         )
-        _check_span(calls, snapshot_at)
-        occupancy = journey.occupancy or next(
-            (c.occupancy for c in reversed(journey.calls) if c.recorded and c.occupancy), None
-        )
-        if any(len(ref) > _MAX_REF for ref in (trip_id, route_id)) or any(
-            len(c.stop_id) > _MAX_REF for c in calls
-        ):
+        span = self._span
+        if span is None or span[0] != snapshot_at:  # an answer's journeys share its time
+            span = self._span = (snapshot_at, *_span_around(snapshot_at))
+        _check_span(calls, *span)
+        occupancy = journey.occupancy
+        if occupancy is None:  # else the last one a recorded call tells
+            for call in reversed(journey.calls):
+                if call.recorded and call.occupancy:
+                    occupancy = call.occupancy
+                    break
+        if _ref_too_long(trip_id, route_id, calls):
             raise JourneyRejected("ref_too_long", f"a ref is longer than {_MAX_REF} characters")
         return codec_trips.Trip(
             feed=self.feed,
@@ -403,9 +408,26 @@ def _call_state(
 MAX_TIME_SPAN = timedelta(days=3)
 
 
-def _check_span(calls: list[codec_trips.Call], snapshot_at: datetime) -> None:
+def _span_around(at: datetime) -> tuple[datetime, datetime]:
+    """The earliest and latest call times :data:`MAX_TIME_SPAN` allows around ``at``."""
+    try:
+        earliest = at - MAX_TIME_SPAN
+    except OverflowError:  # an answer stamped at the edge of the calendar
+        earliest = _FIRST
+    try:
+        latest = at + MAX_TIME_SPAN
+    except OverflowError:
+        latest = _LAST
+    return earliest, latest
+
+
+_FIRST, _LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+
+
+def _check_span(
+    calls: list[codec_trips.Call], snapshot_at: datetime, earliest: datetime, latest: datetime
+) -> None:
     """Reject a journey whose times lie implausibly far from the answer's own time."""
-    earliest, latest = _shifted(snapshot_at, -MAX_TIME_SPAN), _shifted(snapshot_at, MAX_TIME_SPAN)
     for call in calls:
         if not earliest <= call.scheduled <= latest:
             raise JourneyRejected(
@@ -415,15 +437,10 @@ def _check_span(calls: list[codec_trips.Call], snapshot_at: datetime) -> None:
             )
 
 
-_FIRST, _LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
-
-
-def _shifted(at: datetime, by: timedelta) -> datetime:
-    """``at + by``, or the calendar's first or last instant where that would leave it."""
-    try:
-        return at + by
-    except OverflowError:
-        return _LAST if by > timedelta(0) else _FIRST
+def _ref_too_long(trip_id: str, route_id: str, calls: list[codec_trips.Call]) -> bool:
+    if len(trip_id) > _MAX_REF or len(route_id) > _MAX_REF:
+        return True
+    return any(len(call.stop_id) > _MAX_REF for call in calls)
 
 
 def _cut_short_here(siri: SiriCall) -> bool:

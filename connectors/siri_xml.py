@@ -218,44 +218,6 @@ def _call_slot(tag: object) -> int:
     return slot
 
 
-def _call(element: Any, recorded: bool, info: AnswerInfo) -> SiriCall:
-    values: list[Any] = [None] * 12
-    slots = _SLOTS_BY_TAG
-    times = _TIMES
-    for child in element:
-        slot = slots.get(child.tag)
-        if slot is None:
-            slot = _call_slot(child.tag)
-        if slot < 0:
-            continue
-        text = child.text
-        if slot < 6:
-            # The memo inline: a call reads two to six times, nearly all of them seen before.
-            known = times.get(text)
-            if known is None or known[1]:
-                values[slot] = parse_time(text, info)
-            else:
-                values[slot] = known[0]
-        else:
-            values[slot] = text or ""
-    stop_ref, order, cancelled, departure_status, arrival_status, occupancy = values[6:]
-    return SiriCall(
-        int(order) if order is not None else None,
-        stop_ref.strip() if stop_ref is not None else "",
-        recorded,
-        _BOOL.get(cancelled.strip().lower(), False) if cancelled is not None else False,
-        departure_status.strip().lower() if departure_status is not None else None,
-        arrival_status.strip().lower() if arrival_status is not None else None,
-        values[0],
-        values[1],
-        values[2],
-        values[3],
-        values[4],
-        values[5],
-        (occupancy.strip() or None) if occupancy is not None else None,
-    )
-
-
 # What a journey's child is, by local name: a field it reads (an index into _FIELDS), the
 # framed ref, the recorded or the estimated calls; anything else is skipped.
 _FIELDS = (
@@ -309,8 +271,7 @@ def _journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJourney
     fields: list[str | None] = [None] * len(_FIELDS)
     calls: list[SiriCall] = []
     service_date: date | None = None
-    kinds = _KINDS_BY_TAG
-    is_call = _IS_CALL
+    kinds, slots, times, is_call = _KINDS_BY_TAG, _SLOTS_BY_TAG, _TIMES, _IS_CALL
     try:
         for child in element:
             tag = child.tag
@@ -325,8 +286,46 @@ def _journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJourney
                 for call in child:
                     tag = call.tag
                     known = is_call.get(tag)
-                    if known or (known is None and _is_call(tag)):
-                        calls.append(_call(call, recorded, info))
+                    if not (known or (known is None and _is_call(tag))):
+                        continue
+                    # A call, read here rather than in a function of its own: there are
+                    # several a journey, and the call would cost a tenth of reading it.
+                    values: list[Any] = [None] * 12
+                    for leaf in call:
+                        tag = leaf.tag
+                        slot = slots.get(tag)
+                        if slot is None:
+                            slot = _call_slot(tag)
+                        if slot < 0:
+                            continue
+                        text = leaf.text
+                        if slot >= 6:
+                            values[slot] = text or ""
+                            continue
+                        # The memo inline: nearly every time an answer names, it named before.
+                        seen = times.get(text)
+                        if seen is None or seen[1]:
+                            values[slot] = parse_time(text, info)
+                        else:
+                            values[slot] = seen[0]
+                    stop_ref, order, cancelled, departure, arrival, occupancy = values[6:]
+                    calls.append(
+                        SiriCall(
+                            int(order) if order is not None else None,
+                            stop_ref.strip() if stop_ref is not None else "",
+                            recorded,
+                            _BOOL.get(cancelled.strip().lower(), False) if cancelled else False,
+                            departure.strip().lower() if departure is not None else None,
+                            arrival.strip().lower() if arrival is not None else None,
+                            values[0],
+                            values[1],
+                            values[2],
+                            values[3],
+                            values[4],
+                            values[5],
+                            (occupancy.strip() or None) if occupancy is not None else None,
+                        )
+                    )
             elif kind == _FRAMED:
                 for part in child:
                     part_name = _local(part.tag)
