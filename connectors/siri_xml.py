@@ -75,7 +75,10 @@ def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | N
         known = (value.astimezone(UTC), local)
         if len(_TIMES) >= _TIMES_MAX:
             _TIMES.clear()
+            _OFFSET_TIMES.clear()
         _TIMES[text] = known
+        if not local:
+            _OFFSET_TIMES[text] = known[0]
     if known[1] and info is not None:
         info.local_times += 1
     return known[0]
@@ -84,6 +87,7 @@ def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | N
 # Why a memo: an answer names the same minutes over and over (aimed times, a call's arrival and
 # departure); parsing one costs more than looking it up.
 _TIMES: dict[str, tuple[datetime, bool]] = {}
+_OFFSET_TIMES: dict[str, datetime] = {}  # those with an offset: nothing to count, one lookup
 _TIMES_MAX = 65_536
 
 
@@ -231,8 +235,9 @@ _FIELDS = (
     "Occupancy",
     "RecordedAtTime",
 )
-_FRAMED, _RECORDED, _ESTIMATED, _SKIP = -1, -2, -3, -4
+_FRAMED, _RECORDED, _ESTIMATED, _SKIP, _DATA_FRAME = -1, -2, -3, -4, -5
 _JOURNEY_KINDS = {name: kind for kind, name in enumerate(_FIELDS)} | {
+    "DataFrameRef": _DATA_FRAME,  # within the framed ref only
     "FramedVehicleJourneyRef": _FRAMED,
     "RecordedCalls": _RECORDED,
     "EstimatedCalls": _ESTIMATED,
@@ -271,7 +276,7 @@ def _journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJourney
     fields: list[str | None] = [None] * len(_FIELDS)
     calls: list[SiriCall] = []
     service_date: date | None = None
-    kinds, slots, times, is_call = _KINDS_BY_TAG, _SLOTS_BY_TAG, _TIMES, _IS_CALL
+    kinds, slots, times, is_call = _KINDS_BY_TAG, _SLOTS_BY_TAG, _OFFSET_TIMES, _IS_CALL
     try:
         for child in element:
             tag = child.tag
@@ -303,11 +308,7 @@ def _journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJourney
                             values[slot] = text or ""
                             continue
                         # The memo inline: nearly every time an answer names, it named before.
-                        seen = times.get(text)
-                        if seen is None or seen[1]:
-                            values[slot] = parse_time(text, info)
-                        else:
-                            values[slot] = seen[0]
+                        values[slot] = times.get(text) or parse_time(text, info)
                     stop_ref, order, cancelled, departure, arrival, occupancy = values[6:]
                     calls.append(
                         SiriCall(
@@ -328,10 +329,13 @@ def _journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJourney
                     )
             elif kind == _FRAMED:
                 for part in child:
-                    part_name = _local(part.tag)
-                    if part_name == "DataFrameRef" and (text := _text(part)):
+                    tag = part.tag
+                    kind = kinds.get(tag)
+                    if kind is None:
+                        kind = _journey_kind(tag)
+                    if kind == _DATA_FRAME and (text := _text(part)):
                         service_date = _service_date(text)
-                    elif part_name == "DatedVehicleJourneyRef":
+                    elif kind == 0:  # DatedVehicleJourneyRef
                         fields[0] = _text(part)
         recorded_at = parse_time(fields[8], info)
     except ValueError as exc:
