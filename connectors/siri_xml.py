@@ -473,11 +473,14 @@ def parse_answer(
     open_journeys: list[list[Any]] = []  # [element, calls dropped so far], innermost last
     seen: list[Any] = []  # one element, for the root of an answer cut short
 
+    local_names = _LOCAL_NAMES
+
     def events() -> Iterator[SiriJourney | SiriActivity]:
         for event, element in parser.read_events():
             if not seen:
                 seen.append(element)
-            name = _local(element.tag)
+            tag = element.tag
+            name = local_names.get(tag) or _local(tag)
             if event == "start":
                 if name == "EstimatedVehicleJourney":
                     open_journeys.append([element, 0])
