@@ -26,7 +26,8 @@ from lxml import etree
 
 from bench.child import peak_mb, run_child
 from byflyt.connectors.siri import CHUNK_BYTES, SiriConnector
-from byflyt.connectors.siri_xml import AnswerInfo, SiriJourney, parse_answer
+from byflyt.connectors.siri_elements import AnswerInfo, SiriJourney
+from byflyt.connectors.siri_xml import parse_answer
 from byflyt.connectors.snapshots import settle_heap
 from byflyt.models import codec_trips
 from byflyt.models.geo import KommuneLocator

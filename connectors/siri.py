@@ -18,7 +18,8 @@ could not be read the connector starts over with a fresh ``requestorId``: the se
 already count the lost deltas as sent, and a full answer repeats them (counted once downstream).
 
 ET journeys become whole-trip records on the static feed (:mod:`byflyt.connectors.siri_et`,
-which states the rules), after :mod:`byflyt.connectors.siri_xml` has read them.
+which states the rules), after :mod:`byflyt.connectors.siri_xml` has read them
+(:mod:`byflyt.connectors.siri_elements`: what one element says).
 
 VM: each ``VehicleActivity`` with a ``VehicleRef`` becomes a :class:`VehicleSeen` at its
 ``RecordedAtTime``, placed in a kommune by point-in-polygon of ``VehicleLocation``, with
@@ -56,14 +57,9 @@ from byflyt.connectors.http import check_endpoint as check_url
 from byflyt.connectors.http import send_streaming
 from byflyt.connectors.rate_limit import RATE_PER_MINUTE, TokenBucket
 from byflyt.connectors.replay import read_replay
+from byflyt.connectors.siri_elements import AnswerInfo, SiriActivity, SiriJourney
 from byflyt.connectors.siri_et import VEHICLE_MODES, JourneyRejected, JourneyResolver
-from byflyt.connectors.siri_xml import (
-    AnswerInfo,
-    SiriActivity,
-    SiriJourney,
-    UnsafeXML,
-    parse_answer,
-)
+from byflyt.connectors.siri_xml import UnsafeXML, parse_answer
 from byflyt.connectors.snapshots import SnapshotConnector
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.metrics import Metrics, default_metrics

@@ -1,6 +1,6 @@
 """SIRI ET call derivation: one ``EstimatedVehicleJourney`` as a whole-trip record.
 
-A journey read by :mod:`byflyt.connectors.siri_xml` becomes a whole-trip record through
+A journey read by :mod:`byflyt.connectors.siri_elements` becomes a whole-trip record through
 :class:`JourneyResolver`; one that cannot be used raises :class:`JourneyRejected`. ET
 semantics, mapped onto the GTFS-realtime connector's :class:`TripState` so every agent
 downstream is shared:
@@ -36,7 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 import msgspec
 import pandas as pd
 
-from byflyt.connectors.siri_xml import SiriCall, SiriJourney
+from byflyt.connectors.siri_elements import SiriCall, SiriJourney
 from byflyt.connectors.trains import TrainIndex, TrainNotResolved, TrainRef, parse_train_ref
 from byflyt.metrics import Metrics
 from byflyt.models import codec_trips

@@ -4,22 +4,34 @@
 ``EstimatedVehicleJourney`` (:class:`SiriJourney`) or ``VehicleActivity`` (:class:`SiriActivity`)
 once it is complete, clearing it and its finished siblings, so memory does not grow with the
 answer. What the answer says about itself (``ResponseTimestamp``, ``MoreData``, an
-``ErrorCondition``) lands in :class:`AnswerInfo`. The connector (``connectors/siri.py``) turns
-these into byflyt's records; nothing here knows the static feed or Kafka.
+``ErrorCondition``) lands in :class:`AnswerInfo`. What one element says is read by
+:mod:`byflyt.connectors.siri_elements`; the connector (``connectors/siri.py``) turns it into
+byflyt's records. Nothing here knows the static feed or Kafka.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from typing import Any
 
-import msgspec
 from lxml import etree
 
-from byflyt.clock import OSLO
+from byflyt.connectors.siri_elements import (
+    BOOLEANS,
+    LOCAL_NAMES,
+    AnswerInfo,
+    Excerpt,
+    SiriActivity,
+    SiriJourney,
+    error_text,
+    local_name,
+    parse_time,
+    read_activity,
+    read_journey,
+    text_of,
+    unreadable_journey,
+)
 
 #: How far into an answer its root element must have begun (XML declaration, comments).
 MAX_PROLOG_BYTES = 64 * 1024
@@ -29,379 +41,6 @@ _ROOT_START = re.compile(rb"<[A-Za-z_]")
 
 class UnsafeXML(ValueError):
     """An answer with a DTD (entity expansion, external entities) or no root element in sight."""
-
-
-def _local(tag: object) -> str:
-    """An element's local name (comments and processing instructions: "")."""
-    if not isinstance(tag, str):
-        return ""
-    name = _LOCAL_NAMES.get(tag)
-    if name is None:
-        name = tag.rpartition("}")[2]
-        if len(_LOCAL_NAMES) < _LOCAL_NAMES_MAX:  # a hostile answer may invent endless tags
-            _LOCAL_NAMES[tag] = name
-    return name
-
-
-# Why a memo: a journey has a hundred or so elements, all with a handful of qualified names.
-_LOCAL_NAMES: dict[str, str] = {}
-_LOCAL_NAMES_MAX = 4096
-
-
-def _text(element: Any) -> str:
-    return (element.text or "").strip()
-
-
-def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | None:
-    """A SIRI timestamp (ISO 8601, fractional seconds allowed) in UTC.
-
-    A time without a UTC offset is Europe/Oslo local time: four of Entur's six published SIRI
-    profile examples write times so. Each one is counted in ``info.local_times``. Raises
-    ValueError for text that is not a time.
-    """
-    if not text:
-        return None
-    known = _TIMES.get(text)
-    if known is None:
-        try:
-            value = datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
-        local = value.tzinfo is None  # fromisoformat gives a fixed offset or none
-        if local:
-            # Norwegian producers write offset-less times as Europe/Oslo local time (in
-            # October's repeated hour, the first of the two: fold 0).
-            value = value.replace(tzinfo=OSLO)
-        known = (value.astimezone(UTC), local)
-        if len(_TIMES) >= _TIMES_MAX:
-            _TIMES.clear()
-            _OFFSET_TIMES.clear()
-        _TIMES[text] = known
-        if not local:
-            _OFFSET_TIMES[text] = known[0]
-    if known[1] and info is not None:
-        info.local_times += 1
-    return known[0]
-
-
-# Why a memo: an answer names the same minutes over and over (aimed times, a call's arrival and
-# departure); parsing one costs more than looking it up.
-_TIMES: dict[str, tuple[datetime, bool]] = {}
-_OFFSET_TIMES: dict[str, datetime] = {}  # those with an offset: nothing to count, one lookup
-_TIMES_MAX = 65_536
-
-
-# -- parsing -------------------------------------------------------------------------------------
-# Why Structs (not dataclasses or named tuples): an answer makes one journey and several calls
-# per 1.5 KB, and a frozen dataclass costs more to build than its elements cost to read.
-class SiriCall(msgspec.Struct, frozen=True, gc=False):
-    """One ``RecordedCall`` or ``EstimatedCall`` as read."""
-
-    order: int | None
-    stop_ref: str
-    recorded: bool
-    cancelled: bool
-    departure_status: str | None = None
-    arrival_status: str | None = None
-    aimed_departure: datetime | None = None
-    aimed_arrival: datetime | None = None
-    expected_departure: datetime | None = None
-    expected_arrival: datetime | None = None
-    actual_departure: datetime | None = None
-    actual_arrival: datetime | None = None
-    occupancy: str | None = None
-
-
-class SiriJourney(msgspec.Struct, frozen=True, gc=False):
-    """One ``EstimatedVehicleJourney`` as read; ``problem`` says why it cannot be read."""
-
-    journey_ref: str | None
-    service_date: date | None
-    line_ref: str | None
-    vehicle_mode: str | None
-    cancelled: bool
-    extra: bool
-    vehicle_ref: str | None
-    occupancy: str | None
-    calls: tuple[SiriCall, ...]
-    excerpt: Excerpt | None = None
-    problem: str | None = None
-    rule: str = "unreadable"
-    recorded_at: datetime | None = None
-
-    @property
-    def raw(self) -> bytes:
-        """The journey's XML (its first 8 KiB), for a dead letter; see :class:`Excerpt`."""
-        return self.excerpt.get() if self.excerpt is not None else b""
-
-
-class Excerpt:
-    """The XML of the element being handed out, serialised only when asked for.
-
-    Serialising every journey would cost about as much as parsing it, and only rejected ones
-    need it. The element is cleared once the next one is read: ask while the journey is the
-    one handed out (after that, an excerpt never asked for is empty).
-    """
-
-    __slots__ = ("element", "text")
-
-    def __init__(self, element: Any) -> None:
-        self.element = element
-        self.text: bytes | None = None
-
-    def get(self) -> bytes:
-        """The first 8 KiB of the element's XML."""
-        if self.text is None:
-            element, self.element = self.element, None
-            self.text = etree.tostring(element)[:8192] if element is not None else b""
-        return self.text
-
-    def release(self) -> None:
-        """The element is about to be cleared: what was not asked for is gone."""
-        self.element = None
-
-
-class SiriActivity(msgspec.Struct, frozen=True, gc=False):
-    """One ``VehicleActivity`` as read."""
-
-    vehicle_ref: str | None
-    recorded_at: datetime | None
-    journey_ref: str | None
-    line_ref: str | None
-    vehicle_mode: str | None
-    lat: float | None
-    lon: float | None
-    occupancy: str | None
-    raw: bytes = b""
-    problem: str | None = None
-
-
-@dataclass
-class AnswerInfo:
-    """What an answer says about itself, filled in while it is parsed."""
-
-    response_at: datetime | None = None
-    more_data: bool = False
-    errors: list[str] = field(default_factory=list)
-    root: str | None = None
-    root_namespace: str | None = None
-    deliveries: set[str] = field(default_factory=set)
-    local_times: int = 0
-    unreadable_response_timestamp: str | None = None
-
-
-_BOOL = {"true": True, "1": True, "false": False, "0": False}
-_CALL_TIMES = {
-    "AimedDepartureTime": "aimed_departure",
-    "AimedArrivalTime": "aimed_arrival",
-    "ExpectedDepartureTime": "expected_departure",
-    "ExpectedArrivalTime": "expected_arrival",
-    "ActualDepartureTime": "actual_departure",
-    "ActualArrivalTime": "actual_arrival",
-}
-
-
-# What a call's child is, by local name: its six times (in SiriCall's order after its
-# statuses), then the texts read after the loop; anything else is skipped.
-_CALL_SLOTS = {name: slot for slot, name in enumerate(_CALL_TIMES)} | {
-    "StopPointRef": 6,
-    "Order": 7,
-    "Cancellation": 8,
-    "DepartureStatus": 9,
-    "ArrivalStatus": 10,
-    "Occupancy": 11,
-}
-# Why by qualified tag: one lookup a child, where a local name would cost two.
-_SLOTS_BY_TAG: dict[str, int] = {}
-
-
-def _call_slot(tag: object) -> int:
-    slot = _CALL_SLOTS.get(_local(tag), -1)
-    if isinstance(tag, str) and len(_SLOTS_BY_TAG) < _LOCAL_NAMES_MAX:
-        _SLOTS_BY_TAG[tag] = slot
-    return slot
-
-
-# What a journey's child is, by local name: a field it reads (an index into _FIELDS), the
-# framed ref, the recorded or the estimated calls; anything else is skipped.
-_FIELDS = (
-    "DatedVehicleJourneyRef",
-    "EstimatedVehicleJourneyCode",
-    "LineRef",
-    "VehicleMode",
-    "Cancellation",
-    "ExtraJourney",
-    "VehicleRef",
-    "Occupancy",
-    "RecordedAtTime",
-)
-_FRAMED, _RECORDED, _ESTIMATED, _SKIP, _DATA_FRAME = -1, -2, -3, -4, -5
-_JOURNEY_KINDS = {name: kind for kind, name in enumerate(_FIELDS)} | {
-    "DataFrameRef": _DATA_FRAME,  # within the framed ref only
-    "FramedVehicleJourneyRef": _FRAMED,
-    "RecordedCalls": _RECORDED,
-    "EstimatedCalls": _ESTIMATED,
-}
-_KINDS_BY_TAG: dict[object, int] = {}
-_IS_CALL: dict[object, bool] = {}
-_DATES: dict[str, date] = {}
-
-
-def _journey_kind(tag: object) -> int:
-    kind = _JOURNEY_KINDS.get(_local(tag), _SKIP)
-    if len(_KINDS_BY_TAG) < _LOCAL_NAMES_MAX:
-        _KINDS_BY_TAG[tag] = kind
-    return kind
-
-
-def _is_call(tag: object) -> bool:
-    call = _local(tag).endswith("Call")
-    if len(_IS_CALL) < _LOCAL_NAMES_MAX:
-        _IS_CALL[tag] = call
-    return call
-
-
-def _service_date(text: str) -> date:
-    known = _DATES.get(text)
-    if known is None:
-        known = date.fromisoformat(text)
-        if len(_DATES) >= _TIMES_MAX:
-            _DATES.clear()
-        _DATES[text] = known
-    return known
-
-
-def _journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJourney:
-    # The first leaf of each name wins, but the framed ref's DatedVehicleJourneyRef is the ref.
-    fields: list[str | None] = [None] * len(_FIELDS)
-    calls: list[SiriCall] = []
-    service_date: date | None = None
-    kinds, slots, times, is_call = _KINDS_BY_TAG, _SLOTS_BY_TAG, _OFFSET_TIMES, _IS_CALL
-    try:
-        for child in element:
-            tag = child.tag
-            kind = kinds.get(tag)
-            if kind is None:
-                kind = _journey_kind(tag)
-            if kind >= 0:
-                if fields[kind] is None and len(child) == 0:
-                    fields[kind] = (child.text or "").strip()
-            elif kind in (_RECORDED, _ESTIMATED):
-                recorded = kind == _RECORDED
-                for call in child:
-                    tag = call.tag
-                    known = is_call.get(tag)
-                    if not (known or (known is None and _is_call(tag))):
-                        continue
-                    # A call, read here rather than in a function of its own: there are
-                    # several a journey, and the call would cost a tenth of reading it.
-                    values: list[Any] = [None] * 12
-                    for leaf in call:
-                        tag = leaf.tag
-                        slot = slots.get(tag)
-                        if slot is None:
-                            slot = _call_slot(tag)
-                        if slot < 0:
-                            continue
-                        text = leaf.text
-                        if slot >= 6:
-                            values[slot] = text or ""
-                            continue
-                        # The memo inline: nearly every time an answer names, it named before.
-                        values[slot] = times.get(text) or parse_time(text, info)
-                    stop_ref, order, cancelled, departure, arrival, occupancy = values[6:]
-                    calls.append(
-                        SiriCall(
-                            int(order) if order is not None else None,
-                            stop_ref.strip() if stop_ref is not None else "",
-                            recorded,
-                            _BOOL.get(cancelled.strip().lower(), False) if cancelled else False,
-                            departure.strip().lower() if departure is not None else None,
-                            arrival.strip().lower() if arrival is not None else None,
-                            values[0],
-                            values[1],
-                            values[2],
-                            values[3],
-                            values[4],
-                            values[5],
-                            (occupancy.strip() or None) if occupancy is not None else None,
-                        )
-                    )
-            elif kind == _FRAMED:
-                for part in child:
-                    tag = part.tag
-                    kind = kinds.get(tag)
-                    if kind is None:
-                        kind = _journey_kind(tag)
-                    if kind == _DATA_FRAME and (text := _text(part)):
-                        service_date = _service_date(text)
-                    elif kind == 0:  # DatedVehicleJourneyRef
-                        fields[0] = _text(part)
-        recorded_at = parse_time(fields[8], info)
-    except ValueError as exc:
-        return _unreadable(element, raw, str(exc), "unreadable")
-    ref, code, line, mode, cancelled, extra, vehicle, occupancy = fields[:8]
-    return SiriJourney(
-        ref or code or None,
-        service_date,
-        line or None,
-        mode or None,
-        _BOOL.get(cancelled.lower(), False) if cancelled else False,
-        _BOOL.get(extra.lower(), False) if extra else False,
-        vehicle or None,
-        occupancy or None,
-        tuple(calls),
-        raw,
-        None,
-        "unreadable",
-        recorded_at,
-    )
-
-
-def _unreadable(element: Any, raw: Excerpt | None, problem: str, rule: str) -> SiriJourney:
-    """A journey that cannot be used: its ref (for the dead letter), the problem and rule."""
-    ref = _ref_of(element)
-    return SiriJourney(ref, None, None, None, False, False, None, None, (), raw, problem, rule)
-
-
-def _ref_of(element: Any) -> str | None:
-    """The journey ref of an element that cannot be read whole (for the dead-letter context)."""
-    for child in element.iter():
-        if _local(child.tag) in ("DatedVehicleJourneyRef", "EstimatedVehicleJourneyCode"):
-            return _text(child)[:256] or None
-    return None
-
-
-def _activity(element: Any, raw: bytes, info: AnswerInfo) -> SiriActivity:
-    found: dict[str, str] = {}
-    for child in element.iter():
-        name = _local(child.tag)
-        if name and len(child) == 0 and name not in found:
-            found[name] = _text(child)
-    try:
-        recorded_at = parse_time(found.get("RecordedAtTime"), info)
-        lat = float(found["Latitude"]) if found.get("Latitude") else None
-        lon = float(found["Longitude"]) if found.get("Longitude") else None
-    except ValueError as exc:
-        return SiriActivity(None, None, None, None, None, None, None, None, raw, str(exc))
-    return SiriActivity(
-        vehicle_ref=found.get("VehicleRef") or None,
-        recorded_at=recorded_at,
-        journey_ref=found.get("DatedVehicleJourneyRef") or None,
-        line_ref=found.get("LineRef") or None,
-        vehicle_mode=found.get("VehicleMode") or None,
-        lat=lat,
-        lon=lon,
-        occupancy=found.get("Occupancy") or None,
-        raw=raw,
-    )
-
-
-def _error_text(element: Any) -> str:
-    texts = [_text(e) for e in element.iter() if _local(e.tag) in ("ErrorText", "Description")]
-    kinds = [_local(e.tag) for e in element if _local(e.tag).endswith("Error")]
-    detail = "; ".join(t for t in texts if t) or "no description"
-    return f"{kinds[0] if kinds else 'ErrorCondition'}: {detail}"
 
 
 def _check_prolog(head: bytes) -> bool:
@@ -436,7 +75,7 @@ def _trim(journey: Any, keep: int, ended: bool) -> tuple[int, int]:
 
 def _too_many(journey: Any, raw: Excerpt | None, calls: int, max_calls: int) -> SiriJourney:
     problem = f"the journey has {calls} calls, more than the limit of {max_calls}"
-    return _unreadable(journey, raw, problem, "too_many_calls")
+    return unreadable_journey(journey, raw, problem, "too_many_calls")
 
 
 def parse_answer(
@@ -473,14 +112,14 @@ def parse_answer(
     open_journeys: list[list[Any]] = []  # [element, calls dropped so far], innermost last
     seen: list[Any] = []  # one element, for the root of an answer cut short
 
-    local_names = _LOCAL_NAMES
+    local_names = LOCAL_NAMES
 
     def events() -> Iterator[SiriJourney | SiriActivity]:
         for event, element in parser.read_events():
             if not seen:
                 seen.append(element)
             tag = element.tag
-            name = local_names.get(tag) or _local(tag)
+            name = local_names.get(tag) or local_name(tag)
             if event == "start":
                 if name == "EstimatedVehicleJourney":
                     open_journeys.append([element, 0])
@@ -488,7 +127,7 @@ def parse_answer(
             if name == "EstimatedVehicleJourney":
                 dropped = open_journeys.pop()[1] if open_journeys else 0
                 excerpt = Excerpt(element) if keep_raw else None
-                journey = None if dropped else _journey(element, excerpt, info)
+                journey = None if dropped else read_journey(element, excerpt, info)
                 if journey is None or len(journey.calls) > max_calls:
                     found = dropped + _trim(element, max_calls, ended=True)[0]
                     journey = _too_many(element, excerpt, found, max_calls)
@@ -497,19 +136,19 @@ def parse_answer(
                     excerpt.release()
             elif name == "VehicleActivity":
                 raw = etree.tostring(element)[:8192] if keep_raw else b""
-                yield _activity(element, raw, info)
+                yield read_activity(element, raw, info)
             elif name == "ResponseTimestamp":
                 if info.response_at is None:
                     try:
                         info.response_at = parse_time(element.text, info)
                     except ValueError:
-                        info.unreadable_response_timestamp = _text(element)[:64]
+                        info.unreadable_response_timestamp = text_of(element)[:64]
                 continue
             elif name == "MoreData":
-                info.more_data = info.more_data or _BOOL.get(_text(element).lower(), False)
+                info.more_data = info.more_data or BOOLEANS.get(text_of(element).lower(), False)
                 continue
             elif name == "ErrorCondition":
-                info.errors.append(_error_text(element))
+                info.errors.append(error_text(element))
                 continue
             element.clear(keep_tail=False)
             parent = element.getparent()
@@ -563,9 +202,9 @@ def _describe(root: Any, info: AnswerInfo) -> None:
 
     Journeys and activities are cleared as read; the deliveries around them stay.
     """
-    info.root = _local(root.tag)
+    info.root = local_name(root.tag)
     info.root_namespace = etree.QName(root).namespace
     for element in root.iterdescendants():
-        name = _local(element.tag)
+        name = local_name(element.tag)
         if name.endswith("Delivery"):
             info.deliveries.add(name)
