@@ -38,6 +38,7 @@ import pandas as pd
 
 from byflyt.connectors.siri_elements import SiriCall, SiriJourney
 from byflyt.connectors.trains import TrainIndex, TrainNotResolved, TrainRef, parse_train_ref
+from byflyt.errors import BrokenRule
 from byflyt.metrics import Metrics
 from byflyt.models import codec_trips
 from byflyt.models.base import Mode, iso_z
@@ -88,13 +89,8 @@ class _StaticTrip:
         )
 
 
-class JourneyRejected(Exception):
+class JourneyRejected(BrokenRule):
     """A journey breaks a rule: it goes to the dead-letter topic, the answer goes on."""
-
-    def __init__(self, rule: str, reason: str) -> None:
-        self.rule = rule
-        self.reason = reason
-        super().__init__(reason)
 
 
 class JourneyResolver:
