@@ -25,6 +25,7 @@ from typing import Any
 from lxml import etree
 
 from bench.child import peak_mb, run_child
+from bench.table import Row, row
 from byflyt.connectors.siri import CHUNK_BYTES, SiriConnector
 from byflyt.connectors.siri_elements import AnswerInfo, SiriJourney
 from byflyt.connectors.siri_xml import parse_answer
@@ -121,17 +122,17 @@ def run(out: Path, target_mb: float = 100.0) -> dict[str, Any]:
     return figures
 
 
-def rows(figures: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
-    """This benchmark's row of the one table: benchmark, byflyt, baseline, ratio, goal, met?."""
+def rows(figures: dict[str, Any]) -> list[Row]:
+    """This benchmark's row of the one table (:mod:`bench.table`)."""
     ratio, rss = figures["byflyt_to_baseline_ratio"], figures["byflyt_peak_rss_mb"]
     return [
-        (
+        row(
             f"SIRI ET {figures['answer_mb']} MB answer ({figures['journeys']:,} journeys)",
-            f"{figures['byflyt_journeys_per_s']:,} journeys/s, peak RSS {rss} MB",
-            f"iterparse {figures['baseline_journeys_per_s']:,} journeys/s",
-            f"{ratio}",
-            "≥ 0.4, RSS < 200 MB",
-            "yes" if ratio >= 0.4 and rss < LIMIT_MB else "no",
+            byflyt=f"{figures['byflyt_journeys_per_s']:,} journeys/s, peak RSS {rss} MB",
+            baseline=f"iterparse {figures['baseline_journeys_per_s']:,} journeys/s",
+            ratio=f"{ratio}",
+            goal="≥ 0.4, RSS < 200 MB",
+            met=ratio >= 0.4 and rss < LIMIT_MB,
         )
     ]
 
