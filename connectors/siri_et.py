@@ -122,6 +122,7 @@ class JourneyResolver:
         self._static_trips: dict[int, tuple[TripPlan, _StaticTrip | None]] = {}
         self._trains: TrainIndex | None = None
         self._span: tuple[datetime, datetime, datetime] | None = None
+        self._run_dates: dict[tuple[str, datetime], date] = {}
 
     def warn(self, warning: str) -> None:
         """Count a SIRI warning."""
@@ -240,6 +241,16 @@ class JourneyResolver:
         local = aimed.astimezone(self.static.timezone).date()
         if not known:
             return local
+        # Why a memo: the answers after the first repeat a journey with the same first aimed time.
+        day = self._run_dates.get((trip_id, aimed))
+        if day is None:
+            day = self._nearest_run(trip_id, aimed, local)
+            if len(self._run_dates) >= _SEEN_CHANGES_MAX:
+                self._run_dates.clear()
+            self._run_dates[trip_id, aimed] = day
+        return day
+
+    def _nearest_run(self, trip_id: str, aimed: datetime, local: date) -> date:
         dates = [
             d
             for d in self.static.service_dates(self._trip_service[trip_id])
