@@ -33,6 +33,7 @@ from typing import TypeVar, cast
 import faust
 import faust.streams as faust_streams
 from faust.types import Message
+from mode import CrashingSupervisor
 from pydantic import ValidationError
 
 from byflyt.errors import RetriableError
@@ -41,7 +42,7 @@ from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import BATCH_RECORDS, topic
-from byflyt.streams.consumer import BatchChannel
+from byflyt.streams.consumer import BatchChannel, deliver_in_batches
 from byflyt.topics import DLQ
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,31 @@ class Sink(ABC):
         """Take the state changed since the last flush and return its output (under the lock)."""
 
     # -- consuming -----------------------------------------------------------------------------
+    def batch_agent(
+        self,
+        inputs: faust.TopicT,
+        parse: Callable[[bytes | None], T],
+        apply: Callable[[list[tuple[T, Message]]], Awaitable[None]],
+        *,
+        source: str,
+        stage: str,
+        code: str = "invalid_record",
+    ) -> None:
+        """Add the agent ``stage``, which takes the records of ``inputs`` a fetch at a time.
+
+        The agent subscribes ``inputs`` (faust assigns their partitions) and hands their
+        records, delivered in batches (:meth:`App.deliver_in_batches`), to
+        :meth:`consume_batches`. A batch that fails to apply or to write stops the worker, not
+        only the agent: an agent restarted in place would leave the batch in flight for good,
+        while a restarted worker reads it again from the committed offsets.
+        """
+        channel = deliver_in_batches(self.app, inputs.topics)
+
+        async def agent(stream: faust.StreamT[bytes]) -> None:
+            await self.consume_batches(channel, parse, apply, source=source, stage=stage, code=code)
+
+        self.app.agent(inputs, name=stage, supervisor_strategy=CrashingSupervisor)(agent)
+
     async def consume(
         self,
         stream: faust.StreamT[bytes],

@@ -43,7 +43,6 @@ from typing import Any, cast
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP, Message
-from mode import CrashingSupervisor
 
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models.base import iso_z
@@ -52,7 +51,6 @@ from byflyt.models.status import FeedHealth, SensorState, SensorStatus
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
-from byflyt.streams.consumer import deliver_in_batches
 from byflyt.streams.sensors import Change, FeedMachine, SourceClock
 from byflyt.streams.sink import FLUSH_INTERVAL_S, Output, Sink
 from byflyt.streams.tables import WriteBack
@@ -112,7 +110,6 @@ class StatusTracker(Sink):
             )
         )
         self.health = topic(app, settings, FEED_HEALTH)
-        self.health_channel = deliver_in_batches(app, [settings.topic(FEED_HEALTH.name)])
         self.count_topics = {
             settings.topic(BIKE_COUNTS.name),
             settings.topic(BIKE_COUNTS_BY_KOMMUNE.name),
@@ -323,17 +320,13 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     """Add the status agents to ``app`` (counts come from the cycling sink); return the flush."""
     tracker = tracker_of(app, settings)
 
-    # The agent subscribes the feed-health topic; its records come a fetch at a time. A batch
-    # that fails stops the worker (see the cycling agent); it is read again after the restart.
-    @app.agent(tracker.health, name="feed_status", supervisor_strategy=CrashingSupervisor)
-    async def feed_status(stream: faust.StreamT[bytes]) -> None:
-        await tracker.consume_batches(
-            tracker.health_channel,
-            FeedHealth.from_bytes,
-            tracker.apply_health,
-            source=FEED_HEALTH.name,
-            stage="feed_status",
-        )
+    tracker.batch_agent(
+        tracker.health,
+        FeedHealth.from_bytes,
+        tracker.apply_health,
+        source=FEED_HEALTH.name,
+        stage="feed_status",
+    )
 
     @app.timer(FLUSH_INTERVAL_S)
     async def flush_status() -> None:

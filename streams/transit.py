@@ -28,7 +28,6 @@ import faust
 import pandas as pd
 from faust.serializers.codecs import Codec
 from faust.types import Message
-from mode import CrashingSupervisor
 
 from byflyt.errors import ConfigError
 from byflyt.metrics import Metrics, default_metrics
@@ -44,8 +43,7 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
-from byflyt.streams.consumer import deliver_in_batches
-from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
+from byflyt.streams.live import LiveVolumes
 from byflyt.streams.sink import Output, Sink
 from byflyt.streams.tables import WriteBack
 from byflyt.streams.transit_calls import TRIP_RETENTION, TripDeriver
@@ -205,7 +203,6 @@ class TransitAggregator(Sink):
         self.dirty: set[str] = set()
         self.newest: dict[str, datetime] = {}
         self.inputs = topic(app, settings, TRANSIT_FACTS)
-        self.channel = deliver_in_batches(app, [settings.topic(TRANSIT_FACTS.name)])
 
     async def apply_facts(self, batch: list[tuple[TransitFact, Message]]) -> None:
         """Apply a batch of facts; a fact for an hour already evicted is ``too_late``."""
@@ -350,8 +347,6 @@ class CallDerivation(Sink):
         self.vehicles = topic(app, settings, VEHICLES)
         self.facts = topic(app, settings, TRANSIT_FACTS)
         self.stop_calls = topic(app, settings, STOP_CALLS)
-        self.trip_channel = deliver_in_batches(app, [settings.topic(TRIP_UPDATES.name)])
-        self.vehicle_channel = deliver_in_batches(app, [settings.topic(VEHICLES.name)])
 
     def parse_trip(self, raw: bytes | None) -> codec_trips.Trip | None:
         """The record's trip; None when it adds nothing (settled since a record applied)."""
@@ -422,41 +417,26 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     agg = TransitAggregator(app, settings, metrics)
     derive = CallDerivation(app, settings, metrics)
 
-    # The agents subscribe their topics; the records come a fetch at a time. A batch that fails
-    # to apply or to write stops the worker (an agent restarted in place would leave the batch
-    # in flight for good); it is read again after the restart.
-    @app.agent(derive.trips, name="derive_calls", supervisor_strategy=CrashingSupervisor)
-    async def derive_calls(stream: faust.StreamT[bytes]) -> None:
-        await derive.consume_batches(
-            derive.trip_channel,
-            derive.parse_trip,
-            derive.apply_trips,
-            source=TRIP_UPDATES.name,
-            stage="derive_calls",
-        )
-
-    @app.agent(derive.vehicles, name="vehicles_seen", supervisor_strategy=CrashingSupervisor)
-    async def vehicles_seen(stream: faust.StreamT[bytes]) -> None:
-        await derive.consume_batches(
-            derive.vehicle_channel,
-            VehicleSeen.from_bytes,
-            derive.apply_vehicles,
-            source=VEHICLES.name,
-            stage="vehicles_seen",
-        )
-
-    @app.agent(agg.inputs, name="aggregate_transit", supervisor_strategy=CrashingSupervisor)
-    async def aggregate(stream: faust.StreamT[bytes]) -> None:
-        await agg.consume_batches(
-            agg.channel,
-            TransitFact.from_bytes,
-            agg.apply_facts,
-            source="transit.facts",
-            stage="aggregate_transit",
-        )
-
-    @app.timer(LIVE_REFRESH_S)
-    async def roll_live_hours() -> None:
-        agg.live.refresh()
-
+    derive.batch_agent(
+        derive.trips,
+        derive.parse_trip,
+        derive.apply_trips,
+        source=TRIP_UPDATES.name,
+        stage="derive_calls",
+    )
+    derive.batch_agent(
+        derive.vehicles,
+        VehicleSeen.from_bytes,
+        derive.apply_vehicles,
+        source=VEHICLES.name,
+        stage="vehicles_seen",
+    )
+    agg.batch_agent(
+        agg.inputs,
+        TransitFact.from_bytes,
+        agg.apply_facts,
+        source="transit.facts",
+        stage="aggregate_transit",
+    )
+    agg.live.roll_on(app)
     return agg.flush
