@@ -10,6 +10,12 @@ per dirty key) and one store transaction — which is sent and written, and only
 ``take_events`` acknowledge the batch's events, so the committed offsets never run ahead of the
 store. A crash replays the uncommitted tail, which converges to the same rows.
 
+The agents of the stream topics (counts, trip states, vehicles, transit facts, feed health) are
+added with :meth:`Sink.batch_agent` instead: their records skip faust's per-event hand-over and
+arrive a whole fetch at a time (:meth:`Sink.consume_batches`), with the same parse, dead-letter,
+apply, flush and acknowledge steps. A faust table such an agent changes is written to its
+changelog once per changed key a flush (:class:`byflyt.streams.tables.WriteBack`).
+
 One :class:`WorkerStore` per worker (per faust app) is shared by every sink: one connection pool
 and one writer thread, so store transactions stay in order and off the event loop.
 

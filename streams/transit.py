@@ -59,14 +59,6 @@ from byflyt.topics import (
 log = logging.getLogger(__name__)
 
 ON_TIME = (-60, 180)  # served with delay in [−60 s, +180 s)
-CALL_METRICS = (
-    "departures",
-    "cancelled_calls",
-    "trips",
-    "delay_seconds_sum",
-    "delay_count",
-    "on_time_calls",
-)
 
 
 # -- hourly aggregation --------------------------------------------------------------------------
