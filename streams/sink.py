@@ -234,6 +234,8 @@ class Sink(ABC):
         async def agent(stream: faust.StreamT[bytes]) -> None:
             await self.consume_batches(channel, parse, apply, source=source, stage=stage, code=code)
 
+        # Named after its stage in faust's logs and crash reports, as a decorated agent would be.
+        agent.__module__, agent.__qualname__ = type(self).__module__, stage
         self.app.agent(inputs, name=stage, supervisor_strategy=CrashingSupervisor)(agent)
 
     async def consume(
