@@ -375,22 +375,22 @@ class CallDerivation(Sink):
 
     async def apply_vehicles(self, batch: list[tuple[VehicleSeen, Message]]) -> None:
         """A ``vehicle`` fact for each vehicle seen in a kommune."""
-        await self.send_facts(
-            [
-                TransitFact(
-                    kind="vehicle",
-                    feed=seen.feed,
-                    kommune_nr=seen.kommune_nr,
-                    mode=seen.mode,
-                    hour_start=hour_floor(seen.seen_at),
-                    id=seen.vehicle_id,
-                    trip_id=seen.trip_id,
-                    occupancy=seen.occupancy,
-                )
-                for seen, _ in batch
-                if seen.kommune_nr is not None
-            ]
-        )
+        facts: list[TransitFact] = []
+        for seen, _ in batch:
+            if seen.kommune_nr is None:
+                continue
+            fact = TransitFact(
+                kind="vehicle",
+                feed=seen.feed,
+                kommune_nr=seen.kommune_nr,
+                mode=seen.mode,
+                hour_start=hour_floor(seen.seen_at),
+                id=seen.vehicle_id,
+                trip_id=seen.trip_id,
+                occupancy=seen.occupancy,
+            )
+            facts.append(fact)
+        await self.send_facts(facts)
 
     async def send_facts(self, facts: list[TransitFact]) -> None:
         """Send facts to the aggregation, keyed by kommune (its partition)."""
