@@ -8,7 +8,7 @@ connectors, the transit agents and the CLI.
 
 from byflyt.models.gtfs.checks import FeedReport, FeedUnusable
 from byflyt.models.gtfs.feed import StaticFeed, TripPlan, feed_dir, feed_name, loaded_feeds
-from byflyt.models.gtfs.load import gtfs_seconds, load_gtfs
+from byflyt.models.gtfs.load import gtfs_seconds, load_gtfs, load_gtfs_with_settings
 
 __all__ = [
     "FeedReport",
@@ -19,5 +19,6 @@ __all__ = [
     "feed_name",
     "gtfs_seconds",
     "load_gtfs",
+    "load_gtfs_with_settings",
     "loaded_feeds",
 ]
