@@ -113,11 +113,14 @@ class WriteBack(MutableMapping[str, Any]):
         pending, self.pending = self.pending, {}
         origin, self.origin = self.origin, {}
         table = self.table
+        written = 0
         for key, value in pending.items():
+            if value is _DELETED and key not in table:
+                continue  # made and dropped within the batch
             with in_message(origin[key]):
                 if value is _DELETED:
-                    if key in table:
-                        del table[key]
+                    del table[key]
                 else:
                     table[key] = value
-        return len(pending)
+            written += 1
+        return written
