@@ -10,6 +10,12 @@ per dirty key) and one store transaction — which is sent and written, and only
 ``take_events`` acknowledge the batch's events, so the committed offsets never run ahead of the
 store. A crash replays the uncommitted tail, which converges to the same rows.
 
+The agents of the stream topics (counts, trip states, vehicles, transit facts, feed health) are
+added with :meth:`Sink.batch_agent` instead: their records skip faust's per-event hand-over and
+arrive a whole fetch at a time (:meth:`Sink.consume_batches`), with the same parse, dead-letter,
+apply, flush and acknowledge steps. A faust table such an agent changes is written to its
+changelog once per changed key a flush (:class:`byflyt.streams.tables.WriteBack`).
+
 One :class:`WorkerStore` per worker (per faust app) is shared by every sink: one connection pool
 and one writer thread, so store transactions stay in order and off the event loop.
 
@@ -32,6 +38,7 @@ from typing import TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
+from mode import CrashingSupervisor
 from pydantic import ValidationError
 
 from byflyt.errors import RetriableError
@@ -40,7 +47,13 @@ from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import BATCH_RECORDS, topic
-from byflyt.streams.consumer import Batch, BatchChannel, Record, SeekSafeConsumer
+from byflyt.streams.consumer import (
+    Batch,
+    BatchChannel,
+    Record,
+    SeekSafeConsumer,
+    deliver_in_batches,
+)
 from byflyt.topics import DLQ
 
 log = logging.getLogger(__name__)
@@ -189,6 +202,8 @@ class Sink(ABC):
         self.store = self.shared.store
         self.dlq = topic(app, settings, DLQ)
         self.lock = asyncio.Lock()
+        self.batches: list[Batch] = []
+        """The partition batches of the fetch being applied (:meth:`consume_batches`)."""
 
     # -- what a subclass provides --------------------------------------------------------------
     @abstractmethod
@@ -196,6 +211,33 @@ class Sink(ABC):
         """Take the state changed since the last flush and return its output (under the lock)."""
 
     # -- consuming -----------------------------------------------------------------------------
+    def batch_agent(
+        self,
+        inputs: faust.TopicT,
+        parse: Callable[[bytes | None], T],
+        apply: Callable[[list[tuple[T, Record]]], Awaitable[None]],
+        *,
+        source: str,
+        stage: str,
+        code: str = "invalid_record",
+    ) -> None:
+        """Add the agent ``stage``, which takes the records of ``inputs`` a fetch at a time.
+
+        The agent subscribes ``inputs`` (faust assigns their partitions) and hands their
+        records, delivered in batches (:meth:`App.deliver_in_batches`), to
+        :meth:`consume_batches`. A batch that fails to apply or to write stops the worker, not
+        only the agent: an agent restarted in place would leave the batch in flight for good,
+        while a restarted worker reads it again from the committed offsets.
+        """
+        channel = deliver_in_batches(self.app, inputs.topics)
+
+        async def agent(stream: faust.StreamT[bytes]) -> None:
+            await self.consume_batches(channel, parse, apply, source=source, stage=stage, code=code)
+
+        # Named after its stage in faust's logs and crash reports, as a decorated agent would be.
+        agent.__module__, agent.__qualname__ = type(self).__module__, stage
+        self.app.agent(inputs, name=stage, supervisor_strategy=CrashingSupervisor)(agent)
+
     async def consume(
         self,
         stream: faust.StreamT[bytes],
@@ -220,7 +262,7 @@ class Sink(ABC):
         self,
         channel: BatchChannel,
         parse: Callable[[bytes | None], T],
-        apply: Callable[[list[tuple[T, Record]], list[Batch]], Awaitable[None]],
+        apply: Callable[[list[tuple[T, Record]]], Awaitable[None]],
         *,
         source: str,
         stage: str,
@@ -230,8 +272,10 @@ class Sink(ABC):
 
         The batch path of a busy topic (see :mod:`byflyt.streams.consumer`): no per-record
         hand-over through faust's streams, and no faust ``Message`` per record. ``apply`` gets
-        the parsed records beside their aiokafka records, and the fetch's partition batches
-        (how far each partition has been read). As a faust stream does, batches fetched
+        the parsed records beside their aiokafka records (``topic``, ``partition``, ``offset``,
+        ``key`` and ``value``, as a faust message has them); while it runs, :attr:`batches`
+        holds the fetch's partition batches (how far each partition has been read). As a
+        faust stream does, batches fetched
         before a rebalance (an older consumer generation, or while faust holds the flow) are
         skipped: faust seeks back to the committed offsets after the rebalance and fetches
         them again. The rest are tracked as in flight (faust waits for them before it gives
@@ -253,8 +297,9 @@ class Sink(ABC):
             records = [r for b in batches for r in b.records]
             parsed = await self._parse(records, parse, source, stage, code)
             records_in.inc(len(records))
+            self.batches = batches
             try:
-                await apply(parsed, batches)
+                await apply(parsed)
                 await self.flush()
             except BaseException:
                 # Not written, so not acknowledged: release the batch (faust would otherwise
