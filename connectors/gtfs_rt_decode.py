@@ -4,9 +4,9 @@ A national TripUpdates snapshot (10,000 trips × 24 stop time updates) is about 
 protobuf parses into some 50 MB, and most of its trips repeat the previous snapshot byte for
 byte but for their ``timestamp``. :func:`walk` reads only the message's framing (its header
 and each entity's id and encoded trip update, never a stop time update), so the connector can
-recognise a repeated trip by a :func:`fingerprint` of its bytes and parse just the entities
-that changed (:meth:`Entities.parsed`), one at a time. A message with anything else (vehicle
-positions, alerts, ``is_deleted``, a field twice) is parsed whole, as protobuf does.
+recognise a repeated trip by its bytes less the timestamp (:func:`untimed`) and parse just the
+entities that changed (:meth:`Entities.parsed`), one at a time. A message with anything else
+(vehicle positions, alerts, ``is_deleted``, a field twice) is parsed whole, as protobuf does.
 
 :func:`read_update` reads one parsed stop time update into a plain tuple, once.
 """
@@ -105,16 +105,14 @@ def walk(data: bytes) -> tuple[memoryview | None, list[tuple[str, int, int]]] | 
     return (header, entities) if pos == end else None
 
 
-def fingerprint(data: bytes, view: memoryview, start: int, end: int) -> tuple[int, int | None]:
-    """A hash of the trip update ``data[start:end]`` less a trailing timestamp; that timestamp.
-
-    ``view`` is ``data``'s memoryview (hashed without a copy).
+def untimed(data: bytes, start: int, end: int) -> tuple[int, int | None]:
+    """Where the trip update ``data[start:end]`` ends less a trailing timestamp; that timestamp.
 
     Encoders write fields in number order, so a TripUpdate's ``timestamp`` (field 4) is its last
     field unless it has a ``delay`` or trip properties; a POSIX-seconds value this century is
-    a five-byte varint. Equal fingerprints are equal updates but for their timestamps (the hash
-    is Python's keyed SipHash of the bytes: a collision is a 2⁻⁶⁴ chance). The timestamp is None
-    when the tail is not one; whoever caches a fingerprint checks it against the parsed field.
+    a five-byte varint. Equal bytes up to that end are equal updates but for their timestamps.
+    The timestamp is None (and the end ``end``) when the tail is not one; whoever keeps the
+    bytes checks it against the parsed field.
     """
     if end - start >= 6 and data[end - 6] == _TIMESTAMP:
         tail = data[end - 5 : end]
@@ -125,8 +123,8 @@ def fingerprint(data: bytes, view: memoryview, start: int, end: int) -> tuple[in
                 _STAMPS.clear()
             _STAMPS[tail] = stamp
         if stamp >= 0:
-            return hash(view[start : end - 6]), stamp
-    return hash(view[start:end]), None
+            return end - 6, stamp
+    return end, None
 
 
 _STAMPS: dict[bytes, int] = {}

@@ -42,15 +42,16 @@ def test_anything_but_ids_and_trip_updates_is_left_to_protobuf() -> None:
     assert decode.walk(feed(AT)) is not None  # a feed with no entity is walked
 
 
-def test_a_fingerprint_ignores_the_trailing_timestamp_and_nothing_else() -> None:
-    def print_of(delay: int, stamp: datetime | None) -> tuple[int, int | None]:
+def test_the_untimed_bytes_leave_out_the_trailing_timestamp_and_nothing_else() -> None:
+    def untimed(delay: int, stamp: datetime | None) -> tuple[bytes, int | None]:
         entity = trip_update("T", [stu("NSR:Quay:1", 1, delay=delay)], timestamp=stamp)
         (_, update), *_ = spans_of(feed(AT, entity))
-        return decode.fingerprint(update, memoryview(update), 0, len(update))
+        end, tail = decode.untimed(update, 0, len(update))
+        return update[:end], tail
 
-    first, later = print_of(60, AT), print_of(60, AT + timedelta(seconds=10))
+    first, later = untimed(60, AT), untimed(60, AT + timedelta(seconds=10))
     assert first[0] == later[0]
     assert (first[1], later[1]) == (int(AT.timestamp()), int(AT.timestamp()) + 10)
-    assert print_of(61, AT)[0] != first[0]
-    # Without a timestamp the whole update is the print (the same), and no timestamp is claimed.
-    assert print_of(60, None) == (first[0], None)
+    assert untimed(61, AT)[0] != first[0]
+    # Without a timestamp the whole update is kept (the same bytes), and no timestamp is claimed.
+    assert untimed(60, None) == (first[0], None)
