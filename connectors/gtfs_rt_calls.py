@@ -16,6 +16,7 @@ from array import array
 from collections.abc import Sequence
 from datetime import date
 
+import msgspec
 from google.transit import gtfs_realtime_pb2 as rt
 
 from byflyt.connectors.gtfs_rt_decode import Update, instant, plausible
@@ -182,86 +183,83 @@ class CallResolver:
         last = len(stops) - 1
         for i in range(len(stops)):
             update = matched.get(i) if matched else None
-            if update is None:
-                # The common case: a call the feed says nothing about takes the delay before it.
-                append(heads[bounds[i] : bounds[i + 1]])
-                if no_data:
-                    append(_NO_DATA_TAIL)
-                elif current is None:
-                    append(_UNKNOWN_TAIL)
-                else:
-                    at = epochs[i] + current
-                    timed.append((at, sequences[i]))
-                    append(encode_int(current))
-                    append(encode_epoch(at))
-                    append(_SCHEDULED)
-                continue
-            stop_id, _, relation, arrival, arrival_delay, departure, departure_delay = update
-            if (
-                arrival is None
-                and departure is None
-                and relation != _NO_DATA
-                and relation != _SKIPPED
-                and (not stop_id or stop_id == stops[i])
-            ):
-                # The common case of an update: a delay (Entur sends nothing else).
-                if i == last:
-                    own_delay = arrival_delay if arrival_delay is not None else departure_delay
-                else:
-                    own_delay = departure_delay if departure_delay is not None else arrival_delay
-                no_data = False
-                if own_delay is not None:
-                    current = own_delay
-                append(heads[bounds[i] : bounds[i + 1]])
-                if current is None:
-                    append(_UNKNOWN_TAIL)
-                else:
-                    at = epochs[i] + current
-                    timed.append((at, sequences[i]))
-                    append(encode_int(current))
-                    append(encode_epoch(at))
-                    append(_SCHEDULED)
-                continue
-            realtime: CallRealtime = "no_data" if no_data else "scheduled"
-            own_time: int | None = None
-            delay = None if no_data else current
-            if relation == _NO_DATA:
-                no_data, current, delay, realtime = True, None, None, "no_data"
-            else:
-                if i == last:  # the arrival is what counts at the last stop
-                    own_time = arrival if arrival is not None else departure
-                    own_delay = arrival_delay if arrival_delay is not None else departure_delay
-                else:
-                    own_time = departure if departure is not None else arrival
-                    own_delay = departure_delay if departure_delay is not None else arrival_delay
-                if own_delay is None and own_time is not None:
-                    own_delay = own_time - epochs[i]
-                if relation == _SKIPPED:
-                    realtime = "skipped"
-                    delay = own_delay if own_delay is not None else delay
-                else:
-                    no_data, realtime = False, "scheduled"
+            if update is not None:
+                stop_id, _, relation, arrival, arrival_delay, departure, departure_delay = update
+                if (
+                    arrival is None
+                    and departure is None
+                    and relation != _NO_DATA
+                    and relation != _SKIPPED
+                    and (not stop_id or stop_id == stops[i])
+                ):
+                    # The common update: a delay (Entur sends nothing else), which goes on.
+                    if i == last:
+                        own_delay = arrival_delay if arrival_delay is not None else departure_delay
+                    else:
+                        own_delay = (
+                            departure_delay if departure_delay is not None else arrival_delay
+                        )
+                    no_data = False
                     if own_delay is not None:
                         current = own_delay
-                    delay = current
-            head = heads[bounds[i] : bounds[i + 1]]
-            if stop_id and stop_id != stops[i]:
-                # Served at another platform of the same station: keep the actual quay.
-                head = codec_trips.call_head(
-                    sequences[i], stop_id, self.stop_kommune.get(stop_id), epochs[i]
-                )
-                self.platform_changes += 1
-            actual = None
-            if realtime == "skipped":
-                skipped.append(sequences[i])
-            elif own_time is not None:
-                actual = own_time
-            elif delay is not None:
-                actual = epochs[i] + delay
-            if actual is not None:
-                timed.append((actual, sequences[i]))
-            append(head)
-            append(codec_trips.call_tail(delay, actual, realtime))
+                else:
+                    realtime: CallRealtime = "no_data" if no_data else "scheduled"
+                    own_time: int | None = None
+                    delay = None if no_data else current
+                    if relation == _NO_DATA:
+                        no_data, current, delay, realtime = True, None, None, "no_data"
+                    else:
+                        if i == last:  # the arrival is what counts at the last stop
+                            own_time = arrival if arrival is not None else departure
+                            own_delay = (
+                                arrival_delay if arrival_delay is not None else departure_delay
+                            )
+                        else:
+                            own_time = departure if departure is not None else arrival
+                            own_delay = (
+                                departure_delay if departure_delay is not None else arrival_delay
+                            )
+                        if own_delay is None and own_time is not None:
+                            own_delay = own_time - epochs[i]
+                        if relation == _SKIPPED:
+                            realtime = "skipped"
+                            delay = own_delay if own_delay is not None else delay
+                        else:
+                            no_data, realtime = False, "scheduled"
+                            if own_delay is not None:
+                                current = own_delay
+                            delay = current
+                    head = heads[bounds[i] : bounds[i + 1]]
+                    if stop_id and stop_id != stops[i]:
+                        # Served at another platform of the same station: keep the actual quay.
+                        head = codec_trips.call_head(
+                            sequences[i], stop_id, self.stop_kommune.get(stop_id), epochs[i]
+                        )
+                        self.platform_changes += 1
+                    actual = None
+                    if realtime == "skipped":
+                        skipped.append(sequences[i])
+                    elif own_time is not None:
+                        actual = own_time
+                    elif delay is not None:
+                        actual = epochs[i] + delay
+                    if actual is not None:
+                        timed.append((actual, sequences[i]))
+                    append(head)
+                    append(codec_trips.call_tail(delay, actual, realtime))
+                    continue
+            # The common case: a call the feed says nothing about takes the delay before it.
+            append(heads[bounds[i] : bounds[i + 1]])
+            if no_data:
+                append(_NO_DATA_TAIL)
+            elif current is None:
+                append(_UNKNOWN_TAIL)
+            else:
+                at = epochs[i] + current
+                timed.append((at, sequences[i]))
+                append(encode_int(current))
+                append(encode_epoch(at))
+                append(_SCHEDULED)
         return codec_trips.array_header(len(stops)) + b"".join(parts)
 
     def planned(self, static: StaticFeed, trip_id: str, service_date: date) -> PlannedTrip | None:
@@ -344,7 +342,7 @@ class CallResolver:
         return calls
 
 
-class PlannedTrip:
+class PlannedTrip(msgspec.Struct, gc=False):
     """What the snapshots need of a trip's plan on one date, kept per trip by the resolver.
 
     Its route, stops and sequences; per call the scheduled instant (departure; arrival at the
@@ -354,36 +352,14 @@ class PlannedTrip:
     ``missing`` is the reason the plan cannot be used when a call has no time.
     """
 
-    __slots__ = (
-        "bounds",
-        "by_sequence",
-        "epochs",
-        "heads",
-        "missing",
-        "route_id",
-        "sequences",
-        "stops",
-    )
-
-    def __init__(
-        self,
-        route_id: str,
-        stops: tuple[str, ...],
-        sequences: tuple[int, ...],
-        missing: EntityRejected | None,
-        epochs: array[int],
-        heads: bytes,
-        bounds: array[int],
-        by_sequence: _SequenceIndex,
-    ) -> None:
-        self.route_id = route_id
-        self.stops = stops
-        self.sequences = sequences
-        self.missing = missing
-        self.epochs = epochs
-        self.heads = heads
-        self.bounds = bounds
-        self.by_sequence = by_sequence
+    route_id: str
+    stops: tuple[str, ...]
+    sequences: tuple[int, ...]
+    missing: EntityRejected | None
+    epochs: array[int]
+    heads: bytes
+    bounds: array[int]
+    by_sequence: _SequenceIndex
 
 
 class _SequenceIndex:

@@ -91,7 +91,7 @@ class TripUpdates:
             "invalid_entity",
             f"{exc.rule}: {exc.reason}",
             self.name,
-            entity.SerializePartialToString(),
+            decode.full_entity(entity).SerializePartialToString(),
             rule=exc.rule,
             entity_id=entity.id[:256],
             location=self.location,
@@ -166,7 +166,7 @@ class TripUpdates:
                         states[live.key] = live
                         repeats.append(live)
                     continue
-            entity = entities.parsed(n)
+            entity, updates = entities.parsed(n)
             if not entity.HasField("trip_update"):
                 continue
             update = entity.trip_update
@@ -182,7 +182,7 @@ class TripUpdates:
                     )
                 ids.add(entity_id)
                 cancelled += update.trip.schedule_relationship == _TRIP.CANCELED
-                trip, fixed_date = self._trip_state(entity, taken)
+                trip, fixed_date = self._trip_state(entity, taken, updates)
                 platform_changes += resolver.platform_changes
             except EntityRejected as exc:
                 platform_changes += resolver.platform_changes
@@ -244,8 +244,13 @@ class TripUpdates:
         counts["unchanged_trips"] += sum(1 for live in states.values() if live.repeated)
         return cancelled
 
-    def _trip_state(self, entity: Any, taken: datetime) -> tuple[codec_trips.TripHead, bool]:
-        """The entity's trip, and whether its service date is fixed by the entity alone."""
+    def _trip_state(
+        self, entity: Any, taken: datetime, updates: list[decode.Update] | None
+    ) -> tuple[codec_trips.TripHead, bool]:
+        """The entity's trip, and whether its service date is fixed by the entity alone.
+
+        ``updates`` are its stop time updates when they were read with it.
+        """
         update = entity.trip_update
         trip = update.trip
         relation = trip.schedule_relationship
@@ -267,7 +272,8 @@ class TripUpdates:
                 f"trip {trip_id[:256]!r} has {len(update.stop_time_update)} stop time updates, "
                 f"more than the limit of {self.max_calls}",
             )
-        updates = list(map(decode.read_update, update.stop_time_update))
+        if updates is None:
+            updates = list(map(decode.read_update, update.stop_time_update))
         self.resolver.timed = self.resolver.skipped = None
         self.resolver.check_updates(updates)
         if not (update.HasField("vehicle") and update.vehicle.id):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2 as rt
 
 from byflyt.connectors import gtfs_rt_decode as decode
@@ -55,3 +57,45 @@ def test_the_untimed_bytes_leave_out_the_trailing_timestamp_and_nothing_else() -
     assert untimed(61, AT)[0] != first[0]
     # Without a timestamp the whole update is kept (the same bytes), and no timestamp is claimed.
     assert untimed(60, None) == (first[0], None)
+
+
+def test_a_walked_entity_reads_its_stop_time_updates_as_protobuf_does() -> None:
+    updates = [
+        stu("NSR:Quay:1", 1, delay=60),
+        stu("NSR:Quay:2", 2, delay=0),  # a delay of 0 is a delay
+        stu("NSR:Quay:3", 3, delay=-90, arrival_delay=-3_000),
+        stu("NSR:Quay:4", None, arrival=AT, departure=AT + timedelta(seconds=30)),
+        stu("NSR:Quay:5", 0, relation="SKIPPED"),
+        stu(None, 6, relation="NO_DATA"),
+        stu("NSR:Quay:7", 7),
+    ]
+    updates[0].stop_time_properties.assigned_stop_id = "NSR:Quay:11"  # not read: kept
+    updates[6].arrival.uncertainty = 30  # an event with neither delay nor time
+    entity = trip_update("INN:ServiceJourney:1", updates, delay=120, timestamp=AT)
+    data = feed(AT, entity)
+    walked = decode.walk(data)
+    assert walked is not None
+    lite, read = decode.Entities(None, data, walked[1]).parsed(0)
+    real = rt.FeedMessage.FromString(data).entity[0]
+    assert read == [decode.read_update(u) for u in real.trip_update.stop_time_update]
+    assert (lite.id, lite.trip_update.delay, lite.trip_update.vehicle.id) == (
+        real.id,
+        real.trip_update.delay,
+        real.trip_update.vehicle.id,
+    )
+    # What a dead letter carries is the entity as protobuf writes it.
+    full = decode.full_entity(lite)
+    assert full.SerializePartialToString() == real.SerializePartialToString()
+
+
+def test_a_walked_entity_whose_event_does_not_parse_is_unparsable() -> None:
+    update = rt.TripUpdate.StopTimeUpdate(stop_id="NSR:Quay:1")
+    update.arrival.delay = 60
+    data = feed(AT, trip_update("INN:ServiceJourney:1", [update]))
+    broken = data.replace(update.arrival.SerializeToString(), b"\x08\xff")  # a cut varint
+    walked = decode.walk(broken)
+    assert walked is not None
+    with pytest.raises(decode.Unparsable):
+        decode.Entities(None, broken, walked[1]).parsed(0)
+    with pytest.raises(DecodeError):  # as protobuf's parse of the whole message
+        rt.FeedMessage.FromString(broken)
