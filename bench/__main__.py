@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cycling, freshness, gtfs_rt, load, siri
+from bench.table import Row, lines
 from byflyt.broker import LocalBroker
 from byflyt.settings import load_settings
 
@@ -36,7 +37,7 @@ def main() -> None:
             rows += gtfs_rt.rows(gtfs_rt.run(RESULTS / "gtfs_rt.json"))
         if sys.argv[1] in ("siri", "connectors"):
             rows += siri.rows(siri.run(RESULTS / "siri.json"))
-        sys.stdout.write(_lines(rows))
+        sys.stdout.write(lines(rows))
         return
     only_load = sys.argv[1:2] == ["load"]
     n = int(sys.argv[1]) if len(sys.argv) > 1 and not only_load else 1_000_000
@@ -54,7 +55,7 @@ def main() -> None:
             )
             if only_load:
                 figures = load.run(settings, RESULTS / "load.json")
-                sys.stdout.write(_lines(load.rows(figures)))
+                sys.stdout.write(lines(load.rows(figures)))
                 return
             with _postgres() as pg_url:
                 stores = {"sqlite": settings.database_url}
@@ -87,9 +88,6 @@ def _postgres() -> Iterator[str | None]:
         yield server.create_database("byflyt_bench")
     finally:
         cluster.stop()
-
-
-Row = tuple[str, str, str, str, str, str]
 
 
 def table(figures: dict[str, Any]) -> str:
@@ -126,14 +124,7 @@ def table(figures: dict[str, Any]) -> str:
     label = f"freshness {fresh['rate_per_s']:,} obs/s × {fresh['seconds']} s, produce → store row"
     rows.append(freshness.row(label, fresh))
     rows += load.rows(figures["load"])
-    return _lines(rows)
-
-
-def _lines(rows: list[Row]) -> str:
-    header: Row = ("benchmark", "byflyt", "baseline", "ratio", "goal", "met?")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return lines(rows)
 
 
 def _free_port() -> int:

@@ -6,7 +6,8 @@ Three kinds, each with one way of handling it:
   names the setting and what to fix.
 * :class:`RetriableError`: a timeout, a 429 or a 5xx; the caller backs off and tries again.
 * :class:`RejectedInput`: a record that cannot be used; it goes to the dead-letter topic with
-  its reason and the stream goes on.
+  its reason and the stream goes on (:class:`BrokenRule`: one item of a source's answer, with
+  the rule it breaks).
 """
 
 from __future__ import annotations
@@ -51,6 +52,19 @@ class RejectedInput(ByflytError):
         self.source = source
         self.raw = raw
         super().__init__(f"{source}: {reason}")
+
+
+class BrokenRule(ByflytError):
+    """One item of an answer (a journey, a trip update) breaks a rule of its source.
+
+    ``rule`` is a bounded label (metrics, the dead letter's context), ``reason`` says what is
+    wrong with this item; the connector sends the item to the dead-letter topic and goes on.
+    """
+
+    def __init__(self, rule: str, reason: str) -> None:
+        self.rule = rule
+        self.reason = reason
+        super().__init__(reason)
 
 
 class BrokerError(ByflytError):

@@ -35,6 +35,14 @@ def settings_from(**overrides: object) -> Settings:
         fail(f"configuration error: {exc}")
 
 
+def require_region(settings: Settings, region: str | None) -> str:
+    """``--region``, else ``BYFLYT_REGION``; neither ends the command with one line."""
+    key = region or settings.region
+    if not key:
+        fail("--region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION")
+    return key
+
+
 def run_connector(
     connector: Connector[Any],
     settings: Settings,

@@ -14,7 +14,7 @@ import typer
 
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.models.geo import KommuneLocator
-from byflyt.models.gtfs import StaticFeed, feed_dir, feed_name, load_gtfs
+from byflyt.models.gtfs import StaticFeed, feed_dir, feed_name, load_gtfs_with_settings
 from byflyt.models.gtfs.checks import FeedReport
 from byflyt.models.kommuner import get_region
 
@@ -63,16 +63,8 @@ def gtfs_load(
         target = feed_dir(settings, feed)
         chosen = get_region(region_key, settings.regions_file) if region_key else None
         locator = KommuneLocator.from_settings(settings, overrides=overrides)
-        static = load_gtfs(
-            source,
-            feed=feed,
-            region=chosen,
-            locator=locator,
-            chunk_rows=chunk_rows,
-            headers={"ET-Client-Name": settings.client_name},
-            max_calls=settings.max_calls_per_journey,
-            max_uncompressed=settings.gtfs_max_uncompressed_bytes,
-            max_ratio=settings.gtfs_max_compression_ratio,
+        static = load_gtfs_with_settings(
+            settings, source, feed=feed, region=chosen, locator=locator, chunk_rows=chunk_rows
         )
         static.save(target)
     except ConfigError as exc:

@@ -12,6 +12,8 @@ import typer
 from byflyt.clock import TIME_FIX, parse_when
 from byflyt.errors import ConfigError
 
+from .options import RegionKeyOpt
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -65,10 +67,6 @@ def parse_time(option: str, text: str | None) -> datetime | None:
         raise ConfigError(option, str(exc), TIME_FIX) from None
 
 
-RegionOpt = Annotated[
-    str | None,
-    typer.Option("--region", help="Region key, e.g. mjosbyen (default: BYFLYT_REGION)."),
-]
 FromOpt = Annotated[
     str | None,
     typer.Option("--from", help="Start: YYYY-MM-DD (Oslo midnight) or ISO 8601 with an offset."),
@@ -85,7 +83,7 @@ IntervalOpt = Annotated[
 
 @ingest_app.command("trafikkdata")
 def trafikkdata(
-    region: RegionOpt = None,
+    region: RegionKeyOpt = None,
     endpoint: Annotated[
         str | None,
         typer.Option("--endpoint", help="GraphQL URL (default: the Statens vegvesen API)."),
@@ -101,12 +99,10 @@ def trafikkdata(
     """
     from byflyt.connectors.trafikkdata import DEFAULT_ENDPOINT, TrafikkdataConnector
 
-    from .base import fail, settings_from
+    from .base import require_region, settings_from
 
     settings = settings_from()
-    region = region or settings.region
-    if not region:
-        fail("--region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION")
+    region = require_region(settings, region)
     url = endpoint or DEFAULT_ENDPOINT
     connect = partial(TrafikkdataConnector, settings, region=region, endpoint=url)
     _run_counter(settings, connect, f"trafikkdata {region}", from_, to, once, interval)
@@ -161,7 +157,7 @@ def _run_counter(
 
 @ingest_app.command("eco-counter")
 def eco_counter(
-    region: RegionOpt = None,
+    region: RegionKeyOpt = None,
     api: Annotated[
         str | None,
         typer.Option(
@@ -183,12 +179,10 @@ def eco_counter(
     """
     from byflyt.connectors.eco_counter import EcoCounterConnector
 
-    from .base import fail, settings_from
+    from .base import fail, require_region, settings_from
 
     settings = settings_from()
-    region = region or settings.region
-    if not region:
-        fail("--region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION")
+    region = require_region(settings, region)
     if api not in (None, "v1", "v2"):
         fail(f"configuration error: --api: {api!r} is not v1 or v2 (fix: give --api v1 or v2)")
     chosen: Api = "v2" if api == "v2" else "v1" if api == "v1" else settings.eco_counter_api

@@ -1,4 +1,4 @@
-"""The options the read commands share, and their translation into the query layer's terms.
+"""The options commands share, and the read commands' translation into the query layer's terms.
 
 A :class:`~byflyt.queries.selection.SelectionError` or a store error ends the command with one
 line (``byflyt: --kommune: …``); the rules themselves live in :mod:`byflyt.queries`.
@@ -66,6 +66,11 @@ def read_store(settings: Settings, mode: str | None, read: Callable[[Any], _T]) 
         fail(f"cannot read the store: {exc}", code=1)
 
 
+RegionKeyOpt = Annotated[
+    str | None,
+    typer.Option("--region", help="Region key, e.g. mjosbyen (default: BYFLYT_REGION)."),
+]
+"""``--region`` of the commands that work on one whole region (``ingest``, ``transit sources``)."""
 RegionOpt = Annotated[
     str | None,
     typer.Option(

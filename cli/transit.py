@@ -18,7 +18,8 @@ from byflyt.connectors.sources import FIELDS, region_sources
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.queries.hourly import number
 
-from .base import fail, settings_from
+from .base import fail, require_region, settings_from
+from .options import RegionKeyOpt
 from .render import Format, FormatOpt, print_table, write_csv, write_json
 
 transit_app = typer.Typer(
@@ -28,10 +29,7 @@ transit_app = typer.Typer(
 
 @transit_app.command("sources")
 def sources(
-    region: Annotated[
-        str | None,
-        typer.Option("--region", help="Region key, e.g. mjosbyen (default: BYFLYT_REGION)."),
-    ] = None,
+    region: RegionKeyOpt = None,
     source: Annotated[
         str | None,
         typer.Option("--zip", help="Entur's national GTFS zip (a path or an http(s) URL)."),
@@ -52,28 +50,20 @@ def sources(
     `byflyt ingest siri-et --dataset BNR --feed FEED`.
     """
     from byflyt.models.geo import KommuneLocator
-    from byflyt.models.gtfs import StaticFeed, feed_dir, load_gtfs
+    from byflyt.models.gtfs import StaticFeed, feed_dir, load_gtfs_with_settings
     from byflyt.models.kommuner import get_region
 
     settings = settings_from()
-    key = region or settings.region
-    if not key:
-        fail("--region is missing: give e.g. --region mjosbyen, or set BYFLYT_REGION")
+    key = require_region(settings, region)
     if (source is None) == (feed is None):
         fail("configuration error: --zip / --feed: give exactly one of them")
     try:
         chosen = get_region(key, settings.regions_file)
         day = _day(on)
         if source is not None:
-            static = load_gtfs(
-                source,
-                feed="sources",
-                region=chosen,
-                locator=KommuneLocator.from_settings(settings),
-                headers={"ET-Client-Name": settings.client_name},
-                max_calls=settings.max_calls_per_journey,
-                max_uncompressed=settings.gtfs_max_uncompressed_bytes,
-                max_ratio=settings.gtfs_max_compression_ratio,
+            locator = KommuneLocator.from_settings(settings)
+            static = load_gtfs_with_settings(
+                settings, source, feed="sources", region=chosen, locator=locator
             )
         else:
             assert feed is not None

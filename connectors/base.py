@@ -383,9 +383,9 @@ class ConnectorRunner(Generic[ItemT]):
             stats.produced[topic] += count
         if rejected:
             self.metrics.produced.labels(*labels, DLQ.name).inc(len(rejected))
-        for r in rejected:
-            self.metrics.rejected.labels(r.source, r.stage, r.code).inc()
-            log.warning("%s rejected %s: %s", self.connector.name, r.code, r.reason)
+        for bad in rejected:
+            self.metrics.rejected.labels(bad.source, bad.stage, bad.code).inc()
+            log.warning("%s rejected %s: %s", self.connector.name, bad.code, bad.reason)
         stats.rejected += len(rejected)
 
     def _note_last_data(self, last_data: datetime | None) -> None:

@@ -9,6 +9,9 @@
 - :func:`point_id` names a point of a site or segment and one mode: a point has one mode.
 - :class:`PolledHours` is the whole UTC hours a poll asks for (a backfill, or the live window
   from the checkpoint on), :func:`read_checkpoint` the checkpoint a poll starts from.
+- :class:`HttpCounterConnector` is what the counter connectors over HTTP (Trafikkdata,
+  Eco-Counter, Telraam) take and keep alike: the polling options, the polled hours, the clock
+  and the HTTP client.
 - :func:`fetched` is the record saying which hours a point's source was asked for
   (``bike.fetched``): a point is judged only over those hours, and a gap between them is "not
   ingested", never an outage.
@@ -18,13 +21,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from byflyt.clock import OSLO
-from byflyt.connectors.base import Record, Window
+import httpx
+
+from byflyt.clock import OSLO, utc_now
+from byflyt.connectors.base import Connector, ItemT, Record, Window
+from byflyt.errors import ConfigError
 from byflyt.models import codec_counts
 from byflyt.models.base import Mode, hour_floor
 from byflyt.models.counts import CountObservation, FetchedWindow
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 HOUR_MINUTES = 60
+LOOKBACK = timedelta(hours=48)
+"""How far back a live poll without a checkpoint (or ``start``) begins."""
 
 
 def point_id(site_id: str | int, mode: Mode) -> str:
@@ -221,6 +229,44 @@ class PolledHours:
             else Window.live(checkpoint or self.start, now, self.lookback)
         )
         return Window(hour_floor(window.since), hour_ceil(window.until))
+
+
+class HttpCounterConnector(Connector[ItemT]):
+    """A counter connector over HTTP: the hours it polls, its clock and its HTTP client.
+
+    The polling options every such connector takes beside its source's own (subclasses pass
+    them on as ``**polling``): ``backfill`` polls those hours and stops instead of following
+    live; live, a poll begins at its checkpoint, else at ``start``, else at ``clock() −
+    lookback``, and asks for the ``lookback`` hours again each time (sources correct them);
+    ``timeout`` is the seconds an HTTP request may take; ``clock`` is what "now" is (tests run
+    live windows over past data with their own). Every request carries ``x-client``
+    (``BYFLYT_CLIENT_NAME``) and ``headers``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        headers: Mapping[str, str] | None = None,
+        *,
+        backfill: Window | None = None,
+        start: datetime | None = None,
+        lookback: timedelta = LOOKBACK,
+        timeout: float = 30.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if start is not None and start.utcoffset() is None:
+            raise ConfigError("--from", "the start time is naive", "give a time with an offset")
+        self.settings = settings
+        self.hours = PolledHours(backfill, start, lookback, clock)
+        self.clock = clock
+        self._client = httpx.Client(
+            headers={"x-client": settings.client_name, **(headers or {})},
+            timeout=httpx.Timeout(timeout),
+        )
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
 
 
 def read_checkpoint(position: str | None, source: str) -> datetime | None:

@@ -29,15 +29,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-import httpx
-
-from byflyt.clock import utc_now
-from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
+from byflyt.connectors.base import Call, Discovery, PollResult, Record, Window
 from byflyt.connectors.counters import (
     HOUR,
     HourSums,
+    HttpCounterConnector,
     LocalTimes,
-    PolledHours,
     count_record,
     fetched,
     hours_between,
@@ -73,7 +70,6 @@ DEFAULT_ENDPOINTS: dict[Api, str] = {
     "v1": "https://apieco.eco-counter-tools.com/",
     "v2": "https://api.eco-counter.com/",
 }
-LOOKBACK = timedelta(hours=48)
 MAX_SPAN = timedelta(days=31)  # one data request's range; a backfill asks month by month
 PAGE_SIZE = 100
 RATE_PER_MINUTE = 100.0
@@ -105,8 +101,11 @@ def _count(value: Any) -> int | None:
     return int(value)
 
 
-class EcoCounterConnector(Connector[EcoSite]):
-    """Eco-Counter sites of a region and their hourly counts, per mode (v1 or v2 dialect)."""
+class EcoCounterConnector(HttpCounterConnector[EcoSite]):
+    """Eco-Counter sites of a region and their hourly counts, per mode (v1 or v2 dialect).
+
+    ``**polling``: the polling options of :class:`~byflyt.connectors.counters.HttpCounterConnector`.
+    """
 
     name = "eco-counter"
     source = SOURCE
@@ -118,22 +117,16 @@ class EcoCounterConnector(Connector[EcoSite]):
         region: str,
         api: Api | None = None,
         endpoint: str | None = None,
-        backfill: Window | None = None,
-        start: datetime | None = None,
-        lookback: timedelta = LOOKBACK,
-        timeout: float = 30.0,
-        clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         fair_use: FairUse | None = None,
         page_size: int = PAGE_SIZE,
+        **polling: Any,
     ) -> None:
         self.api: Api = api or settings.eco_counter_api
         self.endpoint = base_url(endpoint or DEFAULT_ENDPOINTS[self.api], DEFAULT_ENDPOINTS["v1"])
         self.credentials = credentials(settings, self.api)
         self.region = get_region(region, settings.regions_file)
-        self.settings = settings
-        self.hours = PolledHours(backfill, start, lookback, clock)
-        self.clock = clock
+        super().__init__(settings, {"accept": "application/json"}, **polling)
         self.monotonic = monotonic
         self.fair_use = fair_use or FairUse()
         self.page_size = page_size
@@ -141,15 +134,11 @@ class EcoCounterConnector(Connector[EcoSite]):
         self._token: str | None = None
         self._token_expires = 0.0
         self._locator: KommuneLocator | None = None
-        self._client = httpx.Client(
-            headers={"x-client": settings.client_name, "accept": "application/json"},
-            timeout=httpx.Timeout(timeout),
-        )
 
     def close(self) -> None:
         """Close the HTTP connection pool and stop waiting for the rate limit."""
         self._stop.set()
-        self._client.close()
+        super().close()
 
     def item_id(self, item: EcoSite) -> str:
         """The site id."""

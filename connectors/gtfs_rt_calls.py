@@ -20,6 +20,7 @@ import msgspec
 from google.transit import gtfs_realtime_pb2 as rt
 
 from byflyt.connectors.gtfs_rt_decode import Update, instant, plausible
+from byflyt.errors import BrokenRule
 from byflyt.models import codec_trips
 from byflyt.models.base import iso_z
 from byflyt.models.gtfs import StaticFeed
@@ -30,13 +31,8 @@ _NO_DATA = _STU.NO_DATA
 _SKIPPED = _STU.SKIPPED
 
 
-class EntityRejected(Exception):
+class EntityRejected(BrokenRule):
     """An entity breaks a rule: it goes to the dead-letter topic, the snapshot goes on."""
-
-    def __init__(self, rule: str, reason: str) -> None:
-        self.rule = rule
-        self.reason = reason
-        super().__init__(reason)
 
 
 class CallResolver:

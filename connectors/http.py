@@ -3,16 +3,18 @@
 :func:`classify` decides, from a response or an httpx exception, whether a request worked, may
 work if tried again (timeouts, connection errors, 408, 429, 5xx — with ``Retry-After`` read as
 seconds or as an HTTP date) or never will (any other 4xx, a redirect, an unsupported URL).
-:func:`send` applies it at the boundary, turning failures into :class:`HTTPRetriableError` or
-:class:`SourceError` with the URL, status and status class attached. :class:`Backoff` is
-exponential back-off with full jitter that honours the source's ``Retry-After``.
+:func:`send` (and :func:`send_streaming`, for a body parsed as it arrives) applies it at the
+boundary, turning failures into :class:`HTTPRetriableError` or :class:`SourceError` with the URL,
+status and status class attached. :class:`Backoff` is exponential back-off with full jitter that
+honours the source's ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -146,17 +148,43 @@ def send(
     Statuses in ``also_ok`` are returned too (``304 Not Modified`` to a conditional GET).
     Raises :class:`HTTPRetriableError` (back off and retry) or :class:`SourceError` (give up).
     """
-    outcome: httpx.Response | httpx.HTTPError
     try:
-        outcome = client.request(method, url, **kwargs)
+        response = client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
-        verdict = classify(exc)
-        raise request_error(verdict, method, url) from exc
-    if outcome.status_code in also_ok:
-        return outcome
-    verdict = classify(outcome)
+        raise request_error(classify(exc), method, url) from exc
+    return _accepted(response, method, url, also_ok)
+
+
+@contextmanager
+def send_streaming(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    also_ok: Collection[int] = (),
+    **kwargs: Any,
+) -> Iterator[httpx.Response]:
+    """:func:`send` for a body read as it arrives: the response, open while the block runs.
+
+    A failure while the body streams in (a timeout, a dropped connection) is raised as a
+    failed request is, so a caller that parses as it reads sees the same errors.
+    """
+    try:
+        with client.stream(method, url, **kwargs) as response:
+            yield _accepted(response, method, url, also_ok)
+    except httpx.HTTPError as exc:
+        raise request_error(classify(exc), method, url) from exc
+
+
+def _accepted(
+    response: httpx.Response, method: str, url: str, also_ok: Collection[int]
+) -> httpx.Response:
+    """``response`` if it worked (or its status is in ``also_ok``), else its error raised."""
+    if response.status_code in also_ok:
+        return response
+    verdict = classify(response)
     if verdict.verdict == "ok":
-        return outcome
+        return response
     raise request_error(verdict, method, url)
 
 

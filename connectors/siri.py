@@ -18,7 +18,8 @@ could not be read the connector starts over with a fresh ``requestorId``: the se
 already count the lost deltas as sent, and a full answer repeats them (counted once downstream).
 
 ET journeys become whole-trip records on the static feed (:mod:`byflyt.connectors.siri_et`,
-which states the rules), after :mod:`byflyt.connectors.siri_xml` has read them.
+which states the rules), after :mod:`byflyt.connectors.siri_xml` has read them
+(:mod:`byflyt.connectors.siri_elements`: what one element says).
 
 VM: each ``VehicleActivity`` with a ``VehicleRef`` becomes a :class:`VehicleSeen` at its
 ``RecordedAtTime``, placed in a kommune by point-in-polygon of ``VehicleLocation``, with
@@ -52,17 +53,13 @@ from byflyt.connectors.base import (
     Record,
 )
 from byflyt.connectors.feed_health import FeedHealthLog
-from byflyt.connectors.http import classify, request_error
+from byflyt.connectors.http import check_endpoint as check_url
+from byflyt.connectors.http import send_streaming
 from byflyt.connectors.rate_limit import RATE_PER_MINUTE, TokenBucket
 from byflyt.connectors.replay import read_replay
+from byflyt.connectors.siri_elements import AnswerInfo, SiriActivity, SiriJourney
 from byflyt.connectors.siri_et import VEHICLE_MODES, JourneyRejected, JourneyResolver
-from byflyt.connectors.siri_xml import (
-    AnswerInfo,
-    SiriActivity,
-    SiriJourney,
-    UnsafeXML,
-    parse_answer,
-)
+from byflyt.connectors.siri_xml import UnsafeXML, parse_answer
 from byflyt.connectors.snapshots import SnapshotConnector
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.metrics import Metrics, default_metrics
@@ -116,19 +113,11 @@ def _looks_like_html(head: bytes) -> bool:
 
 
 def check_endpoint(endpoint: str | None, replay: Path | None) -> None:
-    """Refuse (ConfigError) both or neither of an endpoint and a replay, and a bad URL."""
+    """Refuse (ConfigError) both an endpoint and a replay, and an endpoint that is no URL."""
     if endpoint is not None and replay is not None:
         raise ConfigError("--replay", "cannot go with --endpoint", "give one of them")
-    if endpoint is None:
-        return
-    try:
-        parsed = httpx.URL(endpoint) if "://" in endpoint else None
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ConfigError(
-            "--endpoint", f"{endpoint!r} is not an http(s) URL", f"e.g. {DEFAULT_ENDPOINT}"
-        )
+    if endpoint is not None:
+        check_url(endpoint, DEFAULT_ENDPOINT)
 
 
 class SiriConnector(SnapshotConnector[SiriItem]):
@@ -280,18 +269,12 @@ class SiriConnector(SnapshotConnector[SiriItem]):
         if waited:
             self.metrics.siri_rate_wait.labels(self.source).inc(waited)
         params = {"datasetId": self.dataset, "requestorId": self._requestor or ""}
-        try:
-            with self._client.stream("GET", url, params=params) as response:
-                verdict = classify(response)
-                if verdict.verdict != "ok":
-                    raise request_error(verdict, "GET", url)
-                content_type = response.headers.get("Content-Type", "").lower()
-                chunks = response.iter_bytes(CHUNK_BYTES)
-                if "html" in content_type:
-                    return self._html_page(b"".join(chunks))
-                return self._read_page(chunks)
-        except httpx.HTTPError as exc:
-            raise request_error(classify(exc), "GET", url) from exc
+        with send_streaming(self._client, "GET", url, params=params) as response:
+            content_type = response.headers.get("Content-Type", "").lower()
+            chunks = response.iter_bytes(CHUNK_BYTES)
+            if "html" in content_type:
+                return self._html_page(b"".join(chunks))
+            return self._read_page(chunks)
 
     def _html_page(self, body: bytes) -> _Page:
         return _Page([], [], AnswerInfo(), Counter(), "html", "is an HTML page, not SIRI", body)

@@ -1,6 +1,6 @@
 """SIRI ET call derivation: one ``EstimatedVehicleJourney`` as a whole-trip record.
 
-A journey read by :mod:`byflyt.connectors.siri_xml` becomes a whole-trip record through
+A journey read by :mod:`byflyt.connectors.siri_elements` becomes a whole-trip record through
 :class:`JourneyResolver`; one that cannot be used raises :class:`JourneyRejected`. ET
 semantics, mapped onto the GTFS-realtime connector's :class:`TripState` so every agent
 downstream is shared:
@@ -31,17 +31,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import msgspec
 import pandas as pd
 
-from byflyt.connectors.siri_xml import SiriCall, SiriJourney
+from byflyt.connectors.siri_elements import SiriCall, SiriJourney
 from byflyt.connectors.trains import TrainIndex, TrainNotResolved, TrainRef, parse_train_ref
+from byflyt.errors import BrokenRule
 from byflyt.metrics import Metrics
 from byflyt.models import codec_trips
 from byflyt.models.base import Mode, iso_z
 from byflyt.models.gtfs import StaticFeed, TripPlan
-from byflyt.models.transit import CallRealtime, TripStatus
+from byflyt.models.transit import TripStatus
 
 _SEEN_CHANGES_MAX = 100_000  # platform changes remembered so that repeats count once
 _MAX_REF = 256  # the longest journey, line or stop ref a record carries
@@ -61,15 +63,16 @@ VEHICLE_MODES: dict[str, Mode] = {
 
 @dataclass(frozen=True)
 class _StaticTrip:
-    """A static trip on one date: route, quays, sequences and scheduled times (plain values)."""
+    """A static trip on one date: route, quays, their kommuner, sequences and scheduled times."""
 
     route_id: str
     stops: list[str]
+    kommuner: list[str | None]
     sequences: list[int]
     times: list[datetime | None]
 
     @classmethod
-    def of(cls, plan: TripPlan | None) -> _StaticTrip | None:
+    def of(cls, plan: TripPlan | None, kommune_of: dict[str, str | None]) -> _StaticTrip | None:
         if plan is None:
             return None
         last = len(plan.stops) - 1
@@ -80,18 +83,14 @@ class _StaticTrip:
         return cls(
             route_id=plan.route_id,
             stops=list(plan.stops),
+            kommuner=[kommune_of.get(stop) for stop in plan.stops],
             sequences=list(plan.sequences),
             times=times,
         )
 
 
-class JourneyRejected(Exception):
+class JourneyRejected(BrokenRule):
     """A journey breaks a rule: it goes to the dead-letter topic, the answer goes on."""
-
-    def __init__(self, rule: str, reason: str) -> None:
-        self.rule = rule
-        self.reason = reason
-        super().__init__(reason)
 
 
 class JourneyResolver:
@@ -122,6 +121,8 @@ class JourneyResolver:
         self._changes_seen: set[tuple[str, date, int]] = set()
         self._static_trips: dict[int, tuple[TripPlan, _StaticTrip | None]] = {}
         self._trains: TrainIndex | None = None
+        self._span: tuple[datetime, datetime, datetime] | None = None
+        self._run_dates: dict[tuple[str, datetime], date] = {}
 
     def warn(self, warning: str) -> None:
         """Count a SIRI warning."""
@@ -166,13 +167,17 @@ class JourneyResolver:
         mode = self._route_mode.get(route_id) or VEHICLE_MODES.get(
             (journey.vehicle_mode or "").lower(), "other"
         )
-        _check_span(calls, snapshot_at)
-        occupancy = journey.occupancy or next(
-            (c.occupancy for c in reversed(journey.calls) if c.recorded and c.occupancy), None
-        )
-        if any(len(ref) > _MAX_REF for ref in (trip_id, route_id)) or any(
-            len(c.stop_id) > _MAX_REF for c in calls
-        ):
+        span = self._span
+        if span is None or span[0] != snapshot_at:  # an answer's journeys share its time
+            span = self._span = (snapshot_at, *_span_around(snapshot_at))
+        _check_span(calls, *span)
+        occupancy = journey.occupancy
+        if occupancy is None:  # else the last one a recorded call tells
+            for call in reversed(journey.calls):
+                if call.recorded and call.occupancy:
+                    occupancy = call.occupancy
+                    break
+        if _ref_too_long(trip_id, route_id, calls):
             raise JourneyRejected("ref_too_long", f"a ref is longer than {_MAX_REF} characters")
         return codec_trips.Trip(
             feed=self.feed,
@@ -236,6 +241,16 @@ class JourneyResolver:
         local = aimed.astimezone(self.static.timezone).date()
         if not known:
             return local
+        # Why a memo: the answers after the first repeat a journey with the same first aimed time.
+        day = self._run_dates.get((trip_id, aimed))
+        if day is None:
+            day = self._nearest_run(trip_id, aimed, local)
+            if len(self._run_dates) >= _SEEN_CHANGES_MAX:
+                self._run_dates.clear()
+            self._run_dates[trip_id, aimed] = day
+        return day
+
+    def _nearest_run(self, trip_id: str, aimed: datetime, local: date) -> date:
         dates = [
             d
             for d in self.static.service_dates(self._trip_service[trip_id])
@@ -295,7 +310,7 @@ class JourneyResolver:
         if kept is None or kept[0] is not plan:
             if len(self._static_trips) >= _SEEN_CHANGES_MAX:
                 self._static_trips.clear()
-            kept = self._static_trips[id(plan)] = (plan, _StaticTrip.of(plan))
+            kept = self._static_trips[id(plan)] = (plan, _StaticTrip.of(plan, self._stop_kommune))
         return kept[1]
 
     def _known_calls(
@@ -307,20 +322,22 @@ class JourneyResolver:
         matched = self._match(planned.stops, siri_calls)
         calls: list[codec_trips.Call] = []
         last_index = len(planned.stops) - 1
-        for i, (stop_id, sequence) in enumerate(zip(planned.stops, planned.sequences, strict=True)):
+        new_call = codec_trips.Call
+        for i, (stop_id, sequence, kommune, static_time) in enumerate(
+            zip(planned.stops, planned.sequences, planned.kommuner, planned.times, strict=True)
+        ):
             siri = matched.get(i)
-            if siri is not None and self.sibling(stop_id, siri.stop_ref):
+            if siri is None:
+                if static_time is None:
+                    raise JourneyRejected("static_times", f"static call {sequence} has no time")
+                calls.append(new_call(sequence, stop_id, kommune, static_time))
+                continue
+            if siri.stop_ref != stop_id and self.sibling(stop_id, siri.stop_ref):
                 # The same call at another platform: keep the quay it was actually served at.
                 stop_id = siri.stop_ref
+                kommune = self._kommune(stop_id) or kommune
                 self._platform_change((*run, sequence))
-            state = _call_state(
-                siri,
-                sequence,
-                stop_id,
-                self._kommune(stop_id) or self._kommune(planned.stops[i]),
-                i == last_index,
-                planned.times[i],
-            )
+            state = _call_state(siri, sequence, stop_id, kommune, i == last_index, static_time)
             if state is None:
                 raise JourneyRejected("static_times", f"static call {sequence} has no time")
             calls.append(state)
@@ -357,63 +374,80 @@ class JourneyResolver:
 
 
 def _call_state(
-    siri: SiriCall | None,
+    siri: SiriCall,
     sequence: int,
     stop_id: str,
     kommune: str | None,
     last: bool,
     static_time: datetime | None,
 ) -> codec_trips.Call | None:
-    """One call: scheduled (aimed, else static), final actual time, delay; None without times."""
-    if siri is None:
-        if static_time is None:
-            return None
-        return codec_trips.Call(sequence, stop_id, kommune, static_time)
+    """One call: scheduled (aimed, else static), final actual time, delay; None without times.
 
-    if not last and _cut_short_here(siri):
+    At the last stop the arrival counts (its time, its status), elsewhere the departure; the
+    other one stands in when it is missing.
+    """
+    if not last and siri.departure_status == "cancelled" and _cut_short_here(siri):
         # The journey ends here now: the arrival was served, only the departure is cancelled.
         last = True
-        siri = siri._replace(departure_status=None)
-
-    def pick(departure: datetime | None, arrival: datetime | None) -> datetime | None:
-        return (arrival or departure) if last else (departure or arrival)
-
-    aimed = pick(siri.aimed_departure, siri.aimed_arrival)
-    expected = pick(siri.expected_departure, siri.expected_arrival)
-    actual_time = pick(siri.actual_departure, siri.actual_arrival)
+        siri = msgspec.structs.replace(siri, departure_status=None)
+    if last:
+        aimed = siri.aimed_arrival or siri.aimed_departure
+        expected = siri.expected_arrival or siri.expected_departure
+        actual_time = siri.actual_arrival or siri.actual_departure
+        status = siri.arrival_status or siri.departure_status
+    else:
+        aimed = siri.aimed_departure or siri.aimed_arrival
+        expected = siri.expected_departure or siri.expected_arrival
+        actual_time = siri.actual_departure or siri.actual_arrival
+        status = siri.departure_status or siri.arrival_status
     scheduled = aimed or static_time or actual_time or expected
     if scheduled is None:
         return None
-    status = (siri.arrival_status if last else siri.departure_status) or (
-        siri.departure_status if last else siri.arrival_status
-    )
-    realtime: CallRealtime = "scheduled"
-    actual: datetime | None = None
-    delay: int | None = None
     if siri.cancelled or status == "cancelled":
-        realtime = "skipped"
-    else:
-        known = actual_time or expected
-        if known is not None:
-            delay = round((known - scheduled).total_seconds())
-        if siri.recorded:
-            actual = known or scheduled
-    return codec_trips.Call(sequence, stop_id, kommune, scheduled, delay, actual, realtime)
+        return codec_trips.Call(sequence, stop_id, kommune, scheduled, None, None, "skipped")
+    known = actual_time or expected
+    delay = round((known - scheduled).total_seconds()) if known is not None else None
+    actual = (known or scheduled) if siri.recorded else None
+    return codec_trips.Call(sequence, stop_id, kommune, scheduled, delay, actual, "scheduled")
 
 
 #: How far a call's time may lie from its answer's time (a journey spans at most a day or two).
 MAX_TIME_SPAN = timedelta(days=3)
 
 
-def _check_span(calls: list[codec_trips.Call], snapshot_at: datetime) -> None:
+def _span_around(at: datetime) -> tuple[datetime, datetime]:
+    """The earliest and latest call times :data:`MAX_TIME_SPAN` allows around ``at``."""
+    try:
+        earliest = at - MAX_TIME_SPAN
+    except OverflowError:  # an answer stamped at the edge of the calendar
+        earliest = _FIRST
+    try:
+        latest = at + MAX_TIME_SPAN
+    except OverflowError:
+        latest = _LAST
+    return earliest, latest
+
+
+_FIRST, _LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+
+
+def _check_span(
+    calls: list[codec_trips.Call], snapshot_at: datetime, earliest: datetime, latest: datetime
+) -> None:
     """Reject a journey whose times lie implausibly far from the answer's own time."""
     for call in calls:
-        if abs(call.scheduled - snapshot_at) > MAX_TIME_SPAN:
+        if not earliest <= call.scheduled <= latest:
             raise JourneyRejected(
                 "time_out_of_range",
                 f"call {call.stop_sequence} is scheduled at {iso_z(call.scheduled)}, more than "
                 f"{MAX_TIME_SPAN.days} days from the answer's time {iso_z(snapshot_at)}",
             )
+
+
+def _ref_too_long(trip_id: str, route_id: str, calls: list[codec_trips.Call]) -> bool:
+    if len(trip_id) > _MAX_REF or len(route_id) > _MAX_REF:
+        return True
+    return any(len(call.stop_id) > _MAX_REF for call in calls)
 
 
 def _cut_short_here(siri: SiriCall) -> bool:

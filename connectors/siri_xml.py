@@ -4,21 +4,34 @@
 ``EstimatedVehicleJourney`` (:class:`SiriJourney`) or ``VehicleActivity`` (:class:`SiriActivity`)
 once it is complete, clearing it and its finished siblings, so memory does not grow with the
 answer. What the answer says about itself (``ResponseTimestamp``, ``MoreData``, an
-``ErrorCondition``) lands in :class:`AnswerInfo`. The connector (``connectors/siri.py``) turns
-these into byflyt's records; nothing here knows the static feed or Kafka.
+``ErrorCondition``) lands in :class:`AnswerInfo`. What one element says is read by
+:mod:`byflyt.connectors.siri_elements`; the connector (``connectors/siri.py``) turns it into
+byflyt's records. Nothing here knows the static feed or Kafka.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from lxml import etree
 
-from byflyt.clock import OSLO
+from byflyt.connectors.siri_elements import (
+    BOOLEANS,
+    LOCAL_NAMES,
+    AnswerInfo,
+    Excerpt,
+    SiriActivity,
+    SiriJourney,
+    error_text,
+    local_name,
+    parse_time,
+    read_activity,
+    read_journey,
+    text_of,
+    unreadable_journey,
+)
 
 #: How far into an answer its root element must have begun (XML declaration, comments).
 MAX_PROLOG_BYTES = 64 * 1024
@@ -30,325 +43,6 @@ class UnsafeXML(ValueError):
     """An answer with a DTD (entity expansion, external entities) or no root element in sight."""
 
 
-def _local(tag: object) -> str:
-    """An element's local name (comments and processing instructions: "")."""
-    if not isinstance(tag, str):
-        return ""
-    name = _LOCAL_NAMES.get(tag)
-    if name is None:
-        name = tag.rpartition("}")[2]
-        if len(_LOCAL_NAMES) < _LOCAL_NAMES_MAX:  # a hostile answer may invent endless tags
-            _LOCAL_NAMES[tag] = name
-    return name
-
-
-# Why a memo: a journey has a hundred or so elements, all with a handful of qualified names.
-_LOCAL_NAMES: dict[str, str] = {}
-_LOCAL_NAMES_MAX = 4096
-
-
-def _text(element: Any) -> str:
-    return (element.text or "").strip()
-
-
-def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | None:
-    """A SIRI timestamp (ISO 8601, fractional seconds allowed) in UTC.
-
-    A time without a UTC offset is Europe/Oslo local time: four of Entur's six published SIRI
-    profile examples write times so. Each one is counted in ``info.local_times``. Raises
-    ValueError for text that is not a time.
-    """
-    if not text:
-        return None
-    known = _TIMES.get(text)
-    if known is None:
-        try:
-            value = datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
-        local = value.tzinfo is None  # fromisoformat gives a fixed offset or none
-        if local:
-            # Norwegian producers write offset-less times as Europe/Oslo local time (in
-            # October's repeated hour, the first of the two: fold 0).
-            value = value.replace(tzinfo=OSLO)
-        known = (value.astimezone(UTC), local)
-        if len(_TIMES) >= _TIMES_MAX:
-            _TIMES.clear()
-        _TIMES[text] = known
-    if known[1] and info is not None:
-        info.local_times += 1
-    return known[0]
-
-
-# Why a memo: an answer names the same minutes over and over (aimed times, a call's arrival and
-# departure); parsing one costs more than looking it up.
-_TIMES: dict[str, tuple[datetime, bool]] = {}
-_TIMES_MAX = 65_536
-
-
-# -- parsing -------------------------------------------------------------------------------------
-class SiriCall(NamedTuple):
-    """One ``RecordedCall`` or ``EstimatedCall`` as read (a tuple: a journey makes several)."""
-
-    order: int | None
-    stop_ref: str
-    recorded: bool
-    cancelled: bool
-    departure_status: str | None = None
-    arrival_status: str | None = None
-    aimed_departure: datetime | None = None
-    aimed_arrival: datetime | None = None
-    expected_departure: datetime | None = None
-    expected_arrival: datetime | None = None
-    actual_departure: datetime | None = None
-    actual_arrival: datetime | None = None
-    occupancy: str | None = None
-
-
-@dataclass(frozen=True)
-class SiriJourney:
-    """One ``EstimatedVehicleJourney`` as read; ``problem`` says why it cannot be read."""
-
-    journey_ref: str | None
-    service_date: date | None
-    line_ref: str | None
-    vehicle_mode: str | None
-    cancelled: bool
-    extra: bool
-    vehicle_ref: str | None
-    occupancy: str | None
-    calls: tuple[SiriCall, ...]
-    excerpt: Excerpt | None = field(default=None, compare=False, repr=False)
-    problem: str | None = None
-    rule: str = "unreadable"
-    recorded_at: datetime | None = None
-
-    @property
-    def raw(self) -> bytes:
-        """The journey's XML (its first 8 KiB), for a dead letter; see :class:`Excerpt`."""
-        return self.excerpt.get() if self.excerpt is not None else b""
-
-
-class Excerpt:
-    """The XML of the element being handed out, serialised only when asked for.
-
-    Serialising every journey would cost about as much as parsing it, and only rejected ones
-    need it. The element is cleared once the next one is read: ask while the journey is the
-    one handed out (after that, an excerpt never asked for is empty).
-    """
-
-    __slots__ = ("element", "text")
-
-    def __init__(self, element: Any) -> None:
-        self.element = element
-        self.text: bytes | None = None
-
-    def get(self) -> bytes:
-        """The first 8 KiB of the element's XML."""
-        if self.text is None:
-            element, self.element = self.element, None
-            self.text = etree.tostring(element)[:8192] if element is not None else b""
-        return self.text
-
-    def release(self) -> None:
-        """The element is about to be cleared: what was not asked for is gone."""
-        self.element = None
-
-
-@dataclass(frozen=True)
-class SiriActivity:
-    """One ``VehicleActivity`` as read."""
-
-    vehicle_ref: str | None
-    recorded_at: datetime | None
-    journey_ref: str | None
-    line_ref: str | None
-    vehicle_mode: str | None
-    lat: float | None
-    lon: float | None
-    occupancy: str | None
-    raw: bytes = b""
-    problem: str | None = None
-
-
-@dataclass
-class AnswerInfo:
-    """What an answer says about itself, filled in while it is parsed."""
-
-    response_at: datetime | None = None
-    more_data: bool = False
-    errors: list[str] = field(default_factory=list)
-    root: str | None = None
-    root_namespace: str | None = None
-    deliveries: set[str] = field(default_factory=set)
-    local_times: int = 0
-    unreadable_response_timestamp: str | None = None
-
-
-_BOOL = {"true": True, "1": True, "false": False, "0": False}
-_CALL_TIMES = {
-    "AimedDepartureTime": "aimed_departure",
-    "AimedArrivalTime": "aimed_arrival",
-    "ExpectedDepartureTime": "expected_departure",
-    "ExpectedArrivalTime": "expected_arrival",
-    "ActualDepartureTime": "actual_departure",
-    "ActualArrivalTime": "actual_arrival",
-}
-
-
-# What a call's child is, by local name: its six times (in SiriCall's order after its
-# statuses), then the texts read after the loop; anything else is skipped.
-_CALL_SLOTS = {name: slot for slot, name in enumerate(_CALL_TIMES)} | {
-    "StopPointRef": 6,
-    "Order": 7,
-    "Cancellation": 8,
-    "DepartureStatus": 9,
-    "ArrivalStatus": 10,
-    "Occupancy": 11,
-}
-# Why by qualified tag: one lookup a child, where a local name would cost two.
-_SLOTS_BY_TAG: dict[str, int] = {}
-
-
-def _call_slot(tag: object) -> int:
-    slot = _CALL_SLOTS.get(_local(tag), -1)
-    if isinstance(tag, str) and len(_SLOTS_BY_TAG) < _LOCAL_NAMES_MAX:
-        _SLOTS_BY_TAG[tag] = slot
-    return slot
-
-
-def _call(element: Any, recorded: bool, info: AnswerInfo) -> SiriCall:
-    values: list[Any] = [None] * 12
-    slots = _SLOTS_BY_TAG
-    for child in element:
-        slot = slots.get(child.tag)
-        if slot is None:
-            slot = _call_slot(child.tag)
-        if slot < 0:
-            continue
-        values[slot] = parse_time(child.text, info) if slot < 6 else (child.text or "")
-    stop_ref, order, cancelled, departure_status, arrival_status, occupancy = values[6:]
-    return SiriCall(
-        int(order.strip()) if order is not None else None,
-        stop_ref.strip() if stop_ref is not None else "",
-        recorded,
-        _BOOL.get(cancelled.strip().lower(), False) if cancelled is not None else False,
-        departure_status.strip().lower() if departure_status is not None else None,
-        arrival_status.strip().lower() if arrival_status is not None else None,
-        values[0],
-        values[1],
-        values[2],
-        values[3],
-        values[4],
-        values[5],
-        (occupancy.strip() or None) if occupancy is not None else None,
-    )
-
-
-def _journey(
-    element: Any, raw: Excerpt | None, info: AnswerInfo, calls_seen: int, max_calls: int
-) -> SiriJourney:
-    fields: dict[str, str] = {}
-    calls: list[SiriCall] = []
-    service_date: date | None = None
-    if calls_seen > max_calls:
-        problem = f"the journey has {calls_seen} calls, more than the limit of {max_calls}"
-        return SiriJourney(
-            _ref_of(element),
-            None,
-            None,
-            None,
-            False,
-            False,
-            None,
-            None,
-            (),
-            raw,
-            problem,
-            "too_many_calls",
-        )
-    try:
-        for child in element:
-            tag = child.tag
-            name = _LOCAL_NAMES.get(tag) or _local(tag)
-            if name == "FramedVehicleJourneyRef":
-                for part in child:
-                    part_name = _local(part.tag)
-                    if part_name == "DataFrameRef" and _text(part):
-                        service_date = date.fromisoformat(_text(part))
-                    elif part_name == "DatedVehicleJourneyRef":
-                        fields["DatedVehicleJourneyRef"] = _text(part)
-            elif name in ("RecordedCalls", "EstimatedCalls"):
-                recorded = name == "RecordedCalls"
-                for call in child:
-                    tag = call.tag
-                    if (_LOCAL_NAMES.get(tag) or _local(tag)).endswith("Call"):
-                        calls.append(_call(call, recorded, info))
-            elif name and len(child) == 0:
-                fields.setdefault(name, _text(child))
-        recorded_at = parse_time(fields.get("RecordedAtTime"), info)
-    except ValueError as exc:
-        return SiriJourney(
-            _ref_of(element), None, None, None, False, False, None, None, (), raw, str(exc)
-        )
-    journey_ref = (
-        fields.get("DatedVehicleJourneyRef") or fields.get("EstimatedVehicleJourneyCode") or None
-    )
-    return SiriJourney(
-        journey_ref=journey_ref,
-        service_date=service_date,
-        line_ref=fields.get("LineRef") or None,
-        vehicle_mode=fields.get("VehicleMode") or None,
-        cancelled=_BOOL.get(fields.get("Cancellation", "").lower(), False),
-        extra=_BOOL.get(fields.get("ExtraJourney", "").lower(), False),
-        vehicle_ref=fields.get("VehicleRef") or None,
-        occupancy=fields.get("Occupancy") or None,
-        calls=tuple(calls),
-        excerpt=raw,
-        recorded_at=recorded_at,
-    )
-
-
-def _ref_of(element: Any) -> str | None:
-    """The journey ref of an element that cannot be read whole (for the dead-letter context)."""
-    for child in element.iter():
-        if _local(child.tag) in ("DatedVehicleJourneyRef", "EstimatedVehicleJourneyCode"):
-            return _text(child)[:256] or None
-    return None
-
-
-def _activity(element: Any, raw: bytes, info: AnswerInfo) -> SiriActivity:
-    found: dict[str, str] = {}
-    for child in element.iter():
-        name = _local(child.tag)
-        if name and len(child) == 0 and name not in found:
-            found[name] = _text(child)
-    try:
-        recorded_at = parse_time(found.get("RecordedAtTime"), info)
-        lat = float(found["Latitude"]) if found.get("Latitude") else None
-        lon = float(found["Longitude"]) if found.get("Longitude") else None
-    except ValueError as exc:
-        return SiriActivity(None, None, None, None, None, None, None, None, raw, str(exc))
-    return SiriActivity(
-        vehicle_ref=found.get("VehicleRef") or None,
-        recorded_at=recorded_at,
-        journey_ref=found.get("DatedVehicleJourneyRef") or None,
-        line_ref=found.get("LineRef") or None,
-        vehicle_mode=found.get("VehicleMode") or None,
-        lat=lat,
-        lon=lon,
-        occupancy=found.get("Occupancy") or None,
-        raw=raw,
-    )
-
-
-def _error_text(element: Any) -> str:
-    texts = [_text(e) for e in element.iter() if _local(e.tag) in ("ErrorText", "Description")]
-    kinds = [_local(e.tag) for e in element if _local(e.tag).endswith("Error")]
-    detail = "; ".join(t for t in texts if t) or "no description"
-    return f"{kinds[0] if kinds else 'ErrorCondition'}: {detail}"
-
-
 def _check_prolog(head: bytes) -> bool:
     """True once the root element has begun; UnsafeXML for a DTD before it."""
     root = _ROOT_START.search(head)
@@ -358,6 +52,30 @@ def _check_prolog(head: bytes) -> bool:
     if root is None and len(head) > MAX_PROLOG_BYTES:
         raise UnsafeXML(f"has no root element in its first {MAX_PROLOG_BYTES} bytes")
     return root is not None
+
+
+def _trim(journey: Any, keep: int, ended: bool) -> tuple[int, int]:
+    """Remove the calls of ``journey`` past its first ``keep``: how many it had, how many went.
+
+    Only calls that have ended are removed (one with a next sibling has; all of them once the
+    journey has ``ended``): libxml2 is still filling in the open one.
+    """
+    found = 0
+    past: list[Any] = []
+    for call in journey.iter(*_CALL_TAGS):
+        found += 1
+        if found > keep and (ended or call.getnext() is not None):
+            past.append(call)
+    for call in past:
+        parent = call.getparent()
+        if parent is not None:
+            parent.remove(call)
+    return found, len(past)
+
+
+def _too_many(journey: Any, raw: Excerpt | None, calls: int, max_calls: int) -> SiriJourney:
+    problem = f"the journey has {calls} calls, more than the limit of {max_calls}"
+    return unreadable_journey(journey, raw, problem, "too_many_calls")
 
 
 def parse_answer(
@@ -372,63 +90,79 @@ def parse_answer(
     ``info`` is filled in on the way (response time, ``MoreData``, error conditions, the root
     element and its namespace, the kinds of delivery, how many times had no offset). Every
     journey or activity is cleared from the tree once read, with its finished siblings, so
-    memory does not grow with the answer; calls of a journey past ``max_calls`` are dropped as
-    they end and the journey comes out with a ``too_many_calls`` problem. Raises
-    :class:`UnsafeXML` for an answer with a DTD before anything is parsed, and
-    ``lxml.etree.XMLSyntaxError`` for malformed XML (libxml2's limits apply: nesting deeper
-    than 256 is refused), after the complete elements before the fault.
+    memory does not grow with the answer. A journey with more than ``max_calls`` calls comes
+    out with a ``too_many_calls`` problem; the bytes are fed to the parser
+    :data:`FEED_BYTES` at a time and, between feeds, the open journey's calls past the limit
+    are dropped, so such a journey is never held whole. Raises :class:`UnsafeXML` for an
+    answer with a DTD before anything is parsed, and ``lxml.etree.XMLSyntaxError`` for
+    malformed XML (libxml2's limits apply: nesting deeper than 256 is refused), after the
+    complete elements before the fault.
     """
-    # Why a tag filter: libxml2 then hands Python only these elements' ends (in any
-    # namespace), not the hundred or so start and end events of every journey's leaves.
+    # Why a tag filter: libxml2 then hands Python only these elements (in any namespace), not
+    # the hundred or so start and end events of every journey's leaves. Why start events: the
+    # open journey is the one whose calls are counted and trimmed between feeds.
     parser = etree.XMLPullParser(
-        events=("end",),
+        events=("start", "end"),
         tag=[f"{{*}}{name}" for name in _EVENT_TAGS],
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         huge_tree=False,
     )
-    calls_seen = 0
+    open_journeys: list[list[Any]] = []  # [element, calls dropped so far], innermost last
     seen: list[Any] = []  # one element, for the root of an answer cut short
 
+    local_names = LOCAL_NAMES
+
     def events() -> Iterator[SiriJourney | SiriActivity]:
-        nonlocal calls_seen
-        for _, element in parser.read_events():
-            name = _local(element.tag)
+        for event, element in parser.read_events():
             if not seen:
                 seen.append(element)
-            if name in ("EstimatedCall", "RecordedCall"):
-                calls_seen += 1
-                if calls_seen > max_calls:
-                    # Why drop it now: an 8,000-call journey must not be held whole.
-                    parent = element.getparent()
-                    if parent is not None:
-                        parent.remove(element)
+            tag = element.tag
+            name = local_names.get(tag) or local_name(tag)
+            if event == "start":
+                if name == "EstimatedVehicleJourney":
+                    open_journeys.append([element, 0])
                 continue
             if name == "EstimatedVehicleJourney":
+                dropped = open_journeys.pop()[1] if open_journeys else 0
                 excerpt = Excerpt(element) if keep_raw else None
-                yield _journey(element, excerpt, info, calls_seen, max_calls)
+                journey = None if dropped else read_journey(element, excerpt, info)
+                if journey is None or len(journey.calls) > max_calls:
+                    found = dropped + _trim(element, max_calls, ended=True)[0]
+                    journey = _too_many(element, excerpt, found, max_calls)
+                yield journey
                 if excerpt is not None:
                     excerpt.release()
-            if name == "EstimatedVehicleJourney" or name == "VehicleActivity":
-                if name[0] == "V":
-                    raw = etree.tostring(element)[:8192] if keep_raw else b""
-                    yield _activity(element, raw, info)
-                calls_seen = 0
-                element.clear(keep_tail=False)
-                parent = element.getparent()
-                if parent is not None:
-                    while element.getprevious() is not None:
-                        del parent[0]
-            elif name == "ResponseTimestamp" and info.response_at is None:
-                try:
-                    info.response_at = parse_time(element.text, info)
-                except ValueError:
-                    info.unreadable_response_timestamp = _text(element)[:64]
+            elif name == "VehicleActivity":
+                raw = etree.tostring(element)[:8192] if keep_raw else b""
+                yield read_activity(element, raw, info)
+            elif name == "ResponseTimestamp":
+                if info.response_at is None:
+                    try:
+                        info.response_at = parse_time(element.text, info)
+                    except ValueError:
+                        info.unreadable_response_timestamp = text_of(element)[:64]
+                continue
             elif name == "MoreData":
-                info.more_data = info.more_data or _BOOL.get(_text(element).lower(), False)
+                info.more_data = info.more_data or BOOLEANS.get(text_of(element).lower(), False)
+                continue
             elif name == "ErrorCondition":
-                info.errors.append(_error_text(element))
+                info.errors.append(error_text(element))
+                continue
+            element.clear(keep_tail=False)
+            parent = element.getparent()
+            if parent is not None:
+                while element.getprevious() is not None:
+                    del parent[0]
+
+    def feed(data: bytes) -> Iterator[SiriJourney | SiriActivity]:
+        for start in range(0, len(data), FEED_BYTES):
+            parser.feed(data[start : start + FEED_BYTES])
+            yield from events()
+            if open_journeys:
+                innermost = open_journeys[-1]
+                innermost[1] += _trim(innermost[0], max_calls, ended=False)[1]
 
     head = b""
     started = False
@@ -437,8 +171,7 @@ def parse_answer(
             if not started:
                 head += chunk
                 started = _check_prolog(head)
-            parser.feed(chunk)
-            yield from events()
+            yield from feed(chunk)
         if not started:
             _check_prolog(head)
         root = parser.close()
@@ -452,11 +185,12 @@ def parse_answer(
     _describe(root, info)
 
 
+#: The most bytes handed to the parser at once (see :func:`parse_answer`).
+FEED_BYTES = 64 * 1024
+_CALL_TAGS = ("{*}EstimatedCall", "{*}RecordedCall")
 _EVENT_TAGS = (
     "EstimatedVehicleJourney",
     "VehicleActivity",
-    "EstimatedCall",
-    "RecordedCall",
     "ResponseTimestamp",
     "MoreData",
     "ErrorCondition",
@@ -468,9 +202,9 @@ def _describe(root: Any, info: AnswerInfo) -> None:
 
     Journeys and activities are cleared as read; the deliveries around them stay.
     """
-    info.root = _local(root.tag)
+    info.root = local_name(root.tag)
     info.root_namespace = etree.QName(root).namespace
     for element in root.iterdescendants():
-        name = _local(element.tag)
+        name = local_name(element.tag)
         if name.endswith("Delivery"):
             info.deliveries.add(name)

@@ -17,21 +17,18 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import httpx
 import shapely
 from shapely.geometry import shape
 
-from byflyt.clock import utc_now
-from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
+from byflyt.connectors.base import Call, Discovery, PollResult, Record, Window
 from byflyt.connectors.counters import (
     HOUR,
-    PolledHours,
+    HttpCounterConnector,
     count_record,
     fetched,
     hours_between,
@@ -53,7 +50,6 @@ log = logging.getLogger(__name__)
 
 SOURCE = "telraam"
 DEFAULT_ENDPOINT = "https://telraam-api.net/"
-LOOKBACK = timedelta(hours=48)
 MAX_SPAN = timedelta(days=90)
 MODES: dict[Mode, str] = {"bicycle": "bike", "pedestrian": "pedestrian"}
 
@@ -74,8 +70,11 @@ class Segment:
     kommune_nr: str
 
 
-class TelraamConnector(Connector[Segment]):
-    """Telraam segments (listed, or those of a region) and their measured hourly counts."""
+class TelraamConnector(HttpCounterConnector[Segment]):
+    """Telraam segments (listed, or those of a region) and their measured hourly counts.
+
+    ``**polling``: the polling options of :class:`~byflyt.connectors.counters.HttpCounterConnector`.
+    """
 
     name = "telraam"
     source = SOURCE
@@ -87,11 +86,7 @@ class TelraamConnector(Connector[Segment]):
         segments: list[str] | None = None,
         region: str | None = None,
         endpoint: str = DEFAULT_ENDPOINT,
-        backfill: Window | None = None,
-        start: datetime | None = None,
-        lookback: timedelta = LOOKBACK,
-        timeout: float = 30.0,
-        clock: Callable[[], datetime] = utc_now,
+        **polling: Any,
     ) -> None:
         if settings.telraam_api_key is None:
             raise ConfigError("BYFLYT_TELRAAM_API_KEY", "is not set", "set your Telraam API key")
@@ -99,24 +94,12 @@ class TelraamConnector(Connector[Segment]):
             raise ConfigError("--segments", "neither --segments nor --region is given", "give one")
         if segments and any(not s.isdigit() for s in segments):
             raise ConfigError("--segments", f"{','.join(segments)!r}", "give segment ids: 1,2,3")
+        key = settings.telraam_api_key.get_secret_value()
+        super().__init__(settings, {"X-Api-Key": key}, **polling)
         self.endpoint = base_url(endpoint, DEFAULT_ENDPOINT)
         self.segments = segments or []
         self.region: Region | None = get_region(region, settings.regions_file) if region else None
-        self.settings = settings
-        self.hours = PolledHours(backfill, start, lookback, clock)
-        self.clock = clock
         self._locator: KommuneLocator | None = None
-        self._client = httpx.Client(
-            headers={
-                "X-Api-Key": settings.telraam_api_key.get_secret_value(),
-                "x-client": settings.client_name,
-            },
-            timeout=httpx.Timeout(timeout),
-        )
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()
 
     def item_id(self, item: Segment) -> str:
         """The segment id."""

@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
-from byflyt.clock import utc_now
-from byflyt.connectors.base import Call, Connector, Discovery, PollResult, Record, Window
-from byflyt.connectors.counters import HOUR, PolledHours, fetched
+from byflyt.connectors.base import Call, Discovery, PollResult, Record, Window
+from byflyt.connectors.counters import HOUR, HttpCounterConnector, fetched
 from byflyt.connectors.http import (
     HTTPRetriableError,
     SourceError,
@@ -35,7 +32,7 @@ from byflyt.connectors.http import (
     raw_json,
     send,
 )
-from byflyt.errors import ConfigError, RejectedInput
+from byflyt.errors import RejectedInput
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_counts
 from byflyt.models.base import hour_floor, iso_z
@@ -49,7 +46,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://trafikkdata-api.atlas.vegvesen.no/"
 SOURCE = "trafikkdata"
-LOOKBACK = timedelta(hours=48)
 # GraphQL error classifications that mean the query itself is wrong: retrying cannot help.
 FATAL_CLASSIFICATIONS = frozenset({"ValidationError", "InvalidSyntax", "OperationNotSupported"})
 
@@ -173,13 +169,14 @@ def _reason(exc: ValueError) -> str:
     return str(exc)
 
 
-class TrafikkdataConnector(Connector[CountPoint]):
+class TrafikkdataConnector(HttpCounterConnector[CountPoint]):
     """Bicycle points of a region and their hourly counts, from the Trafikkdata GraphQL API.
 
     ``backfill`` polls that window for every point (checkpoints only move forward, and only when
     the window starts at or before them, so a backfill never opens a gap); without it, each
     poll is live from the checkpoint, or from ``start``, or from ``now − lookback``. ``clock``
-    gives "now" (tests inject one to run live windows over past data).
+    gives "now" (tests inject one to run live windows over past data). These go in ``**polling``
+    (:class:`~byflyt.connectors.counters.HttpCounterConnector`).
     """
 
     name = "trafikkdata"
@@ -191,29 +188,15 @@ class TrafikkdataConnector(Connector[CountPoint]):
         *,
         region: str,
         endpoint: str = DEFAULT_ENDPOINT,
-        backfill: Window | None = None,
-        start: datetime | None = None,
-        lookback: timedelta = LOOKBACK,
-        timeout: float = 30.0,
-        clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
+        **polling: Any,
     ) -> None:
         check_endpoint(endpoint, DEFAULT_ENDPOINT)
-        if start is not None and start.utcoffset() is None:
-            raise ConfigError("--from", "the start time is naive", "give a time with an offset")
+        super().__init__(settings, **polling)
         self.region = get_region(region, settings.regions_file)
         self.endpoint = endpoint
-        self.hours = PolledHours(backfill, start, lookback, clock)
-        self.clock = clock
         self.metrics = metrics or default_metrics()
         self._newest: dict[str, datetime] = {}
-        self._client = httpx.Client(
-            headers={"x-client": settings.client_name}, timeout=httpx.Timeout(timeout)
-        )
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()
 
     def item_id(self, item: CountPoint) -> str:
         """The point id."""

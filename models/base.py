@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 
 from byflyt.models.kommuner import normalise_kommune_nr
 
@@ -29,6 +36,15 @@ UtcDatetime = Annotated[
 
 KommuneNr = Annotated[str, BeforeValidator(normalise_kommune_nr)]
 """A 4-character kommune number ("0301"); integers such as 301 are accepted and padded."""
+
+SourceName = Annotated[str, Field(min_length=1, max_length=64)]
+"""A source's or a transit feed's name (the store keys it in 64 characters)."""
+
+PointId = Annotated[str, Field(min_length=1, max_length=128)]
+"""A counting point's id within its source (the store keys it in 128 characters)."""
+
+TransitId = Annotated[str, Field(min_length=1, max_length=256)]
+"""A trip, route, stop (quay) or vehicle id as a transit feed gives it."""
 
 Mode = Literal[
     "bicycle",
@@ -63,6 +79,22 @@ class WireModel(BaseModel):
     def from_bytes(cls, raw: bytes | str) -> Self:
         """Parse and validate (raises :class:`pydantic.ValidationError`)."""
         return cls.model_validate_json(raw)
+
+
+class PointKeyed(WireModel):
+    """A record about one point of a source (a counter, a feed), keyed by the point.
+
+    ``source`` and ``point_id`` lead the JSON; the Kafka key ``source:point_id`` keeps a point's
+    records in order on one partition.
+    """
+
+    source: SourceName
+    point_id: PointId
+
+    @property
+    def key(self) -> str:
+        """The Kafka key: ``source:point_id``."""
+        return f"{self.source}:{self.point_id}"
 
 
 def hour_floor(value: datetime) -> datetime:

@@ -25,8 +25,9 @@ them with :func:`encode`; :func:`to_state` gives the pydantic model for the edge
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 import msgspec
 
@@ -110,6 +111,7 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Trip)
 _head_decoder = msgspec.msgpack.Decoder(TripHead)
 _peek_decoder = msgspec.msgpack.Decoder(_Peek)
+_R = TypeVar("_R", Trip, TripHead)
 
 
 def is_v2(raw: bytes) -> bool:
@@ -120,34 +122,38 @@ def is_v2(raw: bytes) -> bool:
 def encode(record: Trip | TripHead | TripState) -> bytes:
     """Version 2 bytes of ``record``."""
     if type(record) not in _STRUCTS:  # Why not isinstance: it costs as much as the encoding
-        record = from_state(record)
+        record = from_state(cast("TripState", record))
     return _encoder.encode(record)
 
 
 def decode(raw: bytes | None) -> Trip:
     """A record of either version; raises ``ValueError`` (pydantic's, for version 1) if invalid."""
-    if not raw:
-        raise ValueError("empty record")
-    if is_v2(raw):
-        try:
-            return _decoder.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"trip record (version {VERSION}): {exc}") from exc
-    from byflyt.models.transit import TripState
-
-    return from_state(TripState.from_bytes(raw))
+    return _decode_either(raw, _decoder, _trip_of_v1)
 
 
 def decode_head(raw: bytes | None) -> TripHead:
     """The head of a record of either version (its calls validated only by :func:`decode`)."""
+    return _decode_either(raw, _head_decoder, lambda v1: head_of(_trip_of_v1(v1)))
+
+
+def _decode_either(
+    raw: bytes | None, v2: msgspec.msgpack.Decoder[_R], v1: Callable[[bytes], _R]
+) -> _R:
+    """``raw`` read by the ``v2`` decoder, or by ``v1`` when it is version 1 JSON."""
     if not raw:
         raise ValueError("empty record")
-    if is_v2(raw):
-        try:
-            return _head_decoder.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"trip record (version {VERSION}): {exc}") from exc
-    return head_of(decode(raw))
+    if not is_v2(raw):
+        return v1(raw)
+    try:
+        return v2.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"trip record (version {VERSION}): {exc}") from exc
+
+
+def _trip_of_v1(raw: bytes) -> Trip:
+    from byflyt.models.transit import TripState
+
+    return from_state(TripState.from_bytes(raw))
 
 
 def settled_key(raw: bytes | None) -> str | None:

@@ -7,16 +7,14 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from byflyt.models.base import KommuneNr, Mode, UtcDatetime, WireModel
+from byflyt.models.base import KommuneNr, Mode, PointKeyed, UtcDatetime
 
 MAX_INTERVAL = timedelta(hours=1)
 
 
-class CountPoint(WireModel):
+class CountPoint(PointKeyed):
     """A counting point (a bike counter, a traffic registration point) and its data span."""
 
-    source: str = Field(min_length=1, max_length=64)
-    point_id: str = Field(min_length=1, max_length=128)
     name: str = ""
     kommune_nr: KommuneNr
     mode: Mode = "bicycle"
@@ -26,24 +24,12 @@ class CountPoint(WireModel):
     latest_data: UtcDatetime | None = None
     operational_status: str | None = None
 
-    @property
-    def key(self) -> str:
-        """The Kafka key: ``source:point_id``."""
-        return f"{self.source}:{self.point_id}"
 
-
-class _PointRecord(WireModel):
+class _PointRecord(PointKeyed):
     """A record about one counting point, keyed by the point (its fields lead the JSON)."""
 
-    source: str = Field(min_length=1, max_length=64)
-    point_id: str = Field(min_length=1, max_length=128)
     kommune_nr: KommuneNr
     mode: Mode = "bicycle"
-
-    @property
-    def key(self) -> str:
-        """The Kafka key: ``source:point_id`` (a point's records stay in order)."""
-        return f"{self.source}:{self.point_id}"
 
 
 class CountObservation(_PointRecord):

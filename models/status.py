@@ -12,7 +12,7 @@ from typing import Final, Literal
 
 from pydantic import Field
 
-from byflyt.models.base import KommuneNr, UtcDatetime, WireModel
+from byflyt.models.base import KommuneNr, PointKeyed, SourceName, UtcDatetime, WireModel
 
 SensorState = Literal["up", "silent", "flat", "low_coverage", "stale", "empty"]
 """Counter points are ``up``, ``silent``, ``flat`` or ``low_coverage``; feeds ``up``, ``stale``
@@ -30,7 +30,7 @@ class FeedHealth(WireModel):
     missing feed) and are also given in ``cancelled``.
     """
 
-    source: str = Field(min_length=1, max_length=64)
+    source: SourceName
     kind: str = Field(min_length=1, max_length=32)
     read_at: UtcDatetime
     snapshot_at: UtcDatetime | None = None
@@ -50,23 +50,16 @@ class FeedHealth(WireModel):
         return (self.read_at - self.snapshot_at).total_seconds()
 
 
-class SensorStatus(WireModel):
+class SensorStatus(PointKeyed):
     """The current state of a counter point or transit feed, and since when (event time).
 
     ``as_of`` is the source time the state was judged at: the end of the newest hour judged
     for a counter, the read time of the poll for a feed.
     """
 
-    source: str = Field(min_length=1, max_length=64)
-    point_id: str = Field(min_length=1, max_length=128)
     sensor: Literal["point", "feed"]
     kommune_nr: KommuneNr | None = None
     state: SensorState
     since: UtcDatetime
     as_of: UtcDatetime
     details: str = ""
-
-    @property
-    def key(self) -> str:
-        """The Kafka key: ``source:point_id``."""
-        return f"{self.source}:{self.point_id}"

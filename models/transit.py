@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from byflyt.models.base import KommuneNr, Mode, UtcDatetime, WireModel
+from byflyt.models.base import KommuneNr, Mode, SourceName, TransitId, UtcDatetime, WireModel
 
 CallStatus = Literal["served", "cancelled", "skipped"]
 
@@ -79,12 +79,12 @@ class StopCall(WireModel):
     however many polls repeat it, it counts once.
     """
 
-    feed: str = Field(min_length=1, max_length=64)
+    feed: SourceName
     service_date: date
-    trip_id: str = Field(min_length=1, max_length=256)
-    route_id: str = Field(min_length=1, max_length=256)
+    trip_id: TransitId
+    route_id: TransitId
     mode: Mode
-    stop_id: str = Field(min_length=1, max_length=256)
+    stop_id: TransitId
     stop_sequence: int = Field(ge=0)
     kommune_nr: KommuneNr | None = None
     scheduled: UtcDatetime
@@ -115,7 +115,7 @@ class CallState(WireModel):
     """
 
     stop_sequence: int = Field(ge=0)
-    stop_id: str = Field(min_length=1, max_length=256)
+    stop_id: TransitId
     kommune_nr: KommuneNr | None = None
     scheduled: UtcDatetime
     delay_seconds: int | None = None
@@ -133,11 +133,11 @@ class TripState(WireModel):
     (FULL_DATASET: the feed no longer tells anything about it) and its last known calls.
     """
 
-    feed: str = Field(min_length=1, max_length=64)
+    feed: SourceName
     snapshot_at: UtcDatetime
     service_date: date
-    trip_id: str = Field(min_length=1, max_length=256)
-    route_id: str = Field(min_length=1, max_length=256)
+    trip_id: TransitId
+    route_id: TransitId
     mode: Mode
     status: TripStatus = "scheduled"
     vehicle_id: str | None = None
@@ -168,10 +168,10 @@ class TripState(WireModel):
 class VehicleSeen(WireModel):
     """One VehiclePosition of an accepted snapshot, placed in a kommune (None: outside all)."""
 
-    feed: str = Field(min_length=1, max_length=64)
+    feed: SourceName
     snapshot_at: UtcDatetime
     seen_at: UtcDatetime
-    vehicle_id: str = Field(min_length=1, max_length=256)
+    vehicle_id: TransitId
     trip_id: str | None = None
     mode: Mode = "other"
     kommune_nr: KommuneNr | None = None
@@ -217,7 +217,7 @@ class TransitFact(WireModel):
     """
 
     kind: FactKind
-    feed: str = Field(min_length=1, max_length=64)
+    feed: SourceName
     kommune_nr: KommuneNr
     mode: Mode
     hour_start: UtcDatetime

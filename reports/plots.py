@@ -76,8 +76,8 @@ def hour_profile(data: ReportData) -> bytes:
     figure = Figure(figsize=_SIZE)
     axes = figure.add_subplot()
     for label, values in data.profile.items():
-        hours = [h for h, v in enumerate(values) if v is not None]
-        axes.plot(hours, [values[h] for h in hours], marker=".", label=label)
+        points = [(h, v) for h, v in enumerate(values) if v is not None]
+        axes.plot([h for h, _ in points], [v for _, v in points], marker=".", label=label)
     axes.set_xticks(range(0, 24, 2))
     axes.set_xlabel(t("hour_of_day", data.lang))
     axes.set_ylabel(t("mean_per_hour", data.lang))

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import signal
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-log = logging.getLogger(__name__)
+from byflyt.samples.serving import BackgroundServer, QuietHandler
 
 
 @dataclass(frozen=True)
@@ -85,16 +83,7 @@ JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    owner: JsonServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
+class _Handler(QuietHandler):
     # HTTP/1.0: one request per connection, so nothing is left connected after ``stop``.
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -130,33 +119,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, body: bytes, headers: dict[str, str], content_type: str = JSON
     ) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-        except OSError:
-            log.debug("client went away before the answer (timeout?)")
+        self.reply(status, body, headers, content_type)
 
 
-class JsonServer:
+class JsonServer(BackgroundServer):
     """Serves :meth:`answer` on a background thread; a context manager."""
+
+    handler = _Handler
 
     truncated_body = b'[{"date": "2025-10-2'
     """What a ``malformed_json`` fault answers: the API's shape, cut off."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._address = (host, port)
+        super().__init__(host, port)
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
         self._requests: list[Request] = []
         self._stopping = threading.Event()
-        self._http: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def answer(self, request: Request) -> Answer:
         """The status and JSON body for ``request`` (subclasses implement the API)."""
@@ -165,14 +144,6 @@ class JsonServer:
     def takes_fault(self, request: Request) -> bool:
         """Whether ``request`` takes the next queued fault (every request, unless overridden)."""
         return True
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:8125/``."""
-        if self._http is None:
-            raise RuntimeError("the server is not started")
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}/"
 
     @property
     def requests(self) -> list[Request]:
@@ -209,37 +180,13 @@ class JsonServer:
 
     def start(self) -> str:
         """Bind, serve on a daemon thread and return the base URL."""
-        if self._http is not None:
-            raise RuntimeError("the server is already started")
         self._stopping.clear()
-        self._http = _HTTPServer(self._address, _Handler)
-        self._http.owner = self
-        self._thread = threading.Thread(
-            target=self._http.serve_forever,
-            kwargs={"poll_interval": 0.05},  # how long ``stop`` may wait for the loop to notice
-            name=type(self).__name__,
-            daemon=True,
-        )
-        self._thread.start()
-        return self.url
+        return super().start()
 
     def stop(self) -> None:
         """Stop serving (cutting injected delays short) and release the port."""
         self._stopping.set()
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().stop()
 
 
 def serve_main(

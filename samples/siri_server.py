@@ -16,22 +16,22 @@ XML or a bare status. gzip when the client accepts it. Run it standalone with
 
 from __future__ import annotations
 
-import argparse
 import gzip
-import logging
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from byflyt.samples.serving import serve_until_interrupted
+from byflyt.samples.serving import (
+    BackgroundServer,
+    QuietHandler,
+    serve_until_interrupted,
+    server_arguments,
+)
 from byflyt.samples.siri import SYNTHETIC_NOTICE, SiriDay, answer, error_answer, synthetic_day
-
-log = logging.getLogger(__name__)
 
 XML = "application/xml; charset=utf-8"
 HTML_PAGE = (
@@ -67,39 +67,25 @@ class _Requestor:
     response_at: Any = None
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    owner: SiriServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
+class _Handler(QuietHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(url.query).items()}
         headers = {name.lower(): value for name, value in self.headers.items()}
         kind = url.path.rstrip("/").rsplit("/", 1)[-1]
-        status, body, content_type, extra = self.server.owner.respond(kind, params, headers)
-        self.server.owner.record(RecordedRequest(url.path, params, headers, status))
+        owner: SiriServer = self.server.owner
+        status, body, content_type, extra = owner.respond(kind, params, headers)
+        owner.record(RecordedRequest(url.path, params, headers, status))
         if "gzip" in headers.get("accept-encoding", "") and status == 200:
             body = gzip.compress(body, mtime=0)
             extra = {**extra, "Content-Encoding": "gzip"}
-        try:
-            self.send_response(status)
-            for name, value in {"Content-Type": content_type, **extra}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            log.debug("client went away before the answer")
+        self.reply(status, body, extra, content_type)
 
 
-class SiriServer:
+class SiriServer(BackgroundServer):
     """The day served over HTTP on a background thread; a context manager."""
+
+    handler = _Handler
 
     def __init__(
         self,
@@ -121,15 +107,13 @@ class SiriServer:
         self.window = window
         self.dataset = dataset
         self.clock = clock
-        self._address = (host, port)
+        super().__init__(host, port)
         self._lock = threading.Lock()
         self._requestors: dict[tuple[str, str], _Requestor] = {}
         self._faults: dict[tuple[str, int], Fault] = {}
         self._counts: dict[str, int] = defaultdict(int)
         self._clients: dict[str, deque[float]] = defaultdict(deque)
         self._requests: list[RecordedRequest] = []
-        self._http: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- behaviour ---------------------------------------------------------------------------
     def schedule(self, kind: str, request: int, fault: Fault) -> None:
@@ -213,52 +197,14 @@ class SiriServer:
     @property
     def url(self) -> str:
         """The endpoint, e.g. ``http://127.0.0.1:8124/realtime/v1/rest``."""
-        if self._http is None:
-            raise RuntimeError("the SIRI server is not started")
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}/realtime/v1/rest"
-
-    def start(self) -> str:
-        """Bind, serve on a daemon thread and return the endpoint URL."""
-        if self._http is not None:
-            raise RuntimeError("the SIRI server is already started")
-        self._http = _HTTPServer(self._address, _Handler)
-        self._http.owner = self
-        self._thread = threading.Thread(
-            target=self._http.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="siri-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return self.url
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._http is None or self._thread is None:
-            return
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join()
-        self._http, self._thread = None, None
-
-    def __enter__(self) -> SiriServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return f"{self.base_url}realtime/v1/rest"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve the synthetic day until Ctrl-C or SIGTERM; writes the endpoint on stdout."""
-    parser = argparse.ArgumentParser(
-        prog="python -m byflyt.samples.siri_server",
-        description=f"Local Entur-like SIRI REST endpoint. {SYNTHETIC_NOTICE}",
+    parser = server_arguments(
+        "siri_server", "Local Entur-like SIRI REST endpoint.", 8124, SYNTHETIC_NOTICE
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8124, help="0 picks a free port")
-    parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--rate-per-minute", type=int, default=4)
     args = parser.parse_args(argv)
     server = SiriServer(

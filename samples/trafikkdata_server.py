@@ -10,7 +10,6 @@ for the next requests. Run it standalone with ``python -m byflyt.samples.trafikk
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import logging
@@ -22,7 +21,7 @@ from typing import Any
 
 from byflyt.samples import json_server
 from byflyt.samples.json_server import Answer, JsonServer, Request
-from byflyt.samples.serving import serve_until_interrupted
+from byflyt.samples.serving import serve_until_interrupted, server_arguments
 from byflyt.samples.trafikkdata import (
     HOUR,
     OSLO,
@@ -248,17 +247,13 @@ class TrafikkdataServer(JsonServer):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve a synthetic dataset until Ctrl-C or SIGTERM; writes the URL on stdout."""
-    parser = argparse.ArgumentParser(
-        prog="python -m byflyt.samples.trafikkdata_server",
-        description=f"Local Trafikkdata API. {SYNTHETIC_NOTICE}",
+    parser = server_arguments(
+        "trafikkdata_server", "Local Trafikkdata API.", 8123, SYNTHETIC_NOTICE
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8123, help="0 picks a free port")
     parser.add_argument(
         "--version", type=int, choices=(1, 2), default=1, help="2 serves the corrected week"
     )
     parser.add_argument("--dataset", type=Path, help="serve this to_json() file instead")
-    parser.add_argument("--page-size", type=int, default=100)
     args = parser.parse_args(argv)
     dataset = (
         TrafikkdataDataset.from_json(args.dataset.read_text("utf-8"))

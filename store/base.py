@@ -175,6 +175,7 @@ class StoreBase:
         def convert(value: datetime | None) -> object:
             done = converted.get(value, converted)
             if done is converted:
+                assert value is not None  # None is converted from the start
                 done = converted[value] = to_time(value)
             return done
 

@@ -221,7 +221,7 @@ class CountsStore(StoreBase):
         query = select(c.source, c.point_id, c.since, c.until, c.kommune_nr, c.mode).order_by(
             c.source, c.point_id, c.since
         )
-        query = filtered(query, fetched_windows, kommuner, None, None, None)
+        query = filtered(query, fetched_windows, kommuner)
         query = by_points(query, fetched_windows, source, point_ids)
         if start is not None:
             query = query.where(c.until > to_utc(start))
@@ -235,7 +235,7 @@ class CountsStore(StoreBase):
         """Counting points, by source and point id."""
         c = points_table.c
         query = select(*(c[name] for name in sorted(POINT_FIELDS))).order_by(c.source, c.point_id)
-        query = filtered(query, points_table, kommuner, mode, None, None)
+        query = filtered(query, points_table, kommuner, mode)
         return [CountPoint(**row._mapping) for row in self._read(query)]
 
     def query_point_hourly(

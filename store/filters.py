@@ -64,11 +64,11 @@ def filtered(
     query: Select[*tuple[Any, ...]],
     table: Table,
     kommuner: Sequence[str] | None,
-    mode: str | None,
-    start: datetime | None,
-    end: datetime | None,
+    mode: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> Select[*tuple[Any, ...]]:
-    """The filters every query shares; ``start``/``end`` bound ``hour_start`` half-open."""
+    """The filters every query shares (None: none); ``start``/``end`` bound ``hour_start``."""
     if kommuner is not None:
         query = query.where(table.c.kommune_nr.in_(strings(kommuner, "kommuner")))
     if mode is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Table
 
@@ -62,20 +62,18 @@ class Outage:
         return self.ended is None
 
 
-POINT_FIELDS = frozenset(
-    (
-        "source",
-        "point_id",
-        "name",
-        "kommune_nr",
-        "mode",
-        "lat",
-        "lon",
-        "first_data",
-        "latest_data",
-        "operational_status",
-    )
-)
+POINT_FIELDS: Final[set[str]] = {  # a set, not a frozenset: pydantic's include= is typed so
+    "source",
+    "point_id",
+    "name",
+    "kommune_nr",
+    "mode",
+    "lat",
+    "lon",
+    "first_data",
+    "latest_data",
+    "operational_status",
+}
 """The ``points`` columns that come from a :class:`CountPoint` (the rest is bookkeeping)."""
 
 

@@ -103,70 +103,90 @@ def _key(length: int) -> TypeEngine[str]:
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
+def _point_key() -> tuple[Column[str], Column[str]]:
+    """``source`` and ``point_id``, the leading primary key of every table about one point."""
+    return (
+        Column("source", _key(64), primary_key=True),
+        Column("point_id", _key(128), primary_key=True),
+    )
+
+
+def _kommune_nr(name: str = "kommune_nr", **options: Any) -> Column[str]:
+    """A kommune number column ("0301": four characters)."""
+    return Column(name, _key(4), **options)
+
+
+def _mode(**options: Any) -> Column[str]:
+    """The ``mode`` column (``bicycle``, ``bus`` … of :data:`byflyt.models.base.Mode`)."""
+    return Column("mode", _key(16), **options)
+
+
+def _updated_at() -> Column[datetime]:
+    """When byflyt last wrote the row."""
+    return Column("updated_at", UtcDateTime, nullable=False)
+
+
 metadata = MetaData()
 
 points = Table(
     "points",
     metadata,
-    Column("source", _key(64), primary_key=True),
-    Column("point_id", _key(128), primary_key=True),
+    *_point_key(),
     Column("name", Text, nullable=False, default=""),
-    Column("kommune_nr", _key(4), nullable=False),
-    Column("mode", _key(16), nullable=False),
+    _kommune_nr(nullable=False),
+    _mode(nullable=False),
     Column("lat", Double),
     Column("lon", Double),
     Column("first_data", UtcDateTime),
     Column("latest_data", UtcDateTime),
     Column("operational_status", Text),
-    Column("updated_at", UtcDateTime, nullable=False),
+    _updated_at(),
 )
 
 point_hourly = Table(
     "point_hourly",
     metadata,
-    Column("source", _key(64), primary_key=True),
-    Column("point_id", _key(128), primary_key=True),
+    *_point_key(),
     Column("hour_start", UtcDateTime, primary_key=True),
-    Column("kommune_nr", _key(4), nullable=False),
-    Column("mode", _key(16), nullable=False),
+    _kommune_nr(nullable=False),
+    _mode(nullable=False),
     Column("volume", Integer),
     Column("coverage", Double, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
+    _updated_at(),
     Index("ix_point_hourly_hour", "hour_start"),
 )
 
 kommune_hourly = Table(
     "kommune_hourly",
     metadata,
-    Column("kommune_nr", _key(4), primary_key=True),
-    Column("mode", _key(16), primary_key=True),
+    _kommune_nr(primary_key=True),
+    _mode(primary_key=True),
     Column("metric", _key(64), primary_key=True),
     Column("hour_start", UtcDateTime, primary_key=True),
     Column("value", Double, nullable=False),
     Column("coverage", Double, nullable=False),
     Column("n_sources", Integer, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
+    _updated_at(),
     Index("ix_kommune_hourly_mode_metric_hour", "mode", "metric", "hour_start"),
 )
 
 outages = Table(
     "outages",
     metadata,
-    Column("source", _key(64), primary_key=True),
-    Column("point_id", _key(128), primary_key=True),
+    *_point_key(),
     Column("kind", _key(32), primary_key=True),
     Column("started", UtcDateTime, primary_key=True),
     Column("ended", UtcDateTime),
-    Column("kommune_nr", _key(4)),
+    _kommune_nr(),
     Column("details", Text, nullable=False, default=""),
 )
 
 flows_hourly = Table(
     "flows_hourly",
     metadata,
-    Column("from_kommune", _key(4), primary_key=True),
-    Column("to_kommune", _key(4), primary_key=True),
-    Column("mode", _key(16), primary_key=True),
+    _kommune_nr("from_kommune", primary_key=True),
+    _kommune_nr("to_kommune", primary_key=True),
+    _mode(primary_key=True),
     Column("hour_start", UtcDateTime, primary_key=True),
     Column("trips", Integer, nullable=False),
     Column("occupancy", Text),
@@ -175,13 +195,12 @@ flows_hourly = Table(
 fetched_windows = Table(
     "fetched_windows",
     metadata,
-    Column("source", _key(64), primary_key=True),
-    Column("point_id", _key(128), primary_key=True),
+    *_point_key(),
     Column("since", UtcDateTime, primary_key=True),
     Column("until", UtcDateTime, nullable=False),
-    Column("kommune_nr", _key(4), nullable=False),
-    Column("mode", _key(16), nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
+    _kommune_nr(nullable=False),
+    _mode(nullable=False),
+    _updated_at(),
 )
 """The hours each counter point's source was asked for, merged into disjoint windows."""
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, Table, func, select
 
 from byflyt.store.base import StoreBase
 from byflyt.store.filters import aggregate_time, filtered
@@ -54,7 +55,7 @@ class StatusStore(StoreBase):
         query = select(
             c.source, c.point_id, c.kind, c.started, c.ended, c.kommune_nr, c.details
         ).order_by(c.started, c.source, c.point_id, c.kind)
-        query = filtered(query, outages, kommuner, None, None, None)
+        query = filtered(query, outages, kommuner)
         if open_only:
             query = query.where(c.ended.is_(None))
         return [Outage(**row._mapping) for row in self._read(query)]
@@ -64,41 +65,32 @@ class StatusStore(StoreBase):
 
         ``n`` counts the points (counters) or kommuner (transit) that have data at all.
         """
-        ph = point_hourly.c
-        counters = filtered(
-            select(
-                ph.source,
-                func.max(ph.hour_start).label("newest"),
-                func.count(func.distinct(ph.point_id)).label("n"),
-            ).where(ph.volume.is_not(None)),
-            point_hourly,
-            kommuner,
-            None,
-            None,
-            None,
-        ).group_by(ph.source)
-        kh = kommune_hourly.c
-        transit = filtered(
-            select(
-                kh.mode,
-                func.max(kh.hour_start).label("newest"),
-                func.count(func.distinct(kh.kommune_nr)).label("n"),
-            ).where(kh.metric == "departures"),
-            kommune_hourly,
-            kommuner,
-            None,
-            None,
-            None,
-        ).group_by(kh.mode)
+        ph, kh = point_hourly.c, kommune_hourly.c
+        counters = _newest(point_hourly, ph.source, ph.point_id, ph.volume.is_not(None), kommuner)
+        departures = kh.metric == "departures"
+        transit = _newest(kommune_hourly, kh.mode, kh.kommune_nr, departures, kommuner)
         found = [
-            Freshness("counter", row[0], aggregate_time(row[1]), int(row[2]))
-            for row in self._read(counters)
-        ]
-        found += [
-            Freshness("transit", row[0], aggregate_time(row[1]), int(row[2]))
-            for row in self._read(transit)
+            Freshness(kind, row[0], aggregate_time(row[1]), int(row[2]))
+            for kind, query in (("counter", counters), ("transit", transit))
+            for row in self._read(query)
         ]
         return sorted(found, key=lambda f: (f.kind, f.name))
+
+
+def _newest(
+    table: Table,
+    group: ColumnElement[Any],
+    counted: ColumnElement[Any],
+    where: ColumnElement[bool],
+    kommuner: Sequence[str] | None,
+) -> Select[*tuple[Any, ...]]:
+    """Per ``group``: the newest ``hour_start`` where ``where`` holds, and distinct ``counted``."""
+    query = select(
+        group,
+        func.max(table.c.hour_start).label("newest"),
+        func.count(func.distinct(counted)).label("n"),
+    ).where(where)
+    return filtered(query, table, kommuner).group_by(group)
 
 
 @dataclass(frozen=True)

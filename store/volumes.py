@@ -150,23 +150,15 @@ class VolumesStore(StoreBase):
 
     def modes(self, *, kommuner: Sequence[str] | None = None) -> list[str]:
         """The modes that have kommune-hours (for ``kommuner``), sorted."""
-        query = filtered(
-            select(kommune_hourly.c.mode).distinct(), kommune_hourly, kommuner, None, None, None
-        )
+        query = filtered(select(kommune_hourly.c.mode).distinct(), kommune_hourly, kommuner)
         return sorted(str(row[0]) for row in self._read(query))
 
     def newest_hour(
         self, *, kommuner: Sequence[str] | None = None, mode: str | None = None
     ) -> datetime | None:
         """The latest ``hour_start`` in the kommune-hours (None when there are none)."""
-        query = filtered(
-            select(func.max(kommune_hourly.c.hour_start)),
-            kommune_hourly,
-            kommuner,
-            mode,
-            None,
-            None,
-        )
+        newest = select(func.max(kommune_hourly.c.hour_start))
+        query = filtered(newest, kommune_hourly, kommuner, mode)
         return aggregate_time(self._read(query)[0][0])
 
 

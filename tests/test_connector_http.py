@@ -19,6 +19,7 @@ from byflyt.connectors.http import (
     classify,
     parse_retry_after,
     send,
+    send_streaming,
 )
 from tests.conftest import free_port
 
@@ -143,12 +144,18 @@ def test_backoff_refuses_nonsense(bad: dict[str, float]) -> None:
 
 
 class _Answers(BaseHTTPRequestHandler):
-    """``/<status>`` answers with that status; ``/slow`` never answers in time."""
+    """``/<status>`` answers with that status; ``/cut`` ends its body a tenth of the way in."""
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_POST(self) -> None:
+        if self.path == "/cut":
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"<Siri>" + b" " * 94)
+            return
         status = int(self.path.strip("/"))
         self.send_response(status)
         if status == 429:
@@ -187,3 +194,23 @@ def test_send_over_real_sockets(answers: str) -> None:
             send(client, "POST", f"http://127.0.0.1:{free_port()}/")
         assert refused.value.status_class == "network"
         assert isinstance(refused.value.__cause__, httpx.ConnectError)
+
+
+def _read_all(client: httpx.Client, url: str) -> bytes:
+    with send_streaming(client, "POST", url) as response:
+        return b"".join(response.iter_bytes())
+
+
+def test_send_streaming_fails_as_send_does_and_while_the_body_streams(answers: str) -> None:
+    with httpx.Client(timeout=2.0) as client:
+        with send_streaming(client, "POST", f"{answers}/200") as response:
+            assert response.status_code == 200
+        with pytest.raises(HTTPRetriableError) as limited:
+            _read_all(client, f"{answers}/429")
+        assert (limited.value.status, limited.value.retry_after) == (429, 2.0)
+        with pytest.raises(SourceError, match=r"HTTP 404 .*check --endpoint"):
+            _read_all(client, f"{answers}/404")
+        with pytest.raises(HTTPRetriableError) as cut:  # the status was 200, the body fell short
+            _read_all(client, f"{answers}/cut")
+        assert (cut.value.status_class, cut.value.url) == ("network", f"{answers}/cut")
+        assert isinstance(cut.value.__cause__, httpx.RemoteProtocolError)

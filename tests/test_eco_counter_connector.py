@@ -10,15 +10,18 @@ the dataset, through the real broker and ``byflyt worker --drain``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from byflyt.connectors.base import ConnectorRunner, Window
-from byflyt.connectors.counters import LocalTimes
+from byflyt.connectors.counters import HttpCounterConnector, LocalTimes
 from byflyt.connectors.eco_counter import EcoCounterConnector, FairUse
+from byflyt.connectors.telraam import TelraamConnector
+from byflyt.connectors.trafikkdata import TrafikkdataConnector
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
@@ -117,6 +120,25 @@ def test_missing_credentials_stop_at_start(api: str, missing: str, setting: str)
     with pytest.raises(ConfigError) as err:
         EcoCounterConnector(Settings(**values), region="mjosbyen", api=api)  # type: ignore[arg-type]
     assert err.value.setting == setting
+
+
+@pytest.mark.parametrize(
+    "connector",
+    [
+        partial(EcoCounterConnector, region="mjosbyen"),
+        partial(TelraamConnector, region="mjosbyen"),
+        partial(TrafikkdataConnector, region="mjosbyen"),
+    ],
+)
+def test_every_http_counter_connector_refuses_a_naive_start(
+    connector: Callable[..., HttpCounterConnector[object]],
+) -> None:
+    settings = Settings(**CREDENTIALS, telraam_api_key="nokkel")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as err:
+        connector(settings, start=datetime(2025, 10, 26, 2, 0))  # noqa: DTZ001 (naive on purpose)
+    assert err.value.setting == "--from"
+    with connector(settings, start=datetime(2025, 10, 26, 1, 0, tzinfo=UTC)) as aware:
+        assert aware.hours.start == datetime(2025, 10, 26, 1, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("api", ["v1", "v2"])

@@ -2,20 +2,21 @@
 
 Regions, kommuner, points, hourly values, the index and outages. Lists are paged with ``limit``
 and ``offset``; every page carries ``total`` and ``links`` (also sent as an RFC 8288 ``Link``
-header). ``/hourly`` answers CSV with the exact columns of ``byflyt query hourly --format csv``
-when asked with ``Accept: text/csv``. Times are UTC (``2025-10-26T01:00:00Z``); parameters take
-what ``byflyt query`` takes. Errors are RFC 7807 problem details (:mod:`byflyt.web.problems`).
+header; :mod:`byflyt.web.pages`). ``/hourly`` answers CSV with the exact columns of
+``byflyt query hourly --format csv`` when asked with ``Accept: text/csv``. Times are UTC
+(``2025-10-26T01:00:00Z``); parameters take what ``byflyt query`` takes
+(:mod:`byflyt.web.params`). Errors are RFC 7807 problem details (:mod:`byflyt.web.problems`).
+The answers' shapes are in :mod:`byflyt.web.schemas`.
 """
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from byflyt.errors import RetriableError
@@ -33,209 +34,32 @@ from byflyt.queries.indicators import (
 )
 from byflyt.settings import Settings
 from byflyt.store import Store
-from byflyt.web.params import kommuner_for, time_range
+from byflyt.web.pages import CSV, links, page, page_headers, paged, wants_csv
+from byflyt.web.params import (
+    KommuneParam,
+    ModeParam,
+    OffsetParam,
+    RegionParam,
+    kommuner_for,
+    limit_query,
+    time_range,
+)
 from byflyt.web.problems import PROBLEM_RESPONSES, bad_parameter, store_unavailable
 from byflyt.web.reuse import Reuse
+from byflyt.web.schemas import (
+    HourlyItem,
+    IndexAnswer,
+    KommuneItem,
+    OutageItem,
+    Page,
+    PointItem,
+    RegionItem,
+)
 from byflyt.web.security import token_checker
 
-CSV = "text/csv"
 _T = TypeVar("_T")
-_Item = TypeVar("_Item", bound=BaseModel)
-
-RegionParam = Annotated[
-    str | None,
-    Query(description="Region key, e.g. mjosbyen (see /api/v1/regions).", max_length=64),
-]
-KommuneParam = Annotated[
-    list[str] | None,
-    Query(description="Kommune number, e.g. 3403; repeat for more.", max_length=20),
-]
-ModeParam = Annotated[Mode | None, Query(description="Mode, e.g. bicycle (default: all).")]
-OffsetParam = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
 
 
-# -- response shapes -------------------------------------------------------------------------
-class Links(BaseModel):
-    """Where this page, the next and the previous are (relative URLs; null at the ends)."""
-
-    self: str
-    next: str | None
-    prev: str | None
-
-
-class Page(BaseModel, Generic[_Item]):
-    """One page of a list."""
-
-    items: list[_Item]
-    total: int = Field(description="Items in the whole list.")
-    limit: int
-    offset: int
-    links: Links
-
-
-class RegionItem(BaseModel):
-    """A region: a named set of kommuner."""
-
-    key: str
-    name: str
-    kommuner: list[str]
-    counties: list[str]
-    note: str
-
-
-class KommuneItem(BaseModel):
-    """A kommune (2024 numbering) and the regions it belongs to."""
-
-    kommune_nr: str
-    kommune: str
-    regions: list[str]
-
-
-class PointItem(BaseModel):
-    """A counting point."""
-
-    source: str
-    point_id: str
-    name: str
-    kommune_nr: str
-    kommune: str
-    mode: str
-    lat: float | None
-    lon: float | None
-    first_data: str | None
-    latest_data: str | None
-    operational_status: str | None
-
-
-class HourlyItem(BaseModel):
-    """A kommune-hour value: the columns of ``byflyt query hourly``."""
-
-    kommune_nr: str
-    kommune: str
-    mode: str
-    metric: str
-    hour_start: str = Field(description="UTC start of the hour, e.g. 2025-10-26T01:00:00Z.")
-    value: float
-    coverage: float = Field(description="Percent of expected sensor-hours that reported.")
-    n_sources: int
-
-
-class OutageItem(BaseModel):
-    """A period when a counter or feed was silent, flat, short of coverage, stale or empty."""
-
-    source: str
-    point_id: str
-    kind: str
-    started: str
-    ended: str | None
-    open: bool
-    kommune_nr: str | None
-    kommune: str | None
-    details: str
-
-
-class IndexRow(BaseModel):
-    """The area's row or one point's row of ``byflyt index`` (``level`` says which)."""
-
-    level: str
-    id: str
-    name: str
-    kommune_nr: str
-    kommune: str
-    matched_hours: int
-    base: float
-    current: float
-    index_pct: float | None
-    weight: float | None
-    ci_low: float | None
-    ci_high: float | None
-    n_points: int | None
-    status: str
-
-
-class IndexAnswer(BaseModel):
-    """An area's index against the same period a year earlier, with its points (paged)."""
-
-    mode: str
-    period: str
-    from_: str = Field(alias="from")
-    to: str
-    base_from: str
-    base_to: str
-    min_hours: int
-    min_coverage: float
-    sd: float | None
-    se: float | None
-    t: float | None
-    area: IndexRow
-    points: Page[IndexRow]
-
-
-# -- helpers ---------------------------------------------------------------------------------
-def _relative(request: Request, **params: Any) -> str:
-    url = request.url.include_query_params(**params)
-    return f"{url.path}?{url.query}"
-
-
-def links(request: Request, total: int, limit: int, offset: int) -> Links:
-    """The page's own, next and previous URLs."""
-    after = offset + limit
-    return Links(
-        self=_relative(request, limit=limit, offset=offset),
-        next=_relative(request, limit=limit, offset=after) if after < total else None,
-        prev=_relative(request, limit=limit, offset=max(0, offset - limit)) if offset else None,
-    )
-
-
-def link_header(page_links: Links) -> str:
-    """The RFC 8288 ``Link`` header of a page."""
-    parts = [f'<{page_links.self}>; rel="self"']
-    if page_links.next:
-        parts.append(f'<{page_links.next}>; rel="next"')
-    if page_links.prev:
-        parts.append(f'<{page_links.prev}>; rel="prev"')
-    return ", ".join(parts)
-
-
-def page(
-    request: Request, items: Sequence[Any], total: int, limit: int, offset: int
-) -> JSONResponse:
-    """A JSON page with its ``Link`` and ``X-Total-Count`` headers."""
-    page_links = links(request, total, limit, offset)
-    body = {
-        "items": list(items),
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "links": page_links.model_dump(),
-    }
-    return JSONResponse(body, headers=_headers(page_links, total))
-
-
-def paged(
-    request: Request,
-    found: Sequence[_T],
-    limit: int,
-    offset: int,
-    item: Callable[[_T], BaseModel],
-) -> JSONResponse:
-    """The page ``[offset, offset + limit)`` of ``found``, each made an item by ``item``."""
-    items = [item(each).model_dump() for each in found[offset : offset + limit]]
-    return page(request, items, len(found), limit, offset)
-
-
-def _headers(page_links: Links, total: int) -> dict[str, str]:
-    return {"Link": link_header(page_links), "X-Total-Count": str(total)}
-
-
-def wants_csv(request: Request) -> bool:
-    """Whether the client asked for CSV (``Accept: text/csv``) rather than JSON."""
-    accept = request.headers.get("accept", "")
-    kinds = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
-    return CSV in kinds and "application/json" not in kinds[: kinds.index(CSV)]
-
-
-# -- the router ------------------------------------------------------------------------------
 def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
     """The ``/api/v1`` routes, reading ``store()`` and the region registry of ``settings``.
 
@@ -248,35 +72,57 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
     router = APIRouter(
         prefix="/api/v1", tags=["api"], responses=responses, dependencies=dependencies
     )
-    max_limit = settings.serve_max_page_size
-    LimitParam = Annotated[
-        int, Query(ge=1, le=max_limit, description=f"Items per page (at most {max_limit}).")
-    ]
+    api = Api(settings, store)
+    for add_routes in (_lists, _hourly, _index, _outages):
+        add_routes(router, api)
+    return router
 
-    matched: Reuse[MatchedPoints] = Reuse(settings.serve_index_reuse_seconds, max_entries=1024)
+
+class Api:
+    """What the routes share: the settings, the store and the index parts reused per kommune."""
+
+    def __init__(self, settings: Settings, store: Callable[[], Store]) -> None:
+        self.settings = settings
+        self.limit = limit_query(settings.serve_max_page_size)
+        """The ``limit`` parameter's rule: ``Annotated[int, api.limit]``."""
+        self._store = store
+        self._matched: Reuse[MatchedPoints] = Reuse(
+            settings.serve_index_reuse_seconds, max_entries=1024
+        )
+
+    def read(self, what: Callable[[Store], _T]) -> _T:
+        """``what(store)``; a store that cannot answer is a 503 problem."""
+        try:
+            return what(self._store())
+        except (RetriableError, SQLAlchemyError) as exc:
+            raise store_unavailable(exc) from exc
+
+    def kommuner(self, region: str | None, kommune: list[str] | None) -> list[str] | None:
+        """The kommuner a request names (None: all)."""
+        return kommuner_for(region, kommune, self.settings.regions_file)
 
     def index_of(
-        mode: str, kommuner: list[str], period: Period, min_hours: int
+        self, mode: str, kommuner: list[str], period: Period, min_hours: int
     ) -> tuple[IndexResult, float]:
         """The index and the age of its oldest part: each kommune's points are reused."""
 
         def part_of(nr: str) -> MatchedPoints:
-            return read(lambda s: matched_points(s, mode=mode, kommuner=[nr], period=period))
+            return self.read(lambda s: matched_points(s, mode=mode, kommuner=[nr], period=period))
 
         parts, age = [], 0.0
         for nr in kommuner:
-            part, part_age = matched.get((mode, nr, period), partial(part_of, nr))
+            part, part_age = self._matched.get((mode, nr, period), partial(part_of, nr))
             parts.append(part)
             age = max(age, part_age)
         keys = [key for part in parts for key in part.kommuner]
         if len(keys) != len(set(keys)):  # a point whose rows name two kommuner: read it whole
-            whole = read(
+            whole = self.read(
                 lambda s: load_index(
                     s, mode=mode, kommuner=kommuner, period=period, min_hours=min_hours
                 )
             )
             return whole, 0.0
-        result = read(
+        result = self.read(
             lambda s: assemble_index(
                 s,
                 mode=mode,
@@ -289,16 +135,17 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
         )
         return result, age
 
-    def read(what: Callable[[Store], _T]) -> _T:
-        try:
-            return what(store())
-        except (RetriableError, SQLAlchemyError) as exc:
-            raise store_unavailable(exc) from exc
+
+def _lists(router: APIRouter, api: Api) -> None:
+    """``/regions``, ``/kommuner`` and ``/points``: what there is to ask about."""
+    regions_file = api.settings.regions_file
 
     @router.get("/regions", response_model=Page[RegionItem], summary="Regions")
-    def regions(request: Request, limit: LimitParam = 100, offset: OffsetParam = 0) -> Response:
+    def regions(
+        request: Request, limit: Annotated[int, api.limit] = 100, offset: OffsetParam = 0
+    ) -> Response:
         """The regions byflyt knows (built in, plus ``BYFLYT_REGIONS_FILE``)."""
-        known = sorted(load_regions(settings.regions_file).values(), key=lambda r: r.key)
+        known = sorted(load_regions(regions_file).values(), key=lambda r: r.key)
         return paged(
             request,
             known,
@@ -317,12 +164,12 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
     def kommuner(
         request: Request,
         region: RegionParam = None,
-        limit: LimitParam = 500,
+        limit: Annotated[int, api.limit] = 500,
         offset: OffsetParam = 0,
     ) -> Response:
         """Kommuner (2024 numbering) with the regions each belongs to; ``region`` narrows."""
-        chosen = kommuner_for(region, None, settings.regions_file)
-        all_regions = load_regions(settings.regions_file)
+        chosen = api.kommuner(region, None)
+        all_regions = load_regions(regions_file)
         numbers = sorted(chosen if chosen is not None else kommune_names())
         return paged(
             request,
@@ -342,12 +189,12 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
         region: RegionParam = None,
         kommune: KommuneParam = None,
         mode: ModeParam = None,
-        limit: LimitParam = 500,
+        limit: Annotated[int, api.limit] = 500,
         offset: OffsetParam = 0,
     ) -> Response:
         """Counting points in the store, by source and point id."""
-        chosen = kommuner_for(region, kommune, settings.regions_file)
-        found = read(lambda s: s.query_points(kommuner=chosen, mode=mode))
+        chosen = api.kommuner(region, kommune)
+        found = api.read(lambda s: s.query_points(kommuner=chosen, mode=mode))
         return paged(
             request,
             found,
@@ -360,6 +207,10 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
                 latest_data=iso_z(p.latest_data) if p.latest_data else None,
             ),
         )
+
+
+def _hourly(router: APIRouter, api: Api) -> None:
+    """``/hourly``: kommune-hour values, JSON or CSV."""
 
     @router.get(
         "/hourly",
@@ -386,13 +237,13 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
             str | None,
             Query(pattern=r"^[a-z_]+$", max_length=64, description="e.g. volume, departures."),
         ] = None,
-        limit: LimitParam = 1000,
+        limit: Annotated[int, api.limit] = 1000,
         offset: OffsetParam = 0,
     ) -> Response:
         """Kommune-hours in ``[from, to)`` with coverage and sources; CSV with Accept: text/csv."""
-        start, end = time_range(from_, to, settings.serve_max_range_days)
-        chosen = kommuner_for(region, kommune, settings.regions_file)
-        rows, total = read(
+        start, end = time_range(from_, to, api.settings.serve_max_range_days)
+        chosen = api.kommuner(region, kommune)
+        rows, total = api.read(
             lambda s: s.query_hourly_page(
                 kommuner=chosen,
                 mode=mode,
@@ -412,9 +263,13 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
             return Response(
                 buffer.getvalue(),
                 media_type=f"{CSV}; charset=utf-8",
-                headers=_headers(links(request, total, limit, offset), total),
+                headers=page_headers(links(request, total, limit, offset), total),
             )
         return page(request, records, total, limit, offset)
+
+
+def _index(router: APIRouter, api: Api) -> None:
+    """``/index``: an area's index against a year earlier, with its points."""
 
     @router.get("/index", response_model=IndexAnswer, summary="Index against a year earlier")
     def index(
@@ -432,7 +287,7 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
             int | None,
             Query(ge=1, le=8784, description="Matched hours a point needs (default setting)."),
         ] = None,
-        limit: LimitParam = 500,
+        limit: Annotated[int, api.limit] = 500,
         offset: OffsetParam = 0,
     ) -> Response:
         """The area index with its 95 % CI, n points and matched hours, and each point's index."""
@@ -440,16 +295,16 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
             chosen_period = parse_period(period)
         except (ValueError, OverflowError) as exc:
             raise bad_parameter("period", str(exc)) from None
-        region = region or settings.region
-        chosen = kommuner_for(region, kommune, settings.regions_file)
+        region = region or api.settings.region
+        chosen = api.kommuner(region, kommune)
         if chosen is None:
             raise bad_parameter("region", "which area? give region (e.g. mjosbyen) or kommune")
         name = region if region and not kommune else ", ".join(chosen)
-        needed = min_hours if min_hours is not None else settings.index_min_hours
-        result, age = index_of(mode, chosen, chosen_period, needed)
+        needed = min_hours if min_hours is not None else api.settings.index_min_hours
+        result, age = api.index_of(mode, chosen, chosen_period, needed)
         rows = point_records(result)
         page_links = links(request, len(rows), limit, offset)
-        body = {
+        body: dict[str, Any] = {
             **index_summary(result),
             "area": area_record(result, name),
             "points": {
@@ -460,7 +315,12 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
                 "links": page_links.model_dump(),
             },
         }
-        return JSONResponse(body, headers={**_headers(page_links, len(rows)), "Age": str(int(age))})
+        headers = {**page_headers(page_links, len(rows)), "Age": str(int(age))}
+        return JSONResponse(body, headers=headers)
+
+
+def _outages(router: APIRouter, api: Api) -> None:
+    """``/outages``: periods when a counter or a feed was silent, flat or short."""
 
     @router.get("/outages", response_model=Page[OutageItem], summary="Outages")
     def outages(
@@ -470,14 +330,14 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
         open_only: Annotated[
             bool, Query(alias="open", description="Only outages that have not ended.")
         ] = False,
-        limit: LimitParam = 500,
+        limit: Annotated[int, api.limit] = 500,
         offset: OffsetParam = 0,
     ) -> Response:
         """Counter and feed outages by start time (feeds have no kommune and always show)."""
-        chosen = kommuner_for(region, kommune, settings.regions_file)
+        chosen = api.kommuner(region, kommune)
         found = [
             o
-            for o in read(lambda s: s.query_outages(open_only=open_only))
+            for o in api.read(lambda s: s.query_outages(open_only=open_only))
             if chosen is None or o.kommune_nr is None or o.kommune_nr in chosen
         ]
         return paged(
@@ -497,5 +357,3 @@ def api_router(settings: Settings, store: Callable[[], Store]) -> APIRouter:
                 details=o.details,
             ),
         )
-
-    return router

@@ -28,10 +28,10 @@ from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.health import ALIVE, Check, lag_check, readiness, store_check
-from byflyt.web.api import RegionParam, api_router
+from byflyt.web.api import api_router
 from byflyt.web.follow import TopicFollower
 from byflyt.web.live import LiveView, live_state
-from byflyt.web.params import kommuner_for
+from byflyt.web.params import RegionParam, kommuner_for
 from byflyt.web.problems import (
     PROBLEM_RESPONSES,
     Problem,
@@ -54,6 +54,12 @@ class Running:
 
     store: Store | None = None
     follower: TopicFollower | None = None
+
+    def open_store(self) -> Store:
+        """The store; a 503 while the app is still starting."""
+        if self.store is None:
+            raise Problem(503, "Starting", "the store is not open yet; retry in a moment")
+        return self.store
 
 
 def create_app(
@@ -78,11 +84,6 @@ def create_app(
                 running.follower.stop()
             running.store.close()
 
-    def store() -> Store:
-        if running.store is None:
-            raise Problem(503, "Starting", "the store is not open yet; retry in a moment")
-        return running.store
-
     app = FastAPI(
         title="byflyt",
         version="1",
@@ -95,9 +96,15 @@ def create_app(
     )
     install_problem_handlers(app)
     install_security(app, settings)
-    app.include_router(api_router(settings, store))
+    app.include_router(api_router(settings, running.open_store))
     _problems_in_openapi(app)
+    _live_routes(app, settings, running, poll)
+    _health_routes(app, settings, running)
+    return app
 
+
+def _live_routes(app: FastAPI, settings: Settings, running: Running, poll: float) -> None:
+    """The live page, its state and its assets."""
     # Never longer than the page's poll: each poll of a page sees a state built since its last.
     reuse_state = min(settings.serve_state_reuse_seconds, poll)
     states: Reuse[dict[str, Any]] = Reuse(reuse_state, max_entries=64)
@@ -137,12 +144,23 @@ def create_app(
 
         def build() -> dict[str, Any]:
             try:
-                return live_state(store(), live, running.follower)
+                return live_state(running.open_store(), live, running.follower)
             except (RetriableError, SQLAlchemyError) as exc:
                 raise store_unavailable(exc) from exc
 
         body, _ = states.get(region or settings.region, build)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def asset(name: str) -> Response:
+        if name not in ASSETS:
+            raise Problem(404, "Not Found", f"/static/{name} does not exist")
+        body = STATIC.joinpath(name).read_text("utf-8")
+        return Response(body, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+
+
+def _health_routes(app: FastAPI, settings: Settings, running: Running) -> None:
+    """``/healthz`` (the process answers) and ``/readyz`` (store, Kafka and lag)."""
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
@@ -163,15 +181,6 @@ def create_app(
                     checks["lag"] = lag_check(followed.lag, settings.ready_max_lag)
         status, body = readiness(checks)
         return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
-
-    @app.get("/static/{name}", include_in_schema=False)
-    def asset(name: str) -> Response:
-        if name not in ASSETS:
-            raise Problem(404, "Not Found", f"/static/{name} does not exist")
-        body = STATIC.joinpath(name).read_text("utf-8")
-        return Response(body, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
-
-    return app
 
 
 def _problems_in_openapi(app: FastAPI) -> None:

@@ -9,9 +9,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated, Any
 
+from fastapi import Query
+
+from byflyt.models.base import Mode
 from byflyt.queries import selection as queries
 from byflyt.web.problems import Problem, bad_parameter
+
+RegionParam = Annotated[
+    str | None,
+    Query(description="Region key, e.g. mjosbyen (see /api/v1/regions).", max_length=64),
+]
+KommuneParam = Annotated[
+    list[str] | None,
+    Query(description="Kommune number, e.g. 3403; repeat for more.", max_length=20),
+]
+ModeParam = Annotated[Mode | None, Query(description="Mode, e.g. bicycle (default: all).")]
+OffsetParam = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
+
+
+def limit_query(max_limit: int) -> Any:
+    """The rule of a ``limit`` parameter (``Annotated[int, rule]``): 1 to ``max_limit`` items."""
+    return Query(ge=1, le=max_limit, description=f"Items per page (at most {max_limit}).")
 
 
 def kommune_number(text: str) -> str:

@@ -15,7 +15,7 @@ from byflyt.models.gtfs.feed import (
     feed_name,
     loaded_feeds,
 )
-from byflyt.models.gtfs.load import gtfs_seconds, load_gtfs
+from byflyt.models.gtfs.load import gtfs_seconds, load_gtfs, load_gtfs_with_settings
 
 __all__ = [
     "FeedReport",
@@ -27,5 +27,6 @@ __all__ = [
     "feed_name",
     "gtfs_seconds",
     "load_gtfs",
+    "load_gtfs_with_settings",
     "loaded_feeds",
 ]

@@ -39,6 +39,7 @@ from byflyt.models.gtfs.feed import (
 )
 from byflyt.models.kommuner import Region
 from byflyt.models.transit import mode_for_route_type
+from byflyt.settings import Settings
 
 _TIME = re.compile(r"^\s*(\d{1,3}):([0-5]\d):([0-5]\d)\s*$")
 _COLON = ord(":") - ord("0")
@@ -124,6 +125,29 @@ def load_gtfs(
             "check --region and that the feed serves it (byflyt keeps nothing from it)",
         )
     return static
+
+
+def load_gtfs_with_settings(
+    settings: Settings,
+    source: Path | str,
+    *,
+    feed: str,
+    region: Region | None,
+    locator: KommuneLocator,
+    chunk_rows: int = 500_000,
+) -> StaticFeed:
+    """:func:`load_gtfs` with the client name and limits of ``settings``, as the commands load."""
+    return load_gtfs(
+        source,
+        feed=feed,
+        region=region,
+        locator=locator,
+        chunk_rows=chunk_rows,
+        headers={"ET-Client-Name": settings.client_name},
+        max_calls=settings.max_calls_per_journey,
+        max_uncompressed=settings.gtfs_max_uncompressed_bytes,
+        max_ratio=settings.gtfs_max_compression_ratio,
+    )
 
 
 def _dedupe(frame: pd.DataFrame, key: str, rule: str, report: FeedReport) -> pd.DataFrame:

@@ -1,0 +1,400 @@
+"""SIRI 2.0 elements read into plain records: journeys and their calls, vehicle activities.
+
+:func:`read_journey` reads one complete ``EstimatedVehicleJourney`` into a :class:`SiriJourney`
+(its calls as :class:`SiriCall`), :func:`read_activity` one ``VehicleActivity``; both are handed
+their element by the streaming parse (:mod:`byflyt.connectors.siri_xml`), which also fills
+in :class:`AnswerInfo`. Times are read by :func:`parse_time`, once per distinct text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import msgspec
+from lxml import etree
+
+from byflyt.clock import OSLO
+
+
+def local_name(tag: object) -> str:
+    """An element's local name (comments and processing instructions: "")."""
+    if not isinstance(tag, str):
+        return ""
+    name = LOCAL_NAMES.get(tag)
+    if name is None:
+        name = tag.rpartition("}")[2]
+        if len(LOCAL_NAMES) < _LOCAL_NAMES_MAX:  # a hostile answer may invent endless tags
+            LOCAL_NAMES[tag] = name
+    return name
+
+
+# Why a memo: a journey has a hundred or so elements, all with a handful of qualified names.
+LOCAL_NAMES: dict[str, str] = {}
+_LOCAL_NAMES_MAX = 4096
+
+
+def text_of(element: Any) -> str:
+    """An element's text, stripped ("" when it has none)."""
+    return (element.text or "").strip()
+
+
+def parse_time(text: str | None, info: AnswerInfo | None = None) -> datetime | None:
+    """A SIRI timestamp (ISO 8601, fractional seconds allowed) in UTC.
+
+    A time without a UTC offset is Europe/Oslo local time: four of Entur's six published SIRI
+    profile examples write times so. Each one is counted in ``info.local_times``. Raises
+    ValueError for text that is not a time.
+    """
+    if not text:
+        return None
+    known = _TIMES.get(text)
+    if known is None:
+        try:
+            value = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(f"{text.strip()[:64]!r} is not an ISO 8601 time") from None
+        local = value.tzinfo is None  # fromisoformat gives a fixed offset or none
+        if local:
+            # Norwegian producers write offset-less times as Europe/Oslo local time (in
+            # October's repeated hour, the first of the two: fold 0).
+            value = value.replace(tzinfo=OSLO)
+        known = (value.astimezone(UTC), local)
+        if len(_TIMES) >= _TIMES_MAX:
+            _TIMES.clear()
+            _OFFSET_TIMES.clear()
+        _TIMES[text] = known
+        if not local:
+            _OFFSET_TIMES[text] = known[0]
+    if known[1] and info is not None:
+        info.local_times += 1
+    return known[0]
+
+
+# Why a memo: an answer names the same minutes over and over (aimed times, a call's arrival and
+# departure); parsing one costs more than looking it up.
+_TIMES: dict[str, tuple[datetime, bool]] = {}
+_OFFSET_TIMES: dict[str, datetime] = {}  # those with an offset: nothing to count, one lookup
+_TIMES_MAX = 65_536
+
+
+# -- parsing -------------------------------------------------------------------------------------
+# Why Structs (not dataclasses or named tuples): an answer makes one journey and several calls
+# per 1.5 KB, and a frozen dataclass costs more to build than its elements cost to read.
+class SiriCall(msgspec.Struct, frozen=True, gc=False):
+    """One ``RecordedCall`` or ``EstimatedCall`` as read."""
+
+    order: int | None
+    stop_ref: str
+    recorded: bool
+    cancelled: bool
+    departure_status: str | None = None
+    arrival_status: str | None = None
+    aimed_departure: datetime | None = None
+    aimed_arrival: datetime | None = None
+    expected_departure: datetime | None = None
+    expected_arrival: datetime | None = None
+    actual_departure: datetime | None = None
+    actual_arrival: datetime | None = None
+    occupancy: str | None = None
+
+
+class SiriJourney(msgspec.Struct, frozen=True, gc=False):
+    """One ``EstimatedVehicleJourney`` as read; ``problem`` says why it cannot be read."""
+
+    journey_ref: str | None
+    service_date: date | None
+    line_ref: str | None
+    vehicle_mode: str | None
+    cancelled: bool
+    extra: bool
+    vehicle_ref: str | None
+    occupancy: str | None
+    calls: tuple[SiriCall, ...]
+    excerpt: Excerpt | None = None
+    problem: str | None = None
+    rule: str = "unreadable"
+    recorded_at: datetime | None = None
+
+    @property
+    def raw(self) -> bytes:
+        """The journey's XML (its first 8 KiB), for a dead letter; see :class:`Excerpt`."""
+        return self.excerpt.get() if self.excerpt is not None else b""
+
+
+class Excerpt:
+    """The XML of the element being handed out, serialised only when asked for.
+
+    Serialising every journey would cost about as much as parsing it, and only rejected ones
+    need it. The element is cleared once the next one is read: ask while the journey is the
+    one handed out (after that, an excerpt never asked for is empty).
+    """
+
+    __slots__ = ("element", "text")
+
+    def __init__(self, element: Any) -> None:
+        self.element = element
+        self.text: bytes | None = None
+
+    def get(self) -> bytes:
+        """The first 8 KiB of the element's XML."""
+        if self.text is None:
+            element, self.element = self.element, None
+            self.text = etree.tostring(element)[:8192] if element is not None else b""
+        return self.text
+
+    def release(self) -> None:
+        """The element is about to be cleared: what was not asked for is gone."""
+        self.element = None
+
+
+class SiriActivity(msgspec.Struct, frozen=True, gc=False):
+    """One ``VehicleActivity`` as read."""
+
+    vehicle_ref: str | None
+    recorded_at: datetime | None
+    journey_ref: str | None
+    line_ref: str | None
+    vehicle_mode: str | None
+    lat: float | None
+    lon: float | None
+    occupancy: str | None
+    raw: bytes = b""
+    problem: str | None = None
+
+
+@dataclass
+class AnswerInfo:
+    """What an answer says about itself, filled in while it is parsed."""
+
+    response_at: datetime | None = None
+    more_data: bool = False
+    errors: list[str] = field(default_factory=list)
+    root: str | None = None
+    root_namespace: str | None = None
+    deliveries: set[str] = field(default_factory=set)
+    local_times: int = 0
+    unreadable_response_timestamp: str | None = None
+
+
+BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+_CALL_TIMES = {
+    "AimedDepartureTime": "aimed_departure",
+    "AimedArrivalTime": "aimed_arrival",
+    "ExpectedDepartureTime": "expected_departure",
+    "ExpectedArrivalTime": "expected_arrival",
+    "ActualDepartureTime": "actual_departure",
+    "ActualArrivalTime": "actual_arrival",
+}
+
+
+# What a call's child is, by local name: its six times (in SiriCall's order after its
+# statuses), then the texts read after the loop; anything else is skipped.
+_CALL_SLOTS = {name: slot for slot, name in enumerate(_CALL_TIMES)} | {
+    "StopPointRef": 6,
+    "Order": 7,
+    "Cancellation": 8,
+    "DepartureStatus": 9,
+    "ArrivalStatus": 10,
+    "Occupancy": 11,
+}
+# Why by qualified tag: one lookup a child, where a local name would cost two.
+_SLOTS_BY_TAG: dict[str, int] = {}
+
+
+def _call_slot(tag: object) -> int:
+    slot = _CALL_SLOTS.get(local_name(tag), -1)
+    if isinstance(tag, str) and len(_SLOTS_BY_TAG) < _LOCAL_NAMES_MAX:
+        _SLOTS_BY_TAG[tag] = slot
+    return slot
+
+
+# What a journey's child is, by local name: a field it reads (an index into _FIELDS), the
+# framed ref, the recorded or the estimated calls; anything else is skipped.
+_FIELDS = (
+    "DatedVehicleJourneyRef",
+    "EstimatedVehicleJourneyCode",
+    "LineRef",
+    "VehicleMode",
+    "Cancellation",
+    "ExtraJourney",
+    "VehicleRef",
+    "Occupancy",
+    "RecordedAtTime",
+)
+_FRAMED, _RECORDED, _ESTIMATED, _SKIP, _DATA_FRAME = -1, -2, -3, -4, -5
+_JOURNEY_KINDS = {name: kind for kind, name in enumerate(_FIELDS)} | {
+    "DataFrameRef": _DATA_FRAME,  # within the framed ref only
+    "FramedVehicleJourneyRef": _FRAMED,
+    "RecordedCalls": _RECORDED,
+    "EstimatedCalls": _ESTIMATED,
+}
+_KINDS_BY_TAG: dict[object, int] = {}
+_IS_CALL: dict[object, bool] = {}
+_DATES: dict[str, date] = {}
+
+
+def _journey_kind(tag: object) -> int:
+    kind = _JOURNEY_KINDS.get(local_name(tag), _SKIP)
+    if len(_KINDS_BY_TAG) < _LOCAL_NAMES_MAX:
+        _KINDS_BY_TAG[tag] = kind
+    return kind
+
+
+def _is_call(tag: object) -> bool:
+    call = local_name(tag).endswith("Call")
+    if len(_IS_CALL) < _LOCAL_NAMES_MAX:
+        _IS_CALL[tag] = call
+    return call
+
+
+def _service_date(text: str) -> date:
+    known = _DATES.get(text)
+    if known is None:
+        known = date.fromisoformat(text)
+        if len(_DATES) >= _TIMES_MAX:
+            _DATES.clear()
+        _DATES[text] = known
+    return known
+
+
+def read_journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJourney:
+    """A complete ``EstimatedVehicleJourney``; one that cannot be read carries its problem.
+
+    Only what the journey's own children say is read (unknown ``Extensions`` are passed over),
+    each child looked up by its qualified tag: this is the loop an answer spends its time in.
+    """
+    # The first leaf of each name wins, but the framed ref's DatedVehicleJourneyRef is the ref.
+    fields: list[str | None] = [None] * len(_FIELDS)
+    calls: list[SiriCall] = []
+    service_date: date | None = None
+    kinds, slots, times, is_call = _KINDS_BY_TAG, _SLOTS_BY_TAG, _OFFSET_TIMES, _IS_CALL
+    try:
+        for child in element:
+            tag = child.tag
+            kind = kinds.get(tag)
+            if kind is None:
+                kind = _journey_kind(tag)
+            if kind >= 0:
+                if fields[kind] is None and len(child) == 0:
+                    fields[kind] = (child.text or "").strip()
+            elif kind in (_RECORDED, _ESTIMATED):
+                recorded = kind == _RECORDED
+                for call in child:
+                    tag = call.tag
+                    known = is_call.get(tag)
+                    if not (known or (known is None and _is_call(tag))):
+                        continue
+                    # A call, read here rather than in a function of its own: there are
+                    # several a journey, and the call would cost a tenth of reading it.
+                    values: list[Any] = [None] * 12
+                    for leaf in call:
+                        tag = leaf.tag
+                        slot = slots.get(tag)
+                        if slot is None:
+                            slot = _call_slot(tag)
+                        if slot < 0:
+                            continue
+                        text = leaf.text
+                        if slot >= 6:
+                            values[slot] = text or ""
+                            continue
+                        # The memo inline: nearly every time an answer names, it named before.
+                        values[slot] = times.get(text) or parse_time(text, info)
+                    stop_ref, order, cancelled, departure, arrival, occupancy = values[6:]
+                    calls.append(
+                        SiriCall(
+                            int(order) if order is not None else None,
+                            stop_ref.strip() if stop_ref is not None else "",
+                            recorded,
+                            BOOLEANS.get(cancelled.strip().lower(), False) if cancelled else False,
+                            departure.strip().lower() if departure is not None else None,
+                            arrival.strip().lower() if arrival is not None else None,
+                            values[0],
+                            values[1],
+                            values[2],
+                            values[3],
+                            values[4],
+                            values[5],
+                            (occupancy.strip() or None) if occupancy is not None else None,
+                        )
+                    )
+            elif kind == _FRAMED:
+                for part in child:
+                    tag = part.tag
+                    kind = kinds.get(tag)
+                    if kind is None:
+                        kind = _journey_kind(tag)
+                    if kind == _DATA_FRAME and (text := text_of(part)):
+                        service_date = _service_date(text)
+                    elif kind == 0:  # DatedVehicleJourneyRef
+                        fields[0] = text_of(part)
+        recorded_at = parse_time(fields[8], info)
+    except ValueError as exc:
+        return unreadable_journey(element, raw, str(exc), "unreadable")
+    ref, code, line, mode, cancelled, extra, vehicle, occupancy = fields[:8]
+    return SiriJourney(
+        ref or code or None,
+        service_date,
+        line or None,
+        mode or None,
+        BOOLEANS.get(cancelled.lower(), False) if cancelled else False,
+        BOOLEANS.get(extra.lower(), False) if extra else False,
+        vehicle or None,
+        occupancy or None,
+        tuple(calls),
+        raw,
+        None,
+        "unreadable",
+        recorded_at,
+    )
+
+
+def unreadable_journey(element: Any, raw: Excerpt | None, problem: str, rule: str) -> SiriJourney:
+    """A journey that cannot be used: its ref (for the dead letter), the problem and rule."""
+    ref = _ref_of(element)
+    return SiriJourney(ref, None, None, None, False, False, None, None, (), raw, problem, rule)
+
+
+def _ref_of(element: Any) -> str | None:
+    """The journey ref of an element that cannot be read whole (for the dead-letter context)."""
+    for child in element.iter():
+        if local_name(child.tag) in ("DatedVehicleJourneyRef", "EstimatedVehicleJourneyCode"):
+            return text_of(child)[:256] or None
+    return None
+
+
+def read_activity(element: Any, raw: bytes, info: AnswerInfo) -> SiriActivity:
+    """A complete ``VehicleActivity``: the first leaf of each name anywhere within it."""
+    found: dict[str, str] = {}
+    for child in element.iter():
+        name = local_name(child.tag)
+        if name and len(child) == 0 and name not in found:
+            found[name] = text_of(child)
+    try:
+        recorded_at = parse_time(found.get("RecordedAtTime"), info)
+        lat = float(found["Latitude"]) if found.get("Latitude") else None
+        lon = float(found["Longitude"]) if found.get("Longitude") else None
+    except ValueError as exc:
+        return SiriActivity(None, None, None, None, None, None, None, None, raw, str(exc))
+    return SiriActivity(
+        vehicle_ref=found.get("VehicleRef") or None,
+        recorded_at=recorded_at,
+        journey_ref=found.get("DatedVehicleJourneyRef") or None,
+        line_ref=found.get("LineRef") or None,
+        vehicle_mode=found.get("VehicleMode") or None,
+        lat=lat,
+        lon=lon,
+        occupancy=found.get("Occupancy") or None,
+        raw=raw,
+    )
+
+
+def error_text(element: Any) -> str:
+    """What an ``ErrorCondition`` says: the kind of error and its texts."""
+    wanted = ("ErrorText", "Description")
+    texts = [text_of(e) for e in element.iter() if local_name(e.tag) in wanted]
+    kinds = [local_name(e.tag) for e in element if local_name(e.tag).endswith("Error")]
+    detail = "; ".join(t for t in texts if t) or "no description"
+    return f"{kinds[0] if kinds else 'ErrorCondition'}: {detail}"
