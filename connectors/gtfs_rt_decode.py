@@ -79,8 +79,12 @@ def walk(data: bytes) -> tuple[memoryview | None, list[tuple[str, int, int]]] | 
             tag = data[pos]
             length = data[pos + 1]
             start = pos + 2
-            if length >= 0x80:
-                length, start = _length(data, pos + 1)
+            if length >= 0x80:  # an entity of 128 bytes to 16 kB: two bytes, read inline
+                second = data[pos + 2]
+                if second < 0x80:
+                    length, start = (length & 0x7F) | second << 7, pos + 3
+                else:
+                    length, start = _length(data, pos + 1)
             pos = start + length
             if tag == _ENTITY:
                 # Why inline: this runs once per trip of a national feed, every few seconds.
@@ -93,7 +97,13 @@ def walk(data: bytes) -> tuple[memoryview | None, list[tuple[str, int, int]]] | 
                 entity_id = str(data[at:id_end], "utf-8")
                 if data[id_end] != _TRIP_UPDATE:
                     return None
-                size, at = _length(data, id_end + 1)
+                size, at = data[id_end + 1], id_end + 2
+                if size >= 0x80:
+                    second = data[at]
+                    if second < 0x80:
+                        size, at = (size & 0x7F) | second << 7, at + 1
+                    else:
+                        size, at = _length(data, id_end + 1)
                 if at + size != pos:
                     return None
                 append((entity_id, at, pos))
@@ -142,8 +152,8 @@ class Entities:
     """A snapshot's entities: read from its bytes (:func:`walk`), each parsed when needed.
 
     ``message`` is the whole parsed message when the snapshot could not be walked; then
-    :meth:`raw` gives nothing and every entity comes from it. Otherwise ``data`` is the
-    snapshot and ``spans`` each entity's id and trip update span.
+    ``spans`` is None and every entity comes from it. Otherwise ``data`` is the snapshot and
+    ``spans`` each entity's id and trip update span.
     """
 
     __slots__ = ("data", "message", "spans", "view")
@@ -161,10 +171,6 @@ class Entities:
             return len(self.spans)
         assert self.message is not None
         return len(self.message.entity)
-
-    def raw(self, n: int) -> tuple[str, int, int] | None:
-        """Entity ``n``'s id and trip update span, when the snapshot was walked."""
-        return self.spans[n] if self.spans is not None else None
 
     def parsed(self, n: int) -> tuple[Any, list[Update] | None]:
         """Entity ``n`` as protobuf reads it, and its stop time updates when already read.

@@ -135,8 +135,9 @@ class TripUpdates:
         platform_changes = cancelled = no_vehicle = stale = 0
         repeats: list[LiveTrip] = []  # restamped once the snapshot is read whole
         overwritten = False
+        spans = entities.spans
         for n in range(len(entities)):
-            raw = entities.raw(n)
+            raw = spans[n] if spans is not None else None
             print_: int | None = None
             tail: int | None = None
             if raw is not None:

@@ -30,6 +30,9 @@ def test_the_walk_finds_each_entity_id_and_its_trip_update_as_protobuf_reads_the
     ]
     # An entity id longer than 127 bytes has a two-byte length.
     entities.append(trip_update("INN:ServiceJourney:long", entity_id="x" * 300))
+    # A trip update of more than 16 kB has a three-byte length.
+    many = [stu(f"NSR:Quay:{n}", n, delay=n) for n in range(1, 1_000)]
+    entities.append(trip_update("INN:ServiceJourney:many", many))
     data = feed(AT, *entities)
     parsed = rt.FeedMessage.FromString(data)
     assert spans_of(data) == [(e.id, e.trip_update.SerializeToString()) for e in parsed.entity]
