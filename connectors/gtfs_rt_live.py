@@ -69,9 +69,11 @@ class LiveTrip(msgspec.Struct, gc=False):
     def of(
         cls,
         head: codec_trips.TripHead,
+        key: str,
         last: LiveTrip | None,
         print_: int | None,
         *,
+        stamp_bytes: bytes,
         timed: list[tuple[int, int]],
         skipped: list[int],
         sequences: Iterable[int],
@@ -80,6 +82,8 @@ class LiveTrip(msgspec.Struct, gc=False):
         platform_changes: int,
     ) -> LiveTrip:
         """A freshly resolved trip; ``last`` is what its previous record left, if any.
+
+        ``key`` is the head's, ``stamp_bytes`` its ``snapshot_at`` encoded (worked out once).
 
         ``timed`` are its calls with an actual time (epoch seconds, stop sequence), ``skipped``
         its skipped calls' sequences and ``sequences`` all of its calls'.
@@ -91,8 +95,10 @@ class LiveTrip(msgspec.Struct, gc=False):
         else:
             final = {q for t, q in timed if t < at}
             final.update(skipped)
+        settled = codec_trips.NIL
         if last is not None and final.issubset(last.final):
             head = msgspec.structs.replace(head, settled_since=last.snapshot_at)
+            settled = last.stamp_bytes
         pending = _NOTHING_PENDING
         if head.status != "cancelled":
             # Only the calls still to pass: the others are final already.
@@ -103,15 +109,13 @@ class LiveTrip(msgspec.Struct, gc=False):
         before, after, calls = codec_trips.head_parts(head)
         return cls(
             head=head,
-            key=head.key,
+            key=key,
             before=before,
             after=after,
             calls=calls,
             snapshot_at=head.snapshot_at,
-            stamp_bytes=codec_trips.encode_time(head.snapshot_at),
-            settled=codec_trips.NIL
-            if head.settled_since is None
-            else codec_trips.encode_time(head.settled_since),
+            stamp_bytes=stamp_bytes,
+            settled=settled,
             final=tuple(sorted(seen)),
             pending=pending,
             due=pending[0][0] if pending[0] else _NEVER,

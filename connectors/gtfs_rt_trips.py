@@ -200,8 +200,10 @@ class TripUpdates:
             overwritten = overwritten or key in states
             live = states[key] = LiveTrip.of(
                 trip,
+                key,
                 previous.get(key),
                 print_ if cacheable else None,
+                stamp_bytes=taken_bytes,
                 timed=resolver.timed,
                 skipped=resolver.skipped,
                 sequences=resolver.sequences,
