@@ -34,7 +34,6 @@ from datetime import datetime
 
 import faust
 from faust.types import Message
-from mode import CrashingSupervisor
 
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models import codec_counts
@@ -46,9 +45,8 @@ from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.store.rows import Row, VolumeKey
 from byflyt.streams.app import topic
-from byflyt.streams.consumer import deliver_in_batches
 from byflyt.streams.hourly import PointState, aggregate_counts
-from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
+from byflyt.streams.live import LiveVolumes
 from byflyt.streams.sink import BATCH_MAX, FLUSH_INTERVAL_S, Output, Sink, reason_of
 from byflyt.streams.status import tracker_of
 from byflyt.topics import BIKE_COUNTS, BIKE_COUNTS_BY_KOMMUNE, BIKE_POINTS, VOLUMES_HOURLY
@@ -91,9 +89,6 @@ class CountAggregator(Sink):
         self.live = LiveVolumes(metrics.volume)
         self.status = tracker_of(app, settings)
         self._forward_topic = settings.topic(BIKE_COUNTS.name)
-        self.channel = deliver_in_batches(
-            app, [settings.topic(BIKE_COUNTS.name), settings.topic(BIKE_COUNTS_BY_KOMMUNE.name)]
-        )
         self.revoked = False
         """Partitions were given away since the last batch: memory may be stale."""
 
@@ -244,19 +239,14 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     """Add the cycling agents to ``app``; return the flush the drain calls."""
     agg = CountAggregator(app, settings, default_metrics())
 
-    # A batch that fails to apply or to write stops the worker (not a silent agent restart that
-    # would leave the batch in flight for good); it is read again after the restart.
-    @app.agent(agg.inputs, name=STAGE, supervisor_strategy=CrashingSupervisor)
-    async def aggregate(stream: faust.StreamT[bytes]) -> None:
-        # The agent subscribes the count topics; their records come a fetch at a time.
-        await agg.consume_batches(
-            agg.channel,
-            codec_counts.decode,
-            agg.apply_counts,
-            source=BIKE_COUNTS.name,
-            stage=STAGE,
-            code="invalid_observation",
-        )
+    agg.batch_agent(
+        agg.inputs,
+        codec_counts.decode,
+        agg.apply_counts,
+        source=BIKE_COUNTS.name,
+        stage=STAGE,
+        code="invalid_observation",
+    )
 
     @app.agent(agg.points, name="store_points")
     async def store_points(stream: faust.StreamT[bytes]) -> None:
@@ -269,8 +259,5 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
             code="invalid_record",
         )
 
-    @app.timer(LIVE_REFRESH_S)
-    async def roll_live_hours() -> None:
-        agg.live.refresh()
-
+    agg.live.roll_on(app)
     return agg.flush

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
+import faust
 from prometheus_client import Gauge
 
 from byflyt.models.base import hour_floor
@@ -42,6 +43,13 @@ class LiveVolumes:
         for key in deletes:
             self._values.pop(key, None)
         self.refresh()
+
+    def roll_on(self, app: faust.App) -> None:
+        """Refresh every :data:`LIVE_REFRESH_S` on a timer of ``app`` (a quiet stream too)."""
+
+        @app.timer(LIVE_REFRESH_S)
+        async def roll_live_hours() -> None:
+            self.refresh()
 
     def refresh(self) -> None:
         """Set the gauge from the kept values for the hours that are current and previous now."""

@@ -10,6 +10,12 @@ per dirty key) and one store transaction — which is sent and written, and only
 ``take_events`` acknowledge the batch's events, so the committed offsets never run ahead of the
 store. A crash replays the uncommitted tail, which converges to the same rows.
 
+The agents of the stream topics (counts, trip states, vehicles, transit facts, feed health) are
+added with :meth:`Sink.batch_agent` instead: their records skip faust's per-event hand-over and
+arrive a whole fetch at a time (:meth:`Sink.consume_batches`), with the same parse, dead-letter,
+apply, flush and acknowledge steps. A faust table such an agent changes is written to its
+changelog once per changed key a flush (:class:`byflyt.streams.tables.WriteBack`).
+
 One :class:`WorkerStore` per worker (per faust app) is shared by every sink: one connection pool
 and one writer thread, so store transactions stay in order and off the event loop.
 
@@ -33,6 +39,7 @@ from typing import TypeVar, cast
 import faust
 import faust.streams as faust_streams
 from faust.types import Message
+from mode import CrashingSupervisor
 from pydantic import ValidationError
 
 from byflyt.errors import RetriableError
@@ -41,7 +48,7 @@ from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import BATCH_RECORDS, topic
-from byflyt.streams.consumer import BatchChannel
+from byflyt.streams.consumer import BatchChannel, deliver_in_batches
 from byflyt.topics import DLQ
 
 log = logging.getLogger(__name__)
@@ -204,6 +211,33 @@ class Sink(ABC):
         """Take the state changed since the last flush and return its output (under the lock)."""
 
     # -- consuming -----------------------------------------------------------------------------
+    def batch_agent(
+        self,
+        inputs: faust.TopicT,
+        parse: Callable[[bytes | None], T],
+        apply: Callable[[list[tuple[T, Message]]], Awaitable[None]],
+        *,
+        source: str,
+        stage: str,
+        code: str = "invalid_record",
+    ) -> None:
+        """Add the agent ``stage``, which takes the records of ``inputs`` a fetch at a time.
+
+        The agent subscribes ``inputs`` (faust assigns their partitions) and hands their
+        records, delivered in batches (:meth:`App.deliver_in_batches`), to
+        :meth:`consume_batches`. A batch that fails to apply or to write stops the worker, not
+        only the agent: an agent restarted in place would leave the batch in flight for good,
+        while a restarted worker reads it again from the committed offsets.
+        """
+        channel = deliver_in_batches(self.app, inputs.topics)
+
+        async def agent(stream: faust.StreamT[bytes]) -> None:
+            await self.consume_batches(channel, parse, apply, source=source, stage=stage, code=code)
+
+        # Named after its stage in faust's logs and crash reports, as a decorated agent would be.
+        agent.__module__, agent.__qualname__ = type(self).__module__, stage
+        self.app.agent(inputs, name=stage, supervisor_strategy=CrashingSupervisor)(agent)
+
     async def consume(
         self,
         stream: faust.StreamT[bytes],

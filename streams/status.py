@@ -15,7 +15,9 @@ being read, the newest hour of one point says nothing about the hours of points 
 The source's clock is the newest hour this worker has read from it.
 
 ``feed_status`` reads ``transit.feed-health`` (one :class:`FeedHealth` per poll of a feed, from
-the connectors) on the same sink and keeps each feed's machine in the table ``status-feeds``.
+the connectors) a fetch at a time on the same sink and keeps each feed's machine in the table
+``status-feeds`` (written to its changelog once per feed a flush, before the batch is
+acknowledged).
 Feeds are judged here rather than in the connectors so that one place writes ``sensors.status``
 and the outages, a feed's state survives a connector restart, and the SIRI and GTFS-RT
 connectors only have to describe each poll.
@@ -50,7 +52,8 @@ from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
 from byflyt.streams.sensors import Change, FeedMachine, SourceClock
-from byflyt.streams.sink import FLUSH_INTERVAL_S, Output, Sink, in_event
+from byflyt.streams.sink import FLUSH_INTERVAL_S, Output, Sink
+from byflyt.streams.tables import WriteBack
 from byflyt.topics import (
     BIKE_COUNTS,
     BIKE_COUNTS_BY_KOMMUNE,
@@ -98,11 +101,13 @@ class StatusTracker(Sink):
 
     def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
         super().__init__(app, settings, metrics, AGENT, topic(app, settings, SENSORS_STATUS))
-        self.feeds = app.Table(
-            "status-feeds",
-            default=None,
-            partitions=FEED_HEALTH.partitions or settings.topic_partitions,
-            help="source:kind → a transit feed's status machine.",
+        self.feeds = WriteBack(
+            app.Table(
+                "status-feeds",
+                default=None,
+                partitions=FEED_HEALTH.partitions or settings.topic_partitions,
+                help="source:kind → a transit feed's status machine.",
+            )
         )
         self.health = topic(app, settings, FEED_HEALTH)
         self.count_topics = {
@@ -241,9 +246,9 @@ class StatusTracker(Sink):
         return True
 
     # -- feeds -------------------------------------------------------------------------------
-    async def apply_health(self, batch: list[tuple[FeedHealth, faust.EventT]]) -> None:
-        """Judge each poll of a feed."""
-        for health, event in batch:
+    async def apply_health(self, batch: list[tuple[FeedHealth, Message]]) -> None:
+        """Judge each poll of a feed (its machine reaches the changelog at the flush)."""
+        for health, message in batch:
             state: dict[str, Any] | None = self.feeds.get(health.key)
             machine = (
                 FeedMachine.from_dict(state)
@@ -251,12 +256,16 @@ class StatusTracker(Sink):
                 else FeedMachine(health.source, health.kind)
             )
             self.changes.extend(machine.step(health, self.settings.feed_thresholds(health.source)))
-            with in_event(event):
-                self.feeds[health.key] = machine.to_dict()
+            self.feeds.message = message
+            self.feeds[health.key] = machine.to_dict()
 
     # -- flushing ----------------------------------------------------------------------------
     async def write(self) -> Output:
-        """Judge the closed hours (when caught up); the changes, for the topic and the store."""
+        """Judge the closed hours (when caught up); the changes, for the topic and the store.
+
+        The feeds' machines changed since the last flush go to their changelog first.
+        """
+        self.feeds.flush()
         if self.clocks and self.caught_up():
             if not self.windows_known:
                 await self._read_fetched()
@@ -311,15 +320,13 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     """Add the status agents to ``app`` (counts come from the cycling sink); return the flush."""
     tracker = tracker_of(app, settings)
 
-    @app.agent(tracker.health, name="feed_status")
-    async def feed_status(stream: faust.StreamT[bytes]) -> None:
-        await tracker.consume(
-            stream,
-            FeedHealth.from_bytes,
-            tracker.apply_health,
-            source=FEED_HEALTH.name,
-            stage="feed_status",
-        )
+    tracker.batch_agent(
+        tracker.health,
+        FeedHealth.from_bytes,
+        tracker.apply_health,
+        source=FEED_HEALTH.name,
+        stage="feed_status",
+    )
 
     @app.timer(FLUSH_INTERVAL_S)
     async def flush_status() -> None:

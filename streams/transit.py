@@ -27,7 +27,7 @@ from typing import Any
 import faust
 import pandas as pd
 from faust.serializers.codecs import Codec
-from pydantic import ValidationError
+from faust.types import Message
 
 from byflyt.errors import ConfigError
 from byflyt.metrics import Metrics, default_metrics
@@ -43,8 +43,9 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
-from byflyt.streams.live import LIVE_REFRESH_S, LiveVolumes
-from byflyt.streams.sink import Output, Sink, in_event, reason_of
+from byflyt.streams.live import LiveVolumes
+from byflyt.streams.sink import Output, Sink
+from byflyt.streams.tables import WriteBack
 from byflyt.streams.transit_calls import TRIP_RETENTION, TripDeriver
 from byflyt.streams.transit_state import CallFact, HourCell, decode_cell, decode_trip, encode
 from byflyt.topics import (
@@ -58,14 +59,6 @@ from byflyt.topics import (
 log = logging.getLogger(__name__)
 
 ON_TIME = (-60, 180)  # served with delay in [−60 s, +180 s)
-CALL_METRICS = (
-    "departures",
-    "cancelled_calls",
-    "trips",
-    "delay_seconds_sum",
-    "delay_count",
-    "on_time_calls",
-)
 
 
 # -- hourly aggregation --------------------------------------------------------------------------
@@ -189,20 +182,23 @@ class TransitAggregator(Sink):
         )
         self.live = LiveVolumes(metrics.volume)
         self.retention = timedelta(days=settings.hour_retention_days)
-        self.table = record_table(
-            app,
-            "transit-hours",
-            decode_cell,
-            partitions=settings.topic_partitions,
-            help="kommune|mode|hour → facts by identity: calls, coverage, crossings, vehicles.",
+        self.table = WriteBack(
+            record_table(
+                app,
+                "transit-hours",
+                decode_cell,
+                partitions=settings.topic_partitions,
+                help="kommune|mode|hour → facts by identity: calls, coverage, crossings, vehicles.",
+            )
         )
         self.scheduled = ScheduledCalls(settings)
         self.dirty: set[str] = set()
         self.newest: dict[str, datetime] = {}
+        self.inputs = topic(app, settings, TRANSIT_FACTS)
 
-    async def apply_facts(self, batch: list[tuple[TransitFact, faust.EventT]]) -> None:
+    async def apply_facts(self, batch: list[tuple[TransitFact, Message]]) -> None:
         """Apply a batch of facts; a fact for an hour already evicted is ``too_late``."""
-        for fact, event in batch:
+        for fact, message in batch:
             newest = self.newest.get(fact.kommune_nr)
             if newest is not None and fact.hour_start < newest - self.retention:
                 # Its kommune-hour's facts are gone from memory and are not stored one by one:
@@ -210,15 +206,15 @@ class TransitAggregator(Sink):
                 await self.reject(
                     "transit.facts",
                     "too_late",
-                    event.value,
+                    message.value,
                     f"hour {iso_z(fact.hour_start)} is more than "
                     f"{self.retention.days} days older than the kommune's newest hour "
                     f"{iso_z(newest)}",
                     "aggregate_transit",
                 )
                 continue
-            with in_event(event):
-                self.dirty.add(self.apply(fact))
+            self.table.message = message
+            self.dirty.add(self.apply(fact))
 
     def apply(self, fact: TransitFact) -> str:
         """Record ``fact`` in its kommune-hour cell; return the cell key."""
@@ -294,7 +290,8 @@ class TransitAggregator(Sink):
         return round(min(100.0, 100.0 * len(cell.reported) / scheduled), 2)
 
     async def write(self) -> Output:
-        """Every dirty kommune-hour's rows and flows once, in one store transaction."""
+        """Each dirty kommune-hour to its changelog, its rows and flows: one store transaction."""
+        self.table.flush()
         dirty, self.dirty = self.dirty, set()
         if not dirty:
             return Output()
@@ -316,68 +313,70 @@ class TransitAggregator(Sink):
         )
 
 
-def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]]:
-    """Add the transit agents to ``app``; return the flush the drain calls."""
-    metrics = default_metrics()
-    agg = TransitAggregator(app, settings, metrics)
-    trips = topic(app, settings, TRIP_UPDATES)
-    vehicles = topic(app, settings, VEHICLES)
-    facts = topic(app, settings, TRANSIT_FACTS)
-    stop_calls = topic(app, settings, STOP_CALLS)
-    deriver = TripDeriver(
-        record_table(
-            app,
-            "trip-calls",
-            decode_trip,
-            partitions=settings.topic_partitions,
-            help="feed:service_date:trip_id → the trip's final calls (status, kommune, actual).",
+class CallDerivation(Sink):
+    """``derive_calls`` and ``vehicles_seen``: trip states and vehicles → calls and facts.
+
+    Both read whole fetches (:meth:`Sink.consume_batches`). What a batch makes final goes out
+    on ``transit.stop-calls`` and ``transit.facts.by-kommune`` as it is applied; each changed
+    trip is written to the ``trip-calls`` changelog once, at the flush, and only then is the
+    batch acknowledged. Nothing is stored here: the aggregation stores what the facts make.
+    """
+
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+        super().__init__(app, settings, metrics, "derive_calls", None)
+        self.table = WriteBack(
+            record_table(
+                app,
+                "trip-calls",
+                decode_trip,
+                partitions=settings.topic_partitions,
+                help="feed:service_date:trip_id → the trip's final calls "
+                "(status, kommune, actual).",
+            )
         )
-    )
+        self.deriver = TripDeriver(self.table)
+        self.trips = topic(app, settings, TRIP_UPDATES)
+        self.vehicles = topic(app, settings, VEHICLES)
+        self.facts = topic(app, settings, TRANSIT_FACTS)
+        self.stop_calls = topic(app, settings, STOP_CALLS)
 
-    async def reject(source: str, raw: bytes | None, exc: Exception, stage: str) -> None:
-        await agg.reject(source, "invalid_record", raw, reason_of(exc), stage)
+    def parse_trip(self, raw: bytes | None) -> codec_trips.Trip | None:
+        """The record's trip; None when it adds nothing (settled since a record applied)."""
+        if self.deriver.settled(raw):
+            return None
+        return codec_trips.decode(raw)
 
-    async def send_facts(items: list[TransitFact]) -> None:
-        for fact in items:
-            await facts.send(key=fact.kommune_nr.encode(), value=fact.to_bytes())
-
-    @app.agent(trips, name="derive_calls")
-    async def derive_calls(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            metrics.agent_records.labels("derive_calls", "in").inc()
-            try:
-                if deriver.settled(event.value):
-                    continue
-                trip = codec_trips.decode(event.value)
-            except (ValidationError, ValueError) as exc:
-                await reject("transit.trip-updates", event.value, exc, "derive_calls")
+    async def apply_trips(self, batch: list[tuple[codec_trips.Trip | None, Message]]) -> None:
+        """Make each trip's calls final once; send the calls and facts they give."""
+        deriver, metrics = self.deriver, self.metrics
+        derived = 0
+        for trip, message in batch:
+            if trip is None:
                 continue
             if deriver.evicted(trip):
-                await agg.reject(
-                    "transit.trip-updates",
+                await self.reject(
+                    TRIP_UPDATES.name,
                     "too_late",
-                    event.value,
+                    message.value,
                     f"service date {trip.service_date} is more than {TRIP_RETENTION.days} days "
                     f"before the newest service date {deriver.newest}; its calls are settled",
                     "derive_calls",
                 )
                 continue
-            calls, new_facts = deriver.apply(trip)
+            self.table.message = message
+            calls, facts = deriver.apply(trip)
             for call in calls:
                 key = (call.kommune_nr or "none").encode()
-                await stop_calls.send(key=key, value=call.to_bytes())
+                await self.stop_calls.send(key=key, value=call.to_bytes())
                 metrics.stop_calls.labels(call.mode, call.kommune_nr or "", call.status).inc()
-            await send_facts(new_facts)
-            metrics.agent_records.labels("derive_calls", "out").inc(len(calls))
+            await self.send_facts(facts)
+            derived += len(calls)
+        metrics.agent_records.labels("derive_calls", "out").inc(derived)
 
-    @app.agent(vehicles, name="vehicles_seen")
-    async def vehicles_seen(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            try:
-                seen = VehicleSeen.from_bytes(event.value)
-            except (ValidationError, ValueError) as exc:
-                await reject("transit.vehicles", event.value, exc, "vehicles_seen")
-                continue
+    async def apply_vehicles(self, batch: list[tuple[VehicleSeen, Message]]) -> None:
+        """A ``vehicle`` fact for each vehicle seen in a kommune."""
+        facts: list[TransitFact] = []
+        for seen, _ in batch:
             if seen.kommune_nr is None:
                 continue
             fact = TransitFact(
@@ -390,20 +389,46 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
                 trip_id=seen.trip_id,
                 occupancy=seen.occupancy,
             )
-            await send_facts([fact])
+            facts.append(fact)
+        await self.send_facts(facts)
 
-    @app.agent(facts, name="aggregate_transit")
-    async def aggregate(stream: faust.StreamT[bytes]) -> None:
-        await agg.consume(
-            stream,
-            TransitFact.from_bytes,
-            agg.apply_facts,
-            source="transit.facts",
-            stage="aggregate_transit",
-        )
+    async def send_facts(self, facts: list[TransitFact]) -> None:
+        """Send facts to the aggregation, keyed by kommune (its partition)."""
+        for fact in facts:
+            await self.facts.send(key=fact.kommune_nr.encode(), value=fact.to_bytes())
 
-    @app.timer(LIVE_REFRESH_S)
-    async def roll_live_hours() -> None:
-        agg.live.refresh()
+    async def write(self) -> Output:
+        """Each trip changed since the last flush to its changelog, once."""
+        self.table.flush()
+        return Output()
 
+
+def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]]:
+    """Add the transit agents to ``app``; return the flush the drain calls."""
+    metrics = default_metrics()
+    agg = TransitAggregator(app, settings, metrics)
+    derive = CallDerivation(app, settings, metrics)
+
+    derive.batch_agent(
+        derive.trips,
+        derive.parse_trip,
+        derive.apply_trips,
+        source=TRIP_UPDATES.name,
+        stage="derive_calls",
+    )
+    derive.batch_agent(
+        derive.vehicles,
+        VehicleSeen.from_bytes,
+        derive.apply_vehicles,
+        source=VEHICLES.name,
+        stage="vehicles_seen",
+    )
+    agg.batch_agent(
+        agg.inputs,
+        TransitFact.from_bytes,
+        agg.apply_facts,
+        source="transit.facts",
+        stage="aggregate_transit",
+    )
+    agg.live.roll_on(app)
     return agg.flush

@@ -15,23 +15,26 @@ from __future__ import annotations
 
 import gzip
 import os
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from byflyt.broker import LocalBroker
+from byflyt.connectors.gtfs_rt import GtfsRtConnector
+from byflyt.connectors.siri import SiriConnector
+from byflyt.metrics import Metrics
 from byflyt.models.geo import BUNDLED_BOUNDARIES, KommuneLocator
 from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.settings import Settings
+from tests.helpers import BYFLYT, free_port, kafka_libs, plain_env, run
 
 REPO = Path(__file__).resolve().parent.parent
 NO_BROKER = "no-broker.test-not-marked-kafka.invalid:9092"
@@ -46,19 +49,6 @@ class Broker:
     """The session's Kafka."""
 
     bootstrap: str
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def kafka_libs() -> Path:
-    """Where ``make install`` put the Kafka jars."""
-    data_dir = Path(os.environ.get("BYFLYT_DATA_DIR", REPO / ".byflyt"))
-    return data_dir / "kafka" / "libs"
 
 
 @pytest.fixture
@@ -126,20 +116,13 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBr
     """A second local broker, started by ``byflyt broker start --secure`` (slow: TLS, a CA)."""
     root = tmp_path_factory.mktemp("secure-broker")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")}
+    env = plain_env()
     env.update(BYFLYT_DATA_DIR=str(root / "data"), BYFLYT_KAFKA_LIBS=str(kafka_libs()))
     broker_dir = root / "broker"
     args = ["--port", str(port), "--data-dir", str(broker_dir)]
 
     def cli(*command: str) -> None:
-        done = subprocess.run(
-            [sys.executable, "-m", "byflyt", "broker", *command, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+        done = run([*BYFLYT, "broker", *command, *args], env=env, timeout=240)
         assert done.returncode == 0, done.stderr
 
     cli("start", "--secure")
@@ -222,6 +205,15 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
+    """:func:`worker_env` on this test's SQLite store, and again (the ``postgresql`` case,
+    marked ``postgres``) on a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        return {**worker_env, "BYFLYT_STORE_URL": request.getfixturevalue("pg_store_url")}
+    return worker_env
+
+
 # -- shared by many modules ------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def locator() -> KommuneLocator:
@@ -245,6 +237,77 @@ def static(static_zip: Path, locator: KommuneLocator) -> StaticFeed:
 def registry() -> CollectorRegistry:
     """A fresh Prometheus registry: a test reads its metrics with ``get_sample_value``."""
     return CollectorRegistry()
+
+
+@pytest.fixture
+def metrics(registry: CollectorRegistry) -> Metrics:
+    """The product's metrics, registered in this test's :func:`registry`."""
+    return Metrics(registry)
+
+
+class Connectors:
+    """Builds a test's GTFS-RT and SIRI connectors on the synthetic INN feed (``static``), with
+    the shipped boundaries and the test's metrics, and closes them all when the test ends.
+
+    Their endpoints are a closed port: tests hand them snapshots or answers to ``poll``, or give
+    the endpoint of a local server in ``options``.
+    """
+
+    def __init__(
+        self, settings: Settings, static: StaticFeed, locator: KommuneLocator, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.common: dict[str, Any] = {"static": static, "metrics": metrics, "locator": locator}
+        self.made: list[GtfsRtConnector | SiriConnector] = []
+
+    def gtfs_rt(self, **options: Any) -> GtfsRtConnector:
+        """A GTFS-RT TripUpdates connector; ``options`` are the constructor's."""
+        values = {**self.common, "trip_updates": "http://127.0.0.1:9/tu", **options}
+        connector = GtfsRtConnector(self.settings, **values)
+        self.made.append(connector)
+        return connector
+
+    def siri(self, **options: Any) -> SiriConnector:
+        """A SIRI ET connector for dataset INN; ``options`` are the constructor's."""
+        values = {
+            **self.common,
+            "kind": "et",
+            "dataset": "INN",
+            "endpoint": "http://127.0.0.1:9/realtime/v1/rest",
+            **options,
+        }
+        connector = SiriConnector(self.settings, **values)
+        self.made.append(connector)
+        return connector
+
+    def close(self) -> None:
+        """Close every connector built (their HTTP pools)."""
+        for connector in self.made:
+            connector.close()
+
+
+@pytest.fixture
+def connectors(
+    settings: Settings, static: StaticFeed, locator: KommuneLocator, metrics: Metrics
+) -> Iterator[Connectors]:
+    """This test's :class:`Connectors`."""
+    made = Connectors(settings, static, locator, metrics)
+    yield made
+    made.close()
+
+
+ServerT = TypeVar("ServerT", bound=AbstractContextManager[Any])
+
+
+Served = Callable[[ServerT], ServerT]
+
+
+@pytest.fixture
+def served() -> Iterator[Served[Any]]:
+    """Starts a sample server for this test (``served(SiriServer(day))`` gives it running) and
+    stops every one it started when the test ends."""
+    with ExitStack() as stack:
+        yield stack.enter_context
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import io
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+from byflyt.models.base import iso_z
 from byflyt.models.counts import CountObservation
 from byflyt.models.kommuner import get_region, kommune_name
 from byflyt.samples.trafikkdata import TrafikkdataDataset
@@ -24,23 +25,49 @@ FROM, TO = "2025-10-22", "2025-10-29"
 HEADER = "kommune_nr,kommune,mode,metric,hour_start,value,coverage,n_sources"
 
 
+PointHours = dict[tuple[str, str, str, datetime], tuple[int | None, float]]
+"""(kommune_nr, mode, point, UTC hour) → (volume or None, coverage): each point's latest value."""
+
+
+def kommune_cells(points: PointHours) -> list[tuple[str, str, datetime, float, float, int]]:
+    """Per kommune, mode and hour: ``(kommune_nr, mode, hour, value, coverage, n_sources)``
+    by the rules, sorted; no row where no point has a volume."""
+    cells: dict[tuple[str, str, datetime], list[tuple[int | None, float]]] = defaultdict(list)
+    for (kommune, mode, _, hour), value in points.items():
+        cells[(kommune, mode, hour)].append(value)
+    rows = []
+    for (kommune, mode, hour), members in sorted(cells.items()):
+        volumes = [v for v, _ in members if v is not None]
+        if not volumes:
+            continue
+        coverage = round(sum(c for _, c in members) / len(members), 2)
+        rows.append((kommune, mode, hour, float(sum(volumes)), coverage, len(volumes)))
+    return rows
+
+
+def kommune_hours(points: PointHours) -> list[tuple[object, ...]]:
+    """The CSV rows of ``byflyt query hourly`` (as :func:`parse` reads them) for these
+    point-hours."""
+    return [
+        (kommune, kommune_name(kommune), mode, "volume", iso_z(hour), value, coverage, n)
+        for kommune, mode, hour, value, coverage, n in kommune_cells(points)
+    ]
+
+
 def expected_rows(observations: list[CountObservation]) -> list[Row]:
     """``(kommune_nr, mode, metric, hour_start, value, coverage, n_sources)``, sorted."""
     latest: dict[tuple[str, str, datetime], CountObservation] = {}
     for obs in observations:
         hour = obs.start.replace(minute=0, second=0, microsecond=0)
         latest[(obs.source, obs.point_id, hour)] = obs
-    cells: dict[tuple[str, str, datetime], list[CountObservation]] = defaultdict(list)
-    for (_, _, hour), obs in latest.items():
-        cells[(obs.kommune_nr, obs.mode, hour)].append(obs)
-    rows: list[Row] = []
-    for (kommune, mode, hour), members in cells.items():
-        volumes = [o.volume for o in members if o.volume is not None]
-        if not volumes:
-            continue
-        coverage = round(sum(o.coverage for o in members) / len(members), 2)
-        rows.append((kommune, mode, "volume", hour, float(sum(volumes)), coverage, len(volumes)))
-    return sorted(rows)
+    points: PointHours = {
+        (obs.kommune_nr, obs.mode, f"{source}:{point}", hour): (obs.volume, obs.coverage)
+        for (source, point, hour), obs in latest.items()
+    }
+    return [
+        (kommune, mode, "volume", hour, value, coverage, n)
+        for kommune, mode, hour, value, coverage, n in kommune_cells(points)
+    ]
 
 
 def expected_csv_rows(dataset: TrafikkdataDataset) -> list[tuple[object, ...]]:
@@ -48,7 +75,7 @@ def expected_csv_rows(dataset: TrafikkdataDataset) -> list[tuple[object, ...]]:
     region = get_region("mjosbyen")
     window_start = datetime(2025, 10, 21, 22, tzinfo=UTC)  # 2025-10-22 00:00 Europe/Oslo
     window_end = datetime(2025, 10, 28, 23, tzinfo=UTC)  # 2025-10-29 00:00 Europe/Oslo
-    cells: dict[tuple[str, datetime], list[tuple[int | None, float]]] = defaultdict(list)
+    points: PointHours = {}
     for point in dataset.points:
         kommune = f"{point.municipality_number:04d}"
         if point.traffic_type != "BICYCLE" or kommune not in region.kommuner:
@@ -57,29 +84,10 @@ def expected_csv_rows(dataset: TrafikkdataDataset) -> list[tuple[object, ...]]:
         last = min(window_end - timedelta(hours=1), point.latest_data.astimezone(UTC))
         while hour <= last:
             value = dataset.hours.get(point.id, {}).get(hour)
-            cells[(kommune, hour)].append(
-                (value.volume, value.coverage) if value is not None else (None, 0.0)
-            )
+            volume = (value.volume, value.coverage) if value is not None else (None, 0.0)
+            points[(kommune, "bicycle", point.id, hour)] = volume
             hour += timedelta(hours=1)
-    rows = []
-    for (kommune, hour), members in sorted(cells.items()):
-        volumes = [v for v, _ in members if v is not None]
-        if not volumes:
-            continue
-        coverage = round(sum(c for _, c in members) / len(members), 2)
-        rows.append(
-            (
-                kommune,
-                kommune_name(kommune),
-                "bicycle",
-                "volume",
-                hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                float(sum(volumes)),
-                coverage,
-                len(volumes),
-            )
-        )
-    return rows
+    return kommune_hours(points)
 
 
 def parse(csv_text: str) -> list[tuple[object, ...]]:

@@ -19,11 +19,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,8 @@ import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
+
+from tests.helpers import free_port
 
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 PG_OS_USER = "postgres"
@@ -64,6 +66,16 @@ class PgServer:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url_for(name)
 
+    @contextmanager
+    def fresh_database(self, prefix: str) -> Iterator[str]:
+        """A new database (``prefix`` and a random suffix), dropped on leaving; its URL."""
+        name = f"{prefix}{uuid.uuid4().hex[:12]}"
+        url = self.create_database(name)
+        try:
+            yield url
+        finally:
+            self.drop_database(name)
+
     def drop_database(self, name: str) -> None:
         """Drop database ``name``, disconnecting whoever is still connected to it."""
         with self._admin() as conn:
@@ -84,12 +96,6 @@ def pg_bin_dir() -> Path:
     return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class LocalPostgres:
     """A PostgreSQL cluster in a temporary folder, run by the postgres user when we are root."""
 
@@ -99,7 +105,7 @@ class LocalPostgres:
         self.folder = Path(tempfile.mkdtemp(prefix="byflyt-pg-"))
         self.data = self.folder / "data"
         self.log = self.folder / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         if self.as_root:
             try:
                 user = pwd.getpwnam(PG_OS_USER)
@@ -145,19 +151,27 @@ class LocalPostgres:
             "--no-locale",
             "--no-sync",
         )
+        self.resume()
+        return PgServer(f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres")
+
+    def halt(self) -> None:
+        """Stop the server (fast: open connections are cut), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the (initialised) server, again on the same port after a :meth:`halt`."""
         # Durability settings off: a test cluster is thrown away, and they make it fast.
         options = (
             f"-h 127.0.0.1 -p {self.port} -k {self.folder} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
-        return PgServer(f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres")
 
     def stop(self) -> None:
         """Stop the server and remove its folder."""
         try:
             if (self.data / "postmaster.pid").exists():
-                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+                self.halt()
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -179,20 +193,12 @@ def pg_server() -> Iterator[PgServer]:
 @pytest.fixture(scope="session")
 def pg_url(pg_server: PgServer) -> Iterator[str]:
     """A ``postgresql+psycopg://`` URL of a database shared by the whole session."""
-    name = f"{SESSION_DB}_{uuid.uuid4().hex[:8]}"
-    url = pg_server.create_database(name)
-    try:
+    with pg_server.fresh_database(f"{SESSION_DB}_") as url:
         yield url
-    finally:
-        pg_server.drop_database(name)
 
 
 @pytest.fixture
 def pg_store_url(pg_server: PgServer) -> Iterator[str]:
     """A fresh, empty database for this test alone; dropped afterwards."""
-    name = f"byflyt_t_{uuid.uuid4().hex[:12]}"
-    url = pg_server.create_database(name)
-    try:
+    with pg_server.fresh_database("byflyt_t_") as url:
         yield url
-    finally:
-        pg_server.drop_database(name)

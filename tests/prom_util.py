@@ -14,11 +14,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from tests.helpers import http_server
 
 T = TypeVar("T")
 
@@ -188,13 +190,6 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # the test asserts on the payloads; access lines are noise
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
-        thread = threading.Thread(target=server.serve_forever, name="webhook", daemon=True)
-        thread.start()
-        try:
+        with http_server(Handler) as url:
+            self.url = f"{url}/alerts"
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(10)

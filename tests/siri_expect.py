@@ -32,6 +32,7 @@ from lxml import etree
 from byflyt.clock import OSLO
 from byflyt.models.gtfs import StaticFeed
 from byflyt.samples.siri import SiriDay
+from tests.transit_expect import vehicle_and_flow_rows
 
 NS = "{http://www.siri.org.uk/siri}"
 
@@ -208,24 +209,11 @@ def aggregate(
         }
         for metric, value in values.items():
             rows.append((*cell[:2], metric, cell[2], float(value), coverage(cell), len(trips)))
-    for cell, ids in vehicles.items():
-        rows.append(
-            (*cell[:2], "vehicles_active", cell[2], float(len(ids)), coverage(cell), len(ids))
-        )
     crossings: dict[tuple[str, str, str, datetime], list[Any]] = defaultdict(list)
     for trip, calls in served.items():
         placed = sorted((c for c in calls if c[1][3] is not None), key=lambda c: c[0])
         for (_, a), (_, b) in pairwise(placed):
             if a[3] != b[3]:
                 crossings[(a[3], b[3], a[4], _hour(a[2]))].append(trip)
-    moves: dict[tuple[str, str, str, datetime], list[Any]] = defaultdict(list)
-    for (source, target, mode, hour), trips in crossings.items():
-        moves[(source, mode, "trips_out", hour)] += trips
-        moves[(target, mode, "trips_in", hour)] += trips
-    for (kommune, mode, metric, hour), trips in moves.items():
-        cell = (kommune, mode, hour)
-        rows.append(
-            (kommune, mode, metric, hour, float(len(trips)), coverage(cell), len(set(trips)))
-        )
-    flows = [(a, b, mode, hour, len(t)) for (a, b, mode, hour), t in crossings.items()]
-    return sorted(rows), sorted(flows)
+    more, flows = vehicle_and_flow_rows(vehicles, crossings, coverage)
+    return sorted(rows + more), sorted(flows)

@@ -25,6 +25,7 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web import create_app
+from tests.helpers import kommune_hour
 from tests.web_server import serving
 
 HOUR = timedelta(hours=1)
@@ -34,15 +35,7 @@ CSV_HEADER = "kommune_nr,kommune,mode,metric,hour_start,value,coverage,n_sources
 
 
 def _volume(kommune: str, mode: str, metric: str, hour: datetime, value: float, cov: float = 100.0):
-    return HourlyVolume(
-        kommune_nr=kommune,
-        mode=mode,
-        metric=metric,
-        hour_start=hour,
-        value=value,
-        coverage=cov,
-        n_sources=2,
-    )
+    return kommune_hour(kommune, hour, value, mode=mode, metric=metric, coverage=cov, n_sources=2)
 
 
 HAMAR = [

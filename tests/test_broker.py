@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 
 from byflyt.settings import Settings
 from tests.conftest import free_port, kafka_libs
+from tests.helpers import plain_env
 from tests.kafka_util import produce, read_all
 
 BYFLYT = str(Path(sys.executable).parent / "byflyt")
@@ -25,7 +25,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")}
+    env = plain_env()
     env["BYFLYT_DATA_DIR"] = str(tmp_path / "data")
     env["BYFLYT_KAFKA_LIBS"] = str(kafka_libs())
     return env

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -22,6 +20,7 @@ from byflyt.connectors.http import (
     send_streaming,
 )
 from tests.conftest import free_port
+from tests.helpers import QuietHandler, http_server
 
 NOW = datetime(2025, 10, 26, 1, 30, tzinfo=UTC)
 URL = "https://trafikkdata-api.atlas.vegvesen.no/"
@@ -143,11 +142,8 @@ def test_backoff_refuses_nonsense(bad: dict[str, float]) -> None:
         Backoff(**bad)  # type: ignore[arg-type]
 
 
-class _Answers(BaseHTTPRequestHandler):
+class _Answers(QuietHandler):
     """``/<status>`` answers with that status; ``/cut`` ends its body a tenth of the way in."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def do_POST(self) -> None:
         if self.path == "/cut":
@@ -157,24 +153,13 @@ class _Answers(BaseHTTPRequestHandler):
             self.wfile.write(b"<Siri>" + b" " * 94)
             return
         status = int(self.path.strip("/"))
-        self.send_response(status)
-        if status == 429:
-            self.send_header("Retry-After", "2")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self.reply(status, headers={"Retry-After": "2"} if status == 429 else {})
 
 
 @pytest.fixture
 def answers() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with http_server(_Answers) as url:
+        yield url
 
 
 def test_send_over_real_sockets(answers: str) -> None:

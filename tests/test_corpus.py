@@ -22,7 +22,6 @@ import threading
 import zipfile
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
 from tests.corpus.cases import GTFS, GTFS_RT, HERE, SIRI, TRAFIKKDATA, Case
 from tests.gtfs_rt_build import feed, stu, trip_update
+from tests.helpers import QuietHandler, http_server
 from tests.kafka_util import read_all
 
 BYFLYT = (sys.executable, "-m", "byflyt")
@@ -66,6 +66,31 @@ def dead_letters(settings: Settings) -> list[Rejected]:
     return [
         Rejected.from_bytes(v) for _, v in read_all(settings, settings.topic("dlq.rejected")) if v
     ]
+
+
+def assert_ran_within_limits(code: int, err: str, peak_kb: int) -> None:
+    """A replay ended well: exit 0, no traceback, peak RSS under the limit."""
+    assert code == 0, err[-3000:]
+    assert "Traceback" not in err
+    assert peak_kb / 1024 < PEAK_RSS_LIMIT_MB, f"peak RSS {peak_kb / 1024:.0f} MB"
+
+
+def assert_transit_cases(settings: Settings, letters: list[Rejected], cases: list[Case]) -> None:
+    """Every case of a transit replay ended as its row says (:func:`check`), with its trips on
+    ``transit.trip-updates`` and its dead letters (by file), and no dead letter is of no case."""
+    good = {
+        TripState.from_bytes(v).trip_id
+        for _, v in read_all(settings, settings.topic("transit.trip-updates"))
+        if v
+    }
+    by_file: dict[str, list[Rejected]] = defaultdict(list)
+    for r in letters:
+        by_file[Path(r.context.get("location", "?")).stem].append(r)
+    problems: list[str] = []
+    for case in cases:
+        check(case, by_file.pop(case.name, []), good, problems)
+    assert not by_file, f"dead letters of no case: {dict(by_file)}"
+    assert not problems, "\n".join(problems)
 
 
 def check(case: Case, found: list[Rejected], good: set[str], problems: list[str]) -> None:
@@ -188,26 +213,12 @@ def test_siri_corpus(
         )
     finally:
         listener.close()
-    assert code == 0, err[-3000:]
-    assert "Traceback" not in err
+    assert_ran_within_limits(code, err, peak_kb)
     assert listener.connections == 0  # XXE never opened a connection
     letters = dead_letters(settings)
     assert not any("TOP-SECRET" in r.raw or "TOP-SECRET" in r.reason for r in letters)
     assert "TOP-SECRET" not in out + err
-    assert peak_kb / 1024 < PEAK_RSS_LIMIT_MB, f"peak RSS {peak_kb / 1024:.0f} MB"
-    good = {
-        TripState.from_bytes(v).trip_id
-        for _, v in read_all(settings, settings.topic("transit.trip-updates"))
-        if v
-    }
-    by_file: dict[str, list[Rejected]] = defaultdict(list)
-    for r in letters:
-        by_file[Path(r.context.get("location", "?")).stem].append(r)
-    problems: list[str] = []
-    for case in SIRI:
-        check(case, by_file.pop(case.name, []), good, problems)
-    assert not by_file, f"dead letters of no case: {dict(by_file)}"
-    assert not problems, "\n".join(problems)
+    assert_transit_cases(settings, letters, SIRI)
 
 
 # -- GTFS-realtime -------------------------------------------------------------------------------
@@ -333,26 +344,12 @@ def test_gtfs_rt_corpus(
     code, _out, err, peak_kb = run(
         worker_env, "ingest", "gtfs-rt", "--feed", "inn", "--replay", str(folder)
     )
-    assert code == 0, err[-3000:]
-    assert "Traceback" not in err
-    assert peak_kb / 1024 < PEAK_RSS_LIMIT_MB, f"peak RSS {peak_kb / 1024:.0f} MB"
-    good = {
-        TripState.from_bytes(v).trip_id
-        for _, v in read_all(settings, settings.topic("transit.trip-updates"))
-        if v
-    }
-    by_file: dict[str, list[Rejected]] = defaultdict(list)
-    for r in dead_letters(settings):
-        by_file[Path(r.context.get("location", "?")).stem].append(r)
-    problems: list[str] = []
-    for case in GTFS_RT:
-        check(case, by_file.pop(case.name, []), good, problems)
-    assert not by_file, f"dead letters of no case: {dict(by_file)}"
-    assert not problems, "\n".join(problems)
+    assert_ran_within_limits(code, err, peak_kb)
+    assert_transit_cases(settings, dead_letters(settings), GTFS_RT)
 
 
 # -- Trafikkdata ---------------------------------------------------------------------------------
-class _Trafikkdata(BaseHTTPRequestHandler):
+class _Trafikkdata(QuietHandler):
     """Answers byflyt's two queries from the corpus files, as the API does (HTTP 200)."""
 
     def do_POST(self) -> None:
@@ -363,24 +360,13 @@ class _Trafikkdata(BaseHTTPRequestHandler):
         else:
             point = body["variables"]["id"]
             path = next(folder.glob(f"hours-{point}.*"))
-        data = path.read_bytes()
-        self.send_response(200)
         kind = "text/html; charset=utf-8" if path.suffix == ".html" else "application/json"
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+        self.reply(200, path.read_bytes(), {"Content-Type": kind})
 
 
 @pytest.mark.kafka
 def test_trafikkdata_corpus(settings: Settings, worker_env: dict[str, str]) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trafikkdata)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(_Trafikkdata) as url:
         code, _out, err, _ = run(
             worker_env,
             "ingest",
@@ -388,15 +374,12 @@ def test_trafikkdata_corpus(settings: Settings, worker_env: dict[str, str]) -> N
             "--region",
             "mjosbyen",
             "--endpoint",
-            f"http://127.0.0.1:{server.server_port}/",
+            f"{url}/",
             "--from",
             "2025-10-27",
             "--to",
             "2025-10-28",
         )
-    finally:
-        server.shutdown()
-        server.server_close()
     assert code == 1, err[-3000:]  # two points failed; the rest was delivered
     assert "Traceback" not in err
     assert "incomplete: 10004B1, 10005B1, 10006B1 failed" in err

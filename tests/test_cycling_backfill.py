@@ -18,7 +18,7 @@ from byflyt.models.counts import CountObservation
 from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from tests.cycling_expect import expected_rows
-from tests.helpers import drain, send, stored_rows
+from tests.helpers import drain, send, stored_rows, synthetic_hour
 from tests.kafka_util import read_all
 
 pytestmark = pytest.mark.kafka
@@ -35,28 +35,20 @@ def backfill(seed: int = 17) -> list[CountObservation]:
     for point, kommune in POINTS.items():
         for h in range(0, DAYS * 24, STEP_HOURS):
             start = START + timedelta(hours=h)
-            null = rng.random() < 0.05
             out.append(
-                CountObservation(
-                    source="synthetic",
-                    point_id=point,
-                    kommune_nr=kommune,
-                    start=start,
-                    end=start + timedelta(hours=1),
-                    volume=None if null else rng.randint(0, 90),
-                    coverage=0.0 if null else rng.choice([100.0, 100.0, 95.83]),
+                synthetic_hour(
+                    *(rng, "synthetic", point, kommune, start),
+                    null_share=0.05,
+                    most=90,
+                    coverages=[100.0, 100.0, 95.83],
                 )
             )
     return out
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
-    worker_env = dict(worker_env)
-    worker_env["BYFLYT_TOPIC_PARTITIONS"] = "1"
-    if request.param == "postgresql":
-        worker_env["BYFLYT_STORE_URL"] = request.getfixturevalue("pg_store_url")
-    return worker_env
+@pytest.fixture
+def env(store_env: dict[str, str]) -> dict[str, str]:
+    return {**store_env, "BYFLYT_TOPIC_PARTITIONS": "1"}
 
 
 def _settings(settings: Settings, env: dict[str, str]) -> Settings:

@@ -9,43 +9,18 @@ from the dataset by the rules — on SQLite and on PostgreSQL, and re-running ch
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from byflyt.samples.trafikkdata import mjosbyen_week
 from byflyt.samples.trafikkdata_server import TrafikkdataServer
 from tests.cycling_expect import FROM, TO, expected_csv_rows, parse
+from tests.helpers import byflyt, ingest_week
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-REPO = Path(__file__).resolve().parent.parent
 
 
-def byflyt(env: dict[str, str], *args: str, timeout: float = 150) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "byflyt", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, f"byflyt {' '.join(args)}:\n{done.stderr[-3000:]}"
-    return done.stdout
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
-    if request.param == "postgresql":
-        worker_env = dict(worker_env)
-        worker_env["BYFLYT_STORE_URL"] = request.getfixturevalue("pg_store_url")
-    return worker_env
-
-
-def test_week_with_corrections_equals_the_rules(env: dict[str, str]) -> None:
+def test_week_with_corrections_equals_the_rules(store_env: dict[str, str]) -> None:
+    env = store_env
     v1, v2 = mjosbyen_week(1), mjosbyen_week(2)
     assert v2.corrected
     query = [
@@ -65,35 +40,24 @@ def test_week_with_corrections_equals_the_rules(env: dict[str, str]) -> None:
         "csv",
     ]
     with TrafikkdataServer(v1) as server:
-        ingest = [
-            "ingest",
-            "trafikkdata",
-            "--region",
-            "mjosbyen",
-            "--endpoint",
-            server.url,
-            "--from",
-            FROM,
-            "--to",
-            TO,
-        ]
+        ingest = ingest_week(server.url)
         byflyt(env, *ingest)
         byflyt(env, "worker", "--drain")
-        after_v1 = parse(byflyt(env, *query))
+        after_v1 = parse(byflyt(env, *query).stdout)
         assert after_v1 == expected_csv_rows(v1)
 
         server.set_dataset(v2)
         byflyt(env, *ingest)
         byflyt(env, "worker", "--drain")
-        first = byflyt(env, *query)
+        first = byflyt(env, *query).stdout
         assert parse(first) == expected_csv_rows(v2)
 
         # Re-running either step changes nothing.
         byflyt(env, *ingest)
         byflyt(env, "worker", "--drain")
-        assert byflyt(env, *query) == first
+        assert byflyt(env, *query).stdout == first
         byflyt(env, "worker", "--drain")
-        assert byflyt(env, *query) == first
+        assert byflyt(env, *query).stdout == first
 
     rows = parse(first)
     hours = {r[4] for r in rows}

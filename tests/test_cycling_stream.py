@@ -19,7 +19,7 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import Store
 from tests.cycling_expect import expected_rows
-from tests.helpers import REPO, drain, send, stored_rows, wait_until, worker
+from tests.helpers import drain, run, send, stored_rows, synthetic_hour, wait_until, worker
 from tests.kafka_util import produce, read_all
 
 pytestmark = pytest.mark.kafka
@@ -35,16 +35,12 @@ def synthetic_observations(hours: int, seed: int = 3) -> list[CountObservation]:
     for h in range(hours):
         start = START + timedelta(hours=h)
         for point, kommune in POINTS.items():
-            null = rng.random() < 0.1
             out.append(
-                CountObservation(
-                    source="synthetic",
-                    point_id=point,
-                    kommune_nr=kommune,
-                    start=start,
-                    end=start + timedelta(hours=1),
-                    volume=None if null else rng.randint(0, 60),
-                    coverage=0.0 if null else rng.choice([100.0, 100.0, 100.0, 87.5]),
+                synthetic_hour(
+                    *(rng, "synthetic", point, kommune, start),
+                    null_share=0.1,
+                    most=60,
+                    coverages=[100.0, 100.0, 100.0, 87.5],
                 )
             )
     return out
@@ -173,6 +169,27 @@ def test_two_workers_give_the_same_table_as_one(settings_factory, tmp_path: Path
     assert stored_rows(settings) == expected_rows(observations)
 
 
+RUN_DRAIN = """
+import sys
+
+from byflyt.cli.commands import main
+sys.argv = ["byflyt", "worker", "--drain"]
+main()
+"""
+
+
+def patched_drain(
+    settings: Settings, env: dict[str, str], script: Path, source: str, timeout: float = 180
+) -> tuple[list[CountObservation], subprocess.CompletedProcess[str]]:
+    """Twelve hours of counts sent, then ``source`` (a fault patched into byflyt) written to
+    ``script`` with ``worker --drain`` after it and run to its end: the counts and how it went."""
+    create_topics(settings)
+    observations = synthetic_observations(12)
+    send(settings, observations)
+    script.write_text(source + RUN_DRAIN)
+    return observations, run([sys.executable, script], env=env, timeout=timeout)
+
+
 BROKEN_WRITE = """
 import sys
 from byflyt.store import Store
@@ -181,9 +198,6 @@ def broken(self, *args, **kwargs):
     raise RuntimeError("injected write failure")
 
 Store.write_counts = broken
-from byflyt.cli.commands import main
-sys.argv = ["byflyt", "worker", "--drain"]
-main()
 """
 
 
@@ -193,20 +207,7 @@ def test_a_failing_write_stops_the_worker_and_a_restart_loses_nothing(
     """A batch that cannot be written (a bug, not an outage) stops the worker with an error
     instead of hanging or skipping the batch; the next worker writes it from the committed
     offsets."""
-    create_topics(settings)
-    observations = synthetic_observations(12)
-    send(settings, observations)
-    script = tmp_path / "broken_worker.py"
-    script.write_text(BROKEN_WRITE)
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=worker_env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    observations, done = patched_drain(settings, worker_env, tmp_path / "broken.py", BROKEN_WRITE)
     assert done.returncode != 0, done.stderr[-3000:]
     assert "injected write failure" in done.stderr
     assert stored_rows(settings) == []
@@ -234,9 +235,6 @@ async def on_start(self):
 
 
 TableManager.on_start = on_start
-from byflyt.cli.commands import main
-sys.argv = ["byflyt", "worker", "--drain"]
-main()
 """
 
 
@@ -245,20 +243,10 @@ def test_a_broker_lost_during_start_up_starts_the_worker_again(
 ) -> None:
     """faust stops when Kafka fails while it starts (after the worker's wait for the broker);
     the worker waits for the broker and starts itself again, and the drain is exact."""
-    create_topics(settings)
-    observations = synthetic_observations(12)
-    send(settings, observations)
-    script = tmp_path / "broker_gone_worker.py"
-    script.write_text(BROKER_GONE_AT_START)
     marker = tmp_path / "gone"
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env={**worker_env, "BROKER_GONE_MARKER": str(marker)},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    env = {**worker_env, "BROKER_GONE_MARKER": str(marker)}
+    observations, done = patched_drain(
+        settings, env, tmp_path / "broker_gone.py", BROKER_GONE_AT_START, timeout=240
     )
     assert marker.exists()
     assert "starting again" in done.stderr, done.stderr[-3000:]

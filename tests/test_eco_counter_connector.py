@@ -10,7 +10,7 @@ the dataset, through the real broker and ``byflyt worker --drain``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -34,7 +34,9 @@ from byflyt.samples.eco_counter_server import EcoCounterServer
 from byflyt.samples.json_server import Fault
 from byflyt.settings import Settings
 from byflyt.topics import COUNTS_FETCHED
-from tests.counter_pipeline import PointHours, byflyt, kommune_hours, query
+from tests.conftest import Served
+from tests.cycling_expect import PointHours, kommune_hours
+from tests.helpers import assert_drained_week, byflyt, direct
 from tests.kafka_util import read_all
 
 MODES: dict[int, Mode] = {1: "pedestrian", 2: "bicycle"}
@@ -84,13 +86,8 @@ def week() -> EcoCounterDataset:
 
 
 @pytest.fixture
-def server(week: EcoCounterDataset) -> Iterator[EcoCounterServer]:
-    with EcoCounterServer(week) as running:
-        yield running
-
-
-def direct(request, what):  # type: ignore[no-untyped-def]
-    return request()
+def server(week: EcoCounterDataset, served: Served) -> EcoCounterServer:
+    return served(EcoCounterServer(week))
 
 
 def test_offsetless_local_times_across_the_autumn_change() -> None:
@@ -271,16 +268,12 @@ def test_done_when_v1_week_through_the_worker_equals_the_rules(
             env,
             *("ingest", "eco-counter", "--region", "mjosbyen", "--api", "v1"),
             *("--endpoint", server.url, "--from", "2025-10-22", "--to", "2025-10-29"),
-        )
+        ).stdout
         assert server.tokens_issued >= 3
     assert out.startswith("eco-counter v1 mjosbyen: 5 points, ")
     assert "0 rejected, 0 failed" in out
-    byflyt(env, "worker", "--drain")
     want = kommune_hours(expected(week, "v1", week.start, week.end))
-    for mode in ("bicycle", "pedestrian"):
-        rows = query(env, mode, "2025-10-22", "2025-10-29")
-        assert rows == [r for r in want if r[2] == mode]
-        assert rows
+    assert_drained_week(env, want)
     assert {r[0] for r in want if r[2] == "pedestrian"} == {"3403", "3405"}
     assert timedelta(hours=169) == week.end - week.start
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,14 +31,14 @@ from byflyt.connectors.http import Backoff
 from byflyt.connectors.snapshots import SnapshotRunner, parse_interval
 from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
-from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
-from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed
 from byflyt.models.transit import TripState, VehicleSeen
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
+from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, headless, stu, trip_update, vehicle
+from tests.helpers import QuietHandler, http_server, metric_value
 from tests.kafka_util import read_all
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,36 +58,12 @@ def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
 
 
-@pytest.fixture
-def metrics(registry: CollectorRegistry) -> Metrics:
-    return Metrics(registry)
-
-
 Make = Callable[..., GtfsRtConnector]
 
 
 @pytest.fixture
-def make(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator, metrics: Metrics
-) -> Iterator[Make]:
-    made: list[GtfsRtConnector] = []
-
-    def build(**options: Any) -> GtfsRtConnector:
-        values: dict[str, Any] = {
-            "static": static,
-            "trip_updates": "http://127.0.0.1:9/tu",
-            "clock": lambda: AT + timedelta(seconds=5),
-            "metrics": metrics,
-            "locator": locator,
-        }
-        values.update(options)
-        connector = GtfsRtConnector(settings, **values)
-        made.append(connector)
-        return connector
-
-    yield build
-    for connector in made:
-        connector.close()
+def make(connectors: Connectors) -> Make:
+    return partial(connectors.gtfs_rt, clock=lambda: AT + timedelta(seconds=5))
 
 
 def poll(
@@ -114,10 +89,6 @@ def trips(result: PollResult) -> dict[str, TripState]:
 def one_rejected(result: PollResult) -> Rejected:
     assert len(result.rejected) == 1, result.rejected
     return result.rejected[0]
-
-
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, labels) or 0.0
 
 
 # -- resolving trips ---------------------------------------------------------------------------
@@ -326,7 +297,7 @@ def test_a_bad_snapshot_is_rejected_whole(
     assert words in dead.reason
     assert dead.raw.startswith("hex:") or len(dead.raw) > 0
     labels = {"source": "gtfs-rt:inn", "kind": "trip_updates", "outcome": "rejected"}
-    assert sample(registry, "byflyt_gtfs_rt_snapshots_total", **labels) == 1
+    assert metric_value(registry, "byflyt_gtfs_rt_snapshots_total", **labels) == 1
 
 
 def test_a_repeated_snapshot_produces_nothing(make: Make, registry: CollectorRegistry) -> None:
@@ -337,13 +308,13 @@ def test_a_repeated_snapshot_produces_nothing(make: Make, registry: CollectorReg
     assert (again.records, again.rejected, again.checkpoint) == ([], [], None)
     assert again.counts["repeated"] == 1
     labels = {"source": "gtfs-rt:inn", "kind": "trip_updates", "outcome": "repeated"}
-    assert sample(registry, "byflyt_gtfs_rt_snapshots_total", **labels) == 1
+    assert metric_value(registry, "byflyt_gtfs_rt_snapshots_total", **labels) == 1
 
 
 # -- warnings ----------------------------------------------------------------------------------
 def warnings(registry: CollectorRegistry, warning: str) -> float:
     labels = {"source": "gtfs-rt:inn", "warning": warning}
-    return sample(registry, "byflyt_gtfs_rt_warnings_total", **labels)
+    return metric_value(registry, "byflyt_gtfs_rt_warnings_total", **labels)
 
 
 def test_missing_vehicle_id_is_a_warning(make: Make, registry: CollectorRegistry) -> None:
@@ -498,7 +469,7 @@ def test_command_needs_a_loaded_feed(settings: Settings, monkeypatch: pytest.Mon
 
 
 # -- over HTTP into Kafka ----------------------------------------------------------------------
-class _Feed(BaseHTTPRequestHandler):
+class _Feed(QuietHandler):
     """Answers GETs from a queue of (status, headers, body); 304 when If-None-Match matches."""
 
     answers: ClassVar[list[tuple[int, dict[str, str], bytes]]] = []
@@ -513,29 +484,14 @@ class _Feed(BaseHTTPRequestHandler):
             and self.headers.get("If-None-Match") == headers["ETag"]
         ):
             status, body = 304, b""
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(status, body, headers)
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
     _Feed.answers, _Feed.seen = [], []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/tu"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with http_server(_Feed) as url:
+        yield f"{url}/tu"
 
 
 def topic_values(settings: Settings, name: str) -> list[tuple[bytes | None, bytes]]:
@@ -569,10 +525,14 @@ def test_http_retries_a_503_honours_etag_and_keeps_the_rule_across_restarts(
     state = TripState.from_bytes(value)
     assert key == state.key.encode() == f"inn:2025-10-27:{RAIL}".encode()
     assert (
-        sample(registry, "byflyt_http_errors_total", source="gtfs-rt:inn", status_class="5xx") == 1
+        metric_value(registry, "byflyt_http_errors_total", source="gtfs-rt:inn", status_class="5xx")
+        == 1
     )
     labels = {"source": "gtfs-rt:inn", "kind": "trip_updates"}
-    assert sample(registry, "byflyt_gtfs_rt_snapshots_total", **labels, outcome="not_modified") == 1
+    assert (
+        metric_value(registry, "byflyt_gtfs_rt_snapshots_total", **labels, outcome="not_modified")
+        == 1
+    )
 
     # A restarted connector reads the checkpoint from Kafka: an older snapshot is rejected.
     _Feed.answers = [(200, {}, feed(AT - minutes(1), trip_update(RAIL)))]
@@ -583,7 +543,7 @@ def test_http_retries_a_503_honours_etag_and_keeps_the_rule_across_restarts(
     assert [(d.code, d.context["rule"]) for d in dead] == [("invalid_snapshot", "older_than_last")]
     assert len(topic_values(settings, "transit.trip-updates")) == 1
     rejected = {"source": "gtfs-rt:inn", "stage": "gtfs-rt", "reason": "invalid_snapshot"}
-    assert sample(registry, "byflyt_rejected_total", **rejected) == 1
+    assert metric_value(registry, "byflyt_rejected_total", **rejected) == 1
 
 
 @pytest.mark.kafka

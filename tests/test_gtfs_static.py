@@ -6,11 +6,9 @@ service day" in Europe/Oslo (see test_transit_models for GTFS midnight itself).
 
 from __future__ import annotations
 
-import threading
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,6 +34,7 @@ from byflyt.samples.gtfs import (
     write_synthetic_gtfs,
 )
 from byflyt.settings import load_settings
+from tests.helpers import QuietHandler, http_server
 
 SAT, SUN, MON = SERVICE_DATES
 T = SYNTHETIC_TRIPS
@@ -305,7 +304,7 @@ def test_broken_feeds_are_config_errors(
         load_gtfs(bad_times, feed="x", region=None, locator=locator)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Serves the synthetic zip at /gtfs.zip, 503 at /busy, 404 elsewhere; records headers."""
 
     body = b""
@@ -316,28 +315,15 @@ class _Handler(BaseHTTPRequestHandler):
         status, body = {"/gtfs.zip": (200, self.body), "/busy": (503, b"busy")}.get(
             self.path, (404, b"not found")
         )
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(status, body)
 
 
 @pytest.fixture
 def server(gtfs_zip: Path) -> Iterator[str]:
     _Handler.body = gtfs_zip.read_bytes()
     _Handler.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with http_server(_Handler) as url:
+        yield url
 
 
 def test_load_from_a_url(server: str, locator: KommuneLocator, national: StaticFeed) -> None:
@@ -367,23 +353,26 @@ def cli() -> typer.Typer:
     return app
 
 
+def cli_ok(env: dict[str, str], *args: str) -> str:
+    """``byflyt ARGS`` through the gtfs and stops commands alone; it must succeed."""
+    result = CliRunner().invoke(cli(), list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def test_cli_load_and_unknown_stops(
     gtfs_zip: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    runner = CliRunner()
     args = ["gtfs", "load", "--feed", "inn", "--zip", str(gtfs_zip), "--region", "mjosbyen"]
-    result = runner.invoke(cli(), args, env=cli_env)
-    assert result.exit_code == 0, result.output
-    assert "Mjøsbyen" in result.output
-    assert "stops        32 (30 placed, 2 unplaced)" in result.output
-    assert "trips        11 kept" in result.output
-    assert "service days 2025-10-25 – 2025-10-27 (3 dates)" in result.output
+    output = cli_ok(cli_env, *args)
+    assert "Mjøsbyen" in output
+    assert "stops        32 (30 placed, 2 unplaced)" in output
+    assert "trips        11 kept" in output
+    assert "service days 2025-10-25 – 2025-10-27 (3 dates)" in output
     saved = tmp_path / "data" / "gtfs" / "inn"
     assert StaticFeed.load(saved).region == "mjosbyen"
 
-    result = runner.invoke(cli(), ["stops", "unknown", "--feed", "inn"], env=cli_env)
-    assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == [
+    assert cli_ok(cli_env, "stops", "unknown", "--feed", "inn").splitlines() == [
         "stop_id,stop_name,lat,lon",
         f"{STOP_PLACES['hunndalen']},Hunndalen,10.643,60.774",
         f"{S['hunndalen_bus']},Hunndalen,10.6431,60.7741",
@@ -393,11 +382,8 @@ def test_cli_load_and_unknown_stops(
 def test_feed_names_are_case_insensitive(
     gtfs_zip: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    runner = CliRunner()
     load = ["gtfs", "load", "--feed", "INN", "--zip", str(gtfs_zip), "--region", "mjosbyen"]
-    result = runner.invoke(cli(), load, env=cli_env)
-    assert result.exit_code == 0, result.output
-    assert "feed inn: Mjøsbyen" in result.output
+    assert "feed inn: Mjøsbyen" in cli_ok(cli_env, *load)
     gtfs_dir = tmp_path / "data" / "gtfs"
     assert [p.name for p in gtfs_dir.iterdir()] == ["inn"]
     settings = load_settings(data_dir=tmp_path / "data")
@@ -405,16 +391,15 @@ def test_feed_names_are_case_insensitive(
     for spelling in ("INN", "Inn", "inn"):
         assert feed_dir(settings, spelling) == gtfs_dir / "inn"
     assert StaticFeed.load(feed_dir(settings, "INN")).feed == "inn"
-    unknown = runner.invoke(cli(), ["stops", "unknown", "--feed", "Inn"], env=cli_env)
-    assert unknown.exit_code == 0, unknown.output
-    assert unknown.output.startswith("stop_id,stop_name,lat,lon\n")
+    unknown = cli_ok(cli_env, "stops", "unknown", "--feed", "Inn")
+    assert unknown.startswith("stop_id,stop_name,lat,lon\n")
 
     # A feed saved upper case by an earlier byflyt is still found under any spelling.
     (gtfs_dir / "inn").rename(gtfs_dir / "INN")
     assert feed_dir(settings, "inn") == gtfs_dir / "INN"
     assert StaticFeed.load(feed_dir(settings, "inn")).feed == "inn"
 
-    never_loaded = runner.invoke(cli(), ["stops", "unknown", "--feed", "vy"], env=cli_env)
+    never_loaded = CliRunner().invoke(cli(), ["stops", "unknown", "--feed", "vy"], env=cli_env)
     assert never_loaded.exit_code == 2
     assert "no static GTFS feed 'vy'" in never_loaded.output
     assert "(loaded: INN)" in never_loaded.output

@@ -13,7 +13,8 @@ from byflyt.connectors.csv_counts import CsvCountsConnector, when
 from byflyt.models.envelope import Rejected
 from byflyt.settings import Settings
 from byflyt.store import Store
-from tests.counter_pipeline import PointHours, byflyt, kommune_hours, query
+from tests.cycling_expect import PointHours, kommune_hours
+from tests.helpers import byflyt, queried_rows
 from tests.kafka_util import read_all
 
 SPREADSHEET = (
@@ -84,7 +85,7 @@ def test_done_when_spreadsheet_and_export_through_the_worker(
     mapping = tmp_path / "mapping.toml"
     mapping.write_text(MAPPING, encoding="utf-8")
 
-    out = byflyt(worker_env, "import", "counts", str(sheet), "--source", "manuell")
+    out = byflyt(worker_env, "import", "counts", str(sheet), "--source", "manuell").stdout
     assert out.strip() == (
         "import counts manuelle.csv (manuell): 9 rows, 4 points, 4 hourly observations, 4 rejected"
     )
@@ -97,7 +98,7 @@ def test_done_when_spreadsheet_and_export_through_the_worker(
         "elverum",
         "--mapping",
         str(mapping),
-    )
+    ).stdout
     assert "3 rows, 2 points, 2 hourly observations, 0 rejected" in out
 
     dead = [
@@ -123,7 +124,7 @@ def test_done_when_spreadsheet_and_export_through_the_worker(
     }
     want = kommune_hours(points)
     for mode in ("bicycle", "pedestrian"):
-        assert query(worker_env, mode, "2025-10-22", "2025-10-27") == [
+        assert queried_rows(worker_env, mode, "2025-10-22", "2025-10-27") == [
             r for r in want if r[2] == mode
         ]
     # A manual count was asked for exactly over the hours it covers.

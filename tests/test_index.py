@@ -39,9 +39,8 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from byflyt.cli import app
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.volumes import HourlyVolume
 from byflyt.queries.index import (
@@ -58,6 +57,7 @@ from byflyt.queries.index import (
 )
 from byflyt.queries.indicators import assemble_index, load_index, matched_points
 from byflyt.store import Store
+from tests.helpers import invoke, kommune_hour, ok
 
 OSLO = ZoneInfo("Europe/Oslo")
 OCTOBER = parse_period("2025-10")
@@ -299,13 +299,7 @@ def filled(store_url: str) -> str:
 
 
 def run(store_url: str, *args: str) -> Result:
-    env = {"BYFLYT_STORE_URL": store_url, "BYFLYT_REGION": None, "BYFLYT_REGIONS_FILE": None}
-    return CliRunner().invoke(app, ["index", *args], env=env, catch_exceptions=False)
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, result.stderr
-    return result.stdout
+    return invoke(store_url, "index", *args)
 
 
 HAND_ARGS = ("--region", "mjosbyen", "--mode", "bicycle", "--period", "2025-10", "--min-hours", "2")
@@ -356,14 +350,8 @@ def test_cli_on_postgresql(pg_store_url: str) -> None:
 
 def test_cli_transit_departures(store_url: str) -> None:
     def dep(kommune: str, hour: datetime, value: float, coverage: float = 100.0) -> HourlyVolume:
-        return HourlyVolume(
-            kommune_nr=kommune,
-            mode="bus",
-            metric="departures",
-            hour_start=hour,
-            value=value,
-            coverage=coverage,
-            n_sources=1,
+        return kommune_hour(
+            kommune, hour, value, mode="bus", metric="departures", coverage=coverage
         )
 
     with Store(store_url) as store:

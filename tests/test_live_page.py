@@ -26,6 +26,7 @@ from byflyt.store import Store
 from byflyt.topics import SENSORS_STATUS, VOLUMES_HOURLY
 from byflyt.web import create_app
 from tests.browser import chromium, screenshot
+from tests.helpers import kommune_hour
 from tests.kafka_util import produce
 from tests.web_server import serving
 
@@ -36,15 +37,7 @@ NOW_HOUR = datetime(2025, 10, 27, 13, tzinfo=UTC)  # 14:00 in Oslo, after the au
 
 
 def _volume(hour: datetime, value: float) -> HourlyVolume:
-    return HourlyVolume(
-        kommune_nr="3403",
-        mode="bicycle",
-        metric="volume",
-        hour_start=hour,
-        value=value,
-        coverage=97.5,
-        n_sources=3,
-    )
+    return kommune_hour("3403", hour, value, coverage=97.5, n_sources=3)
 
 
 @pytest.fixture

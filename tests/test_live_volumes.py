@@ -9,18 +9,11 @@ from prometheus_client import CollectorRegistry
 from byflyt.metrics import Metrics
 from byflyt.models.volumes import HourlyVolume
 from byflyt.streams.live import LiveVolumes
+from tests.helpers import kommune_hour
 
 
 def row(kommune: str, hour: datetime, value: float, mode: str = "bicycle") -> HourlyVolume:
-    return HourlyVolume(
-        kommune_nr=kommune,
-        mode=mode,
-        metric="volume",
-        hour_start=hour,
-        value=value,
-        coverage=100.0,
-        n_sources=1,
-    )
+    return kommune_hour(kommune, hour, value, mode=mode)
 
 
 def test_current_and_previous_hours_roll_over_with_the_clock() -> None:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 from byflyt.cli import app
 from byflyt.cli.outages import OUTAGE_FIELDS, human
 from byflyt.store import Store
+from tests.helpers import invoke, ok
 
 # 2025-10-26 01:00Z is the second 02:00 local (the autumn change).
 START = datetime(2025, 10, 26, 1, tzinfo=UTC)
@@ -31,13 +32,8 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 def run(store_url: str, *args: str) -> Result:
-    env: dict[str, str | None] = {
-        "BYFLYT_STORE_URL": store_url,
-        "BYFLYT_REGION": None,
-        "BYFLYT_REGIONS_FILE": None,
-    }
-    result = CliRunner().invoke(app, ["outages", *args], env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.stderr
+    result = invoke(store_url, "outages", *args)
+    ok(result)
     return result
 
 

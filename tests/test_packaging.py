@@ -3,8 +3,6 @@ places a small GTFS feed's stops with the boundaries it ships (no setting, nothi
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import sysconfig
 import venv
@@ -13,43 +11,21 @@ from pathlib import Path
 import pytest
 
 from byflyt.samples.gtfs import write_synthetic_gtfs
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO, plain_env, run
 
 
 @pytest.mark.slow
 def test_wheel_installs_into_a_clean_venv(tmp_path: Path) -> None:
     wheel_dir = tmp_path / "wheels"
-    built = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(wheel_dir),
-            str(REPO),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    built = run([*pip_wheel, "-w", wheel_dir, REPO], timeout=300)
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next(wheel_dir.glob("byflyt-*.whl"))
 
     target = tmp_path / "venv"
     venv.create(target, with_pip=True)
     python = target / "bin" / "python"
-    installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    installed = run([python, "-m", "pip", "install", "--no-deps", "--no-index", wheel], timeout=300)
     assert installed.returncode == 0, installed.stderr[-2000:]
     # The dependencies come from the project's venv (already resolved from the constraints);
     # the package itself comes only from the wheel.
@@ -67,24 +43,11 @@ def test_wheel_installs_into_a_clean_venv(tmp_path: Path) -> None:
         "from byflyt.models.kommuner import kommune_name\n"
         "assert kommune_name('3403') == 'Hamar'\n"
     )
-    checked = subprocess.run(
-        [str(python), "-c", probe],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    checked = run([python, "-c", probe], cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr[-2000:]
 
-    helped = subprocess.run(
-        [str(target / "bin" / "byflyt"), "--help"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    installed_byflyt = target / "bin" / "byflyt"
+    helped = run([installed_byflyt, "--help"], cwd=tmp_path)
     assert helped.returncode == 0, helped.stderr
     for command in ("broker", "topics", "worker", "ingest", "query"):
         assert command in helped.stdout
@@ -93,39 +56,15 @@ def test_wheel_installs_into_a_clean_venv(tmp_path: Path) -> None:
     feed_zip = write_synthetic_gtfs(tmp_path / "feed" / "inn.zip")
     user = tmp_path / "user"
     user.mkdir()
-    loaded = subprocess.run(
-        [
-            str(target / "bin" / "byflyt"),
-            "gtfs",
-            "load",
-            "--feed",
-            "inn",
-            "--zip",
-            str(feed_zip),
-            "--region",
-            "mjosbyen",
-        ],
-        cwd=user,
-        env={k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    load = ["gtfs", "load", "--feed", "inn", "--zip", feed_zip, "--region", "mjosbyen"]
+    loaded = run([installed_byflyt, *load], cwd=user, env=plain_env(), timeout=300)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr[-2000:]
     assert "(30 placed, 2 unplaced)" in loaded.stdout
     assert (user / ".byflyt" / "gtfs" / "inn").is_dir()
 
     # The kommune history ships in the wheel: a region written in 2018 resolves from it.
-    shown = subprocess.run(
-        [str(target / "bin" / "byflyt"), "regions", "show", "alesundregionen", "--format", "csv"],
-        cwd=user,
-        env={k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    show = ["regions", "show", "alesundregionen", "--format", "csv"]
+    shown = run([installed_byflyt, *show], cwd=user, env=plain_env())
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines()[1:] == [
         "1508,Ålesund",

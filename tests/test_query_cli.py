@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from byflyt.cli import app
 from byflyt.clock import parse_when
 from byflyt.models.volumes import HourlyVolume
 from byflyt.queries.hourly import local_day_hours
 from byflyt.store import Store
+from tests.helpers import invoke, kommune_hour, ok
 
 HEADER = "kommune_nr,kommune,mode,metric,hour_start,value,coverage,n_sources"
 DAILY_HEADER = "kommune_nr,kommune,mode,metric,date,value,coverage,hours"
@@ -30,15 +30,7 @@ def vol(
     n_sources: int = 1,
     mode: str = "bicycle",
 ) -> HourlyVolume:
-    return HourlyVolume(
-        kommune_nr=kommune,
-        mode=mode,
-        metric="volume",
-        hour_start=hour,
-        value=value,
-        coverage=coverage,
-        n_sources=n_sources,
-    )
+    return kommune_hour(kommune, hour, value, mode=mode, coverage=coverage, n_sources=n_sources)
 
 
 @pytest.fixture
@@ -48,18 +40,7 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 def run(store_url: str, *args: str, **env: str | None) -> Result:
-    environment: dict[str, str | None] = {
-        "BYFLYT_STORE_URL": store_url,
-        "BYFLYT_REGION": None,
-        "BYFLYT_REGIONS_FILE": None,
-        **env,
-    }
-    return CliRunner().invoke(app, ["query", *args], env=environment, catch_exceptions=False)
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, result.stderr
-    return result.stdout
+    return invoke(store_url, "query", *args, **env)
 
 
 def fill_dst_night(store: Store) -> None:

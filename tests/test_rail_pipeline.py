@@ -20,7 +20,7 @@ import csv
 import io
 import zipfile
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -28,15 +28,13 @@ from typing import Any
 import pytest
 
 from byflyt.kafka import create_topics
-from byflyt.models.base import iso_z
 from byflyt.models.envelope import Rejected
 from byflyt.models.gtfs import StaticFeed, feed_dir
-from byflyt.models.kommuner import get_region
 from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.national import bnr_day, write_national_gtfs
 from byflyt.samples.siri import synthetic_day, write_replay
 from byflyt.settings import Settings
-from tests.helpers import byflyt, drain, stored
+from tests.helpers import analyst_answers, byflyt, drain, stored
 from tests.kafka_util import read_all
 from tests.siri_expect import NS, aggregate, scheduled_calls, siri_calls
 
@@ -138,39 +136,9 @@ def test_trains_and_buses_of_mjosbyen_equal_the_independent_table(
     assert got_hourly == hourly
 
     # Rail beside bus, as an analyst asks: departures by mode, trains in and out of Mjøsbyen.
-    members = set(get_region("mjosbyen").kommuner)
-    hours = [r[3] for r in hourly]
-    span = ["--from", iso_z(min(hours)), "--to", iso_z(max(hours) + timedelta(hours=1))]
-    answer = byflyt(
-        worker_env, "query", "hourly", "--region", "mjosbyen", "--mode", "rail",
-        "--metric", "departures", *span, "--format", "csv",
-    )  # fmt: skip
-    got = {(r["kommune_nr"], r["hour_start"]): float(r["value"]) for r in _csv(answer.stdout)}
-    want = {
-        (r[0], iso_z(r[3])): r[4]
-        for r in hourly
-        if r[1] == "rail" and r[2] == "departures" and r[0] in members
-    }
-    assert got == want
+    _, got_flows_region = analyst_answers(worker_env, hourly, flows, "rail")
     trains = {k for k, f in finals.items() if feed_of[k] == "bnr" and f[0] == "served"}
     assert {f[3] for k, f in finals.items() if k in trains} >= {"3403", "3405", "3407", "3413"}
-    answer = byflyt(
-        worker_env, "query", "flows", "--region", "mjosbyen", "--level", "region", *span,
-        "--format", "csv",
-    )  # fmt: skip
-    got_flows_region = {
-        (r["from"], r["to"], r["mode"]): int(r["vehicle_trips"]) for r in _csv(answer.stdout)
-    }
-    want_flows: dict[tuple[str, str, str], int] = defaultdict(int)
-    for a, b, mode, _, count in flows:
-        if (a in members) != (b in members):
-            ends = ("region", "outside") if a in members else ("outside", "region")
-            want_flows[(*ends, mode)] += count
-    assert got_flows_region == dict(want_flows)
     assert got_flows_region[("outside", "region", "rail")] > 0  # trains into Mjøsbyen …
     assert got_flows_region[("region", "outside", "rail")] > 0  # … and out of it
     assert got_flows_region[("region", "outside", "bus")] > 0
-
-
-def _csv(text: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(text)))

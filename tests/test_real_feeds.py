@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,17 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from byflyt.connectors.base import PollResult
-from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
+from byflyt.connectors.gtfs_rt import Snapshot
 from byflyt.connectors.siri import SiriConnector, SiriItem
 from byflyt.connectors.trafikkdata import TrafikkdataConnector
 from byflyt.metrics import Metrics
-from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed
 from byflyt.models.transit import TripState
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.settings import Settings
+from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, stu, trip_update
+from tests.helpers import QuietHandler, direct, http_server, metric_value
 
 MON = date(2025, 10, 27)
 RAIL = SYNTHETIC_TRIPS["rail_morning"]  # Lillehammer 06:10 → Moelv → Brumunddal → Hamar → Stange
@@ -43,38 +43,9 @@ Q = SYNTHETIC_STOPS
 SIRI = "http://www.siri.org.uk/siri"
 
 
-def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, labels) or 0.0
-
-
-def direct(request: Callable[[], Any], what: str) -> Any:
-    return request()
-
-
 @pytest.fixture
-def siri(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator, registry: CollectorRegistry
-) -> Iterator[Callable[..., SiriConnector]]:
-    made: list[SiriConnector] = []
-    metrics = Metrics(registry)
-
-    def build(**options: Any) -> SiriConnector:
-        values: dict[str, Any] = {
-            "kind": "et",
-            "dataset": "BNR",
-            "static": static,
-            "replay": None,
-            "endpoint": "http://127.0.0.1:9/realtime/v1/rest",
-            "metrics": metrics,
-            "locator": locator,
-        }
-        values.update(options)
-        made.append(SiriConnector(settings, **values))
-        return made[-1]
-
-    yield build
-    for connector in made:
-        connector.close()
+def siri(connectors: Connectors) -> Callable[..., SiriConnector]:
+    return partial(connectors.siri, dataset="BNR")
 
 
 def read(connector: SiriConnector, data: bytes) -> PollResult:
@@ -157,6 +128,13 @@ def vm_answer(at: str = "2025-10-27T07:30:00+01:00") -> bytes:
     ).encode()
 
 
+def poll_gtfs_rt(connectors: Connectors, at: datetime, *entities: Any) -> PollResult:
+    """A TripUpdates snapshot of ``entities`` taken ``at``, polled by a connector whose clock
+    says ``at``."""
+    connector = connectors.gtfs_rt(clock=lambda: at)
+    return connector.poll(Snapshot("trip_updates", "tu", feed(at, *entities)), None, direct)
+
+
 def states(result: PollResult) -> list[TripState]:
     return [TripState.from_bytes(r.value) for r in result.records]
 
@@ -188,14 +166,17 @@ def test_a_call_at_a_sibling_quay_is_the_planned_call_served_there(
     assert moelv.actual == datetime(2025, 10, 27, 5, 37, tzinfo=UTC)
     assert brumunddal.actual == datetime(2025, 10, 27, 5, 47, tzinfo=UTC)
     assert (moelv.stop_sequence, moelv.kommune_nr) == (1, "3411")
-    assert value(registry, "byflyt_platform_changes_total", feed="inn", connector="siri-et") == 2
-    assert not value(
+    assert (
+        metric_value(registry, "byflyt_platform_changes_total", feed="inn", connector="siri-et")
+        == 2
+    )
+    assert not metric_value(
         registry, "byflyt_siri_warnings_total", source="siri:BNR", warning="stop_not_on_journey"
     )
 
 
 def test_gtfs_rt_update_at_a_sibling_quay_matches_by_parent_station(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator, registry: CollectorRegistry
+    connectors: Connectors, registry: CollectorRegistry
 ) -> None:
     at = datetime(2025, 10, 27, 5, 50, tzinfo=UTC)
     entity = trip_update(
@@ -203,21 +184,15 @@ def test_gtfs_rt_update_at_a_sibling_quay_matches_by_parent_station(
         [stu(Q["moelv_bus"], 1, delay=120), stu(Q["brumunddal_bus"], 2, delay=60)],
         start_date="20251027",
     )
-    connector = GtfsRtConnector(
-        settings,
-        static=static,
-        trip_updates="http://127.0.0.1:9/tu",
-        clock=lambda: at,
-        metrics=Metrics(registry),
-        locator=locator,
-    )
-    with connector:
-        result = connector.poll(Snapshot("trip_updates", "tu", feed(at, entity)), None, direct)
+    result = poll_gtfs_rt(connectors, at, entity)
     assert not result.rejected, result.rejected
     (state,) = states(result)
     assert [c.stop_id for c in state.calls[1:3]] == [Q["moelv_bus"], Q["brumunddal_bus"]]
     assert state.calls[1].delay_seconds == 120
-    assert value(registry, "byflyt_platform_changes_total", feed="inn", connector="gtfs-rt") == 2
+    assert (
+        metric_value(registry, "byflyt_platform_changes_total", feed="inn", connector="gtfs-rt")
+        == 2
+    )
 
 
 # -- 2. offset-less SIRI times ---------------------------------------------------------------
@@ -248,8 +223,10 @@ def test_offset_less_times_are_oslo_local_time_not_an_error_condition(
     assert state.calls[0].actual == datetime(2025, 10, 27, 5, 12, tzinfo=UTC)
     assert state.calls[0].delay_seconds == 120
     labels = {"source": "siri:BNR", "kind": "et"}
-    assert value(registry, "byflyt_siri_local_time_answers_total", **labels) == 2
-    assert not value(registry, "byflyt_siri_answers_total", outcome="error_condition", **labels)
+    assert metric_value(registry, "byflyt_siri_local_time_answers_total", **labels) == 2
+    assert not metric_value(
+        registry, "byflyt_siri_answers_total", outcome="error_condition", **labels
+    )
     said = [r for r in caplog.records if "Europe/Oslo local time" in r.getMessage()]
     assert len(said) == 1  # once, not per answer
 
@@ -318,9 +295,7 @@ def test_a_journey_with_8000_calls_is_rejected_with_an_excerpt_and_the_page_goes
     assert 0 < len(rejected.raw) < 5000
 
 
-def test_a_gtfs_rt_trip_with_10000_updates_is_rejected_alone(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator
-) -> None:
+def test_a_gtfs_rt_trip_with_10000_updates_is_rejected_alone(connectors: Connectors) -> None:
     at = datetime(2025, 10, 27, 5, 50, tzinfo=UTC)
     huge = trip_update(
         "BART:added-huge",
@@ -329,16 +304,7 @@ def test_a_gtfs_rt_trip_with_10000_updates_is_rejected_alone(
         start_date="20251027",
     )
     good = trip_update(RAIL, [stu(Q["moelv_rail"], 1, delay=30)], start_date="20251027")
-    connector = GtfsRtConnector(
-        settings,
-        static=static,
-        trip_updates="http://127.0.0.1:9/tu",
-        clock=lambda: at,
-        metrics=Metrics(CollectorRegistry()),
-        locator=locator,
-    )
-    with connector:
-        result = connector.poll(Snapshot("trip_updates", "tu", feed(at, huge, good)), None, direct)
+    result = poll_gtfs_rt(connectors, at, huge, good)
     assert [s.trip_id for s in states(result)] == [RAIL]
     (rejected,) = result.rejected
     assert rejected.context["rule"] == "too_many_calls"
@@ -462,7 +428,7 @@ def test_gtfs_load_refuses_an_unusable_feed_in_one_line(
 
 # -- 5. GTFS-realtime ADDED trips without route_id -------------------------------------------
 def test_added_trips_without_route_id_are_counted_with_their_stops_mode(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator, registry: CollectorRegistry
+    connectors: Connectors, registry: CollectorRegistry
 ) -> None:
     at = datetime(2025, 10, 27, 9, 0, tzinfo=UTC)
     # The shape of BART's ADDED trips: no route_id, full absolute times at known stops.
@@ -476,22 +442,15 @@ def test_added_trips_without_route_id_are_counted_with_their_stops_mode(
         start_date="20251027",
         vehicle_id=None,
     )
-    connector = GtfsRtConnector(
-        settings,
-        static=static,
-        trip_updates="http://127.0.0.1:9/tu",
-        clock=lambda: at,
-        metrics=Metrics(registry),
-        locator=locator,
-    )
-    with connector:
-        result = connector.poll(Snapshot("trip_updates", "tu", feed(at, added)), None, direct)
+    result = poll_gtfs_rt(connectors, at, added)
     assert not result.rejected, result.rejected
     (state,) = states(result)
     assert (state.status, state.mode) == ("added", "bus")
     assert [c.kommune_nr for c in state.calls] == ["3403", "3413"]
     assert (
-        value(registry, "byflyt_gtfs_rt_added_trips_total", source="gtfs-rt:inn", mode_from="stops")
+        metric_value(
+            registry, "byflyt_gtfs_rt_added_trips_total", source="gtfs-rt:inn", mode_from="stops"
+        )
         == 1
     )
 
@@ -563,19 +522,12 @@ def test_a_journey_cut_short_counts_the_arrival_at_its_new_last_stop(
     assert [c.realtime for c in state.calls[3:]] == ["skipped", "skipped"]
 
 
-class _Answer(BaseHTTPRequestHandler):
+class _Answer(QuietHandler):
     body = b""
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+        self.reply(200, self.body, {"Content-Type": "application/json"})
 
 
 def test_a_trafikkdata_point_without_a_municipality_says_so(settings: Settings) -> None:
@@ -598,21 +550,12 @@ def test_a_trafikkdata_point_without_a_municipality_says_so(settings: Settings) 
 
     points = [point("10001B", None), point("10002B", {"name": "Hamar", "number": 3403})]
     _Answer.body = json.dumps({"data": {"trafficRegistrationPoints": points}}).encode()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(_Answer) as url:
         connector = TrafikkdataConnector(
-            settings,
-            region="mjosbyen",
-            endpoint=f"http://127.0.0.1:{server.server_port}/",
-            metrics=Metrics(CollectorRegistry()),
+            settings, region="mjosbyen", endpoint=f"{url}/", metrics=Metrics(CollectorRegistry())
         )
         with connector:
             found = connector.discover(direct)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert [p.point_id for p in found.items] == ["10002B"]
     (rejected,) = found.rejected
     assert "has no municipality" in rejected.reason

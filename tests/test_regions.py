@@ -15,12 +15,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from byflyt.cli import app
 from byflyt.errors import ConfigError
 from byflyt.models.history import AmbiguousKommune, UnknownKommune, kommune_history
 from byflyt.models.kommuner import get_region, kommune_names, load_regions
+from tests.helpers import invoke, ok
 
 HISTORY = kommune_history()
 
@@ -175,13 +175,8 @@ def test_unknown_and_mismatched_queries() -> None:
 
 
 def run(*args: str, regions_file: Path | None = None) -> Result:
-    env = {"BYFLYT_REGIONS_FILE": str(regions_file) if regions_file else None}
-    return CliRunner().invoke(app, ["regions", *args], env=env, catch_exceptions=False)
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, result.stderr
-    return result.stdout
+    regions = str(regions_file) if regions_file else None
+    return invoke(None, "regions", *args, BYFLYT_REGIONS_FILE=regions)
 
 
 def test_built_in_2018_regions_show_todays_kommuner(clean_env: Path) -> None:

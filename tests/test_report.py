@@ -17,9 +17,8 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 from selenium.webdriver.common.by import By
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from byflyt.cli import app
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.kommuner import get_region, kommune_name
 from byflyt.models.transit import FlowHour
@@ -31,6 +30,7 @@ from byflyt.samples.trafikkdata import SILENT_POINT, TrafikkdataDataset, generat
 from byflyt.store import Store
 from tests.browser import chromium, screenshot
 from tests.cycling_expect import expected_rows
+from tests.helpers import invoke, kommune_hour
 
 OSLO = ZoneInfo("Europe/Oslo")
 HOUR = timedelta(hours=1)
@@ -79,15 +79,7 @@ def transit_flows() -> list[FlowHour]:
 def transit_rows() -> list[HourlyVolume]:
     def row(kommune: str, mode: str, metric: str, day: int, hour: int, value: float, cov: float):
         when = datetime(2025, 10, day, hour, tzinfo=OSLO).astimezone(UTC)
-        return HourlyVolume(
-            kommune_nr=kommune,
-            mode=mode,
-            metric=metric,
-            hour_start=when,
-            value=value,
-            coverage=cov,
-            n_sources=1,
-        )
+        return kommune_hour(kommune, when, value, mode=mode, metric=metric, coverage=cov)
 
     rows = []
     for day, scale in ((22, 1), (23, 2)):
@@ -148,8 +140,7 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def run(store_url: str, *args: str) -> Result:
-    env = {"BYFLYT_STORE_URL": store_url, "BYFLYT_REGION": None, "BYFLYT_REGIONS_FILE": None}
-    return CliRunner().invoke(app, ["report", *args], env=env, catch_exceptions=False)
+    return invoke(store_url, "report", *args)
 
 
 @pytest.fixture(scope="module")

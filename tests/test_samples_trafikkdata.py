@@ -30,6 +30,7 @@ from byflyt.samples.trafikkdata import (
     mjosbyen_week,
 )
 from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
+from tests.conftest import Served
 
 STRANDVEGEN = "10795B1743428"
 POINTS_QUERY = """query($countyNumbers:[Int!]) {
@@ -55,9 +56,8 @@ def week_v2() -> TrafikkdataDataset:
 
 
 @pytest.fixture
-def server(week: TrafikkdataDataset) -> Iterator[TrafikkdataServer]:
-    with TrafikkdataServer(week) as running:
-        yield running
+def server(week: TrafikkdataDataset, served: Served) -> TrafikkdataServer:
+    return served(TrafikkdataServer(week))
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from byflyt.samples.trafikkdata_server import TrafikkdataServer
 from byflyt.topics import ALL_TOPICS, BIKE_COUNTS, DLQ
 from tests.conftest import REPO, SecureBroker, free_port, kafka_libs
 from tests.cycling_expect import FROM, TO, expected_csv_rows, parse
-from tests.helpers import wait_until
+from tests.helpers import BYFLYT, ingest_week, plain_env, run, wait_until
 from tests.kafka_util import produce, read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -74,7 +74,7 @@ class Processes:
 
 
 def _env(secure_broker: SecureBroker, tmp_path: Path, unique: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")}
+    env = plain_env()
     env.update(secure_broker.client_env)
     env.update(
         BYFLYT_KAFKA_BOOTSTRAP=secure_broker.bootstrap,
@@ -121,18 +121,7 @@ def test_pipeline_through_sasl_ssl_is_exact_and_keeps_the_password_secret(
     settings = secure_broker.settings(topic_prefix=f"s{unique}.", topic_partitions=2)
     dataset = mjosbyen_week(1)
     with TrafikkdataServer(dataset) as server:
-        procs.run(
-            "ingest",
-            "trafikkdata",
-            "--region",
-            "mjosbyen",
-            "--endpoint",
-            server.url,
-            "--from",
-            FROM,
-            "--to",
-            TO,
-        )
+        procs.run(*ingest_week(server.url))
     # One malformed record, so the dead-letter topic holds something to inspect.
     produce(settings, settings.topic(BIKE_COUNTS.name), [(b"P-BAD", b"{not json")])
     procs.run("worker", "--drain", "--loglevel", "info")
@@ -236,15 +225,7 @@ def test_wrong_password_or_unknown_ca_fails_at_start_in_one_line(
         ({"BYFLYT_KAFKA_SSL_CAFILE": str(other_ca)}, "BYFLYT_KAFKA_SSL_CAFILE"),
     ]
     for changed, setting in cases:
-        done = subprocess.run(
-            [sys.executable, "-m", "byflyt", *command],
-            env={**env, **changed},
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run([*BYFLYT, *command], env={**env, **changed})
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr

@@ -7,7 +7,6 @@ that situation for real: a clone of HEAD in an empty folder, its own venv made b
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -15,16 +14,12 @@ from pathlib import Path
 import pytest
 
 from byflyt.store import Store
+from tests.helpers import plain_env, run
 
 REPO = Path(__file__).resolve().parent.parent
 
 # A path out of the repository into the workspace's shared folder, written any way.
 OUTSIDE = re.compile(r"\.\./shared|/work/shared|parent\s*/\s*[\"']shared[\"']")
-
-
-def _clean_env() -> dict[str, str]:
-    """The environment of a new user: no ``BYFLYT_*`` variable at all."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")}
 
 
 def test_no_tracked_file_points_outside_the_repository() -> None:
@@ -55,26 +50,15 @@ def test_a_fresh_clone_with_nothing_beside_it_runs_the_demo(tmp_path: Path) -> N
         timeout=120,
     )
     assert sorted(p.name for p in alone.iterdir()) == ["byflyt"]
-    env = _clean_env()
-    installed = subprocess.run(
-        ["make", "install-demo"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    env = plain_env()  # a new user's: no ``BYFLYT_*`` variable at all
+    installed = run(["make", "install-demo"], cwd=clone, env=env, timeout=900)
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-3000:]
 
-    demo = subprocess.run(
-        [str(clone / ".venv" / "bin" / "byflyt"), "demo", "--exit-after-report"],
+    demo = run(
+        [clone / ".venv" / "bin" / "byflyt", "demo", "--exit-after-report"],
         cwd=clone,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=900,
-        check=False,
     )
     out = demo.stdout + demo.stderr
     assert demo.returncode == 0, out[-4000:]

@@ -31,7 +31,7 @@ from byflyt.web import create_app
 from byflyt.web.security import is_loopback
 from tests.browser import chromium
 from tests.conftest import REPO, free_port
-from tests.helpers import wait_until
+from tests.helpers import plain_env, wait_until
 from tests.web_server import serving
 
 TOKEN = "t0ken-for-the-api-0123456789abcdef"
@@ -364,7 +364,7 @@ def _first_line(proc: subprocess.Popen[str], port: int) -> str:
 def test_serve_beyond_loopback_needs_a_token_or_public(data_dir: Path) -> None:
     assert [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost")] == [True] * 3
     assert [is_loopback(h) for h in ("0.0.0.0", "192.168.1.10", "example.org")] == [False] * 3
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")}
+    env = plain_env()
     env["BYFLYT_DATA_DIR"] = str(data_dir / "data")
 
     refused = _serve(env, "--host", "0.0.0.0", "--port", str(free_port()))

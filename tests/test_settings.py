@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from pydantic import ValidationError
 
 from byflyt.errors import ConfigError
 from byflyt.settings import Settings, load_settings
+from tests.helpers import plain_env, run
 
 BYFLYT = str(Path(sys.executable).parent / "byflyt")
 
@@ -72,17 +71,9 @@ def test_password_is_secret(clean_env: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_wrong_configuration_is_one_clear_line(
     clean_env: Path, env: dict[str, str], setting: str, hint: str
 ) -> None:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BYFLYT_")}
+    full_env = plain_env()
     full_env.update(env)
-    done = subprocess.run(
-        [BYFLYT, "topics", "list"],
-        env=full_env,
-        cwd=clean_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run([BYFLYT, "topics", "list"], env=full_env, cwd=clean_env, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -12,8 +12,9 @@ import io
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,13 @@ from byflyt.errors import ConfigError
 from byflyt.kafka import create_topics
 from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
-from byflyt.models.geo import KommuneLocator
-from byflyt.models.gtfs import StaticFeed
 from byflyt.models.transit import TripState, VehicleSeen
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
 from byflyt.samples.siri import SiriDay, answer, error_answer, synthetic_day
 from byflyt.samples.siri_server import HTML_PAGE, Fault, SiriServer
 from byflyt.settings import Settings
+from tests.conftest import Connectors, Served
+from tests.helpers import direct, metric_value
 from tests.kafka_util import read_all
 
 MON = date(2025, 10, 27)
@@ -52,34 +53,8 @@ Make = Callable[..., SiriConnector]
 
 
 @pytest.fixture
-def make(
-    settings: Settings, static: StaticFeed, locator: KommuneLocator, registry: CollectorRegistry
-) -> Iterator[Make]:
-    made: list[SiriConnector] = []
-    metrics = Metrics(registry)
-
-    def build(**options: Any) -> SiriConnector:
-        values: dict[str, Any] = {
-            "kind": "et",
-            "dataset": "INN",
-            "static": static,
-            "endpoint": "http://127.0.0.1:9/realtime/v1/rest",
-            "metrics": metrics,
-            "locator": locator,
-            "rate_per_minute": 60_000,
-        }
-        values.update(options)
-        connector = SiriConnector(settings, **values)
-        made.append(connector)
-        return connector
-
-    yield build
-    for connector in made:
-        connector.close()
-
-
-def direct(request: Callable[[], Any], what: str) -> Any:
-    return request()
+def make(connectors: Connectors) -> Make:
+    return partial(connectors.siri, rate_per_minute=60_000)
 
 
 def read(connector: SiriConnector, data: bytes) -> PollResult:
@@ -91,10 +66,6 @@ def last_state(day: SiriDay, role: str, make: Make) -> TripState:
     result = read(make(), answer("et", [day.et[-1][key]], day.ticks[-1]))
     (state,) = [TripState.from_bytes(r.value) for r in result.records]
     return state
-
-
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, labels) or 0.0
 
 
 # -- ET semantics ----------------------------------------------------------------------------------
@@ -176,7 +147,7 @@ def test_bad_answers_go_to_the_dead_letter_topic_with_a_metric(
         assert (result.checkpoint is None) == (code == "siri_error_condition")
         outcome = code.removeprefix("siri_")
         labels = {"source": "siri:INN", "kind": "et", "outcome": outcome}
-        assert sample(registry, "byflyt_siri_answers_total", **labels) == 1
+        assert metric_value(registry, "byflyt_siri_answers_total", **labels) == 1
     # The journeys complete before the fault of a truncated answer are kept.
     assert read(connector, cases["siri_malformed"]).records
 
@@ -213,7 +184,7 @@ def test_unusable_vehicle_activities_are_rejected_alone(
     assert second.startswith("no_timestamp: ")
     assert all(r.raw for r in result.rejected)
     labels = {"source": "siri:INN", "kind": "vm", "outcome": "rejected"}
-    assert sample(registry, "byflyt_siri_journeys_total", **labels) == 2
+    assert metric_value(registry, "byflyt_siri_journeys_total", **labels) == 2
 
 
 # -- token bucket ----------------------------------------------------------------------------------
@@ -242,18 +213,11 @@ def test_token_bucket_allows_four_a_minute_without_sleeping_blindly() -> None:
 
 # -- over HTTP -------------------------------------------------------------------------------------
 @pytest.fixture
-def serve(day: SiriDay) -> Iterator[Callable[..., SiriServer]]:
-    servers: list[SiriServer] = []
-
+def serve(day: SiriDay, served: Served) -> Callable[..., SiriServer]:
     def start(**options: Any) -> SiriServer:
-        server = SiriServer(day, **{"rate_per_minute": 60_000, **options})
-        server.start()
-        servers.append(server)
-        return server
+        return served(SiriServer(day, **{"rate_per_minute": 60_000, **options}))
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def live(connector: SiriConnector) -> PollResult:

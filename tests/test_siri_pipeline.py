@@ -13,26 +13,18 @@ final in the SIRI run with the same status, time and delay.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections import defaultdict
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from byflyt.kafka import create_topics
-from byflyt.models.base import iso_z
-from byflyt.models.gtfs import StaticFeed, feed_dir
-from byflyt.models.kommuner import get_region
 from byflyt.models.status import FeedHealth
 from byflyt.models.transit import StopCall
-from byflyt.samples.gtfs import write_synthetic_gtfs
 from byflyt.samples.gtfs_rt import write_synthetic_snapshots
 from byflyt.samples.siri import synthetic_day
 from byflyt.samples.siri_server import Fault, SiriServer
 from byflyt.settings import Settings
-from tests.helpers import byflyt, drain, stored
+from tests.helpers import analyst_answers, byflyt, drain, load_static, stored
 from tests.kafka_util import read_all
 from tests.siri_expect import expected_siri
 from tests.transit_expect import expected_transit
@@ -73,12 +65,10 @@ def ingest(env: dict[str, str], server: SiriServer, kind: str) -> None:
 
 
 def test_siri_day_equals_the_independent_table(
-    settings: Settings, worker_env: dict[str, str], tmp_path: Path
+    settings: Settings, worker_env: dict[str, str], static_zip: Path, tmp_path: Path
 ) -> None:
     create_topics(settings)
-    static_zip = write_synthetic_gtfs(tmp_path / "inn.zip")
-    byflyt(worker_env, "gtfs", "load", "--feed", "inn", "--zip", str(static_zip))
-    static = StaticFeed.load(feed_dir(settings, "inn"))
+    static = load_static(settings, worker_env, static_zip, "inn")
     day = synthetic_day(static_zip)
     with SiriServer(day, page_size=2, rate_per_minute=60_000) as server:
         server.schedule("et", 7, Fault("error_condition"))
@@ -108,38 +98,8 @@ def test_siri_day_equals_the_independent_table(
     assert any(r[2] == "vehicles_active" for r in hourly)
 
     # The questions as an analyst asks them: departures per kommune, trips in and out.
-    members = set(get_region("mjosbyen").kommuner)
-    hours = [r[3] for r in hourly]
-    span = ["--from", iso_z(min(hours)), "--to", iso_z(max(hours) + timedelta(hours=1))]
-    answer = byflyt(
-        worker_env, "query", "hourly", "--region", "mjosbyen", "--mode", "bus",
-        "--metric", "departures", *span, "--format", "csv",
-    )  # fmt: skip
-    got_departures = {
-        (row["kommune_nr"], row["hour_start"]): float(row["value"])
-        for row in csv.DictReader(io.StringIO(answer.stdout))
-    }
-    want_departures = {
-        (r[0], iso_z(r[3])): r[4]
-        for r in hourly
-        if r[1] == "bus" and r[2] == "departures" and r[0] in members
-    }
-    assert got_departures == want_departures
+    got_departures, got_flows = analyst_answers(worker_env, hourly, flows, "bus")
     assert {"3403", "3405", "3407"} <= {k for k, _ in got_departures}  # Hamar, Lillehammer, Gjøvik
-    answer = byflyt(
-        worker_env, "query", "flows", "--region", "mjosbyen", "--level", "region", *span,
-        "--format", "csv",
-    )  # fmt: skip
-    got_flows = {
-        (row["from"], row["to"], row["mode"]): int(row["vehicle_trips"])
-        for row in csv.DictReader(io.StringIO(answer.stdout))
-    }
-    want_flows: dict[tuple[str, str, str], int] = defaultdict(int)
-    for a, b, mode, _, trips in flows:
-        if (a in members) != (b in members):
-            ends = ("region", "outside") if a in members else ("outside", "region")
-            want_flows[(*ends, mode)] += trips
-    assert got_flows == dict(want_flows)
     assert got_flows, "the synthetic day has trips in and out of Mjøsbyen"
 
     # The same day as GTFS-realtime: its final calls are final here, with the same values.

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from byflyt.kafka import create_topics
 from byflyt.topics import TopicSpec
+from tests.helpers import REPO, run
 from tests.kafka_util import produce, read_all
 
 pytestmark = pytest.mark.kafka
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_thousand_records_through_an_agent_and_drain(settings, worker_env) -> None:
@@ -23,14 +21,10 @@ def test_thousand_records_through_an_agent_and_drain(settings, worker_env) -> No
     sent = [(f"k{i % 17}".encode(), f"message-{i}".encode()) for i in range(1000)]
     produce(settings, source, sent)
 
-    done = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "smoke_worker.py"), source, target],
+    done = run(
+        [sys.executable, REPO / "tests" / "smoke_worker.py", source, target],
         env=worker_env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=180,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
 

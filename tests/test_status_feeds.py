@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from byflyt.connectors.gtfs_rt import GtfsRtConnector, Snapshot
-from byflyt.metrics import Metrics
-from byflyt.models.geo import KommuneLocator
-from byflyt.models.gtfs import load_gtfs
 from byflyt.models.status import FeedHealth
-from byflyt.samples.gtfs import SYNTHETIC_TRIPS, write_synthetic_gtfs
-from byflyt.settings import FeedThresholds, Settings
+from byflyt.samples.gtfs import SYNTHETIC_TRIPS
+from byflyt.settings import FeedThresholds
 from byflyt.streams.sensors import Change, FeedMachine
+from tests.conftest import Connectors
 from tests.gtfs_rt_build import feed, trip_update
 
 TH = FeedThresholds(
@@ -110,27 +106,9 @@ def test_a_quiet_hour_without_history_is_not_judged_empty() -> None:
 
 # -- the connector's health records ------------------------------------------------------------
 @pytest.fixture
-def connector(
-    settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GtfsRtConnector]:
-    locator = KommuneLocator.from_file()
-    static = load_gtfs(
-        write_synthetic_gtfs(tmp_path_factory.mktemp("gtfs") / "inn.zip"),
-        feed="inn",
-        region=None,
-        locator=locator,
-    )
+def connector(connectors: Connectors) -> GtfsRtConnector:
     at = datetime(2025, 10, 27, 5, 30, 5, tzinfo=UTC)
-    made = GtfsRtConnector(
-        settings,
-        static=static,
-        trip_updates="http://127.0.0.1:9/tu",
-        clock=lambda: at,
-        metrics=Metrics(CollectorRegistry()),
-        locator=locator,
-    )
-    yield made
-    made.close()
+    return connectors.gtfs_rt(clock=lambda: at)
 
 
 def test_the_gtfs_rt_connector_notes_every_poll(connector: GtfsRtConnector) -> None:

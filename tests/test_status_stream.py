@@ -7,8 +7,7 @@ rebuilt from the table's changelog), and ``byflyt outages`` lists what the test 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from byflyt.models.counts import CountObservation, FetchedWindow
 from byflyt.models.status import SensorStatus
 from byflyt.settings import Settings
 from byflyt.store import Store
-from tests.helpers import drain, send
+from tests.helpers import byflyt, drain, send
 from tests.kafka_util import produce, read_all
 
 pytestmark = pytest.mark.kafka
@@ -32,12 +31,17 @@ RESUME = datetime(2025, 10, 10, 8, tzinfo=UTC)
 POINTS = ("A1", "A2", "A3", "S1")
 
 
-def counts(start: datetime, hours: int, *, stopped: bool = False) -> list[CountObservation]:
+def hours_of_counts(
+    start: datetime, hours: int, off: Callable[[datetime, str], bool], *, local: bool = False
+) -> list[CountObservation]:
+    """Every point's counts, hour by hour from ``start``: nothing (null, coverage 0) where
+    ``off(hour, point)``, else a volume made from the hour of the day (UTC, or Oslo's)."""
     out = []
     for n in range(hours):
         hour = start + timedelta(hours=n)
+        of_day = hour.astimezone(OSLO).hour if local else hour.hour
         for point in POINTS:
-            off = point == "S1" and stopped and STOP <= hour < RESUME
+            silent = off(hour, point)
             out.append(
                 CountObservation(
                     source="synthetic",
@@ -45,11 +49,18 @@ def counts(start: datetime, hours: int, *, stopped: bool = False) -> list[CountO
                     kommune_nr="3403",
                     start=hour,
                     end=hour + timedelta(hours=1),
-                    volume=None if off else 3 + (hour.hour * 7 + n) % 11,
-                    coverage=0.0 if off else 100.0,
+                    volume=None if silent else 3 + (of_day * 7 + n) % 11,
+                    coverage=0.0 if silent else 100.0,
                 )
             )
     return out
+
+
+def counts(start: datetime, hours: int, *, stopped: bool = False) -> list[CountObservation]:
+    """S1 stops between ``STOP`` and ``RESUME`` when ``stopped``."""
+    return hours_of_counts(
+        start, hours, lambda hour, point: point == "S1" and stopped and STOP <= hour < RESUME
+    )
 
 
 def statuses(settings: Settings) -> dict[str, SensorStatus]:
@@ -62,15 +73,7 @@ def statuses(settings: Settings) -> dict[str, SensorStatus]:
 
 
 def outages_cli(env: dict[str, str], *args: str) -> list[dict[str, object]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "byflyt", "outages", "--format", "json", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = byflyt(env, "outages", "--format", "json", *args, timeout=60)
     rows: list[dict[str, object]] = json.loads(done.stdout)
     return rows
 
@@ -132,24 +135,12 @@ def fetched_week(start: datetime, days: int) -> list[FetchedWindow]:
 
 def week(start: datetime, days: int, stop: datetime | None = None) -> list[CountObservation]:
     """Daytime counts of every point; S1 sends nothing from ``stop`` on (fetched, no data)."""
-    out = []
-    for n in range(days * 24):
-        hour = start + timedelta(hours=n)
-        local = hour.astimezone(OSLO).hour
-        for point in POINTS:
-            off = not 6 <= local < 22 or (point == "S1" and stop is not None and hour >= stop)
-            out.append(
-                CountObservation(
-                    source="synthetic",
-                    point_id=point,
-                    kommune_nr="3403",
-                    start=hour,
-                    end=hour + timedelta(hours=1),
-                    volume=None if off else 3 + (local * 7 + n) % 11,
-                    coverage=0.0 if off else 100.0,
-                )
-            )
-    return out
+
+    def off(hour: datetime, point: str) -> bool:
+        night = not 6 <= hour.astimezone(OSLO).hour < 22
+        return night or (point == "S1" and stop is not None and hour >= stop)
+
+    return hours_of_counts(start, days * 24, off, local=True)
 
 
 def test_the_year_between_fetched_weeks_is_not_ingested_not_silent(

@@ -24,6 +24,7 @@ from byflyt.settings import Settings
 from byflyt.store import SCHEMA_VERSION, Fetched, Outage, PointHour, Store
 from byflyt.store.engine import is_retriable
 from byflyt.store.schema import ensure_schema, outages, schema_version
+from tests.helpers import kommune_hour
 
 OSLO = ZoneInfo("Europe/Oslo")
 HOUR = timedelta(hours=1)
@@ -55,14 +56,8 @@ def vol(
     coverage: float = 100.0,
     n_sources: int = 1,
 ) -> HourlyVolume:
-    return HourlyVolume(
-        kommune_nr=kommune,
-        mode=mode,
-        metric=metric,
-        hour_start=hour,
-        value=value,
-        coverage=coverage,
-        n_sources=n_sources,
+    return kommune_hour(
+        kommune, hour, value, mode=mode, metric=metric, coverage=coverage, n_sources=n_sources
     )
 
 

@@ -8,7 +8,6 @@ and dark hours as missing. The Done-when test adds a 429 and goes through the re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -26,7 +25,9 @@ from byflyt.samples.telraam_server import TelraamServer
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.topics import COUNTS_FETCHED
-from tests.counter_pipeline import PointHours, byflyt, kommune_hours, query
+from tests.conftest import Served
+from tests.cycling_expect import PointHours, kommune_hours
+from tests.helpers import assert_drained_week, byflyt, direct
 
 OSLO = ZoneInfo("Europe/Oslo")
 KEY = {"telraam_api_key": "nokkel"}
@@ -60,13 +61,8 @@ def week() -> TelraamDataset:
 
 
 @pytest.fixture
-def server(week: TelraamDataset) -> Iterator[TelraamServer]:
-    with TelraamServer(week) as running:
-        yield running
-
-
-def direct(request, what):  # type: ignore[no-untyped-def]
-    return request()
+def server(week: TelraamDataset, served: Served) -> TelraamServer:
+    return served(TelraamServer(week))
 
 
 def test_the_key_and_the_segments_are_required() -> None:
@@ -132,15 +128,11 @@ def test_done_when_week_through_the_worker_equals_the_rules(
             env,
             *("ingest", "telraam", "--region", "mjosbyen", "--endpoint", server.url),
             *("--from", "2025-10-22", "--to", "2025-10-29"),
-        )
+        ).stdout
     assert out.startswith("telraam mjosbyen: 4 points, ")
     assert "0 rejected, 0 failed" in out
-    byflyt(env, "worker", "--drain")
     want = kommune_hours(expected(week, week.start, week.end))
-    for mode in ("bicycle", "pedestrian"):
-        rows = query(env, mode, "2025-10-22", "2025-10-29")
-        assert rows == [r for r in want if r[2] == mode]
-        assert rows
+    assert_drained_week(env, want)
     # The worker stored the hours each point was asked for (Oslo days 22–28 October).
     since, until = (datetime(2025, 10, d, tzinfo=OSLO).astimezone(UTC) for d in (22, 29))
     with Store(env["BYFLYT_STORE_URL"]) as store:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,8 +43,8 @@ from byflyt.samples.trafikkdata import (
 )
 from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
 from byflyt.settings import Settings
-from tests.conftest import free_port
-from tests.helpers import wait_until
+from tests.conftest import Served, free_port
+from tests.helpers import BYFLYT, byflyt, ingest_week, run, wait_until
 from tests.kafka_util import read_all
 
 HOUR = timedelta(hours=1)
@@ -59,18 +59,11 @@ def week() -> TrafikkdataDataset:
 
 
 @pytest.fixture
-def serve(week: TrafikkdataDataset) -> Iterator[Callable[..., TrafikkdataServer]]:
-    servers: list[TrafikkdataServer] = []
-
+def serve(week: TrafikkdataDataset, served: Served) -> Callable[..., TrafikkdataServer]:
     def start(dataset: TrafikkdataDataset = week, page_size: int = 100) -> TrafikkdataServer:
-        server = TrafikkdataServer(dataset, page_size=page_size)
-        server.start()
-        servers.append(server)
-        return server
+        return served(TrafikkdataServer(dataset, page_size=page_size))
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def expected(dataset: TrafikkdataDataset, since: datetime, until: datetime) -> Expected:
@@ -426,18 +419,7 @@ def test_command_backfills_and_prints_a_summary(
     serve: Callable[..., TrafikkdataServer],
 ) -> None:
     server = serve()
-    args = [
-        "--region",
-        "mjosbyen",
-        "--endpoint",
-        server.url,
-        "--from",
-        "2025-10-22",
-        "--to",
-        "2025-10-29",
-    ]
-    done = byflyt(worker_env, *args)
-    assert done.returncode == 0, done.stderr
+    done = byflyt(worker_env, *ingest_week(server.url))
     want = expected(week, week.start, week.end)
     assert done.stdout.strip() == (
         f"trafikkdata mjosbyen: 12 points, {len(want)} observations (24 missing hours), "
@@ -488,16 +470,8 @@ def test_follow_mode_polls_live_and_stops_cleanly_on_sigterm(
     assert "trafikkdata mjosbyen: 12 points, 0 observations" in out
 
 
-def byflyt(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "byflyt", "ingest", "trafikkdata", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def ingest_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run([*BYFLYT, "ingest", "trafikkdata", *args], env=env)
 
 
 @pytest.mark.parametrize(
@@ -523,14 +497,14 @@ def test_command_refuses_bad_options_in_one_line(args: list[str], message: str) 
         "BYFLYT_REGION": "mjosbyen",
         "BYFLYT_KAFKA_BOOTSTRAP": "127.0.0.1:9",
     }
-    done = byflyt(env, *args)
+    done = ingest_command(env, *args)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert message in done.stderr
 
 
 def test_command_needs_a_region() -> None:
-    done = byflyt({"PATH": "/usr/bin:/bin"}, "--once")
+    done = ingest_command({"PATH": "/usr/bin:/bin"}, "--once")
     assert done.returncode == 2
     assert (
         done.stderr

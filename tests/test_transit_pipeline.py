@@ -14,11 +14,9 @@ import pytest
 
 from byflyt.kafka import create_topics
 from byflyt.models.envelope import Rejected
-from byflyt.models.gtfs import StaticFeed, feed_dir
 from byflyt.settings import Settings
-from samples.gtfs import write_synthetic_gtfs
 from samples.gtfs_rt import write_synthetic_snapshots
-from tests.helpers import byflyt, drain, stored
+from tests.helpers import byflyt, drain, load_static, stored
 from tests.kafka_util import read_all
 from tests.transit_expect import expected_transit
 
@@ -26,12 +24,10 @@ pytestmark = pytest.mark.kafka
 
 
 def test_replayed_snapshots_equal_the_independent_table(
-    settings: Settings, worker_env: dict[str, str], tmp_path: Path
+    settings: Settings, worker_env: dict[str, str], static_zip: Path, tmp_path: Path
 ) -> None:
     create_topics(settings)
-    static_zip = write_synthetic_gtfs(tmp_path / "inn.zip")
-    byflyt(worker_env, "gtfs", "load", "--feed", "inn", "--zip", str(static_zip))
-    static = StaticFeed.load(feed_dir(settings, "inn"))
+    static = load_static(settings, worker_env, static_zip, "inn")
     snapshots = tmp_path / "rt"
     scenario = write_synthetic_snapshots(snapshots, static_zip=static_zip)
 

@@ -23,9 +23,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from openpyxl import load_workbook
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from byflyt.cli import app
 from byflyt.models.base import Mode
 from byflyt.models.counts import CountObservation, CountPoint, FetchedWindow
 from byflyt.models.kommuner import kommune_name
@@ -34,6 +33,7 @@ from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web import create_app
 from tests.cycling_expect import expected_rows
+from tests.helpers import invoke, ok
 from tests.web_server import serving
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -122,13 +122,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 def run(settings: Settings, *args: str) -> Result:
-    env = {
-        "BYFLYT_STORE_URL": settings.database_url,
-        "BYFLYT_REGION": None,
-        "BYFLYT_REGIONS_FILE": None,
-    }
-    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.stderr
+    result = invoke(settings.database_url, *args)
+    ok(result)
     return result
 
 

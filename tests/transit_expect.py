@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2
@@ -65,7 +66,7 @@ CallKey = tuple[date, str, int]  # service_date, trip_id, static stop_sequence
 
 _CANCELED = gtfs_realtime_pb2.TripDescriptor.CANCELED
 _SKIPPED = gtfs_realtime_pb2.TripUpdate.StopTimeUpdate.SKIPPED
-_METRICS = (
+CALL_METRICS = (
     "departures",
     "cancelled_calls",
     "trips",
@@ -300,7 +301,7 @@ def _aggregate(
     vehicles: dict[tuple[str, str, datetime], set[str]],
 ) -> Expected:
     Cell = tuple[str, str, datetime]
-    values: dict[Cell, dict[str, float]] = defaultdict(lambda: dict.fromkeys(_METRICS, 0.0))
+    values: dict[Cell, dict[str, float]] = defaultdict(lambda: dict.fromkeys(CALL_METRICS, 0.0))
     sources: dict[Cell, set[tuple[date, str]]] = defaultdict(set)
     served_trips: dict[Cell, set[tuple[date, str]]] = defaultdict(set)
     by_trip: dict[tuple[date, str], list[tuple[int, FinalCall]]] = defaultdict(list)
@@ -333,16 +334,29 @@ def _aggregate(
     rows: list[Row] = []
     for cell, metrics in values.items():
         kommune, mode, hour = cell
-        for metric in _METRICS:
+        for metric in CALL_METRICS:
             rows.append(
                 (kommune, mode, metric, hour, metrics[metric], coverage(cell), len(sources[cell]))
             )
-    for cell, ids in vehicles.items():
-        kommune, mode, hour = cell
+    more, flows = vehicle_and_flow_rows(vehicles, crossings, coverage)
+    return Expected(sorted(rows + more), sorted(flows), finals)
+
+
+def vehicle_and_flow_rows(
+    vehicles: dict[tuple[str, str, datetime], set[str]],
+    crossings: dict[tuple[str, str, str, datetime], list[Any]],
+    coverage: Callable[[tuple[str, str, datetime]], float],
+) -> tuple[list[Row], list[FlowRow]]:
+    """Rules 4 and 5 (GTFS-RT and SIRI alike): the ``vehicles_active`` rows of the vehicles seen
+    per cell, and the ``trips_out``/``trips_in`` rows and flows of the kommune crossings
+    (``(from, to, mode, hour)`` → the trips that crossed), with ``coverage`` per cell."""
+    rows: list[Row] = []
+    for (kommune, mode, hour), ids in vehicles.items():
+        cell = (kommune, mode, hour)
         rows.append(
             (kommune, mode, "vehicles_active", hour, float(len(ids)), coverage(cell), len(ids))
         )
-    moves: dict[tuple[str, str, str, datetime], list[tuple[date, str]]] = defaultdict(list)
+    moves: dict[tuple[str, str, str, datetime], list[Any]] = defaultdict(list)
     for (source, target, mode, hour), trips in crossings.items():
         moves[(source, mode, "trips_out", hour)] += trips
         moves[(target, mode, "trips_in", hour)] += trips
@@ -352,7 +366,7 @@ def _aggregate(
             (kommune, mode, metric, hour, float(len(trips)), coverage(cell), len(set(trips)))
         )
     flows = [(a, b, mode, hour, len(trips)) for (a, b, mode, hour), trips in crossings.items()]
-    return Expected(sorted(rows), sorted(flows), finals)
+    return rows, flows
 
 
 def _coverage(

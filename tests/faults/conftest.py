@@ -73,9 +73,5 @@ def fault_run(fault_broker: PrivateBroker, tmp_path: Path) -> Iterator[RunFactor
 @pytest.fixture
 def pg_database(fault_pg: PrivatePostgres) -> Iterator[str]:
     """A fresh database on the fault tests' PostgreSQL."""
-    name = f"byflyt_f_{uuid.uuid4().hex[:12]}"
-    url = fault_pg.server.create_database(name)
-    try:
+    with fault_pg.server.fresh_database("byflyt_f_") as url:
         yield url
-    finally:
-        fault_pg.server.drop_database(name)

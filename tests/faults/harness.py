@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from byflyt.broker import LocalBroker
 from byflyt.kafka import admin
@@ -32,29 +32,15 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.samples.trafikkdata import TrafikkdataDataset
 from byflyt.settings import Settings
 from tests.cycling_expect import Row
-from tests.helpers import stored_rows, wait_until
+from tests.helpers import free_port, kafka_libs, stored_rows, synthetic_hour, wait_until
 from tests.kafka_util import produce, read_all
-from tests.pg import LocalPostgres, pg_bin_dir
+from tests.pg import LocalPostgres, PgServer, pg_bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
 # -- a broker and a PostgreSQL we may stop ---------------------------------------------------
-def kafka_libs() -> Path:
-    """Where ``make install`` put the Kafka jars."""
-    return Path(os.environ.get("BYFLYT_DATA_DIR", REPO / ".byflyt")) / "kafka" / "libs"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PrivateBroker:
     """A single-node Kafka of our own: stopped and started again on the same port and data."""
 
@@ -73,31 +59,15 @@ class PrivateBroker:
 
 
 class PrivatePostgres(LocalPostgres):
-    """A PostgreSQL cluster of our own, with a stop that keeps its data and a start again."""
+    """A PostgreSQL cluster of our own, which a test may ``halt`` and ``resume``."""
 
     def __init__(self) -> None:
         super().__init__(pg_bin_dir())
-        self._options = ""
 
-    def start(self) -> Any:
-        """initdb and start; the server's admin URL."""
-        server = super().start()
-        self._options = (
-            f"-h 127.0.0.1 -p {self.port} -k {self.folder} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        self.server = server
-        return server
-
-    def halt(self) -> None:
-        """Stop the server (fast: open connections are cut), keeping its data."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def resume(self) -> None:
-        """Start the stopped server again on the same port."""
-        self._run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", self._options, "-w", "start"
-        )
+    def start(self) -> PgServer:
+        """initdb and start; the server (also kept as ``server``)."""
+        self.server = super().start()
+        return self.server
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -244,6 +214,11 @@ def metric_sum(text: str | None, name: str, **labels: str) -> float:
     return total
 
 
+def scraped(port: int, name: str, **labels: str) -> float:
+    """:func:`metric_sum` of what the process on ``port`` serves on /metrics now."""
+    return metric_sum(scrape(port), name, **labels)
+
+
 # -- the workload and its ground truth -------------------------------------------------------
 START = datetime(2025, 10, 25, 12, tzinfo=UTC)  # spans the autumn clock change
 POINTS = {"F1": "3403", "F2": "3403", "F3": "3407", "F4": "3405", "F5": "3405", "F6": "3411"}
@@ -260,25 +235,24 @@ def observations(hours: int = 48, seed: int = 15, corrections: int = 40) -> list
     for h in range(hours):
         start = START + timedelta(hours=h)
         for point, kommune in POINTS.items():
-            null = rng.random() < 0.08
-            out.append(_obs(point, kommune, start, None if null else rng.randint(0, 80), rng))
+            out.append(hour_of(rng, point, kommune, start, null_share=0.08, most=80))
     for base in rng.sample(out[: len(out)], corrections):
-        volume = None if rng.random() < 0.15 else rng.randint(0, 120)
-        out.append(_obs(base.point_id, base.kommune_nr, base.start, volume, rng))
+        out.append(
+            hour_of(rng, base.point_id, base.kommune_nr, base.start, null_share=0.15, most=120)
+        )
     return out
 
 
-def _obs(
-    point: str, kommune: str, start: datetime, volume: int | None, rng: random.Random
+def hour_of(
+    rng: random.Random, point: str, kommune: str, start: datetime, null_share: float, most: int
 ) -> CountObservation:
-    return CountObservation(
-        source="faults",
-        point_id=point,
-        kommune_nr=kommune,
-        start=start,
-        end=start + timedelta(hours=1),
-        volume=volume,
-        coverage=0.0 if volume is None else rng.choice([100.0, 100.0, 100.0, 87.5]),
+    """A random hour of the workload's ``point`` (source ``faults``)."""
+    coverages = [100.0, 100.0, 100.0, 87.5]
+    return synthetic_hour(
+        *(rng, "faults", point, kommune, start),
+        null_share=null_share,
+        most=most,
+        coverages=coverages,
     )
 
 
@@ -373,6 +347,13 @@ def compare(got: list[Row], truth: list[Row], what: str) -> Verdict:
         if len(diffs) < 5:
             diffs.append(f"{key[0]} {key[3]:%Y-%m-%dT%H}Z want {a and a[4:]} got {b and b[4:]}")
     return Verdict(lost, doubled, f"{what}: lost {lost}, doubled {doubled}; " + "; ".join(diffs))
+
+
+def wait_for_store(
+    settings: Settings, truth: list[Row], timeout: float, what: str = "the store to converge"
+) -> None:
+    """Wait until the store's hourly rows equal ``truth`` (fails after ``timeout`` s)."""
+    wait_until(lambda: store_rows(settings), timeout, what, until=lambda rows: rows == truth)
 
 
 def assert_exact(settings: Settings, truth: list[Row]) -> None:

@@ -14,17 +14,8 @@ import pytest
 from byflyt.samples.trafikkdata import mjosbyen_week
 from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
 from tests.cycling_expect import expected_rows
+from tests.faults import harness
 from tests.faults.conftest import RunFactory
-from tests.faults.harness import (
-    PrivateBroker,
-    assert_exact,
-    connector_observations,
-    free_port,
-    metric_sum,
-    no_tracebacks,
-    scrape,
-    store_rows,
-)
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka]
@@ -33,13 +24,13 @@ SINCE = datetime(2025, 10, 21, 22, tzinfo=UTC)  # 2025-10-22 00:00 Europe/Oslo
 
 
 def test_broker_stopped_for_20s_mid_backfill_and_mid_aggregation(
-    fault_run: RunFactory, fault_broker: PrivateBroker
+    fault_run: RunFactory, fault_broker: harness.PrivateBroker
 ) -> None:
     run = fault_run()
     dataset = mjosbyen_week(1)
-    delivered = connector_observations(dataset, "mjosbyen", SINCE)
+    delivered = harness.connector_observations(dataset, "mjosbyen", SINCE)
     truth = expected_rows(delivered)
-    worker_port, connector_port = free_port(), free_port()
+    worker_port, connector_port = harness.free_port(), harness.free_port()
     with TrafikkdataServer(dataset, page_size=12) as server:
         # Slow pages, so the backfill is still paging when the broker goes away.
         server.inject(*[Fault.delay(0.1)] * 400)
@@ -58,7 +49,9 @@ def test_broker_stopped_for_20s_mid_backfill_and_mid_aggregation(
             "2025-10-22",
             "--once",
         )
-        wait_until(lambda: len(store_rows(run.settings)) > 20, 120, "the worker to aggregate")
+        wait_until(
+            lambda: len(harness.store_rows(run.settings)) > 20, 120, "the worker to aggregate"
+        )
         assert connector.alive(), connector.output()
         pages_before = len(server.requests)
 
@@ -79,17 +72,14 @@ def test_broker_stopped_for_20s_mid_backfill_and_mid_aggregation(
         # Its summary says what it did: every observation produced once, nothing failed.
         assert f"{len(delivered)} observations" in connector.output(), connector.output()[-2000:]
         assert "0 rejected, 0 failed" in connector.output()
-        wait_until(
-            lambda: store_rows(run.settings),
-            180,
-            "the store to converge",
-            until=lambda rows: rows == truth,
-        )
+        harness.wait_for_store(run.settings, truth, 180)
         assert len(server.requests) > pages_before, "the backfill did not page after the outage"
-        assert_exact(run.settings, truth)
-        text = scrape(worker_port)
-        assert metric_sum(text, "byflyt_agent_records_total", agent="aggregate_counts") > 0
+        harness.assert_exact(run.settings, truth)
+        records = harness.scraped(
+            worker_port, "byflyt_agent_records_total", agent="aggregate_counts"
+        )
+        assert records > 0
         assert worker.alive()
         assert late.alive(), late.output()[-3000:]
         assert "retrying in" in late.output()
-    no_tracebacks([worker, connector, late])
+    harness.no_tracebacks([worker, connector, late])

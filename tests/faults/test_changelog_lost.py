@@ -11,34 +11,27 @@ from kafka.structs import TopicPartition
 
 from byflyt.kafka import admin
 from tests.cycling_expect import expected_rows
+from tests.faults import harness
 from tests.faults.conftest import RunFactory
-from tests.faults.harness import (
-    assert_exact,
-    delete_changelogs,
-    no_tracebacks,
-    observations,
-    send,
-    store_rows,
-)
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka]
 
 
 def test_worker_after_its_changelog_was_deleted(fault_run: RunFactory) -> None:
     run = fault_run()
-    workload = observations(seed=66)
+    workload = harness.observations(seed=66)
     # Half of every kommune's points first, the other half (and the corrections) after the loss:
     # a worker that forgot the first half would sum the second half alone.
     early = [o for o in workload[:-40] if o.point_id in ("F1", "F3", "F4")]
     late = [o for o in workload if o not in early]
-    send(run.settings, early)
+    harness.send(run.settings, early)
     run.drain("drain-1")
-    assert_exact(run.settings, expected_rows(early))
+    harness.assert_exact(run.settings, expected_rows(early))
 
-    lost = delete_changelogs(run.settings)
-    send(run.settings, late)
+    lost = harness.delete_changelogs(run.settings)
+    harness.send(run.settings, late)
     rebuilt = run.drain("drain-2", timeout=180)
-    assert_exact(run.settings, expected_rows(early + late))
+    harness.assert_exact(run.settings, expected_rows(early + late))
     said = [line for line in rebuilt.output().splitlines() if "rebuilding the state" in line]
     assert len(said) == 1, rebuilt.output()[-3000:]
     assert all(name in said[0] for name in lost), said[0]
@@ -46,16 +39,16 @@ def test_worker_after_its_changelog_was_deleted(fault_run: RunFactory) -> None:
     # With its state back, the next start is an ordinary one.
     again = run.drain("drain-3")
     assert "rebuilding" not in again.output()
-    assert_exact(run.settings, expected_rows(early + late))
-    no_tracebacks(run.procs)
+    harness.assert_exact(run.settings, expected_rows(early + late))
+    harness.no_tracebacks(run.procs)
 
 
 def test_refuses_to_start_when_the_input_cannot_rebuild_it(fault_run: RunFactory) -> None:
     run = fault_run()
-    workload = observations(hours=6, seed=67, corrections=0)
-    send(run.settings, workload)
+    workload = harness.observations(hours=6, seed=67, corrections=0)
+    harness.send(run.settings, workload)
     run.drain("drain-1")
-    lost = delete_changelogs(run.settings)
+    lost = harness.delete_changelogs(run.settings)
     # Retention removed the oldest input: the state can no longer be recomputed from it.
     client = admin(run.settings)
     try:
@@ -70,4 +63,6 @@ def test_refuses_to_start_when_the_input_cannot_rebuild_it(fault_run: RunFactory
     assert all(name in lines[0] for name in lost), lines[0]
     assert "cannot be rebuilt" in lines[0]
     assert "restore the topic, or delete group" in lines[0]
-    assert store_rows(run.settings) == expected_rows(workload)  # untouched, not half-rebuilt
+    assert harness.store_rows(run.settings) == expected_rows(
+        workload
+    )  # untouched, not half-rebuilt

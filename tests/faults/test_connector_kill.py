@@ -18,8 +18,8 @@ from byflyt.samples.trafikkdata import mjosbyen_week
 from byflyt.samples.trafikkdata_server import Fault, TrafikkdataServer
 from byflyt.settings import Settings
 from tests.cycling_expect import expected_rows
+from tests.faults import harness
 from tests.faults.conftest import RunFactory
-from tests.faults.harness import assert_exact, connector_observations, no_tracebacks
 from tests.helpers import wait_until
 from tests.kafka_util import read_all
 
@@ -59,7 +59,7 @@ def hours_requests(server: TrafikkdataServer, point: str, first: int = 0) -> lis
 def test_sigkill_mid_backfill_resumes_from_checkpoints(fault_run: RunFactory) -> None:
     run = fault_run()
     dataset = mjosbyen_week(1)
-    delivered = connector_observations(dataset, "mjosbyen", SINCE)
+    delivered = harness.connector_observations(dataset, "mjosbyen", SINCE)
     truth = expected_rows(delivered)
     ingest = (
         "ingest",
@@ -101,5 +101,5 @@ def test_sigkill_mid_backfill_resumes_from_checkpoints(fault_run: RunFactory) ->
         assert set(checkpoints(run.settings)) >= set(done)
 
     run.drain("drain")
-    assert_exact(run.settings, truth)
-    no_tracebacks(run.procs[1:])  # the SIGKILLed one had no chance to print anything
+    harness.assert_exact(run.settings, truth)
+    harness.no_tracebacks(run.procs[1:])  # the SIGKILLed one had no chance to print anything
