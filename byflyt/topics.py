@@ -42,6 +42,11 @@ BIKE_COUNTS_BY_KOMMUNE = TopicSpec(
 TRIP_UPDATES = TopicSpec("transit.trip-updates", "feed:service_date:trip_id", "TripState")
 STOP_CALLS = TopicSpec("transit.stop-calls", "kommune_nr", "StopCall")
 VEHICLES = TopicSpec("transit.vehicles", "feed:vehicle_id", "VehicleSeen")
+TABLE_RECORD_MAX_BYTES = 32 * 1024 * 1024
+"""The largest state record a worker writes to a table's changelog (the topic's
+``max.message.bytes`` and the producer's request size). A kommune-hour of a national feed's
+busiest kommune holds tens of thousands of facts: several MB, past Kafka's 1 MB default."""
+
 TRANSIT_FACTS = TopicSpec(
     "transit.facts.by-kommune", "kommune_nr", "TransitFact (calls, coverage, crossings, vehicles)"
 )

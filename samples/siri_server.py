@@ -62,7 +62,8 @@ class RecordedRequest:
 
 @dataclass
 class _Requestor:
-    tick: int | None = None
+    tick: int = -1
+    """The last tick answered (-1: none yet)."""
     queue: deque[bytes] = field(default_factory=deque)
     response_at: Any = None
 
@@ -173,7 +174,7 @@ class SiriServer(BackgroundServer):
             return answer(kind, self._elements(kind, last, True), self.day.ticks[last])
         state = self._requestors.setdefault((kind, requestor_id), _Requestor())
         if not state.queue:
-            if state.tick is None:
+            if state.tick < 0:
                 state.tick = 0
                 state.queue.extend(self._elements(kind, 0, True))
             elif state.tick < last:

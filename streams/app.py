@@ -17,7 +17,7 @@ from faust.types.auth import CredentialsT
 from byflyt.kafka import ssl_context
 from byflyt.settings import Settings
 from byflyt.streams.consumer import App
-from byflyt.topics import TopicSpec
+from byflyt.topics import TABLE_RECORD_MAX_BYTES, TopicSpec
 
 BATCH_RECORDS = 25_000
 """Records one poll of the consumer returns at most, and one sink batch takes at most."""
@@ -60,6 +60,7 @@ def create_app(
         # holds in memory (a fetch queued, one in process).
         "broker_max_poll_records": BATCH_RECORDS,
         "producer_acks": -1,
+        "producer_max_request_size": TABLE_RECORD_MAX_BYTES,
         "producer_linger_ms": 5,
         "stream_wait_empty": True,
         "table_cleanup_interval": 3600.0,

@@ -50,6 +50,7 @@ from byflyt.streams.transit_calls import TRIP_RETENTION, TripDeriver
 from byflyt.streams.transit_state import CallFact, HourCell, decode_cell, decode_trip, encode
 from byflyt.topics import (
     STOP_CALLS,
+    TABLE_RECORD_MAX_BYTES,
     TRANSIT_FACTS,
     TRIP_UPDATES,
     VEHICLES,
@@ -124,6 +125,7 @@ def record_table(
         beacon=app.tables.beacon,
         partitions=partitions,
         help=help,
+        extra_topic_configs={"max.message.bytes": str(TABLE_RECORD_MAX_BYTES)},
     )
     return app.tables.add(table)
 

@@ -16,7 +16,7 @@ from faust.serializers import codecs
 from byflyt.kafka import create_topics
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed, feed_dir, load_gtfs
-from byflyt.models.transit import CallState, StopCall, TripState
+from byflyt.models.transit import CallState, StopCall, TransitFact, TripState
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.transit import RecordCodec, hour_metrics
@@ -289,3 +289,51 @@ def test_trip_states_give_calls_metrics_and_flows(
     ).stdout
     assert "not passengers" in table
     assert "Gran" in table
+
+
+@pytest.mark.kafka
+def test_a_kommune_hour_beyond_a_megabyte_of_facts_is_kept_and_restored(
+    settings: Settings, worker_env: dict[str, str]
+) -> None:
+    """A busy kommune-hour's cell outgrows Kafka's default 1 MB record: it is still written to
+    its changelog, restored by a fresh worker, and a replay counts nothing twice."""
+    create_topics(settings)
+    hour = datetime(2025, 10, 27, 7, tzinfo=UTC)
+    topic = settings.topic("transit.facts.by-kommune")
+
+    def facts(ids: range) -> list[tuple[bytes, bytes]]:
+        # Long identities (up to the model's 600 characters) make a cell of over 1 MB from a
+        # few thousand facts: a national feed's busiest kommune-hours hold tens of thousands.
+        made = [
+            TransitFact(
+                kind="call",
+                feed="entur",
+                kommune_nr="0301",
+                mode="bus",
+                hour_start=hour,
+                id=f"call:{i:06d}:" + "x" * 480,
+                trip_id=f"trip-{i}",
+                status="served",
+                delay_seconds=0,
+            )
+            for i in ids
+        ]
+        return [(f.kommune_nr.encode(), f.to_bytes()) for f in made]
+
+    def departures() -> float:
+        store = Store(settings.database_url)
+        try:
+            rows = store.query_hourly(mode="bus", metric="departures")
+        finally:
+            store.close()
+        return sum(r.value for r in rows)
+
+    first = facts(range(2600))
+    produce(settings, topic, first)
+    drain(worker_env)
+    assert departures() == 2600
+    cells = [v for _, v in read_all(settings, f"{settings.app_id}-transit-hours-changelog")]
+    assert max(len(v) for v in cells if v) > 1_048_576
+    produce(settings, topic, first[:100] + facts(range(2600, 2601)))  # a replay and one more
+    drain(worker_env)  # a fresh worker: the cell comes back from its changelog
+    assert departures() == 2601
