@@ -53,8 +53,8 @@ class CallResolver:
         self.stop_parent = stop_parent
         self.plans: dict[tuple[str, date], PlannedTrip] = {}
         self.platform_changes = 0
-        self.timed: list[tuple[int, int]] = []
-        self.skipped: list[int] = []
+        self.timed: list[tuple[int, int]] | None = []
+        self.skipped: list[int] | None = []
         self.sequences: Sequence[int] = ()
 
     def check_updates(self, updates: Sequence[Update]) -> None:
@@ -171,8 +171,10 @@ class CallResolver:
         append = parts.append
         # Each call with an actual time, as epoch seconds and stop sequence, and the skipped
         # calls' sequences: what LiveTrip keeps, worked out here.
-        timed = self.timed = []
-        skipped = self.skipped = []
+        timed: list[tuple[int, int]] = []
+        self.timed = timed
+        skipped: list[int] = []
+        self.skipped = skipped
         self.sequences = sequences
         epochs, heads, bounds = planned.epochs, planned.heads, planned.bounds
         encode_int, encode_epoch = codec_trips.encode_int, codec_trips.encode_epoch
@@ -311,8 +313,10 @@ class CallResolver:
     def added_calls(self, updates: Sequence[Update]) -> list[codec_trips.Call]:
         """An ADDED trip unknown to the static feed: its updates with an absolute time."""
         calls: list[codec_trips.Call] = []
-        timed = self.timed = []
-        skipped = self.skipped = []
+        timed: list[tuple[int, int]] = []
+        self.timed = timed
+        skipped: list[int] = []
+        self.skipped = skipped
         for n, update in enumerate(updates):
             stop_id, sequence, relation, arrival, arrival_delay, departure, departure_delay = update
             moment = departure if departure is not None else arrival

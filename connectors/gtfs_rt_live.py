@@ -74,8 +74,8 @@ class LiveTrip(msgspec.Struct, gc=False):
         print_: int | None,
         *,
         stamp_bytes: bytes,
-        timed: list[tuple[int, int]],
-        skipped: list[int],
+        timed: list[tuple[int, int]] | None,
+        skipped: list[int] | None,
         sequences: Iterable[int],
         stamp: int,
         no_vehicle: bool,
@@ -86,8 +86,10 @@ class LiveTrip(msgspec.Struct, gc=False):
         ``key`` is the head's, ``stamp_bytes`` its ``snapshot_at`` encoded (worked out once).
 
         ``timed`` are its calls with an actual time (epoch seconds, stop sequence), ``skipped``
-        its skipped calls' sequences and ``sequences`` all of its calls'.
+        its skipped calls' sequences and ``sequences`` all of its calls' (None: no call was
+        resolved, as for a cancelled trip).
         """
+        timed, skipped = timed or [], skipped or []
         # The rule of codec_trips.final_sequences, on the epoch seconds at hand.
         at = head.snapshot_at.timestamp()
         if head.status == "cancelled":

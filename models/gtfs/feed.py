@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from byflyt.errors import ConfigError
+from byflyt.models.base import Mode
 from byflyt.models.gtfs.checks import FeedReport
 from byflyt.models.transit import gtfs_midnight
 from byflyt.settings import Settings
@@ -239,12 +240,12 @@ class StaticFeed:
     def _midnights(self) -> dict[date, int]:
         return {}
 
-    def stop_modes(self) -> dict[str, tuple[str, ...]]:
+    def stop_modes(self) -> dict[str, tuple[Mode, ...]]:
         """Stop id → the modes of the routes whose trips call there (built once, on first use)."""
         return self._stop_modes
 
     @cached_property
-    def _stop_modes(self) -> dict[str, tuple[str, ...]]:
+    def _stop_modes(self) -> dict[str, tuple[Mode, ...]]:
         route_of, _, mode_of, _ = self._lookups
         modes = self.stop_times["trip_id"].astype("str").map(route_of).map(mode_of)
         pairs = pd.DataFrame({"stop": self.stop_times["stop_id"].astype("str"), "mode": modes})
