@@ -33,9 +33,10 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from google.transit import gtfs_realtime_pb2 as rt
 
@@ -46,6 +47,8 @@ from byflyt.models import codec_trips
 from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.settings import Settings, load_settings
+
+_T = TypeVar("_T")
 
 SERVICE_DATE = date(2025, 10, 27)
 # Snapshot times: Monday 12:00 Europe/Oslo, every 10 s.
@@ -251,8 +254,8 @@ def _byflyt(paths: list[Path], static_dir: Path, geojson: Path | None) -> dict[s
     }
 
 
-def _no_call(*_: Any) -> Any:
-    raise AssertionError("a replayed snapshot needs no HTTP call")
+def _no_call(request: Callable[[], _T], what: str) -> _T:
+    raise AssertionError(f"a replayed snapshot needs no HTTP call, not {what}")
 
 
 def _child(mode: str, work: Path, geojson: Path | None, folder: str) -> dict[str, Any]:

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date
 
+import msgspec
 from google.transit import gtfs_realtime_pb2 as rt
 
 from byflyt.connectors.gtfs_rt_decode import Update, instant, plausible
 from byflyt.errors import BrokenRule
 from byflyt.models import codec_trips
 from byflyt.models.base import iso_z
-from byflyt.models.gtfs import TripPlan
+from byflyt.models.gtfs import StaticFeed
 from byflyt.models.transit import CallRealtime
 
 _STU = rt.TripUpdate.StopTimeUpdate
@@ -39,8 +39,9 @@ class CallResolver:
     """Resolves trip updates of feed ``feed`` against its static plans (see the module doc).
 
     ``stop_kommune`` places every static stop (None: outside the kommuner), ``stop_parent``
-    gives a quay's station. After :meth:`calls`, ``timed`` holds the calls with an actual time
-    (epoch seconds, stop sequence) and ``skipped`` the skipped calls' sequences;
+    gives a quay's station. After :meth:`calls` or :meth:`added_calls`, ``timed`` holds the calls
+    with an actual time (epoch seconds, stop sequence), ``skipped`` the skipped calls' sequences
+    and ``sequences`` every call's;
     ``platform_changes`` counts the updates served at a sibling quay since it was last reset.
     """
 
@@ -50,10 +51,11 @@ class CallResolver:
         self.feed = feed
         self.stop_kommune = stop_kommune
         self.stop_parent = stop_parent
-        self.plans: dict[int, _PlanCalls] = {}
+        self.plans: dict[tuple[str, date], PlannedTrip] = {}
         self.platform_changes = 0
-        self.timed: list[tuple[float, int]] | None = None
-        self.skipped: list[int] | None = None
+        self.timed: list[tuple[int, int]] | None = []
+        self.skipped: list[int] | None = []
+        self.sequences: Sequence[int] = ()
 
     def check_updates(self, updates: Sequence[Update]) -> None:
         """Entity rules: known stops, stop_sequence order, times that never decrease."""
@@ -152,128 +154,182 @@ class CallResolver:
         return next((i for i in candidates if self.stop_parent.get(stops[i]) == parent), None)
 
     def calls(
-        self, trip_id: str, plan: TripPlan, updates: Sequence[Update], trip_delay: int | None
-    ) -> list[codec_trips.Call]:
-        """Every static call with the delay that reaches it (GTFS-realtime propagation)."""
-        stops, sequences = plan.stops, plan.sequences
-        planned = self._planned(trip_id, plan)
+        self, trip_id: str, planned: PlannedTrip, updates: Sequence[Update], trip_delay: int | None
+    ) -> bytes:
+        """Every static call with the delay that reaches it (GTFS-realtime propagation).
+
+        The calls come encoded, as the record's ``calls`` (see ``models/codec_trips``): most
+        take the delay before them, and their bytes are the plan's, pre-encoded, and two
+        numbers (no datetime, no object per call).
+        """
+        stops, sequences = planned.stops, planned.sequences
         matched = self._match(trip_id, stops, sequences, updates, planned.by_sequence)
-        if isinstance(planned.scheduled, EntityRejected):
-            raise planned.scheduled
-        stop_kommune = self.stop_kommune
-        Call = codec_trips.Call
+        if planned.missing is not None:
+            raise planned.missing
         current, no_data = trip_delay, False
-        shift_of: int | None = None
-        shift = timedelta(0)
-        calls: list[codec_trips.Call] = []
+        parts: list[bytes] = []
+        append = parts.append
         # Each call with an actual time, as epoch seconds and stop sequence, and the skipped
-        # calls' sequences: what _Live keeps, worked out here without reading the datetimes.
-        timed = self.timed = []
-        skipped = self.skipped = []
-        epochs = planned.epochs
+        # calls' sequences: what LiveTrip keeps, worked out here.
+        timed: list[tuple[int, int]] = []
+        self.timed = timed
+        skipped: list[int] = []
+        self.skipped = skipped
+        self.sequences = sequences
+        epochs, heads, bounds = planned.epochs, planned.heads, planned.bounds
+        encode_int, encode_epoch = codec_trips.encode_int, codec_trips.encode_epoch
         last = len(stops) - 1
-        for i, (stop_id, scheduled, kommune) in enumerate(
-            zip(stops, planned.scheduled, planned.kommunes, strict=True)
-        ):
+        for i in range(len(stops)):
             update = matched.get(i) if matched else None
-            if update is None:
-                # The common case: a call the feed says nothing about takes the delay before it.
-                if no_data:
-                    calls.append(
-                        Call(sequences[i], stop_id, kommune, scheduled, None, None, "no_data")
-                    )
-                    continue
-                actual = None
-                if current is not None:
-                    if current != shift_of:
-                        shift_of, shift = current, timedelta(seconds=current)
-                    actual = scheduled + shift
-                    timed.append((epochs[i] + current, sequences[i]))
-                calls.append(Call(sequences[i], stop_id, kommune, scheduled, current, actual))
-                continue
-            realtime: CallRealtime = "no_data" if no_data else "scheduled"
-            own_time: int | None = None
-            delay = None if no_data else current
-            _, _, relation, arrival, arrival_delay, departure, departure_delay = update
-            if relation == _NO_DATA:
-                no_data, current, delay, realtime = True, None, None, "no_data"
-            else:
-                if i == last:  # the arrival is what counts at the last stop
-                    own_time = arrival if arrival is not None else departure
-                    own_delay = arrival_delay if arrival_delay is not None else departure_delay
-                else:
-                    own_time = departure if departure is not None else arrival
-                    own_delay = departure_delay if departure_delay is not None else arrival_delay
-                if own_delay is None and own_time is not None:
-                    own_delay = int((instant(own_time) - scheduled).total_seconds())
-                if relation == _SKIPPED:
-                    realtime = "skipped"
-                    delay = own_delay if own_delay is not None else delay
-                else:
-                    no_data, realtime = False, "scheduled"
+            if update is not None:
+                stop_id, _, relation, arrival, arrival_delay, departure, departure_delay = update
+                if (
+                    arrival is None
+                    and departure is None
+                    and relation != _NO_DATA
+                    and relation != _SKIPPED
+                    and (not stop_id or stop_id == stops[i])
+                ):
+                    # The common update: a delay (Entur sends nothing else), which goes on.
+                    if i == last:
+                        own_delay = arrival_delay if arrival_delay is not None else departure_delay
+                    else:
+                        own_delay = (
+                            departure_delay if departure_delay is not None else arrival_delay
+                        )
+                    no_data = False
                     if own_delay is not None:
                         current = own_delay
-                    delay = current
-            if update[0] and update[0] != stop_id:
-                # Served at another platform of the same station: keep the actual quay.
-                stop_id = update[0]
-                kommune = stop_kommune.get(stop_id)
-                self.platform_changes += 1
-            actual = None
-            if realtime == "skipped":
-                skipped.append(sequences[i])
-            elif own_time is not None:
-                actual = instant(own_time)
-                timed.append((own_time, sequences[i]))
-            elif delay is not None:
-                if delay != shift_of:
-                    shift_of, shift = delay, timedelta(seconds=delay)
-                actual = scheduled + shift
-                timed.append((epochs[i] + delay, sequences[i]))
-            calls.append(Call(sequences[i], stop_id, kommune, scheduled, delay, actual, realtime))
-        return calls
+                else:
+                    realtime: CallRealtime = "no_data" if no_data else "scheduled"
+                    own_time: int | None = None
+                    delay = None if no_data else current
+                    if relation == _NO_DATA:
+                        no_data, current, delay, realtime = True, None, None, "no_data"
+                    else:
+                        if i == last:  # the arrival is what counts at the last stop
+                            own_time = arrival if arrival is not None else departure
+                            own_delay = (
+                                arrival_delay if arrival_delay is not None else departure_delay
+                            )
+                        else:
+                            own_time = departure if departure is not None else arrival
+                            own_delay = (
+                                departure_delay if departure_delay is not None else arrival_delay
+                            )
+                        if own_delay is None and own_time is not None:
+                            own_delay = own_time - epochs[i]
+                        if relation == _SKIPPED:
+                            realtime = "skipped"
+                            delay = own_delay if own_delay is not None else delay
+                        else:
+                            no_data, realtime = False, "scheduled"
+                            if own_delay is not None:
+                                current = own_delay
+                            delay = current
+                    head = heads[bounds[i] : bounds[i + 1]]
+                    if stop_id and stop_id != stops[i]:
+                        # Served at another platform of the same station: keep the actual quay.
+                        head = codec_trips.call_head(
+                            sequences[i], stop_id, self.stop_kommune.get(stop_id), epochs[i]
+                        )
+                        self.platform_changes += 1
+                    actual = None
+                    if realtime == "skipped":
+                        skipped.append(sequences[i])
+                    elif own_time is not None:
+                        actual = own_time
+                    elif delay is not None:
+                        actual = epochs[i] + delay
+                    if actual is not None:
+                        timed.append((actual, sequences[i]))
+                    append(head)
+                    append(codec_trips.call_tail(delay, actual, realtime))
+                    continue
+            # The common case: a call the feed says nothing about takes the delay before it.
+            append(heads[bounds[i] : bounds[i + 1]])
+            if no_data:
+                append(_NO_DATA_TAIL)
+            elif current is None:
+                append(_UNKNOWN_TAIL)
+            else:
+                at = epochs[i] + current
+                timed.append((at, sequences[i]))
+                append(encode_int(current))
+                append(encode_epoch(at))
+                append(_SCHEDULED)
+        return codec_trips.array_header(len(stops)) + b"".join(parts)
 
-    def _planned(self, trip_id: str, plan: TripPlan) -> _PlanCalls:
-        """What every snapshot needs of a trip's plan, worked out once per trip and date."""
-        # Keyed by the plan object, held by the entry: the static feed keeps one per trip and date.
-        planned = self.plans.get(id(plan))
-        if planned is not None and planned.plan is plan:
+    def planned(self, static: StaticFeed, trip_id: str, service_date: date) -> PlannedTrip | None:
+        """What every snapshot needs of a trip's plan, worked out once per trip and date.
+
+        None when the trip does not run on ``service_date``.
+        """
+        key = (trip_id, service_date)
+        planned = self.plans.get(key)
+        if planned is not None:
             return planned
-        times: list[datetime] = []
+        schedule = static.trip_schedule(trip_id, service_date)
+        if schedule is None:
+            return None
+        times: list[int] = []
         missing: EntityRejected | None = None
-        last = len(plan.stops) - 1
-        for i, (arrival, departure) in enumerate(zip(plan.arrivals, plan.departures, strict=True)):
-            when = (arrival or departure) if i == last else (departure or arrival)
+        last = len(schedule.stops) - 1
+        for i, (arrival, departure) in enumerate(
+            zip(schedule.arrivals, schedule.departures, strict=True)
+        ):
+            first, second = (arrival, departure) if i == last else (departure, arrival)
+            when = first if first is not None else second
             if when is None:
                 missing = EntityRejected(
                     "static_times",
-                    f"the static call {plan.sequences[i]} of {trip_id!r} has no time",
+                    f"the static call {schedule.sequences[i]} of {trip_id!r} has no time",
                 )
                 break
             times.append(when)
-        planned = _PlanCalls(
-            plan,
-            missing or times,
-            array("q", [int(t.timestamp()) for t in times]),
-            [self.stop_kommune.get(s) for s in plan.stops],
-            _SequenceIndex(plan.sequences),
+        kommunes = [self.stop_kommune.get(s) for s in schedule.stops]
+        heads = [
+            codec_trips.call_head(q, s, k, t)
+            for q, s, k, t in zip(schedule.sequences, schedule.stops, kommunes, times, strict=False)
+        ]
+        bounds = array("I", [0])
+        for head in heads:
+            bounds.append(bounds[-1] + len(head))
+        planned = PlannedTrip(
+            schedule.route_id,
+            schedule.stops,
+            schedule.sequences,
+            missing,
+            array("q", times),
+            b"".join(heads),
+            bounds,
+            _SequenceIndex(schedule.sequences),
         )
         if len(self.plans) >= _PLAN_CALLS_MAX:
             self.plans.clear()
-        self.plans[id(plan)] = planned
+        self.plans[key] = planned
         return planned
 
     def added_calls(self, updates: Sequence[Update]) -> list[codec_trips.Call]:
         """An ADDED trip unknown to the static feed: its updates with an absolute time."""
         calls: list[codec_trips.Call] = []
+        timed: list[tuple[int, int]] = []
+        self.timed = timed
+        skipped: list[int] = []
+        self.skipped = skipped
         for n, update in enumerate(updates):
             stop_id, sequence, relation, arrival, arrival_delay, departure, departure_delay = update
             moment = departure if departure is not None else arrival
             if moment is None or not stop_id:
                 continue
+            sequence = sequence if sequence is not None else n
+            if relation == _SKIPPED:
+                skipped.append(sequence)
+            else:
+                timed.append((moment, sequence))
             calls.append(
                 codec_trips.Call(
-                    sequence if sequence is not None else n,
+                    sequence,
                     stop_id,
                     self.stop_kommune.get(stop_id),
                     instant(moment),
@@ -282,20 +338,27 @@ class CallResolver:
                     "skipped" if relation == _SKIPPED else "scheduled",
                 )
             )
+        self.sequences = [c.stop_sequence for c in calls]
         return calls
 
 
-@dataclass(frozen=True)
-class _PlanCalls:
-    """What the snapshots need of a plan, per call: scheduled instant, epoch, kommune, index.
+class PlannedTrip(msgspec.Struct, gc=False):
+    """What the snapshots need of a trip's plan on one date, kept per trip by the resolver.
 
-    ``scheduled`` is the reason the plan cannot be used when a call has no time.
+    Its route, stops and sequences; per call the scheduled instant (departure; arrival at the
+    last stop) in epoch seconds and the call's encoded head (``codec_trips.call_head``): call
+    ``i``'s is ``heads[bounds[i]:bounds[i + 1]]`` (one bytes a trip: half the memory of one a
+    call).
+    ``missing`` is the reason the plan cannot be used when a call has no time.
     """
 
-    plan: TripPlan
-    scheduled: list[datetime] | EntityRejected
+    route_id: str
+    stops: tuple[str, ...]
+    sequences: tuple[int, ...]
+    missing: EntityRejected | None
     epochs: array[int]
-    kommunes: list[str | None]
+    heads: bytes
+    bounds: array[int]
     by_sequence: _SequenceIndex
 
 
@@ -321,4 +384,7 @@ class _SequenceIndex:
         return index if 0 <= index < self.count else None
 
 
-_PLAN_CALLS_MAX = 200_000  # as the static feed's plan cache
+_PLAN_CALLS_MAX = 200_000  # a national day has ~30 000 trips
+_SCHEDULED = codec_trips.REALTIME["scheduled"]
+_UNKNOWN_TAIL = codec_trips.call_tail(None, None, "scheduled")
+_NO_DATA_TAIL = codec_trips.call_tail(None, None, "no_data")

@@ -1,16 +1,17 @@
 """What the GTFS-realtime connector keeps of each live trip between snapshots.
 
-A :class:`LiveTrip` is a trip's last record with its calls left encoded, the fingerprint of the
-update it was resolved from, and which of its calls are final or become final when their time
-passes: enough to re-send a repeated trip without resolving it, to tell a record that makes no
-new call final (``settled_since``, see ``models/codec_trips``) and to report a trip that
-vanished from a FULL_DATASET feed.
+A :class:`LiveTrip` is a trip's last record kept in encoded pieces, the bytes of the update it
+was resolved from, and which of its calls are final or become final when their time passes:
+enough to re-send a repeated trip without resolving or encoding it again, to tell a record that
+makes no new call final (``settled_since``, see ``models/codec_trips``) and to report a trip
+that vanished from a FULL_DATASET feed.
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterable
 from datetime import datetime
 
 import msgspec
@@ -20,146 +21,149 @@ from byflyt.models import codec_trips
 _NOTHING_PENDING: tuple[array[float], array[int]] = (array("d"), array("q"))
 
 
-class LiveTrip:
+class LiveTrip(msgspec.Struct, gc=False):
     """What the connector keeps of a live trip: its last record, compactly, and its entity.
 
-    ``head`` is the last record with its calls left encoded (about a kilobyte a trip).
-    ``print_`` is the fingerprint of the entity's trip update as the feed encoded it, less its
-    ``timestamp`` (:func:`~byflyt.connectors.gtfs_rt_decode.fingerprint`): the same bytes
-    resolve to the same state, so the trip is not parsed nor resolved again. None: the state
-    depends on more than the entity (the service date on the clock, an ADDED trip's metrics)
-    and is always resolved. ``stamp`` is the update's ``timestamp`` (for a print that keeps it).
+    ``head`` is the record the trip was last resolved into, its calls left encoded (about a
+    kilobyte a trip), and ``before``, ``after`` and ``calls`` its bytes but for the two times a
+    repeat changes (``codec_trips.head_parts``);
+    ``snapshot_at`` is the time of the trip's last record (``stamp_bytes`` encoded) and
+    ``settled`` that record's ``settled_since``, encoded. ``print_`` is the hash of the
+    entity's trip update as the feed encoded it, less its ``timestamp`` (see
+    :func:`~byflyt.connectors.gtfs_rt_decode.untimed`; Python's keyed SipHash of the bytes, a
+    collision a 2⁻⁶⁴ chance, and less memory than the bytes): the same bytes under the same
+    entity id resolve to the same state, so the trip is not parsed nor resolved again. None:
+    the state depends on more than the entity (the service date on the clock, an ADDED trip's
+    metrics) and is always resolved. ``stamp`` is the update's ``timestamp`` (for a print that
+    keeps it).
     ``final`` holds the stop sequences of the calls the trip's records made final so far;
     ``pending`` the calls that become final when the snapshot passes their actual time: epoch
     seconds (sorted) and stop sequences, as arrays (a few hundred bytes a trip, not two objects
-    a call). Together they give each
-    record its ``settled_since`` (see ``models/codec_trips``).
+    a call; none for a trip whose calls all passed), and ``due`` the first of those times since
+    the last record (infinity: none).
+    Together they give each record its ``settled_since``.
+
+    Why a Struct without garbage collection: a national feed keeps tens of thousands of them,
+    and replaces many every snapshot; each collection would walk them all (they hold no cycle).
     """
 
-    __slots__ = (
-        "cancelled",
-        "entity_id",
-        "final",
-        "head",
-        "key",
-        "no_vehicle",
-        "pending",
-        "platform_changes",
-        "print_",
-        "repeated",
-        "stamp",
-    )
-
-    def __init__(
-        self,
-        head: codec_trips.TripHead,
-        key: str,
-        final: tuple[int, ...],
-        pending: tuple[array[float], array[int]],
-        print_: int | None,
-        entity_id: str | None,
-        stamp: int,
-        no_vehicle: bool,
-        platform_changes: int,
-    ) -> None:
-        self.head = head
-        self.key = key
-        self.final = final
-        self.pending = pending
-        self.print_ = print_
-        self.entity_id = entity_id
-        self.stamp = stamp
-        self.no_vehicle = no_vehicle
-        self.platform_changes = platform_changes
-        self.repeated = False
-        self.cancelled = head.status == "cancelled"
+    head: codec_trips.TripHead
+    key: str
+    before: bytes
+    after: bytes
+    calls: msgspec.Raw
+    snapshot_at: datetime
+    stamp_bytes: bytes
+    settled: bytes
+    final: tuple[int, ...]
+    pending: tuple[array[float], array[int]]
+    due: float
+    print_: int | None
+    stamp: int
+    no_vehicle: bool
+    platform_changes: int
+    cancelled: bool
+    repeated: bool = False
 
     @classmethod
     def of(
         cls,
-        trip: codec_trips.Trip,
+        head: codec_trips.TripHead,
+        key: str,
         last: LiveTrip | None,
         print_: int | None,
-        entity_id: str | None,
         *,
-        timed: list[tuple[float, int]] | None,
+        stamp_bytes: bytes,
+        timed: list[tuple[int, int]] | None,
         skipped: list[int] | None,
+        sequences: Iterable[int],
         stamp: int,
         no_vehicle: bool,
         platform_changes: int,
     ) -> LiveTrip:
         """A freshly resolved trip; ``last`` is what its previous record left, if any.
 
-        ``timed`` are its calls with an actual time (epoch seconds, stop sequence) and
-        ``skipped`` its skipped calls' sequences, when the resolution worked them out.
+        ``key`` is the head's, ``stamp_bytes`` its ``snapshot_at`` encoded (worked out once).
+
+        ``timed`` are its calls with an actual time (epoch seconds, stop sequence), ``skipped``
+        its skipped calls' sequences and ``sequences`` all of its calls' (None: no call was
+        resolved, as for a cancelled trip).
         """
-        if trip.status == "cancelled" or timed is None or skipped is None:
-            final = codec_trips.final_sequences(trip)
-            if timed is None:
-                timed = [
-                    (c.actual.timestamp(), c.stop_sequence)
-                    for c in trip.calls
-                    if c.actual is not None and c.realtime != "skipped"
-                ]
-        else:  # final_sequences' rule, on the epoch seconds at hand
-            at = trip.snapshot_at.timestamp()
+        timed, skipped = timed or [], skipped or []
+        # The rule of codec_trips.final_sequences, on the epoch seconds at hand.
+        at = head.snapshot_at.timestamp()
+        if head.status == "cancelled":
+            final = set(sequences)
+        else:
             final = {q for t, q in timed if t < at}
             final.update(skipped)
+        settled = codec_trips.NIL
         if last is not None and final.issubset(last.final):
-            trip = msgspec.structs.replace(trip, settled_since=last.head.snapshot_at)
+            head = msgspec.structs.replace(head, settled_since=last.snapshot_at)
+            settled = last.stamp_bytes
         pending = _NOTHING_PENDING
-        if trip.status != "cancelled" and timed:
-            timed.sort()
-            pending = (array("d", [t for t, _ in timed]), array("q", [q for _, q in timed]))
+        if head.status != "cancelled":
+            # Only the calls still to pass: the others are final already.
+            coming = sorted((t, q) for t, q in timed if t >= at)
+            if coming:
+                pending = (array("d", [t for t, _ in coming]), array("q", [q for _, q in coming]))
         seen = final.union(last.final) if last is not None else final
-        head = codec_trips.head_of(trip)
+        before, after, calls = codec_trips.head_parts(head)
         return cls(
-            head,
-            head.key,
-            tuple(sorted(seen)),
-            pending,
-            print_,
-            entity_id,
-            stamp,
-            no_vehicle,
-            platform_changes,
+            head=head,
+            key=key,
+            before=before,
+            after=after,
+            calls=calls,
+            snapshot_at=head.snapshot_at,
+            stamp_bytes=stamp_bytes,
+            settled=settled,
+            final=tuple(sorted(seen)),
+            pending=pending,
+            due=pending[0][0] if pending[0] else _NEVER,
+            print_=print_,
+            stamp=stamp,
+            no_vehicle=no_vehicle,
+            platform_changes=platform_changes,
+            cancelled=head.status == "cancelled",
         )
 
-    def same(self, entity_id: str, occupancy: dict[str, str]) -> bool:
-        """Whether the repeated entity resolves to this state (its id and occupancy too)."""
-        if self.entity_id is not None and self.entity_id != entity_id:
-            return False
+    def record(self) -> bytes:
+        """The trip's last record, encoded."""
+        return b"".join((self.before, self.stamp_bytes, self.after, self.settled, self.calls))
+
+    def same(self, occupancy: dict[str, str]) -> bool:
+        """Whether the repeated entity resolves to this state (its occupancy too)."""
         return occupancy.get(self.head.trip_id) == self.head.occupancy
 
-    def restamped(self, taken: datetime) -> LiveTrip:
-        """The same state at snapshot ``taken``, settled unless it makes a call final.
+    def restamp(self, taken: datetime, until: float, taken_bytes: bytes) -> None:
+        """Make this the same state at snapshot ``taken``, settled unless it makes a call final.
 
-        A new object: this one stays as it was until the snapshot is accepted whole.
+        ``until`` is ``taken`` in epoch seconds, ``taken_bytes`` encoded.
         """
-        since = self.head.snapshot_at
-        if since == taken:  # the trip came twice in this snapshot: once is its record
-            return self
-        (times, sequences), final = self.pending, self.final
-        newly = []
-        until = taken.timestamp()
-        for at in range(bisect_left(times, since.timestamp()), len(times)):
-            if times[at] >= until:
-                break
-            if sequences[at] not in final:
-                newly.append(sequences[at])
-        head = msgspec.structs.replace(
-            self.head, snapshot_at=taken, settled_since=None if newly else since
+        newly = False
+        if until > self.due:  # a pending call's time passed since the last record
+            (times, sequences), final = self.pending, self.final
+            passed = []
+            at = bisect_left(times, self.due)
+            while at < len(times) and times[at] < until:
+                if sequences[at] not in final:
+                    passed.append(sequences[at])
+                at += 1
+            self.due = times[at] if at < len(times) else _NEVER
+            if passed:
+                self.final = tuple(sorted({*final, *passed}))
+                newly = True
+        self.settled = codec_trips.NIL if newly else self.stamp_bytes
+        self.snapshot_at = taken
+        self.stamp_bytes = taken_bytes
+        self.repeated = True
+
+    def vanished(self, taken: datetime) -> codec_trips.TripHead:
+        """The record saying the trip left a FULL_DATASET feed at ``taken``."""
+        return msgspec.structs.replace(
+            self.head, status="vanished", snapshot_at=taken, settled_since=None
         )
-        restamped = LiveTrip(
-            head,
-            self.key,
-            tuple(sorted({*final, *newly})) if newly else final,
-            self.pending,
-            self.print_,
-            self.entity_id,
-            self.stamp,
-            self.no_vehicle,
-            self.platform_changes,
-        )
-        restamped.repeated = True
-        return restamped
+
+
+_NEVER = float("inf")

@@ -67,10 +67,12 @@ class TripUpdates:
         self.max_calls = max_calls
         self.resolver = resolver
         self.live: dict[str, LiveTrip] = {}
-        self.by_print: dict[int, str] = {}
+        self.by_entity: dict[str, LiveTrip] = {}  # the trips whose bytes stand for them
         self.occupancy: dict[str, str] = {}
         self.location = ""
         self._start_dates: dict[str, date] = {}
+        # A trip's first departure and last arrival on a date (epoch s), None: no times.
+        self._runs: dict[tuple[str, date], tuple[int, int] | None] = {}
         self._tally: Counter[str] = Counter()
         self._added: Counter[str] = Counter()  # ADDED trips by where their mode came from
         trips = static.trips
@@ -89,7 +91,7 @@ class TripUpdates:
             "invalid_entity",
             f"{exc.rule}: {exc.reason}",
             self.name,
-            entity.SerializePartialToString(),
+            decode.full_entity(entity).SerializePartialToString(),
             rule=exc.rule,
             entity_id=entity.id[:256],
             location=self.location,
@@ -110,50 +112,68 @@ class TripUpdates:
     ) -> int:
         """Resolve the snapshot's trip updates into records; return how many are cancelled.
 
-        A trip whose update is byte for byte the one its state was resolved from (less the
-        timestamp, :func:`~byflyt.connectors.gtfs_rt_decode.fingerprint`) is neither parsed
-        nor resolved again. Raises :class:`~byflyt.connectors.gtfs_rt_decode.Unparsable`
-        (nothing kept, nothing counted) when an entity that must be parsed does not parse.
+        A trip whose update is byte for byte the one its state was resolved from, under the
+        same entity id (less the timestamp, :func:`~byflyt.connectors.gtfs_rt_decode.untimed`),
+        is neither parsed nor resolved again, and its record is the last one's bytes with the
+        times changed. Raises :class:`~byflyt.connectors.gtfs_rt_decode.Unparsable` (nothing
+        kept, nothing counted) when an entity that must be parsed does not parse.
         """
         self._added.clear()
         states: dict[str, LiveTrip] = {}
+        by_entity: dict[str, LiveTrip] = {}
         refused: set[str] = set()
         ids: set[str] = set()
         previous = self.live
-        by_print = self.by_print
+        known = self.by_entity
         data, view = entities.data, entities.view
         occupancy = self.occupancy
         stale_before = (taken - 2 * self.interval).timestamp()
+        taken_bytes = codec_trips.encode_time(taken)
+        until = taken.timestamp()
         warnings: Counter[str] = Counter()
         self._tally = warnings
         platform_changes = cancelled = no_vehicle = stale = 0
+        repeats: list[LiveTrip] = []  # restamped once the snapshot is read whole
+        overwritten = False
+        spans = entities.spans
         for n in range(len(entities)):
-            raw = entities.raw(n)
+            raw = spans[n] if spans is not None else None
             print_: int | None = None
             tail: int | None = None
             if raw is not None:
                 entity_id, start, end = raw
-                print_, tail = decode.fingerprint(data, view, start, end)
-                known_key = by_print.get(print_)
-                live = previous.get(known_key) if known_key is not None else None
-                if live is not None and entity_id not in ids and live.same(entity_id, occupancy):
+                stop, tail = decode.untimed(data, start, end)
+                print_ = hash(view[start:stop])
+                live = known.get(entity_id)
+                if (
+                    live is not None
+                    and live.print_ == print_
+                    and entity_id not in ids
+                    and live.same(occupancy)
+                ):
                     # The feed repeats the trip (its descriptor too): nothing to parse or
                     # resolve, only its checks to count.
                     ids.add(entity_id)
+                    by_entity[entity_id] = live
                     stamp = tail if tail is not None else live.stamp
                     no_vehicle += live.no_vehicle
                     if stamp and plausible(stamp) and stamp < stale_before:
                         stale += 1
                     platform_changes += live.platform_changes
                     cancelled += live.cancelled
-                    states[live.key] = live.restamped(taken)
+                    known_state = states.get(live.key)
+                    if known_state is not live:  # twice in a snapshot: once is its record
+                        overwritten = overwritten or known_state is not None
+                        states[live.key] = live
+                        repeats.append(live)
                     continue
-            entity = entities.parsed(n)
+            entity, updates = entities.parsed(n)
             if not entity.HasField("trip_update"):
                 continue
             update = entity.trip_update
             entity_id = entity.id
-            self.resolver.platform_changes = 0
+            resolver = self.resolver
+            resolver.platform_changes = 0
             try:
                 if entity_id in ids:
                     cancelled += update.trip.schedule_relationship == _TRIP.CANCELED
@@ -163,31 +183,38 @@ class TripUpdates:
                     )
                 ids.add(entity_id)
                 cancelled += update.trip.schedule_relationship == _TRIP.CANCELED
-                trip, fixed_date = self._trip_state(entity, taken)
-                platform_changes += self.resolver.platform_changes
+                trip, fixed_date = self._trip_state(entity, taken, updates)
+                platform_changes += resolver.platform_changes
             except EntityRejected as exc:
-                platform_changes += self.resolver.platform_changes
+                platform_changes += resolver.platform_changes
                 trip_id = update.trip.trip_id
                 refused.add(trip_id)
                 rejected.append(self.reject(entity, exc, trip_id=trip_id[:256]))
                 continue
             if trip.occupancy is None and trip.trip_id in occupancy:
                 trip = msgspec.structs.replace(trip, occupancy=occupancy[trip.trip_id])
-            # A print stands for the state only when the state follows from the update alone,
-            # and its stripped tail is the update's own timestamp.
+            # The bytes stand for the state only when the state follows from the update
+            # alone, and their stripped tail is the update's own timestamp.
             cacheable = fixed_date and trip.status != "added" and tail in (None, update.timestamp)
             key = trip.key
-            states[key] = LiveTrip.of(
+            overwritten = overwritten or key in states
+            live = states[key] = LiveTrip.of(
                 trip,
+                key,
                 previous.get(key),
                 print_ if cacheable else None,
-                None if update.trip.start_date else entity_id,
-                timed=self.resolver.timed,
-                skipped=self.resolver.skipped,
+                stamp_bytes=taken_bytes,
+                timed=resolver.timed,
+                skipped=resolver.skipped,
+                sequences=resolver.sequences,
                 stamp=update.timestamp,
                 no_vehicle=not (update.HasField("vehicle") and update.vehicle.id),
-                platform_changes=self.resolver.platform_changes,
+                platform_changes=resolver.platform_changes,
             )
+            if live.print_ is not None:
+                by_entity[entity_id] = live
+        for live in repeats:
+            live.restamp(taken, until, taken_bytes)
         warnings["missing_vehicle_id"] += no_vehicle
         warnings["stale_entity"] += stale
         for warning, times in warnings.items():
@@ -206,24 +233,27 @@ class TripUpdates:
                 if last.head.trip_id in refused:  # still in the feed, only unreadable this time
                     current[key] = last
                     continue
-                gone = msgspec.structs.replace(
-                    last.head, status="vanished", snapshot_at=taken, settled_since=None
-                )
+                gone = last.vanished(taken)
                 records.append(Record(TRIP_UPDATES, key, codec_trips.encode(gone)))
                 counts["vanished"] += 1
         self.live = current
-        self.by_print = {
-            live.print_: key for key, live in current.items() if live.print_ is not None
-        }
-        records.extend(
-            Record(TRIP_UPDATES, key, codec_trips.encode(live.head)) for key, live in states.items()
-        )
+        if not full:
+            by_entity = known | by_entity
+        if overwritten or not full:  # keep only the entities of the trips' current states
+            by_entity = {e: live for e, live in by_entity.items() if current.get(live.key) is live}
+        self.by_entity = by_entity
+        records.extend(Record(TRIP_UPDATES, key, live.record()) for key, live in states.items())
         counts["trip_states"] += len(states) + counts["vanished"]
         counts["unchanged_trips"] += sum(1 for live in states.values() if live.repeated)
         return cancelled
 
-    def _trip_state(self, entity: Any, taken: datetime) -> tuple[codec_trips.Trip, bool]:
-        """The entity's trip, and whether its service date is fixed by the entity alone."""
+    def _trip_state(
+        self, entity: Any, taken: datetime, updates: list[decode.Update] | None
+    ) -> tuple[codec_trips.TripHead, bool]:
+        """The entity's trip, and whether its service date is fixed by the entity alone.
+
+        ``updates`` are its stop time updates when they were read with it.
+        """
         update = entity.trip_update
         trip = update.trip
         relation = trip.schedule_relationship
@@ -245,7 +275,8 @@ class TripUpdates:
                 f"trip {trip_id[:256]!r} has {len(update.stop_time_update)} stop time updates, "
                 f"more than the limit of {self.max_calls}",
             )
-        updates = [decode.read_update(u) for u in update.stop_time_update]
+        if updates is None:
+            updates = list(map(decode.read_update, update.stop_time_update))
         self.resolver.timed = self.resolver.skipped = None
         self.resolver.check_updates(updates)
         if not (update.HasField("vehicle") and update.vehicle.id):
@@ -261,31 +292,32 @@ class TripUpdates:
         if relation == _TRIP.CANCELED:
             status = "cancelled"
         if known:
-            plan = self.static.trip_plan(trip_id, service_date)
-            if plan is None:
+            planned = self.resolver.planned(self.static, trip_id, service_date)
+            if planned is None:
                 raise EntityRejected(
                     "not_running", f"trip {trip_id!r} does not run on {service_date.isoformat()}"
                 )
-            if len(plan.stops) > self.max_calls:
+            if len(planned.stops) > self.max_calls:
                 raise EntityRejected(
                     "too_many_calls",
-                    f"trip {trip_id!r} has {len(plan.stops)} static calls, more than the limit "
-                    f"of {self.max_calls}",
+                    f"trip {trip_id!r} has {len(planned.stops)} static calls, more than the "
+                    f"limit of {self.max_calls}",
                 )
-            route_id = plan.route_id
+            route_id = planned.route_id
             delay = int(update.delay) if update.HasField("delay") else None
-            calls = self.resolver.calls(trip_id, plan, updates, delay)
+            calls = msgspec.Raw(self.resolver.calls(trip_id, planned, updates, delay))
             mode = self._route_mode.get(route_id, "other")
         else:
-            calls = self.resolver.added_calls(updates)
-            if not calls:
+            added = self.resolver.added_calls(updates)
+            if not added:
                 raise EntityRejected(
                     "no_stops", f"ADDED trip {trip_id!r} has no stop with a stop_id and a time"
                 )
             if len(trip.route_id) > _MAX_ID:
                 raise EntityRejected("route_id", f"route_id is longer than {_MAX_ID} characters")
-            route_id, mode = self._added_route(trip.route_id, calls)
-        record = codec_trips.Trip(
+            route_id, mode = self._added_route(trip.route_id, added)
+            calls = msgspec.Raw(codec_trips.encode_calls(added))
+        record = codec_trips.TripHead(
             feed=self.feed,
             snapshot_at=taken,
             service_date=service_date,
@@ -355,10 +387,21 @@ class TripUpdates:
 
     def _distance(self, trip_id: str, service_date: date, taken: datetime) -> timedelta:
         """How far ``taken`` is from the trip's run on ``service_date`` (zero: during it)."""
-        plan = self.static.trip_plan(trip_id, service_date)
-        departures = [d for d in plan.departures if d is not None] if plan else []
-        arrivals = [a for a in plan.arrivals if a is not None] if plan else []
-        if not departures or not arrivals:
+        key = (trip_id, service_date)
+        if key in self._runs:
+            span = self._runs[key]
+        else:
+            schedule = self.static.trip_schedule(trip_id, service_date)
+            departures = [d for d in schedule.departures if d is not None] if schedule else []
+            arrivals = [a for a in schedule.arrivals if a is not None] if schedule else []
+            span = (min(departures), max(arrivals)) if departures and arrivals else None
+            if len(self._runs) >= _RUNS_MAX:
+                self._runs.clear()
+            self._runs[key] = span
+        if span is None:
             return timedelta.max
-        first, last = min(departures), max(arrivals)
-        return max(first - taken, taken - last, timedelta(0))
+        at = taken.timestamp()
+        return timedelta(seconds=max(span[0] - at, at - span[1], 0))
+
+
+_RUNS_MAX = 200_000  # a national day has ~30 000 trips

@@ -24,8 +24,9 @@ them with :func:`encode`; :func:`to_state` gives the pydantic model for the edge
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 import msgspec
@@ -227,3 +228,85 @@ def to_state(record: Trip) -> TripState:
 
     calls = [CallState(**_fields(c, _CALL_FIELDS)) for c in record.calls]
     return TripState(**_fields(record, _TRIP_FIELDS), calls=calls)
+
+
+# -- Version 2 in pieces, for a producer that resolves a trip's calls on its plan once and sends
+# the trip again every few seconds (the GTFS-realtime connector). Byte for byte what
+# :func:`encode` writes: tests/test_gtfs_rt_wire.py holds them together.
+_TIMESTAMP32 = struct.Struct(">HI")  # msgpack fixext 4, type -1: whole seconds below 2**32
+NIL = _NIL
+REALTIME = {r: _encoder.encode(r) for r in ("scheduled", "skipped", "no_data")}
+_INTS: dict[int, bytes] = {}
+
+
+def encode_int(value: int) -> bytes:
+    """``value`` as msgpack (a few hundred delays recur: they are kept)."""
+    encoded = _INTS.get(value)
+    if encoded is None:
+        encoded = _encoder.encode(value)
+        if len(_INTS) < 65_536:
+            _INTS[value] = encoded
+    return encoded
+
+
+def encode_epoch(seconds: int) -> bytes:
+    """The instant ``seconds`` after the epoch (UTC) as a record's datetime field."""
+    if 0 <= seconds < 1 << 32:
+        return _TIMESTAMP32.pack(0xD6FF, seconds)
+    return _encoder.encode(datetime.fromtimestamp(seconds, UTC))
+
+
+def array_header(length: int) -> bytes:
+    """The msgpack header of an array of ``length`` elements."""
+    if length < 16:
+        return bytes((0x90 | length,))
+    if length < 1 << 16:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")
+
+
+def call_head(stop_sequence: int, stop_id: str, kommune_nr: str | None, scheduled: int) -> bytes:
+    """A :class:`Call`'s first four fields, its array header first (``scheduled``: epoch s)."""
+    return (
+        b"\x97"
+        + _encoder.encode([stop_sequence, stop_id, kommune_nr])[1:]
+        + (encode_epoch(scheduled))
+    )
+
+
+def call_tail(delay: int | None, actual: int | None, realtime: str) -> bytes:
+    """A :class:`Call`'s last three fields (``actual``: epoch seconds)."""
+    return b"".join(
+        (
+            NIL if delay is None else encode_int(delay),
+            NIL if actual is None else encode_epoch(actual),
+            REALTIME[realtime],
+        )
+    )
+
+
+_BEFORE: dict[str, bytes] = {}
+
+
+def head_parts(head: TripHead) -> tuple[bytes, bytes, msgspec.Raw]:
+    """A :class:`TripHead`'s bytes around ``snapshot_at`` and ``settled_since``.
+
+    ``before + snapshot_at + between + settled_since + after`` (each time encoded, ``NIL`` for
+    none) is the record at another snapshot, without encoding the head again.
+    """
+    before = _BEFORE.get(head.feed)
+    if before is None:  # one a feed, shared by its trips
+        before = _BEFORE[head.feed] = b"\x9c" + _encoder.encode([VERSION, head.feed])[1:]
+    fields = [head.service_date, head.trip_id, head.route_id, head.mode, head.status]
+    fields += [head.vehicle_id, head.occupancy]
+    return before, _encoder.encode(fields)[1:], head.calls
+
+
+def encode_time(moment: datetime) -> bytes:
+    """``moment`` as a record's datetime field."""
+    return _encoder.encode(moment)
+
+
+def encode_calls(calls: list[Call]) -> bytes:
+    """A record's ``calls``, encoded."""
+    return _encoder.encode(calls)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2 as rt
 
 from byflyt.connectors import gtfs_rt_decode as decode
@@ -28,6 +30,9 @@ def test_the_walk_finds_each_entity_id_and_its_trip_update_as_protobuf_reads_the
     ]
     # An entity id longer than 127 bytes has a two-byte length.
     entities.append(trip_update("INN:ServiceJourney:long", entity_id="x" * 300))
+    # A trip update of more than 16 kB has a three-byte length.
+    many = [stu(f"NSR:Quay:{n}", n, delay=n) for n in range(1, 1_000)]
+    entities.append(trip_update("INN:ServiceJourney:many", many))
     data = feed(AT, *entities)
     parsed = rt.FeedMessage.FromString(data)
     assert spans_of(data) == [(e.id, e.trip_update.SerializeToString()) for e in parsed.entity]
@@ -42,15 +47,58 @@ def test_anything_but_ids_and_trip_updates_is_left_to_protobuf() -> None:
     assert decode.walk(feed(AT)) is not None  # a feed with no entity is walked
 
 
-def test_a_fingerprint_ignores_the_trailing_timestamp_and_nothing_else() -> None:
-    def print_of(delay: int, stamp: datetime | None) -> tuple[int, int | None]:
+def test_the_untimed_bytes_leave_out_the_trailing_timestamp_and_nothing_else() -> None:
+    def untimed(delay: int, stamp: datetime | None) -> tuple[bytes, int | None]:
         entity = trip_update("T", [stu("NSR:Quay:1", 1, delay=delay)], timestamp=stamp)
         (_, update), *_ = spans_of(feed(AT, entity))
-        return decode.fingerprint(update, memoryview(update), 0, len(update))
+        end, tail = decode.untimed(update, 0, len(update))
+        return update[:end], tail
 
-    first, later = print_of(60, AT), print_of(60, AT + timedelta(seconds=10))
+    first, later = untimed(60, AT), untimed(60, AT + timedelta(seconds=10))
     assert first[0] == later[0]
     assert (first[1], later[1]) == (int(AT.timestamp()), int(AT.timestamp()) + 10)
-    assert print_of(61, AT)[0] != first[0]
-    # Without a timestamp the whole update is the print (the same), and no timestamp is claimed.
-    assert print_of(60, None) == (first[0], None)
+    assert untimed(61, AT)[0] != first[0]
+    # Without a timestamp the whole update is kept (the same bytes), and no timestamp is claimed.
+    assert untimed(60, None) == (first[0], None)
+
+
+def test_a_walked_entity_reads_its_stop_time_updates_as_protobuf_does() -> None:
+    updates = [
+        stu("NSR:Quay:1", 1, delay=60),
+        stu("NSR:Quay:2", 2, delay=0),  # a delay of 0 is a delay
+        stu("NSR:Quay:3", 3, delay=-90, arrival_delay=-3_000),
+        stu("NSR:Quay:4", None, arrival=AT, departure=AT + timedelta(seconds=30)),
+        stu("NSR:Quay:5", 0, relation="SKIPPED"),
+        stu(None, 6, relation="NO_DATA"),
+        stu("NSR:Quay:7", 7),
+    ]
+    updates[0].stop_time_properties.assigned_stop_id = "NSR:Quay:11"  # not read: kept
+    updates[6].arrival.uncertainty = 30  # an event with neither delay nor time
+    entity = trip_update("INN:ServiceJourney:1", updates, delay=120, timestamp=AT)
+    data = feed(AT, entity)
+    walked = decode.walk(data)
+    assert walked is not None
+    lite, read = decode.Entities(None, data, walked[1]).parsed(0)
+    real = rt.FeedMessage.FromString(data).entity[0]
+    assert read == [decode.read_update(u) for u in real.trip_update.stop_time_update]
+    assert (lite.id, lite.trip_update.delay, lite.trip_update.vehicle.id) == (
+        real.id,
+        real.trip_update.delay,
+        real.trip_update.vehicle.id,
+    )
+    # What a dead letter carries is the entity as protobuf writes it.
+    full = decode.full_entity(lite)
+    assert full.SerializePartialToString() == real.SerializePartialToString()
+
+
+def test_a_walked_entity_whose_event_does_not_parse_is_unparsable() -> None:
+    update = rt.TripUpdate.StopTimeUpdate(stop_id="NSR:Quay:1")
+    update.arrival.delay = 60
+    data = feed(AT, trip_update("INN:ServiceJourney:1", [update]))
+    broken = data.replace(update.arrival.SerializeToString(), b"\x08\xff")  # a cut varint
+    walked = decode.walk(broken)
+    assert walked is not None
+    with pytest.raises(decode.Unparsable):
+        decode.Entities(None, broken, walked[1]).parsed(0)
+    with pytest.raises(DecodeError):  # as protobuf's parse of the whole message
+        rt.FeedMessage.FromString(broken)

@@ -7,7 +7,14 @@ connectors, the transit agents and the CLI.
 """
 
 from byflyt.models.gtfs.checks import FeedReport, FeedUnusable
-from byflyt.models.gtfs.feed import StaticFeed, TripPlan, feed_dir, feed_name, loaded_feeds
+from byflyt.models.gtfs.feed import (
+    StaticFeed,
+    TripPlan,
+    TripSchedule,
+    feed_dir,
+    feed_name,
+    loaded_feeds,
+)
 from byflyt.models.gtfs.load import gtfs_seconds, load_gtfs, load_gtfs_with_settings
 
 __all__ = [
@@ -15,6 +22,7 @@ __all__ = [
     "FeedUnusable",
     "StaticFeed",
     "TripPlan",
+    "TripSchedule",
     "feed_dir",
     "feed_name",
     "gtfs_seconds",

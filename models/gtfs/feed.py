@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from byflyt.errors import ConfigError
+from byflyt.models.base import Mode
 from byflyt.models.gtfs.checks import FeedReport
 from byflyt.models.transit import gtfs_midnight
 from byflyt.settings import Settings
@@ -65,6 +66,34 @@ class TripPlan:
     sequences: tuple[int, ...]
     arrivals: tuple[datetime | None, ...]
     departures: tuple[datetime | None, ...]
+
+
+@dataclass(frozen=True)
+class TripSchedule:
+    """One trip's static calls on one service date, times in POSIX seconds (None: no time).
+
+    :class:`TripPlan` without datetime objects (see :meth:`StaticFeed.trip_schedule`).
+    """
+
+    route_id: str
+    stops: tuple[str, ...]
+    sequences: tuple[int, ...]
+    arrivals: tuple[int | None, ...]
+    departures: tuple[int | None, ...]
+
+
+_NO_TIME = -(2**31)  # a stop time the feed does not give, in the int32 columns
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """``stop_times`` as flat arrays, one row per call, sorted by trip and sequence."""
+
+    stop_names: list[str]
+    stop_codes: np.ndarray
+    sequences: np.ndarray
+    arrivals: np.ndarray
+    departures: np.ndarray
 
 
 # Plans kept per feed before the cache starts afresh: a national day has ~30 000 trips.
@@ -138,11 +167,27 @@ class StaticFeed:
         plans[key] = plan
         return plan
 
-    def _plan(self, trip_id: str, service_date: date) -> TripPlan | None:
-        service = self._lookups[1].get(trip_id)
-        if service is None or service_date not in self._dates_of.get(service, ()):
+    def trip_schedule(self, trip_id: str, service_date: date) -> TripSchedule | None:
+        """:meth:`trip_plan` in epoch seconds, built afresh (no datetime, nothing cached here).
+
+        For the connectors that resolve every trip of every snapshot and keep what they need of
+        a plan themselves: a national day's plans as datetimes would cost tens of megabytes.
+        """
+        columns = self._columns_of(trip_id, service_date)
+        if columns is None:
             return None
-        columns = self._trip_columns.get(trip_id)
+        stops, sequences, arrival_seconds, departure_seconds = columns
+        midnight = self._midnight(service_date)
+        return TripSchedule(
+            route_id=str(self._lookups[0].get(trip_id)),
+            stops=stops,
+            sequences=sequences,
+            arrivals=tuple(None if v is None else midnight + v for v in arrival_seconds),
+            departures=tuple(None if v is None else midnight + v for v in departure_seconds),
+        )
+
+    def _plan(self, trip_id: str, service_date: date) -> TripPlan | None:
+        columns = self._columns_of(trip_id, service_date)
         if columns is None:
             return None
         stops, sequences, arrival_seconds, departure_seconds = columns
@@ -159,12 +204,48 @@ class StaticFeed:
             departures=tuple(at(v) for v in departure_seconds),
         )
 
-    def stop_modes(self) -> dict[str, tuple[str, ...]]:
+    def _columns_of(
+        self, trip_id: str, service_date: date
+    ) -> tuple[tuple[str, ...], tuple[int, ...], list[int | None], list[int | None]] | None:
+        """A running trip's stops, sequences and seconds after GTFS midnight (None: no time)."""
+        service = self._lookups[1].get(trip_id)
+        if service is None or service_date not in self._dates_of.get(service, ()):
+            return None
+        span = self._slices.get(trip_id)
+        if span is None:
+            return None
+        start, end = span
+        columns = self._trip_columns
+        names = columns.stop_names
+        arrivals = columns.arrivals[start:end].tolist()
+        departures = columns.departures[start:end].tolist()
+        return (
+            tuple([names[code] for code in columns.stop_codes[start:end].tolist()]),
+            tuple(columns.sequences[start:end].tolist()),
+            [None if v == _NO_TIME else v for v in arrivals],
+            [None if v == _NO_TIME else v for v in departures],
+        )
+
+    def _midnight(self, service_date: date) -> int:
+        """GTFS midnight of ``service_date`` in epoch seconds (see :func:`gtfs_midnight`)."""
+        midnights = self._midnights
+        seconds = midnights.get(service_date)
+        if seconds is None:
+            seconds = midnights[service_date] = int(
+                gtfs_midnight(service_date, self.timezone).timestamp()
+            )
+        return seconds
+
+    @cached_property
+    def _midnights(self) -> dict[date, int]:
+        return {}
+
+    def stop_modes(self) -> dict[str, tuple[Mode, ...]]:
         """Stop id → the modes of the routes whose trips call there (built once, on first use)."""
         return self._stop_modes
 
     @cached_property
-    def _stop_modes(self) -> dict[str, tuple[str, ...]]:
+    def _stop_modes(self) -> dict[str, tuple[Mode, ...]]:
         route_of, _, mode_of, _ = self._lookups
         modes = self.stop_times["trip_id"].astype("str").map(route_of).map(mode_of)
         pairs = pd.DataFrame({"stop": self.stop_times["stop_id"].astype("str"), "mode": modes})
@@ -176,26 +257,20 @@ class StaticFeed:
         return {}
 
     @cached_property
-    def _trip_columns(
-        self,
-    ) -> dict[
-        str,
-        tuple[tuple[str, ...], tuple[int, ...], tuple[int | None, ...], tuple[int | None, ...]],
-    ]:
+    def _trip_columns(self) -> _Columns:
+        # Why arrays, not a tuple per trip: a Python int per time and a str per stop id cost
+        # about 100 bytes a call, tens of megabytes for a national feed.
         times = self.stop_times
-        stops = times["stop_id"].astype("str").tolist()
-        sequences = [int(v) for v in times["stop_sequence"].tolist()]
-        arrivals = [None if pd.isna(v) else int(v) for v in times["arrival_seconds"].tolist()]
-        departures = [None if pd.isna(v) else int(v) for v in times["departure_seconds"].tolist()]
-        out = {}
-        for trip_id, (start, end) in self._slices.items():
-            out[str(trip_id)] = (
-                tuple(stops[start:end]),
-                tuple(sequences[start:end]),
-                tuple(arrivals[start:end]),
-                tuple(departures[start:end]),
-            )
-        return out
+        stop_ids = times["stop_id"].astype("category")
+        names = [str(v) for v in stop_ids.cat.categories]
+        names.append("nan")  # code -1: no stop_id, as ``astype(str)`` reads it
+        return _Columns(
+            stop_names=names,
+            stop_codes=stop_ids.cat.codes.to_numpy(),
+            sequences=times["stop_sequence"].to_numpy(dtype=np.int64),
+            arrivals=times["arrival_seconds"].to_numpy(dtype=np.int32, na_value=_NO_TIME),
+            departures=times["departure_seconds"].to_numpy(dtype=np.int32, na_value=_NO_TIME),
+        )
 
     # Lookups a worker hits per trip update: built once, on first use.
     @cached_property
