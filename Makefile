@@ -39,8 +39,11 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy reads the package as it is installed (byflyt.streams is streams/, …): without the tree of
+# links that deploy/typed_tree.py lays out, every import across the packages would be Any.
 types:
-	$(BIN)/mypy byflyt models connectors streams store samples bench reports cli web queries
+	$(BIN)/python deploy/typed_tree.py build/typecheck
+	MYPYPATH=build/typecheck $(BIN)/mypy -p byflyt -p bench
 
 pytest:
 	$(BIN)/python -m pytest

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from byflyt.models.base import KommuneNr, Mode, SourceName, TransitId, UtcDatetime, WireModel
 
@@ -227,3 +227,9 @@ class TransitFact(WireModel):
     delay_seconds: int | None = None
     other_kommune: KommuneNr | None = None
     occupancy: str | None = None
+
+    @model_validator(mode="after")
+    def _a_call_has_a_status(self) -> Self:
+        if self.kind == "call" and self.status is None:
+            raise ValueError("a call fact needs its status: served, cancelled or skipped")
+        return self

@@ -8,7 +8,7 @@ order, so concurrent PostgreSQL writers lock rows in the same order and cannot d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from operator import itemgetter
@@ -183,7 +183,11 @@ class StoreBase:
         return convert
 
     def _bulk_execute(
-        self, conn: Connection, table: Table, columns: list[str], params: list[tuple[object, ...]]
+        self,
+        conn: Connection,
+        table: Table,
+        columns: list[str],
+        params: Sequence[tuple[object, ...]],
     ) -> None:
         """The upsert of ``params`` (values of ``columns``, times converted) by ``executemany``."""
         sql = self._bulk_sql.get(table.name)

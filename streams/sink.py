@@ -174,7 +174,7 @@ def _open_store(settings: Settings, metrics: Metrics) -> Store:
 class Output:
     """What one flush writes: records for the output topic, then one store transaction."""
 
-    records: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    records: Sequence[tuple[bytes, bytes | None]] = field(default_factory=list)
     write: Callable[[Store], None] | None = None
     after: Callable[[], None] | None = None
     """Run after the store write (gauges, live hours)."""
@@ -214,7 +214,7 @@ class Sink(ABC):
     def batch_agent(
         self,
         inputs: faust.TopicT,
-        parse: Callable[[bytes | None], T],
+        parse: Callable[[bytes], T],
         apply: Callable[[list[tuple[T, Record]]], Awaitable[None]],
         *,
         source: str,
@@ -241,7 +241,7 @@ class Sink(ABC):
     async def consume(
         self,
         stream: faust.StreamT[bytes],
-        parse: Callable[[bytes | None], T],
+        parse: Callable[[bytes], T],
         apply: Callable[[list[tuple[T, faust.EventT]]], Awaitable[None]],
         *,
         source: str,
@@ -261,7 +261,7 @@ class Sink(ABC):
     async def consume_batches(
         self,
         channel: BatchChannel,
-        parse: Callable[[bytes | None], T],
+        parse: Callable[[bytes], T],
         apply: Callable[[list[tuple[T, Record]]], Awaitable[None]],
         *,
         source: str,
@@ -315,7 +315,7 @@ class Sink(ABC):
     async def _parse(
         self,
         records: Sequence[E],
-        parse: Callable[[bytes | None], T],
+        parse: Callable[[bytes], T],
         source: str,
         stage: str,
         code: str,
@@ -323,10 +323,14 @@ class Sink(ABC):
         """Each record parsed, beside it; what does not parse goes to the dead-letter topic."""
         parsed: list[tuple[T, E]] = []
         for record in records:
+            value = record.value
+            if value is None:
+                await self.reject(source, code, None, "a record without a value", stage)
+                continue
             try:
-                parsed.append((parse(record.value), record))
+                parsed.append((parse(value), record))
             except (ValidationError, ValueError, TypeError) as exc:
-                await self.reject(source, code, record.value, reason_of(exc), stage)
+                await self.reject(source, code, value, reason_of(exc), stage)
         return parsed
 
     async def reject(

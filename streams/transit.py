@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
 import pandas as pd
@@ -223,7 +223,8 @@ class TransitAggregator(Sink):
         key = f"{fact.kommune_nr}|{fact.mode}|{iso_z(fact.hour_start)}"
         cell: HourCell = self.table.get(key) or HourCell()
         if fact.kind == "call":
-            cell.calls[fact.id] = CallFact(fact.status, fact.delay_seconds, fact.trip_id)
+            status = cast(str, fact.status)  # a call fact always has one (TransitFact checks)
+            cell.calls[fact.id] = CallFact(status, fact.delay_seconds, fact.trip_id)
         elif fact.kind == "reported":
             cell.reported[fact.id] = 1
         elif fact.kind == "out":
