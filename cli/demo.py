@@ -16,11 +16,13 @@ shows is synthetic and says so.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -87,6 +89,8 @@ def run_demo(settings: Settings, *, keep_broker: bool = False, serve: bool = Tru
     the live page stay up until Ctrl-C.
     """
     console = Console()
+    # `kill -USR1 <pid>` prints every thread's stack: where a demo that does not stop waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     broker: LocalBroker | None = None
     if settings.uses_local_broker:
         broker = LocalBroker(settings.broker_dir, settings.kafka_libs_dir, settings.broker_port)
@@ -202,41 +206,69 @@ def _report_path(out: Path) -> Path:
 
 
 def _serve_until_interrupted(settings: Settings, console: Console) -> None:
-    """Keep a worker (its /metrics) and ``byflyt serve`` up until Ctrl-C."""
+    """Keep a worker (its /metrics) and ``byflyt serve`` up until Ctrl-C (or SIGTERM).
+
+    The signals only set a flag: no KeyboardInterrupt lands inside ``subprocess``'s own
+    bookkeeping (one raised between its lock and its ``try`` leaves a later ``wait()`` hanging).
+    """
     metrics_port, serve_port = settings.web_port, settings.serve_port
-    with tempfile.TemporaryDirectory(prefix="byflyt-demo-") as tmp:
-        logs = Path(tmp)
-        procs = [
-            _background(["worker", "--web-port", str(metrics_port)], logs / "worker.log"),
-            _background(["serve", "--port", str(serve_port)], logs / "serve.log"),
-        ]
+    stop = threading.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+    try:
+        with tempfile.TemporaryDirectory(prefix="byflyt-demo-") as tmp:
+            logs = Path(tmp)
+            procs = [
+                _background(["worker", "--web-port", str(metrics_port)], logs / "worker.log"),
+                _background(["serve", "--port", str(serve_port)], logs / "serve.log"),
+            ]
+            try:
+                _up_until(stop, procs, logs, settings, console)
+            finally:
+                _stop(procs)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _up_until(
+    stop: threading.Event,
+    procs: list[subprocess.Popen[bytes]],
+    logs: Path,
+    settings: Settings,
+    console: Console,
+) -> None:
+    """Say where the worker and the live page answer, then wait for ``stop``; fail if one dies."""
+    if stop.wait(3):
+        return
+    console.rule("Up until Ctrl-C")
+    console.print(f"Metrics:    http://127.0.0.1:{settings.web_port}/metrics")
+    console.print(f"Live page:  http://{settings.serve_host}:{settings.serve_port}/")
+    console.print(f"API:        http://{settings.serve_host}:{settings.serve_port}/api/v1/regions")
+    while not stop.wait(0.5):
+        for name, proc in zip(("worker", "serve"), procs, strict=True):
+            if proc.poll() is not None:
+                log = (logs / f"{name}.log").read_text(errors="replace")
+                raise DemoError(f"`byflyt {name}` stopped:\n{log[-3000:]}")
+    console.print("Stopping the worker and the live page")
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each child; one still up after the shared grace is killed.
+
+    One shared deadline: Ctrl-C ends the demo within STOP_GRACE_S however slowly a child stops
+    (the worker's uncommitted tail is read again by the next worker).
+    """
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in procs:
         try:
-            time.sleep(3)
-            console.rule("Up until Ctrl-C")
-            console.print(f"Metrics:    http://127.0.0.1:{metrics_port}/metrics")
-            console.print(f"Live page:  http://{settings.serve_host}:{serve_port}/")
-            console.print(f"API:        http://{settings.serve_host}:{serve_port}/api/v1/regions")
-            while all(proc.poll() is None for proc in procs):
-                time.sleep(0.5)
-            name = "worker" if procs[0].poll() is not None else "serve"
-            log = (logs / f"{name}.log").read_text(errors="replace")
-            raise DemoError(f"`byflyt {name}` stopped:\n{log[-3000:]}")
-        except KeyboardInterrupt:
-            console.print("Stopping the worker and the live page")
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            # One shared deadline: Ctrl-C ends the demo within STOP_GRACE_S however slowly a
-            # child stops (one that is still up then is killed; the worker's uncommitted tail
-            # is read again by the next worker).
-            deadline = time.monotonic() + STOP_GRACE_S
-            for proc in procs:
-                try:
-                    proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 STOP_GRACE_S = 20.0

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,7 +90,20 @@ def test_demo_runs_end_to_end_then_serves_until_ctrl_c(
         assert state["volumes"], state
 
         proc.send_signal(signal.SIGINT)  # Ctrl-C
-        assert proc.wait(timeout=60) == 0
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            children = subprocess.run(
+                ["ps", "-o", "pid,stat,etime,args", "--ppid", str(proc.pid)],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            proc.send_signal(signal.SIGUSR1)  # the demo prints its threads' stacks
+            time.sleep(3)
+            tail = "".join(lines)[-6000:]
+            pytest.fail(f"the demo did not stop within 60 s of Ctrl-C\n{children}\n{tail}")
+        assert code == 0, "".join(lines)[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
