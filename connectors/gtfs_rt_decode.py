@@ -251,44 +251,39 @@ def _lite_classes() -> tuple[Any, Any]:
             dependency=[rt.DESCRIPTOR.name],
         )
         optional, repeated = field.LABEL_OPTIONAL, field.LABEL_REPEATED
-        stu = lite.message_type.add(name="StopTimeUpdate")
-        stu.field.add(name="stop_sequence", number=1, type=field.TYPE_UINT32, label=optional)
-        stu.field.add(name="arrival", number=2, type=field.TYPE_BYTES, label=optional)
-        stu.field.add(name="departure", number=3, type=field.TYPE_BYTES, label=optional)
-        stu.field.add(name="stop_id", number=4, type=field.TYPE_STRING, label=optional)
-        stu.field.add(
-            name="schedule_relationship",
-            number=5,
-            type=field.TYPE_ENUM,
-            label=optional,
-            type_name=".transit_realtime.TripUpdate.StopTimeUpdate.ScheduleRelationship",
-        )
-        update = lite.message_type.add(name="TripUpdate")
-        for number, field_name, kind, type_name, label in (
-            (1, "trip", field.TYPE_MESSAGE, ".transit_realtime.TripDescriptor", optional),
-            (
-                2,
-                "stop_time_update",
-                field.TYPE_MESSAGE,
-                ".byflyt_gtfs_rt_lite.StopTimeUpdate",
-                repeated,
+        own, rt_type = f".{package}.", ".transit_realtime."
+        messages = {  # message → (number, name, type, type name, label) of each field
+            "StopTimeUpdate": (
+                (1, "stop_sequence", field.TYPE_UINT32, "", optional),
+                (2, "arrival", field.TYPE_BYTES, "", optional),
+                (3, "departure", field.TYPE_BYTES, "", optional),
+                (4, "stop_id", field.TYPE_STRING, "", optional),
+                (
+                    5,
+                    "schedule_relationship",
+                    field.TYPE_ENUM,
+                    f"{rt_type}TripUpdate.StopTimeUpdate.ScheduleRelationship",
+                    optional,
+                ),
             ),
-            (3, "vehicle", field.TYPE_MESSAGE, ".transit_realtime.VehicleDescriptor", optional),
-            (4, "timestamp", field.TYPE_UINT64, "", optional),
-            (5, "delay", field.TYPE_INT32, "", optional),
-        ):
-            added = update.field.add(name=field_name, number=number, type=kind, label=label)
-            if type_name:
-                added.type_name = type_name
-        entity = lite.message_type.add(name="FeedEntity")
-        entity.field.add(name="id", number=1, type=field.TYPE_STRING, label=optional)
-        entity.field.add(
-            name="trip_update",
-            number=3,
-            type=field.TYPE_MESSAGE,
-            label=optional,
-            type_name=".byflyt_gtfs_rt_lite.TripUpdate",
-        )
+            "TripUpdate": (
+                (1, "trip", field.TYPE_MESSAGE, f"{rt_type}TripDescriptor", optional),
+                (2, "stop_time_update", field.TYPE_MESSAGE, f"{own}StopTimeUpdate", repeated),
+                (3, "vehicle", field.TYPE_MESSAGE, f"{rt_type}VehicleDescriptor", optional),
+                (4, "timestamp", field.TYPE_UINT64, "", optional),
+                (5, "delay", field.TYPE_INT32, "", optional),
+            ),
+            "FeedEntity": (
+                (1, "id", field.TYPE_STRING, "", optional),
+                (3, "trip_update", field.TYPE_MESSAGE, f"{own}TripUpdate", optional),
+            ),
+        }
+        for message_name, fields in messages.items():
+            message = lite.message_type.add(name=message_name)
+            for number, field_name, kind, type_name, label in fields:
+                added = message.field.add(name=field_name, number=number, type=kind, label=label)
+                if type_name:
+                    added.type_name = type_name
         pool.Add(lite)
     get = message_factory.GetMessageClass
     return (
