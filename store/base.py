@@ -15,10 +15,11 @@ from operator import itemgetter
 from types import TracebackType
 from typing import Any, Self
 
+import psycopg
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection, Select, Table, delete, func, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from byflyt.metrics import Metrics
 from byflyt.settings import Settings
@@ -59,6 +60,7 @@ class StoreBase:
         self._writer = self.engine.execution_options(**{WRITE: True})
         self._dialect = self.engine.dialect.name
         self._bulk_sql: dict[str, str] = {}
+        self._copy_plans: dict[tuple[str, ...], tuple[str, str, str, list[int]]] = {}
         try:
             self._open_schema()
         except BaseException:
@@ -189,21 +191,100 @@ class StoreBase:
         columns: list[str],
         params: Sequence[tuple[object, ...]],
     ) -> None:
-        """The upsert of ``params`` (values of ``columns``, times converted) by ``executemany``."""
+        """The upsert of ``params`` (values of ``columns``, times converted), last per key wins.
+
+        SQLite: the driver's ``executemany`` of one prepared ``INSERT … ON CONFLICT``, a C loop.
+        PostgreSQL: :meth:`_copy_upsert`, a binary ``COPY`` and one ``INSERT … SELECT``.
+        """
+        if not params:
+            return
+        if self._dialect == "postgresql":
+            self._copy_upsert(conn, table, columns, params)
+            return
         sql = self._bulk_sql.get(table.name)
         if sql is None:
             keys = [c.name for c in table.primary_key]
-            mark = "?" if self._dialect == "sqlite" else "%s"
             # Identifiers from the schema's own metadata; values only ever as parameters.
             sql = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
-                f"VALUES ({', '.join(mark for _ in columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)}) "
                 f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
             )
             self._bulk_sql[table.name] = sql
         for i in range(0, len(params), BULK_ROWS):
             conn.exec_driver_sql(sql, params[i : i + BULK_ROWS])
+
+    def _copy_upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        columns: list[str],
+        params: Sequence[tuple[object, ...]],
+    ) -> None:
+        """PostgreSQL's bulk upsert: three statements whatever the number of rows.
+
+        The rows are copied (binary ``COPY``, no per-row statement) into a temporary table
+        shaped like ``table`` (one per session, emptied at commit), then one
+        ``INSERT … SELECT DISTINCT ON (key) … ORDER BY key … ON CONFLICT DO UPDATE`` moves
+        them: the last row given for a key wins (a serial number keeps the order given), and
+        rows are written in key order, so concurrent writers lock them in the same order.
+        The staged rows are deleted by the same statement, so a second upsert of the table in
+        one transaction starts empty.
+        """
+        staged, copy_sql, insert_sql, types = self._copy_plan(conn, table, columns)
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        try:
+            with driver.cursor() as cursor:
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} "
+                    f"(LIKE {table.name}, byflyt_n BIGSERIAL) ON COMMIT DELETE ROWS"
+                )
+                with cursor.copy(copy_sql) as copy:
+                    copy.set_types(types)
+                    for row in params:
+                        copy.write_row(row)
+                cursor.execute(insert_sql)
+        except psycopg.Error as exc:
+            broken = driver.broken
+            if broken:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                insert_sql, None, exc, psycopg.Error, connection_invalidated=broken
+            ) from exc
+
+    def _copy_plan(
+        self, conn: Connection, table: Table, columns: list[str]
+    ) -> tuple[str, str, str, list[int]]:
+        """The staging table, the ``COPY``, the ``INSERT … SELECT`` and the columns' type oids."""
+        plan = self._copy_plans.get((table.name, *columns))
+        if plan is not None:
+            return plan
+        staged = f"byflyt_in_{table.name}"
+        oids: dict[str, int] = dict(
+            conn.exec_driver_sql(
+                "SELECT attname, atttypid::int FROM pg_attribute "
+                "WHERE attrelid = %(table)s::regclass AND attnum > 0 AND NOT attisdropped",
+                {"table": table.name},
+            ).all()
+        )
+        keys = [c.name for c in table.primary_key]
+        listed = ", ".join(columns)
+        key_list = ", ".join(keys)
+        # Identifiers from the schema's own metadata; values only ever through COPY.
+        insert_sql = (
+            f"WITH staged AS (DELETE FROM {staged} RETURNING *) "  # noqa: S608
+            f"INSERT INTO {table.name} ({listed}) "
+            f"SELECT DISTINCT ON ({key_list}) {listed} FROM staged "
+            f"ORDER BY {key_list}, byflyt_n DESC "
+            f"ON CONFLICT ({key_list}) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+        )
+        copy_sql = f"COPY {staged} ({listed}) FROM STDIN (FORMAT BINARY)"
+        plan = (staged, copy_sql, insert_sql, [oids[c] for c in columns])
+        self._copy_plans[(table.name, *columns)] = plan
+        return plan
 
     def _write_rows(self, table: Table, rows: Iterable[Row]) -> int:
         latest = latest_by_key(table, rows)

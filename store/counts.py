@@ -32,8 +32,9 @@ from byflyt.store.schema import points as points_table
 
 _POINT_HOUR_FIELDS = tuple(f.name for f in fields(PointHour))
 _POINT_HOUR_COLUMNS = [c.name for c in point_hourly.c]
-PointHourValues = tuple[str, str, datetime, str, str, int | None, float]
-"""A ``point_hourly`` row's values but ``updated_at``, in the table's column order."""
+PointHourValues = tuple[str, str, int, str, str, int | None, float]
+"""A ``point_hourly`` row's values but ``updated_at``, in the table's column order; the hour
+as UTC epoch seconds (a whole hour)."""
 
 
 class CountsStore(StoreBase):
@@ -79,8 +80,10 @@ class CountsStore(StoreBase):
         """One cycling flush in one transaction: points, point-hours, kommune-hours.
 
         ``point_hours`` are ``point_hourly`` values as tuples (``source, point_id, hour_start,
-        kommune_nr, mode, volume, coverage``; ``updated_at`` is set here), at most one per key:
-        a flush writes tens of thousands, and a tuple costs a fraction of a row mapping.
+        kommune_nr, mode, volume, coverage``, the hour in UTC epoch seconds; ``updated_at`` is
+        set here); the flush gives one a key (the last given for a key would win). A flush
+        writes tens of thousands: a tuple costs a fraction of a row mapping, and each distinct
+        hour is converted to what the driver stores once, not once a row.
         Deletes of kommune-hours go first, so a key given in both ends up with the upserted
         value.
         """
@@ -92,9 +95,11 @@ class CountsStore(StoreBase):
         convert = self._time_converter()
         stamp = convert(now)
         # In key order (source, point_id, hour_start), as every upsert writes its rows.
+        ordered = sorted(point_hours)
+        hours = {h: convert(datetime.fromtimestamp(h, UTC)) for h in {r[2] for r in ordered}}
         hour_rows = [
-            (source, point_id, convert(hour), kommune_nr, mode, volume, coverage, stamp)
-            for source, point_id, hour, kommune_nr, mode, volume, coverage in sorted(point_hours)
+            (source, point_id, hours[hour], kommune_nr, mode, volume, coverage, stamp)
+            for source, point_id, hour, kommune_nr, mode, volume, coverage in ordered
         ]
         rows = latest_by_key(kommune_hourly, (volume_row(r, now) for r in upserts))
         gone = unique_keys(deletes)

@@ -226,7 +226,7 @@ class CountAggregator(Sink):
             (
                 obs.source,
                 obs.point_id,
-                utc(obs.hour),
+                obs.hour,
                 obs.kommune_nr,
                 obs.mode,
                 obs.volume,

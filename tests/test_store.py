@@ -370,6 +370,39 @@ def test_point_hours_keep_the_latest_per_utc_hour(
     assert writes(registry, "point_hourly") == 4
 
 
+def test_write_counts_last_point_hour_wins_in_key_order(
+    store: Store, registry: CollectorRegistry
+) -> None:
+    # The cycling flush's shape: hours as epoch seconds, given in arrival order, not key order.
+    first = int(DST_END.timestamp())
+    second = first + 3600  # 02:00 local again (CET): its own UTC hour
+    store.write_counts(
+        [],
+        [
+            ("trafikkdata", "P2", second, "3403", "bicycle", 7, 100.0),
+            ("trafikkdata", "P1", first, "3403", "bicycle", 10, 100.0),
+            ("trafikkdata", "P2", first, "3403", "bicycle", None, 0.0),
+            ("trafikkdata", "P1", first, "3403", "bicycle", 12, 87.5),  # the same key: wins
+        ],
+        [vol(hour=DST_END, value=12.0), vol(hour=DST_END + HOUR, value=7.0)],
+        [],
+    )
+    store.write_counts(
+        [],
+        [("trafikkdata", "P2", second, "3403", "bicycle", 9, 100.0)],  # a correction
+        [vol(hour=DST_END + HOUR, value=9.0)],
+        [("3403", "bicycle", "volume", DST_END)],
+    )
+    assert store.query_point_hourly() == [
+        PointHour("trafikkdata", "P1", DST_END, "3403", "bicycle", 12, 87.5),
+        PointHour("trafikkdata", "P2", DST_END, "3403", "bicycle", None, 0.0),
+        PointHour("trafikkdata", "P2", DST_END + HOUR, "3403", "bicycle", 9, 100.0),
+    ]
+    assert store.query_hourly() == [vol(hour=DST_END + HOUR, value=9.0)]
+    assert writes(registry, "point_hourly") == 5  # the rows given (the flush gives one a key)
+    assert writes(registry, "kommune_hourly") == 4
+
+
 def test_points_upsert_and_query(store: Store) -> None:
     point = CountPoint(
         source="trafikkdata",
