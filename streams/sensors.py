@@ -45,7 +45,6 @@ the same hours or polls gives the same changes and the same outage keys.
 
 from __future__ import annotations
 
-from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +55,7 @@ from byflyt.clock import OSLO
 from byflyt.models.base import iso_z
 from byflyt.models.status import UP, FeedHealth
 from byflyt.settings import FeedThresholds, PointThresholds
+from byflyt.streams.pending import PendingHours, hour_at, hour_number, local_hour_of
 
 HOUR: Final = timedelta(hours=1)
 EWMA_WEIGHT: Final = 0.05
@@ -101,12 +101,13 @@ def local_hour(hour: datetime) -> int:
     return hour.astimezone(OSLO).hour
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
-    start: datetime | None = None
+    start: int | None = None
+    """The run's first hour (an hour number)."""
     count: int = 0
 
-    def extend(self, hour: datetime, counts: bool = True) -> None:
+    def extend(self, hour: int, counts: bool = True) -> None:
         if self.start is None:
             self.start = hour
         if counts:
@@ -147,77 +148,19 @@ class _Sensor:
         )
 
 
-_CHUNK_HOURS: Final = 1024
-_ABSENT: Final = -2
-"""No record for the hour."""
-_NULL: Final = -1
-"""A record without a volume (missing, not zero)."""
-_NO_VOLUMES: Final = array("q", [_ABSENT]) * _CHUNK_HOURS
-_NO_COVERAGES: Final = array("d", [0.0]) * _CHUNK_HOURS
-
-
-class PendingHours:
-    """A point's hours recorded and not judged yet: 16 bytes an hour, not a dict entry.
-
-    While a backlog is read nothing is judged (see :mod:`byflyt.streams.status`), so a point
-    holds every hour of it here: a year of one point is 140 kB, where a dict of tuples took
-    about 1.3 MB. Hours are kept in chunks of :data:`_CHUNK_HOURS` consecutive UTC hours
-    (volume and coverage arrays), so a sparse point costs a chunk per stretch of data, and a
-    chunk is dropped once its last hour is taken.
-    """
-
-    __slots__ = ("_chunks",)
-
-    def __init__(self) -> None:
-        self._chunks: dict[int, tuple[array[int], array[float]]] = {}
-
-    def put(self, hour: datetime, volume: int | None, coverage: float) -> None:
-        """Record ``hour``'s value, replacing an earlier one."""
-        chunk, i = divmod(int(hour.timestamp()) // 3600, _CHUNK_HOURS)
-        arrays = self._chunks.get(chunk)
-        if arrays is None:
-            arrays = self._chunks[chunk] = (array("q", _NO_VOLUMES), array("d", _NO_COVERAGES))
-        arrays[0][i] = _NULL if volume is None else volume
-        arrays[1][i] = coverage
-
-    def __contains__(self, hour: datetime) -> bool:
-        chunk, i = divmod(int(hour.timestamp()) // 3600, _CHUNK_HOURS)
-        arrays = self._chunks.get(chunk)
-        return arrays is not None and arrays[0][i] != _ABSENT
-
-    def take(self, hour: datetime) -> tuple[int | None, float]:
-        """``hour``'s value, forgotten; ``(None, 0.0)`` when there is none."""
-        chunk, i = divmod(int(hour.timestamp()) // 3600, _CHUNK_HOURS)
-        arrays = self._chunks.get(chunk)
-        if arrays is None:
-            return None, 0.0
-        volumes = arrays[0]
-        volume = volumes[i]
-        if volume == _ABSENT:
-            return None, 0.0
-        volumes[i] = _ABSENT
-        return (None if volume == _NULL else volume), arrays[1][i]
-
-    def drop_before(self, hour: datetime) -> None:
-        """Forget the chunks that end before ``hour`` (hours are judged in order)."""
-        first = int(hour.timestamp()) // 3600 // _CHUNK_HOURS
-        for chunk in [c for c in self._chunks if c < first]:
-            del self._chunks[chunk]
-
-
 @dataclass
 class PointMachine(_Sensor):
-    """The state of one counter point (see the module docstring)."""
+    """The state of one counter point (see the module docstring); hours counted as numbers."""
 
     source: str
     point_id: str
     kommune_nr: str
     thresholds: PointThresholds
     hours: PendingHours = field(default_factory=PendingHours)
-    next_hour: datetime | None = None
     state: str = UP
     since: datetime | None = None
     details: str = ""
+    _next: int | None = None
     _silent: _Run = field(default_factory=_Run)
     _low: _Run = field(default_factory=_Run)
     _flat: _Run = field(default_factory=_Run)
@@ -225,66 +168,86 @@ class PointMachine(_Sensor):
     _flat_varies: bool = True
     _stuck_value: int | None = None
     _good: _Run = field(default_factory=_Run)
-    _window: deque[tuple[datetime, int, bool, int]] = field(default_factory=deque)
+    _window: deque[tuple[int, int, bool, int]] = field(default_factory=deque)
     fetched: list[tuple[datetime, datetime]] | None = None
     """The windows ``[since, until)`` the source was asked for, in order; None: not known."""
+    _spans: list[tuple[float, float]] | None = None
+    """:attr:`fetched` in epoch seconds."""
     _seen: list[int] = field(default_factory=lambda: [0] * 24)
     _with_data: list[int] = field(default_factory=lambda: [0] * 24)
     _volume: list[int] = field(default_factory=lambda: [0] * 24)
 
+    @property
+    def next_hour(self) -> datetime | None:
+        """The next hour to judge."""
+        return None if self._next is None else hour_at(self._next)
+
     def add(self, hour: datetime, volume: int | None, coverage: float) -> None:
         """Record the point's (latest) value for a UTC hour; a judged hour is not judged again."""
-        if self.next_hour is None:
-            self.next_hour = hour
-        elif hour < self.next_hour:
+        self.add_number(hour_number(hour), volume, coverage)
+
+    def add_number(self, hour: int, volume: int | None, coverage: float) -> None:
+        """:meth:`add` of an hour number (:func:`hour_number`)."""
+        if self._next is None:
+            self._next = hour
+        elif hour < self._next:
             if self.since is not None:
                 return  # late for an hour already judged: kept in the store, not re-judged
-            self.next_hour = hour
+            self._next = hour
         self.hours.put(hour, volume, coverage)
 
     def set_fetched(self, windows: list[tuple[datetime, datetime]]) -> None:
         """The windows of hours the point's source was asked for (sorted, disjoint)."""
         self.fetched = sorted(windows)
+        self._spans = [(since.timestamp(), until.timestamp()) for since, until in self.fetched]
 
     def advance(self, until: datetime) -> list[Change]:
         """Judge every hour up to and including ``until``; return the changes."""
-        if self.fetched is not None:
+        limit = until.timestamp()
+        if self._spans:
             # Hours after the newest window wait for theirs: not judged as "not ingested".
-            until = min(until, self.fetched[-1][1] - HOUR) if self.fetched else until
+            limit = min(limit, self._spans[-1][1] - 3600)
         changes: list[Change] = []
-        while self.next_hour is not None and self.next_hour <= until:
-            hour = self.next_hour
-            changes.extend(self._step(hour))
-            self.next_hour = hour + HOUR
-        if self.next_hour is not None:
-            self.hours.drop_before(self.next_hour)
+        hour = self._next
+        if hour is None:
+            return changes
+        step = self._step
+        while hour * 3600 <= limit:
+            found = step(hour)
+            if found:
+                changes.extend(found)
+            hour += 1
+        self._next = hour
+        self.hours.drop_before(hour)
         return changes
 
-    def was_fetched(self, hour: datetime) -> bool:
+    def _was_fetched(self, hour: int) -> bool:
         """Whether the source was asked for ``hour`` (True when the windows are not known)."""
-        if self.fetched is None or hour in self.hours:  # a record proves the hour was asked for
+        if self._spans is None or hour in self.hours:  # a record proves the hour was asked for
             return True
-        return any(since <= hour < until for since, until in self.fetched)
+        at = hour * 3600
+        return any(since <= at < until for since, until in self._spans)
 
     # -- one hour ----------------------------------------------------------------------------
-    def _step(self, hour: datetime) -> list[Change]:
+    def _step(self, hour: int) -> list[Change] | None:
         th = self.thresholds
-        if not self.was_fetched(hour):  # not ingested: nothing to judge, no run spans it
+        if not self._was_fetched(hour):  # not ingested: nothing to judge, no run spans it
             self._silent.reset()
             self._low.reset()
             self._flat.reset()
             self._flat_value = None
-            return []
+            return None
         volume, coverage = self.hours.take(hour)
         has = volume is not None and coverage > 0
-        hod = local_hour(hour)
-        trusted = self._seen[hod] >= th.min_history_days
-        expected = trusted and self._with_data[hod] >= th.expected_share * self._seen[hod]
+        hod = local_hour_of(hour)
+        seen = self._seen[hod]
+        trusted = seen >= th.min_history_days
+        expected = trusted and self._with_data[hod] >= th.expected_share * seen
         daytime = th.day_start_hour <= hod < th.day_end_hour
-        changes: list[Change] = []
+        changes: list[Change] | None = None
         if self.since is None:
-            self.since = hour
-            changes.append(self._change(None, None, UP, hour, hour + HOUR))
+            self.since = at = hour_at(hour)
+            changes = [self._change(None, None, UP, at, at + HOUR)]
 
         if has:
             self._silent.reset()
@@ -307,16 +270,17 @@ class PointMachine(_Sensor):
         bad = self._bad()
         if self.state == UP:
             if bad is not None:
-                changes.append(self._open(*bad, hour))
+                changes = [*(changes or ()), self._open(*bad, hour)]
         else:
             good = self._is_good(has, expected, daytime, volume, coverage)
             if good:
                 self._good.extend(hour)
             elif good is not None:
                 self._good.reset()
+            changes = changes or []
             if self._good.count >= th.recover_hours and self._good.start is not None:
-                start = self._good.start
-                changes.append(self._change(self.state, self.since, UP, start, hour + HOUR))
+                start = hour_at(self._good.start)
+                changes.append(self._change(self.state, self.since, UP, start, hour_at(hour + 1)))
                 self.state, self.since, self.details = UP, start, ""
                 self._good.reset()
                 if bad is not None:
@@ -328,17 +292,18 @@ class PointMachine(_Sensor):
             self._learn(hour, hod, has, volume or 0)
         return changes
 
-    def _bad(self) -> tuple[str, datetime, str] | None:
+    def _bad(self) -> tuple[str, int, str] | None:
         th = self.thresholds
-        if self._silent.count >= th.silent_hours and self._silent.start is not None:
-            details = f"no data for {self._silent.count} hours where the point normally has data"
-            return "silent", self._silent.start, details
-        if self._flat.count >= th.flat_hours and self._flat_varies and self._flat.start:
-            details = f"volume {self._flat_value} for {self._flat.count} daytime hours"
-            return "flat", self._flat.start, details
-        if self._low.count >= th.low_coverage_hours and self._low.start is not None:
-            details = f"coverage under {th.low_coverage_pct:g} % for {self._low.count} hours"
-            return "low_coverage", self._low.start, details
+        silent, flat, low = self._silent, self._flat, self._low
+        if silent.count >= th.silent_hours and silent.start is not None:
+            details = f"no data for {silent.count} hours where the point normally has data"
+            return "silent", silent.start, details
+        if flat.count >= th.flat_hours and self._flat_varies and flat.start is not None:
+            details = f"volume {self._flat_value} for {flat.count} daytime hours"
+            return "flat", flat.start, details
+        if low.count >= th.low_coverage_hours and low.start is not None:
+            details = f"coverage under {th.low_coverage_pct:g} % for {low.count} hours"
+            return "low_coverage", low.start, details
         return None
 
     def _is_good(
@@ -353,9 +318,10 @@ class PointMachine(_Sensor):
             return volume != self._stuck_value
         return None
 
-    def _open(self, state: str, start: datetime, details: str, hour: datetime) -> Change:
-        change = self._change(self.state, self.since, state, start, hour + HOUR, details)
-        self.state, self.since, self.details = state, start, details
+    def _open(self, state: str, start: int, details: str, hour: int) -> Change:
+        since = hour_at(start)
+        change = self._change(self.state, self.since, state, since, hour_at(hour + 1), details)
+        self.state, self.since, self.details = state, since, details
         self._stuck_value = self._flat_value if state == "flat" else None
         self._good.reset()
         return change
@@ -367,14 +333,15 @@ class PointMachine(_Sensor):
     def _mean(self, hod: int) -> float:
         return self._volume[hod] / self._with_data[hod] if self._with_data[hod] else 0.0
 
-    def _learn(self, hour: datetime, hod: int, has: bool, volume: int) -> None:
-        self._window.append((hour, hod, has, volume))
+    def _learn(self, hour: int, hod: int, has: bool, volume: int) -> None:
+        window = self._window
+        window.append((hour, hod, has, volume))
         self._seen[hod] += 1
         self._with_data[hod] += has
         self._volume[hod] += volume if has else 0
-        horizon = hour - timedelta(days=self.thresholds.history_days)
-        while self._window and self._window[0][0] <= horizon:
-            _, old_hod, old_has, old_volume = self._window.popleft()
+        horizon = hour - self.thresholds.history_days * 24
+        while window and window[0][0] <= horizon:
+            _, old_hod, old_has, old_volume = window.popleft()
             self._seen[old_hod] -= 1
             self._with_data[old_hod] -= old_has
             self._volume[old_hod] -= old_volume if old_has else 0
@@ -388,19 +355,27 @@ class SourceClock:
     thresholds: PointThresholds
     newest: datetime | None = None
     points: dict[str, PointMachine] = field(default_factory=dict)
+    _newest: int | None = None
 
     def add(
         self, point_id: str, kommune_nr: str, hour: datetime, volume: int | None, coverage: float
     ) -> None:
         """Record one point-hour and move the clock."""
+        self.add_number(point_id, kommune_nr, hour_number(hour), volume, coverage)
+
+    def add_number(
+        self, point_id: str, kommune_nr: str, hour: int, volume: int | None, coverage: float
+    ) -> None:
+        """:meth:`add` of an hour number (:func:`hour_number`)."""
         machine = self.points.get(point_id)
         if machine is None:
             machine = PointMachine(self.source, point_id, kommune_nr, self.thresholds)
             self.points[point_id] = machine
         machine.kommune_nr = kommune_nr
-        machine.add(hour, volume, coverage)
-        if self.newest is None or hour > self.newest:
-            self.newest = hour
+        machine.add_number(hour, volume, coverage)
+        if self._newest is None or hour > self._newest:
+            self._newest = hour
+            self.newest = hour_at(hour)
 
     def set_fetched(self, point_id: str, windows: list[tuple[datetime, datetime]]) -> None:
         """The windows the source was asked for, for one point seen from it."""

@@ -46,7 +46,7 @@ from faust.types import TP
 
 from byflyt.metrics import Metrics, default_metrics
 from byflyt.models.base import iso_z
-from byflyt.models.codec_counts import Count, utc
+from byflyt.models.codec_counts import Count
 from byflyt.models.status import FeedHealth, SensorState, SensorStatus
 from byflyt.settings import Settings
 from byflyt.store import Store
@@ -138,10 +138,12 @@ class StatusTracker(Sink):
             self.positions[batch.tp] = batch.last + 1
             if batch.tp.topic == self.repartitioned and self.in_flight:
                 self.in_flight = max(self.in_flight - len(batch.records), 0)
+        clocks = self.clocks
         for obs in counts:
-            self._clock(obs.source).add(
-                obs.point_id, obs.kommune_nr, utc(obs.hour), obs.volume, obs.coverage
-            )
+            clock = clocks.get(obs.source) or self._clock(obs.source)
+            # The hour as a number (whole hours since the epoch), as the machines count.
+            hour = obs.start // 3600
+            clock.add_number(obs.point_id, obs.kommune_nr, hour, obs.volume, obs.coverage)
         if counts:
             self.windows_known = False
 
