@@ -249,25 +249,32 @@ class PointMachine(_Sensor):
             self.since = at = hour_at(hour)
             changes = [self._change(None, None, UP, at, at + HOUR)]
 
+        silent, low = self._silent, self._low
         if has:
-            self._silent.reset()
+            if silent.start is not None:  # a run with no start has nothing to reset
+                silent.reset()
             if coverage < th.low_coverage_pct:
-                self._low.extend(hour)
-            else:
-                self._low.reset()
+                low.extend(hour)
+            elif low.start is not None:
+                low.reset()
         else:
-            self._silent.extend(hour, counts=expected)
+            silent.extend(hour, counts=expected)
         if has and daytime:
             varies = trusted and self._mean(hod) >= th.flat_min_mean
             if volume == self._flat_value:
                 self._flat.extend(hour)
                 self._flat_varies = self._flat_varies and varies
             else:
-                self._flat.reset()
-                self._flat.extend(hour)
+                self._flat.start, self._flat.count = hour, 1  # a new run from this hour
                 self._flat_value, self._flat_varies = volume, varies
 
-        bad = self._bad()
+        bad = (
+            self._bad()  # only a run at its threshold opens a state
+            if silent.count >= th.silent_hours
+            or self._flat.count >= th.flat_hours
+            or low.count >= th.low_coverage_hours
+            else None
+        )
         if self.state == UP:
             if bad is not None:
                 changes = [*(changes or ()), self._open(*bad, hour)]
