@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from byflyt.models.base import hour_floor
 from byflyt.models.counts import CountObservation, CountPoint, FetchedWindow
@@ -32,6 +32,9 @@ from byflyt.store.schema import points as points_table
 
 _POINT_HOUR_FIELDS = tuple(f.name for f in fields(PointHour))
 _POINT_HOUR_COLUMNS = [c.name for c in point_hourly.c]
+_HOUR = timedelta(hours=1)
+_RUNS_A_QUERY = 100
+"""Runs of consecutive hours read by one query of :meth:`CountsStore.point_hours_of`."""
 PointHourValues = tuple[str, str, int, str, str, int | None, float]
 """A ``point_hourly`` row's values but ``updated_at``, in the table's column order; the hour
 as UTC epoch seconds (a whole hour)."""
@@ -127,18 +130,25 @@ class CountsStore(StoreBase):
         if not wanted:
             return []
         c = point_hourly.c
-        by_kommune: dict[tuple[str, str], list[datetime]] = {}
-        for kommune_nr, mode, hour in wanted:
-            by_kommune.setdefault((kommune_nr, mode), []).append(hour)
+        kommuner = sorted({kommune_nr for kommune_nr, _, _ in wanted})
+        modes = sorted({mode for _, mode, _ in wanted})
+        # One query for every kommune, over the runs of consecutive hours asked for (not the
+        # span from the first to the last: a correction in a backfill may be months older).
+        runs: list[list[datetime]] = []
+        for hour in sorted({hour for _, _, hour in wanted}):
+            if runs and hour - runs[-1][1] <= _HOUR:
+                runs[-1][1] = hour
+            else:
+                runs.append([hour, hour])
         out = []
-        for (kommune_nr, mode), hours in sorted(by_kommune.items()):
-            query = select(c.hour_start, c.source, c.point_id, c.volume, c.coverage).where(
-                c.hour_start >= min(hours),
-                c.hour_start <= max(hours),
-                c.kommune_nr == kommune_nr,
-                c.mode == mode,
-            )
-            for hour, source, point_id, volume, coverage in self._read(query):
+        for i in range(0, len(runs), _RUNS_A_QUERY):
+            spans = [
+                c.hour_start.between(first, last) for first, last in runs[i : i + _RUNS_A_QUERY]
+            ]
+            query = select(
+                c.kommune_nr, c.mode, c.hour_start, c.source, c.point_id, c.volume, c.coverage
+            ).where(or_(*spans), c.kommune_nr.in_(kommuner), c.mode.in_(modes))
+            for kommune_nr, mode, hour, source, point_id, volume, coverage in self._read(query):
                 hour = to_utc(hour)
                 if (kommune_nr, mode, hour) in wanted:
                     out.append((kommune_nr, mode, hour, f"{source}:{point_id}", volume, coverage))
