@@ -403,6 +403,36 @@ def test_write_counts_last_point_hour_wins_in_key_order(
     assert writes(registry, "kommune_hourly") == 4
 
 
+def test_point_hours_of_reads_exactly_the_kommune_hours_asked_for(store: Store) -> None:
+    first = int(DST_END.timestamp())
+    given = [
+        (point, first + h * 3600, kommune, mode)
+        for point, kommune, mode in (("A", "3403", "bicycle"), ("B", "3407", "bicycle"))
+        for h in (0, 1, 2, 900)
+    ] + [("C", first, "3403", "foot")]
+    store.write_counts(
+        [],
+        [("trafikkdata", p, hour, k, m, hour % 7, 100.0) for p, hour, k, m in given],
+        [],
+        [],
+    )
+    asked = [
+        ("3403", "bicycle", DST_END),  # a run of two hours ...
+        ("3403", "bicycle", DST_END + HOUR),
+        ("3403", "bicycle", DST_END + 900 * HOUR),  # ... and one 900 hours later
+        ("3407", "bicycle", DST_END + 2 * HOUR),
+        ("3420", "bicycle", DST_END),  # nothing stored
+    ]
+    assert sorted(store.point_hours_of(asked)) == sorted(
+        (k, m, utc_hour, f"trafikkdata:{p}", hour % 7, 100.0)
+        for p, hour, k, m in given
+        for utc_hour in [datetime.fromtimestamp(hour, UTC)]
+        if (k, m, utc_hour) in set(asked)
+    )
+    assert len(store.point_hours_of(asked)) == 4
+    assert store.point_hours_of([]) == []
+
+
 def test_points_upsert_and_query(store: Store) -> None:
     point = CountPoint(
         source="trafikkdata",
