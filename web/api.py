@@ -34,7 +34,7 @@ from byflyt.queries.indicators import (
 )
 from byflyt.settings import Settings
 from byflyt.store import Store
-from byflyt.web.pages import CSV, links, page, page_headers, paged, wants_csv
+from byflyt.web.pages import CSV, links, page, page_body, page_headers, paged, wants_csv
 from byflyt.web.params import (
     KommuneParam,
     ModeParam,
@@ -307,13 +307,9 @@ def _index(router: APIRouter, api: Api) -> None:
         body: dict[str, Any] = {
             **index_summary(result),
             "area": area_record(result, name),
-            "points": {
-                "items": rows[offset : offset + limit],
-                "total": len(rows),
-                "limit": limit,
-                "offset": offset,
-                "links": page_links.model_dump(),
-            },
+            "points": page_body(
+                rows[offset : offset + limit], len(rows), limit, offset, page_links
+            ),
         }
         headers = {**page_headers(page_links, len(rows)), "Age": str(int(age))}
         return JSONResponse(body, headers=headers)
