@@ -115,6 +115,7 @@ def _counter_command(name: str, interval: float) -> Callable[[_MakeCounter], _Ma
             connect, label = make(settings, **options)
             _run_counter(settings, connect, label, **run)
 
+        # typer reads a command's options from its signature: the source's own, then the window.
         mine = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.name != "settings"]
         command.__signature__ = inspect.Signature([*mine, *window])  # type: ignore[attr-defined]
         command.__doc__ = make.__doc__
