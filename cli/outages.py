@@ -18,6 +18,7 @@ from rich.table import Table
 from byflyt.clock import OSLO
 from byflyt.models.base import iso_z
 from byflyt.models.kommuner import kommune_name
+from byflyt.queries.outages import area_outages, duration
 from byflyt.store import Outage
 
 from .base import settings_from
@@ -37,11 +38,6 @@ OUTAGE_FIELDS = (
     "details",
 )
 """The columns of ``byflyt outages`` CSV and JSON (a contract: scripts read them by name)."""
-
-
-def duration(outage: Outage, now: datetime) -> timedelta:
-    """How long the outage lasted (an open one: until ``now``)."""
-    return (outage.ended or now) - outage.started
 
 
 def human(span: timedelta) -> str:
@@ -118,12 +114,13 @@ def outages(
 ) -> None:
     """Sensor outages (silent, flat, low coverage; stale or empty feeds), oldest first.
 
-    With a region, only counter points in its kommuner are listed (feeds have no kommune).
+    With a region, the counter points in its kommuner are listed, and every feed's outages
+    (a feed has no kommune; the region's transit figures depend on it whole).
     """
     settings = settings_from()
     kommuner = region_kommuner(settings, region, None)
     found = read_store(
-        settings, None, lambda store: store.query_outages(kommuner=kommuner, open_only=open_only)
+        settings, None, lambda store: area_outages(store, kommuner, open_only=open_only)
     )
     now = datetime.now(UTC)
     records = [outage_record(o, now) for o in found]

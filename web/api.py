@@ -32,6 +32,7 @@ from byflyt.queries.indicators import (
     load_index,
     matched_points,
 )
+from byflyt.queries.outages import area_outages
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web.pages import CSV, links, page, page_body, page_headers, paged, wants_csv
@@ -331,11 +332,7 @@ def _outages(router: APIRouter, api: Api) -> None:
     ) -> Response:
         """Counter and feed outages by start time (feeds have no kommune and always show)."""
         chosen = api.kommuner(region, kommune)
-        found = [
-            o
-            for o in api.read(lambda s: s.query_outages(open_only=open_only))
-            if chosen is None or o.kommune_nr is None or o.kommune_nr in chosen
-        ]
+        found = api.read(lambda s: area_outages(s, chosen, open_only=open_only))
         return paged(
             request,
             found,
