@@ -9,8 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Container
 from datetime import datetime, timedelta
+from typing import Any
 
+from byflyt.models.base import iso_z
+from byflyt.models.kommuner import kommune_name
 from byflyt.store import Outage, Store
+
+OUTAGE_FIELDS = (
+    "source",
+    "point_id",
+    "kommune_nr",
+    "kommune",
+    "kind",
+    "started",
+    "ended",
+    "open",
+    "duration_seconds",
+    "details",
+)
+"""An outage's fields, in order (``byflyt outages`` CSV and JSON; a contract: scripts read them
+by name)."""
 
 
 def in_area(kommuner: Container[str] | None, kommune_nr: str | None) -> bool:
@@ -28,3 +46,19 @@ def area_outages(
 def duration(outage: Outage, now: datetime) -> timedelta:
     """How long the outage lasted (an open one: until ``now``)."""
     return (outage.ended or now) - outage.started
+
+
+def outage_record(outage: Outage, now: datetime) -> dict[str, Any]:
+    """One outage as :data:`OUTAGE_FIELDS` (UTC times; None where it has no kommune or end)."""
+    return {
+        "source": outage.source,
+        "point_id": outage.point_id,
+        "kommune_nr": outage.kommune_nr,
+        "kommune": kommune_name(outage.kommune_nr) if outage.kommune_nr else None,
+        "kind": outage.kind,
+        "started": iso_z(outage.started),
+        "ended": iso_z(outage.ended) if outage.ended else None,
+        "open": outage.is_open,
+        "duration_seconds": int(duration(outage, now).total_seconds()),
+        "details": outage.details,
+    }

@@ -12,6 +12,7 @@ The answers' shapes are in :mod:`byflyt.web.schemas`.
 import csv
 import io
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
@@ -32,7 +33,7 @@ from byflyt.queries.indicators import (
     load_index,
     matched_points,
 )
-from byflyt.queries.outages import area_outages
+from byflyt.queries.outages import area_outages, outage_record
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.web.pages import CSV, links, page, page_body, page_headers, paged, wants_csv
@@ -333,20 +334,11 @@ def _outages(router: APIRouter, api: Api) -> None:
         """Counter and feed outages by start time (feeds have no kommune and always show)."""
         chosen = api.kommuner(region, kommune)
         found = api.read(lambda s: area_outages(s, chosen, open_only=open_only))
+        now = datetime.now(UTC)
         return paged(
             request,
             found,
             limit,
             offset,
-            lambda o: OutageItem(
-                source=o.source,
-                point_id=o.point_id,
-                kind=o.kind,
-                started=iso_z(o.started),
-                ended=iso_z(o.ended) if o.ended else None,
-                open=o.is_open,
-                kommune_nr=o.kommune_nr,
-                kommune=kommune_names().get(o.kommune_nr) if o.kommune_nr else None,
-                details=o.details,
-            ),
+            lambda o: OutageItem(**outage_record(o, now)),
         )
