@@ -130,28 +130,29 @@ class CountsStore(StoreBase):
         if not wanted:
             return []
         c = point_hourly.c
-        kommuner = sorted({kommune_nr for kommune_nr, _, _ in wanted})
-        modes = sorted({mode for _, mode, _ in wanted})
-        # One query for every kommune, over the runs of consecutive hours asked for (not the
-        # span from the first to the last: a correction in a backfill may be months older).
-        runs: list[list[datetime]] = []
-        for hour in sorted({hour for _, _, hour in wanted}):
-            if runs and hour - runs[-1][1] <= _HOUR:
-                runs[-1][1] = hour
+        # One query for every kommune, over each kommune's runs of consecutive hours asked for:
+        # not the span from its first hour to its last (a correction in a backfill may be
+        # months older), nor another kommune's hours (its partition may be ahead or behind).
+        runs: list[tuple[str, str, datetime, datetime]] = []
+        for kommune_nr, mode, hour in sorted(wanted):
+            last = runs[-1] if runs else None
+            if last and last[:2] == (kommune_nr, mode) and hour - last[3] <= _HOUR:
+                runs[-1] = (kommune_nr, mode, last[2], hour)
             else:
-                runs.append([hour, hour])
-        out = []
+                runs.append((kommune_nr, mode, hour, hour))
+        out: list[tuple[str, str, datetime, str, int | None, float]] = []
         for i in range(0, len(runs), _RUNS_A_QUERY):
             spans = [
-                c.hour_start.between(first, last) for first, last in runs[i : i + _RUNS_A_QUERY]
+                and_(c.kommune_nr == k, c.mode == m, c.hour_start.between(first, last))
+                for k, m, first, last in runs[i : i + _RUNS_A_QUERY]
             ]
             query = select(
                 c.kommune_nr, c.mode, c.hour_start, c.source, c.point_id, c.volume, c.coverage
-            ).where(or_(*spans), c.kommune_nr.in_(kommuner), c.mode.in_(modes))
-            for kommune_nr, mode, hour, source, point_id, volume, coverage in self._read(query):
-                hour = to_utc(hour)
-                if (kommune_nr, mode, hour) in wanted:
-                    out.append((kommune_nr, mode, hour, f"{source}:{point_id}", volume, coverage))
+            ).where(or_(*spans))
+            out.extend(
+                (kommune_nr, mode, to_utc(hour), f"{source}:{point_id}", volume, coverage)
+                for kommune_nr, mode, hour, source, point_id, volume, coverage in self._read(query)
+            )
         return out
 
     def point_sources(self) -> list[str]:
