@@ -28,6 +28,7 @@ aggregated: it goes to ``dlq.rejected`` as ``too_late`` and leaves the store unt
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -59,6 +60,8 @@ STAGE = "aggregate_counts"
 intern = sys.intern
 Cell = tuple[str, str, int]
 """``(kommune_nr, mode, hour)``, the hour in UTC epoch seconds."""
+Points = dict[str, PointState]
+"""Each point's (``source:point_id``) latest value for a kommune-hour."""
 
 
 def volume_key(kommune_nr: str, mode: str, hour: datetime) -> bytes:
@@ -84,12 +87,14 @@ class CountAggregator(Sink):
             value_serializer="raw",
             allow_empty=True,
         )
-        self.cells: dict[Cell, dict[str, PointState]] = {}
+        self.cells: dict[Cell, Points] = {}
         self.newest: dict[tuple[str, str], int] = {}
         self.dirty: set[Cell] = set()
         self.point_hours: dict[tuple[str, str, int], Count] = {}
         self.new_points: dict[str, CountPoint] = {}
         self._kommune_keys: dict[str, bytes] = {}
+        self._point_keys: dict[str, dict[str, str]] = {}
+        """Each point's ``source:point_id`` (made once, interned), by source and point id."""
         """Each kommune number's record key (encoded once, compared per record)."""
         self.live = LiveVolumes(metrics.volume)
         self.status = tracker_of(app, settings)
@@ -113,63 +118,116 @@ class CountAggregator(Sink):
 
     # -- state ---------------------------------------------------------------------------------
     async def apply_counts(self, batch: list[tuple[Count, Record]]) -> None:
-        """Forward what is not on its kommune's partition; aggregate the rest."""
+        """Forward what is not on its kommune's partition; aggregate the rest.
+
+        The per-record work (forwarding, the too-late check, each point's latest value per
+        kommune-hour) needs nothing from the store, so it runs while the previous batch is
+        still being written; only then are the kommune-hours memory does not hold loaded
+        (the read waits behind that write) and the batch's values merged into them.
+        """
         if self.revoked:
             self._forget_clean_cells()
         local: list[Count] = []
-        seen: Counter[tuple[str, str]] = Counter()
+        counted: list[Count] = []
         forwarded = 0
         forward_topic = self._forward_topic
         keys = self._kommune_keys
         for obs, record in batch:
             if record.topic == forward_topic:
-                kommune_nr = obs.kommune_nr
-                seen[(obs.mode, kommune_nr)] += 1
-                key = keys.get(kommune_nr)
+                counted.append(obs)
+                key = keys.get(obs.kommune_nr)
                 if key is None:
-                    key = keys[kommune_nr] = kommune_nr.encode()
+                    key = keys[obs.kommune_nr] = obs.kommune_nr.encode()
                 if record.key != key:
                     await self.by_kommune.send(key=key, value=codec_counts.encode(obs))
                     forwarded += 1
                     continue
             local.append(obs)
-        for (mode, kommune_nr), n in seen.items():
-            self.metrics.observations.labels(mode, kommune_nr).inc(n)
+        if counted:
+            seen = Counter((o.mode, o.kommune_nr) for o in counted)
+            for (mode, kommune_nr), n in seen.items():
+                self.metrics.observations.labels(mode, kommune_nr).inc(n)
         self.status.in_flight += forwarded
-        accepted = await self.aggregate(local) if local else []
+        accepted, updates = await self.aggregate(local) if local else ([], {})
         await self.status.add_counts(accepted, self.batches)
+        if updates:
+            await self.merge(updates)
 
-    async def flush(self) -> None:
-        """Flush the counts, then sensor status (both before the batch is acknowledged)."""
-        await super().flush()
-        await self.status.flush()
+    async def begin_flush(self) -> asyncio.Future[None]:
+        """Flush the counts, then sensor status (both stored before the batch is acknowledged)."""
+        counts = await super().begin_flush()
+        status = await self.status.begin_flush()
 
-    async def aggregate(self, batch: list[Count]) -> list[Count]:
-        """Apply observations in order, loading the kommune-hours memory does not hold."""
+        async def stored() -> None:
+            await counts
+            await status
+
+        return asyncio.ensure_future(stored())
+
+    async def aggregate(self, batch: list[Count]) -> tuple[list[Count], dict[Cell, Points]]:
+        """Apply observations in order: what was accepted, and each kommune-hour's new values.
+
+        A count too far behind its kommune's newest hour goes to the dead-letter topic. The
+        values are each point's latest of the batch, per kommune-hour; :meth:`merge` puts them
+        into memory.
+        """
         accepted: list[Count] = []
-        placed: list[tuple[Cell, Count]] = []
+        late: list[tuple[Count, int]] = []
+        updates: dict[Cell, Points] = {}
         newest_of, grace = self.newest, self.grace
+        point_hours = self.point_hours
+        point_keys = self._point_keys
+        # The newest hour of the kommune and mode at hand, kept in a local while they repeat.
+        last_kommune = last_mode = ""
+        last_group: tuple[str, str] | None = None
+        newest = 0
         for obs in batch:
             start = obs.start
             hour = start - start % 3600
-            group = (obs.kommune_nr, obs.mode)
-            newest = newest_of.get(group)
-            if newest is not None and hour < newest - grace:
-                await self.reject(
-                    BIKE_COUNTS.name,
-                    "too_late",
-                    codec_counts.to_observation(obs).to_bytes(),
-                    f"hour {iso_z(utc(hour))} is more than {self.settings.late_grace_days} "
-                    f"days older than the kommune's newest hour {iso_z(utc(newest))}",
-                    STAGE,
-                )
+            kommune_nr, mode = obs.kommune_nr, obs.mode
+            if kommune_nr != last_kommune or mode != last_mode:
+                if last_group is not None:
+                    newest_of[last_group] = newest
+                last_kommune, last_mode = kommune_nr, mode
+                last_group = (kommune_nr, mode)
+                newest = newest_of.get(last_group, hour)
+            if hour < newest - grace:
+                late.append((obs, newest))
                 continue
-            if newest is None or hour > newest:
-                newest_of[group] = hour
+            if hour > newest:
+                newest = hour
             accepted.append(obs)
-            placed.append(((obs.kommune_nr, obs.mode, hour), obs))
+            source, point_id = obs.source, obs.point_id
+            by_point = point_keys.get(source)
+            if by_point is None:
+                by_point = point_keys[source] = {}
+            point = by_point.get(point_id)
+            if point is None:
+                # One string per point, not per observation: cells keep their points' keys.
+                point = by_point[point_id] = intern(f"{source}:{point_id}")
+            cell = (kommune_nr, mode, hour)
+            values = updates.get(cell)
+            if values is None:
+                values = updates[cell] = {}
+            values[point] = PointState(obs.volume, obs.coverage)
+            point_hours[(source, point_id, hour)] = obs
+        if last_group is not None:
+            newest_of[last_group] = newest
+        for obs, newest in late:
+            await self.reject(
+                BIKE_COUNTS.name,
+                "too_late",
+                codec_counts.to_observation(obs).to_bytes(),
+                f"hour {iso_z(utc(obs.hour))} is more than {self.settings.late_grace_days} "
+                f"days older than the kommune's newest hour {iso_z(utc(newest))}",
+                STAGE,
+            )
+        return accepted, updates
+
+    async def merge(self, updates: dict[Cell, Points]) -> None:
+        """Put a batch's values into memory, loading the kommune-hours it does not hold."""
         cells = self.cells
-        missing = {cell for cell, _ in placed if cell not in cells}
+        missing = [cell for cell in updates if cell not in cells]
         if missing:
             wanted = [(k, m, utc(h)) for k, m, h in missing]
             stored = await self.shared.read(lambda store: store.point_hours_of(wanted))
@@ -179,15 +237,9 @@ class CountAggregator(Sink):
                 cells[(kommune_nr, mode, int(hour_start.timestamp()))][intern(point)] = PointState(
                     volume, coverage
                 )
-        dirty, point_hours = self.dirty, self.point_hours
-        for cell, obs in placed:
-            # One string per point, not per observation: a cell keeps its points' keys.
-            cells[cell][intern(f"{obs.source}:{obs.point_id}")] = PointState(
-                obs.volume, obs.coverage
-            )
-            dirty.add(cell)
-            point_hours[(obs.source, obs.point_id, cell[2])] = obs
-        return accepted
+        for cell, values in updates.items():
+            cells[cell].update(values)
+        self.dirty.update(updates)
 
     async def apply_points(self, batch: list[tuple[CountPoint, faust.EventT]]) -> None:
         """Keep the batch's counting points for the next store write."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
@@ -106,7 +107,13 @@ def manual_acks(stream: faust.StreamT[bytes]) -> faust.StreamT[bytes]:
 
 @dataclass
 class WorkerStore:
-    """The store and the writer thread every sink of one worker shares."""
+    """The store and the writer thread every sink of one worker shares.
+
+    Every read and write runs on the one writer thread, in the order it was asked for, and a
+    transient failure is retried *on that thread*: a read asked for after a write therefore
+    sees it, even when the write is still being retried (a read queued behind a failed
+    attempt does not run until the write has gone through).
+    """
 
     store: Store
     executor: ThreadPoolExecutor = field(
@@ -122,25 +129,39 @@ class WorkerStore:
         await self._retrying("write", write)
 
     async def _retrying(self, what: str, call: Callable[[Store], R]) -> R:
-        """``call`` on the writer thread until it succeeds, backing off on transient failures.
+        """``call`` on the writer thread until it succeeds (see :meth:`_attempts`).
+
+        Cancelled (the worker stopping), the call is abandoned: not started, or no further
+        attempt after the one running.
+        """
+        abandoned = threading.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, self._attempts, what, call, abandoned)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+
+    def _attempts(self, what: str, call: Callable[[Store], R], abandoned: threading.Event) -> R:
+        """``call`` until it succeeds, backing off on transient failures (on the writer thread).
 
         A store that is away (PostgreSQL restarting, SQLite locked by another writer) holds
         the batch: nothing is acknowledged until it is written, so the wait loses nothing.
         The back-off grows to :data:`RETRY_S`'s last pause and stays there; every failure is
         counted in ``byflyt_store_failures_total`` and ``/readyz`` says the store is down.
         """
-        loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             try:
-                return await loop.run_in_executor(self.executor, call, self.store)
+                return call(self.store)
             except RetriableError as exc:
                 pause = RETRY_S[min(attempt, len(RETRY_S) - 1)]
                 attempt += 1
                 log.warning(
                     "store %s failed (attempt %d), retrying in %ss: %s", what, attempt, pause, exc
                 )
-                await asyncio.sleep(pause)
+                if abandoned.wait(pause):
+                    raise
 
 
 _STORES: weakref.WeakKeyDictionary[faust.App, WorkerStore] = weakref.WeakKeyDictionary()
@@ -204,6 +225,8 @@ class Sink(ABC):
         self.lock = asyncio.Lock()
         self.batches: list[Batch] = []
         """The partition batches of the fetch being applied (:meth:`consume_batches`)."""
+        self.writing: asyncio.Future[None] | None = None
+        """The store write in flight (:meth:`begin_flush`), if any."""
 
     # -- what a subclass provides --------------------------------------------------------------
     @abstractmethod
@@ -286,31 +309,78 @@ class Sink(ABC):
         consumer = cast(SeekSafeConsumer, app.consumer)
         flow = app.flow_control
         records_in = self.metrics.agent_records.labels(stage, "in")
-        while True:
-            fetched = await channel.take(BATCH_MAX)
-            generation = app.consumer_generation_id
-            if not flow.is_active():
-                continue
-            batches = [b for b in fetched if b.generation_id == generation]
-            for batch in batches:
-                consumer.track_batch(batch)
-            records = [r for b in batches for r in b.records]
-            parsed = await self._parse(records, parse, source, stage, code)
-            records_in.inc(len(records))
-            self.batches = batches
-            try:
-                await apply(parsed)
-                await self.flush()
-            except BaseException:
-                # Not written, so not acknowledged: release the batch (faust would otherwise
-                # wait for it forever on the way down: a failure, or the worker stopping in
-                # the middle of a batch) and let the agent stop; a restart reads the batch
-                # again from the committed offsets.
+        stored: asyncio.Future[None] | None = None
+        """The previous batch: acknowledged once its store write is done (at most one)."""
+        try:
+            while True:
+                fetched = await self._next_fetch(channel, stored)
+                generation = app.consumer_generation_id
+                if not flow.is_active():
+                    continue
+                batches = [b for b in fetched if b.generation_id == generation]
                 for batch in batches:
-                    consumer.release_batch(batch)
-                raise
-            for batch in batches:
-                consumer.ack_batch(batch)
+                    consumer.track_batch(batch)
+                records = [r for b in batches for r in b.records]
+                parsed = await self._parse(records, parse, source, stage, code)
+                records_in.inc(len(records))
+                self.batches = batches
+                try:
+                    await apply(parsed)
+                    written = await self.begin_flush()
+                except BaseException:
+                    # Not written, so not acknowledged: release the batch (faust would
+                    # otherwise wait for it forever on the way down: a failure, or the worker
+                    # stopping in the middle of a batch) and let the agent stop; a restart
+                    # reads the batch again from the committed offsets.
+                    self._release(consumer, batches)
+                    raise
+                stored = asyncio.ensure_future(
+                    self._ack_when_stored(consumer, batches, written, stored)
+                )
+        finally:
+            if stored is not None and not stored.done():
+                stored.cancel()
+
+    async def _next_fetch(
+        self, channel: BatchChannel, stored: asyncio.Future[None] | None
+    ) -> list[Batch]:
+        """The next fetch; raises at once if the previous batch's store write failed."""
+        if stored is None or stored.done():
+            if stored is not None:
+                stored.result()
+            return await channel.take(BATCH_MAX)
+        take = asyncio.ensure_future(channel.take(BATCH_MAX))
+        try:
+            await asyncio.wait((take, stored), return_when=asyncio.FIRST_COMPLETED)
+            if stored.done():
+                stored.result()
+            return await take
+        finally:
+            if not take.done():
+                take.cancel()
+
+    @staticmethod
+    def _release(consumer: SeekSafeConsumer, batches: list[Batch]) -> None:
+        for batch in batches:
+            consumer.release_batch(batch)
+
+    async def _ack_when_stored(
+        self,
+        consumer: SeekSafeConsumer,
+        batches: list[Batch],
+        written: asyncio.Future[None],
+        before: asyncio.Future[None] | None,
+    ) -> None:
+        """Acknowledge ``batches`` once their store write is done, after the batch before."""
+        try:
+            if before is not None:
+                await before
+            await written
+        except BaseException:
+            self._release(consumer, batches)
+            raise
+        for batch in batches:
+            consumer.ack_batch(batch)
 
     async def _parse(
         self,
@@ -345,19 +415,38 @@ class Sink(ABC):
 
     # -- flushing ------------------------------------------------------------------------------
     async def flush(self) -> None:
-        """Write what changed since the last flush: output topic, then the store."""
+        """Write what changed since the last flush and wait until it is stored."""
+        await (await self.begin_flush())
+
+    async def begin_flush(self) -> asyncio.Future[None]:
+        """Start writing what changed since the last flush; await the result until it is stored.
+
+        The output topic's records are sent at once; the store transaction goes to the writer
+        thread, so the next batch can be read and applied while it is written. At most one
+        write of a sink is in flight: this first waits for the one before (and raises its
+        error).
+        """
         async with self.lock:
+            if self.writing is not None:
+                await self.writing
             started = time.perf_counter()
             out = await self.write()
             if not (out.records or out.write):
-                return
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                done.set_result(None)
+                return done
             if self.output is not None:
                 # Delivered before faust commits the batch's offsets (it flushes the producer).
                 for key, value in out.records:
                     await self.output.send(key=key, value=value)
-            if out.write is not None:
-                await self.shared.run(out.write)
-            if out.after is not None:
-                out.after()
-            self.metrics.agent_records.labels(self.name, "out").inc(out.count)
-            self.metrics.processing_seconds.labels(self.name).observe(time.perf_counter() - started)
+            self.writing = asyncio.ensure_future(self._store(out, started))
+            return self.writing
+
+    async def _store(self, out: Output, started: float) -> None:
+        """The store write of ``out`` (retried while the store is away), then its ``after``."""
+        if out.write is not None:
+            await self.shared.run(out.write)
+        if out.after is not None:
+            out.after()
+        self.metrics.agent_records.labels(self.name, "out").inc(out.count)
+        self.metrics.processing_seconds.labels(self.name).observe(time.perf_counter() - started)
