@@ -60,6 +60,8 @@ STAGE = "aggregate_counts"
 intern = sys.intern
 Cell = tuple[str, str, int]
 """``(kommune_nr, mode, hour)``, the hour in UTC epoch seconds."""
+LOOKAHEAD_S = 14 * 86400
+"""How far past the first hour it needs a read of the stored point-hours reaches."""
 Points = dict[str, PointState]
 """Each point's (``source:point_id``) latest value for a kommune-hour."""
 
@@ -93,6 +95,10 @@ class CountAggregator(Sink):
         self.point_hours: dict[tuple[str, str, int], Count] = {}
         self.new_points: dict[str, CountPoint] = {}
         self._kommune_keys: dict[str, bytes] = {}
+        self.loaded: dict[tuple[str, str], tuple[int, int]] = {}
+        """Per kommune and mode, a span of hours whose stored point-hours are all in memory
+        (read from the store, then kept up by this worker): an hour in it that memory does
+        not hold has none stored, and is not read."""
         self._point_keys: dict[str, dict[str, str]] = {}
         """Each point's ``source:point_id`` (made once, interned), by source and point id."""
         """Each kommune number's record key (encoded once, compared per record)."""
@@ -113,6 +119,7 @@ class CountAggregator(Sink):
         before; the next observation for it loads the stored point-hours afresh.
         """
         self.revoked = False
+        self.loaded.clear()
         dirty = self.dirty
         self.cells = {cell: points for cell, points in self.cells.items() if cell in dirty}
 
@@ -225,21 +232,69 @@ class CountAggregator(Sink):
         return accepted, updates
 
     async def merge(self, updates: dict[Cell, Points]) -> None:
-        """Put a batch's values into memory, loading the kommune-hours it does not hold."""
+        """Put a batch's values into memory, loading the kommune-hours it does not hold.
+
+        A kommune-hour memory does not hold is read from the store unless it lies in its
+        kommune's :attr:`loaded` span (then none is stored). A read covers the
+        :data:`LOOKAHEAD_S` after the first hour it needs, so a backfill or a live stream,
+        moving forward, reads the store about once per span rather than once per batch.
+        Under the lock: a flush in between (the drain's) would evict from under the merge.
+        """
+        async with self.lock:
+            cells = self.cells
+            missing = [cell for cell in updates if cell not in cells]
+            if missing:
+                await self._load([cell for cell in missing if not self._known(cell)])
+                for cell in missing:
+                    if cell not in cells:
+                        cells[cell] = {}
+            for cell, values in updates.items():
+                cells[cell].update(values)
+            self.dirty.update(updates)
+
+    def _known(self, cell: Cell) -> bool:
+        """Whether ``cell``'s stored point-hours, if any, are in memory."""
+        span = self.loaded.get((cell[0], cell[1]))
+        return span is not None and span[0] <= cell[2] <= span[1]
+
+    async def _load(self, unknown: list[Cell]) -> None:
+        """Read the stored point-hours of ``unknown`` kommune-hours (and of spans ahead)."""
+        if not unknown:
+            return
+        hours: dict[tuple[str, str], list[int]] = {}
+        for kommune_nr, mode, hour in unknown:
+            hours.setdefault((kommune_nr, mode), []).append(hour)
         cells = self.cells
-        missing = [cell for cell in updates if cell not in cells]
-        if missing:
-            wanted = [(k, m, utc(h)) for k, m, h in missing]
-            stored = await self.shared.read(lambda store: store.point_hours_of(wanted))
-            for cell in missing:
-                cells[cell] = {}
-            for kommune_nr, mode, hour_start, point, volume, coverage in stored:
-                cells[(kommune_nr, mode, int(hour_start.timestamp()))][intern(point)] = PointState(
-                    volume, coverage
-                )
-        for cell, values in updates.items():
-            cells[cell].update(values)
-        self.dirty.update(updates)
+        fill = set(unknown)
+        """The kommune-hours to take from the store: not in memory, which has the last word."""
+        spans: dict[tuple[str, str], tuple[int, int]] = {}
+        for (kommune_nr, mode), group_hours in hours.items():
+            first = min(group_hours)
+            if max(group_hours) - first > LOOKAHEAD_S:
+                continue  # scattered (old corrections): just those hours
+            last = first + LOOKAHEAD_S
+            spans[(kommune_nr, mode)] = (first, last)
+            for hour in range(first, last + 1, 3600):
+                if (kommune_nr, mode, hour) not in cells:
+                    fill.add((kommune_nr, mode, hour))
+        wanted = [(k, m, utc(h)) for k, m, h in fill]
+        stored = await self.shared.read(lambda store: store.point_hours_of(wanted))
+        for kommune_nr, mode, hour_start, point, volume, coverage in stored:
+            cell = (kommune_nr, mode, int(hour_start.timestamp()))
+            if cell in fill:
+                points = cells.get(cell)
+                if points is None:
+                    points = cells[cell] = {}
+                points[intern(point)] = PointState(volume, coverage)
+        loaded, newest = self.loaded, self.newest
+        for group, (first, last) in spans.items():
+            span = loaded.get(group)
+            if span is not None and first <= span[1] + 3600 and last >= span[0] - 3600:
+                first, last = min(first, span[0]), max(last, span[1])
+            # Never over hours eviction may already have dropped (see _evict).
+            first = max(first, newest.get(group, first) - self.retention)
+            if first <= last:
+                loaded[group] = (first, last)
 
     async def apply_points(self, batch: list[tuple[CountPoint, faust.EventT]]) -> None:
         """Keep the batch's counting points for the next store write."""
@@ -247,11 +302,21 @@ class CountAggregator(Sink):
             self.new_points[point.key] = point
 
     def _evict(self) -> None:
-        """Drop kommune-hours behind their kommune's newest hour minus the retention (memory)."""
+        """Drop kommune-hours behind their kommune's newest hour minus the retention (memory).
+
+        The :attr:`loaded` spans shrink with them: an evicted hour is stored, not absent.
+        """
         cells, newest, retention = self.cells, self.newest, self.retention
         old = [c for c in cells if c[2] < newest.get((c[0], c[1]), c[2]) - retention]
         for cell in old:
             del cells[cell]
+        loaded = self.loaded
+        for group, (first, last) in list(loaded.items()):
+            floor = newest.get(group, first) - retention
+            if last < floor:
+                del loaded[group]
+            elif first < floor:
+                loaded[group] = (floor, last)
 
     # -- flushing ------------------------------------------------------------------------------
     async def write(self) -> Output:
