@@ -13,14 +13,19 @@ store. A crash replays the uncommitted tail, which converges to the same rows.
 The agents of the stream topics (counts, trip states, vehicles, transit facts, feed health) are
 added with :meth:`Sink.batch_agent` instead: their records skip faust's per-event hand-over and
 arrive a whole fetch at a time (:meth:`Sink.consume_batches`), with the same parse, dead-letter,
-apply, flush and acknowledge steps. A faust table such an agent changes is written to its
-changelog once per changed key a flush (:class:`byflyt.streams.tables.WriteBack`).
+apply, flush and acknowledge steps, overlapped: a batch's store transaction runs on the writer
+thread while the next batch is parsed and applied (:meth:`Sink.begin_flush`). At most one write
+of a sink is in flight, and a batch is acknowledged only once its own write is done and the batch
+before it is acknowledged, so the committed offsets still never run ahead of the store. A faust
+table such an agent changes is written to its changelog once per changed key a flush
+(:class:`byflyt.streams.tables.WriteBack`).
 
 One :class:`WorkerStore` per worker (per faust app) is shared by every sink: one connection pool
 and one writer thread, so store transactions stay in order and off the event loop.
 
 A store write that fails with a :class:`~byflyt.errors.RetriableError` pauses the batch and is
-tried again with back-off instead of failing the worker.
+tried again with back-off instead of failing the worker, on the writer thread itself: a read
+asked for after it (an evicted kommune-hour recomputed) waits until it has gone through.
 """
 
 from __future__ import annotations
