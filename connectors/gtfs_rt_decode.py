@@ -29,12 +29,12 @@ _TIMESTAMP = 0x20  # TripUpdate.timestamp, a varint
 
 
 # POSIX seconds byflyt believes (2000-01-01 … 2100-01-01); milliseconds are far beyond.
-_EPOCH_RANGE = (946_684_800, 4_102_444_800)
+EPOCH_RANGE = (946_684_800, 4_102_444_800)
 
 
 def plausible(seconds: int) -> bool:
     """Whether ``seconds`` are POSIX seconds between 2000 and 2100 (not milliseconds)."""
-    return _EPOCH_RANGE[0] <= seconds <= _EPOCH_RANGE[1]
+    return EPOCH_RANGE[0] <= seconds <= EPOCH_RANGE[1]
 
 
 def instant(seconds: int) -> datetime:
@@ -139,6 +139,31 @@ def untimed(data: bytes, start: int, end: int) -> tuple[int, int | None]:
 
 
 _STAMPS: dict[bytes, int] = {}
+
+
+def prints(data: bytes, spans: list[tuple[str, int, int]]) -> list[tuple[int, int | None]]:
+    """Each span's print and timestamp: :func:`untimed`, and the hash of the bytes it keeps.
+
+    The print is Python's hash of ``data[start:stop]`` (stop: the untimed end). Why one loop
+    over the whole snapshot: it runs for every trip of a national feed, and calling
+    :func:`untimed` once a trip cost more than the work itself.
+    """
+    view = memoryview(data)
+    out: list[tuple[int, int | None]] = []
+    append = out.append
+    known = _STAMPS.get
+    for _, start, end in spans:
+        if end - start >= 6 and data[end - 6] == _TIMESTAMP:
+            stamp = known(data[end - 5 : end])
+            if stamp is None:  # not seen yet: untimed reads and keeps it
+                stop, tail = untimed(data, start, end)
+                append((hash(view[start:stop]), tail))
+                continue
+            if stamp >= 0:
+                append((hash(view[start : end - 6]), stamp))
+                continue
+        append((hash(view[start:end]), None))
+    return out
 
 
 def _five_byte_varint(tail: bytes) -> int:

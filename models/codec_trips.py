@@ -106,6 +106,7 @@ class _Peek(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False)
 
 
 _NIL = b"\xc0"
+_NIL_RAW = msgspec.Raw(_NIL)
 _STRUCTS = (Trip, TripHead)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Trip)
@@ -163,13 +164,14 @@ def settled_key(raw: bytes | None) -> str | None:
     nothing new at the cost of a dictionary lookup; the rest of a record it uses is validated
     by :func:`decode`.
     """
-    if not raw or not is_v2(raw):
+    # Why inline (is_v2, the Raw compared as it is): a consumer asks this of every record.
+    if not raw or not (0x90 <= raw[0] <= 0x9F or raw[0] == 0xDC):
         return None
     try:
         peek = _peek_decoder.decode(raw)
     except msgspec.DecodeError:
         return None
-    if bytes(peek.settled_since) == _NIL:
+    if peek.settled_since == _NIL_RAW:
         return None
     return f"{peek.feed}:{peek.service_date}:{peek.trip_id}"
 
