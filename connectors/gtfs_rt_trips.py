@@ -125,7 +125,6 @@ class TripUpdates:
         ids: set[str] = set()
         previous = self.live
         known = self.by_entity
-        data = entities.data
         occupancy = self.occupancy
         stale_before = (taken - 2 * self.interval).timestamp()
         taken_bytes = codec_trips.encode_time(taken)
@@ -136,7 +135,7 @@ class TripUpdates:
         repeats: list[LiveTrip] = []  # restamped once the snapshot is read whole
         overwritten = False
         spans = entities.spans
-        fingerprints = decode.prints(data, spans) if spans is not None else None
+        fingerprints = entities.prints
         # Why apart: without vehicle positions (most TripUpdates feeds) a repeat's occupancy
         # is None, and asking LiveTrip.same ten thousand times a snapshot costs a call each.
         no_occupancy = not occupancy
