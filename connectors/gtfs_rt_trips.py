@@ -23,7 +23,7 @@ from google.transit import gtfs_realtime_pb2 as rt
 from byflyt.connectors import gtfs_rt_decode as decode
 from byflyt.connectors.base import Record
 from byflyt.connectors.gtfs_rt_calls import CallResolver, EntityRejected
-from byflyt.connectors.gtfs_rt_decode import instant, plausible
+from byflyt.connectors.gtfs_rt_decode import plausible
 from byflyt.connectors.gtfs_rt_live import LiveTrip
 from byflyt.metrics import Metrics
 from byflyt.models import codec_trips
@@ -74,6 +74,7 @@ class TripUpdates:
         # A trip's first departure and last arrival on a date (epoch s), None: no times.
         self._runs: dict[tuple[str, date], tuple[int, int] | None] = {}
         self._tally: Counter[str] = Counter()
+        self._stale_before = 0.0  # the epoch second before which an entity is stale
         self._added: Counter[str] = Counter()  # ADDED trips by where their mode came from
         trips = static.trips
         self._trip_service = dict(zip(trips["trip_id"], trips["service_id"], strict=True))
@@ -97,9 +98,6 @@ class TripUpdates:
             location=self.location,
             **context,
         )
-
-    def _stale(self, entity_timestamp: int, taken: datetime) -> bool:
-        return taken - instant(entity_timestamp) > 2 * self.interval
 
     def snapshot(
         self,
@@ -126,7 +124,7 @@ class TripUpdates:
         previous = self.live
         known = self.by_entity
         occupancy = self.occupancy
-        stale_before = (taken - 2 * self.interval).timestamp()
+        stale_before = self._stale_before = (taken - 2 * self.interval).timestamp()
         taken_bytes = codec_trips.encode_time(taken)
         until = taken.timestamp()
         warnings: Counter[str] = Counter()
@@ -287,11 +285,8 @@ class TripUpdates:
         self.resolver.check_updates(updates)
         if not (update.HasField("vehicle") and update.vehicle.id):
             self._tally["missing_vehicle_id"] += 1
-        if (
-            update.timestamp
-            and plausible(int(update.timestamp))
-            and self._stale(int(update.timestamp), taken)
-        ):
+        stamp = update.timestamp
+        if stamp and plausible(stamp) and stamp < self._stale_before:
             self._tally["stale_entity"] += 1
         service_date, fixed_date = self._service_date(entity, trip_id, taken)
         status: TripStatus = "added" if added else "scheduled"
