@@ -81,6 +81,8 @@ class CallResolver:
                         f"({sequence} after {previous_sequence})",
                     )
                 previous_sequence = sequence
+            if arrival is None and departure is None:  # delays only, as Entur sends
+                continue
             for moment in (arrival, departure):
                 if moment is None:
                     continue
