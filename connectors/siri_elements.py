@@ -344,10 +344,12 @@ def read_journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJou
             kind = kinds.get(tag)
             if kind is None:
                 kind = _journey_kind(tag)
+            if kind < _ESTIMATED:  # skipped, or a DataFrameRef outside the framed ref
+                continue
             if kind >= 0:
-                if fields[kind] is None and len(child) == 0:
+                if fields[kind] is None and not len(child):
                     fields[kind] = (child.text or "").strip()
-            elif kind in (_RECORDED, _ESTIMATED):
+            elif kind != _FRAMED:  # the recorded or the estimated calls
                 recorded = kind == _RECORDED
                 for call in child:
                     tag = call.tag
@@ -370,17 +372,18 @@ def read_journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJou
                             value = reading.read(text, info)
                         values[index] = value
                     calls.append(new_call(*values))
-            elif kind == _FRAMED:
+            else:
                 for part in child:
                     tag = part.tag
                     kind = kinds.get(tag)
                     if kind is None:
                         kind = _journey_kind(tag)
-                    if kind == _DATA_FRAME and (text := text_of(part)):
-                        service_date = _service_date(text)
+                    if kind == _DATA_FRAME:
+                        if text := (part.text or "").strip():
+                            service_date = _service_date(text)
                     elif kind == 0:  # DatedVehicleJourneyRef
-                        fields[0] = text_of(part)
-        recorded_at = parse_time(fields[8], info)
+                        fields[0] = (part.text or "").strip()
+        recorded_at = parse_time(fields[8], info) if fields[8] is not None else None
     except ValueError as exc:
         return unreadable_journey(element, raw, str(exc), "unreadable")
     ref, code, line, mode, cancelled, extra, vehicle, occupancy = fields[:8]
