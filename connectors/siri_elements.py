@@ -281,22 +281,9 @@ _JOURNEY_KINDS = {name: kind for kind, name in enumerate(_FIELDS)} | {
     "EstimatedCalls": _ESTIMATED,
 }
 _KINDS_BY_TAG: dict[object, int] = {}
-# A call before its children are read (SiriCall's fields in order; recorded is set per call).
-_BLANK_CALL: list[Any] = [
-    None,
-    "",
-    False,
-    False,
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-]
+# A call before its children are read: SiriCall's fields in order.
+_RECORDED_CALL: list[Any] = [None, "", True, False, *[None] * 9]
+_ESTIMATED_CALL: list[Any] = [None, "", False, False, *[None] * 9]
 _MISSING = object()
 _IS_CALL: dict[object, bool] = {}
 _DATES: dict[str, date] = {}
@@ -337,7 +324,8 @@ def read_journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJou
     calls: list[SiriCall] = []
     service_date: date | None = None
     kinds, fields_by_tag, is_call = _KINDS_BY_TAG, _FIELDS_BY_TAG, _IS_CALL
-    blank, missing, new_call = _BLANK_CALL, _MISSING, SiriCall
+    recorded_call, estimated_call = _RECORDED_CALL, _ESTIMATED_CALL
+    missing, new_call = _MISSING, SiriCall
     try:
         for child in element:
             tag = child.tag
@@ -350,7 +338,7 @@ def read_journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJou
                 if fields[kind] is None and not len(child):
                     fields[kind] = (child.text or "").strip()
             elif kind != _FRAMED:  # the recorded or the estimated calls
-                recorded = kind == _RECORDED
+                blank = recorded_call if kind == _RECORDED else estimated_call
                 for call in child:
                     tag = call.tag
                     known = is_call.get(tag)
@@ -359,8 +347,8 @@ def read_journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJou
                     # A call, read here rather than in a function of its own: there are
                     # several a journey, and the call would cost a tenth of reading it.
                     values = blank[:]
-                    values[2] = recorded
-                    for leaf in call:
+                    # Why a slice: a list of a call's children costs less than an iterator.
+                    for leaf in call[:]:
                         tag = leaf.tag
                         reading = fields_by_tag.get(tag) or _call_field(tag)
                         index = reading.index
