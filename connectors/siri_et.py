@@ -282,20 +282,24 @@ class JourneyResolver:
         """Static call index → its SIRI call (see the module docstring for the rule)."""
         matched: dict[int, SiriCall] = {}
         last = -1
+        count = len(stops)
         for siri in calls:
+            ref, order = siri.stop_ref, siri.order
+            # The usual case first: the call's Order names the static call at its quay.
+            if order is not None and last < order - 1 < count and stops[order - 1] == ref:
+                last = order - 1
+                matched[last] = siri
+                continue
             index: int | None = None
-            at = siri.order - 1 if siri.order is not None else None
-            in_range = at is not None and last < at < len(stops)
-            ref = siri.stop_ref
-            if in_range and stops[at] == ref:  # type: ignore[index]
-                index = at
-            elif ref in stops[last + 1 :]:
+            at = order - 1 if order is not None else None
+            in_range = at is not None and last < at < count
+            if ref in stops[last + 1 :]:
                 index = stops.index(ref, last + 1)
             elif in_range and self.sibling(stops[at], ref):  # type: ignore[index]
                 index = at
             elif ref in self._stop_parent and at is None:
                 index = next(
-                    (i for i in range(last + 1, len(stops)) if self.sibling(stops[i], ref)), None
+                    (i for i in range(last + 1, count) if self.sibling(stops[i], ref)), None
                 )
             elif in_range and ref not in self._stop_kommune:
                 self.warn("stop_ref_mismatch")
