@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 
 from byflyt.clock import TIME_FIX, parse_when
 from byflyt.errors import ConfigError
+from byflyt.settings import Settings
 
 from .options import RegionKeyOpt
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from byflyt.connectors.base import Connector, Window
     from byflyt.connectors.eco_counter_sites import Api
     from byflyt.connectors.snapshots import SnapshotConnector
-    from byflyt.settings import Settings
 
 ingest_app = typer.Typer(help="Run a connector: poll a source into Kafka.", no_args_is_help=True)
 
@@ -81,31 +81,72 @@ IntervalOpt = Annotated[
 ]
 
 
-@ingest_app.command("trafikkdata")
+_Counter: TypeAlias = "tuple[Callable[..., Connector[Any]], str]"
+"""What a counter command's function returns: the connector factory and the summary label."""
+_MakeCounter: TypeAlias = Callable[..., _Counter]
+
+
+def _counter_command(name: str, interval: float) -> Callable[[_MakeCounter], _MakeCounter]:
+    """Add ``ingest <name>``: the decorated function's options, then the window options.
+
+    The function takes the settings and its own options and returns the connector factory
+    (``connect(start=…, backfill=…)``) and the label of the summary line. ``--from``, ``--to``,
+    ``--once`` and ``--interval`` (``interval`` minutes by default) are declared here, once for
+    every counter source, and handed to :func:`_run_counter`.
+    """
+
+    def register(make: _MakeCounter) -> _MakeCounter:
+        own = inspect.signature(make, eval_str=True).parameters.values()
+        window = [
+            inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+            for key, kind, default in (
+                ("from_", FromOpt, None),
+                ("to", ToOpt, None),
+                ("once", OnceOpt, False),
+                ("interval", IntervalOpt, interval),
+            )
+        ]
+
+        def command(**options: Any) -> None:
+            from .base import settings_from
+
+            run = {key: options.pop(key) for key in ("from_", "to", "once", "interval")}
+            settings = settings_from()
+            connect, label = make(settings, **options)
+            _run_counter(settings, connect, label, **run)
+
+        # typer reads a command's options from its signature: the source's own, then the window.
+        mine = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.name != "settings"]
+        command.__signature__ = inspect.Signature([*mine, *window])  # type: ignore[attr-defined]
+        command.__doc__ = make.__doc__
+        command.__name__ = make.__name__
+        ingest_app.command(name)(command)
+        return make
+
+    return register
+
+
+@_counter_command("trafikkdata", interval=15.0)
 def trafikkdata(
+    settings: Settings,
     region: RegionKeyOpt = None,
     endpoint: Annotated[
         str | None,
         typer.Option("--endpoint", help="GraphQL URL (default: the Statens vegvesen API)."),
     ] = None,
-    from_: FromOpt = None,
-    to: ToOpt = None,
-    once: OnceOpt = False,
-    interval: IntervalOpt = 15.0,
-) -> None:
+) -> _Counter:
     """Bicycle counts from Statens vegvesen's Trafikkdata API (data © Statens vegvesen, NLOD).
 
     Without --to it follows live every --interval minutes, resuming from Kafka checkpoints.
     """
     from byflyt.connectors.trafikkdata import DEFAULT_ENDPOINT, TrafikkdataConnector
 
-    from .base import require_region, settings_from
+    from .base import require_region
 
-    settings = settings_from()
     region = require_region(settings, region)
     url = endpoint or DEFAULT_ENDPOINT
     connect = partial(TrafikkdataConnector, settings, region=region, endpoint=url)
-    _run_counter(settings, connect, f"trafikkdata {region}", from_, to, once, interval)
+    return connect, f"trafikkdata {region}"
 
 
 def _backfill(from_: str | None, to: str | None) -> tuple[datetime | None, Window | None]:
@@ -155,8 +196,9 @@ def _run_counter(
     fail_if_incomplete(stats, bounded=bounded)
 
 
-@ingest_app.command("eco-counter")
+@_counter_command("eco-counter", interval=60.0)
 def eco_counter(
+    settings: Settings,
     region: RegionKeyOpt = None,
     api: Annotated[
         str | None,
@@ -168,30 +210,26 @@ def eco_counter(
         str | None,
         typer.Option("--endpoint", help="API base URL (the token URL is <base>/token)."),
     ] = None,
-    from_: FromOpt = None,
-    to: ToOpt = None,
-    once: OnceOpt = False,
-    interval: IntervalOpt = 60.0,
-) -> None:
+) -> _Counter:
     """Bicycle and pedestrian counts from Eco-Counter (Eco-Visio) API v1 or v2.
 
     Credentials: BYFLYT_ECO_COUNTER_CLIENT_ID and _CLIENT_SECRET (v1) or _API_KEY (v2).
     """
     from byflyt.connectors.eco_counter import EcoCounterConnector
 
-    from .base import fail, require_region, settings_from
+    from .base import fail, require_region
 
-    settings = settings_from()
     region = require_region(settings, region)
     if api not in (None, "v1", "v2"):
         fail(f"configuration error: --api: {api!r} is not v1 or v2 (fix: give --api v1 or v2)")
     chosen: Api = "v2" if api == "v2" else "v1" if api == "v1" else settings.eco_counter_api
     connect = partial(EcoCounterConnector, settings, region=region, api=chosen, endpoint=endpoint)
-    _run_counter(settings, connect, f"eco-counter {chosen} {region}", from_, to, once, interval)
+    return connect, f"eco-counter {chosen} {region}"
 
 
-@ingest_app.command("telraam")
+@_counter_command("telraam", interval=60.0)
 def telraam(
+    settings: Settings,
     segments: Annotated[
         str | None, typer.Option("--segments", help="Segment ids, comma-separated.")
     ] = None,
@@ -202,23 +240,18 @@ def telraam(
     endpoint: Annotated[
         str | None, typer.Option("--endpoint", help="API base URL (default Telraam's).")
     ] = None,
-    from_: FromOpt = None,
-    to: ToOpt = None,
-    once: OnceOpt = False,
-    interval: IntervalOpt = 60.0,
-) -> None:
+) -> _Counter:
     """Measured bicycle and pedestrian counts from Telraam segments (BYFLYT_TELRAAM_API_KEY)."""
     from byflyt.connectors.telraam import DEFAULT_ENDPOINT, TelraamConnector
 
-    from .base import fail, settings_from
+    from .base import fail
 
-    settings = settings_from()
     if segments and region:
         fail("configuration error: --segments and --region exclude each other (fix: give one)")
     ids = [s.strip() for s in segments.split(",") if s.strip()] if segments else None
     url = endpoint or DEFAULT_ENDPOINT
     connect = partial(TelraamConnector, settings, segments=ids, region=region, endpoint=url)
-    _run_counter(settings, connect, f"telraam {region or segments}", from_, to, once, interval)
+    return connect, f"telraam {region or segments}"
 
 
 @ingest_app.command("gtfs-rt")

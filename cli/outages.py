@@ -16,32 +16,14 @@ from rich import box
 from rich.table import Table
 
 from byflyt.clock import OSLO
-from byflyt.models.base import iso_z
 from byflyt.models.kommuner import kommune_name
+from byflyt.queries.outages import OUTAGE_FIELDS, area_outages, duration
+from byflyt.queries.outages import outage_record as record_of
 from byflyt.store import Outage
 
 from .base import settings_from
 from .options import RegionOpt, read_store, region_kommuner
 from .render import Format, FormatOpt, write_records
-
-OUTAGE_FIELDS = (
-    "source",
-    "point_id",
-    "kommune_nr",
-    "kommune",
-    "kind",
-    "started",
-    "ended",
-    "open",
-    "duration_seconds",
-    "details",
-)
-"""The columns of ``byflyt outages`` CSV and JSON (a contract: scripts read them by name)."""
-
-
-def duration(outage: Outage, now: datetime) -> timedelta:
-    """How long the outage lasted (an open one: until ``now``)."""
-    return (outage.ended or now) - outage.started
 
 
 def human(span: timedelta) -> str:
@@ -57,19 +39,8 @@ def human(span: timedelta) -> str:
 
 
 def outage_record(outage: Outage, now: datetime) -> dict[str, Any]:
-    """One outage with the contract's fields, in the contract's order."""
-    return {
-        "source": outage.source,
-        "point_id": outage.point_id,
-        "kommune_nr": outage.kommune_nr or "",
-        "kommune": kommune_name(outage.kommune_nr) if outage.kommune_nr else "",
-        "kind": outage.kind,
-        "started": iso_z(outage.started),
-        "ended": iso_z(outage.ended) if outage.ended else "",
-        "open": outage.is_open,
-        "duration_seconds": int(duration(outage, now).total_seconds()),
-        "details": outage.details,
-    }
+    """One outage with the contract's fields, in order; an absent kommune or end is empty."""
+    return {k: "" if v is None else v for k, v in record_of(outage, now).items()}
 
 
 def _local(moment: datetime | None) -> str:
@@ -118,12 +89,13 @@ def outages(
 ) -> None:
     """Sensor outages (silent, flat, low coverage; stale or empty feeds), oldest first.
 
-    With a region, only counter points in its kommuner are listed (feeds have no kommune).
+    With a region, the counter points in its kommuner are listed, and every feed's outages
+    (a feed has no kommune; the region's transit figures depend on it whole).
     """
     settings = settings_from()
     kommuner = region_kommuner(settings, region, None)
     found = read_store(
-        settings, None, lambda store: store.query_outages(kommuner=kommuner, open_only=open_only)
+        settings, None, lambda store: area_outages(store, kommuner, open_only=open_only)
     )
     now = datetime.now(UTC)
     records = [outage_record(o, now) for o in found]

@@ -8,6 +8,7 @@ half-open, ``[from, to)``. CSV and JSON give UTC hours; the table shows Europe/O
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -106,41 +107,65 @@ def _query(
     return rows, start, end
 
 
-@query_app.command("hourly")
-def hourly(
-    from_: FromOpt,
-    to: ToOpt,
-    region: RegionOpt = None,
-    kommune: KommuneOpt = None,
-    mode: ModeOpt = None,
-    metric: Annotated[
-        str | None, typer.Option("--metric", metavar="METRIC", help="e.g. volume (default: all).")
-    ] = None,
-    output: FormatOpt = Format.table,
+def _hourly_command(
+    name: str,
+    metric: object,
+    default: str | None,
+    doc: str,
+    write: Callable[[list[HourlyVolume], datetime, datetime, Format], None],
 ) -> None:
-    """Hourly values per kommune in [from, to), with coverage and the number of sources."""
-    rows, _, _ = _query(from_, to, region, kommune, mode, metric)
+    """Add ``query <name>``: the hourly values the options select, handed to ``write``.
+
+    ``hourly`` and ``daily`` take the same options but for ``--metric`` (``metric``, an
+    ``Annotated`` option, and its ``default``): declared once here.
+    """
+
+    def command(
+        from_: FromOpt,
+        to: ToOpt,
+        region: RegionOpt = None,
+        kommune: KommuneOpt = None,
+        mode: ModeOpt = None,
+        metric: str | None = default,
+        output: FormatOpt = Format.table,
+    ) -> None:
+        rows, start, end = _query(from_, to, region, kommune, mode, metric)
+        write(rows, start, end, output)
+
+    command.__annotations__["metric"] = metric
+    command.__doc__ = doc
+    query_app.command(name)(command)
+
+
+def _write_hourly(
+    rows: list[HourlyVolume], _start: datetime, _end: datetime, output: Format
+) -> None:
     records = [hourly_record(r) for r in rows]
     write_records(output, HOURLY_FIELDS, records, lambda: _hourly_table(rows))
 
 
-@query_app.command("daily")
-def daily(
-    from_: FromOpt,
-    to: ToOpt,
-    region: RegionOpt = None,
-    kommune: KommuneOpt = None,
-    mode: ModeOpt = None,
-    metric: Annotated[
-        str, typer.Option("--metric", metavar="METRIC", help="The metric to total.")
-    ] = "volume",
-    output: FormatOpt = Format.table,
-) -> None:
-    """Daily totals per kommune (Europe/Oslo days: 23, 24 or 25 hours) with mean coverage."""
-    rows, start, end = _query(from_, to, region, kommune, mode, metric)
+def _write_daily(rows: list[HourlyVolume], start: datetime, end: datetime, output: Format) -> None:
     totals = daily_totals(rows, start, end)
     records = [t.record() for t in totals]
     write_records(output, DAILY_FIELDS, records, lambda: _daily_table(totals))
+
+
+_hourly_command(
+    "hourly",
+    Annotated[
+        str | None, typer.Option("--metric", metavar="METRIC", help="e.g. volume (default: all).")
+    ],
+    None,
+    """Hourly values per kommune in [from, to), with coverage and the number of sources.""",
+    _write_hourly,
+)
+_hourly_command(
+    "daily",
+    Annotated[str, typer.Option("--metric", metavar="METRIC", help="The metric to total.")],
+    "volume",
+    """Daily totals per kommune (Europe/Oslo days: 23, 24 or 25 hours) with mean coverage.""",
+    _write_daily,
+)
 
 
 @query_app.command("flows")

@@ -2,7 +2,7 @@
 
 Read from Entur's national static GTFS, given as a zip (``--zip``, read for the region only)
 or as a feed loaded with ``byflyt gtfs load`` (``--feed``). CSV and JSON print exactly
-:data:`~byflyt.connectors.sources.FIELDS`; the days counted go to stderr so the CSV stays clean.
+:data:`~byflyt.queries.sources.FIELDS`; the days counted go to stderr so the CSV stays clean.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import typer
 from rich import box
 from rich.table import Table
 
-from byflyt.connectors.sources import FIELDS, region_sources
 from byflyt.errors import ConfigError, RetriableError
 from byflyt.queries.hourly import number
+from byflyt.queries.sources import FIELDS, region_sources
 
 from .base import fail, require_region, settings_from
 from .options import RegionKeyOpt

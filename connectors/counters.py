@@ -34,6 +34,7 @@ from byflyt.errors import ConfigError
 from byflyt.models import codec_counts
 from byflyt.models.base import Mode, hour_floor
 from byflyt.models.counts import CountObservation, FetchedWindow
+from byflyt.models.geo import LazyLocator
 from byflyt.settings import Settings
 from byflyt.topics import BIKE_COUNTS, COUNTS_FETCHED
 
@@ -263,6 +264,8 @@ class HttpCounterConnector(Connector[ItemT]):
             headers={"x-client": settings.client_name, **(headers or {})},
             timeout=httpx.Timeout(timeout),
         )
+        self.locate = LazyLocator(settings)
+        """The kommune a site at ``lat``/``lon`` lies in (boundaries read on first use)."""
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

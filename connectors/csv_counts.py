@@ -35,7 +35,7 @@ from byflyt.errors import ConfigError
 from byflyt.models.base import Mode, hour_floor
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Rejected
-from byflyt.models.geo import KommuneLocator
+from byflyt.models.geo import LazyLocator
 from byflyt.models.kommuner import kommune_names, normalise_kommune_nr
 from byflyt.settings import Settings
 from byflyt.topics import BIKE_POINTS
@@ -160,7 +160,7 @@ class CsvCountsConnector(Connector[Path]):
         self.path = path
         self.settings = settings
         self.mapping = Mapping.read(mapping)
-        self._locator: KommuneLocator | None = None
+        self._locate = LazyLocator(settings)
 
     def discover(self, call: Call) -> Discovery[Path]:
         """The file."""
@@ -308,9 +308,7 @@ class CsvCountsConnector(Connector[Path]):
             if kommune not in kommune_names():
                 raise ValueError(f"kommune_nr {kommune_text!r} is no Norwegian kommune (2024)")
         elif lat is not None and lon is not None:
-            if self._locator is None:
-                self._locator = KommuneLocator.from_settings(self.settings)
-            found = self._locator.locate(lat, lon)
+            found = self._locate(lat, lon)
             if found is None:
                 raise ValueError(f"{lat}, {lon} is in no Norwegian kommune")
             kommune = found

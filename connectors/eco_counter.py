@@ -58,7 +58,6 @@ from byflyt.errors import RejectedInput
 from byflyt.models.base import Mode, hour_floor, iso_z
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Rejected
-from byflyt.models.geo import KommuneLocator
 from byflyt.models.kommuner import get_region
 from byflyt.settings import Settings
 from byflyt.topics import BIKE_POINTS
@@ -133,7 +132,6 @@ class EcoCounterConnector(HttpCounterConnector[EcoSite]):
         self._stop = threading.Event()
         self._token: str | None = None
         self._token_expires = 0.0
-        self._locator: KommuneLocator | None = None
 
     def close(self) -> None:
         """Close the HTTP connection pool and stop waiting for the rate limit."""
@@ -200,7 +198,7 @@ class EcoCounterConnector(HttpCounterConnector[EcoSite]):
         duplicates = 0
         for entry in entries:
             try:
-                site = read_site(entry, self.api, self._locate)
+                site = read_site(entry, self.api, self.locate)
             except (ValueError, TypeError) as exc:
                 discovery.rejected.append(self.reject("invalid_point", str(exc), raw_json(entry)))
                 continue
@@ -248,11 +246,6 @@ class EcoCounterConnector(HttpCounterConnector[EcoSite]):
             if len(body) < self.page_size:
                 return sites
             page += 1
-
-    def _locate(self, lat: float, lon: float) -> str | None:
-        if self._locator is None:
-            self._locator = KommuneLocator.from_settings(self.settings)
-        return self._locator.locate(lat, lon)
 
     @staticmethod
     def _point(site: EcoSite, mode: Mode) -> CountPoint:

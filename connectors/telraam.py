@@ -41,7 +41,7 @@ from byflyt.errors import ConfigError, RejectedInput
 from byflyt.models.base import Mode, hour_floor, iso_z
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.envelope import Rejected
-from byflyt.models.geo import KommuneLocator, load_boundaries
+from byflyt.models.geo import load_boundaries
 from byflyt.models.kommuner import Region, get_region
 from byflyt.settings import Settings
 from byflyt.topics import BIKE_POINTS
@@ -99,7 +99,6 @@ class TelraamConnector(HttpCounterConnector[Segment]):
         self.endpoint = base_url(endpoint, DEFAULT_ENDPOINT)
         self.segments = segments or []
         self.region: Region | None = get_region(region, settings.regions_file) if region else None
-        self._locator: KommuneLocator | None = None
 
     def item_id(self, item: Segment) -> str:
         """The segment id."""
@@ -174,9 +173,7 @@ class TelraamConnector(HttpCounterConnector[Segment]):
         if sid is None:
             raise ValueError("a segment has no segment_id or oidn")
         where = shape(feature["geometry"]).representative_point()
-        if self._locator is None:
-            self._locator = KommuneLocator.from_settings(self.settings)
-        kommune = self._locator.locate(where.y, where.x)
+        kommune = self.locate(where.y, where.x)
         if kommune is None:
             raise ValueError(f"segment {sid} at {where.y:.5f}, {where.x:.5f} is in no kommune")
         name = str(properties.get("name") or f"Telraam {sid}")

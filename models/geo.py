@@ -256,3 +256,17 @@ class KommuneLocator:
 
         local = shapely.transform(geometry, to_metres)
         return float(shapely.distance(local, shapely.Point(0.0, 0.0)))
+
+
+class LazyLocator:
+    """The kommune of a point, from the settings' boundaries read on first use, not at start."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._locator: KommuneLocator | None = None
+
+    def __call__(self, lat: float, lon: float) -> str | None:
+        """The kommune number of the point at ``lat``/``lon``, else None."""
+        if self._locator is None:
+            self._locator = KommuneLocator.from_settings(self.settings)
+        return self._locator.locate(lat, lon)

@@ -16,6 +16,7 @@ from byflyt.i18n import Lang, mode_name, t
 from byflyt.models.kommuner import Region, kommune_name
 from byflyt.queries.index import MIN_COVERAGE
 from byflyt.queries.indicators import IndexResult
+from byflyt.queries.outages import area_outages
 from byflyt.reports.table import ReportTable, hours_between, make_table
 from byflyt.store import Fetched, Store
 
@@ -88,10 +89,7 @@ def outages_table(
         )
         found.append((started, source, point_id, kind, row))
 
-    # Feed outages may carry no kommune; those are shown for every region.
-    for outage in store.query_outages():
-        if outage.kommune_nr is not None and outage.kommune_nr not in region:
-            continue
+    for outage in area_outages(store, region):
         spans = windows.get((outage.source, outage.point_id))
         if not spans:  # no fetched windows on record: the outage as the status agent saw it
             parts: list[tuple[datetime, datetime | None]] = [(outage.started, outage.ended)]

@@ -29,7 +29,8 @@ Files with a role: one snapshot pair is written twice (same bytes, consecutive n
 (:attr:`Scenario.malformed_file`). VehiclePositions place the running vehicles along their trips
 near a stop with a kommune (at most :data:`NEAR_STOP` of the way to the next one, so the
 kommune recorded in :attr:`Scenario.vehicles` is the one the point lies in); the 150 bus
-reports occupancy, and one crossing position has no vehicle id.
+reports occupancy, and one crossing position has no vehicle id. What the generator decided is
+returned as a :class:`~byflyt.samples.scenario.Scenario` (the records live in that module).
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from google.transit import gtfs_realtime_pb2
 
 from byflyt.samples.gtfs import SYNTHETIC_TRIPS, given_or_synthetic
+from byflyt.samples.scenario import CallStatus, CallTruth, Scenario, TripTruth, VehicleTruth
 from byflyt.samples.static_trips import StaticCall, StaticTrip, read_static_trips
 
 SYNTHETIC_NOTICE = (
@@ -62,79 +64,9 @@ _REPEATED_AFTER = 20  # snapshot index written twice
 _MALFORMED_AFTER = 40  # a broken trip-updates file follows this snapshot
 _MALFORMED_BYTES = b"<html><body><h1>502 Bad Gateway</h1></body></html>\n"
 
-CallStatus = Literal["served", "cancelled", "skipped", "open"]
-
 _TU = gtfs_realtime_pb2.TripUpdate
 _TD = gtfs_realtime_pb2.TripDescriptor
 _VP = gtfs_realtime_pb2.VehiclePosition
-
-
-@dataclass(frozen=True)
-class CallTruth:
-    """A call as the generator decided it; ``open`` calls never become final in the snapshots.
-
-    ``delay_seconds`` is the last delay published for the call (its own or propagated), None
-    when no update ever reached it. ``final_at`` is the feed time of the snapshot that made it
-    final (its actual time passed, the trip was cancelled, the stop skipped or the trip gone).
-    """
-
-    stop_sequence: int
-    stop_id: str
-    kommune_nr: str | None
-    scheduled: datetime
-    status: CallStatus
-    delay_seconds: int | None
-    final_at: datetime | None
-
-
-@dataclass(frozen=True)
-class TripTruth:
-    """One trip of one service date as the snapshots tell it."""
-
-    trip_id: str
-    service_date: date
-    route_id: str
-    status: Literal["served", "cancelled"]
-    calls: tuple[CallTruth, ...]
-    skipped_stop_id: str | None
-    first_seen: datetime
-    vanished_at: datetime | None
-    stop_sequence_offset: int
-
-
-@dataclass(frozen=True)
-class VehicleTruth:
-    """One VehiclePosition entity: where the generator put it and in which kommune."""
-
-    snapshot_at: datetime
-    seen_at: datetime
-    vehicle_id: str | None
-    trip_id: str
-    lat: float
-    lon: float
-    kommune_nr: str | None
-    occupancy: str | None
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """The ground truth of one run of :func:`write_synthetic_snapshots`."""
-
-    service_date: date
-    snapshot_times: tuple[datetime, ...]
-    files: tuple[str, ...]
-    trips: dict[tuple[str, date], TripTruth]
-    roles: dict[str, str]
-    repeated_files: tuple[str, ...]
-    malformed_file: str
-    vehicles: tuple[VehicleTruth, ...]
-
-    def vehicle_kommune(self, snapshot_at: datetime, vehicle_id: str) -> str | None:
-        """The kommune the generator placed ``vehicle_id`` in at ``snapshot_at``."""
-        for seen in self.vehicles:
-            if seen.snapshot_at == snapshot_at and seen.vehicle_id == vehicle_id:
-                return seen.kommune_nr
-        raise KeyError((snapshot_at, vehicle_id))
 
 
 @dataclass

@@ -36,7 +36,8 @@ from lxml import etree
 
 from byflyt.clock import OSLO
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, given_or_synthetic
-from byflyt.samples.gtfs_rt import Scenario, TripTruth, on_the_road, write_synthetic_snapshots
+from byflyt.samples.gtfs_rt import on_the_road, write_synthetic_snapshots
+from byflyt.samples.scenario import Scenario, TripTruth
 from byflyt.samples.static_trips import read_static_trips
 
 SYNTHETIC_NOTICE = (

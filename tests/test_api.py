@@ -236,6 +236,9 @@ def test_outages_filter_by_region_and_open(client: httpx.Client) -> None:
     assert still_open[0]["started"] == "2025-10-26T05:00:00Z"
     assert still_open[0]["ended"] is None
     assert still_open[0]["kommune"] == "Gjøvik"
+    # The same record as `byflyt outages`: a closed outage's duration is its length.
+    hamar = next(o for o in in_region if o["point_id"] == "P-HAMAR")
+    assert (hamar["duration_seconds"], hamar["open"]) == (3 * 3600, False)
 
 
 def test_index_matches_the_hand_computed_case(client: httpx.Client) -> None:

@@ -36,11 +36,11 @@ import csv
 import io
 import json
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import Result
 
+from byflyt.clock import OSLO
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.volumes import HourlyVolume
 from byflyt.queries.index import (
@@ -59,7 +59,6 @@ from byflyt.queries.indicators import assemble_index, load_index, matched_points
 from byflyt.store import Store
 from tests.helpers import invoke, kommune_hour, ok
 
-OSLO = ZoneInfo("Europe/Oslo")
 OCTOBER = parse_period("2025-10")
 PP = 0.01  # percentage points: the tolerance
 

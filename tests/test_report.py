@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -19,6 +18,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from selenium.webdriver.common.by import By
 from typer.testing import Result
 
+from byflyt.clock import OSLO
 from byflyt.models.counts import CountObservation, CountPoint
 from byflyt.models.kommuner import get_region, kommune_name
 from byflyt.models.transit import FlowHour
@@ -32,7 +32,6 @@ from tests.browser import chromium, screenshot
 from tests.cycling_expect import expected_rows
 from tests.helpers import invoke, kommune_hour
 
-OSLO = ZoneInfo("Europe/Oslo")
 HOUR = timedelta(hours=1)
 MJOSBYEN = get_region("mjosbyen")
 OCTOBER = parse_period("2025-10")

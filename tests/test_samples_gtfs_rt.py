@@ -18,7 +18,8 @@ from byflyt.models.geo import KommuneLocator
 from byflyt.models.gtfs import StaticFeed, load_gtfs
 from byflyt.models.kommuner import get_region
 from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS, TRIP_STOPS
-from byflyt.samples.gtfs_rt import SYNTHETIC_NOTICE, Scenario, write_synthetic_snapshots
+from byflyt.samples.gtfs_rt import SYNTHETIC_NOTICE, write_synthetic_snapshots
+from byflyt.samples.scenario import Scenario
 from tests.transit_expect import CALL_METRICS, Expected, expected_transit, read_feed
 
 MJOSBYEN = set(get_region("mjosbyen").kommuner)

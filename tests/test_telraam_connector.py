@@ -9,10 +9,10 @@ and dark hours as missing. The Done-when test adds a 429 and goes through the re
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
+from byflyt.clock import OSLO
 from byflyt.connectors.base import Window
 from byflyt.connectors.telraam import TelraamConnector
 from byflyt.errors import ConfigError
@@ -29,7 +29,6 @@ from tests.conftest import Served
 from tests.cycling_expect import PointHours, kommune_hours
 from tests.helpers import assert_drained_week, byflyt, direct
 
-OSLO = ZoneInfo("Europe/Oslo")
 KEY = {"telraam_api_key": "nokkel"}
 
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
+from byflyt.clock import OSLO
 from byflyt.models.transit import StopCall, gtfs_midnight, mode_for_route_type
-
-OSLO = ZoneInfo("Europe/Oslo")
 
 
 @pytest.mark.parametrize(

@@ -18,13 +18,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from openpyxl import load_workbook
 from typer.testing import Result
 
+from byflyt.clock import OSLO
 from byflyt.models.base import Mode
 from byflyt.models.counts import CountObservation, CountPoint, FetchedWindow
 from byflyt.models.kommuner import kommune_name
@@ -36,7 +36,6 @@ from tests.cycling_expect import expected_rows
 from tests.helpers import invoke, ok
 from tests.web_server import serving
 
-OSLO = ZoneInfo("Europe/Oslo")
 HOUR = timedelta(hours=1)
 DAYS = (22, 23, 24)  # before either year's clock change: every local hour has its partner
 WINDOW = {

@@ -58,7 +58,7 @@ from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2
 
 from byflyt.models.gtfs import StaticFeed
-from byflyt.samples.gtfs_rt import Scenario
+from byflyt.samples.scenario import Scenario
 
 Row = tuple[str, str, str, datetime, float, float, int]
 FlowRow = tuple[str, str, str, datetime, int]

@@ -12,6 +12,7 @@ The answers' shapes are in :mod:`byflyt.web.schemas`.
 import csv
 import io
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
@@ -32,9 +33,10 @@ from byflyt.queries.indicators import (
     load_index,
     matched_points,
 )
+from byflyt.queries.outages import area_outages, outage_record
 from byflyt.settings import Settings
 from byflyt.store import Store
-from byflyt.web.pages import CSV, links, page, page_headers, paged, wants_csv
+from byflyt.web.pages import CSV, links, page, page_body, page_headers, paged, wants_csv
 from byflyt.web.params import (
     KommuneParam,
     ModeParam,
@@ -307,13 +309,9 @@ def _index(router: APIRouter, api: Api) -> None:
         body: dict[str, Any] = {
             **index_summary(result),
             "area": area_record(result, name),
-            "points": {
-                "items": rows[offset : offset + limit],
-                "total": len(rows),
-                "limit": limit,
-                "offset": offset,
-                "links": page_links.model_dump(),
-            },
+            "points": page_body(
+                rows[offset : offset + limit], len(rows), limit, offset, page_links
+            ),
         }
         headers = {**page_headers(page_links, len(rows)), "Age": str(int(age))}
         return JSONResponse(body, headers=headers)
@@ -335,25 +333,12 @@ def _outages(router: APIRouter, api: Api) -> None:
     ) -> Response:
         """Counter and feed outages by start time (feeds have no kommune and always show)."""
         chosen = api.kommuner(region, kommune)
-        found = [
-            o
-            for o in api.read(lambda s: s.query_outages(open_only=open_only))
-            if chosen is None or o.kommune_nr is None or o.kommune_nr in chosen
-        ]
+        found = api.read(lambda s: area_outages(s, chosen, open_only=open_only))
+        now = datetime.now(UTC)
         return paged(
             request,
             found,
             limit,
             offset,
-            lambda o: OutageItem(
-                source=o.source,
-                point_id=o.point_id,
-                kind=o.kind,
-                started=iso_z(o.started),
-                ended=iso_z(o.ended) if o.ended else None,
-                open=o.is_open,
-                kommune_nr=o.kommune_nr,
-                kommune=kommune_names().get(o.kommune_nr) if o.kommune_nr else None,
-                details=o.details,
-            ),
+            lambda o: OutageItem(**outage_record(o, now)),
         )

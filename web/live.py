@@ -20,6 +20,7 @@ from byflyt.models.kommuner import Region, kommune_name
 from byflyt.models.status import SensorStatus
 from byflyt.models.volumes import HourlyVolume
 from byflyt.queries.hourly import number
+from byflyt.queries.outages import area_outages, in_area
 from byflyt.store import Store
 from byflyt.store.rows import Outage
 from byflyt.web.follow import FollowedState, TopicFollower
@@ -59,10 +60,6 @@ def _hour(start: datetime | None) -> dict[str, str] | None:
     return {"start": iso_z(start), "label": hour_label(start)}
 
 
-def _in(kommuner: list[str] | None, kommune_nr: str | None) -> bool:
-    return kommuner is None or kommune_nr is None or kommune_nr in kommuner
-
-
 def volumes_section(
     store: Store, view: LiveView, followed: FollowedState
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -75,7 +72,7 @@ def volumes_section(
     topic_rows = [
         v
         for v in followed.volumes.values()
-        if v.metric in HEADLINE and _in(view.kommuner, v.kommune_nr)
+        if v.metric in HEADLINE and in_area(view.kommuner, v.kommune_nr)
     ]
     newest_by_mode: dict[str, datetime] = {}
     for mode in sorted({*store.modes(kommuner=view.kommuner), *(v.mode for v in topic_rows)}):
@@ -204,10 +201,10 @@ def live_state(
     """Everything the live page shows, as JSON-ready data."""
     now = now or datetime.now(UTC)
     followed = follower.state() if follower is not None else FollowedState()
-    statuses = [s for s in followed.statuses.values() if _in(view.kommuner, s.kommune_nr)]
+    statuses = [s for s in followed.statuses.values() if in_area(view.kommuner, s.kommune_nr)]
     hours, volumes = volumes_section(store, view, followed)
     points = store.query_points(kommuner=view.kommuner)
-    outages = [o for o in store.query_outages() if _in(view.kommuner, o.kommune_nr)]
+    outages = area_outages(store, view.kommuner)
     freshness = freshness_section(store, view, statuses, now)
     synthetic = is_synthetic(*(p.source for p in points), *(p.name for p in points)) or (
         is_synthetic(*(s.source for s in statuses), *(f["name"] for f in freshness))

@@ -47,14 +47,21 @@ def page(
 ) -> JSONResponse:
     """A JSON page with its ``Link`` and ``X-Total-Count`` headers."""
     page_links = links(request, total, limit, offset)
-    body = {
+    body = page_body(items, total, limit, offset, page_links)
+    return JSONResponse(body, headers=page_headers(page_links, total))
+
+
+def page_body(
+    items: Sequence[Any], total: int, limit: int, offset: int, page_links: Links
+) -> dict[str, Any]:
+    """What a page says in its body: its ``items``, ``total``, ``limit``, ``offset``, ``links``."""
+    return {
         "items": list(items),
         "total": total,
         "limit": limit,
         "offset": offset,
         "links": page_links.model_dump(),
     }
-    return JSONResponse(body, headers=page_headers(page_links, total))
 
 
 def paged(

@@ -81,6 +81,8 @@ class OutageItem(BaseModel):
     started: str
     ended: str | None
     open: bool
+    duration_seconds: int
+    """Until now when it is open."""
     kommune_nr: str | None
     kommune: str | None
     details: str
