@@ -117,6 +117,7 @@ class CallResolver:
             stop_id, sequence = update[0], update[1]
             index = None
             if sequence is not None:
+                at: int | None
                 if table is None:
                     at = sequence - first
                     if not 0 <= at < count:
