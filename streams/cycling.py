@@ -50,7 +50,7 @@ from byflyt.streams.app import topic
 from byflyt.streams.consumer import Record
 from byflyt.streams.hourly import PointState, aggregate_counts
 from byflyt.streams.live import LiveVolumes
-from byflyt.streams.sink import BATCH_MAX, FLUSH_INTERVAL_S, Output, Sink, reason_of
+from byflyt.streams.sink import BATCH_MAX, FLUSH_INTERVAL_S, Output, Route, Sink, reason_of
 from byflyt.streams.status import tracker_of
 from byflyt.topics import BIKE_COUNTS, BIKE_COUNTS_BY_KOMMUNE, BIKE_POINTS, VOLUMES_HOURLY
 
@@ -380,12 +380,7 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     @app.agent(agg.points, name="store_points")
     async def store_points(stream: faust.StreamT[bytes]) -> None:
         await agg.consume(
-            stream,
-            CountPoint.from_bytes,
-            agg.apply_points,
-            source=BIKE_POINTS.name,
-            stage="store_points",
-            code="invalid_record",
+            stream, Route(CountPoint.from_bytes, agg.apply_points, BIKE_POINTS.name, "store_points")
         )
 
     agg.live.roll_on(app)

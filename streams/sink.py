@@ -1,14 +1,15 @@
 """One batched, manual-ack sink that every aggregating agent is built on.
 
-An agent hands its stream to :meth:`Sink.consume`. Records arrive in batches (faust's
-``take_events``: up to :data:`BATCH_MAX` events, or what came within :data:`FLUSH_INTERVAL_S`).
-Each event is parsed by the agent's parser; what does not parse goes to ``dlq.rejected`` with one
-of the :data:`REASONS` and the metric ``byflyt_rejected_total{source, stage, reason}``. The rest is
-applied to the sink's state (:meth:`Sink.apply`), and then the sink flushes once: the subclass's
-:meth:`Sink.write` returns the batch's output — records for the output topic (state results, one
-per dirty key) and one store transaction — which is sent and written, and only after that does
-``take_events`` acknowledge the batch's events, so the committed offsets never run ahead of the
-store. A crash replays the uncommitted tail, which converges to the same rows.
+An agent hands its stream and its :class:`Route` to :meth:`Sink.consume`. Records arrive in batches
+(faust's ``take_events``: up to :data:`BATCH_MAX` events, or what came within
+:data:`FLUSH_INTERVAL_S`). Each event is parsed by the route's parser; what does not parse goes to
+``dlq.rejected`` with one of the :data:`REASONS` and the metric ``byflyt_rejected_total`` (by
+source, stage and reason). The rest is applied to the sink's state (the route's ``apply``), and
+then the sink flushes once: the subclass's :meth:`Sink.write` returns the batch's output — records
+for the output topic (state results, one per dirty key) and one store transaction — which is sent
+and written, and only after that does ``take_events`` acknowledge the batch's events, so the
+committed offsets never run ahead of the store. A crash replays the uncommitted tail, which
+converges to the same rows.
 
 The agents of the stream topics (counts, trip states, vehicles, transit facts, feed health) are
 added with :meth:`Sink.batch_agent` instead: their records skip faust's per-event hand-over and
@@ -40,7 +41,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
@@ -108,6 +109,21 @@ def in_event(event: faust.EventT) -> Iterator[None]:
 def manual_acks(stream: faust.StreamT[bytes]) -> faust.StreamT[bytes]:
     """The stream with automatic acks off: events are acked once their results are stored."""
     return cast(faust.Stream[bytes], stream).noack()  # StreamT does not declare noack()
+
+
+@dataclass(frozen=True)
+class Route(Generic[T, E]):
+    """An agent's records: how one is parsed, what takes the parsed batch, how a reject is named.
+
+    ``source`` and ``stage`` label what does not parse (``dlq.rejected`` and
+    ``byflyt_rejected_total``), with the reason ``code`` (one of :data:`REASONS`).
+    """
+
+    parse: Callable[[bytes], T]
+    apply: Callable[[list[tuple[T, E]]], Awaitable[None]]
+    source: str
+    stage: str
+    code: str = "invalid_record"
 
 
 @dataclass
@@ -258,48 +274,31 @@ class Sink(ABC):
         while a restarted worker reads it again from the committed offsets.
         """
         channel = deliver_in_batches(self.app, inputs.topics)
+        route = Route(parse, apply, source, stage, code)
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
-            await self.consume_batches(channel, parse, apply, source=source, stage=stage, code=code)
+            await self.consume_batches(channel, route)
 
         # Named after its stage in faust's logs and crash reports, as a decorated agent would be.
         agent.__module__, agent.__qualname__ = type(self).__module__, stage
         self.app.agent(inputs, name=stage, supervisor_strategy=CrashingSupervisor)(agent)
 
-    async def consume(
-        self,
-        stream: faust.StreamT[bytes],
-        parse: Callable[[bytes], T],
-        apply: Callable[[list[tuple[T, faust.EventT]]], Awaitable[None]],
-        *,
-        source: str,
-        stage: str,
-        code: str = "invalid_record",
-    ) -> None:
+    async def consume(self, stream: faust.StreamT[bytes], route: Route[T, faust.EventT]) -> None:
         """Batches of ``stream``: parse, dead-letter, apply, flush, then (faust) ack."""
-        records_in = self.metrics.agent_records.labels(stage, "in")
+        records_in = self.metrics.agent_records.labels(route.stage, "in")
         batches = cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, FLUSH_INTERVAL_S)
         async for events in batches:
-            parsed = await self._parse(events, parse, source, stage, code)
+            parsed = await self._parse(events, route)
             records_in.inc(len(events))
             if parsed:
-                await apply(parsed)
+                await route.apply(parsed)
             await self.flush()
 
-    async def consume_batches(
-        self,
-        channel: BatchChannel,
-        parse: Callable[[bytes], T],
-        apply: Callable[[list[tuple[T, Record]]], Awaitable[None]],
-        *,
-        source: str,
-        stage: str,
-        code: str = "invalid_record",
-    ) -> None:
+    async def consume_batches(self, channel: BatchChannel, route: Route[T, Record]) -> None:
         """Whole fetches from ``channel``: parse, dead-letter, apply, flush, then ack.
 
         The batch path of a busy topic (see :mod:`byflyt.streams.consumer`): no per-record
-        hand-over through faust's streams, and no faust ``Message`` per record. ``apply`` gets
+        hand-over through faust's streams, and no faust ``Message`` per record. ``route.apply`` gets
         the parsed records beside their aiokafka records (``topic``, ``partition``, ``offset``,
         ``key`` and ``value``, as a faust message has them); while it runs, :attr:`batches`
         holds the fetch's partition batches (how far each partition has been read). As a
@@ -313,7 +312,7 @@ class Sink(ABC):
         app = self.app
         consumer = cast(SeekSafeConsumer, app.consumer)
         flow = app.flow_control
-        records_in = self.metrics.agent_records.labels(stage, "in")
+        records_in = self.metrics.agent_records.labels(route.stage, "in")
         stored: asyncio.Future[None] | None = None
         """The previous batch: acknowledged once its store write is done (at most one)."""
         try:
@@ -326,11 +325,11 @@ class Sink(ABC):
                 for batch in batches:
                     consumer.track_batch(batch)
                 records = [r for b in batches for r in b.records]
-                parsed = await self._parse(records, parse, source, stage, code)
+                parsed = await self._parse(records, route)
                 records_in.inc(len(records))
                 self.batches = batches
                 try:
-                    await apply(parsed)
+                    await route.apply(parsed)
                     written = await self.begin_flush()
                 except BaseException:
                     # Not written, so not acknowledged: release the batch (faust would
@@ -387,15 +386,9 @@ class Sink(ABC):
         for batch in batches:
             consumer.ack_batch(batch)
 
-    async def _parse(
-        self,
-        records: Sequence[E],
-        parse: Callable[[bytes], T],
-        source: str,
-        stage: str,
-        code: str,
-    ) -> list[tuple[T, E]]:
+    async def _parse(self, records: Sequence[E], route: Route[T, E]) -> list[tuple[T, E]]:
         """Each record parsed, beside it; what does not parse goes to the dead-letter topic."""
+        parse, source, stage, code = route.parse, route.source, route.stage, route.code
         parsed: list[tuple[T, E]] = []
         for record in records:
             value = record.value
