@@ -47,12 +47,7 @@ from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2 as rt
 
 from byflyt.connectors import gtfs_rt_decode as decode
-from byflyt.connectors.base import (
-    Call,
-    Discovery,
-    PollResult,
-    Record,
-)
+from byflyt.connectors.base import Call, Discovery, PollResult, Record
 from byflyt.connectors.feed_health import FeedHealthLog
 from byflyt.connectors.gtfs_rt_calls import CallResolver
 from byflyt.connectors.gtfs_rt_decode import instant, plausible
