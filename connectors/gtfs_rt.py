@@ -47,12 +47,7 @@ from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2 as rt
 
 from byflyt.connectors import gtfs_rt_decode as decode
-from byflyt.connectors.base import (
-    Call,
-    Discovery,
-    PollResult,
-    Record,
-)
+from byflyt.connectors.base import Call, Discovery, PollResult, Record
 from byflyt.connectors.feed_health import FeedHealthLog
 from byflyt.connectors.gtfs_rt_calls import CallResolver
 from byflyt.connectors.gtfs_rt_decode import instant, plausible
@@ -231,7 +226,8 @@ class GtfsRtConnector(SnapshotConnector[Snapshot]):
                 self._note_health(item.kind, last_taken, None)
                 self._count_snapshot(item.kind, "not_modified")
                 return PollResult(records=[], counts=Counter(not_modified=1))
-        walked = decode.walk(data) if item.kind == "trip_updates" else None
+        prints: list[tuple[int, int | None]] = []
+        walked = decode.walk(data, prints) if item.kind == "trip_updates" else None
         message = header = None
         # Why not ParseFromString: most entities repeat the last snapshot's; only the others
         # are parsed, one at a time (see connectors/gtfs_rt_decode).
@@ -277,7 +273,10 @@ class GtfsRtConnector(SnapshotConnector[Snapshot]):
         if message is not None:  # some entity may hold a vehicle position
             self._vehicles(message, taken, records, rejected, counts)
         if item.kind == "trip_updates":
-            entities = decode.Entities(message, data, walked[1] if walked is not None else None)
+            if walked is None:
+                entities = decode.Entities(message, data, None)
+            else:
+                entities = decode.Entities(message, data, walked[1], prints)
             full = header.incrementality == rt.FeedHeader.FULL_DATASET
             # Why no automatic collection meanwhile: a national snapshot allocates hundreds of
             # thousands of short-lived objects and no cycle; collections triggered by them cost

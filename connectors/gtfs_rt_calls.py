@@ -81,6 +81,8 @@ class CallResolver:
                         f"({sequence} after {previous_sequence})",
                     )
                 previous_sequence = sequence
+            if arrival is None and departure is None:  # delays only, as Entur sends
+                continue
             for moment in (arrival, departure):
                 if moment is None:
                     continue
@@ -109,11 +111,19 @@ class CallResolver:
         """Call index → its stop time update (see the module docstring for the rule)."""
         matched: dict[int, Update] = {}
         last = -1
+        # by_sequence.get, inline for the usual run of sequences (a call a stop time update).
+        table, first, count = by_sequence.table, by_sequence.first, by_sequence.count
         for update in updates:
             stop_id, sequence = update[0], update[1]
             index = None
             if sequence is not None:
-                at = by_sequence.get(sequence)
+                at: int | None
+                if table is None:
+                    at = sequence - first
+                    if not 0 <= at < count:
+                        at = None
+                else:
+                    at = table.get(sequence)
                 if at is not None and at > last and stop_id in ("", stops[at]):
                     index = at
             if index is None and stop_id:
@@ -178,6 +188,10 @@ class CallResolver:
         self.sequences = sequences
         epochs, heads, bounds = planned.epochs, planned.heads, planned.bounds
         encode_int, encode_epoch = codec_trips.encode_int, codec_trips.encode_epoch
+        # Why by hand: most calls take the delay before them, and their time fits four bytes;
+        # a call to encode each was a tenth of a changed trip's cost.
+        pack, packed_head = codec_trips.TIMESTAMP32.pack, codec_trips.TIMESTAMP32_HEAD
+        encoded_delay, encoded = None, b""
         last = len(stops) - 1
         for i in range(len(stops)):
             update = matched.get(i) if matched else None
@@ -255,8 +269,10 @@ class CallResolver:
             else:
                 at = epochs[i] + current
                 timed.append((at, sequences[i]))
-                append(encode_int(current))
-                append(encode_epoch(at))
+                if current != encoded_delay:
+                    encoded_delay, encoded = current, encode_int(current)
+                append(encoded)
+                append(pack(packed_head, at) if 0 <= at < 0x1_0000_0000 else encode_epoch(at))
                 append(_SCHEDULED)
         return codec_trips.array_header(len(stops)) + b"".join(parts)
 

@@ -29,12 +29,12 @@ _TIMESTAMP = 0x20  # TripUpdate.timestamp, a varint
 
 
 # POSIX seconds byflyt believes (2000-01-01 … 2100-01-01); milliseconds are far beyond.
-_EPOCH_RANGE = (946_684_800, 4_102_444_800)
+EPOCH_RANGE = (946_684_800, 4_102_444_800)
 
 
 def plausible(seconds: int) -> bool:
     """Whether ``seconds`` are POSIX seconds between 2000 and 2100 (not milliseconds)."""
-    return _EPOCH_RANGE[0] <= seconds <= _EPOCH_RANGE[1]
+    return EPOCH_RANGE[0] <= seconds <= EPOCH_RANGE[1]
 
 
 def instant(seconds: int) -> datetime:
@@ -60,10 +60,15 @@ def _length(data: bytes | memoryview, pos: int) -> tuple[int, int]:
             raise IndexError("varint too long")
 
 
-def walk(data: bytes) -> tuple[memoryview | None, list[tuple[str, int, int]]] | None:
+def walk(
+    data: bytes, prints: list[tuple[int, int | None]] | None = None
+) -> tuple[memoryview | None, list[tuple[str, int, int]]] | None:
     """The header's bytes (None: no header) and each entity's id and trip update's span.
 
-    A span is where in ``data`` the entity's encoded trip update starts and ends.
+    A span is where in ``data`` the entity's encoded trip update starts and ends. ``prints``,
+    when given, gets each span's print and timestamp: :func:`untimed`, and Python's hash of
+    the bytes it keeps (``data[start:stop]``). Why here: it is needed for every trip of a
+    national feed, and a second loop over them cost as much as the hashing.
 
     None when the message holds anything else (an entity with more than an id and a trip
     update, in that order), or is not framed as a FeedMessage: then it is parsed whole (and
@@ -73,6 +78,8 @@ def walk(data: bytes) -> tuple[memoryview | None, list[tuple[str, int, int]]] | 
     header: memoryview | None = None
     entities: list[tuple[str, int, int]] = []
     append = entities.append
+    add_print = prints.append if prints is not None else None
+    stamps = _STAMPS
     pos, end = 0, len(data)
     try:
         while pos < end:
@@ -107,6 +114,16 @@ def walk(data: bytes) -> tuple[memoryview | None, list[tuple[str, int, int]]] | 
                 if at + size != pos:
                     return None
                 append((entity_id, at, pos))
+                if add_print is not None:
+                    # untimed's common case inline: a trailing timestamp already seen
+                    stamp = None
+                    if size >= 6 and data[pos - 6] == _TIMESTAMP:
+                        stamp = stamps.get(data[pos - 5 : pos])
+                    if stamp is not None and stamp >= 0:
+                        add_print((hash(view[at : pos - 6]), stamp))
+                    else:
+                        stop, tail = untimed(data, at, pos)
+                        add_print((hash(view[at:stop]), tail))
             elif tag == _HEADER and header is None:
                 header = view[start:pos]
             else:
@@ -152,19 +169,24 @@ class Entities:
     """A snapshot's entities: read from its bytes (:func:`walk`), each parsed when needed.
 
     ``message`` is the whole parsed message when the snapshot could not be walked; then
-    ``spans`` is None and every entity comes from it. Otherwise ``data`` is the snapshot and
-    ``spans`` each entity's id and trip update span.
+    ``spans`` is None and every entity comes from it. Otherwise ``data`` is the snapshot,
+    ``spans`` each entity's id and trip update span and ``prints`` their prints (:func:`walk`).
     """
 
-    __slots__ = ("data", "message", "spans", "view")
+    __slots__ = ("data", "message", "prints", "spans", "view")
 
     def __init__(
-        self, message: Any | None, data: bytes, spans: list[tuple[str, int, int]] | None
+        self,
+        message: Any | None,
+        data: bytes,
+        spans: list[tuple[str, int, int]] | None,
+        prints: list[tuple[int, int | None]] | None = None,
     ) -> None:
         self.message = message
         self.data = data
         self.view = memoryview(data)
         self.spans = spans
+        self.prints = prints
 
     def __len__(self) -> int:
         if self.spans is not None:

@@ -23,7 +23,7 @@ from google.transit import gtfs_realtime_pb2 as rt
 from byflyt.connectors import gtfs_rt_decode as decode
 from byflyt.connectors.base import Record
 from byflyt.connectors.gtfs_rt_calls import CallResolver, EntityRejected
-from byflyt.connectors.gtfs_rt_decode import instant, plausible
+from byflyt.connectors.gtfs_rt_decode import plausible
 from byflyt.connectors.gtfs_rt_live import LiveTrip
 from byflyt.metrics import Metrics
 from byflyt.models import codec_trips
@@ -74,6 +74,7 @@ class TripUpdates:
         # A trip's first departure and last arrival on a date (epoch s), None: no times.
         self._runs: dict[tuple[str, date], tuple[int, int] | None] = {}
         self._tally: Counter[str] = Counter()
+        self._stale_before = 0.0  # the epoch second before which an entity is stale
         self._added: Counter[str] = Counter()  # ADDED trips by where their mode came from
         trips = static.trips
         self._trip_service = dict(zip(trips["trip_id"], trips["service_id"], strict=True))
@@ -97,9 +98,6 @@ class TripUpdates:
             location=self.location,
             **context,
         )
-
-    def _stale(self, entity_timestamp: int, taken: datetime) -> bool:
-        return taken - instant(entity_timestamp) > 2 * self.interval
 
     def snapshot(
         self,
@@ -125,9 +123,8 @@ class TripUpdates:
         ids: set[str] = set()
         previous = self.live
         known = self.by_entity
-        data, view = entities.data, entities.view
         occupancy = self.occupancy
-        stale_before = (taken - 2 * self.interval).timestamp()
+        stale_before = self._stale_before = (taken - 2 * self.interval).timestamp()
         taken_bytes = codec_trips.encode_time(taken)
         until = taken.timestamp()
         warnings: Counter[str] = Counter()
@@ -136,20 +133,23 @@ class TripUpdates:
         repeats: list[LiveTrip] = []  # restamped once the snapshot is read whole
         overwritten = False
         spans = entities.spans
+        fingerprints = entities.prints
+        # Why apart: without vehicle positions (most TripUpdates feeds) a repeat's occupancy
+        # is None, and asking LiveTrip.same ten thousand times a snapshot costs a call each.
+        no_occupancy = not occupancy
+        oldest = decode.EPOCH_RANGE[0]
         for n in range(len(entities)):
-            raw = spans[n] if spans is not None else None
             print_: int | None = None
             tail: int | None = None
-            if raw is not None:
-                entity_id, start, end = raw
-                stop, tail = decode.untimed(data, start, end)
-                print_ = hash(view[start:stop])
+            if spans is not None and fingerprints is not None:
+                entity_id = spans[n][0]
+                print_, tail = fingerprints[n]
                 live = known.get(entity_id)
                 if (
                     live is not None
                     and live.print_ == print_
                     and entity_id not in ids
-                    and live.same(occupancy)
+                    and (live.head.occupancy is None if no_occupancy else live.same(occupancy))
                 ):
                     # The feed repeats the trip (its descriptor too): nothing to parse or
                     # resolve, only its checks to count.
@@ -157,14 +157,15 @@ class TripUpdates:
                     by_entity[entity_id] = live
                     stamp = tail if tail is not None else live.stamp
                     no_vehicle += live.no_vehicle
-                    if stamp and plausible(stamp) and stamp < stale_before:
+                    if oldest <= stamp < stale_before:  # plausible and stale
                         stale += 1
                     platform_changes += live.platform_changes
                     cancelled += live.cancelled
-                    known_state = states.get(live.key)
+                    key = live.key
+                    known_state = states.get(key)
                     if known_state is not live:  # twice in a snapshot: once is its record
                         overwritten = overwritten or known_state is not None
-                        states[live.key] = live
+                        states[key] = live
                         repeats.append(live)
                     continue
             entity, updates = entities.parsed(n)
@@ -213,8 +214,7 @@ class TripUpdates:
             )
             if live.print_ is not None:
                 by_entity[entity_id] = live
-        for live in repeats:
-            live.restamp(taken, until, taken_bytes)
+        LiveTrip.restamp_all(repeats, taken, until, taken_bytes)
         warnings["missing_vehicle_id"] += no_vehicle
         warnings["stale_entity"] += stale
         for warning, times in warnings.items():
@@ -226,7 +226,8 @@ class TripUpdates:
         if platform_changes:
             self.metrics.platform_changes.labels(self.feed, self.name).inc(platform_changes)
         current = dict(states) if full else previous | states
-        if full:
+        # Why the subset test first: most snapshots lose no trip, and it is one pass in C.
+        if full and not previous.keys() <= states.keys():
             for key, last in previous.items():
                 if key in states:
                     continue
@@ -242,9 +243,13 @@ class TripUpdates:
         if overwritten or not full:  # keep only the entities of the trips' current states
             by_entity = {e: live for e, live in by_entity.items() if current.get(live.key) is live}
         self.by_entity = by_entity
-        records.extend(Record(TRIP_UPDATES, key, live.record()) for key, live in states.items())
+        join, unchanged = b"".join, 0
+        for key, live in states.items():
+            unchanged += live.repeated
+            value = join((live.before, live.stamp_bytes, live.after, live.settled, live.calls))
+            records.append(Record(TRIP_UPDATES, key, value))
         counts["trip_states"] += len(states) + counts["vanished"]
-        counts["unchanged_trips"] += sum(1 for live in states.values() if live.repeated)
+        counts["unchanged_trips"] += unchanged
         return cancelled
 
     def _trip_state(
@@ -281,11 +286,8 @@ class TripUpdates:
         self.resolver.check_updates(updates)
         if not (update.HasField("vehicle") and update.vehicle.id):
             self._tally["missing_vehicle_id"] += 1
-        if (
-            update.timestamp
-            and plausible(int(update.timestamp))
-            and self._stale(int(update.timestamp), taken)
-        ):
+        stamp = update.timestamp
+        if stamp and plausible(stamp) and stamp < self._stale_before:
             self._tally["stale_entity"] += 1
         service_date, fixed_date = self._service_date(entity, trip_id, taken)
         status: TripStatus = "added" if added else "scheduled"

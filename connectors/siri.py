@@ -46,12 +46,7 @@ from typing import Literal
 import httpx
 from lxml import etree
 
-from byflyt.connectors.base import (
-    Call,
-    Discovery,
-    PollResult,
-    Record,
-)
+from byflyt.connectors.base import Call, Discovery, PollResult, Record
 from byflyt.connectors.feed_health import FeedHealthLog
 from byflyt.connectors.http import check_endpoint as check_url
 from byflyt.connectors.http import send_streaming

@@ -8,6 +8,7 @@ in :class:`AnswerInfo`. Times are read by :func:`parse_time`, once per distinct 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -179,35 +180,84 @@ class AnswerInfo:
 
 
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
-_CALL_TIMES = {
-    "AimedDepartureTime": "aimed_departure",
-    "AimedArrivalTime": "aimed_arrival",
-    "ExpectedDepartureTime": "expected_departure",
-    "ExpectedArrivalTime": "expected_arrival",
-    "ActualDepartureTime": "actual_departure",
-    "ActualArrivalTime": "actual_arrival",
-}
 
 
-# What a call's child is, by local name: its six times (in SiriCall's order after its
-# statuses), then the texts read after the loop; anything else is skipped.
-_CALL_SLOTS = {name: slot for slot, name in enumerate(_CALL_TIMES)} | {
-    "StopPointRef": 6,
-    "Order": 7,
-    "Cancellation": 8,
-    "DepartureStatus": 9,
-    "ArrivalStatus": 10,
-    "Occupancy": 11,
+# A call's children, by local name: the index of the SiriCall field each one fills in, and how
+# its text is read (the six times by parse_time, the rest by these). Anything else is skipped.
+def _order(text: str | None) -> int:
+    return int(text or "")
+
+
+def _stop_ref(text: str | None) -> str:
+    return (text or "").strip()
+
+
+def _flag(text: str | None) -> bool:
+    return BOOLEANS.get((text or "").strip().lower(), False)
+
+
+def _status(text: str | None) -> str:
+    return (text or "").strip().lower()
+
+
+def _occupancy(text: str | None) -> str | None:
+    return (text or "").strip() or None
+
+
+_CALL_FIELDS: dict[str, tuple[int, Callable[[str | None], Any] | None]] = {
+    "Order": (0, _order),
+    "StopPointRef": (1, _stop_ref),
+    "Cancellation": (3, _flag),
+    "DepartureStatus": (4, _status),
+    "ArrivalStatus": (5, _status),
+    "AimedDepartureTime": (6, None),
+    "AimedArrivalTime": (7, None),
+    "ExpectedDepartureTime": (8, None),
+    "ExpectedArrivalTime": (9, None),
+    "ActualDepartureTime": (10, None),
+    "ActualArrivalTime": (11, None),
+    "Occupancy": (12, _occupancy),
 }
+_TEXT_MAX = 65_536  # the most texts a memo keeps (a hostile answer may invent endless ones)
+
+
+class _CallField:
+    """How a call's child of one qualified tag is read: its field, each distinct text once."""
+
+    __slots__ = ("convert", "index", "memo")
+
+    def __init__(self, index: int, convert: Callable[[str | None], Any] | None) -> None:
+        self.index = index
+        self.convert = convert
+        # Shared by the tags of a kind: a time text means the same in any of the six.
+        self.memo = _MEMOS.setdefault(convert, {})
+
+    def read(self, text: str | None, info: AnswerInfo) -> Any:
+        """A text the memo does not know yet (the memo learns it unless it must be counted)."""
+        memo = self.memo
+        if len(memo) >= _TEXT_MAX:
+            memo.clear()
+        if self.convert is None:
+            value = parse_time(text, info)
+            if value is None or text in _OFFSET_TIMES:  # an offset-less time counts each time
+                memo[text] = value
+            return value
+        value = memo[text] = self.convert(text)
+        return value
+
+
+_MEMOS: dict[object, dict[str | None, Any]] = {}
+_SKIPPED = _CallField(-1, _stop_ref)
 # Why by qualified tag: one lookup a child, where a local name would cost two.
-_SLOTS_BY_TAG: dict[str, int] = {}
+_FIELDS_BY_TAG: dict[object, _CallField] = {}
 
 
-def _call_slot(tag: object) -> int:
-    slot = _CALL_SLOTS.get(local_name(tag), -1)
-    if isinstance(tag, str) and len(_SLOTS_BY_TAG) < _LOCAL_NAMES_MAX:
-        _SLOTS_BY_TAG[tag] = slot
-    return slot
+def _call_field(tag: object) -> _CallField:
+    known = _CALL_FIELDS.get(local_name(tag))
+    field = _CallField(*known) if known is not None else _SKIPPED
+    if len(_FIELDS_BY_TAG) < _LOCAL_NAMES_MAX:
+        _FIELDS_BY_TAG[tag] = field
+    return field
 
 
 # What a journey's child is, by local name: a field it reads (an index into _FIELDS), the
@@ -231,6 +281,10 @@ _JOURNEY_KINDS = {name: kind for kind, name in enumerate(_FIELDS)} | {
     "EstimatedCalls": _ESTIMATED,
 }
 _KINDS_BY_TAG: dict[object, int] = {}
+# A call before its children are read: SiriCall's fields in order.
+_RECORDED_CALL: list[Any] = [None, "", True, False, *[None] * 9]
+_ESTIMATED_CALL: list[Any] = [None, "", False, False, *[None] * 9]
+_MISSING = object()
 _IS_CALL: dict[object, bool] = {}
 _DATES: dict[str, date] = {}
 
@@ -269,18 +323,22 @@ def read_journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJou
     fields: list[str | None] = [None] * len(_FIELDS)
     calls: list[SiriCall] = []
     service_date: date | None = None
-    kinds, slots, times, is_call = _KINDS_BY_TAG, _SLOTS_BY_TAG, _OFFSET_TIMES, _IS_CALL
+    kinds, fields_by_tag, is_call = _KINDS_BY_TAG, _FIELDS_BY_TAG, _IS_CALL
+    recorded_call, estimated_call = _RECORDED_CALL, _ESTIMATED_CALL
+    missing, new_call = _MISSING, SiriCall
     try:
         for child in element:
             tag = child.tag
             kind = kinds.get(tag)
             if kind is None:
                 kind = _journey_kind(tag)
+            if kind < _ESTIMATED:  # skipped, or a DataFrameRef outside the framed ref
+                continue
             if kind >= 0:
-                if fields[kind] is None and len(child) == 0:
+                if fields[kind] is None and not len(child):
                     fields[kind] = (child.text or "").strip()
-            elif kind in (_RECORDED, _ESTIMATED):
-                recorded = kind == _RECORDED
+            elif kind != _FRAMED:  # the recorded or the estimated calls
+                blank = recorded_call if kind == _RECORDED else estimated_call
                 for call in child:
                     tag = call.tag
                     known = is_call.get(tag)
@@ -288,49 +346,32 @@ def read_journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJou
                         continue
                     # A call, read here rather than in a function of its own: there are
                     # several a journey, and the call would cost a tenth of reading it.
-                    values: list[Any] = [None] * 12
-                    for leaf in call:
+                    values = blank[:]
+                    # Why a slice: a list of a call's children costs less than an iterator.
+                    for leaf in call[:]:
                         tag = leaf.tag
-                        slot = slots.get(tag)
-                        if slot is None:
-                            slot = _call_slot(tag)
-                        if slot < 0:
+                        reading = fields_by_tag.get(tag) or _call_field(tag)
+                        index = reading.index
+                        if index < 0:
                             continue
                         text = leaf.text
-                        if slot >= 6:
-                            values[slot] = text or ""
-                            continue
-                        # The memo inline: nearly every time an answer names, it named before.
-                        values[slot] = times.get(text) or parse_time(text, info)
-                    stop_ref, order, cancelled, departure, arrival, occupancy = values[6:]
-                    calls.append(
-                        SiriCall(
-                            int(order) if order is not None else None,
-                            stop_ref.strip() if stop_ref is not None else "",
-                            recorded,
-                            BOOLEANS.get(cancelled.strip().lower(), False) if cancelled else False,
-                            departure.strip().lower() if departure is not None else None,
-                            arrival.strip().lower() if arrival is not None else None,
-                            values[0],
-                            values[1],
-                            values[2],
-                            values[3],
-                            values[4],
-                            values[5],
-                            (occupancy.strip() or None) if occupancy is not None else None,
-                        )
-                    )
-            elif kind == _FRAMED:
+                        value = reading.memo.get(text, missing)
+                        if value is missing:
+                            value = reading.read(text, info)
+                        values[index] = value
+                    calls.append(new_call(*values))
+            else:
                 for part in child:
                     tag = part.tag
                     kind = kinds.get(tag)
                     if kind is None:
                         kind = _journey_kind(tag)
-                    if kind == _DATA_FRAME and (text := text_of(part)):
-                        service_date = _service_date(text)
+                    if kind == _DATA_FRAME:
+                        if text := (part.text or "").strip():
+                            service_date = _service_date(text)
                     elif kind == 0:  # DatedVehicleJourneyRef
-                        fields[0] = text_of(part)
-        recorded_at = parse_time(fields[8], info)
+                        fields[0] = (part.text or "").strip()
+        recorded_at = parse_time(fields[8], info) if fields[8] is not None else None
     except ValueError as exc:
         return unreadable_journey(element, raw, str(exc), "unreadable")
     ref, code, line, mode, cancelled, extra, vehicle, occupancy = fields[:8]

@@ -63,13 +63,16 @@ VEHICLE_MODES: dict[str, Mode] = {
 
 @dataclass(frozen=True)
 class _StaticTrip:
-    """A static trip on one date: route, quays, their kommuner, sequences and scheduled times."""
+    """A static trip on one date: route, quays and scheduled times, and its calls as rows.
+
+    Each row is a call's index, quay, sequence, kommune, scheduled time and whether it is the
+    last: what building its record reads, in one tuple (cheaper to unpack than to zip).
+    """
 
     route_id: str
     stops: list[str]
-    kommuner: list[str | None]
-    sequences: list[int]
     times: list[datetime | None]
+    rows: tuple[tuple[int, str, int, str | None, datetime | None, bool], ...]
 
     @classmethod
     def of(cls, plan: TripPlan | None, kommune_of: dict[str, str | None]) -> _StaticTrip | None:
@@ -83,9 +86,13 @@ class _StaticTrip:
         return cls(
             route_id=plan.route_id,
             stops=list(plan.stops),
-            kommuner=[kommune_of.get(stop) for stop in plan.stops],
-            sequences=list(plan.sequences),
             times=times,
+            rows=tuple(
+                (i, stop, sequence, kommune_of.get(stop), time, i == last)
+                for i, (stop, sequence, time) in enumerate(
+                    zip(plan.stops, plan.sequences, times, strict=True)
+                )
+            ),
         )
 
 
@@ -275,20 +282,24 @@ class JourneyResolver:
         """Static call index → its SIRI call (see the module docstring for the rule)."""
         matched: dict[int, SiriCall] = {}
         last = -1
+        count = len(stops)
         for siri in calls:
+            ref, order = siri.stop_ref, siri.order
+            # The usual case first: the call's Order names the static call at its quay.
+            if order is not None and last < order - 1 < count and stops[order - 1] == ref:
+                last = order - 1
+                matched[last] = siri
+                continue
             index: int | None = None
-            at = siri.order - 1 if siri.order is not None else None
-            in_range = at is not None and last < at < len(stops)
-            ref = siri.stop_ref
-            if in_range and stops[at] == ref:  # type: ignore[index]
-                index = at
-            elif ref in stops[last + 1 :]:
+            at = order - 1 if order is not None else None
+            in_range = at is not None and last < at < count
+            if ref in stops[last + 1 :]:
                 index = stops.index(ref, last + 1)
             elif in_range and self.sibling(stops[at], ref):  # type: ignore[index]
                 index = at
             elif ref in self._stop_parent and at is None:
                 index = next(
-                    (i for i in range(last + 1, len(stops)) if self.sibling(stops[i], ref)), None
+                    (i for i in range(last + 1, count) if self.sibling(stops[i], ref)), None
                 )
             elif in_range and ref not in self._stop_kommune:
                 self.warn("stop_ref_mismatch")
@@ -321,11 +332,8 @@ class JourneyResolver:
     ) -> list[codec_trips.Call]:
         matched = self._match(planned.stops, siri_calls)
         calls: list[codec_trips.Call] = []
-        last_index = len(planned.stops) - 1
         new_call = codec_trips.Call
-        for i, (stop_id, sequence, kommune, static_time) in enumerate(
-            zip(planned.stops, planned.sequences, planned.kommuner, planned.times, strict=True)
-        ):
+        for i, stop_id, sequence, kommune, static_time, last in planned.rows:
             siri = matched.get(i)
             if siri is None:
                 if static_time is None:
@@ -337,7 +345,7 @@ class JourneyResolver:
                 stop_id = siri.stop_ref
                 kommune = self._kommune(stop_id) or kommune
                 self._platform_change((*run, sequence))
-            state = _call_state(siri, sequence, stop_id, kommune, i == last_index, static_time)
+            state = _call_state(siri, sequence, stop_id, kommune, last, static_time)
             if state is None:
                 raise JourneyRejected("static_times", f"static call {sequence} has no time")
             calls.append(state)
@@ -447,7 +455,11 @@ def _check_span(
 def _ref_too_long(trip_id: str, route_id: str, calls: list[codec_trips.Call]) -> bool:
     if len(trip_id) > _MAX_REF or len(route_id) > _MAX_REF:
         return True
-    return any(len(call.stop_id) > _MAX_REF for call in calls)
+    # Why a loop: any() over a generator costs several times what it checks, every journey.
+    for call in calls:  # noqa: SIM110
+        if len(call.stop_id) > _MAX_REF:
+            return True
+    return False
 
 
 def _cut_short_here(siri: SiriCall) -> bool:

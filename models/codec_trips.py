@@ -106,6 +106,7 @@ class _Peek(msgspec.Struct, array_like=True, frozen=True, tag=VERSION, gc=False)
 
 
 _NIL = b"\xc0"
+_NIL_RAW = msgspec.Raw(_NIL)
 _STRUCTS = (Trip, TripHead)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Trip)
@@ -163,13 +164,14 @@ def settled_key(raw: bytes | None) -> str | None:
     nothing new at the cost of a dictionary lookup; the rest of a record it uses is validated
     by :func:`decode`.
     """
-    if not raw or not is_v2(raw):
+    # Why inline (is_v2, the Raw compared as it is): a consumer asks this of every record.
+    if not raw or not (0x90 <= raw[0] <= 0x9F or raw[0] == 0xDC):
         return None
     try:
         peek = _peek_decoder.decode(raw)
     except msgspec.DecodeError:
         return None
-    if bytes(peek.settled_since) == _NIL:
+    if peek.settled_since == _NIL_RAW:
         return None
     return f"{peek.feed}:{peek.service_date}:{peek.trip_id}"
 
@@ -233,7 +235,10 @@ def to_state(record: Trip) -> TripState:
 # -- Version 2 in pieces, for a producer that resolves a trip's calls on its plan once and sends
 # the trip again every few seconds (the GTFS-realtime connector). Byte for byte what
 # :func:`encode` writes: tests/test_gtfs_rt_wire.py holds them together.
-_TIMESTAMP32 = struct.Struct(">HI")  # msgpack fixext 4, type -1: whole seconds below 2**32
+# msgpack fixext 4 of type -1 (its first two bytes) and whole seconds below 2**32: how
+# ``encode_epoch`` writes a time; public for a producer that writes thousands in a loop.
+TIMESTAMP32 = struct.Struct(">HI")
+TIMESTAMP32_HEAD = 0xD6FF
 NIL = _NIL
 REALTIME = {r: _encoder.encode(r) for r in ("scheduled", "skipped", "no_data")}
 _INTS: dict[int, bytes] = {}
@@ -252,7 +257,7 @@ def encode_int(value: int) -> bytes:
 def encode_epoch(seconds: int) -> bytes:
     """The instant ``seconds`` after the epoch (UTC) as a record's datetime field."""
     if 0 <= seconds < 1 << 32:
-        return _TIMESTAMP32.pack(0xD6FF, seconds)
+        return TIMESTAMP32.pack(TIMESTAMP32_HEAD, seconds)
     return _encoder.encode(datetime.fromtimestamp(seconds, UTC))
 
 

@@ -28,6 +28,7 @@ aggregated: it goes to ``dlq.rejected`` as ``too_late`` and leaves the store unt
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -49,7 +50,7 @@ from byflyt.streams.app import topic
 from byflyt.streams.consumer import Record
 from byflyt.streams.hourly import PointState, aggregate_counts
 from byflyt.streams.live import LiveVolumes
-from byflyt.streams.sink import BATCH_MAX, FLUSH_INTERVAL_S, Output, Sink, reason_of
+from byflyt.streams.sink import BATCH_MAX, FLUSH_INTERVAL_S, Output, Route, Sink, reason_of
 from byflyt.streams.status import tracker_of
 from byflyt.topics import BIKE_COUNTS, BIKE_COUNTS_BY_KOMMUNE, BIKE_POINTS, VOLUMES_HOURLY
 
@@ -59,6 +60,10 @@ STAGE = "aggregate_counts"
 intern = sys.intern
 Cell = tuple[str, str, int]
 """``(kommune_nr, mode, hour)``, the hour in UTC epoch seconds."""
+LOOKAHEAD_S = 14 * 86400
+"""How far past the first hour it needs a read of the stored point-hours reaches."""
+Points = dict[str, PointState]
+"""Each point's (``source:point_id``) latest value for a kommune-hour."""
 
 
 def volume_key(kommune_nr: str, mode: str, hour: datetime) -> bytes:
@@ -84,12 +89,18 @@ class CountAggregator(Sink):
             value_serializer="raw",
             allow_empty=True,
         )
-        self.cells: dict[Cell, dict[str, PointState]] = {}
+        self.cells: dict[Cell, Points] = {}
         self.newest: dict[tuple[str, str], int] = {}
         self.dirty: set[Cell] = set()
         self.point_hours: dict[tuple[str, str, int], Count] = {}
         self.new_points: dict[str, CountPoint] = {}
         self._kommune_keys: dict[str, bytes] = {}
+        self.loaded: dict[tuple[str, str], tuple[int, int]] = {}
+        """Per kommune and mode, a span of hours whose stored point-hours are all in memory
+        (read from the store, then kept up by this worker): an hour in it that memory does
+        not hold has none stored, and is not read."""
+        self._point_keys: dict[str, dict[str, str]] = {}
+        """Each point's ``source:point_id`` (made once, interned), by source and point id."""
         """Each kommune number's record key (encoded once, compared per record)."""
         self.live = LiveVolumes(metrics.volume)
         self.status = tracker_of(app, settings)
@@ -108,86 +119,182 @@ class CountAggregator(Sink):
         before; the next observation for it loads the stored point-hours afresh.
         """
         self.revoked = False
+        self.loaded.clear()
         dirty = self.dirty
         self.cells = {cell: points for cell, points in self.cells.items() if cell in dirty}
 
     # -- state ---------------------------------------------------------------------------------
     async def apply_counts(self, batch: list[tuple[Count, Record]]) -> None:
-        """Forward what is not on its kommune's partition; aggregate the rest."""
+        """Forward what is not on its kommune's partition; aggregate the rest.
+
+        The per-record work (forwarding, the too-late check, each point's latest value per
+        kommune-hour) needs nothing from the store, so it runs while the previous batch is
+        still being written; only then are the kommune-hours memory does not hold loaded
+        (the read waits behind that write) and the batch's values merged into them.
+        """
         if self.revoked:
             self._forget_clean_cells()
         local: list[Count] = []
-        seen: Counter[tuple[str, str]] = Counter()
+        counted: list[Count] = []
         forwarded = 0
         forward_topic = self._forward_topic
         keys = self._kommune_keys
         for obs, record in batch:
             if record.topic == forward_topic:
-                kommune_nr = obs.kommune_nr
-                seen[(obs.mode, kommune_nr)] += 1
-                key = keys.get(kommune_nr)
+                counted.append(obs)
+                key = keys.get(obs.kommune_nr)
                 if key is None:
-                    key = keys[kommune_nr] = kommune_nr.encode()
+                    key = keys[obs.kommune_nr] = obs.kommune_nr.encode()
                 if record.key != key:
                     await self.by_kommune.send(key=key, value=codec_counts.encode(obs))
                     forwarded += 1
                     continue
             local.append(obs)
-        for (mode, kommune_nr), n in seen.items():
-            self.metrics.observations.labels(mode, kommune_nr).inc(n)
+        if counted:
+            seen = Counter((o.mode, o.kommune_nr) for o in counted)
+            for (mode, kommune_nr), n in seen.items():
+                self.metrics.observations.labels(mode, kommune_nr).inc(n)
         self.status.in_flight += forwarded
-        accepted = await self.aggregate(local) if local else []
+        accepted, updates = await self.aggregate(local) if local else ([], {})
         await self.status.add_counts(accepted, self.batches)
+        if updates:
+            await self.merge(updates)
 
-    async def flush(self) -> None:
-        """Flush the counts, then sensor status (both before the batch is acknowledged)."""
-        await super().flush()
-        await self.status.flush()
+    async def begin_flush(self) -> asyncio.Future[None]:
+        """Flush the counts, then sensor status (both stored before the batch is acknowledged)."""
+        counts = await super().begin_flush()
+        status = await self.status.begin_flush()
 
-    async def aggregate(self, batch: list[Count]) -> list[Count]:
-        """Apply observations in order, loading the kommune-hours memory does not hold."""
+        async def stored() -> None:
+            await counts
+            await status
+
+        return asyncio.ensure_future(stored())
+
+    async def aggregate(self, batch: list[Count]) -> tuple[list[Count], dict[Cell, Points]]:
+        """Apply observations in order: what was accepted, and each kommune-hour's new values.
+
+        A count too far behind its kommune's newest hour goes to the dead-letter topic. The
+        values are each point's latest of the batch, per kommune-hour; :meth:`merge` puts them
+        into memory.
+        """
         accepted: list[Count] = []
-        placed: list[tuple[Cell, Count]] = []
+        late: list[tuple[Count, int]] = []
+        updates: dict[Cell, Points] = {}
         newest_of, grace = self.newest, self.grace
+        point_hours = self.point_hours
+        point_keys = self._point_keys
+        # The newest hour of the kommune and mode at hand, kept in a local while they repeat.
+        last_kommune = last_mode = ""
+        last_group: tuple[str, str] | None = None
+        newest = 0
         for obs in batch:
             start = obs.start
             hour = start - start % 3600
-            group = (obs.kommune_nr, obs.mode)
-            newest = newest_of.get(group)
-            if newest is not None and hour < newest - grace:
-                await self.reject(
-                    BIKE_COUNTS.name,
-                    "too_late",
-                    codec_counts.to_observation(obs).to_bytes(),
-                    f"hour {iso_z(utc(hour))} is more than {self.settings.late_grace_days} "
-                    f"days older than the kommune's newest hour {iso_z(utc(newest))}",
-                    STAGE,
-                )
+            kommune_nr, mode = obs.kommune_nr, obs.mode
+            if kommune_nr != last_kommune or mode != last_mode:
+                if last_group is not None:
+                    newest_of[last_group] = newest
+                last_kommune, last_mode = kommune_nr, mode
+                last_group = (kommune_nr, mode)
+                newest = newest_of.get(last_group, hour)
+            if hour < newest - grace:
+                late.append((obs, newest))
                 continue
-            if newest is None or hour > newest:
-                newest_of[group] = hour
+            if hour > newest:
+                newest = hour
             accepted.append(obs)
-            placed.append(((obs.kommune_nr, obs.mode, hour), obs))
-        cells = self.cells
-        missing = {cell for cell, _ in placed if cell not in cells}
-        if missing:
-            wanted = [(k, m, utc(h)) for k, m, h in missing]
-            stored = await self.shared.read(lambda store: store.point_hours_of(wanted))
-            for cell in missing:
-                cells[cell] = {}
-            for kommune_nr, mode, hour_start, point, volume, coverage in stored:
-                cells[(kommune_nr, mode, int(hour_start.timestamp()))][intern(point)] = PointState(
-                    volume, coverage
-                )
-        dirty, point_hours = self.dirty, self.point_hours
-        for cell, obs in placed:
-            # One string per point, not per observation: a cell keeps its points' keys.
-            cells[cell][intern(f"{obs.source}:{obs.point_id}")] = PointState(
-                obs.volume, obs.coverage
+            source, point_id = obs.source, obs.point_id
+            by_point = point_keys.get(source)
+            if by_point is None:
+                by_point = point_keys[source] = {}
+            point = by_point.get(point_id)
+            if point is None:
+                # One string per point, not per observation: cells keep their points' keys.
+                point = by_point[point_id] = intern(f"{source}:{point_id}")
+            cell = (kommune_nr, mode, hour)
+            values = updates.get(cell)
+            if values is None:
+                values = updates[cell] = {}
+            values[point] = PointState(obs.volume, obs.coverage)
+            point_hours[(source, point_id, hour)] = obs
+        if last_group is not None:
+            newest_of[last_group] = newest
+        for obs, newest in late:
+            await self.reject(
+                BIKE_COUNTS.name,
+                "too_late",
+                codec_counts.to_observation(obs).to_bytes(),
+                f"hour {iso_z(utc(obs.hour))} is more than {self.settings.late_grace_days} "
+                f"days older than the kommune's newest hour {iso_z(utc(newest))}",
+                STAGE,
             )
-            dirty.add(cell)
-            point_hours[(obs.source, obs.point_id, cell[2])] = obs
-        return accepted
+        return accepted, updates
+
+    async def merge(self, updates: dict[Cell, Points]) -> None:
+        """Put a batch's values into memory, loading the kommune-hours it does not hold.
+
+        A kommune-hour memory does not hold is read from the store unless it lies in its
+        kommune's :attr:`loaded` span (then none is stored). A read covers the
+        :data:`LOOKAHEAD_S` after the first hour it needs, so a backfill or a live stream,
+        moving forward, reads the store about once per span rather than once per batch.
+        Under the lock: a flush in between (the drain's) would evict from under the merge.
+        """
+        async with self.lock:
+            cells = self.cells
+            missing = [cell for cell in updates if cell not in cells]
+            if missing:
+                await self._load([cell for cell in missing if not self._known(cell)])
+                for cell in missing:
+                    if cell not in cells:
+                        cells[cell] = {}
+            for cell, values in updates.items():
+                cells[cell].update(values)
+            self.dirty.update(updates)
+
+    def _known(self, cell: Cell) -> bool:
+        """Whether ``cell``'s stored point-hours, if any, are in memory."""
+        span = self.loaded.get((cell[0], cell[1]))
+        return span is not None and span[0] <= cell[2] <= span[1]
+
+    async def _load(self, unknown: list[Cell]) -> None:
+        """Read the stored point-hours of ``unknown`` kommune-hours (and of spans ahead)."""
+        if not unknown:
+            return
+        hours: dict[tuple[str, str], list[int]] = {}
+        for kommune_nr, mode, hour in unknown:
+            hours.setdefault((kommune_nr, mode), []).append(hour)
+        cells = self.cells
+        fill = set(unknown)
+        """The kommune-hours to take from the store: not in memory, which has the last word."""
+        spans: dict[tuple[str, str], tuple[int, int]] = {}
+        for (kommune_nr, mode), group_hours in hours.items():
+            first = min(group_hours)
+            if max(group_hours) - first > LOOKAHEAD_S:
+                continue  # scattered (old corrections): just those hours
+            last = first + LOOKAHEAD_S
+            spans[(kommune_nr, mode)] = (first, last)
+            for hour in range(first, last + 1, 3600):
+                if (kommune_nr, mode, hour) not in cells:
+                    fill.add((kommune_nr, mode, hour))
+        wanted = [(k, m, utc(h)) for k, m, h in fill]
+        stored = await self.shared.read(lambda store: store.point_hours_of(wanted))
+        for kommune_nr, mode, hour_start, point, volume, coverage in stored:
+            cell = (kommune_nr, mode, int(hour_start.timestamp()))
+            if cell in fill:
+                points = cells.get(cell)
+                if points is None:
+                    points = cells[cell] = {}
+                points[intern(point)] = PointState(volume, coverage)
+        loaded, newest = self.loaded, self.newest
+        for group, (first, last) in spans.items():
+            span = loaded.get(group)
+            if span is not None and first <= span[1] + 3600 and last >= span[0] - 3600:
+                first, last = min(first, span[0]), max(last, span[1])
+            # Never over hours eviction may already have dropped (see _evict).
+            first = max(first, newest.get(group, first) - self.retention)
+            if first <= last:
+                loaded[group] = (first, last)
 
     async def apply_points(self, batch: list[tuple[CountPoint, faust.EventT]]) -> None:
         """Keep the batch's counting points for the next store write."""
@@ -195,11 +302,21 @@ class CountAggregator(Sink):
             self.new_points[point.key] = point
 
     def _evict(self) -> None:
-        """Drop kommune-hours behind their kommune's newest hour minus the retention (memory)."""
+        """Drop kommune-hours behind their kommune's newest hour minus the retention (memory).
+
+        The :attr:`loaded` spans shrink with them: an evicted hour is stored, not absent.
+        """
         cells, newest, retention = self.cells, self.newest, self.retention
         old = [c for c in cells if c[2] < newest.get((c[0], c[1]), c[2]) - retention]
         for cell in old:
             del cells[cell]
+        loaded = self.loaded
+        for group, (first, last) in list(loaded.items()):
+            floor = newest.get(group, first) - retention
+            if last < floor:
+                del loaded[group]
+            elif first < floor:
+                loaded[group] = (floor, last)
 
     # -- flushing ------------------------------------------------------------------------------
     async def write(self) -> Output:
@@ -263,12 +380,7 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     @app.agent(agg.points, name="store_points")
     async def store_points(stream: faust.StreamT[bytes]) -> None:
         await agg.consume(
-            stream,
-            CountPoint.from_bytes,
-            agg.apply_points,
-            source=BIKE_POINTS.name,
-            stage="store_points",
-            code="invalid_record",
+            stream, Route(CountPoint.from_bytes, agg.apply_points, BIKE_POINTS.name, "store_points")
         )
 
     agg.live.roll_on(app)

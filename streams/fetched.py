@@ -20,7 +20,7 @@ from byflyt.models.counts import FetchedWindow
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import topic
-from byflyt.streams.sink import Output, Sink
+from byflyt.streams.sink import Output, Route, Sink
 from byflyt.streams.status import tracker_of
 from byflyt.topics import COUNTS_FETCHED
 
@@ -60,7 +60,7 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
     @app.agent(topic(app, settings, COUNTS_FETCHED), name=AGENT)
     async def store_fetched(stream: faust.StreamT[bytes]) -> None:
         await sink.consume(
-            stream, FetchedWindow.from_bytes, sink.apply, source=COUNTS_FETCHED.name, stage=AGENT
+            stream, Route(FetchedWindow.from_bytes, sink.apply, COUNTS_FETCHED.name, AGENT)
         )
 
     return sink.flush

@@ -1,32 +1,39 @@
 """One batched, manual-ack sink that every aggregating agent is built on.
 
-An agent hands its stream to :meth:`Sink.consume`. Records arrive in batches (faust's
-``take_events``: up to :data:`BATCH_MAX` events, or what came within :data:`FLUSH_INTERVAL_S`).
-Each event is parsed by the agent's parser; what does not parse goes to ``dlq.rejected`` with one
-of the :data:`REASONS` and the metric ``byflyt_rejected_total{source, stage, reason}``. The rest is
-applied to the sink's state (:meth:`Sink.apply`), and then the sink flushes once: the subclass's
-:meth:`Sink.write` returns the batch's output — records for the output topic (state results, one
-per dirty key) and one store transaction — which is sent and written, and only after that does
-``take_events`` acknowledge the batch's events, so the committed offsets never run ahead of the
-store. A crash replays the uncommitted tail, which converges to the same rows.
+An agent hands its stream and its :class:`Route` to :meth:`Sink.consume`. Records arrive in batches
+(faust's ``take_events``: up to :data:`BATCH_MAX` events, or what came within
+:data:`FLUSH_INTERVAL_S`). Each event is parsed by the route's parser; what does not parse goes to
+``dlq.rejected`` with one of the :data:`REASONS` and the metric ``byflyt_rejected_total`` (by
+source, stage and reason). The rest is applied to the sink's state (the route's ``apply``), and
+then the sink flushes once: the subclass's :meth:`Sink.write` returns the batch's output — records
+for the output topic (state results, one per dirty key) and one store transaction — which is sent
+and written, and only after that does ``take_events`` acknowledge the batch's events, so the
+committed offsets never run ahead of the store. A crash replays the uncommitted tail, which
+converges to the same rows.
 
 The agents of the stream topics (counts, trip states, vehicles, transit facts, feed health) are
 added with :meth:`Sink.batch_agent` instead: their records skip faust's per-event hand-over and
 arrive a whole fetch at a time (:meth:`Sink.consume_batches`), with the same parse, dead-letter,
-apply, flush and acknowledge steps. A faust table such an agent changes is written to its
-changelog once per changed key a flush (:class:`byflyt.streams.tables.WriteBack`).
+apply, flush and acknowledge steps, overlapped: a batch's store transaction runs on the writer
+thread while the next batch is parsed and applied (:meth:`Sink.begin_flush`). At most one write
+of a sink is in flight, and a batch is acknowledged only once its own write is done and the batch
+before it is acknowledged, so the committed offsets still never run ahead of the store. A faust
+table such an agent changes is written to its changelog once per changed key a flush
+(:class:`byflyt.streams.tables.WriteBack`).
 
 One :class:`WorkerStore` per worker (per faust app) is shared by every sink: one connection pool
 and one writer thread, so store transactions stay in order and off the event loop.
 
 A store write that fails with a :class:`~byflyt.errors.RetriableError` pauses the batch and is
-tried again with back-off instead of failing the worker.
+tried again with back-off instead of failing the worker, on the writer thread itself: a read
+asked for after it (an evicted kommune-hour recomputed) waits until it has gone through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
@@ -34,7 +41,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
@@ -104,9 +111,30 @@ def manual_acks(stream: faust.StreamT[bytes]) -> faust.StreamT[bytes]:
     return cast(faust.Stream[bytes], stream).noack()  # StreamT does not declare noack()
 
 
+@dataclass(frozen=True)
+class Route(Generic[T, E]):
+    """An agent's records: how one is parsed, what takes the parsed batch, how a reject is named.
+
+    ``source`` and ``stage`` label what does not parse (``dlq.rejected`` and
+    ``byflyt_rejected_total``), with the reason ``code`` (one of :data:`REASONS`).
+    """
+
+    parse: Callable[[bytes], T]
+    apply: Callable[[list[tuple[T, E]]], Awaitable[None]]
+    source: str
+    stage: str
+    code: str = "invalid_record"
+
+
 @dataclass
 class WorkerStore:
-    """The store and the writer thread every sink of one worker shares."""
+    """The store and the writer thread every sink of one worker shares.
+
+    Every read and write runs on the one writer thread, in the order it was asked for, and a
+    transient failure is retried *on that thread*: a read asked for after a write therefore
+    sees it, even when the write is still being retried (a read queued behind a failed
+    attempt does not run until the write has gone through).
+    """
 
     store: Store
     executor: ThreadPoolExecutor = field(
@@ -122,25 +150,39 @@ class WorkerStore:
         await self._retrying("write", write)
 
     async def _retrying(self, what: str, call: Callable[[Store], R]) -> R:
-        """``call`` on the writer thread until it succeeds, backing off on transient failures.
+        """``call`` on the writer thread until it succeeds (see :meth:`_attempts`).
+
+        Cancelled (the worker stopping), the call is abandoned: not started, or no further
+        attempt after the one running.
+        """
+        abandoned = threading.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, self._attempts, what, call, abandoned)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+
+    def _attempts(self, what: str, call: Callable[[Store], R], abandoned: threading.Event) -> R:
+        """``call`` until it succeeds, backing off on transient failures (on the writer thread).
 
         A store that is away (PostgreSQL restarting, SQLite locked by another writer) holds
         the batch: nothing is acknowledged until it is written, so the wait loses nothing.
         The back-off grows to :data:`RETRY_S`'s last pause and stays there; every failure is
         counted in ``byflyt_store_failures_total`` and ``/readyz`` says the store is down.
         """
-        loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             try:
-                return await loop.run_in_executor(self.executor, call, self.store)
+                return call(self.store)
             except RetriableError as exc:
                 pause = RETRY_S[min(attempt, len(RETRY_S) - 1)]
                 attempt += 1
                 log.warning(
                     "store %s failed (attempt %d), retrying in %ss: %s", what, attempt, pause, exc
                 )
-                await asyncio.sleep(pause)
+                if abandoned.wait(pause):
+                    raise
 
 
 _STORES: weakref.WeakKeyDictionary[faust.App, WorkerStore] = weakref.WeakKeyDictionary()
@@ -204,6 +246,8 @@ class Sink(ABC):
         self.lock = asyncio.Lock()
         self.batches: list[Batch] = []
         """The partition batches of the fetch being applied (:meth:`consume_batches`)."""
+        self.writing: asyncio.Future[None] | None = None
+        """The store write in flight (:meth:`begin_flush`), if any."""
 
     # -- what a subclass provides --------------------------------------------------------------
     @abstractmethod
@@ -230,48 +274,31 @@ class Sink(ABC):
         while a restarted worker reads it again from the committed offsets.
         """
         channel = deliver_in_batches(self.app, inputs.topics)
+        route = Route(parse, apply, source, stage, code)
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
-            await self.consume_batches(channel, parse, apply, source=source, stage=stage, code=code)
+            await self.consume_batches(channel, route)
 
         # Named after its stage in faust's logs and crash reports, as a decorated agent would be.
         agent.__module__, agent.__qualname__ = type(self).__module__, stage
         self.app.agent(inputs, name=stage, supervisor_strategy=CrashingSupervisor)(agent)
 
-    async def consume(
-        self,
-        stream: faust.StreamT[bytes],
-        parse: Callable[[bytes], T],
-        apply: Callable[[list[tuple[T, faust.EventT]]], Awaitable[None]],
-        *,
-        source: str,
-        stage: str,
-        code: str = "invalid_record",
-    ) -> None:
+    async def consume(self, stream: faust.StreamT[bytes], route: Route[T, faust.EventT]) -> None:
         """Batches of ``stream``: parse, dead-letter, apply, flush, then (faust) ack."""
-        records_in = self.metrics.agent_records.labels(stage, "in")
+        records_in = self.metrics.agent_records.labels(route.stage, "in")
         batches = cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, FLUSH_INTERVAL_S)
         async for events in batches:
-            parsed = await self._parse(events, parse, source, stage, code)
+            parsed = await self._parse(events, route)
             records_in.inc(len(events))
             if parsed:
-                await apply(parsed)
+                await route.apply(parsed)
             await self.flush()
 
-    async def consume_batches(
-        self,
-        channel: BatchChannel,
-        parse: Callable[[bytes], T],
-        apply: Callable[[list[tuple[T, Record]]], Awaitable[None]],
-        *,
-        source: str,
-        stage: str,
-        code: str = "invalid_record",
-    ) -> None:
+    async def consume_batches(self, channel: BatchChannel, route: Route[T, Record]) -> None:
         """Whole fetches from ``channel``: parse, dead-letter, apply, flush, then ack.
 
         The batch path of a busy topic (see :mod:`byflyt.streams.consumer`): no per-record
-        hand-over through faust's streams, and no faust ``Message`` per record. ``apply`` gets
+        hand-over through faust's streams, and no faust ``Message`` per record. ``route.apply`` gets
         the parsed records beside their aiokafka records (``topic``, ``partition``, ``offset``,
         ``key`` and ``value``, as a faust message has them); while it runs, :attr:`batches`
         holds the fetch's partition batches (how far each partition has been read). As a
@@ -285,42 +312,83 @@ class Sink(ABC):
         app = self.app
         consumer = cast(SeekSafeConsumer, app.consumer)
         flow = app.flow_control
-        records_in = self.metrics.agent_records.labels(stage, "in")
-        while True:
-            fetched = await channel.take(BATCH_MAX)
-            generation = app.consumer_generation_id
-            if not flow.is_active():
-                continue
-            batches = [b for b in fetched if b.generation_id == generation]
-            for batch in batches:
-                consumer.track_batch(batch)
-            records = [r for b in batches for r in b.records]
-            parsed = await self._parse(records, parse, source, stage, code)
-            records_in.inc(len(records))
-            self.batches = batches
-            try:
-                await apply(parsed)
-                await self.flush()
-            except BaseException:
-                # Not written, so not acknowledged: release the batch (faust would otherwise
-                # wait for it forever on the way down: a failure, or the worker stopping in
-                # the middle of a batch) and let the agent stop; a restart reads the batch
-                # again from the committed offsets.
+        records_in = self.metrics.agent_records.labels(route.stage, "in")
+        stored: asyncio.Future[None] | None = None
+        """The previous batch: acknowledged once its store write is done (at most one)."""
+        try:
+            while True:
+                fetched = await self._next_fetch(channel, stored)
+                generation = app.consumer_generation_id
+                if not flow.is_active():
+                    continue
+                batches = [b for b in fetched if b.generation_id == generation]
                 for batch in batches:
-                    consumer.release_batch(batch)
-                raise
-            for batch in batches:
-                consumer.ack_batch(batch)
+                    consumer.track_batch(batch)
+                records = [r for b in batches for r in b.records]
+                parsed = await self._parse(records, route)
+                records_in.inc(len(records))
+                self.batches = batches
+                try:
+                    await route.apply(parsed)
+                    written = await self.begin_flush()
+                except BaseException:
+                    # Not written, so not acknowledged: release the batch (faust would
+                    # otherwise wait for it forever on the way down: a failure, or the worker
+                    # stopping in the middle of a batch) and let the agent stop; a restart
+                    # reads the batch again from the committed offsets.
+                    self._release(consumer, batches)
+                    raise
+                stored = asyncio.ensure_future(
+                    self._ack_when_stored(consumer, batches, written, stored)
+                )
+        finally:
+            if stored is not None and not stored.done():
+                stored.cancel()
 
-    async def _parse(
+    async def _next_fetch(
+        self, channel: BatchChannel, stored: asyncio.Future[None] | None
+    ) -> list[Batch]:
+        """The next fetch; raises at once if the previous batch's store write failed."""
+        if stored is None or stored.done():
+            if stored is not None:
+                stored.result()
+            return await channel.take(BATCH_MAX)
+        take = asyncio.ensure_future(channel.take(BATCH_MAX))
+        try:
+            await asyncio.wait((take, stored), return_when=asyncio.FIRST_COMPLETED)
+            if stored.done():
+                stored.result()
+            return await take
+        finally:
+            if not take.done():
+                take.cancel()
+
+    @staticmethod
+    def _release(consumer: SeekSafeConsumer, batches: list[Batch]) -> None:
+        for batch in batches:
+            consumer.release_batch(batch)
+
+    async def _ack_when_stored(
         self,
-        records: Sequence[E],
-        parse: Callable[[bytes], T],
-        source: str,
-        stage: str,
-        code: str,
-    ) -> list[tuple[T, E]]:
+        consumer: SeekSafeConsumer,
+        batches: list[Batch],
+        written: asyncio.Future[None],
+        before: asyncio.Future[None] | None,
+    ) -> None:
+        """Acknowledge ``batches`` once their store write is done, after the batch before."""
+        try:
+            if before is not None:
+                await before
+            await written
+        except BaseException:
+            self._release(consumer, batches)
+            raise
+        for batch in batches:
+            consumer.ack_batch(batch)
+
+    async def _parse(self, records: Sequence[E], route: Route[T, E]) -> list[tuple[T, E]]:
         """Each record parsed, beside it; what does not parse goes to the dead-letter topic."""
+        parse, source, stage, code = route.parse, route.source, route.stage, route.code
         parsed: list[tuple[T, E]] = []
         for record in records:
             value = record.value
@@ -345,19 +413,38 @@ class Sink(ABC):
 
     # -- flushing ------------------------------------------------------------------------------
     async def flush(self) -> None:
-        """Write what changed since the last flush: output topic, then the store."""
+        """Write what changed since the last flush and wait until it is stored."""
+        await (await self.begin_flush())
+
+    async def begin_flush(self) -> asyncio.Future[None]:
+        """Start writing what changed since the last flush; await the result until it is stored.
+
+        The output topic's records are sent at once; the store transaction goes to the writer
+        thread, so the next batch can be read and applied while it is written. At most one
+        write of a sink is in flight: this first waits for the one before (and raises its
+        error).
+        """
         async with self.lock:
+            if self.writing is not None:
+                await self.writing
             started = time.perf_counter()
             out = await self.write()
             if not (out.records or out.write):
-                return
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                done.set_result(None)
+                return done
             if self.output is not None:
                 # Delivered before faust commits the batch's offsets (it flushes the producer).
                 for key, value in out.records:
                     await self.output.send(key=key, value=value)
-            if out.write is not None:
-                await self.shared.run(out.write)
-            if out.after is not None:
-                out.after()
-            self.metrics.agent_records.labels(self.name, "out").inc(out.count)
-            self.metrics.processing_seconds.labels(self.name).observe(time.perf_counter() - started)
+            self.writing = asyncio.ensure_future(self._store(out, started))
+            return self.writing
+
+    async def _store(self, out: Output, started: float) -> None:
+        """The store write of ``out`` (retried while the store is away), then its ``after``."""
+        if out.write is not None:
+            await self.shared.run(out.write)
+        if out.after is not None:
+            out.after()
+        self.metrics.agent_records.labels(self.name, "out").inc(out.count)
+        self.metrics.processing_seconds.labels(self.name).observe(time.perf_counter() - started)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.transit import gtfs_realtime_pb2 as rt
 
+from byflyt.samples.gtfs import SYNTHETIC_STOPS, SYNTHETIC_TRIPS
+
 STU = rt.TripUpdate.StopTimeUpdate
+
+T, S = SYNTHETIC_TRIPS, SYNTHETIC_STOPS
+RAIL = T["rail_morning"]
+"""Monday 2025-10-27 (UTC+1): Lillehammer 05:10Z, Moelv 05:35Z, Brumunddal 05:45Z, Hamar 05:58Z,
+Stange 06:05Z (sequence 0-4)."""
+AT = datetime(2025, 10, 27, 5, 30, tzinfo=UTC)
+"""The moment the connector tests' snapshots are taken (the rail trip is under way)."""
 
 
 def stu(

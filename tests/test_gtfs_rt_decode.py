@@ -62,6 +62,26 @@ def test_the_untimed_bytes_leave_out_the_trailing_timestamp_and_nothing_else() -
     assert untimed(60, None) == (first[0], None)
 
 
+def test_the_walk_prints_each_trip_update_as_untimed_and_its_hash_say() -> None:
+    entities = [
+        trip_update("A", [stu("NSR:Quay:1", 1, delay=60)], timestamp=AT),
+        trip_update("B", [stu("NSR:Quay:1", 1, delay=60)], timestamp=None),
+        trip_update("C", [stu("NSR:Quay:1", 1, delay=60)], timestamp=AT),  # a timestamp seen
+        trip_update("D", [], timestamp=AT + timedelta(seconds=5)),
+    ]
+    data = feed(AT, *entities)
+    prints: list[tuple[int, int | None]] = []
+    walked = decode.walk(data, prints)
+    assert walked is not None
+    expected = []
+    for _, start, end in walked[1]:
+        stop, tail = decode.untimed(data, start, end)
+        expected.append((hash(data[start:stop]), tail))
+    assert prints == expected
+    stamp = int(AT.timestamp())
+    assert [tail for _, tail in prints] == [stamp, None, stamp, stamp + 5]
+
+
 def test_a_walked_entity_reads_its_stop_time_updates_as_protobuf_does() -> None:
     updates = [
         stu("NSR:Quay:1", 1, delay=60),

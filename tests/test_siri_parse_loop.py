@@ -9,11 +9,13 @@ call's repeated time text is read once but every offset-less time is still count
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from byflyt.connectors import siri_elements
 from byflyt.connectors.siri_xml import AnswerInfo, SiriActivity, SiriJourney, parse_answer
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "siri"
@@ -88,3 +90,38 @@ def test_a_cut_answer_still_names_its_root() -> None:
         for _ in parse_answer(chunks("s02_truncated.xml"), info):
             pass
     assert (info.root, info.root_namespace) == ("Siri", "http://www.siri.org.uk/siri")
+
+
+def test_a_call_text_memo_stays_bounded_and_every_call_reads_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each distinct text of a call is converted once and remembered; an answer naming more
+    # distinct texts than a memo keeps (a hostile one may invent endless refs) empties the memo
+    # and goes on, every call still read from its own text.
+    monkeypatch.setattr(siri_elements, "_TEXT_MAX", 8)
+    calls = "".join(
+        f"<EstimatedCall><StopPointRef> NSR:Quay:{n} </StopPointRef><Order>{n}</Order>"
+        f"<DepartureStatus>{'Cancelled' if n % 7 == 0 else 'onTime'}</DepartureStatus>"
+        f"<ExpectedDepartureTime>2025-10-27T10:{n:02d}:00+01:00</ExpectedDepartureTime>"
+        "</EstimatedCall>"
+        for n in range(1, 41)
+    )
+    answer = (
+        '<Siri xmlns="http://www.siri.org.uk/siri"><ServiceDelivery>'
+        "<EstimatedTimetableDelivery><EstimatedJourneyVersionFrame><EstimatedVehicleJourney>"
+        "<DatedVehicleJourneyRef>memo-1</DatedVehicleJourneyRef>"
+        f"<EstimatedCalls>{calls}</EstimatedCalls></EstimatedVehicleJourney>"
+        "</EstimatedJourneyVersionFrame></EstimatedTimetableDelivery></ServiceDelivery></Siri>"
+    ).encode()
+    (journey,) = parse_answer(iter([answer]), AnswerInfo())
+    assert isinstance(journey, SiriJourney)
+    assert [c.stop_ref for c in journey.calls] == [f"NSR:Quay:{n}" for n in range(1, 41)]
+    assert [c.order for c in journey.calls] == list(range(1, 41))
+    assert [c.departure_status for c in journey.calls] == [
+        "cancelled" if n % 7 == 0 else "ontime" for n in range(1, 41)
+    ]
+    assert [c.expected_departure for c in journey.calls] == [
+        datetime(2025, 10, 27, 9, n, tzinfo=UTC) for n in range(1, 41)
+    ]
+    for convert in (siri_elements._stop_ref, siri_elements._order, None):
+        assert 0 < len(siri_elements._MEMOS[convert]) <= 8
