@@ -20,7 +20,7 @@ from byflyt.queries.indicators import IndexResult, load_index
 
 from .base import fail, settings_from
 from .options import KommuneOpt, RegionOpt, read_store, region_kommuner
-from .render import Format, print_table, write_csv
+from .render import Format, FormatOpt, print_table, write_csv
 
 
 def _pct(value: float | None) -> str:
@@ -101,7 +101,7 @@ def index(
     mode: ModeOpt = "bicycle",
     kommune: KommuneOpt = None,
     min_hours: MinHoursOpt = None,
-    output: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
+    output: FormatOpt = Format.table,
 ) -> None:
     """The area index with its 95 % CI, n points, matched hours and each point's index."""
     settings = settings_from()
