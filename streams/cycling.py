@@ -95,13 +95,13 @@ class CountAggregator(Sink):
         self.point_hours: dict[tuple[str, str, int], Count] = {}
         self.new_points: dict[str, CountPoint] = {}
         self._kommune_keys: dict[str, bytes] = {}
+        """Each kommune number's record key (encoded once, compared per record)."""
         self.loaded: dict[tuple[str, str], tuple[int, int]] = {}
         """Per kommune and mode, a span of hours whose stored point-hours are all in memory
         (read from the store, then kept up by this worker): an hour in it that memory does
         not hold has none stored, and is not read."""
         self._point_keys: dict[str, dict[str, str]] = {}
         """Each point's ``source:point_id`` (made once, interned), by source and point id."""
-        """Each kommune number's record key (encoded once, compared per record)."""
         self.live = LiveVolumes(metrics.volume)
         self.status = tracker_of(app, settings)
         self._forward_topic = settings.topic(BIKE_COUNTS.name)
