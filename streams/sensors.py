@@ -360,9 +360,14 @@ class SourceClock:
 
     source: str
     thresholds: PointThresholds
-    newest: datetime | None = None
     points: dict[str, PointMachine] = field(default_factory=dict)
     _newest: int | None = None
+    """The newest hour seen (an hour number)."""
+
+    @property
+    def newest(self) -> datetime | None:
+        """The newest event hour seen from the source."""
+        return None if self._newest is None else hour_at(self._newest)
 
     def add(
         self, point_id: str, kommune_nr: str, hour: datetime, volume: int | None, coverage: float
@@ -382,7 +387,6 @@ class SourceClock:
         machine.add_number(hour, volume, coverage)
         if self._newest is None or hour > self._newest:
             self._newest = hour
-            self.newest = hour_at(hour)
 
     def set_fetched(self, point_id: str, windows: list[tuple[datetime, datetime]]) -> None:
         """The windows the source was asked for, for one point seen from it."""
@@ -393,9 +397,10 @@ class SourceClock:
     @property
     def closed_until(self) -> datetime | None:
         """The newest hour every point should have by now (the source's clock minus grace)."""
-        if self.newest is None:
+        newest = self.newest
+        if newest is None:
             return None
-        return self.newest - self.thresholds.grace_hours * HOUR
+        return newest - self.thresholds.grace_hours * HOUR
 
     def advance(self) -> list[Change]:
         """Judge every point up to :attr:`closed_until`."""
