@@ -63,7 +63,7 @@ VEHICLE_MODES: dict[str, Mode] = {
 
 @dataclass(frozen=True)
 class _StaticTrip:
-    """A static trip on one date: route, quays and scheduled times, and its calls as rows.
+    """A static trip on one date: route, quays, and its calls as rows.
 
     Each row is a call's index, quay, sequence, kommune, scheduled time and whether it is the
     last: what building its record reads, in one tuple (cheaper to unpack than to zip).
@@ -71,8 +71,12 @@ class _StaticTrip:
 
     route_id: str
     stops: list[str]
-    times: list[datetime | None]
     rows: tuple[tuple[int, str, int, str | None, datetime | None, bool], ...]
+
+    @property
+    def first_time(self) -> datetime | None:
+        """The first call's scheduled time."""
+        return self.rows[0][4]
 
     @classmethod
     def of(cls, plan: TripPlan | None, kommune_of: dict[str, str | None]) -> _StaticTrip | None:
@@ -86,7 +90,6 @@ class _StaticTrip:
         return cls(
             route_id=plan.route_id,
             stops=list(plan.stops),
-            times=times,
             rows=tuple(
                 (i, stop, sequence, kommune_of.get(stop), time, i == last)
                 for i, (stop, sequence, time) in enumerate(
@@ -268,7 +271,7 @@ class JourneyResolver:
 
         def distance(day: date) -> float:
             planned = self._static_trip(trip_id, day)
-            first = planned.times[0] if planned is not None else None
+            first = planned.first_time if planned is not None else None
             return abs((first - aimed).total_seconds()) if first is not None else float("inf")
 
         return min(dates, key=distance)
