@@ -375,6 +375,7 @@ def register(app: faust.App, settings: Settings) -> Callable[[], Awaitable[None]
         source=BIKE_COUNTS.name,
         stage=STAGE,
         code="invalid_observation",
+        parse_all=codec_counts.decode_all,
     )
 
     @app.agent(agg.points, name="store_points")

@@ -45,6 +45,7 @@ from typing import Generic, TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
+from faust.types import RecordMetadata
 from mode import CrashingSupervisor
 from pydantic import ValidationError
 
@@ -124,6 +125,10 @@ class Route(Generic[T, E]):
     source: str
     stage: str
     code: str = "invalid_record"
+    parse_all: Callable[[list[bytes | None]], list[T] | None] | None = None
+    """Optional: every value of a batch parsed at once, or None when one of them does not
+    parse as ``parse`` would take it (the batch is then parsed record by record, so what is
+    dead-lettered, and why, is ``parse``'s)."""
 
 
 @dataclass
@@ -264,6 +269,7 @@ class Sink(ABC):
         source: str,
         stage: str,
         code: str = "invalid_record",
+        parse_all: Callable[[list[bytes | None]], list[T] | None] | None = None,
     ) -> None:
         """Add the agent ``stage``, which takes the records of ``inputs`` a fetch at a time.
 
@@ -274,7 +280,7 @@ class Sink(ABC):
         while a restarted worker reads it again from the committed offsets.
         """
         channel = deliver_in_batches(self.app, inputs.topics)
-        route = Route(parse, apply, source, stage, code)
+        route = Route(parse, apply, source, stage, code, parse_all)
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
             await self.consume_batches(channel, route)
@@ -388,6 +394,10 @@ class Sink(ABC):
 
     async def _parse(self, records: Sequence[E], route: Route[T, E]) -> list[tuple[T, E]]:
         """Each record parsed, beside it; what does not parse goes to the dead-letter topic."""
+        if route.parse_all is not None and records:
+            every = route.parse_all([record.value for record in records])
+            if every is not None:
+                return list(zip(every, records, strict=True))
         parse, source, stage, code = route.parse, route.source, route.stage, route.code
         parsed: list[tuple[T, E]] = []
         for record in records:
@@ -433,17 +443,34 @@ class Sink(ABC):
                 done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 done.set_result(None)
                 return done
-            if self.output is not None:
-                # Delivered before faust commits the batch's offsets (it flushes the producer).
+            sent: list[asyncio.Future[RecordMetadata]] = []
+            if self.output is not None and out.records:
+                # Straight to the producer faust holds (not through faust's per-message
+                # machinery: a topic's send costs a future message, serialisation and
+                # sensors per record). The batch is acknowledged only once every record is
+                # delivered (:meth:`_store`), and faust flushes the producer before it commits.
+                producer = await self.app.maybe_start_producer()
+                name = self.output.get_topic_name()
+                send = producer.send
                 for key, value in out.records:
-                    await self.output.send(key=key, value=value)
-            self.writing = asyncio.ensure_future(self._store(out, started))
+                    sent.append(
+                        cast(asyncio.Future, await send(name, key, value, None, None, None))
+                    )
+            self.writing = asyncio.ensure_future(self._store(out, started, sent))
             return self.writing
 
-    async def _store(self, out: Output, started: float) -> None:
-        """The store write of ``out`` (retried while the store is away), then its ``after``."""
+    async def _store(
+        self, out: Output, started: float, sent: Sequence[asyncio.Future[RecordMetadata]] = ()
+    ) -> None:
+        """The store write of ``out`` (retried while the store is away), then its ``after``.
+
+        Done once the output records ``sent`` for it are delivered too (a delivery that
+        failed fails the batch, which is then not acknowledged).
+        """
         if out.write is not None:
             await self.shared.run(out.write)
+        if sent:
+            await asyncio.gather(*sent)
         if out.after is not None:
             out.after()
         self.metrics.agent_records.labels(self.name, "out").inc(out.count)

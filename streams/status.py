@@ -138,12 +138,12 @@ class StatusTracker(Sink):
             self.positions[batch.tp] = batch.last + 1
             if batch.tp.topic == self.repartitioned and self.in_flight:
                 self.in_flight = max(self.in_flight - len(batch.records), 0)
-        clocks = self.clocks
-        for obs in counts:
-            clock = clocks.get(obs.source) or self._clock(obs.source)
-            # The hour as a number (whole hours since the epoch), as the machines count.
-            hour = obs.start // 3600
-            clock.add_number(obs.point_id, obs.kommune_nr, hour, obs.volume, obs.coverage)
+        sources = {obs.source for obs in counts}
+        if len(sources) == 1:  # the usual batch: one source's counts
+            self._clock(sources.pop()).add_counts(counts)
+        else:
+            for source in sources:
+                self._clock(source).add_counts(obs for obs in counts if obs.source == source)
         if counts:
             self.windows_known = False
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from byflyt.clock import OSLO
+from byflyt.models.codec_counts import Count
 from byflyt.settings import PointThresholds
 from byflyt.streams.sensors import HOUR, Change, PointMachine, SourceClock
 
@@ -309,3 +310,33 @@ def test_hours_after_the_newest_window_wait_for_it() -> None:
     # Now the source's clock decides: its newest hour less the grace hours.
     newest = WEEK_2024[0] + 47 * HOUR
     assert clock.points["P1"].next_hour == newest - TH.grace_hours * HOUR + HOUR
+
+
+def test_a_batch_of_counts_moves_the_clock_as_the_same_counts_one_by_one() -> None:
+    # Two points, hours out of order (a backlog, a correction, an hour before the first) and
+    # one judged in between: the batch path and add() give the same changes.
+    stop = datetime(2025, 10, 13, 10, tzinfo=UTC)
+    rows: list[tuple[str, datetime, int | None, float]] = []
+    for point, shape in (("P1", daytime_only), ("P2", every_hour)):
+        for hour, (volume, coverage) in series(MONDAY, 8 * 24, shape).items():
+            rows.append((point, hour, None if hour >= stop else volume, coverage))
+    rows.sort(key=lambda row: (row[1], row[0]))
+    rows[100:140] = reversed(rows[100:140])
+    first, rest = rows[:150], [*rows[150:], ("P1", MONDAY - 5 * HOUR, 3, 100.0)]
+    rest.append(("P2", MONDAY + 20 * HOUR, 99, 50.0))  # a correction of an hour judged
+
+    def count(point: str, hour: datetime, volume: int | None, coverage: float) -> Count:
+        start = int(hour.timestamp())
+        return Count("test", point, "3403", "bicycle", start, start + 3600, volume, coverage)
+
+    one_by_one, batched = SourceClock("test", TH), SourceClock("test", TH)
+    changes: list[list[Change]] = [[], []]
+    for part in (first, rest):
+        for point, hour, volume, coverage in part:
+            one_by_one.add(point, "3403", hour, volume, coverage)
+        batched.add_counts([count(*row) for row in part])
+        changes[0] += one_by_one.advance()
+        changes[1] += batched.advance()
+    assert batched.newest == one_by_one.newest
+    assert changes[1] == changes[0]
+    assert {c.state for c in changes[0]} == {"up", "silent"}
