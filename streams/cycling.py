@@ -48,7 +48,7 @@ from byflyt.store.counts import PointHourValues
 from byflyt.store.rows import VolumeKey
 from byflyt.streams.app import topic
 from byflyt.streams.consumer import Record
-from byflyt.streams.hourly import PointState, aggregate_counts
+from byflyt.streams.hourly import PointState, hour_text, volume_record
 from byflyt.streams.live import LiveVolumes
 from byflyt.streams.sink import BATCH_MAX, FLUSH_INTERVAL_S, Output, Route, Sink, reason_of
 from byflyt.streams.status import tracker_of
@@ -68,7 +68,7 @@ Points = dict[str, PointState]
 
 def volume_key(kommune_nr: str, mode: str, hour: datetime) -> bytes:
     """The ``volumes.hourly`` key of a kommune-hour's volume."""
-    return f"{kommune_nr}|{mode}|volume|{iso_z(hour)}".encode()
+    return f"{kommune_nr}|{mode}|volume|{hour_text(hour)}".encode()
 
 
 class CountAggregator(Sink):
@@ -331,13 +331,14 @@ class CountAggregator(Sink):
         records: list[tuple[bytes, bytes | None]] = []
         for kommune_nr, mode, hour in sorted(dirty):
             start = utc(hour)
-            row = aggregate_counts(kommune_nr, mode, start, self.cells[(kommune_nr, mode, hour)])
-            if row is None:
+            record = volume_record(kommune_nr, mode, start, self.cells[(kommune_nr, mode, hour)])
+            if record is None:
                 deletes.append((kommune_nr, mode, "volume", start))
                 records.append((volume_key(kommune_nr, mode, start), None))
             else:
+                row, raw = record
                 upserts.append(row)
-                records.append((row.key.encode(), row.to_bytes()))
+                records.append((volume_key(row.kommune_nr, row.mode, start), raw))
         self._evict()
         rows: list[PointHourValues] = [
             (

@@ -12,10 +12,13 @@ For one kommune, mode and UTC hour, given each registering point's *latest* obse
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import cast
 
 import msgspec
 
+from byflyt.models.base import Mode, iso_z
 from byflyt.models.volumes import HourlyVolume
 
 
@@ -48,3 +51,74 @@ def aggregate_counts(
         coverage=round(coverage, 2),
         n_sources=len(volumes),
     )
+
+
+class _VolumeJson(msgspec.Struct, gc=False):
+    """:class:`HourlyVolume`'s JSON, field for field and in its order (a test holds them alike)."""
+
+    kommune_nr: str
+    mode: str
+    metric: str
+    hour_start: str
+    value: float
+    coverage: float
+    n_sources: int
+
+
+_json = msgspec.json.Encoder()
+PLAIN_FLOAT_MAX = 1e15
+"""Below this, msgspec writes a float as pydantic does (at 1e16 pydantic writes ``1e+16``)."""
+hour_text = lru_cache(maxsize=1 << 16)(iso_z)
+""":func:`iso_z` of an hour (cached: a flush writes each hour once per kommune)."""
+
+
+def volume_record(
+    kommune_nr: str, mode: str, hour_start: datetime, points: Mapping[str, PointState]
+) -> tuple[HourlyVolume, bytes] | None:
+    """:func:`aggregate_counts`'s row and the bytes of its ``to_bytes()``, or None when no volume.
+
+    The row is built without validating it again and its JSON written by msgspec when
+    nothing could differ: a plain kommune number, a whole UTC hour, a coverage in 0–100 and
+    a value pydantic writes without an exponent (``mode`` is a count's, checked when it was
+    decoded). Anything else takes the model, so the record is the model's in every case.
+    """
+    volumes = [int(state.volume) for state in points.values() if state.volume is not None]
+    if not volumes:
+        return None
+    coverage = sum(float(state.coverage or 0.0) for state in points.values()) / len(points)
+    coverage = round(coverage, 2)
+    value = float(sum(volumes))
+    n_sources = len(volumes)
+    if (
+        len(kommune_nr) == 4
+        and kommune_nr.isascii()
+        and kommune_nr.isdigit()
+        and hour_start.tzinfo is UTC
+        and hour_start.timestamp() % 3600 == 0
+        and 0 <= coverage <= 100
+        and value < PLAIN_FLOAT_MAX
+    ):
+        hour = hour_text(hour_start)
+        row = HourlyVolume.model_construct(
+            kommune_nr=kommune_nr,
+            mode=cast(Mode, mode),  # a count's mode: checked when it was decoded
+            metric="volume",
+            hour_start=hour_start,
+            value=value,
+            coverage=coverage,
+            n_sources=n_sources,
+        )
+        raw = _json.encode(
+            _VolumeJson(kommune_nr, mode, "volume", hour, value, coverage, n_sources)
+        )
+        return row, raw
+    model = HourlyVolume(
+        kommune_nr=kommune_nr,
+        mode=mode,
+        metric="volume",
+        hour_start=hour_start,
+        value=value,
+        coverage=coverage,
+        n_sources=n_sources,
+    )
+    return model, model.to_bytes()

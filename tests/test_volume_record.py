@@ -1,0 +1,85 @@
+"""A ``volumes.hourly`` record made without the model is the model's, byte for byte."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from byflyt.models.volumes import HourlyVolume
+from byflyt.streams.cycling import volume_key
+from byflyt.streams.hourly import (
+    PLAIN_FLOAT_MAX,
+    PointState,
+    _VolumeJson,
+    aggregate_counts,
+    volume_record,
+)
+
+HOUR = datetime(2025, 3, 30, 1, tzinfo=UTC)
+
+
+def model_record(
+    kommune_nr: str, mode: str, hour: datetime, points: dict[str, PointState]
+) -> tuple[bytes, bytes] | None:
+    """The key and JSON as the model writes them (``aggregate_counts``, the ground truth)."""
+    row = aggregate_counts(kommune_nr, mode, hour, points)
+    return None if row is None else (row.key.encode(), row.to_bytes())
+
+
+def fast_record(
+    kommune_nr: str, mode: str, hour: datetime, points: dict[str, PointState]
+) -> tuple[bytes, bytes] | None:
+    record = volume_record(kommune_nr, mode, hour, points)
+    if record is None:
+        return None
+    row, raw = record
+    assert row == aggregate_counts(kommune_nr, mode, hour, points)
+    return volume_key(row.kommune_nr, row.mode, hour), raw
+
+
+def test_the_json_has_the_models_fields_in_its_order() -> None:
+    assert _VolumeJson.__struct_fields__ == tuple(HourlyVolume.model_fields)
+
+
+def test_every_coverage_and_value_is_written_as_the_model_writes_it() -> None:
+    rng = random.Random(13)
+    coverages = [i / 100 for i in range(10_001)]  # every coverage a row can have (0.00-100.00)
+    for coverage in coverages:
+        points = {"a:1": PointState(rng.randrange(1_000_000), coverage), "a:2": PointState(None, 0)}
+        assert fast_record("0301", "bicycle", HOUR, points) == model_record(
+            "0301", "bicycle", HOUR, points
+        )
+    values = [*range(200), *(rng.randrange(10**k) for k in range(3, 16) for _ in range(50))]
+    values += [int(PLAIN_FLOAT_MAX) - 1, int(PLAIN_FLOAT_MAX), 10**16, 2**53 + 1, 10**20]
+    for value in values:
+        points = {"a:1": PointState(value, rng.choice(coverages))}
+        assert fast_record("3403", "pedestrian", HOUR, points) == model_record(
+            "3403", "pedestrian", HOUR, points
+        )
+
+
+@pytest.mark.parametrize(
+    ("kommune_nr", "hour"),
+    [
+        ("0301\n", HOUR),  # the model strips it
+        ("٠٣٠١", HOUR),  # Unicode digits: the model decides
+        ("0301", HOUR.astimezone(timezone(timedelta(hours=2)))),  # not in UTC
+    ],
+)
+def test_what_the_model_might_change_takes_the_model(kommune_nr: str, hour: datetime) -> None:
+    points = {"a:1": PointState(5, 100.0), "a:2": PointState(None, 50.0)}
+    try:
+        expected = model_record(kommune_nr, "bicycle", hour, points)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            fast_record(kommune_nr, "bicycle", hour, points)
+    else:
+        assert fast_record(kommune_nr, "bicycle", hour, points) == expected
+
+
+def test_no_volume_is_no_record() -> None:
+    points = {"a:1": PointState(None, 100.0)}
+    assert volume_record("0301", "bicycle", HOUR, points) is None
+    assert model_record("0301", "bicycle", HOUR, points) is None
