@@ -33,6 +33,7 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from operator import attrgetter
 
 import faust
 
@@ -151,7 +152,7 @@ class CountAggregator(Sink):
                     continue
             local.append(obs)
         if counted:
-            seen = Counter((o.mode, o.kommune_nr) for o in counted)
+            seen = Counter(map(attrgetter("mode", "kommune_nr"), counted))
             for (mode, kommune_nr), n in seen.items():
                 self.metrics.observations.labels(mode, kommune_nr).inc(n)
         self.status.in_flight += forwarded
