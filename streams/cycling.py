@@ -152,9 +152,16 @@ class CountAggregator(Sink):
                     continue
             local.append(obs)
         if counted:
-            seen = Counter(map(attrgetter("mode", "kommune_nr"), counted))
-            for (mode, kommune_nr), n in seen.items():
-                self.metrics.observations.labels(mode, kommune_nr).inc(n)
+            observations = self.metrics.observations
+            modes = {obs.mode for obs in counted}
+            if len(modes) == 1:  # the usual batch: counted by kommune, no tuple per count
+                mode = modes.pop()
+                for kommune_nr, n in Counter(map(attrgetter("kommune_nr"), counted)).items():
+                    observations.labels(mode, kommune_nr).inc(n)
+            else:
+                seen = Counter(map(attrgetter("mode", "kommune_nr"), counted))
+                for (mode, kommune_nr), n in seen.items():
+                    observations.labels(mode, kommune_nr).inc(n)
         self.status.in_flight += forwarded
         accepted, updates = await self.aggregate(local) if local else ([], {})
         await self.status.add_counts(accepted, self.batches)
