@@ -72,6 +72,21 @@ def volume_key(kommune_nr: str, mode: str, hour: datetime) -> bytes:
     return f"{kommune_nr}|{mode}|volume|{hour_text(hour)}".encode()
 
 
+def by_mode_and_kommune(counts: list[Count]) -> dict[tuple[str, str], int]:
+    """How many of ``counts`` there are per mode and kommune (the observations metric).
+
+    A batch of one mode (the usual) is counted by kommune alone: no tuple per count.
+    """
+    modes = {obs.mode for obs in counts}
+    if len(modes) == 1:
+        mode = modes.pop()
+        return {
+            (mode, kommune_nr): n
+            for kommune_nr, n in Counter(map(attrgetter("kommune_nr"), counts)).items()
+        }
+    return dict(Counter(map(attrgetter("mode", "kommune_nr"), counts)))
+
+
 class CountAggregator(Sink):
     """State, loading, eviction and flushing of the count aggregation (one per worker)."""
 
@@ -152,16 +167,8 @@ class CountAggregator(Sink):
                     continue
             local.append(obs)
         if counted:
-            observations = self.metrics.observations
-            modes = {obs.mode for obs in counted}
-            if len(modes) == 1:  # the usual batch: counted by kommune, no tuple per count
-                mode = modes.pop()
-                for kommune_nr, n in Counter(map(attrgetter("kommune_nr"), counted)).items():
-                    observations.labels(mode, kommune_nr).inc(n)
-            else:
-                seen = Counter(map(attrgetter("mode", "kommune_nr"), counted))
-                for (mode, kommune_nr), n in seen.items():
-                    observations.labels(mode, kommune_nr).inc(n)
+            for (mode, kommune_nr), n in by_mode_and_kommune(counted).items():
+                self.metrics.observations.labels(mode, kommune_nr).inc(n)
         self.status.in_flight += forwarded
         accepted, updates = await self.aggregate(local) if local else ([], {})
         await self.status.add_counts(accepted, self.batches)

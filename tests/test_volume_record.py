@@ -1,14 +1,18 @@
-"""A ``volumes.hourly`` record made without the model is the model's, byte for byte."""
+"""A ``volumes.hourly`` record made without the model is the model's, byte for byte; the
+observations metric's counts."""
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from byflyt.models.base import Mode
+from byflyt.models.codec_counts import Count
 from byflyt.models.volumes import HourlyVolume
-from byflyt.streams.cycling import volume_key
+from byflyt.streams.cycling import by_mode_and_kommune, volume_key
 from byflyt.streams.hourly import (
     PLAIN_FLOAT_MAX,
     PointState,
@@ -83,3 +87,14 @@ def test_no_volume_is_no_record() -> None:
     points = {"a:1": PointState(None, 100.0)}
     assert volume_record("0301", "bicycle", HOUR, points) is None
     assert model_record("0301", "bicycle", HOUR, points) is None
+
+
+def test_the_observations_metric_counts_by_mode_and_kommune() -> None:
+    def count(kommune_nr: str, mode: Mode) -> Count:
+        return Count("s", "p", kommune_nr, mode, 0, 3600, 1, 100.0)
+
+    one_mode = [count(k, "bicycle") for k in ("0301", "3403", "0301", "0301")]
+    two_modes = [*one_mode, count("0301", "pedestrian"), count("3403", "pedestrian")]
+    for counts in (one_mode, two_modes, one_mode[:1]):
+        assert by_mode_and_kommune(counts) == Counter((c.mode, c.kommune_nr) for c in counts)
+    assert by_mode_and_kommune(two_modes)[("bicycle", "0301")] == 3
