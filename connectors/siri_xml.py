@@ -12,7 +12,7 @@ byflyt's records. Nothing here knows the static feed or Kafka.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from lxml import etree
@@ -52,6 +52,69 @@ def _check_prolog(head: bytes) -> bool:
     if root is None and len(head) > MAX_PROLOG_BYTES:
         raise UnsafeXML(f"has no root element in its first {MAX_PROLOG_BYTES} bytes")
     return root is not None
+
+
+# Why the root's default namespace is renamed: SIRI answers declare SIRI as the default namespace
+# on their root, so every element of the answer is in it, and lxml spells each one's tag as
+# "{http://www.siri.org.uk/siri}Name", a string built anew at every read of ``.tag``: about a
+# tenth of the CPU time of an answer. Everything here reads elements by local name, so the root
+# start tag is fed to the parser with that declaration renamed to a prefixed one no element uses
+# (the elements are then in no namespace, their tags their bare names). The answer's namespace is
+# still told (``AnswerInfo.root_namespace``) and an excerpt still reads as the answer wrote it.
+_DEFAULT_NS_PREFIX = b"_byflyt_default_ns"
+_ATTRIBUTE = rb"""\s+([^\s=/>]+)\s*=\s*(?:"[^"]*"|'[^']*')"""
+_ROOT_TAG = re.compile(rb"<[A-Za-z_][^\s/>]*((?:" + _ATTRIBUTE + rb")*)\s*/?>")
+_ATTRIBUTES = re.compile(_ATTRIBUTE)
+_RENAMED = b" xmlns:" + _DEFAULT_NS_PREFIX + b"="
+
+
+def _rename_default_namespace(head: bytes) -> tuple[bytes, bool] | None:
+    """``head`` with its root's default namespace declaration renamed, and whether there was one.
+
+    None while the root start tag is not complete in ``head``.
+    """
+    root = _ROOT_START.search(head)
+    if root is None:
+        return None
+    tag = _ROOT_TAG.match(head, root.start())
+    if tag is None:
+        return None
+    default = None
+    for attribute in _ATTRIBUTES.finditer(head, tag.start(1), tag.end(1)):
+        name = attribute.group(1)
+        if name == b"xmlns:" + _DEFAULT_NS_PREFIX:
+            return head, False  # the prefix is taken (never by SIRI): leave the answer alone
+        if name == b"xmlns":
+            default = attribute
+    if default is None:
+        return head, False
+    at = default.start(1)
+    renamed = head[:at] + b"xmlns:" + _DEFAULT_NS_PREFIX + head[at + len(b"xmlns") :]
+    return renamed, True
+
+
+def _restore_default_namespace(xml: bytes) -> bytes:
+    """An element's XML as the answer declared it: the renamed declaration back to ``xmlns``.
+
+    lxml writes the element's own namespace first, then those of its ancestors, so the
+    default one goes back right after the tag name (unless the element declares its own).
+    """
+    end = xml.find(b">")
+    head = xml[:end]
+    at = head.find(_RENAMED)
+    if end < 0 or at < 0:
+        return xml
+    value_end = head.find(head[at + len(_RENAMED) : at + len(_RENAMED) + 1], at + len(_RENAMED) + 1)
+    value = head[at + len(_RENAMED) : value_end + 1]
+    head = head[:at] + head[value_end + 1 :]
+    if b" xmlns=" not in head:
+        name_end = len(head)
+        for stop in (b" ", b"/"):
+            found = head.find(stop)
+            if 0 <= found < name_end:
+                name_end = found
+        head = head[:name_end] + b" xmlns=" + value + head[name_end:]
+    return head + xml[end:]
 
 
 def _trim(journey: Any, keep: int, ended: bool) -> tuple[int, int]:
@@ -111,6 +174,7 @@ def parse_answer(
     )
     open_journeys: list[list[Any]] = []  # [element, calls dropped so far], innermost last
     seen: list[Any] = []  # one element, for the root of an answer cut short
+    restore: Callable[[bytes], bytes] | None = None  # set once the default namespace is renamed
 
     local_names = LOCAL_NAMES
 
@@ -126,7 +190,7 @@ def parse_answer(
                 continue
             if name == "EstimatedVehicleJourney":
                 dropped = open_journeys.pop()[1] if open_journeys else 0
-                excerpt = Excerpt(element) if keep_raw else None
+                excerpt = Excerpt(element, restore) if keep_raw else None
                 journey = None if dropped else read_journey(element, excerpt, info)
                 if journey is None or len(journey.calls) > max_calls:
                     found = dropped + _trim(element, max_calls, ended=True)[0]
@@ -135,7 +199,10 @@ def parse_answer(
                 if excerpt is not None:
                     excerpt.release()
             elif name == "VehicleActivity":
-                raw = etree.tostring(element)[:8192] if keep_raw else b""
+                raw = b""
+                if keep_raw:
+                    raw = etree.tostring(element)
+                    raw = (restore(raw) if restore is not None else raw)[:8192]
                 yield read_activity(element, raw, info)
             elif name == "ResponseTimestamp":
                 if info.response_at is None:
@@ -164,25 +231,38 @@ def parse_answer(
                 innermost = open_journeys[-1]
                 innermost[1] += _trim(innermost[0], max_calls, ended=False)[1]
 
+    # The answer's first bytes are held back until its root start tag is complete (at most
+    # MAX_PROLOG_BYTES and a chunk), to rename the default namespace declared there.
     head = b""
-    started = False
+    started = held = False
     try:
         for chunk in chunks:
+            if held:
+                yield from feed(chunk)
+                continue
+            head += chunk
+            started = started or _check_prolog(head)
+            renamed = _rename_default_namespace(head) if started else None
+            if renamed is None and len(head) <= MAX_PROLOG_BYTES:
+                continue
+            held = True
+            if renamed is not None:
+                head, named = renamed
+                restore = _restore_default_namespace if named else None
+            yield from feed(head)
+        if not held:
             if not started:
-                head += chunk
-                started = _check_prolog(head)
-            yield from feed(chunk)
-        if not started:
-            _check_prolog(head)
+                _check_prolog(head)
+            yield from feed(head)
         root = parser.close()
     except etree.XMLSyntaxError:
         # The elements complete before the fault are still good: hand them out first.
         yield from events()
         if seen:
-            _describe(seen[0].getroottree().getroot(), info)
+            _describe(seen[0].getroottree().getroot(), info, restore is not None)
         raise
     yield from events()
-    _describe(root, info)
+    _describe(root, info, restore is not None)
 
 
 #: The most bytes handed to the parser at once (see :func:`parse_answer`).
@@ -197,13 +277,16 @@ _EVENT_TAGS = (
 )
 
 
-def _describe(root: Any, info: AnswerInfo) -> None:
+def _describe(root: Any, info: AnswerInfo, renamed: bool) -> None:
     """Fill in the answer's root element and kinds of delivery from what is left of its tree.
 
-    Journeys and activities are cleared as read; the deliveries around them stay.
+    Journeys and activities are cleared as read; the deliveries around them stay. ``renamed``:
+    the root's default namespace was renamed (see :func:`_rename_default_namespace`).
     """
     info.root = local_name(root.tag)
     info.root_namespace = etree.QName(root).namespace
+    if renamed and info.root_namespace is None:
+        info.root_namespace = root.nsmap.get(_DEFAULT_NS_PREFIX.decode())
     for element in root.iterdescendants():
         name = local_name(element.tag)
         if name.endswith("Delivery"):

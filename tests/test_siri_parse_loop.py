@@ -125,3 +125,52 @@ def test_a_call_text_memo_stays_bounded_and_every_call_reads_right(
     ]
     for convert in (siri_elements._stop_ref, siri_elements._order, None):
         assert 0 < len(siri_elements._MEMOS[convert]) <= 8
+
+
+# The root's default namespace is renamed before parsing (bare tags cost less to read); what
+# comes out must not show it: the same journeys, the answer's namespace, excerpts as written.
+_NAMESPACED_ANSWERS = [
+    b'<?xml version="1.0"?><!-- <Not the root> --><Siri xmlns:ns2="http://www.ifopt.org.uk/acsb"'
+    b' xmlns="http://www.siri.org.uk/siri" version="2.0"><ServiceDelivery>'
+    b'<EstimatedVehicleJourney a="1"><DatedVehicleJourneyRef>j-1</DatedVehicleJourneyRef>'
+    b"<EstimatedCalls><EstimatedCall><StopPointRef>NSR:Quay:1</StopPointRef><Order>1</Order>"
+    b"</EstimatedCall></EstimatedCalls></EstimatedVehicleJourney>"
+    b'<EstimatedVehicleJourney xmlns="http://elsewhere.example">'
+    b"<DatedVehicleJourneyRef>j-2</DatedVehicleJourneyRef></EstimatedVehicleJourney>"
+    b"<EstimatedVehicleJourney/><VehicleActivity><VehicleRef>v-1</VehicleRef></VehicleActivity>"
+    b"</ServiceDelivery></Siri>",
+    b"<Siri version='2.0'  xmlns = 'http://www.siri.org.uk/siri' ><ServiceDelivery>"
+    b"<EstimatedVehicleJourney><DatedVehicleJourneyRef>j-3</DatedVehicleJourneyRef>"
+    b"</EstimatedVehicleJourney></ServiceDelivery></Siri>",
+    b'<s:Siri xmlns:s="http://www.siri.org.uk/siri"><s:ServiceDelivery><s:EstimatedVehicleJourney>'
+    b"<s:DatedVehicleJourneyRef>j-4</s:DatedVehicleJourneyRef></s:EstimatedVehicleJourney>"
+    b"</s:ServiceDelivery></s:Siri>",
+    b'<Siri xmlns="http://not.siri.example"><EstimatedVehicleJourney>'
+    b"<DatedVehicleJourneyRef>j-5</DatedVehicleJourneyRef></EstimatedVehicleJourney></Siri>",
+]
+
+
+@pytest.mark.parametrize("answer", _NAMESPACED_ANSWERS)
+@pytest.mark.parametrize("size", [1, 5, 64 * 1024])
+def test_the_default_namespace_renamed_for_speed_never_shows(answer: bytes, size: int) -> None:
+    tree = etree.fromstring(answer)
+    wanted = [
+        e
+        for e in tree.iter()
+        if etree.QName(e).localname in ("EstimatedVehicleJourney", "VehicleActivity")
+    ]
+    info = AnswerInfo()
+    parts = (answer[start : start + size] for start in range(0, len(answer), size))
+    read = []
+    for element in parse_answer(parts, info):
+        read.append(element)
+        assert element.raw == etree.tostring(wanted[len(read) - 1])  # as lxml writes the original
+    assert len(read) == len(wanted)
+    assert (info.root, info.root_namespace) == ("Siri", etree.QName(tree).namespace)
+    journeys = [(e, r) for e, r in zip(wanted, read, strict=True) if isinstance(r, SiriJourney)]
+    assert [r.journey_ref for _, r in journeys] == [
+        e.findtext("{*}DatedVehicleJourneyRef") for e, _ in journeys
+    ]
+    first = read[0]
+    if isinstance(first, SiriJourney) and first.calls:
+        assert [(c.stop_ref, c.order) for c in first.calls] == [("NSR:Quay:1", 1)]
