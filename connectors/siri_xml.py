@@ -62,10 +62,11 @@ def _check_prolog(head: bytes) -> bool:
 # (the elements are then in no namespace, their tags their bare names). The answer's namespace is
 # still told (``AnswerInfo.root_namespace``) and an excerpt still reads as the answer wrote it.
 _DEFAULT_NS_PREFIX = b"_byflyt_default_ns"
-_ATTRIBUTE = rb"""\s+([^\s=/>]+)\s*=\s*(?:"[^"]*"|'[^']*')"""
-_ROOT_TAG = re.compile(rb"<[A-Za-z_][^\s/>]*((?:" + _ATTRIBUTE + rb")*)\s*/?>")
-_ATTRIBUTES = re.compile(_ATTRIBUTE)
-_RENAMED = b" xmlns:" + _DEFAULT_NS_PREFIX + b"="
+_VALUE = rb"""(?:"[^"]*"|'[^']*')"""
+_ATTRIBUTES = re.compile(rb"\s+([^\s=/>]+)\s*=\s*(" + _VALUE + rb")")
+_ROOT_TAG = re.compile(rb"<[A-Za-z_][^\s/>]*((?:\s+[^\s=/>]+\s*=\s*" + _VALUE + rb")*)\s*/?>")
+_RENAMED = re.compile(rb" xmlns:" + _DEFAULT_NS_PREFIX + rb'=("[^"]*")')
+_TAG_NAME = re.compile(rb"<[^\s/>]*")
 
 
 def _rename_default_namespace(head: bytes) -> tuple[bytes, bool] | None:
@@ -79,15 +80,17 @@ def _rename_default_namespace(head: bytes) -> tuple[bytes, bool] | None:
     tag = _ROOT_TAG.match(head, root.start())
     if tag is None:
         return None
-    default = None
+    defaults = []
     for attribute in _ATTRIBUTES.finditer(head, tag.start(1), tag.end(1)):
         name = attribute.group(1)
         if name == b"xmlns:" + _DEFAULT_NS_PREFIX:
             return head, False  # the prefix is taken (never by SIRI): leave the answer alone
         if name == b"xmlns":
-            default = attribute
-    if default is None:
+            defaults.append(attribute)
+    # None, an empty one (a prefix cannot be undeclared) or two (malformed): as written.
+    if len(defaults) != 1 or len(defaults[0].group(2)) == 2:
         return head, False
+    default = defaults[0]
     at = default.start(1)
     renamed = head[:at] + b"xmlns:" + _DEFAULT_NS_PREFIX + head[at + len(b"xmlns") :]
     return renamed, True
@@ -96,24 +99,19 @@ def _rename_default_namespace(head: bytes) -> tuple[bytes, bool] | None:
 def _restore_default_namespace(xml: bytes) -> bytes:
     """An element's XML as the answer declared it: the renamed declaration back to ``xmlns``.
 
-    lxml writes the element's own namespace first, then those of its ancestors, so the
+    lxml writes the element's own namespace declarations first, then its ancestors', so the
     default one goes back right after the tag name (unless the element declares its own).
     """
-    end = xml.find(b">")
+    end = xml.find(b">")  # lxml escapes ">" in attribute values
     head = xml[:end]
-    at = head.find(_RENAMED)
-    if end < 0 or at < 0:
+    renamed = _RENAMED.search(head)
+    if end < 0 or renamed is None:
         return xml
-    value_end = head.find(head[at + len(_RENAMED) : at + len(_RENAMED) + 1], at + len(_RENAMED) + 1)
-    value = head[at + len(_RENAMED) : value_end + 1]
-    head = head[:at] + head[value_end + 1 :]
-    if b" xmlns=" not in head:
-        name_end = len(head)
-        for stop in (b" ", b"/"):
-            found = head.find(stop)
-            if 0 <= found < name_end:
-                name_end = found
-        head = head[:name_end] + b" xmlns=" + value + head[name_end:]
+    head = head[: renamed.start()] + head[renamed.end() :]
+    name = _TAG_NAME.match(head)
+    at = name.end() if name is not None else len(head)
+    if all(a.group(1) != b"xmlns" for a in _ATTRIBUTES.finditer(head, at)):
+        head = head[:at] + b" xmlns=" + renamed.group(1) + head[at:]
     return head + xml[end:]
 
 

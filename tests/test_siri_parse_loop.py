@@ -3,7 +3,8 @@
 Answers from the hostile-input corpus (tests/corpus/siri), fed in small chunks as they arrive
 over HTTP: the root and deliveries are told from the tree left after the journeys are cleared,
 a journey's XML excerpt is serialised while it is the one handed out (and only if asked), a
-call's repeated time text is read once but every offset-less time is still counted.
+call's repeated time text is read once but every offset-less time is still counted, and the
+default namespace the parse renames for speed never shows (excerpts, root namespace, errors).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ _NAMESPACED_ANSWERS = [
     b'<EstimatedVehicleJourney a="1"><DatedVehicleJourneyRef>j-1</DatedVehicleJourneyRef>'
     b"<EstimatedCalls><EstimatedCall><StopPointRef>NSR:Quay:1</StopPointRef><Order>1</Order>"
     b"</EstimatedCall></EstimatedCalls></EstimatedVehicleJourney>"
-    b'<EstimatedVehicleJourney xmlns="http://elsewhere.example">'
+    b'<EstimatedVehicleJourney xmlns:a="http://a.example" xmlns="http://elsewhere.example">'
     b"<DatedVehicleJourneyRef>j-2</DatedVehicleJourneyRef></EstimatedVehicleJourney>"
     b"<EstimatedVehicleJourney/><VehicleActivity><VehicleRef>v-1</VehicleRef></VehicleActivity>"
     b"</ServiceDelivery></Siri>",
@@ -147,6 +148,8 @@ _NAMESPACED_ANSWERS = [
     b"</s:ServiceDelivery></s:Siri>",
     b'<Siri xmlns="http://not.siri.example"><EstimatedVehicleJourney>'
     b"<DatedVehicleJourneyRef>j-5</DatedVehicleJourneyRef></EstimatedVehicleJourney></Siri>",
+    b'<Siri xmlns=""><EstimatedVehicleJourney a="&gt;">'
+    b"<DatedVehicleJourneyRef>j-6</DatedVehicleJourneyRef></EstimatedVehicleJourney></Siri>",
 ]
 
 
@@ -174,3 +177,11 @@ def test_the_default_namespace_renamed_for_speed_never_shows(answer: bytes, size
     first = read[0]
     if isinstance(first, SiriJourney) and first.calls:
         assert [(c.stop_ref, c.order) for c in first.calls] == [("NSR:Quay:1", 1)]
+
+
+def test_a_root_declaring_the_default_namespace_twice_is_still_malformed() -> None:
+    answer = b'<Siri xmlns="http://www.siri.org.uk/siri" xmlns="http://x.example"></Siri>'
+    with pytest.raises(etree.XMLSyntaxError):
+        etree.fromstring(answer)
+    with pytest.raises(etree.XMLSyntaxError):
+        list(parse_answer(iter([answer]), AnswerInfo()))
