@@ -54,65 +54,70 @@ def _check_prolog(head: bytes) -> bool:
     return root is not None
 
 
-# Why the root's default namespace is renamed: SIRI answers declare SIRI as the default namespace
-# on their root, so every element of the answer is in it, and lxml spells each one's tag as
-# "{http://www.siri.org.uk/siri}Name", a string built anew at every read of ``.tag``: about a
-# tenth of the CPU time of an answer. Everything here reads elements by local name, so the root
-# start tag is fed to the parser with that declaration renamed to a prefixed one no element uses
-# (the elements are then in no namespace, their tags their bare names). The answer's namespace is
-# still told (``AnswerInfo.root_namespace``) and an excerpt still reads as the answer wrote it.
-_DEFAULT_NS_PREFIX = b"_byflyt_default_ns"
+# Why the root's default namespace is undeclared: SIRI answers declare SIRI as the default
+# namespace on their root, so every element of the answer is in it, and lxml spells each one's
+# tag as "{http://www.siri.org.uk/siri}Name", a string built anew at every read of ``.tag``:
+# about a tenth of the CPU time of an answer. Everything here reads elements by local name, so
+# the root start tag is fed to the parser with ``xmlns="URI"`` written as ``xmlns=""`` and as
+# many spaces as the URI had: the elements are in no namespace (their tags their bare names),
+# and every byte after it stays where it was (a parse error names the same line and column). The
+# answer's namespace is still told (``AnswerInfo.root_namespace``) and an excerpt still reads as
+# lxml would have written it. A declaration that is empty, repeated, or has anything a URI
+# would have to escape is left as written.
 _VALUE = rb"""(?:"[^"]*"|'[^']*')"""
 _ATTRIBUTES = re.compile(rb"\s+([^\s=/>]+)\s*=\s*(" + _VALUE + rb")")
 _ROOT_TAG = re.compile(rb"<[A-Za-z_][^\s/>]*((?:\s+[^\s=/>]+\s*=\s*" + _VALUE + rb")*)\s*/?>")
-_RENAMED = re.compile(rb" xmlns:" + _DEFAULT_NS_PREFIX + rb'=("[^"]*")')
+_PLAIN_URI = re.compile(rb"[\x21\x23-\x25\x28-\x3b\x3d\x3f-\x7e]+")  # no quote, &, <, >
 _TAG_NAME = re.compile(rb"<[^\s/>]*")
+# A byte order mark, the XML declaration, processing instructions, comments and white space.
+_PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
 
 
-def _rename_default_namespace(head: bytes) -> tuple[bytes, bool] | None:
-    """``head`` with its root's default namespace declaration renamed, and whether there was one.
+def _undeclare_default_namespace(head: bytes) -> tuple[bytes, str | None] | None:
+    """``head`` with its root's default namespace undeclared, and that namespace (None: kept).
 
     None while the root start tag is not complete in ``head``.
     """
-    root = _ROOT_START.search(head)
-    if root is None:
-        return None
-    tag = _ROOT_TAG.match(head, root.start())
+    prolog = _PROLOG.match(head)  # always matches, if only the empty string
+    tag = _ROOT_TAG.match(head, prolog.end()) if prolog is not None else None
     if tag is None:
         return None
-    defaults = []
-    for attribute in _ATTRIBUTES.finditer(head, tag.start(1), tag.end(1)):
-        name = attribute.group(1)
-        if name == b"xmlns:" + _DEFAULT_NS_PREFIX:
-            return head, False  # the prefix is taken (never by SIRI): leave the answer alone
-        if name == b"xmlns":
-            defaults.append(attribute)
-    # None, an empty one (a prefix cannot be undeclared) or two (malformed): as written.
-    if len(defaults) != 1 or len(defaults[0].group(2)) == 2:
-        return head, False
-    default = defaults[0]
-    at = default.start(1)
-    renamed = head[:at] + b"xmlns:" + _DEFAULT_NS_PREFIX + head[at + len(b"xmlns") :]
-    return renamed, True
+    defaults = [
+        a for a in _ATTRIBUTES.finditer(head, tag.start(1), tag.end(1)) if a.group(1) == b"xmlns"
+    ]
+    if len(defaults) != 1:
+        return head, None
+    start, end = defaults[0].span(2)
+    uri = head[start + 1 : end - 1]
+    if _PLAIN_URI.fullmatch(uri) is None:
+        return head, None
+    quote = head[start : start + 1]
+    blank = quote + quote + b" " * len(uri)
+    return head[:start] + blank + head[end:], uri.decode("ascii")
 
 
-def _restore_default_namespace(xml: bytes) -> bytes:
-    """An element's XML as the answer declared it: the renamed declaration back to ``xmlns``.
+def _restorer(uri: str) -> Callable[[bytes], bytes]:
+    """What puts ``uri`` back into an element's XML as lxml would have written it."""
+    declared = b' xmlns="' + uri.encode("ascii") + b'"'
 
-    lxml writes the element's own namespace declarations first, then its ancestors', so the
-    default one goes back right after the tag name (unless the element declares its own).
-    """
-    end = xml.find(b">")  # lxml escapes ">" in attribute values
-    head = xml[:end]
-    renamed = _RENAMED.search(head)
-    if end < 0 or renamed is None:
+    def restore(xml: bytes) -> bytes:
+        # lxml writes the element's own namespace declarations first, then its ancestors': the
+        # root's (now empty) default one is an attribute of the element's start tag.
+        end = xml.find(b">")  # lxml escapes ">" in attribute values
+        name = _TAG_NAME.match(xml)
+        if end < 0 or name is None:
+            return xml
+        for attribute in _ATTRIBUTES.finditer(xml, name.end(), end):
+            if attribute.group(1) == b"xmlns":
+                if attribute.group(2) != b'""':
+                    return xml
+                # An element in the default namespace wrote it first; one with a prefix, its own.
+                at = attribute.start() if b":" in name.group() else name.end()
+                xml = xml[: attribute.start()] + xml[attribute.end() :]
+                return xml[:at] + declared + xml[at:]
         return xml
-    head = head[: renamed.start()] + head[renamed.end() :]
-    name = _TAG_NAME.match(head)
-    at = name.end() if name is not None else len(head)
-    if all(a.group(1) != b"xmlns" for a in _ATTRIBUTES.finditer(head, at)):
-        head = head[:at] + b" xmlns=" + renamed.group(1) + head[at:]
-    return head + xml[end:]
+
+    return restore
 
 
 def _trim(journey: Any, keep: int, ended: bool) -> tuple[int, int]:
@@ -172,7 +177,8 @@ def parse_answer(
     )
     open_journeys: list[list[Any]] = []  # [element, calls dropped so far], innermost last
     seen: list[Any] = []  # one element, for the root of an answer cut short
-    restore: Callable[[bytes], bytes] | None = None  # set once the default namespace is renamed
+    default_namespace: str | None = None  # the root's, once undeclared (see below)
+    restore: Callable[[bytes], bytes] | None = None  # what an excerpt then needs
 
     local_names = LOCAL_NAMES
 
@@ -240,13 +246,14 @@ def parse_answer(
                 continue
             head += chunk
             started = started or _check_prolog(head)
-            renamed = _rename_default_namespace(head) if started else None
-            if renamed is None and len(head) <= MAX_PROLOG_BYTES:
+            undeclared = _undeclare_default_namespace(head) if started else None
+            if undeclared is None and len(head) <= MAX_PROLOG_BYTES:
                 continue
             held = True
-            if renamed is not None:
-                head, named = renamed
-                restore = _restore_default_namespace if named else None
+            if undeclared is not None:
+                head, default_namespace = undeclared
+                if default_namespace is not None:
+                    restore = _restorer(default_namespace)
             yield from feed(head)
         if not held:
             if not started:
@@ -257,10 +264,10 @@ def parse_answer(
         # The elements complete before the fault are still good: hand them out first.
         yield from events()
         if seen:
-            _describe(seen[0].getroottree().getroot(), info, restore is not None)
+            _describe(seen[0].getroottree().getroot(), info, default_namespace)
         raise
     yield from events()
-    _describe(root, info, restore is not None)
+    _describe(root, info, default_namespace)
 
 
 #: The most bytes handed to the parser at once (see :func:`parse_answer`).
@@ -275,16 +282,17 @@ _EVENT_TAGS = (
 )
 
 
-def _describe(root: Any, info: AnswerInfo, renamed: bool) -> None:
+def _describe(root: Any, info: AnswerInfo, default_namespace: str | None) -> None:
     """Fill in the answer's root element and kinds of delivery from what is left of its tree.
 
-    Journeys and activities are cleared as read; the deliveries around them stay. ``renamed``:
-    the root's default namespace was renamed (see :func:`_rename_default_namespace`).
+    Journeys and activities are cleared as read; the deliveries around them stay.
+    ``default_namespace``: the root's, undeclared before parsing
+    (:func:`_undeclare_default_namespace`).
     """
     info.root = local_name(root.tag)
     info.root_namespace = etree.QName(root).namespace
-    if renamed and info.root_namespace is None:
-        info.root_namespace = root.nsmap.get(_DEFAULT_NS_PREFIX.decode())
+    if info.root_namespace is None:
+        info.root_namespace = default_namespace
     for element in root.iterdescendants():
         name = local_name(element.tag)
         if name.endswith("Delivery"):
