@@ -83,8 +83,10 @@ async def _bare_consume(settings: Settings, n: int) -> float:
         await consumer.stop()
 
 
-def _drain(settings: Settings, app_id: str, store_url: str) -> tuple[float, float | None]:
-    """Seconds one ``byflyt worker --drain`` takes (a fresh consumer group), and its peak RSS.
+def _drain(
+    settings: Settings, app_id: str, store_url: str
+) -> tuple[float, float | None, float | None]:
+    """One ``byflyt worker --drain`` (a fresh consumer group): seconds, peak RSS, CPU seconds.
 
     The peak is the worker's own ``VmHWM``, read while it runs: ``ru_maxrss`` of a child also
     counts the pages of this process that the child had before ``exec`` (with ``vfork``, this
@@ -109,15 +111,26 @@ def _drain(settings: Settings, app_id: str, store_url: str) -> tuple[float, floa
             stderr=err,
         )
         peak_kb = 0
+        cpu: float | None = None
         while proc.poll() is None:
             peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid) or 0)
+            cpu = _cpu_seconds(proc.pid) or cpu
             time.sleep(0.1)
         seconds = time.perf_counter() - started
         if proc.returncode != 0:
             err.seek(0)
             stderr = err.read().decode(errors="replace")
             raise RuntimeError(f"worker --drain failed: {stderr[-2000:]}")
-    return seconds, peak_kb / 1024 if peak_kb else None
+    return seconds, peak_kb / 1024 if peak_kb else None, cpu
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """A running process's CPU time so far (user and system, all its threads), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _vm_hwm_kb(pid: int) -> int | None:
@@ -158,15 +171,21 @@ def run(
         "cpu_count": os.cpu_count(),
     }
     for name, url in stores.items():
-        startup_s, _ = _drain(empty, f"{settings.app_id}-{name}-startup", url)
-        agent_s, peak_mb = _drain(settings, f"{settings.app_id}-{name}", url)
+        startup_s, _, startup_cpu = _drain(empty, f"{settings.app_id}-{name}-startup", url)
+        agent_s, peak_mb, agent_cpu = _drain(settings, f"{settings.app_id}-{name}", url)
         steady_s = max(agent_s - startup_s, 1e-3)
+        cpu_us = None
+        if agent_cpu is not None and startup_cpu is not None:
+            cpu_us = round((agent_cpu - startup_cpu) / n * 1e6, 2)
         figures[name] = {
             "agent_seconds_including_startup": round(agent_s, 2),
             "worker_startup_seconds": round(startup_s, 2),
             "agent_events_per_s_steady": round(n / steady_s),
             "agent_to_bare_ratio": round(bare_s / steady_s, 4),
             "worker_peak_rss_mb": None if peak_mb is None else round(peak_mb, 1),
+            # The worker's CPU (all threads) per count, start-up's taken off. More than the
+            # wall time per count (1e6 / events_per_s) means its threads ran in parallel.
+            "worker_cpu_us_per_count": cpu_us,
         }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")

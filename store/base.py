@@ -1,9 +1,10 @@
 """The store's connection, transactions and natural-key upserts, shared by every table family.
 
-Every write is one transaction; batches go through ``executemany`` of the dialect's
-``INSERT … ON CONFLICT DO UPDATE`` in chunks, so a replay or a correction rewrites the same rows
-and never adds. Within one call the last row given for a key wins, and rows are written in key
-order, so concurrent PostgreSQL writers lock rows in the same order and cannot deadlock.
+Every write is one transaction; batches go through the dialect's ``INSERT … ON CONFLICT DO
+UPDATE`` (bulk: a JSON array a statement on SQLite, a binary ``COPY`` on PostgreSQL), so a
+replay or a correction rewrites the same rows and never adds. Within one call the last row given
+for a key wins, and rows are written in key order, so concurrent PostgreSQL writers lock rows in
+the same order and cannot deadlock.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from operator import itemgetter
 from types import TracebackType
 from typing import Any, Self
 
+import msgspec
 import psycopg
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection, Select, Table, delete, func, tuple_
@@ -43,7 +45,8 @@ from byflyt.store.schema import (
 CHUNK_ROWS = 1000
 """Rows per ``executemany`` (and keys per ``DELETE … IN``) within one transaction."""
 BULK_ROWS = 10_000
-"""Rows per driver-level ``executemany`` of a bulk upsert."""
+"""Rows per statement of a bulk upsert on SQLite (one JSON array)."""
+_json_rows = msgspec.json.Encoder()
 
 
 class StoreBase:
@@ -149,11 +152,10 @@ class StoreBase:
     def _bulk_upsert(
         self, conn: Connection, table: Table, columns: list[str], rows: list[Row]
     ) -> None:
-        """``INSERT … ON CONFLICT DO UPDATE`` through the driver's own ``executemany``.
+        """``INSERT … ON CONFLICT DO UPDATE`` of whole rows, through :meth:`_bulk_execute`.
 
-        Rows become plain tuples (times converted as :class:`UtcDateTime` stores them), so a
-        batch costs one C-level loop on SQLite and one pipelined round trip on PostgreSQL,
-        instead of SQLAlchemy's per-row parameter processing.
+        Rows become plain tuples (times converted as :class:`UtcDateTime` stores them): no
+        per-row parameter processing by SQLAlchemy.
         """
         times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
         at = [i for i, c in enumerate(columns) if c in times]
@@ -193,7 +195,7 @@ class StoreBase:
     ) -> None:
         """The upsert of ``params`` (values of ``columns``, times converted), last per key wins.
 
-        SQLite: the driver's ``executemany`` of one prepared ``INSERT … ON CONFLICT``, a C loop.
+        SQLite: :meth:`_json_upsert`, one statement a chunk that runs without the GIL.
         PostgreSQL: :meth:`_copy_upsert`, a binary ``COPY`` and one ``INSERT … SELECT``.
         """
         if not params:
@@ -201,19 +203,43 @@ class StoreBase:
         if self._dialect == "postgresql":
             self._copy_upsert(conn, table, columns, params)
             return
+        self._json_upsert(conn, table, columns, params)
+
+    def _json_upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        columns: list[str],
+        params: Sequence[tuple[object, ...]],
+    ) -> None:
+        """SQLite's bulk upsert: a chunk of rows as one JSON array, one statement.
+
+        ``INSERT … SELECT value ->> 0, … FROM json_each(?) ORDER BY <primary key>, key ON
+        CONFLICT DO UPDATE``: the rows are encoded in C (msgspec), and the sort and the whole
+        statement are one ``sqlite3_step``, which the driver runs with the GIL released. With
+        the driver's ``executemany`` the GIL is taken back after every row, and a writer
+        thread beside a busy event loop waited for it up to a switch interval a row (a
+        convoy). Rows are written in key order; ``key`` (the position in the array) keeps the
+        order given among rows of one key, so the last one wins. The values are text, integers,
+        reals and nulls (times converted to their text first); JSON carries each as SQLite
+        would have bound it, reals to the last bit.
+        """
         sql = self._bulk_sql.get(table.name)
         if sql is None:
             keys = [c.name for c in table.primary_key]
-            # Identifiers from the schema's own metadata; values only ever as parameters.
+            values = ", ".join(f"value ->> {i}" for i in range(len(columns)))
+            order = ", ".join(f"value ->> {columns.index(k)}" for k in keys)
+            # Identifiers from the schema's own metadata; values only ever as a parameter.
             sql = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
-                f"VALUES ({', '.join('?' for _ in columns)}) "
+                f"SELECT {values} FROM json_each(?) ORDER BY {order}, key "
                 f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
             )
             self._bulk_sql[table.name] = sql
+        encode = _json_rows.encode
         for i in range(0, len(params), BULK_ROWS):
-            conn.exec_driver_sql(sql, params[i : i + BULK_ROWS])
+            conn.exec_driver_sql(sql, (encode(params[i : i + BULK_ROWS]).decode(),))
 
     def _copy_upsert(
         self,

@@ -97,12 +97,12 @@ class CountsStore(StoreBase):
         )
         convert = self._time_converter()
         stamp = convert(now)
-        # In key order (source, point_id, hour_start), as every upsert writes its rows.
-        ordered = sorted(point_hours)
-        hours = {h: convert(datetime.fromtimestamp(h, UTC)) for h in {r[2] for r in ordered}}
+        # As given: each backend's upsert puts them in key order (in SQL, without the GIL).
+        given = list(point_hours)
+        hours = {h: convert(datetime.fromtimestamp(h, UTC)) for h in {r[2] for r in given}}
         hour_rows = [
             (source, point_id, hours[hour], kommune_nr, mode, volume, coverage, stamp)
-            for source, point_id, hour, kommune_nr, mode, volume, coverage in ordered
+            for source, point_id, hour, kommune_nr, mode, volume, coverage in given
         ]
         rows = latest_by_key(kommune_hourly, (volume_row(r, now) for r in upserts))
         gone = unique_keys(deletes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -83,12 +84,31 @@ def run_worker(
     # The store and the state check may have waited out an outage that the broker is still in;
     # faust exits at once when it cannot bootstrap, so wait for the broker here, with back-off.
     create_topics_waiting(settings)
+    tune_gc()
     try:
         worker.execute_from_commandline()
     except SystemExit as stop:
         if stop.code not in (0, None) and _broker_went_away(stop.__context__):
             _start_again(settings, stop.__context__)
         raise
+
+
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The collector's thresholds in a worker (Python's default: 700, 10, 10)."""
+
+
+def tune_gc() -> None:
+    """Collect garbage less often in a worker that allocates a few objects per record.
+
+    A fetch of 25,000 records makes a few short-lived objects per record (the fetched
+    record, its parsed value, a pair of them). With the default thresholds the young
+    generation was collected every 700 allocations, and the older ones, which hold the
+    worker's whole state, as often as every 7,000 and 70,000: measured, about a tenth of the
+    worker's CPU at 1M counts. What start-up built (modules, the app) is frozen out of every
+    collection. Reference cycles are still collected, only in larger steps.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 RESTARTS_ENV = "BYFLYT_WORKER_BROKER_RESTARTS"

@@ -237,7 +237,7 @@ def test_write_hourly_is_one_transaction(store: Store, registry: CollectorRegist
     assert writes(registry, "kommune_hourly") == 1
 
 
-def test_big_batches_are_chunked_executemany(store: Store) -> None:
+def test_big_batches_are_chunked(store: Store) -> None:
     calls: list[int] = []
 
     def count(conn: Any, clause: Any, multiparams: Any, params: Any, options: Any) -> None:
@@ -250,7 +250,7 @@ def test_big_batches_are_chunked_executemany(store: Store) -> None:
     finally:
         event.remove(store.engine, "before_execute", count)
     assert len(store.query_hourly()) == 5000
-    assert len(calls) <= 6  # five chunks of 1000 rows (plus the BEGIN on SQLite)
+    assert len(calls) <= 6  # at most five statements (plus the BEGIN on SQLite)
 
 
 def test_concurrent_writers_converge(store_url: str) -> None:
@@ -401,6 +401,36 @@ def test_write_counts_last_point_hour_wins_in_key_order(
     assert store.query_hourly() == [vol(hour=DST_END + HOUR, value=9.0)]
     assert writes(registry, "point_hourly") == 5  # the rows given (the flush gives one a key)
     assert writes(registry, "kommune_hourly") == 4
+
+
+def test_bulk_writes_keep_every_value_exactly(store: Store) -> None:
+    # A bulk upsert travels as one JSON array a statement on SQLite: text JSON must escape,
+    # reals to the last bit, nulls and large integers come back exactly as given.
+    first = int(DST_END.timestamp())
+    points = [
+        'quote " and \\ backslash',
+        "Sjøgata/Ørje — «sykkel»",
+        "tab\tnew\nline",
+        "emoji 🚲 and \u2028",
+        "apostrophe ' here",
+    ]
+    coverages = [0.1 + 0.2, 100 / 3, 5e-324, 99.99999999999999, 0.0]
+    given = [
+        PointHour("trafikkdata", point, DST_END + i * HOUR, "3403", "bicycle", volume, coverage)
+        for i, (point, coverage, volume) in enumerate(
+            zip(points, coverages, (None, 2**31 - 1, 0, 1, None), strict=True)
+        )
+    ]
+    store.write_counts(
+        [],
+        [
+            (p.source, p.point_id, first + i * 3600, p.kommune_nr, p.mode, p.volume, p.coverage)
+            for i, p in enumerate(given)
+        ],
+        [],
+        [],
+    )
+    assert sorted(store.query_point_hourly(), key=str) == sorted(given, key=str)
 
 
 def test_point_hours_of_reads_exactly_the_kommune_hours_asked_for(store: Store) -> None:
