@@ -132,21 +132,18 @@ class Excerpt:
     one handed out (after that, an excerpt never asked for is empty).
     """
 
-    __slots__ = ("element", "restore", "text")
+    __slots__ = ("element", "serialise", "text")
 
-    def __init__(self, element: Any, restore: Callable[[bytes], bytes] | None = None) -> None:
+    def __init__(self, element: Any, serialise: Callable[[Any], bytes] = etree.tostring) -> None:
         self.element = element
-        self.restore = restore  # what the answer's serialised XML needs (see siri_xml)
+        self.serialise = serialise  # how the answer's elements are written (see siri_xml)
         self.text: bytes | None = None
 
     def get(self) -> bytes:
         """The first 8 KiB of the element's XML."""
         if self.text is None:
             element, self.element = self.element, None
-            xml = etree.tostring(element) if element is not None else b""
-            if self.restore is not None and xml:
-                xml = self.restore(xml)
-            self.text = xml[:8192]
+            self.text = self.serialise(element)[:8192] if element is not None else b""
         return self.text
 
     def release(self) -> None:

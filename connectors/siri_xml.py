@@ -96,28 +96,44 @@ def _undeclare_default_namespace(head: bytes) -> tuple[bytes, str | None] | None
     return head[:start] + blank + head[end:], uri.decode("ascii")
 
 
-def _restorer(uri: str) -> Callable[[bytes], bytes]:
-    """What puts ``uri`` back into an element's XML as lxml would have written it."""
+def _serialiser(uri: str) -> Callable[[Any], bytes]:
+    """An element's XML as lxml would have written it with ``uri`` the root's default namespace.
+
+    lxml writes an element's own namespace declarations first, then the element's namespace,
+    then its ancestors' others in order. With the default one undeclared, the element is in no
+    namespace and the root's ``xmlns=""`` comes among its ancestors': it goes back after the
+    element's own (for an element with a prefix, it stays where it is). The element's own are
+    told from its ``nsmap`` against its parent's, so one that merely repeats an ancestor's (same
+    prefix, same URI) is taken for the ancestor's: the default one then comes before it, where
+    lxml would have put it after (the same XML, its declarations in another order).
+    """
     declared = b' xmlns="' + uri.encode("ascii") + b'"'
 
-    def restore(xml: bytes) -> bytes:
-        # lxml writes the element's own namespace declarations first, then its ancestors': the
-        # root's (now empty) default one is an attribute of the element's start tag.
+    def serialise(element: Any) -> bytes:
+        xml: bytes = etree.tostring(element)
         end = xml.find(b">")  # lxml escapes ">" in attribute values
         name = _TAG_NAME.match(xml)
         if end < 0 or name is None:
             return xml
-        for attribute in _ATTRIBUTES.finditer(xml, name.end(), end):
-            if attribute.group(1) == b"xmlns":
-                if attribute.group(2) != b'""':
-                    return xml
-                # An element in the default namespace wrote it first; one with a prefix, its own.
-                at = attribute.start() if b":" in name.group() else name.end()
-                xml = xml[: attribute.start()] + xml[attribute.end() :]
-                return xml[:at] + declared + xml[at:]
-        return xml
+        declarations = [
+            a
+            for a in _ATTRIBUTES.finditer(xml, name.end(), end)
+            if a.group(1) == b"xmlns" or a.group(1).startswith(b"xmlns:")
+        ]
+        default = next((d for d in declarations if d.group(1) == b"xmlns"), None)
+        if default is None or default.group(2) != b'""':
+            return xml  # the element declares a default namespace of its own
+        at = default.start()
+        if b":" not in name.group():
+            parent = element.getparent()
+            inherited = parent.nsmap if parent is not None else {}
+            own = sum(1 for prefix, ns in element.nsmap.items() if inherited.get(prefix) != ns)
+            own = min(own, declarations.index(default))
+            at = declarations[own - 1].end() if own else name.end()
+        xml = xml[: default.start()] + xml[default.end() :]
+        return xml[:at] + declared + xml[at:]
 
-    return restore
+    return serialise
 
 
 def _trim(journey: Any, keep: int, ended: bool) -> tuple[int, int]:
@@ -178,7 +194,7 @@ def parse_answer(
     open_journeys: list[list[Any]] = []  # [element, calls dropped so far], innermost last
     seen: list[Any] = []  # one element, for the root of an answer cut short
     default_namespace: str | None = None  # the root's, once undeclared (see below)
-    restore: Callable[[bytes], bytes] | None = None  # what an excerpt then needs
+    serialise: Callable[[Any], bytes] = etree.tostring  # an excerpt's XML (see below)
 
     local_names = LOCAL_NAMES
 
@@ -194,7 +210,7 @@ def parse_answer(
                 continue
             if name == "EstimatedVehicleJourney":
                 dropped = open_journeys.pop()[1] if open_journeys else 0
-                excerpt = Excerpt(element, restore) if keep_raw else None
+                excerpt = Excerpt(element, serialise) if keep_raw else None
                 journey = None if dropped else read_journey(element, excerpt, info)
                 if journey is None or len(journey.calls) > max_calls:
                     found = dropped + _trim(element, max_calls, ended=True)[0]
@@ -203,10 +219,7 @@ def parse_answer(
                 if excerpt is not None:
                     excerpt.release()
             elif name == "VehicleActivity":
-                raw = b""
-                if keep_raw:
-                    raw = etree.tostring(element)
-                    raw = (restore(raw) if restore is not None else raw)[:8192]
+                raw = serialise(element)[:8192] if keep_raw else b""
                 yield read_activity(element, raw, info)
             elif name == "ResponseTimestamp":
                 if info.response_at is None:
@@ -236,12 +249,12 @@ def parse_answer(
                 innermost[1] += _trim(innermost[0], max_calls, ended=False)[1]
 
     # The answer's first bytes are held back until its root start tag is complete (at most
-    # MAX_PROLOG_BYTES and a chunk), to rename the default namespace declared there.
+    # MAX_PROLOG_BYTES and a chunk), to undeclare the default namespace declared there.
     head = b""
-    started = held = False
+    started = released = False
     try:
         for chunk in chunks:
-            if held:
+            if released:
                 yield from feed(chunk)
                 continue
             head += chunk
@@ -249,13 +262,13 @@ def parse_answer(
             undeclared = _undeclare_default_namespace(head) if started else None
             if undeclared is None and len(head) <= MAX_PROLOG_BYTES:
                 continue
-            held = True
+            released = True
             if undeclared is not None:
                 head, default_namespace = undeclared
                 if default_namespace is not None:
-                    restore = _restorer(default_namespace)
+                    serialise = _serialiser(default_namespace)
             yield from feed(head)
-        if not held:
+        if not released:
             if not started:
                 _check_prolog(head)
             yield from feed(head)

@@ -140,6 +140,10 @@ _NAMESPACED_ANSWERS = [
     b'<EstimatedVehicleJourney xmlns:a="http://a.example" xmlns="http://elsewhere.example">'
     b"<DatedVehicleJourneyRef>j-2</DatedVehicleJourneyRef></EstimatedVehicleJourney>"
     b"<EstimatedVehicleJourney/><VehicleActivity><VehicleRef>v-1</VehicleRef></VehicleActivity>"
+    b'<EstimatedVehicleJourney xmlns:b="http://b.example" b:x="1"><b:Extra/>'
+    b"<DatedVehicleJourneyRef>j-7</DatedVehicleJourneyRef></EstimatedVehicleJourney>"
+    b'<ns2:EstimatedVehicleJourney xmlns:c="http://c.example">'
+    b"<DatedVehicleJourneyRef>j-8</DatedVehicleJourneyRef></ns2:EstimatedVehicleJourney>"
     b"</ServiceDelivery></Siri>",
     b"<Siri version='2.0'  xmlns = 'http://www.siri.org.uk/siri' ><ServiceDelivery>"
     b"<EstimatedVehicleJourney><DatedVehicleJourneyRef>j-3</DatedVehicleJourneyRef>"
