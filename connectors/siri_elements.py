@@ -132,17 +132,18 @@ class Excerpt:
     one handed out (after that, an excerpt never asked for is empty).
     """
 
-    __slots__ = ("element", "text")
+    __slots__ = ("element", "serialise", "text")
 
-    def __init__(self, element: Any) -> None:
+    def __init__(self, element: Any, serialise: Callable[[Any], bytes] = etree.tostring) -> None:
         self.element = element
+        self.serialise = serialise  # how the answer's elements are written (see siri_xml)
         self.text: bytes | None = None
 
     def get(self) -> bytes:
         """The first 8 KiB of the element's XML."""
         if self.text is None:
             element, self.element = self.element, None
-            self.text = etree.tostring(element)[:8192] if element is not None else b""
+            self.text = self.serialise(element)[:8192] if element is not None else b""
         return self.text
 
     def release(self) -> None:
@@ -250,6 +251,10 @@ _MEMOS: dict[object, dict[str | None, Any]] = {}
 _SKIPPED = _CallField(-1, _stop_ref)
 # Why by qualified tag: one lookup a child, where a local name would cost two.
 _FIELDS_BY_TAG: dict[object, _CallField] = {}
+# The same, flat for the loop that reads every call: a qualified tag's field index (-1: skipped),
+# and each field's memo by index; what either does not know yet, _read_call learns.
+_INDEX_BY_TAG: dict[object, int] = {}
+_MEMO_BY_INDEX: list[dict[str | None, Any]] = [{} for _ in range(13)]
 
 
 def _call_field(tag: object) -> _CallField:
@@ -257,7 +262,28 @@ def _call_field(tag: object) -> _CallField:
     field = _CallField(*known) if known is not None else _SKIPPED
     if len(_FIELDS_BY_TAG) < _LOCAL_NAMES_MAX:
         _FIELDS_BY_TAG[tag] = field
+        _INDEX_BY_TAG[tag] = field.index
+        if field.index >= 0:
+            _MEMO_BY_INDEX[field.index] = field.memo
     return field
+
+
+def _read_call(call: Any, blank: list[Any], info: AnswerInfo) -> list[Any]:
+    """A call's field values, learning the tags and texts the fast loop does not know yet."""
+    values = blank[:]
+    fields_by_tag, missing = _FIELDS_BY_TAG, _MISSING
+    for leaf in call[:]:
+        tag = leaf.tag
+        reading = fields_by_tag.get(tag) or _call_field(tag)
+        index = reading.index
+        if index < 0:
+            continue
+        text = leaf.text
+        value = reading.memo.get(text, missing)
+        if value is missing:
+            value = reading.read(text, info)
+        values[index] = value
+    return values
 
 
 # What a journey's child is, by local name: a field it reads (an index into _FIELDS), the
@@ -323,11 +349,12 @@ def read_journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJou
     fields: list[str | None] = [None] * len(_FIELDS)
     calls: list[SiriCall] = []
     service_date: date | None = None
-    kinds, fields_by_tag, is_call = _KINDS_BY_TAG, _FIELDS_BY_TAG, _IS_CALL
+    kinds, is_call = _KINDS_BY_TAG, _IS_CALL
+    index_of, memo_of = _INDEX_BY_TAG, _MEMO_BY_INDEX
     recorded_call, estimated_call = _RECORDED_CALL, _ESTIMATED_CALL
-    missing, new_call = _MISSING, SiriCall
+    new_call = SiriCall
     try:
-        for child in element:
+        for child in element[:]:
             tag = child.tag
             kind = kinds.get(tag)
             if kind is None:
@@ -339,29 +366,27 @@ def read_journey(element: Any, raw: Excerpt | None, info: AnswerInfo) -> SiriJou
                     fields[kind] = (child.text or "").strip()
             elif kind != _FRAMED:  # the recorded or the estimated calls
                 blank = recorded_call if kind == _RECORDED else estimated_call
-                for call in child:
+                for call in child[:]:
                     tag = call.tag
                     known = is_call.get(tag)
                     if not (known or (known is None and _is_call(tag))):
                         continue
                     # A call, read here rather than in a function of its own: there are
-                    # several a journey, and the call would cost a tenth of reading it.
+                    # several a journey, and the call would cost a tenth of reading it. Every
+                    # tag and text known (the usual case): two lookups a child, nothing else;
+                    # else _read_call reads the call again and learns what was missing.
                     values = blank[:]
-                    # Why a slice: a list of a call's children costs less than an iterator.
-                    for leaf in call[:]:
-                        tag = leaf.tag
-                        reading = fields_by_tag.get(tag) or _call_field(tag)
-                        index = reading.index
-                        if index < 0:
-                            continue
-                        text = leaf.text
-                        value = reading.memo.get(text, missing)
-                        if value is missing:
-                            value = reading.read(text, info)
-                        values[index] = value
+                    try:
+                        # Why a slice: a list of a call's children costs less than an iterator.
+                        for leaf in call[:]:
+                            index = index_of[leaf.tag]
+                            if index >= 0:
+                                values[index] = memo_of[index][leaf.text]
+                    except KeyError:
+                        values = _read_call(call, blank, info)
                     calls.append(new_call(*values))
             else:
-                for part in child:
+                for part in child[:]:
                     tag = part.tag
                     kind = kinds.get(tag)
                     if kind is None:

@@ -248,12 +248,13 @@ class JourneyResolver:
         )
         if aimed is None:
             raise JourneyRejected("no_service_date", "no DataFrameRef and no aimed times")
-        local = aimed.astimezone(self.static.timezone).date()
         if not known:
-            return local
+            return aimed.astimezone(self.static.timezone).date()
         # Why a memo: the answers after the first repeat a journey with the same first aimed time.
+        # (Looked up first: the local date costs a time zone conversion, more than the lookup.)
         day = self._run_dates.get((trip_id, aimed))
         if day is None:
+            local = aimed.astimezone(self.static.timezone).date()
             day = self._nearest_run(trip_id, aimed, local)
             if len(self._run_dates) >= _SEEN_CHANGES_MAX:
                 self._run_dates.clear()

@@ -3,7 +3,8 @@
 Answers from the hostile-input corpus (tests/corpus/siri), fed in small chunks as they arrive
 over HTTP: the root and deliveries are told from the tree left after the journeys are cleared,
 a journey's XML excerpt is serialised while it is the one handed out (and only if asked), a
-call's repeated time text is read once but every offset-less time is still counted.
+call's repeated time text is read once but every offset-less time is still counted, and the
+default namespace the parse renames for speed never shows (excerpts, root namespace, errors).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from byflyt.connectors import siri_elements
+from byflyt.connectors import siri_elements, siri_xml
 from byflyt.connectors.siri_xml import AnswerInfo, SiriActivity, SiriJourney, parse_answer
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "siri"
@@ -125,3 +126,100 @@ def test_a_call_text_memo_stays_bounded_and_every_call_reads_right(
     ]
     for convert in (siri_elements._stop_ref, siri_elements._order, None):
         assert 0 < len(siri_elements._MEMOS[convert]) <= 8
+
+
+# The root's default namespace is undeclared before parsing (bare tags cost less to read); what
+# comes out must not show it: the same journeys, the answer's namespace, excerpts as lxml writes
+# them from the answer as it came, parse errors at the same line and column.
+_NAMESPACED_ANSWERS = [
+    b'<?xml version="1.0"?><!-- <Not the root> --><Siri xmlns:ns2="http://www.ifopt.org.uk/acsb"'
+    b' xmlns="http://www.siri.org.uk/siri" version="2.0"><ServiceDelivery>'
+    b'<EstimatedVehicleJourney a="1"><DatedVehicleJourneyRef>j-1</DatedVehicleJourneyRef>'
+    b"<EstimatedCalls><EstimatedCall><StopPointRef>NSR:Quay:1</StopPointRef><Order>1</Order>"
+    b"</EstimatedCall></EstimatedCalls></EstimatedVehicleJourney>"
+    b'<EstimatedVehicleJourney xmlns:a="http://a.example" xmlns="http://elsewhere.example">'
+    b"<DatedVehicleJourneyRef>j-2</DatedVehicleJourneyRef></EstimatedVehicleJourney>"
+    b"<EstimatedVehicleJourney/><VehicleActivity><VehicleRef>v-1</VehicleRef></VehicleActivity>"
+    b'<EstimatedVehicleJourney xmlns:b="http://b.example" b:x="1"><b:Extra/>'
+    b"<DatedVehicleJourneyRef>j-7</DatedVehicleJourneyRef></EstimatedVehicleJourney>"
+    b'<ns2:EstimatedVehicleJourney xmlns:c="http://c.example">'
+    b"<DatedVehicleJourneyRef>j-8</DatedVehicleJourneyRef></ns2:EstimatedVehicleJourney>"
+    b"</ServiceDelivery></Siri>",
+    b"<Siri version='2.0'  xmlns = 'http://www.siri.org.uk/siri' ><ServiceDelivery>"
+    b"<EstimatedVehicleJourney><DatedVehicleJourneyRef>j-3</DatedVehicleJourneyRef>"
+    b"</EstimatedVehicleJourney></ServiceDelivery></Siri>",
+    b'<s:Siri xmlns:s="http://www.siri.org.uk/siri"><s:ServiceDelivery><s:EstimatedVehicleJourney>'
+    b"<s:DatedVehicleJourneyRef>j-4</s:DatedVehicleJourneyRef></s:EstimatedVehicleJourney>"
+    b"</s:ServiceDelivery></s:Siri>",
+    b'<Siri xmlns="http://not.siri.example"><EstimatedVehicleJourney>'
+    b"<DatedVehicleJourneyRef>j-5</DatedVehicleJourneyRef></EstimatedVehicleJourney></Siri>",
+    b'<Siri xmlns=""><EstimatedVehicleJourney a="&gt;">'
+    b"<DatedVehicleJourneyRef>j-6</DatedVehicleJourneyRef></EstimatedVehicleJourney></Siri>",
+]
+
+
+@pytest.mark.parametrize("answer", _NAMESPACED_ANSWERS)
+@pytest.mark.parametrize("size", [1, 5, 64 * 1024])
+def test_the_default_namespace_undeclared_for_speed_never_shows(answer: bytes, size: int) -> None:
+    tree = etree.fromstring(answer)
+    wanted = [
+        e
+        for e in tree.iter()
+        if etree.QName(e).localname in ("EstimatedVehicleJourney", "VehicleActivity")
+    ]
+    info = AnswerInfo()
+    parts = (answer[start : start + size] for start in range(0, len(answer), size))
+    read = []
+    for element in parse_answer(parts, info):
+        read.append(element)
+        assert element.raw == etree.tostring(wanted[len(read) - 1])  # as lxml writes the original
+    assert len(read) == len(wanted)
+    assert (info.root, info.root_namespace) == ("Siri", etree.QName(tree).namespace)
+    journeys = [(e, r) for e, r in zip(wanted, read, strict=True) if isinstance(r, SiriJourney)]
+    assert [r.journey_ref for _, r in journeys] == [
+        e.findtext("{*}DatedVehicleJourneyRef") for e, _ in journeys
+    ]
+    first = read[0]
+    if isinstance(first, SiriJourney) and first.calls:
+        assert [(c.stop_ref, c.order) for c in first.calls] == [("NSR:Quay:1", 1)]
+
+
+def test_a_root_declaring_the_default_namespace_twice_is_still_malformed() -> None:
+    answer = b'<Siri xmlns="http://www.siri.org.uk/siri" xmlns="http://x.example"></Siri>'
+    with pytest.raises(etree.XMLSyntaxError):
+        etree.fromstring(answer)
+    with pytest.raises(etree.XMLSyntaxError):
+        list(parse_answer(iter([answer]), AnswerInfo()))
+
+
+def test_the_default_namespace_is_undeclared_in_place() -> None:
+    for answer in _NAMESPACED_ANSWERS[:2]:
+        undeclared = siri_xml._undeclare_default_namespace(answer)
+        assert undeclared is not None
+        head, namespace = undeclared
+        assert namespace == "http://www.siri.org.uk/siri"
+        assert len(head) == len(answer)  # every byte after it where it was
+        assert etree.QName(etree.fromstring(head)).namespace is None
+    # Not complete yet: wait for more bytes; nothing a URI would escape: as written.
+    assert siri_xml._undeclare_default_namespace(b'<Siri xmlns="http://www.siri') is None
+    odd = b'<Siri xmlns="http://x.example/?a&amp;b"/>'
+    assert siri_xml._undeclare_default_namespace(odd) == (odd, None)
+
+
+@pytest.mark.parametrize("size", [3, 64 * 1024])
+def test_a_parse_error_names_the_line_and_column_of_the_answer_as_it_came(size: int) -> None:
+    answer = (
+        b'<Siri xmlns="http://www.siri.org.uk/siri" version="2.0"><ServiceDelivery>'
+        b"<EstimatedVehicleJourney><LineRef>L</LineRef></EstimatedVehicleJourney>"
+        b"<EstimatedVehicleJourney><LineRef>L</Line></EstimatedVehicleJourney></ServiceDelivery>"
+        b"</Siri>"
+    )
+    with pytest.raises(etree.XMLSyntaxError) as expected:
+        etree.fromstring(answer, etree.XMLParser())
+    parts = (answer[start : start + size] for start in range(0, len(answer), size))
+    read = []
+    with pytest.raises(etree.XMLSyntaxError) as raised:
+        read.extend(parse_answer(parts, AnswerInfo()))
+    assert str(raised.value) == str(expected.value)
+    assert "column" in str(raised.value)
+    assert len(read) == 1  # the journey complete before the fault
