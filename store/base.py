@@ -62,7 +62,7 @@ class StoreBase:
         self.engine = create_store_engine(url)
         self._writer = self.engine.execution_options(**{WRITE: True})
         self._dialect = self.engine.dialect.name
-        self._bulk_sql: dict[str, str] = {}
+        self._bulk_sql: dict[tuple[str, ...], str] = {}
         self._copy_plans: dict[tuple[str, ...], tuple[str, str, str, list[int]]] = {}
         try:
             self._open_schema()
@@ -211,35 +211,42 @@ class StoreBase:
         table: Table,
         columns: list[str],
         params: Sequence[tuple[object, ...]],
+        *,
+        select: Sequence[str] | None = None,
+        bind: tuple[object, ...] = (),
     ) -> None:
         """SQLite's bulk upsert: a chunk of rows as one JSON array, one statement.
 
-        ``INSERT … SELECT value ->> 0, … FROM json_each(?) ORDER BY <primary key>, key ON
+        ``INSERT … SELECT value ->> 0, … FROM json_each(?1) ORDER BY <primary key>, key ON
         CONFLICT DO UPDATE``: the rows are encoded in C (msgspec), and the sort and the whole
         statement are one ``sqlite3_step``, which the driver runs with the GIL released. With
         the driver's ``executemany`` the GIL is taken back after every row, and a writer
         thread beside a busy event loop waited for it up to a switch interval a row (a
-        convoy). Rows are written in key order; ``key`` (the position in the array) keeps the
-        order given among rows of one key, so the last one wins. The values are text, integers,
-        reals and nulls (times converted to their text first); JSON carries each as SQLite
-        would have bound it, reals to the last bit.
+        convoy). Rows are written in key order (of the values as given); ``key`` (the
+        position in the array) keeps the order given among rows of one key, so the last one
+        wins. The values are text, integers, reals and nulls (times converted to their text
+        first); JSON carries each as SQLite would have bound it, reals to the last bit.
+
+        ``select``: each column's SQL, where a row gives a value in another form than the
+        one stored (default ``value ->> i``); ``bind``: the parameters it names after the
+        rows (``?2``, …).
         """
-        sql = self._bulk_sql.get(table.name)
+        values = list(select or (f"value ->> {i}" for i in range(len(columns))))
+        sql = self._bulk_sql.get((table.name, *values))
         if sql is None:
             keys = [c.name for c in table.primary_key]
-            values = ", ".join(f"value ->> {i}" for i in range(len(columns)))
             order = ", ".join(f"value ->> {columns.index(k)}" for k in keys)
-            # Identifiers from the schema's own metadata; values only ever as a parameter.
+            # Identifiers from the schema's own metadata; values only ever as parameters.
             sql = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
-                f"SELECT {values} FROM json_each(?) ORDER BY {order}, key "
+                f"SELECT {', '.join(values)} FROM json_each(?1) ORDER BY {order}, key "
                 f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
             )
-            self._bulk_sql[table.name] = sql
+            self._bulk_sql[(table.name, *values)] = sql
         encode = _json_rows.encode
         for i in range(0, len(params), BULK_ROWS):
-            conn.exec_driver_sql(sql, (encode(params[i : i + BULK_ROWS]).decode(),))
+            conn.exec_driver_sql(sql, (encode(params[i : i + BULK_ROWS]).decode(), *bind))
 
     def _copy_upsert(
         self,

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import Connection, and_, delete, func, or_, select
 
 from byflyt.models.base import hour_floor
 from byflyt.models.counts import CountObservation, CountPoint, FetchedWindow
@@ -24,6 +24,7 @@ from byflyt.store.rows import (
 )
 from byflyt.store.schema import (
     fetched_windows,
+    format_utc,
     kommune_hourly,
     point_hourly,
     to_utc,
@@ -35,6 +36,8 @@ _POINT_HOUR_COLUMNS = [c.name for c in point_hourly.c]
 _HOUR = timedelta(hours=1)
 _RUNS_A_QUERY = 100
 """Runs of consecutive hours read by one query of :meth:`CountsStore.point_hours_of`."""
+_SQLITE_EPOCH_HOUR_TEXT = "strftime('%Y-%m-%dT%H:%M:%S.000000Z', {}, 'unixepoch')"
+"""SQL of :func:`format_utc`'s text of a whole second given in epoch seconds."""
 PointHourValues = tuple[str, str, int, str, str, int | None, float]
 """A ``point_hourly`` row's values but ``updated_at``, in the table's column order; the hour
 as UTC epoch seconds (a whole hour)."""
@@ -95,28 +98,52 @@ class CountsStore(StoreBase):
             points_table,
             ({**p.model_dump(include=POINT_FIELDS), "updated_at": now} for p in points),
         )
-        convert = self._time_converter()
-        stamp = convert(now)
         # As given: each backend's upsert puts them in key order (in SQL, without the GIL).
         given = list(point_hours)
-        hours = {h: convert(datetime.fromtimestamp(h, UTC)) for h in {r[2] for r in given}}
-        hour_rows = [
-            (source, point_id, hours[hour], kommune_nr, mode, volume, coverage, stamp)
-            for source, point_id, hour, kommune_nr, mode, volume, coverage in given
-        ]
         rows = latest_by_key(kommune_hourly, (volume_row(r, now) for r in upserts))
         gone = unique_keys(deletes)
-        if not (point_rows or hour_rows or rows or gone):
+        if not (point_rows or given or rows or gone):
             return
         with self._write(kommune_hourly.name) as conn:
             self._upsert(conn, points_table, point_rows)
-            if hour_rows:
-                self._bulk_execute(conn, point_hourly, _POINT_HOUR_COLUMNS, hour_rows)
+            if given:
+                self._write_point_hours(conn, given, now)
             deleted = self._delete_volumes(conn, gone)
             self._upsert(conn, kommune_hourly, rows)
         self.metrics.store_writes.labels(table=points_table.name).inc(len(point_rows))
-        self.metrics.store_writes.labels(table=point_hourly.name).inc(len(hour_rows))
+        self.metrics.store_writes.labels(table=point_hourly.name).inc(len(given))
         self.metrics.store_writes.labels(table=kommune_hourly.name).inc(len(rows) + deleted)
+
+    def _write_point_hours(
+        self, conn: Connection, given: list[PointHourValues], now: datetime
+    ) -> None:
+        """Upsert point-hour tuples (the hour in epoch seconds), ``updated_at`` = ``now``.
+
+        On SQLite the rows go as given, with no Python work a row: SQL turns the epoch hour
+        into :func:`format_utc`'s text (a whole hour has no fraction) while the writer
+        thread runs without the GIL. On PostgreSQL each distinct hour becomes a datetime
+        once, for the ``COPY``.
+        """
+        if self._dialect == "sqlite":
+            select = [f"value ->> {i}" for i in range(len(_POINT_HOUR_COLUMNS) - 1)]
+            select[2] = _SQLITE_EPOCH_HOUR_TEXT.format("value ->> 2")
+            self._json_upsert(
+                conn,
+                point_hourly,
+                _POINT_HOUR_COLUMNS,
+                given,
+                select=[*select, "?2"],
+                bind=(format_utc(now),),
+            )
+            return
+        convert = self._time_converter()
+        stamp = convert(now)
+        hours = {h: convert(datetime.fromtimestamp(h, UTC)) for h in {r[2] for r in given}}
+        rows = [
+            (source, point_id, hours[hour], kommune_nr, mode, volume, coverage, stamp)
+            for source, point_id, hour, kommune_nr, mode, volume, coverage in given
+        ]
+        self._bulk_execute(conn, point_hourly, _POINT_HOUR_COLUMNS, rows)
 
     def point_hours_of(
         self, cells: Iterable[tuple[str, str, datetime]]

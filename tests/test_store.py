@@ -23,7 +23,7 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import SCHEMA_VERSION, Fetched, Outage, PointHour, Store
 from byflyt.store.engine import is_retriable
-from byflyt.store.schema import ensure_schema, outages, schema_version
+from byflyt.store.schema import ensure_schema, format_utc, outages, schema_version
 from tests.helpers import kommune_hour
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -431,6 +431,11 @@ def test_bulk_writes_keep_every_value_exactly(store: Store) -> None:
         [],
     )
     assert sorted(store.query_point_hourly(), key=str) == sorted(given, key=str)
+    if store.engine.dialect.name == "sqlite":
+        # SQL makes the hour's text from epoch seconds: the text every other write stores.
+        with store.engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT hour_start FROM point_hourly").scalars()
+            assert sorted(stored) == sorted(format_utc(p.hour_start) for p in given)
 
 
 def test_point_hours_of_reads_exactly_the_kommune_hours_asked_for(store: Store) -> None:
