@@ -61,6 +61,14 @@ def test_broker_stopped_for_20s_mid_backfill_and_mid_aggregation(
             # A worker started while the broker is away waits for it instead of exiting.
             late = run.worker("worker-late")
             time.sleep(max(0.0, BROKER_DOWN_S - (time.monotonic() - stopped)))
+            # The broker stays away until the late worker has met the outage: its state check
+            # gives up on an absent broker only after the admin client's 30 s, and a broker
+            # back before that let it start without ever waiting (a race the load decided).
+            wait_until(
+                lambda: "retrying in" in late.output() or not late.alive(),
+                90,
+                "the late worker to wait for the broker",
+            )
             assert late.alive(), f"a worker started without a broker exited:\n{late.output()}"
             assert worker.alive(), f"the worker exited without its broker:\n{worker.output()}"
             assert connector.alive(), f"the connector exited:\n{connector.output()}"
