@@ -38,19 +38,31 @@ def aggregate_counts(
     metric: str = "volume",
 ) -> HourlyVolume | None:
     """The kommune-hour value of ``points``, or None when no point has a volume."""
-    volumes = [int(state.volume) for state in points.values() if state.volume is not None]
-    if not volumes:
+    found = totals(points)
+    if found is None:
         return None
-    coverage = sum(float(state.coverage or 0.0) for state in points.values()) / len(points)
+    value, coverage, n_sources = found
     return HourlyVolume(
         kommune_nr=kommune_nr,
         mode=mode,
         metric=metric,
         hour_start=hour_start,
-        value=float(sum(volumes)),
-        coverage=round(coverage, 2),
-        n_sources=len(volumes),
+        value=value,
+        coverage=coverage,
+        n_sources=n_sources,
     )
+
+
+def totals(points: Mapping[str, PointState]) -> tuple[float, float, int] | None:
+    """The sum of ``points``' volumes, their mean coverage (2 decimals) and how many had one.
+
+    None when no point has a volume (no kommune-hour value).
+    """
+    volumes = [int(state.volume) for state in points.values() if state.volume is not None]
+    if not volumes:
+        return None
+    coverage = sum(float(state.coverage or 0.0) for state in points.values()) / len(points)
+    return float(sum(volumes)), round(coverage, 2), len(volumes)
 
 
 class _VolumeJson(msgspec.Struct, gc=False):
@@ -82,13 +94,10 @@ def volume_record(
     a value pydantic writes without an exponent (``mode`` is a count's, checked when it was
     decoded). Anything else takes the model, so the record is the model's in every case.
     """
-    volumes = [int(state.volume) for state in points.values() if state.volume is not None]
-    if not volumes:
+    found = totals(points)
+    if found is None:
         return None
-    coverage = sum(float(state.coverage or 0.0) for state in points.values()) / len(points)
-    coverage = round(coverage, 2)
-    value = float(sum(volumes))
-    n_sources = len(volumes)
+    value, coverage, n_sources = found
     if (
         len(kommune_nr) == 4
         and kommune_nr.isascii()
