@@ -44,8 +44,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
-from scipy.stats import t as student_t
-
 from byflyt.clock import OSLO
 
 MIN_COVERAGE = 95.0
@@ -300,6 +298,17 @@ def match_hours(
     return result
 
 
+def _student_t_quantile(q: float, df: int) -> float:
+    """Student's t quantile, from scipy.
+
+    Imported here: a worker never computes an index and should not pay scipy's start-up
+    time (about a second) and memory (about 60 MB).
+    """
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(q, df))
+
+
 def area_index(
     points: Sequence[PointIndex], *, min_hours: int, confidence: float = CONFIDENCE
 ) -> AreaIndex:
@@ -328,7 +337,7 @@ def area_index(
     )
     sd = math.sqrt(variance)
     se = sd * math.sqrt(sum_w2)
-    t = float(student_t.ppf(1.0 - (1.0 - confidence) / 2.0, len(taking) - 1))
+    t = _student_t_quantile(1.0 - (1.0 - confidence) / 2.0, len(taking) - 1)
     return AreaIndex(
         points=tuple(taking),
         excluded=tuple(excluded),

@@ -119,6 +119,19 @@ class StoreBase:
             self.metrics.store_failures.labels(table=table).inc()
             raise
 
+    @property
+    def reads_beside_writes(self) -> bool:
+        """Whether a read on another connection can run while a write is in flight.
+
+        PostgreSQL and a SQLite file (write-ahead log: a reader sees the last commit) can;
+        an in-memory SQLite database is one connection's own.
+        """
+        return self._dialect == "postgresql" or self.engine.url.database not in (
+            None,
+            "",
+            ":memory:",
+        )
+
     def _read(self, query: Select[*tuple[Any, ...]]) -> list[Any]:
         try:
             with self.engine.connect() as conn:

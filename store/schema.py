@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -35,7 +36,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from byflyt.errors import ConfigError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version of the tables defined in this module."""
 
 Migration = Callable[[Connection], None]
@@ -153,8 +154,14 @@ point_hourly = Table(
     Column("volume", Integer),
     Column("coverage", Double, nullable=False),
     _updated_at(),
-    Index("ix_point_hourly_hour", "hour_start"),
+    # Keyed hour first: a flush's point-hours (new hours, every point) go in at the end of
+    # the key, and a read of kommune-hours is a range of it. On SQLite the table is that
+    # key's B-tree alone (no rowid table, no second index): one B-tree written a row, not
+    # three (schema version 3; before, the key led with the point, beside an hour index).
+    PrimaryKeyConstraint("hour_start", "source", "point_id"),
+    sqlite_with_rowid=False,
 )
+"""Each point's latest value per UTC hour (the durable copy of the cycling agents' state)."""
 
 kommune_hourly = Table(
     "kommune_hourly",
@@ -216,7 +223,29 @@ def _add_fetched_windows(conn: Connection) -> None:
     fetched_windows.create(conn, checkfirst=True)
 
 
-MIGRATIONS: Mapping[int, Migration] = {2: _add_fetched_windows}
+def _key_point_hours_by_hour(conn: Connection) -> None:
+    """Version 3: ``point_hourly`` keyed ``(hour_start, source, point_id)``, no hour index.
+
+    SQLite cannot change a table's key in place: the rows move to a new table (without
+    rowid), which then takes the old one's name. PostgreSQL swaps the key's constraint.
+    """
+    name = point_hourly.name
+    if conn.dialect.name == "sqlite":
+        rebuilt = point_hourly.to_metadata(MetaData(), name=f"{name}_v3")
+        rebuilt.create(conn)
+        columns = ", ".join(c.name for c in point_hourly.c)
+        # Identifiers from this module's own metadata.
+        conn.execute(text(f"INSERT INTO {rebuilt.name} ({columns}) SELECT {columns} FROM {name}"))  # noqa: S608
+        conn.execute(text(f"DROP TABLE {name}"))
+        conn.execute(text(f"ALTER TABLE {rebuilt.name} RENAME TO {name}"))
+        return
+    key = inspect(conn).get_pk_constraint(name)["name"]
+    conn.execute(text(f'ALTER TABLE {name} DROP CONSTRAINT "{key}"'))
+    conn.execute(text(f"ALTER TABLE {name} ADD PRIMARY KEY (hour_start, source, point_id)"))
+    conn.execute(text("DROP INDEX IF EXISTS ix_point_hourly_hour"))
+
+
+MIGRATIONS: Mapping[int, Migration] = {2: _add_fetched_windows, 3: _key_point_hours_by_hour}
 """Upgrade steps keyed by the version they produce; version 1 is the baseline."""
 
 

@@ -59,6 +59,10 @@ def create_app(
         # One poll hands over at most one sink batch: bounds what a batch-delivered topic
         # holds in memory (a fetch queued, one in process).
         "broker_max_poll_records": BATCH_RECORDS,
+        # A partition's fetch of up to 4 MiB (faust's default is 1): about 50,000 counts, so
+        # a sink batch is not left waiting for the fetcher's next round trip (measured: the
+        # cycling sink waited 5.3 s of a 1M-count drain for fetches at 1 MiB, 1.3-2.6 s at 4).
+        "consumer_max_fetch_size": 4 * 1024 * 1024,
         "producer_acks": -1,
         "producer_max_request_size": TABLE_RECORD_MAX_BYTES,
         "producer_linger_ms": 5,

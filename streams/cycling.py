@@ -62,9 +62,26 @@ intern = sys.intern
 Cell = tuple[str, str, int]
 """``(kommune_nr, mode, hour)``, the hour in UTC epoch seconds."""
 LOOKAHEAD_S = 14 * 86400
-"""How far past the first hour it needs a read of the stored point-hours reaches."""
+"""How far past the newest hour it needs a read of the stored point-hours reaches."""
+RUN_GAP_S = 86400
+"""The largest gap between hours a read spans (filled from the store) rather than skips."""
 Points = dict[str, PointState]
 """Each point's (``source:point_id``) latest value for a kommune-hour."""
+
+
+def _run_ahead(hours: list[int]) -> tuple[int, int]:
+    """The span of hours to read for ``hours`` (not empty): their newest run, then ahead.
+
+    The run: the newest hour and the hours before it, back to the first gap of more than
+    :data:`RUN_GAP_S`. The span reaches :data:`LOOKAHEAD_S` past its newest hour, so a
+    backfill or a live stream, moving forward, reads once per span however many hours a
+    fetch brings. Older hours (corrections, behind a gap) are read as they are, unspanned.
+    """
+    ordered = sorted(hours)
+    i = len(ordered) - 1
+    while i > 0 and ordered[i] - ordered[i - 1] <= RUN_GAP_S:
+        i -= 1
+    return ordered[i], ordered[-1] + LOOKAHEAD_S
 
 
 def volume_key(kommune_nr: str, mode: str, hour: datetime) -> bytes:
@@ -128,12 +145,16 @@ class CountAggregator(Sink):
         async def on_revoked(sender: faust.App, revoked: object, **_: object) -> None:
             self.revoked = True
 
-    def _forget_clean_cells(self) -> None:
+    async def _forget_clean_cells(self) -> None:
         """Drop every flushed kommune-hour from memory after a rebalance.
 
         Another worker may have changed a kommune-hour whose partition this worker held
-        before; the next observation for it loads the stored point-hours afresh.
+        before; the next observation for it loads the stored point-hours afresh. First the
+        write in flight is waited for: a kommune-hour leaves memory only once it is stored
+        (reads do not wait for writes, see :meth:`_load`).
         """
+        if self.writing is not None:
+            await self.writing
         self.revoked = False
         self.loaded.clear()
         dirty = self.dirty
@@ -149,7 +170,7 @@ class CountAggregator(Sink):
         (the read waits behind that write) and the batch's values merged into them.
         """
         if self.revoked:
-            self._forget_clean_cells()
+            await self._forget_clean_cells()
         local: list[Count] = []
         counted: list[Count] = []
         forwarded = 0
@@ -250,9 +271,10 @@ class CountAggregator(Sink):
         """Put a batch's values into memory, loading the kommune-hours it does not hold.
 
         A kommune-hour memory does not hold is read from the store unless it lies in its
-        kommune's :attr:`loaded` span (then none is stored). A read covers the
-        :data:`LOOKAHEAD_S` after the first hour it needs, so a backfill or a live stream,
-        moving forward, reads the store about once per span rather than once per batch.
+        kommune's :attr:`loaded` span (then none is stored). A read also covers the
+        :data:`LOOKAHEAD_S` past the newest hour it needs (:func:`_run_ahead`), so a backfill
+        or a live stream, moving forward, reads the store about once per span rather than
+        once per batch.
         Under the lock: a flush in between (the drain's) would evict from under the merge.
         """
         async with self.lock:
@@ -284,16 +306,15 @@ class CountAggregator(Sink):
         """The kommune-hours to take from the store: not in memory, which has the last word."""
         spans: dict[tuple[str, str], tuple[int, int]] = {}
         for (kommune_nr, mode), group_hours in hours.items():
-            first = min(group_hours)
-            if max(group_hours) - first > LOOKAHEAD_S:
-                continue  # scattered (old corrections): just those hours
-            last = first + LOOKAHEAD_S
+            first, last = _run_ahead(group_hours)
             spans[(kommune_nr, mode)] = (first, last)
             for hour in range(first, last + 1, 3600):
                 if (kommune_nr, mode, hour) not in cells:
                     fill.add((kommune_nr, mode, hour))
         wanted = [(k, m, utc(h)) for k, m, h in fill]
-        stored = await self.shared.read(lambda store: store.point_hours_of(wanted))
+        # Beside the write in flight, not behind it: what that write carries is in memory
+        # (a kommune-hour is evicted only once stored: _evict), so it cannot change the answer.
+        stored = await self.shared.read_committed(lambda store: store.point_hours_of(wanted))
         for kommune_nr, mode, hour_start, point, volume, coverage in stored:
             cell = (kommune_nr, mode, int(hour_start.timestamp()))
             if cell in fill:
@@ -316,13 +337,20 @@ class CountAggregator(Sink):
         for point, _ in batch:
             self.new_points[point.key] = point
 
-    def _evict(self) -> None:
+    def _evict(self, unstored: set[Cell]) -> None:
         """Drop kommune-hours behind their kommune's newest hour minus the retention (memory).
 
+        Only stored ones: called from :meth:`write`, when every earlier write is done, and
+        the ``unstored`` kommune-hours (this flush's) stay until a later flush. So memory
+        always holds what a write in flight carries, and a read need not wait for it.
         The :attr:`loaded` spans shrink with them: an evicted hour is stored, not absent.
         """
         cells, newest, retention = self.cells, self.newest, self.retention
-        old = [c for c in cells if c[2] < newest.get((c[0], c[1]), c[2]) - retention]
+        old = [
+            c
+            for c in cells
+            if c[2] < newest.get((c[0], c[1]), c[2]) - retention and c not in unstored
+        ]
         for cell in old:
             del cells[cell]
         loaded = self.loaded
@@ -354,7 +382,7 @@ class CountAggregator(Sink):
                 row, raw = record
                 upserts.append(row)
                 records.append((volume_key(row.kommune_nr, row.mode, start), raw))
-        self._evict()
+        self._evict(dirty)
         rows: list[PointHourValues] = [
             (
                 obs.source,

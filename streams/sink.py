@@ -145,25 +145,44 @@ class WorkerStore:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="byflyt-store")
     )
+    reader: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="byflyt-read")
+    )
 
     async def read(self, query: Callable[[Store], R]) -> R:
         """Run a store read on the writer thread (it sees every write before it); retried."""
         return await self._retrying("read", query)
 
+    async def read_committed(self, query: Callable[[Store], R]) -> R:
+        """Run a store read on its own thread and connection, beside the writes; retried.
+
+        It sees what is committed when it starts, not a write still in flight (nor one
+        queued): for a caller that holds in memory whatever the writes in flight carry, so
+        they cannot change its answer. It does not wait for them, so an agent's read for
+        its next batch overlaps its last batch's write. A store that cannot read beside a
+        write (in-memory SQLite) reads on the writer thread.
+        """
+        if not self.store.reads_beside_writes:
+            return await self.read(query)
+        return await self._retrying("read", query, self.reader)
+
     async def run(self, write: Callable[[Store], None]) -> None:
         """Run one store transaction on the writer thread; retry transient failures."""
         await self._retrying("write", write)
 
-    async def _retrying(self, what: str, call: Callable[[Store], R]) -> R:
-        """``call`` on the writer thread until it succeeds (see :meth:`_attempts`).
+    async def _retrying(
+        self, what: str, call: Callable[[Store], R], executor: ThreadPoolExecutor | None = None
+    ) -> R:
+        """``call`` on the writer thread (or ``executor``'s) until it succeeds.
 
-        Cancelled (the worker stopping), the call is abandoned: not started, or no further
-        attempt after the one running.
+        See :meth:`_attempts`. Cancelled (the worker stopping), the call is abandoned: not
+        started, or no further attempt after the one running.
         """
         abandoned = threading.Event()
         loop = asyncio.get_running_loop()
+        pool = executor or self.executor
         try:
-            return await loop.run_in_executor(self.executor, self._attempts, what, call, abandoned)
+            return await loop.run_in_executor(pool, self._attempts, what, call, abandoned)
         except asyncio.CancelledError:
             abandoned.set()
             raise

@@ -13,7 +13,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import event, insert, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
 from byflyt.errors import ConfigError, RetriableError
@@ -23,7 +34,13 @@ from byflyt.models.volumes import HourlyVolume
 from byflyt.settings import Settings
 from byflyt.store import SCHEMA_VERSION, Fetched, Outage, PointHour, Store
 from byflyt.store.engine import is_retriable
-from byflyt.store.schema import ensure_schema, format_utc, outages, schema_version
+from byflyt.store.schema import (
+    ensure_schema,
+    format_utc,
+    outages,
+    point_hourly,
+    schema_version,
+)
 from tests.helpers import kommune_hour
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -97,9 +114,13 @@ def test_schema_is_created_once_and_reopening_keeps_the_data(store_url: str) -> 
             for table in ("kommune_hourly", "point_hourly")
             for ix in inspect(second.engine).get_indexes(table)
         }
+        point_hour_key = inspect(second.engine).get_pk_constraint("point_hourly")
     assert {"points", "point_hourly", "kommune_hourly", "outages", "flows_hourly"} <= names
     assert versions == [SCHEMA_VERSION]
-    assert {("mode", "metric", "hour_start"), ("hour_start",)} <= indexes
+    assert ("mode", "metric", "hour_start") in indexes
+    # Point-hours are keyed hour first, which serves reads by hour: no second index.
+    assert point_hour_key["constrained_columns"] == ["hour_start", "source", "point_id"]
+    assert ("hour_start",) not in indexes
 
 
 def test_migrations_run_once_in_order_and_a_newer_schema_is_refused(store: Store) -> None:
@@ -132,8 +153,40 @@ def test_a_version_1_store_gets_the_fetched_windows_table(tmp_path: Path) -> Non
         assert "fetched_windows" in inspect(store.engine).get_table_names()
         with store.engine.connect() as conn:
             versions = conn.execute(select(schema_version.c.version)).scalars().all()
-        assert versions == [1, SCHEMA_VERSION]
+        assert versions == list(range(1, SCHEMA_VERSION + 1))
         assert store.query_fetched() == []
+
+
+def test_a_version_2_store_gets_point_hours_keyed_by_hour_and_keeps_them(store_url: str) -> None:
+    """The version 3 migration moves every stored point-hour to the hour-first key."""
+    version_2 = Table(
+        "point_hourly",
+        MetaData(),
+        *(Column(c.name, c.type, nullable=c.nullable) for c in point_hourly.c),
+        PrimaryKeyConstraint("source", "point_id", "hour_start"),
+        Index("ix_point_hourly_hour", "hour_start"),
+    )
+    t0 = datetime(2025, 10, 1, tzinfo=UTC)
+    t1 = t0 + timedelta(hours=1)
+    with Store(store_url) as store:
+        with store.engine.begin() as conn:  # as byflyt at schema version 2 left it
+            point_hourly.drop(conn)
+            version_2.create(conn)
+            conn.execute(schema_version.update().values(version=2))
+        store.upsert_point_hourly([obs("A", t0, 5), obs("B", t1, 6), obs("B", t1, 7)])
+    with Store(store_url) as store:
+        with store.engine.connect() as conn:
+            versions = conn.execute(select(schema_version.c.version)).scalars().all()
+        key = inspect(store.engine).get_pk_constraint("point_hourly")["constrained_columns"]
+        indexes = [ix["name"] for ix in inspect(store.engine).get_indexes("point_hourly")]
+        stored = [(p.point_id, p.hour_start, p.volume) for p in store.query_point_hourly()]
+        store.upsert_point_hourly([obs("B", t1, 9)])  # the new key takes upserts
+        again = [(p.point_id, p.hour_start, p.volume) for p in store.query_point_hourly()]
+    assert versions == [2, 3]
+    assert key == ["hour_start", "source", "point_id"]
+    assert "ix_point_hourly_hour" not in indexes
+    assert stored == [("A", t0, 5), ("B", t1, 7)]
+    assert again == [("A", t0, 5), ("B", t1, 9)]
 
 
 def test_fetched_windows_are_kept_merged_and_replays_change_nothing(store: Store) -> None:

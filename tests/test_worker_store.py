@@ -1,9 +1,10 @@
-"""The sinks' writer thread: a read asked for after a write sees it, even while it is retried.
+"""The sinks' writer thread and their reads, against a write held up by a locked store.
 
-The cycling sink writes a batch while the next one is applied; a kommune-hour that batch needs
-is read from ``point_hourly`` behind that write. Here the write meets a real SQLite file locked
-by another writer (a transient failure, retried), and the read is asked for between two of its
-attempts: it must wait for the write to go through, not read the store without it.
+Here a write meets a real SQLite file locked by another writer (a transient failure, retried),
+and a read is asked for between two of its attempts. ``WorkerStore.read`` runs behind the
+write, so it must wait for the write to go through and see it. ``read_committed`` (the
+cycling sink's reads for its next batch, which hold in memory what a write in flight
+carries) must not wait: it answers from what is committed, and sees the write once it is.
 """
 
 from __future__ import annotations
@@ -75,3 +76,49 @@ def test_a_read_behind_a_retried_write_sees_it(tmp_path: Path) -> None:
         store.close()
     assert rows == [("3403", "bicycle", HOUR, "trafikkdata:P1", 17, 100.0)]
     assert _failures(registry) >= 1
+
+
+async def _write_beside_read(
+    shared: WorkerStore, holder: sqlite3.Connection, registry: CollectorRegistry
+) -> tuple[list[object], list[object]]:
+    cells = [("3403", "bicycle", HOUR)]
+    write = asyncio.ensure_future(
+        shared.run(lambda store: store.upsert_point_hourly([_observation(17)]))
+    )
+    while not _failures(registry):  # the first attempt has timed out on the lock
+        await asyncio.sleep(0.01)
+    before = await asyncio.wait_for(
+        shared.read_committed(lambda store: store.point_hours_of(cells)), 5
+    )
+    assert not write.done(), "the write went through while the store was locked"
+    holder.execute("ROLLBACK")
+    await write
+    after = await shared.read_committed(lambda store: store.point_hours_of(cells))
+    return list(before), list(after)
+
+
+def test_a_committed_read_does_not_wait_for_a_write_in_flight(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    registry = CollectorRegistry()
+    store = Store(f"sqlite:///{path}?timeout=0.2", metrics=Metrics(registry))
+    shared = WorkerStore(store)
+    assert store.reads_beside_writes
+    holder = sqlite3.connect(path, isolation_level=None, timeout=5)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        before, after = asyncio.run(_write_beside_read(shared, holder, registry))
+    finally:
+        holder.close()
+        shared.executor.shutdown()
+        shared.reader.shutdown()
+        store.close()
+    assert before == []
+    assert after == [("3403", "bicycle", HOUR, "trafikkdata:P1", 17, 100.0)]
+
+
+def test_an_in_memory_store_reads_on_the_writer_thread() -> None:
+    store = Store("sqlite:///:memory:", metrics=Metrics(CollectorRegistry()))
+    try:
+        assert not store.reads_beside_writes
+    finally:
+        store.close()
