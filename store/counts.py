@@ -125,14 +125,14 @@ class CountsStore(StoreBase):
         once, for the ``COPY``.
         """
         if self._dialect == "sqlite":
-            select = [f"value ->> {i}" for i in range(len(_POINT_HOUR_COLUMNS) - 1)]
-            select[2] = _SQLITE_EPOCH_HOUR_TEXT.format("value ->> 2")
-            self._json_upsert(
+            select = [f"column{i + 1}" for i in range(len(_POINT_HOUR_COLUMNS) - 1)]
+            select[2] = _SQLITE_EPOCH_HOUR_TEXT.format("column3")
+            self._values_upsert(
                 conn,
                 point_hourly,
                 _POINT_HOUR_COLUMNS,
                 given,
-                select=[*select, "?2"],
+                select=[*select, "?"],
                 bind=(format_utc(now),),
             )
             return

@@ -22,10 +22,15 @@ from kafka.structs import TopicPartition
 from byflyt.kafka import admin, end_offsets
 from byflyt.metrics import Metrics
 from byflyt.settings import Settings
+from byflyt.streams.app import BATCH_RECORDS
 
 log = logging.getLogger(__name__)
 
 Flush = Callable[[], Awaitable[None]]
+FAR_BEHIND = 10 * BATCH_RECORDS
+"""Records behind (at the last check) from which the drain loop checks a quarter as often and
+flushes nothing before it checks: the agents are busy with whole batches, each flushed as it
+is applied, and a flush of theirs from here only waits for their store."""
 
 
 @dataclass
@@ -108,15 +113,17 @@ def install_drain(
         loop = asyncio.get_running_loop()
         quiet = 0
         while True:
-            await asyncio.sleep(interval)
+            far = sum(state.lag.values()) > FAR_BEHIND
+            await asyncio.sleep(4 * interval if far else interval)
             if app.rebalancing or not app.consumer.assignment():
                 quiet = 0
                 continue
             topics = agent_topics(app)
-            # Flush so the agents ack what they hold; faust's own commit loop (every 0.5 s in
-            # drain mode) then commits. Committing here as well races with that loop.
-            for flush in flush_all:
-                await flush()
+            if not far:
+                # Flush so the agents ack what they hold; faust's own commit loop (every 0.5 s in
+                # drain mode) then commits. Committing here as well races with that loop.
+                for flush in flush_all:
+                    await flush()
             lag = await loop.run_in_executor(None, group_lag, settings, app.conf.id, topics)
             state.checks += 1
             state.lag = lag

@@ -306,6 +306,28 @@ def test_big_batches_are_chunked(store: Store) -> None:
     assert len(calls) <= 6  # at most five statements (plus the BEGIN on SQLite)
 
 
+def test_a_correction_in_a_later_chunk_of_one_write_wins(store: Store) -> None:
+    """Rows go in the order given across a write's statements (chunks of up to 4,096 rows)."""
+    first = int(DST_END.timestamp())
+    rows = [
+        ("trafikkdata", f"P{i % 50}", first + 3600 * (i // 50), "3403", "bicycle", i, 100.0)
+        for i in range(8000)
+    ]
+    corrections = [(*row[:5], 7 if row[5] % 2 else None, 50.0) for row in rows[:1001]]
+    store.write_counts([], rows + corrections, [], [])
+    stored = {
+        (p.point_id, p.hour_start): (p.volume, p.coverage) for p in store.query_point_hourly()
+    }
+    expected = {
+        (point_id, datetime.fromtimestamp(hour, UTC)): (volume, coverage)
+        for _, point_id, hour, _, _, volume, coverage in rows + corrections  # the last wins
+    }
+    assert stored == expected
+    assert stored[("P0", DST_END)] == (None, 50.0)  # corrected (the write's 8,001st row)
+    assert stored[("P1", DST_END)] == (7, 50.0)
+    assert stored[("P1", DST_END + timedelta(hours=20))] == (1001, 100.0)  # not corrected
+
+
 def test_concurrent_writers_converge(store_url: str) -> None:
     rows = [vol(k, DST_END + timedelta(hours=h), h) for k in ("3403", "3407") for h in range(300)]
     errors: list[BaseException] = []
