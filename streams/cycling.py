@@ -166,8 +166,8 @@ class CountAggregator(Sink):
 
         The per-record work (forwarding, the too-late check, each point's latest value per
         kommune-hour) needs nothing from the store, so it runs while the previous batch is
-        still being written; only then are the kommune-hours memory does not hold loaded
-        (the read waits behind that write) and the batch's values merged into them.
+        still being written; then the kommune-hours memory does not hold are loaded (a read
+        beside that write: what it carries is in memory) and the batch's values merged in.
         """
         if self.revoked:
             await self._forget_clean_cells()

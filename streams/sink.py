@@ -135,10 +135,12 @@ class Route(Generic[T, E]):
 class WorkerStore:
     """The store and the writer thread every sink of one worker shares.
 
-    Every read and write runs on the one writer thread, in the order it was asked for, and a
-    transient failure is retried *on that thread*: a read asked for after a write therefore
-    sees it, even when the write is still being retried (a read queued behind a failed
-    attempt does not run until the write has gone through).
+    Every write, and every :meth:`read`, runs on the one writer thread, in the order it was
+    asked for, and a transient failure is retried *on that thread*: a read asked for after a
+    write therefore sees it, even when the write is still being retried (a read queued behind
+    a failed attempt does not run until the write has gone through). :meth:`read_committed`
+    runs on a reader thread of its own instead, for a caller that need not see the writes in
+    flight.
     """
 
     store: Store
