@@ -25,8 +25,10 @@ One :class:`WorkerStore` per worker (per faust app) is shared by every sink: one
 and one writer thread, so store transactions stay in order and off the event loop.
 
 A store write that fails with a :class:`~byflyt.errors.RetriableError` pauses the batch and is
-tried again with back-off instead of failing the worker, on the writer thread itself: a read
-asked for after it (an evicted kommune-hour recomputed) waits until it has gone through.
+tried again with back-off instead of failing the worker, on the writer thread itself: a
+:meth:`WorkerStore.read` asked for after it waits until it has gone through. The cycling sink's
+reads of stored point-hours (:meth:`WorkerStore.read_committed`) run beside it instead: a
+kommune-hour leaves that sink's memory only once it is stored.
 """
 
 from __future__ import annotations
