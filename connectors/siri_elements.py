@@ -254,7 +254,9 @@ _FIELDS_BY_TAG: dict[object, _CallField] = {}
 # The same, flat for the loop that reads every call: a qualified tag's field index (-1: skipped),
 # and each field's memo by index; what either does not know yet, _read_call learns.
 _INDEX_BY_TAG: dict[object, int] = {}
-_MEMO_BY_INDEX: list[dict[str | None, Any]] = [{} for _ in range(13)]
+_MEMO_BY_INDEX: list[dict[str | None, Any]] = [
+    {} for _ in range(max(index for index, _ in _CALL_FIELDS.values()) + 1)
+]
 
 
 def _call_field(tag: object) -> _CallField:

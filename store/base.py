@@ -127,11 +127,8 @@ class StoreBase:
         PostgreSQL and a SQLite file (write-ahead log: a reader sees the last commit) can;
         an in-memory SQLite database is one connection's own.
         """
-        return self._dialect == "postgresql" or self.engine.url.database not in (
-            None,
-            "",
-            ":memory:",
-        )
+        in_memory = self.engine.url.database in (None, "", ":memory:")
+        return self._dialect == "postgresql" or not in_memory
 
     def _read(self, query: Select[*tuple[Any, ...]]) -> list[Any]:
         try:

@@ -38,6 +38,12 @@ _RUNS_A_QUERY = 100
 """Runs of consecutive hours read by one query of :meth:`CountsStore.point_hours_of`."""
 _SQLITE_EPOCH_HOUR_TEXT = "strftime('%Y-%m-%dT%H:%M:%S.000000Z', {}, 'unixepoch')"
 """SQL of :func:`format_utc`'s text of a whole second given in epoch seconds."""
+_SQLITE_POINT_HOUR_SELECT = [
+    _SQLITE_EPOCH_HOUR_TEXT.format("column3") if i == 2 else f"column{i + 1}"
+    for i in range(len(_POINT_HOUR_COLUMNS) - 1)
+] + ["?"]
+"""Each ``point_hourly`` column's SQL from a point-hour tuple (the hour as epoch seconds),
+``updated_at`` bound once a write."""
 PointHourValues = tuple[str, str, int, str, str, int | None, float]
 """A ``point_hourly`` row's values but ``updated_at``, in the table's column order; the hour
 as UTC epoch seconds (a whole hour)."""
@@ -98,7 +104,7 @@ class CountsStore(StoreBase):
             points_table,
             ({**p.model_dump(include=POINT_FIELDS), "updated_at": now} for p in points),
         )
-        # As given: each backend's upsert puts them in key order (in SQL, without the GIL).
+        # As given: SQLite writes them in that order, PostgreSQL's COPY upsert in key order.
         given = list(point_hours)
         rows = latest_by_key(kommune_hourly, (volume_row(r, now) for r in upserts))
         gone = unique_keys(deletes)
@@ -125,14 +131,12 @@ class CountsStore(StoreBase):
         once, for the ``COPY``.
         """
         if self._dialect == "sqlite":
-            select = [f"column{i + 1}" for i in range(len(_POINT_HOUR_COLUMNS) - 1)]
-            select[2] = _SQLITE_EPOCH_HOUR_TEXT.format("column3")
             self._values_upsert(
                 conn,
                 point_hourly,
                 _POINT_HOUR_COLUMNS,
                 given,
-                select=[*select, "?"],
+                select=_SQLITE_POINT_HOUR_SELECT,
                 bind=(format_utc(now),),
             )
             return
