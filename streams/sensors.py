@@ -45,6 +45,7 @@ the same hours or polls gives the same changes and the same outage keys.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -57,7 +58,14 @@ from byflyt.models.base import iso_z
 from byflyt.models.codec_counts import Count
 from byflyt.models.status import UP, FeedHealth
 from byflyt.settings import FeedThresholds, PointThresholds
-from byflyt.streams.pending import PendingHours, hour_at, hour_number, local_hour_of
+from byflyt.streams.pending import (
+    ABSENT,
+    CHUNK_HOURS,
+    PendingHours,
+    hour_at,
+    hour_number,
+    local_hour_of,
+)
 
 HOUR: Final = timedelta(hours=1)
 EWMA_WEIGHT: Final = 0.05
@@ -213,8 +221,13 @@ class PointMachine(_Sensor):
         hour = self._next
         if hour is None:
             return changes
-        step = self._step
-        while hour * 3600 <= limit:
+        last = int(limit // 3600)
+        step, quiet = self._step, self._quiet
+        while hour <= last:
+            if self.state == UP and self.since is not None and self._spans is None:
+                hour = quiet(hour, last)
+                if hour > last:
+                    break
             found = step(hour)
             if found:
                 changes.extend(found)
@@ -222,6 +235,77 @@ class PointMachine(_Sensor):
         self._next = hour
         self.hours.drop_before(hour)
         return changes
+
+    def _quiet(self, hour: int, last: int) -> int:
+        """Judge the hours from ``hour`` on while nothing can change; the first hour left.
+
+        :meth:`_step` for the usual hour of a point that is up (and has been judged before,
+        with no fetched windows on record): a record with data at full enough coverage, in
+        the daytime a volume other than the flat run's. Such an hour ends the silent and low
+        coverage runs, starts a new flat run in the daytime, and is learnt; no run can reach
+        its threshold, so no state changes. The same steps as :meth:`_step`, without its
+        calls; the first hour that is not usual is left for :meth:`_step`, untouched.
+        """
+        th = self.thresholds
+        low_pct, min_days = th.low_coverage_pct, th.min_history_days
+        day_start, day_end, min_mean = th.day_start_hour, th.day_end_hour, th.flat_min_mean
+        history = th.history_days * 24
+        flat, silent, low = self._flat, self._silent, self._low
+        seen_by, data_by, volume_by = self._seen, self._with_data, self._volume
+        window = self._window
+        chunk = self.hours.chunk
+        flat_value = self._flat_value
+        # Outside the daytime the flat run is left as it is: it must stay under its threshold.
+        night_ok = flat.count < th.flat_hours
+        chunk_no = -1
+        volumes, coverages = array("q"), array("d")
+        while hour <= last:
+            number, i = divmod(hour, CHUNK_HOURS)
+            if number != chunk_no:
+                arrays = chunk(number)
+                if arrays is None:
+                    break
+                chunk_no, (volumes, coverages) = number, arrays
+            volume = volumes[i]
+            if volume < 0:  # no record, or one without a volume
+                break
+            coverage = coverages[i]
+            if coverage <= 0 or coverage < low_pct:
+                break
+            hod = local_hour_of(hour)
+            daytime = day_start <= hod < day_end
+            if daytime:
+                if volume == flat_value:
+                    break
+            elif not night_ok:
+                break
+            volumes[i] = ABSENT
+            if silent.start is not None:
+                silent.reset()
+            if low.start is not None:
+                low.reset()
+            seen = seen_by[hod]
+            if daytime:
+                with_data = data_by[hod]
+                mean = volume_by[hod] / with_data if with_data else 0.0
+                flat.start, flat.count = hour, 1
+                flat_value = volume
+                self._flat_varies = seen >= min_days and mean >= min_mean
+                night_ok = True  # a flat run of 1 is under its threshold (at least 2)
+            # _learn, with data
+            window.append((hour, hod, True, volume))
+            seen_by[hod] = seen + 1
+            data_by[hod] += 1
+            volume_by[hod] += volume
+            horizon = hour - history
+            while window and window[0][0] <= horizon:
+                _, old_hod, old_has, old_volume = window.popleft()
+                seen_by[old_hod] -= 1
+                data_by[old_hod] -= old_has
+                volume_by[old_hod] -= old_volume if old_has else 0
+            hour += 1
+        self._flat_value = flat_value
+        return hour
 
     def _was_fetched(self, hour: int) -> bool:
         """Whether the source was asked for ``hour`` (True when the windows are not known)."""

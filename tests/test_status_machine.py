@@ -340,3 +340,72 @@ def test_a_batch_of_counts_moves_the_clock_as_the_same_counts_one_by_one() -> No
     assert batched.newest == one_by_one.newest
     assert changes[1] == changes[0]
     assert {c.state for c in changes[0]} == {"up", "silent"}
+
+
+class _StepByStep(PointMachine):
+    """The machine with every hour judged by ``_step`` (no quiet-hour shortcut)."""
+
+    def _quiet(self, hour: int, last: int) -> int:
+        return hour
+
+
+def _state(machine: PointMachine) -> dict[str, object]:
+    """Everything a machine remembers, comparable."""
+    chunks = {n: (list(v), list(c)) for n, (v, c) in machine.hours._chunks.items()}
+    return {
+        **{k: v for k, v in vars(machine).items() if k != "hours"},
+        "hours": chunks,
+        "runs": [(r.start, r.count) for r in (machine._silent, machine._low, machine._flat)],
+    }
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_quiet_hours_are_judged_as_step_by_step(seed: int) -> None:
+    """The shortcut for usual hours changes nothing: the same changes and the same state.
+
+    Random series with every kind of hour (gaps, nulls, zero and low coverage, flat runs by
+    day and night, late hours), judged in random steps, against the machine that judges
+    every hour with ``_step``.
+    """
+    import random
+
+    rng = random.Random(seed)
+    th = PointThresholds(
+        silent_hours=rng.choice([1, 3]),
+        flat_hours=rng.choice([2, 4]),
+        flat_min_mean=rng.choice([0.0, 3.0]),
+        low_coverage_pct=rng.choice([0.0, 50.0]),
+        low_coverage_hours=rng.choice([1, 3]),
+        recover_hours=2,
+        history_days=rng.choice([3, 14]),
+        min_history_days=rng.choice([1, 3]),
+    )
+    fast = PointMachine("test", "P1", "3403", th)
+    slow = _StepByStep("test", "P1", "3403", th)
+    start = MONDAY + rng.randrange(48) * HOUR
+    hour, fast_changes, slow_changes = start, [], []
+    for _ in range(60):
+        for _ in range(rng.randrange(1, 80)):
+            kind = rng.random()
+            if kind < 0.03:
+                hour += rng.randrange(2, 30) * HOUR  # a gap
+            volume: int | None = rng.randrange(0, 40)
+            coverage = 100.0
+            if kind < 0.08:
+                volume = None
+            elif kind < 0.12:
+                coverage = 0.0
+            elif kind < 0.16:
+                coverage = 25.0
+            elif kind < 0.30:
+                volume = 7  # flat runs
+            at = hour - rng.randrange(0, 40) * HOUR if rng.random() < 0.02 else hour  # late
+            for machine in (fast, slow):
+                machine.add(at, volume, coverage)
+            hour += HOUR
+        until = hour - rng.randrange(0, 5) * HOUR
+        fast_changes += fast.advance(until)
+        slow_changes += slow.advance(until)
+        assert fast_changes == slow_changes
+        assert _state(fast) == _state(slow)
+    assert len(slow_changes) > 1  # the series did open states
