@@ -66,6 +66,9 @@ def create_app(
         "producer_acks": -1,
         "producer_max_request_size": TABLE_RECORD_MAX_BYTES,
         "producer_linger_ms": 5,
+        # A sink sends a flush's results as one record batch per partition (send_batched):
+        # batches of up to 512 KiB (faust's default is 16 KiB), under Kafka's 1 MB per batch.
+        "producer_max_batch_size": 512 * 1024,
         "stream_wait_empty": True,
         "table_cleanup_interval": 3600.0,
     }

@@ -47,6 +47,7 @@ from typing import Generic, TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
+from aiokafka import AIOKafkaProducer
 from faust.types import RecordMetadata
 from mode import CrashingSupervisor
 from pydantic import ValidationError
@@ -54,6 +55,7 @@ from pydantic import ValidationError
 from byflyt.errors import RetriableError
 from byflyt.metrics import Metrics
 from byflyt.models.envelope import Rejected
+from byflyt.partitioning import key_partitions
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.streams.app import BATCH_RECORDS, topic
@@ -250,6 +252,46 @@ class Output:
     """Run after the store write (gauges, live hours)."""
     count: int = 0
     """Results written (the ``out`` metric)."""
+
+
+async def send_batched(
+    aio: AIOKafkaProducer, topic_name: str, records: Sequence[tuple[bytes | None, bytes | None]]
+) -> list[asyncio.Future[RecordMetadata]]:
+    """Send keyed ``records`` to ``topic_name`` a batch per partition; their delivery futures.
+
+    Each record goes to the partition the producer's default partitioner would pick for its
+    key (:func:`~byflyt.partitioning.key_partitions`, so a compacted topic keeps a key on one
+    partition), in the order given, in record batches of the producer's batch size: one
+    future a batch rather than a future, a hash and an accumulator call a record. Records
+    without a key are sent one by one, as the producer spreads them.
+    """
+    if any(key is None for key, _ in records):
+        return [
+            cast(asyncio.Future, await aio.send(topic_name, value, key=key))
+            for key, value in records
+        ]
+    ids = sorted(await aio.partitions_for(topic_name))
+    by_partition: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
+    keys = cast(list[bytes], [key for key, _ in records])
+    for index, record in zip(key_partitions(keys, len(ids)), records, strict=True):
+        by_partition.setdefault(ids[index], []).append(record)
+    sent: list[asyncio.Future[RecordMetadata]] = []
+    for partition, batch_records in by_partition.items():
+        batch = aio.create_batch()
+        for key, value in batch_records:
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                continue
+            if batch.record_count():  # full: send it, start the next with this record
+                sent.append(await aio.send_batch(batch, topic_name, partition=partition))
+                batch = aio.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is not None:
+                    continue
+            # Larger than a batch on its own: the producer sends it alone (or says why not).
+            sent.append(await aio.send(topic_name, value, key=key, partition=partition))
+            batch = aio.create_batch()
+        if batch.record_count():
+            sent.append(await aio.send_batch(batch, topic_name, partition=partition))
+    return sent
 
 
 class Sink(ABC):
@@ -473,12 +515,8 @@ class Sink(ABC):
                 # sensors per record). The batch is acknowledged only once every record is
                 # delivered (:meth:`_store`), and faust flushes the producer before it commits.
                 producer = await self.app.maybe_start_producer()
-                name = self.output.get_topic_name()
-                send = producer.send
-                for key, value in out.records:
-                    sent.append(
-                        cast(asyncio.Future, await send(name, key, value, None, None, None))
-                    )
+                aio = producer._ensure_producer()  # faust's aiokafka producer
+                sent = await send_batched(aio, self.output.get_topic_name(), out.records)
             self.writing = asyncio.ensure_future(self._store(out, started, sent))
             return self.writing
 
