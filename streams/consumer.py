@@ -224,6 +224,30 @@ class SeekSafeConsumer(aiokafka_driver.Consumer):
             finally:
                 notify(self._waiting_for_ack)
 
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset to commit for ``tp``: past the first run of acknowledged offsets.
+
+        faust's own walks every acknowledged offset through ``itertools.groupby`` with a
+        Python key function, about half a second per million records. When the partition
+        has no gaps recorded and its acknowledged offsets (sorted) are one run with nothing
+        twice, which a list comparison in C tells, the answer is the run's end; anything
+        else is left to faust's.
+        """
+        acked = self._acked[tp]
+        if not acked or self._gap.get(tp):
+            return super()._new_offset(tp)
+        acked.sort()
+        first, n = acked[0], len(acked)
+        committed = self._committed_offset[tp]
+        if committed and first - committed > 1:
+            return None  # a gap at the head: nothing new to commit (as faust's)
+        run = range(first, first + n)
+        if acked[-1] != run[-1] or acked != list(run):
+            return super()._new_offset(tp)
+        acked.clear()
+        self._acked_index[tp].difference_update(run)
+        return first + n
+
     async def perform_seek(self) -> None:
         """Seek every partition to its committed offset with nothing in flight."""
         if self._batch_task is not None and self._batch_task is asyncio.current_task():
