@@ -33,6 +33,7 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from heapq import heappop, heappush
 from operator import attrgetter
 
 import faust
@@ -123,9 +124,14 @@ class CountAggregator(Sink):
             allow_empty=True,
         )
         self.cells: dict[Cell, Points] = {}
+        self.hours_held: dict[tuple[str, str], list[int]] = {}
+        """Per kommune and mode, a min-heap of the hours of the kommune-hours put in memory
+        (:meth:`_hold`), so eviction finds the old ones without a look at every kommune-hour.
+        An hour may be in it twice, or no longer in memory; eviction skips what is gone."""
         self.newest: dict[tuple[str, str], int] = {}
         self.dirty: set[Cell] = set()
-        self.point_hours: dict[tuple[str, str, int], Count] = {}
+        self.point_hours: dict[tuple[str, str, int], PointHourValues] = {}
+        """The batch's point-hours as the store takes them, the latest per point and hour."""
         self.new_points: dict[str, CountPoint] = {}
         self._kommune_keys: dict[str, bytes] = {}
         """Each kommune number's record key (encoded once, compared per record)."""
@@ -252,8 +258,17 @@ class CountAggregator(Sink):
             values = updates.get(cell)
             if values is None:
                 values = updates[cell] = {}
-            values[point] = PointState(obs.volume, obs.coverage)
-            point_hours[(source, point_id, hour)] = obs
+            volume, coverage = obs.volume, obs.coverage
+            values[point] = PointState(volume, coverage)
+            point_hours[(source, point_id, hour)] = (
+                source,
+                point_id,
+                hour,
+                kommune_nr,
+                mode,
+                volume,
+                coverage,
+            )
         if last_group is not None:
             newest_of[last_group] = newest
         for obs, newest in late:
@@ -282,9 +297,11 @@ class CountAggregator(Sink):
             missing = [cell for cell in updates if cell not in cells]
             if missing:
                 await self._load([cell for cell in missing if not self._known(cell)])
+                hold = self._hold
                 for cell in missing:
                     if cell not in cells:
                         cells[cell] = {}
+                        hold(cell)
             for cell, values in updates.items():
                 cells[cell].update(values)
             self.dirty.update(updates)
@@ -321,6 +338,7 @@ class CountAggregator(Sink):
                 points = cells.get(cell)
                 if points is None:
                     points = cells[cell] = {}
+                    self._hold(cell)
                 points[intern(point)] = PointState(volume, coverage)
         loaded, newest = self.loaded, self.newest
         for group, (first, last) in spans.items():
@@ -337,6 +355,14 @@ class CountAggregator(Sink):
         for point, _ in batch:
             self.new_points[point.key] = point
 
+    def _hold(self, cell: Cell) -> None:
+        """Note that ``cell`` was put in memory (for :meth:`_evict`)."""
+        kommune_nr, mode, hour = cell
+        heap = self.hours_held.get((kommune_nr, mode))
+        if heap is None:
+            heap = self.hours_held[(kommune_nr, mode)] = []
+        heappush(heap, hour)
+
     def _evict(self, unstored: set[Cell]) -> None:
         """Drop kommune-hours behind their kommune's newest hour minus the retention (memory).
 
@@ -346,13 +372,20 @@ class CountAggregator(Sink):
         The :attr:`loaded` spans shrink with them: an evicted hour is stored, not absent.
         """
         cells, newest, retention = self.cells, self.newest, self.retention
-        old = [
-            c
-            for c in cells
-            if c[2] < newest.get((c[0], c[1]), c[2]) - retention and c not in unstored
-        ]
-        for cell in old:
-            del cells[cell]
+        for (kommune_nr, mode), heap in self.hours_held.items():
+            group_newest = newest.get((kommune_nr, mode))
+            if group_newest is None or not heap or heap[0] >= group_newest - retention:
+                continue
+            floor = group_newest - retention
+            kept: list[int] = []
+            while heap and heap[0] < floor:
+                cell = (kommune_nr, mode, heappop(heap))
+                if cell in unstored:
+                    kept.append(cell[2])
+                else:
+                    cells.pop(cell, None)
+            for hour in kept:
+                heappush(heap, hour)
         loaded = self.loaded
         for group, (first, last) in list(loaded.items()):
             floor = newest.get(group, first) - retention
@@ -383,18 +416,7 @@ class CountAggregator(Sink):
                 upserts.append(row)
                 records.append((volume_key(row.kommune_nr, row.mode, start), raw))
         self._evict(dirty)
-        rows: list[PointHourValues] = [
-            (
-                obs.source,
-                obs.point_id,
-                obs.hour,
-                obs.kommune_nr,
-                obs.mode,
-                obs.volume,
-                obs.coverage,
-            )
-            for obs in point_hours.values()
-        ]
+        rows = list(point_hours.values())
         point_list = list(points.values())
 
         def store_write(store: Store) -> None:

@@ -58,11 +58,20 @@ def totals(points: Mapping[str, PointState]) -> tuple[float, float, int] | None:
 
     None when no point has a volume (no kommune-hour value).
     """
-    volumes = [int(state.volume) for state in points.values() if state.volume is not None]
-    if not volumes:
+    value = 0
+    n_sources = 0
+    coverage = 0.0
+    # One pass, in the points' order (the coverages add up in that order, as a sum would).
+    for state in points.values():
+        volume = state.volume
+        if volume is not None:
+            value += volume
+            n_sources += 1
+        if state.coverage:
+            coverage += state.coverage
+    if not n_sources:
         return None
-    coverage = sum(float(state.coverage or 0.0) for state in points.values()) / len(points)
-    return float(sum(volumes)), round(coverage, 2), len(volumes)
+    return float(value), round(coverage / len(points), 2), n_sources
 
 
 class _VolumeJson(msgspec.Struct, gc=False):
