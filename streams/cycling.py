@@ -218,8 +218,77 @@ class CountAggregator(Sink):
 
         A count too far behind its kommune's newest hour goes to the dead-letter topic. The
         values are each point's latest of the batch, per kommune-hour; :meth:`merge` puts them
-        into memory.
+        into memory. The usual batch, every count within the grace, takes
+        :meth:`_aggregate_within_grace`; one that may hold a late count is applied a count at a
+        time (:meth:`_aggregate_in_order`).
         """
+        updates = self._aggregate_within_grace(batch)
+        if updates is not None:
+            return batch, updates
+        return await self._aggregate_in_order(batch)
+
+    def _aggregate_within_grace(self, batch: list[Count]) -> dict[Cell, Points] | None:
+        """:meth:`_aggregate_in_order` of a batch in which no count is late, or None.
+
+        No count is late when, per kommune and mode, the batch's oldest hour is within the
+        grace of the newest hour there is after it (the kommune's newest before the batch or
+        the batch's own): a count is never behind more than that. Checked on the batch's
+        kommune-hours, after one loop that does only the aggregation; if a group fails the
+        check, nothing of the batch has been kept and None is returned.
+        """
+        updates: dict[Cell, Points] = {}
+        point_hours: dict[tuple[str, str, int], PointHourValues] = {}
+        point_keys = self._point_keys
+        for obs in batch:
+            start = obs.start
+            hour = start - start % 3600
+            kommune_nr, mode, source, point_id = obs.kommune_nr, obs.mode, obs.source, obs.point_id
+            by_point = point_keys.get(source)
+            if by_point is None:
+                by_point = point_keys[source] = {}
+            point = by_point.get(point_id)
+            if point is None:
+                point = by_point[point_id] = intern(f"{source}:{point_id}")
+            cell = (kommune_nr, mode, hour)
+            values = updates.get(cell)
+            if values is None:
+                values = updates[cell] = {}
+            volume, coverage = obs.volume, obs.coverage
+            values[point] = PointState(volume, coverage)
+            point_hours[(source, point_id, hour)] = (
+                source,
+                point_id,
+                hour,
+                kommune_nr,
+                mode,
+                volume,
+                coverage,
+            )
+        spans: dict[tuple[str, str], list[int]] = {}
+        for group_kommune, group_mode, cell_hour in updates:
+            span = spans.get((group_kommune, group_mode))
+            if span is None:
+                spans[(group_kommune, group_mode)] = [cell_hour, cell_hour]
+            elif cell_hour < span[0]:
+                span[0] = cell_hour
+            elif cell_hour > span[1]:
+                span[1] = cell_hour
+        newest_of, grace = self.newest, self.grace
+        for group, (oldest, newest) in spans.items():
+            if oldest < max(newest_of.get(group, newest), newest) - grace:
+                return None
+        for group, (_, newest) in spans.items():
+            newest_of[group] = max(newest_of.get(group, newest), newest)
+        if self.point_hours:
+            self.point_hours.update(point_hours)
+        else:
+            self.point_hours = point_hours
+        return updates
+
+    async def _aggregate_in_order(
+        self, batch: list[Count]
+    ) -> tuple[list[Count], dict[Cell, Points]]:
+        """:meth:`aggregate` a count at a time: each checked against the newest hour before it."""
         accepted: list[Count] = []
         late: list[tuple[Count, int]] = []
         updates: dict[Cell, Points] = {}
