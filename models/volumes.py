@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import Field, field_validator
 
@@ -31,6 +32,29 @@ class HourlyVolume(WireModel):
     def key(self) -> str:
         """The compacted topic's key: ``kommune_nr|mode|metric|hour``."""
         return volume_key(self.kommune_nr, self.mode, self.metric, self.hour_start)
+
+
+class VolumeFields(Protocol):
+    """What the store and the live gauge read of a kommune-hour value.
+
+    :class:`HourlyVolume`'s fields: the model, or a row the cycling flush makes without it.
+    """
+
+    # Read-only, as the model's frozen fields are.
+    @property
+    def kommune_nr(self) -> str: ...  # noqa: D102
+    @property
+    def mode(self) -> str: ...  # noqa: D102
+    @property
+    def metric(self) -> str: ...  # noqa: D102
+    @property
+    def hour_start(self) -> datetime: ...  # noqa: D102
+    @property
+    def value(self) -> float: ...  # noqa: D102
+    @property
+    def coverage(self) -> float: ...  # noqa: D102
+    @property
+    def n_sources(self) -> int: ...  # noqa: D102
 
 
 def volume_key(kommune_nr: str, mode: str, metric: str, hour_start: datetime) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, and_, delete, func, or_, select
 
 from byflyt.models.base import hour_floor
 from byflyt.models.counts import CountObservation, CountPoint, FetchedWindow
-from byflyt.models.volumes import HourlyVolume
+from byflyt.models.volumes import VolumeFields
 from byflyt.store.base import StoreBase
 from byflyt.store.filters import by_points, filtered
 from byflyt.store.rows import (
@@ -86,7 +86,7 @@ class CountsStore(StoreBase):
         self,
         points: Iterable[CountPoint],
         point_hours: Iterable[PointHourValues],
-        upserts: Iterable[HourlyVolume],
+        upserts: Iterable[VolumeFields],
         deletes: Iterable[VolumeKey],
     ) -> None:
         """One cycling flush in one transaction: points, point-hours, kommune-hours.

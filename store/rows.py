@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from sqlalchemy import Table
 
-from byflyt.models.volumes import HourlyVolume
+from byflyt.models.volumes import VolumeFields
 from byflyt.store.schema import to_utc
 
 VolumeKey = tuple[str, str, str, datetime]
@@ -77,7 +77,7 @@ POINT_FIELDS: Final[set[str]] = {  # a set, not a frozenset: pydantic's include=
 """The ``points`` columns that come from a :class:`CountPoint` (the rest is bookkeeping)."""
 
 
-def volume_row(row: HourlyVolume, now: datetime) -> Row:
+def volume_row(row: VolumeFields, now: datetime) -> Row:
     """The ``kommune_hourly`` row of ``row``, written at ``now``."""
     return {
         "kommune_nr": row.kommune_nr,

@@ -43,7 +43,7 @@ from byflyt.models import codec_counts
 from byflyt.models.base import iso_z
 from byflyt.models.codec_counts import Count, utc
 from byflyt.models.counts import CountPoint
-from byflyt.models.volumes import HourlyVolume
+from byflyt.models.volumes import VolumeFields
 from byflyt.settings import Settings
 from byflyt.store import Store
 from byflyt.store.counts import PointHourValues
@@ -471,7 +471,7 @@ class CountAggregator(Sink):
         points, self.new_points = self.new_points, {}
         if not (dirty or point_hours or points):
             return Output()
-        upserts: list[HourlyVolume] = []
+        upserts: list[VolumeFields] = []
         deletes: list[VolumeKey] = []
         records: list[tuple[bytes, bytes | None]] = []
         for kommune_nr, mode, hour in sorted(dirty):

@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import cast
 
 import msgspec
 
-from byflyt.models.base import Mode, iso_z
-from byflyt.models.volumes import HourlyVolume
+from byflyt.models.base import iso_z
+from byflyt.models.volumes import HourlyVolume, VolumeFields
 
 
 class PointState(msgspec.Struct, frozen=True, gc=False):
@@ -74,13 +73,19 @@ def totals(points: Mapping[str, PointState]) -> tuple[float, float, int] | None:
     return float(value), round(coverage / len(points), 2), n_sources
 
 
-class _VolumeJson(msgspec.Struct, gc=False):
-    """:class:`HourlyVolume`'s JSON, field for field and in its order (a test holds them alike)."""
+class VolumeRow(msgspec.Struct, frozen=True, gc=False):
+    """A kommune-hour value as the cycling flush makes it without the model.
+
+    :class:`HourlyVolume`'s fields in its order (a test holds them alike), so msgspec writes
+    the model's JSON from it; the store and the live gauge read it as they read the model
+    (:class:`~byflyt.models.volumes.VolumeFields`). Made only from values the model would
+    take unchanged (see :func:`volume_record`).
+    """
 
     kommune_nr: str
     mode: str
     metric: str
-    hour_start: str
+    hour_start: datetime
     value: float
     coverage: float
     n_sources: int
@@ -95,13 +100,14 @@ hour_text = lru_cache(maxsize=1 << 16)(iso_z)
 
 def volume_record(
     kommune_nr: str, mode: str, hour_start: datetime, points: Mapping[str, PointState]
-) -> tuple[HourlyVolume, bytes] | None:
+) -> tuple[VolumeFields, bytes] | None:
     """:func:`aggregate_counts`'s row and the bytes of its ``to_bytes()``, or None when no volume.
 
-    The row is built without validating it again and its JSON written by msgspec when
-    nothing could differ: a plain kommune number, a whole UTC hour, a coverage in 0–100 and
-    a value pydantic writes without an exponent (``mode`` is a count's, checked when it was
-    decoded). Anything else takes the model, so the record is the model's in every case.
+    The row is a :class:`VolumeRow` and its JSON written by msgspec when nothing could
+    differ: a plain kommune number, a whole UTC hour (msgspec writes it as :func:`iso_z`
+    does), a coverage in 0–100 and a value pydantic writes without an exponent (``mode`` is
+    a count's, checked when it was decoded). Anything else takes the model, so the row holds
+    the model's values and the record is the model's bytes in every case.
     """
     found = totals(points)
     if found is None:
@@ -112,24 +118,13 @@ def volume_record(
         and kommune_nr.isascii()
         and kommune_nr.isdigit()
         and hour_start.tzinfo is UTC
+        and hour_start.microsecond == 0
         and hour_start.timestamp() % 3600 == 0
         and 0 <= coverage <= 100
         and value < PLAIN_FLOAT_MAX
     ):
-        hour = hour_text(hour_start)
-        row = HourlyVolume.model_construct(
-            kommune_nr=kommune_nr,
-            mode=cast(Mode, mode),  # a count's mode: checked when it was decoded
-            metric="volume",
-            hour_start=hour_start,
-            value=value,
-            coverage=coverage,
-            n_sources=n_sources,
-        )
-        raw = _json.encode(
-            _VolumeJson(kommune_nr, mode, "volume", hour, value, coverage, n_sources)
-        )
-        return row, raw
+        row = VolumeRow(kommune_nr, mode, "volume", hour_start, value, coverage, n_sources)
+        return row, _json.encode(row)
     model = HourlyVolume(
         kommune_nr=kommune_nr,
         mode=mode,

@@ -16,7 +16,7 @@ import faust
 from prometheus_client import Gauge
 
 from byflyt.models.base import hour_floor
-from byflyt.models.volumes import HourlyVolume
+from byflyt.models.volumes import VolumeFields
 
 ONE_HOUR = timedelta(hours=1)
 # How often the agents roll the gauge over to the wall clock's hours.
@@ -34,7 +34,7 @@ class LiveVolumes:
         self._values: dict[LiveKey, float] = {}
         self._shown: set[tuple[str, str, str, str]] = set()
 
-    def update(self, upserts: Iterable[HourlyVolume], deletes: Iterable[LiveKey] = ()) -> None:
+    def update(self, upserts: Iterable[VolumeFields], deletes: Iterable[LiveKey] = ()) -> None:
         """Take the rows just written (and kommune-hours just deleted), then refresh."""
         oldest = hour_floor(self._clock()) - ONE_HOUR
         for row in upserts:

@@ -16,7 +16,7 @@ from byflyt.streams.cycling import by_mode_and_kommune, volume_key
 from byflyt.streams.hourly import (
     PLAIN_FLOAT_MAX,
     PointState,
-    _VolumeJson,
+    VolumeRow,
     aggregate_counts,
     volume_record,
 )
@@ -39,12 +39,14 @@ def fast_record(
     if record is None:
         return None
     row, raw = record
-    assert row == aggregate_counts(kommune_nr, mode, hour, points)
+    model = aggregate_counts(kommune_nr, mode, hour, points)
+    assert model is not None
+    assert {name: getattr(row, name) for name in HourlyVolume.model_fields} == dict(model)
     return volume_key(row.kommune_nr, row.mode, hour), raw
 
 
 def test_the_json_has_the_models_fields_in_its_order() -> None:
-    assert _VolumeJson.__struct_fields__ == tuple(HourlyVolume.model_fields)
+    assert VolumeRow.__struct_fields__ == tuple(HourlyVolume.model_fields)
 
 
 def test_every_coverage_and_value_is_written_as_the_model_writes_it() -> None:
