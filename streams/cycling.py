@@ -108,6 +108,12 @@ def by_mode_and_kommune(counts: list[Count]) -> dict[tuple[str, str], int]:
 class CountAggregator(Sink):
     """State, loading, eviction and flushing of the count aggregation (one per worker)."""
 
+    writes_in_flight = 2
+    """A batch's write may wait behind the one before it: the main thread goes on with the
+    next batch meanwhile, rather than wait for the writer thread whenever one write runs
+    longer than a batch takes to apply. Memory keeps what every write in flight carries
+    (:meth:`_evict`)."""
+
     def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
         volumes = topic(app, settings, VOLUMES_HOURLY)
         super().__init__(app, settings, metrics, STAGE, volumes)
@@ -146,6 +152,10 @@ class CountAggregator(Sink):
         self._forward_topic = settings.topic(BIKE_COUNTS.name)
         self.revoked = False
         """Partitions were given away since the last batch: memory may be stale."""
+        self.flushed: set[Cell] = set()
+        """The kommune-hours of the last flush (:meth:`write`), until its write is in flight."""
+        self.in_flight: list[tuple[asyncio.Future[None], set[Cell]]] = []
+        """The kommune-hours each write in flight carries (kept in memory until it is done)."""
 
         @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a narrower callable
         async def on_revoked(sender: faust.App, revoked: object, **_: object) -> None:
@@ -205,6 +215,9 @@ class CountAggregator(Sink):
     async def begin_flush(self) -> asyncio.Future[None]:
         """Flush the counts, then sensor status (both stored before the batch is acknowledged)."""
         counts = await super().begin_flush()
+        if self.flushed:
+            self.in_flight.append((counts, self.flushed))
+            self.flushed = set()
         status = await self.status.begin_flush()
 
         async def stored() -> None:
@@ -435,8 +448,8 @@ class CountAggregator(Sink):
     def _evict(self, unstored: set[Cell]) -> None:
         """Drop kommune-hours behind their kommune's newest hour minus the retention (memory).
 
-        Only stored ones: called from :meth:`write`, when every earlier write is done, and
-        the ``unstored`` kommune-hours (this flush's) stay until a later flush. So memory
+        Only stored ones: called from :meth:`write`, and the ``unstored`` kommune-hours (this
+        flush's, and those of the writes still in flight) stay until a later flush. So memory
         always holds what a write in flight carries, and a read need not wait for it.
         The :attr:`loaded` spans shrink with them: an evicted hour is stored, not absent.
         """
@@ -484,7 +497,10 @@ class CountAggregator(Sink):
                 row, raw = record
                 upserts.append(row)
                 records.append((volume_key(row.kommune_nr, row.mode, start), raw))
-        self._evict(dirty)
+        # Kept in memory: this flush's kommune-hours and those of the writes still in flight.
+        self.in_flight = [(write, cells) for write, cells in self.in_flight if not write.done()]
+        self._evict(dirty.union(*(cells for _, cells in self.in_flight)))
+        self.flushed = dirty
         rows = list(point_hours.values())
         point_list = list(points.values())
 

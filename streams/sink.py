@@ -15,9 +15,10 @@ The agents of the stream topics (counts, trip states, vehicles, transit facts, f
 added with :meth:`Sink.batch_agent` instead: their records skip faust's per-event hand-over and
 arrive a whole fetch at a time (:meth:`Sink.consume_batches`), with the same parse, dead-letter,
 apply, flush and acknowledge steps, overlapped: a batch's store transaction runs on the writer
-thread while the next batch is parsed and applied (:meth:`Sink.begin_flush`). At most one write
-of a sink is in flight, and a batch is acknowledged only once its own write is done and the batch
-before it is acknowledged, so the committed offsets still never run ahead of the store. A faust
+thread while the next batch is parsed and applied (:meth:`Sink.begin_flush`). At most
+:attr:`Sink.writes_in_flight` writes of a sink are in flight (one; two for the cycling sink), in
+order, and a batch is acknowledged only once its own write is done and the batch before it is
+acknowledged, so the committed offsets still never run ahead of the store. A faust
 table such an agent changes is written to its changelog once per changed key a flush
 (:class:`byflyt.streams.tables.WriteBack`).
 
@@ -39,11 +40,12 @@ import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar, cast
+from typing import ClassVar, Generic, TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
@@ -297,6 +299,9 @@ async def send_batched(
 class Sink(ABC):
     """Batched consumption, dead-lettering and flushing; subclasses keep state and write it."""
 
+    writes_in_flight: ClassVar[int] = 1
+    """How many of the sink's store writes may be in flight at once (:meth:`begin_flush`)."""
+
     def __init__(
         self,
         app: faust.App,
@@ -317,7 +322,10 @@ class Sink(ABC):
         self.batches: list[Batch] = []
         """The partition batches of the fetch being applied (:meth:`consume_batches`)."""
         self.writing: asyncio.Future[None] | None = None
-        """The store write in flight (:meth:`begin_flush`), if any."""
+        """The last store write (:meth:`begin_flush`), if any: done only once every write
+        before it is done too."""
+        self._writes: deque[asyncio.Future[None]] = deque()
+        """The store writes in flight, oldest first (at most :attr:`writes_in_flight`)."""
 
     # -- what a subclass provides --------------------------------------------------------------
     @abstractmethod
@@ -495,16 +503,20 @@ class Sink(ABC):
         """Start writing what changed since the last flush; await the result until it is stored.
 
         The output topic's records are sent at once; the store transaction goes to the writer
-        thread, so the next batch can be read and applied while it is written. At most one
-        write of a sink is in flight: this first waits for the one before (and raises its
-        error).
+        thread, so the next batch can be read and applied while it is written. At most
+        :attr:`writes_in_flight` writes of a sink are in flight: this first waits until fewer
+        are (and raises the error of one that failed). The writes run in order, on the one
+        writer thread, and each is done only once the one before it is.
         """
         async with self.lock:
-            if self.writing is not None:
-                await self.writing
+            writes = self._writes
+            while writes and (writes[0].done() or len(writes) >= self.writes_in_flight):
+                await writes.popleft()
             started = time.perf_counter()
             out = await self.write()
             if not (out.records or out.write):
+                if self.writing is not None:
+                    return self.writing  # done once what is written before is
                 done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 done.set_result(None)
                 return done
@@ -517,21 +529,29 @@ class Sink(ABC):
                 producer = await self.app.maybe_start_producer()
                 aio = producer._ensure_producer()  # faust's aiokafka producer
                 sent = await send_batched(aio, self.output.get_topic_name(), out.records)
-            self.writing = asyncio.ensure_future(self._store(out, started, sent))
+            self.writing = asyncio.ensure_future(self._store(out, started, sent, self.writing))
+            writes.append(self.writing)
             return self.writing
 
     async def _store(
-        self, out: Output, started: float, sent: Sequence[asyncio.Future[RecordMetadata]] = ()
+        self,
+        out: Output,
+        started: float,
+        sent: Sequence[asyncio.Future[RecordMetadata]] = (),
+        before: asyncio.Future[None] | None = None,
     ) -> None:
         """The store write of ``out`` (retried while the store is away), then its ``after``.
 
         Done once the output records ``sent`` for it are delivered too (a delivery that
-        failed fails the batch, which is then not acknowledged).
+        failed fails the batch, which is then not acknowledged), and the write ``before`` it
+        is done (its ``after`` runs first; its failure fails this one too).
         """
         if out.write is not None:
             await self.shared.run(out.write)
         if sent:
             await asyncio.gather(*sent)
+        if before is not None:
+            await before
         if out.after is not None:
             out.after()
         self.metrics.agent_records.labels(self.name, "out").inc(out.count)
