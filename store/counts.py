@@ -93,7 +93,7 @@ class CountsStore(StoreBase):
 
         ``point_hours`` are ``point_hourly`` values as tuples (``source, point_id, hour_start,
         kommune_nr, mode, volume, coverage``, the hour in UTC epoch seconds; ``updated_at`` is
-        set here); the flush gives one a key (the last given for a key would win). A flush
+        set here), in the order counted: a key given more than once keeps the last. A flush
         writes tens of thousands: a tuple costs a fraction of a row mapping, and each distinct
         hour is converted to what the driver stores once, not once a row.
         Deletes of kommune-hours go first, so a key given in both ends up with the upserted

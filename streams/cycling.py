@@ -136,8 +136,9 @@ class CountAggregator(Sink):
         An hour may be in it twice, or no longer in memory; eviction skips what is gone."""
         self.newest: dict[tuple[str, str], int] = {}
         self.dirty: set[Cell] = set()
-        self.point_hours: dict[tuple[str, str, int], PointHourValues] = {}
-        """The batch's point-hours as the store takes them, the latest per point and hour."""
+        self.point_hours: list[PointHourValues] = []
+        """The batch's point-hours as the store takes them, in the order counted: a point-hour
+        given twice is written twice, and the store keeps the last (``write_counts``)."""
         self.new_points: dict[str, CountPoint] = {}
         self._kommune_keys: dict[str, bytes] = {}
         """Each kommune number's record key (encoded once, compared per record)."""
@@ -256,7 +257,8 @@ class CountAggregator(Sink):
         check, nothing of the batch has been kept and None is returned.
         """
         updates: dict[Cell, Points] = {}
-        point_hours: dict[tuple[str, str, int], PointHourValues] = {}
+        point_hours: list[PointHourValues] = []
+        add_point_hour = point_hours.append
         point_keys = self._point_keys
         for obs in batch:
             start = obs.start
@@ -274,15 +276,7 @@ class CountAggregator(Sink):
                 values = updates[cell] = {}
             volume, coverage = obs.volume, obs.coverage
             values[point] = PointState(volume, coverage)
-            point_hours[(source, point_id, hour)] = (
-                source,
-                point_id,
-                hour,
-                kommune_nr,
-                mode,
-                volume,
-                coverage,
-            )
+            add_point_hour((source, point_id, hour, kommune_nr, mode, volume, coverage))
         spans: dict[tuple[str, str], list[int]] = {}
         for group_kommune, group_mode, cell_hour in updates:
             span = spans.get((group_kommune, group_mode))
@@ -299,7 +293,7 @@ class CountAggregator(Sink):
         for group, (_, newest) in spans.items():
             newest_of[group] = max(newest_of.get(group, newest), newest)
         if self.point_hours:
-            self.point_hours.update(point_hours)
+            self.point_hours += point_hours
         else:
             self.point_hours = point_hours
         return updates
@@ -348,15 +342,7 @@ class CountAggregator(Sink):
                 values = updates[cell] = {}
             volume, coverage = obs.volume, obs.coverage
             values[point] = PointState(volume, coverage)
-            point_hours[(source, point_id, hour)] = (
-                source,
-                point_id,
-                hour,
-                kommune_nr,
-                mode,
-                volume,
-                coverage,
-            )
+            point_hours.append((source, point_id, hour, kommune_nr, mode, volume, coverage))
         if last_group is not None:
             newest_of[last_group] = newest
         for obs, newest in late:
@@ -486,9 +472,9 @@ class CountAggregator(Sink):
     async def write(self) -> Output:
         """Every dirty kommune-hour once, the batch's point-hours and points, one transaction."""
         dirty, self.dirty = self.dirty, set()
-        point_hours, self.point_hours = self.point_hours, {}
+        rows, self.point_hours = self.point_hours, []
         points, self.new_points = self.new_points, {}
-        if not (dirty or point_hours or points):
+        if not (dirty or rows or points):
             return Output()
         upserts: list[VolumeFields] = []
         deletes: list[VolumeKey] = []
@@ -507,7 +493,6 @@ class CountAggregator(Sink):
         self.in_flight = [(write, cells) for write, cells in self.in_flight if not write.done()]
         self._evict(dirty.union(*(cells for _, cells in self.in_flight)))
         self.flushed = dirty
-        rows = list(point_hours.values())
         point_list = list(points.values())
 
         def store_write(store: Store) -> None:

@@ -23,7 +23,7 @@ GRACE_DAYS = 3
 
 def _aggregator() -> tuple[CountAggregator, list[tuple[str, str, str]]]:
     agg = CountAggregator.__new__(CountAggregator)
-    agg.newest, agg.point_hours, agg._point_keys = {}, {}, {}
+    agg.newest, agg.point_hours, agg._point_keys = {}, [], {}
     agg.grace = GRACE_DAYS * 86400
     agg.settings = SimpleNamespace(late_grace_days=GRACE_DAYS)
     rejected: list[tuple[str, str, str]] = []
@@ -67,7 +67,7 @@ def test_a_batch_at_once_equals_a_count_at_a_time(seed: int) -> None:
         batch = _batch(rng, base)
         base += rng.randrange(0, 72) * 3600
         paths.add(fast._aggregate_within_grace(list(batch)) is None)
-        fast.newest, fast.point_hours = dict(slow.newest), dict(slow.point_hours)
+        fast.newest, fast.point_hours = dict(slow.newest), list(slow.point_hours)
         got = asyncio.run(fast.aggregate(batch))
         want = asyncio.run(slow._aggregate_in_order(batch))
         assert got == want

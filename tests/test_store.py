@@ -306,6 +306,28 @@ def test_big_batches_are_chunked(store: Store) -> None:
     assert len(calls) <= 6  # at most five statements (plus the BEGIN on SQLite)
 
 
+def test_a_point_hour_given_twice_in_one_statement_keeps_the_last(store: Store) -> None:
+    """The cycling flush writes point-hours in the order counted, repeats included."""
+    first = int(DST_END.timestamp())
+    rows = [
+        ("trafikkdata", "P1", first, "3403", "bicycle", 5, 100.0),
+        ("trafikkdata", "P2", first, "3403", "bicycle", 6, 100.0),
+        ("trafikkdata", "P1", first, "3403", "bicycle", None, 25.0),  # a correction
+        ("trafikkdata", "P2", first + 3600, "3403", "bicycle", 8, 100.0),
+        ("trafikkdata", "P1", first, "3403", "bicycle", 9, 75.0),  # corrected again
+    ]
+    store.write_counts([], rows, [], [])
+    stored = {
+        (p.point_id, p.hour_start): (p.volume, p.coverage) for p in store.query_point_hourly()
+    }
+    hour = datetime.fromtimestamp(first, UTC)
+    assert stored == {
+        ("P1", hour): (9, 75.0),
+        ("P2", hour): (6, 100.0),
+        ("P2", hour + timedelta(hours=1)): (8, 100.0),
+    }
+
+
 def test_a_correction_in_a_later_chunk_of_one_write_wins(store: Store) -> None:
     """Rows go in the order given across a write's statements (chunks of up to 4,096 rows)."""
     first = int(DST_END.timestamp())
