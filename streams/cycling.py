@@ -184,8 +184,7 @@ class CountAggregator(Sink):
         The per-record work (forwarding, the too-late check, each point's latest value per
         kommune-hour) needs nothing from the store, so it runs while the previous batch is
         still being written; then the kommune-hours memory does not hold are loaded (a read
-        beside that write: what it carries is in memory) and the batch's values merged in,
-        while the sensor status clocks take the batch's counts.
+        beside that write: what it carries is in memory) and the batch's values merged in.
         """
         if self.revoked:
             await self._forget_clean_cells()
@@ -210,14 +209,9 @@ class CountAggregator(Sink):
                 self.metrics.observations.labels(mode, kommune_nr).inc(n)
         self.status.in_flight += forwarded
         accepted, updates = await self.aggregate(local) if local else ([], {})
-        # The merge's read of stored point-hours runs while the status clocks take the counts.
-        merged = asyncio.ensure_future(self.merge(updates)) if updates else None
-        try:
-            await asyncio.sleep(0)  # the merge starts, up to its read
-            await self.status.add_counts(accepted, self.batches)
-        finally:
-            if merged is not None:
-                await merged
+        await self.status.add_counts(accepted, self.batches)
+        if updates:
+            await self.merge(updates)
 
     async def begin_flush(self) -> asyncio.Future[None]:
         """Flush the counts, then sensor status (both stored before the batch is acknowledged)."""
