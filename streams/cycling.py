@@ -247,30 +247,10 @@ class CountAggregator(Sink):
         No count is late when, per kommune and mode, the batch's oldest hour is within the
         grace of the newest hour there is after it (the kommune's newest before the batch or
         the batch's own): a count is never behind more than that. Checked on the batch's
-        kommune-hours, after one loop that does only the aggregation; if a group fails the
-        check, nothing of the batch has been kept and None is returned.
+        kommune-hours, after the aggregation (:meth:`_cells_of`); if a group fails the check,
+        nothing of the batch has been kept and None is returned.
         """
-        updates: dict[Cell, Points] = {}
-        point_hours: list[PointHourValues] = []
-        add_point_hour = point_hours.append
-        point_keys = self._point_keys
-        for obs in batch:
-            start = obs.start
-            hour = start - start % 3600
-            kommune_nr, mode, source, point_id = obs.kommune_nr, obs.mode, obs.source, obs.point_id
-            by_point = point_keys.get(source)
-            if by_point is None:
-                by_point = point_keys[source] = {}
-            point = by_point.get(point_id)
-            if point is None:
-                point = by_point[point_id] = intern(f"{source}:{point_id}")
-            cell = (kommune_nr, mode, hour)
-            values = updates.get(cell)
-            if values is None:
-                values = updates[cell] = {}
-            volume, coverage = obs.volume, obs.coverage
-            values[point] = PointState(volume, coverage)
-            add_point_hour((source, point_id, hour, kommune_nr, mode, volume, coverage))
+        updates, point_hours = self._cells_of(batch)
         spans: dict[tuple[str, str], list[int]] = {}
         for group_kommune, group_mode, cell_hour in updates:
             span = spans.get((group_kommune, group_mode))
@@ -286,22 +266,50 @@ class CountAggregator(Sink):
                 return None
         for group, (_, newest) in spans.items():
             newest_of[group] = max(newest_of.get(group, newest), newest)
-        if self.point_hours:
-            self.point_hours += point_hours
-        else:
-            self.point_hours = point_hours
+        self.point_hours += point_hours
         return updates
+
+    def _cells_of(self, counts: list[Count]) -> tuple[dict[Cell, Points], list[PointHourValues]]:
+        """Each point's latest value per kommune-hour of ``counts``, and their point-hours.
+
+        One loop, in order: the point-hours as the store takes them (a repeat is written
+        again, the last kept), the values keyed by the point's interned ``source:point_id``.
+        """
+        updates: dict[Cell, Points] = {}
+        point_hours: list[PointHourValues] = []
+        add_point_hour = point_hours.append
+        point_keys = self._point_keys
+        for obs in counts:
+            start = obs.start
+            hour = start - start % 3600
+            kommune_nr, mode, source, point_id = obs.kommune_nr, obs.mode, obs.source, obs.point_id
+            by_point = point_keys.get(source)
+            if by_point is None:
+                by_point = point_keys[source] = {}
+            point = by_point.get(point_id)
+            if point is None:
+                # One string per point, not per observation: cells keep their points' keys.
+                point = by_point[point_id] = intern(f"{source}:{point_id}")
+            cell = (kommune_nr, mode, hour)
+            values = updates.get(cell)
+            if values is None:
+                values = updates[cell] = {}
+            volume, coverage = obs.volume, obs.coverage
+            values[point] = PointState(volume, coverage)
+            add_point_hour((source, point_id, hour, kommune_nr, mode, volume, coverage))
+        return updates, point_hours
 
     async def _aggregate_in_order(
         self, batch: list[Count]
     ) -> tuple[list[Count], dict[Cell, Points]]:
-        """:meth:`aggregate` a count at a time: each checked against the newest hour before it."""
+        """:meth:`aggregate` a count at a time: each checked against the newest hour before it.
+
+        A late count moves nothing (nor the newest hour); the accepted ones are aggregated
+        in order afterwards (:meth:`_cells_of`), which lateness does not depend on.
+        """
         accepted: list[Count] = []
         late: list[tuple[Count, int]] = []
-        updates: dict[Cell, Points] = {}
         newest_of, grace = self.newest, self.grace
-        point_hours = self.point_hours
-        point_keys = self._point_keys
         # The newest hour of the kommune and mode at hand, kept in a local while they repeat.
         last_kommune = last_mode = ""
         last_group: tuple[str, str] | None = None
@@ -322,23 +330,10 @@ class CountAggregator(Sink):
             if hour > newest:
                 newest = hour
             accepted.append(obs)
-            source, point_id = obs.source, obs.point_id
-            by_point = point_keys.get(source)
-            if by_point is None:
-                by_point = point_keys[source] = {}
-            point = by_point.get(point_id)
-            if point is None:
-                # One string per point, not per observation: cells keep their points' keys.
-                point = by_point[point_id] = intern(f"{source}:{point_id}")
-            cell = (kommune_nr, mode, hour)
-            values = updates.get(cell)
-            if values is None:
-                values = updates[cell] = {}
-            volume, coverage = obs.volume, obs.coverage
-            values[point] = PointState(volume, coverage)
-            point_hours.append((source, point_id, hour, kommune_nr, mode, volume, coverage))
         if last_group is not None:
             newest_of[last_group] = newest
+        updates, point_hours = self._cells_of(accepted)
+        self.point_hours += point_hours
         for obs, newest in late:
             await self.reject(
                 BIKE_COUNTS.name,
