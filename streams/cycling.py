@@ -437,7 +437,7 @@ class CountAggregator(Sink):
         cells, newest, retention = self.cells, self.newest, self.retention
         for (kommune_nr, mode), heap in self.hours_held.items():
             group_newest = newest.get((kommune_nr, mode))
-            if group_newest is None or not heap or heap[0] >= group_newest - retention:
+            if group_newest is None:
                 continue
             floor = group_newest - retention
             kept: list[int] = []
